@@ -1,0 +1,1 @@
+"""Command-line interface (typer). Parses, loads, calls the simulator, hands results to reports."""

@@ -1,0 +1,48 @@
+"""The `roofline` command. Bad input is one line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from roofline import __version__
+from roofline.cli import estimate, hardware, model
+from roofline.errors import RooflineError
+
+app = typer.Typer(
+    name="roofline",
+    help="Predict how LLM workloads run on accelerators: latency, throughput, memory fit.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(hardware.app, name="hardware")
+app.add_typer(model.app, name="model")
+app.command("estimate")(estimate.estimate_command)
+app.command("memory")(estimate.memory_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"roofline {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version"),
+) -> None:
+    """roofline: what-if answers for LLM inference hardware."""
+
+
+def main() -> None:
+    try:
+        app()
+    except RooflineError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

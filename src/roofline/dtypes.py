@@ -1,0 +1,61 @@
+"""Numeric formats and their storage size.
+
+Storage sizes include the block-scale overhead of the micro-scaled formats, since that is what
+a kernel reads from memory:
+- fp4 is NVFP4 class: 4-bit values + one 8-bit scale per 16 values = 4.5 bits
+  (NVIDIA NVFP4; MXFP4 is 4.25 bits with one scale per 32 -- the difference is under 6%).
+- int4 is weight-only group quantization (AWQ/GPTQ, group 128, fp16 scale and zero) = 4.25 bits.
+- fp6 is MX-style 6-bit with one 8-bit scale per 32 values = 6.25 bits.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class DType(str, Enum):
+    FP32 = "fp32"
+    TF32 = "tf32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+    FP8 = "fp8"
+    FP6 = "fp6"
+    FP4 = "fp4"
+    INT8 = "int8"
+    INT4 = "int4"
+
+    @property
+    def bytes_per_element(self) -> float:
+        return _BYTES[self]
+
+    @property
+    def compute_dtype(self) -> DType:
+        """The tensor-core format that does the math when this format is stored.
+
+        Weight-only int4 is dequantized to 16-bit before the matmul (AWQ/GPTQ kernels), so its
+        matmuls run at bf16 speed while reading 4.25-bit weights.
+        """
+        return DType.BF16 if self is DType.INT4 else self
+
+
+_BYTES = {
+    DType.FP32: 4.0,
+    DType.TF32: 4.0,
+    DType.BF16: 2.0,
+    DType.FP16: 2.0,
+    DType.FP8: 1.0,
+    DType.FP6: 6.25 / 8,
+    DType.FP4: 4.5 / 8,
+    DType.INT8: 1.0,
+    DType.INT4: 4.25 / 8,
+}
+
+
+def parse_dtype(text: str) -> DType:
+    from roofline.errors import RooflineError
+
+    try:
+        return DType(text.lower())
+    except ValueError:
+        known = ", ".join(d.value for d in DType)
+        raise RooflineError(f"unknown dtype '{text}'; use one of {known}") from None

@@ -1,0 +1,181 @@
+"""Pydantic schema of the hardware YAML files.
+
+Every file has `kind: accelerator | link | system` and an `id`. Every block of numbers carries a
+`source:`. Quantities carry units in the YAML ("3.35 TB/s", "80 GiB", "989.4 TFLOP/s"); they are
+SI floats once loaded. Peaks are dense (no 2:4 sparsity); link bandwidths are per direction.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from roofline.dtypes import DType
+from roofline.units import Bytes, BytesPerSecond, FlopsPerSecond, Hertz, Seconds, Watts
+
+Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
+Source = Annotated[str, Field(min_length=3)]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _not_available(value: Any) -> Any:
+    return None if isinstance(value, str) and value.strip().lower() in {"n/a", "na", "none"} else value
+
+
+OptionalPeak = Annotated[FlopsPerSecond | None, BeforeValidator(_not_available)]
+
+
+class MemorySpec(Frozen):
+    """Device memory. `capacity` is what the driver exposes (nvidia-smi), binary where it is."""
+
+    type: str
+    capacity: Bytes
+    bandwidth: BytesPerSecond
+    source: Source
+
+
+class ComputeSpec(Frozen):
+    """Dense peak throughput per format; `n/a` where the hardware has no support."""
+
+    fp32: OptionalPeak
+    tf32: OptionalPeak
+    bf16: OptionalPeak
+    fp16: OptionalPeak
+    fp8: OptionalPeak
+    fp6: OptionalPeak
+    fp4: OptionalPeak
+    int8: OptionalPeak
+    clock: Hertz | None = None
+    source: Source
+
+    def peak_flops_per_s(self, dtype: DType) -> float | None:
+        return getattr(self, dtype.compute_dtype.value, None)  # type: ignore[no-any-return]
+
+
+class SramSpec(Frozen):
+    l2: Bytes
+    shared_memory_per_sm: Bytes
+    sm_count: int = Field(gt=0, description="SMs (NVIDIA) or CUs (AMD) enabled on the part")
+    source: Source
+
+
+class MatmulTile(Frozen):
+    """An output tile a GEMM kernel can use; the engine picks the one that wastes the least."""
+
+    m: int = Field(gt=0)
+    n: int = Field(gt=0)
+
+
+class EfficiencySpec(Frozen):
+    """Achievable fractions of the peaks, from public microbenchmarks (priors, not calibrated here).
+
+    - memory_bandwidth_fraction: STREAM-like copy/triad bandwidth over the spec bandwidth;
+    - matmul_fraction: best-shape GEMM throughput (MAMF) over the dense peak, per format; formats
+      not listed use `default`;
+    - attention_fraction: fused attention (FlashAttention-class) throughput over the bf16 peak;
+    - kernel_overhead: fixed time per kernel (launch gap, prologue/epilogue, tail) that a
+      well-fed stream of kernels pays even under CUDA graphs;
+    - matmul_tiles: output tiles GEMM kernels choose from; with the SM count they give the wave
+      quantization that makes small or odd-shaped matmuls slower than the peak.
+    """
+
+    memory_bandwidth_fraction: Fraction
+    matmul_fraction: dict[str, Fraction]
+    attention_fraction: Fraction
+    kernel_overhead: Seconds
+    matmul_tiles: list[MatmulTile] = Field(min_length=1)
+    source: Source
+
+    @model_validator(mode="after")
+    def _check_formats(self) -> EfficiencySpec:
+        known = {d.value for d in DType} | {"default"}
+        unknown = set(self.matmul_fraction) - known
+        if unknown:
+            raise ValueError(f"matmul_fraction has unknown formats {sorted(unknown)}; use {sorted(known)}")
+        if "default" not in self.matmul_fraction:
+            raise ValueError("matmul_fraction needs a 'default' entry for formats not listed")
+        return self
+
+    def matmul_fraction_for(self, dtype: DType) -> float:
+        return self.matmul_fraction.get(dtype.compute_dtype.value, self.matmul_fraction["default"])
+
+
+class PowerSpec(Frozen):
+    tdp: Watts
+    source: Source
+
+
+class Accelerator(Frozen):
+    kind: Literal["accelerator"]
+    id: str
+    name: str
+    vendor: Literal["nvidia", "amd", "google", "other"]
+    architecture: str
+    status: Literal["released", "pre-release"] = "released"
+    default_system: str | None = Field(
+        default=None, description="system id used when only the accelerator is named"
+    )
+    memory: MemorySpec
+    compute: ComputeSpec
+    sram: SramSpec
+    efficiency: EfficiencySpec
+    power: PowerSpec
+    runtime_reserve: Bytes = Field(
+        description="memory the runtime keeps for itself: CUDA context, library workspaces, allocator slack"
+    )
+    notes: str = ""
+
+
+class Wiring(str, Enum):
+    SWITCHED = "switched"  # every GPU reaches every other at full per-GPU bandwidth (NVSwitch, IB fabric)
+    POINT_TO_POINT = "point_to_point"  # direct links; a GPU's bandwidth is split among its peers (xGMI mesh)
+    ROOT_COMPLEX = "root_complex"  # GPU-to-GPU traffic through the PCIe root complex / host bridge
+
+
+class Link(Frozen):
+    kind: Literal["link"]
+    id: str
+    name: str
+    family: Literal["nvlink", "pcie", "infiniband", "ethernet", "c2c", "xgmi"]
+    bandwidth_per_port: BytesPerSecond = Field(
+        description="per direction, for one port (one NVLink, one x16 slot, one NIC)"
+    )
+    wiring: Wiring
+    latency: Seconds = Field(description="one hop, end to end, small message")
+    achievable_fraction: Fraction = Field(description="of the per-direction line rate, large messages")
+    source: Source
+    notes: str = ""
+
+
+class Attachment(Frozen):
+    """How GPUs of a system attach to a fabric: which link and how many ports each GPU has."""
+
+    link: str
+    ports_per_gpu: float = Field(gt=0)
+    wiring: Wiring | None = Field(default=None, description="overrides the link's wiring for this system")
+
+
+class System(Frozen):
+    kind: Literal["system"]
+    id: str
+    name: str
+    accelerator: str
+    gpus_per_node: int = Field(gt=0, description="GPUs in one node (one scale-up domain unless stated)")
+    gpus_per_domain: int = Field(gt=0, description="GPUs in one scale-up (NVLink / xGMI) domain")
+    scale_up: Attachment
+    scale_out: Attachment | None = None
+    host_link: Attachment | None = None
+    status: Literal["released", "pre-release"] = "released"
+    source: Source
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _domain_holds_nodes(self) -> System:
+        if self.gpus_per_domain % self.gpus_per_node and self.gpus_per_node % self.gpus_per_domain:
+            raise ValueError("gpus_per_domain and gpus_per_node must divide one another")
+        return self

@@ -1,0 +1,137 @@
+"""Operator IR: what a workload builds and the simulator times.
+
+An `Op` is one operator on one GPU for one step, with its FLOPs and the bytes it moves, repeated
+`count` times (e.g. once per layer of the pipeline stage). Workloads own their operator lists;
+the simulator owns the cost of each op. Units: FLOP, bytes; 1 multiply-add = 2 FLOP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from roofline.dtypes import DType
+
+
+class Phase(str, Enum):
+    PREFILL = "prefill"
+    DECODE = "decode"
+
+
+class OpKind(str, Enum):
+    MATMUL = "matmul"
+    ATTENTION = "attention"
+    ELEMENTWISE = "elementwise"
+    COLLECTIVE = "collective"
+
+
+class OpClass(str, Enum):
+    """What the op belongs to, for breakdowns (attention, MLP, communication, ...)."""
+
+    EMBEDDING = "embedding"
+    NORM = "norm"
+    ATTENTION = "attention"
+    MLP = "mlp"
+    LM_HEAD = "lm_head"
+    SAMPLING = "sampling"
+    COMMUNICATION = "communication"
+
+
+class CollectiveKind(str, Enum):
+    ALL_REDUCE = "all_reduce"
+    ALL_GATHER = "all_gather"
+    REDUCE_SCATTER = "reduce_scatter"
+    ALL_TO_ALL = "all_to_all"
+    SEND_RECV = "send_recv"
+
+
+@dataclass(frozen=True, slots=True)
+class Collective:
+    """A collective over a parallel group ('tp', 'pp', 'ep', ...) of `message_bytes` per GPU."""
+
+    kind: CollectiveKind
+    group: str
+    message_bytes: float
+
+
+@dataclass(frozen=True, slots=True)
+class MatmulShape:
+    """C[m, n] = A[m, k] @ B[k, n], repeated `batch` times (batched GEMM)."""
+
+    m: int
+    n: int
+    k: int
+    batch: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    name: str
+    kind: OpKind
+    op_class: OpClass
+    dtype: DType  # the format the math runs in (selects the peak)
+    flops: float = 0.0
+    weight_bytes: float = 0.0  # weights read
+    activation_bytes: float = 0.0  # activations read + written
+    kv_read_bytes: float = 0.0
+    kv_write_bytes: float = 0.0
+    count: int = 1  # instances per step on one GPU (e.g. layers in the stage)
+    kernels: int = 1  # kernels launched per instance
+    shape: MatmulShape | None = None
+    collective: Collective | None = None
+
+    @property
+    def bytes(self) -> float:
+        return self.weight_bytes + self.activation_bytes + self.kv_read_bytes + self.kv_write_bytes
+
+    @property
+    def arithmetic_intensity(self) -> float:
+        """FLOP per byte of memory traffic (0 for ops that move no bytes)."""
+        return self.flops / self.bytes if self.bytes else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Precision:
+    weight: DType = DType.BF16
+    activation: DType = DType.BF16
+    kv_cache: DType = DType.BF16
+
+    @property
+    def matmul_dtype(self) -> DType:
+        """Format of block matmuls: fp8/fp4 weights run fp8/fp4 GEMMs; int4 weight-only runs bf16."""
+        return self.weight.compute_dtype
+
+
+@dataclass(frozen=True, slots=True)
+class StepShape:
+    """One forward step on one micro-batch: `batch` sequences, each adding `new_tokens` tokens to a
+    KV cache that then holds `context_tokens` tokens (prefill: new == context == isl; decode:
+    new == 1, context == c)."""
+
+    phase: Phase
+    batch: int
+    new_tokens: int
+    context_tokens: int
+
+    @property
+    def tokens(self) -> int:
+        return self.batch * self.new_tokens
+
+    @property
+    def prior_tokens(self) -> int:
+        return self.context_tokens - self.new_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """What one GPU holds: its share of a TP group and the layers of its pipeline stage."""
+
+    tp: int = 1
+    layer_start: int = 0
+    layer_end: int = 0  # exclusive
+    has_embedding: bool = True
+    has_lm_head: bool = True
+
+    @property
+    def num_layers(self) -> int:
+        return self.layer_end - self.layer_start

@@ -1,0 +1,1 @@
+"""Reports: tables, JSON and CSV (and, later, plots and spreadsheets). Formatting lives here only."""

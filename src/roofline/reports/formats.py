@@ -1,0 +1,46 @@
+"""Machine-readable outputs: JSON (SI units, unit in every key) and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2, default=_default) + "\n"
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "value"):  # enums
+        return value.value
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    if not rows:
+        return ""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _flat(v) for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def _flat(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'memory': {'fits': True}} -> {'memory.fits': True} (for one-row CSV)."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

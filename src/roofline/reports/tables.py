@@ -1,0 +1,135 @@
+"""Terminal tables (rich) for estimates, memory, hardware and models. Human units only here."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.table import Table
+
+from roofline.hardware_specs.schema import Accelerator, Link, System
+from roofline.simulator.results import EstimateResult, MemoryResult, PhaseResult
+from roofline.units import format_bytes, format_count, format_rate, format_time
+from roofline.workloads.base import Workload
+
+
+def _gib(value: float) -> str:
+    return format_bytes(value, binary=True)
+
+
+def estimate_summary(result: EstimateResult) -> Table:
+    title = (
+        f"{result.model} on {result.num_gpus} x {result.hardware} ({result.system}), "
+        f"tp={result.tp} pp={result.pp} dp={result.dp}, weights {result.weight_dtype}, KV {result.kv_cache_dtype}"
+        + (" [ideal roofline]" if result.ideal else "")
+    )
+    table = Table(title=title, title_justify="left", show_header=True, min_width=len(title))
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("no-overlap bound", justify="right")
+    rows = [
+        ("batch x isl / osl", f"{result.batch} x {result.isl} / {result.osl}", ""),
+        ("TTFT (prefill of the batch)", format_time(result.ttft_s), format_time(result.ttft_no_overlap_s)),
+        ("TPOT (mean decode step)", format_time(result.tpot_s), format_time(result.tpot_no_overlap_s)),
+        ("end-to-end latency", format_time(result.e2e_latency_s), ""),
+        ("output tokens/s", f"{result.output_tokens_per_s:,.0f}", ""),
+        ("output tokens/s per GPU", f"{result.output_tokens_per_s / result.num_gpus:,.0f}", ""),
+        ("decode tokens/s (batch / TPOT)", f"{result.decode_tokens_per_s:,.0f}", ""),
+        ("prefill bound / decode bound", f"{result.prefill.bound} / {result.decode.bound}", ""),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def memory_table(memory: MemoryResult) -> Table:
+    table = Table(title="Memory per GPU (most loaded stage)", title_justify="left")
+    table.add_column("item")
+    table.add_column("size", justify="right")
+    for name, value in (
+        ("weights", memory.weights_bytes), ("KV cache", memory.kv_cache_bytes),
+        ("activations (peak)", memory.activation_bytes), ("runtime reserve", memory.reserve_bytes),
+        ("total", memory.total_bytes), ("capacity", memory.capacity_bytes),
+    ):
+        table.add_row(name, _gib(value))
+    verdict = "yes" if memory.fits else "NO"
+    margin = memory.margin_bytes
+    table.add_row("fits", f"{verdict} ({'+' if margin >= 0 else '-'}{_gib(abs(margin))} margin)")
+    table.add_row("KV cache per token (whole model)", format_bytes(memory.kv_cache_bytes_per_token))
+    table.add_row("max batch at isl+osl", f"{memory.max_batch:,}")
+    table.add_row("max context at this batch", f"{memory.max_context_tokens:,} tokens")
+    return table
+
+
+def ops_table(phase: PhaseResult) -> Table:
+    table = Table(
+        title=f"{phase.phase.value} step operators (context {phase.context_tokens} tokens), per replica",
+        title_justify="left",
+    )
+    for column, justify in (("operator", "left"), ("count", "right"), ("FLOPs", "right"), ("bytes", "right"),
+                            ("FLOP/B", "right"), ("time", "right"), ("share", "right"), ("bound", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    total = sum(r.time_s for r in phase.ops) or 1.0
+    for row in phase.ops:
+        table.add_row(
+            row.name, str(row.count), format_count(row.flops), format_bytes(row.bytes),
+            f"{row.arithmetic_intensity_flops_per_byte:.1f}", format_time(row.time_s),
+            f"{100 * row.time_s / total:.1f}%", row.bound,
+        )
+    return table
+
+
+def estimate_view(result: EstimateResult, with_ops: bool) -> Group:
+    parts: list[Table] = [estimate_summary(result), memory_table(result.memory)]
+    if with_ops:
+        parts += [ops_table(result.prefill), ops_table(result.decode)]
+    return Group(*parts)
+
+
+def hardware_list(accelerators: list[Accelerator]) -> Table:
+    table = Table(title="Accelerators (dense peaks)", title_justify="left")
+    for column in ("id", "name", "memory", "bandwidth", "bf16", "fp8", "fp4", "TDP", "status"):
+        table.add_column(column)
+    for acc in accelerators:
+        c = acc.compute
+        table.add_row(
+            acc.id, acc.name, _gib(acc.memory.capacity), format_rate(acc.memory.bandwidth, "B/s"),
+            *(format_rate(p, "FLOP/s") if p else "n/a" for p in (c.bf16, c.fp8, c.fp4)),
+            f"{acc.power.tdp:g} W", acc.status,
+        )
+    return table
+
+
+def systems_table(systems: list[System]) -> Table:
+    table = Table(title="Systems", title_justify="left")
+    for column in ("id", "accelerator", "GPUs/node", "scale-up domain", "scale-up", "scale-out"):
+        table.add_column(column)
+    for s in systems:
+        out = f"{s.scale_out.link} x{s.scale_out.ports_per_gpu:g}" if s.scale_out else "-"
+        table.add_row(s.id, s.accelerator, str(s.gpus_per_node), str(s.gpus_per_domain),
+                      f"{s.scale_up.link} x{s.scale_up.ports_per_gpu:g}", out)
+    return table
+
+
+def links_table(links: list[Link]) -> Table:
+    table = Table(title="Links (per direction)", title_justify="left")
+    for column in ("id", "name", "per port", "wiring", "latency", "achievable"):
+        table.add_column(column)
+    for link in links:
+        table.add_row(link.id, link.name, format_rate(link.bandwidth_per_port, "B/s"), link.wiring.value,
+                      format_time(link.latency), f"{link.achievable_fraction:.0%}")
+    return table
+
+
+def model_list(models: list[Workload]) -> Table:
+    table = Table(title="Models", title_justify="left")
+    for column in ("id", "kind", "name", "params", "KV / token (bf16)"):
+        table.add_column(column)
+    from roofline.ir import Precision
+
+    for m in models:
+        table.add_row(m.id, m.kind, m.name, format_count(m.parameter_counts().total),
+                      format_bytes(m.kv_cache_bytes_per_token(Precision()), binary=True))
+    return table
+
+
+def print_renderable(renderable: object) -> None:
+    Console(width=140).print(renderable)

@@ -1,0 +1,122 @@
+"""Roofline cost of one operator on one accelerator.
+
+    compute_s  = flops / (peak[dtype] * achievable fraction * wave utilization)
+    memory_s   = bytes / (HBM bandwidth * achievable fraction)
+    comm_s     = collective model (comm.py)
+    time_s     = max(compute_s, memory_s, comm_s) + kernels * kernel_overhead
+
+The max is the perfect-overlap bound (the headline); `no_overlap_s` is the sum, the other bound.
+With `ideal=True` every fraction is 1, waves are perfect and overheads are 0: the pure textbook
+roofline.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from roofline.dtypes import DType
+from roofline.errors import RooflineError
+from roofline.hardware_specs.cluster import Cluster
+from roofline.hardware_specs.schema import MatmulTile
+from roofline.ir import MatmulShape, Op, OpKind
+from roofline.simulator.comm import CommLibrary, collective_time_s, group_layout, load_library
+
+
+@dataclass(frozen=True, slots=True)
+class OpCost:
+    op: Op
+    compute_s: float  # per instance
+    memory_s: float
+    comm_s: float
+    overhead_s: float
+
+    @property
+    def time_s(self) -> float:
+        """Per-instance time, perfect overlap of compute, memory and communication."""
+        return max(self.compute_s, self.memory_s, self.comm_s) + self.overhead_s
+
+    @property
+    def total_s(self) -> float:
+        return self.time_s * self.op.count
+
+    @property
+    def no_overlap_s(self) -> float:
+        return (self.compute_s + self.memory_s + self.comm_s + self.overhead_s) * self.op.count
+
+    @property
+    def bound(self) -> str:
+        parts = {"compute": self.compute_s, "memory": self.memory_s, "communication": self.comm_s}
+        if self.overhead_s > max(parts.values()):
+            return "overhead"
+        return max(parts, key=lambda k: parts[k])
+
+
+def wave_utilization(shape: MatmulShape, sm_count: int, tiles: list[MatmulTile],
+                     min_split_k: int = 256) -> float:
+    """Useful fraction of the tile slots a GEMM occupies, best over the kernel's tile choices.
+
+    Output tiles are spread over the SMs in waves; a partial last wave and tiles hanging over
+    the matrix edge do no useful work (wave and tile quantization). When there are fewer tiles
+    than SMs, K is split (split-K, as cuBLAS does for skinny GEMMs) into chunks of at least
+    `min_split_k` so the idle SMs get work.
+    """
+    best = 0.0
+    for tile in tiles:
+        count = math.ceil(shape.m / tile.m) * math.ceil(shape.n / tile.n) * shape.batch
+        splits = max(1, min(sm_count // count, shape.k // min_split_k)) if count < sm_count else 1
+        waves = math.ceil(count * splits / sm_count)
+        useful = shape.m * shape.n * shape.batch * splits
+        best = max(best, useful / (waves * sm_count * tile.m * tile.n))
+    return best
+
+
+class RooflineCostModel:
+    def __init__(self, cluster: Cluster, tp: int = 1, pp: int = 1, ideal: bool = False,
+                 library: CommLibrary | None = None) -> None:
+        self.cluster, self.tp, self.pp, self.ideal = cluster, tp, pp, ideal
+        self.library = library or load_library()
+        acc = cluster.accelerator
+        self._memory_bytes_per_s = acc.memory.bandwidth * (1.0 if ideal else acc.efficiency.memory_bandwidth_fraction)
+        self._overhead_s = 0.0 if ideal else acc.efficiency.kernel_overhead
+
+    def peak_flops_per_s(self, dtype: DType) -> float:
+        acc = self.cluster.accelerator
+        peak = acc.compute.peak_flops_per_s(dtype)
+        if peak is None:
+            raise RooflineError(
+                f"{acc.id} has no {dtype.value} support; choose a format it has (e.g. --weight-dtype bf16)"
+            )
+        return peak
+
+    def _compute_s(self, op: Op) -> float:
+        if op.flops == 0:
+            return 0.0
+        acc = self.cluster.accelerator
+        if op.kind is OpKind.ELEMENTWISE:
+            return op.flops / self.peak_flops_per_s(DType.FP32)  # vector units, not tensor cores
+        peak = self.peak_flops_per_s(op.dtype)
+        if self.ideal:
+            return op.flops / peak
+        if op.kind is OpKind.ATTENTION:
+            return op.flops / (peak * acc.efficiency.attention_fraction)
+        fraction = acc.efficiency.matmul_fraction_for(op.dtype)
+        if op.shape is not None:
+            fraction *= wave_utilization(op.shape, acc.sram.sm_count, acc.efficiency.matmul_tiles)
+        return op.flops / (peak * fraction)
+
+    def _comm_s(self, op: Op) -> float:
+        if op.collective is None:
+            return 0.0
+        layout = group_layout(self.cluster, op.collective.group, self.tp, self.pp)
+        return collective_time_s(op.collective, layout, self.library, self.ideal)
+
+    def cost(self, op: Op) -> OpCost:
+        is_comm = op.collective is not None
+        return OpCost(
+            op=op,
+            compute_s=0.0 if is_comm else self._compute_s(op),
+            memory_s=0.0 if is_comm else op.bytes / self._memory_bytes_per_s,
+            comm_s=self._comm_s(op),
+            overhead_s=0.0 if is_comm else op.kernels * self._overhead_s,
+        )

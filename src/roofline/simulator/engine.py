@@ -1,0 +1,117 @@
+"""The estimate: prefill and decode steps timed operator by operator, pipeline stages composed,
+TPOT averaged over the generation as the context grows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from roofline.hardware_specs.cluster import Cluster
+from roofline.ir import Collective, CollectiveKind, Op, OpClass, OpKind, Phase, Placement, StepShape
+from roofline.simulator.cost import OpCost, RooflineCostModel
+from roofline.simulator.memory import memory_result
+from roofline.simulator.plan import Scenario, stage_placements
+from roofline.simulator.results import EstimateResult, OpRow, PhaseResult
+from roofline.workloads.base import Workload
+
+MAX_DECODE_SAMPLES = 32  # decode steps actually timed; TPOT is their mean
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """One micro-batch through every stage: total time (sum of stages and hops), slowest stage."""
+
+    costs: tuple[OpCost, ...]
+    time_s: float
+    no_overlap_s: float
+    slowest_stage_s: float
+
+
+def _stage_ops(workload: Workload, step: StepShape, scenario: Scenario, placement: Placement) -> list[Op]:
+    ops = workload.build_ops(step, scenario.precision, placement)
+    if scenario.plan.pp > 1 and not placement.has_lm_head:
+        message = workload.stage_boundary_bytes(step, scenario.precision)
+        ops.append(Op(name="pp_send_recv", kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION,
+                      dtype=scenario.precision.activation,
+                      collective=Collective(CollectiveKind.SEND_RECV, "pp", message)))
+    return ops
+
+
+def time_step(workload: Workload, step: StepShape, scenario: Scenario, model: RooflineCostModel,
+              placements: Sequence[Placement]) -> StepTiming:
+    costs: list[OpCost] = []
+    stage_times: list[float] = []
+    no_overlap = 0.0
+    for placement in placements:
+        stage_costs = [model.cost(op) for op in _stage_ops(workload, step, scenario, placement)]
+        costs += stage_costs
+        stage_times.append(sum(c.total_s for c in stage_costs))
+        no_overlap += sum(c.no_overlap_s for c in stage_costs)
+    return StepTiming(tuple(costs), sum(stage_times), no_overlap, max(stage_times))
+
+
+def _phase_result(phase: Phase, context: int, timing: StepTiming, time_s: float, no_overlap_s: float) -> PhaseResult:
+    rows: dict[str, OpRow] = {}
+    for c in timing.costs:  # merge the same operator across pipeline stages
+        op, prev = c.op, rows.get(c.op.name)
+        row = OpRow(
+            phase=phase, name=op.name, op_class=op.op_class.value, kind=op.kind.value, count=op.count,
+            flops=op.flops * op.count, bytes=op.bytes * op.count, compute_s=c.compute_s * op.count,
+            memory_s=c.memory_s * op.count, communication_s=c.comm_s * op.count,
+            overhead_s=c.overhead_s * op.count, time_s=c.total_s, bound=c.bound,
+        )
+        if prev is not None:
+            row = OpRow(phase, op.name, row.op_class, row.kind, prev.count + row.count, prev.flops + row.flops,
+                        prev.bytes + row.bytes, prev.compute_s + row.compute_s, prev.memory_s + row.memory_s,
+                        prev.communication_s + row.communication_s, prev.overhead_s + row.overhead_s,
+                        prev.time_s + row.time_s, prev.bound)
+        rows[op.name] = row
+    ops = tuple(rows.values())
+    return PhaseResult(
+        phase=phase, context_tokens=context, time_s=time_s, time_no_overlap_s=no_overlap_s,
+        flops=sum(r.flops for r in ops), bytes=sum(r.bytes for r in ops),
+        compute_s=sum(r.compute_s for r in ops), memory_s=sum(r.memory_s for r in ops),
+        communication_s=sum(r.communication_s for r in ops), overhead_s=sum(r.overhead_s for r in ops), ops=ops,
+    )
+
+
+def decode_contexts(isl: int, osl: int, samples: int = MAX_DECODE_SAMPLES) -> list[int]:
+    """Context lengths of the decode steps to time: every step when there are few, else the
+    midpoints of `samples` equal bins. Step j (1..osl-1) attends to isl + j tokens."""
+    steps = max(osl - 1, 1)
+    if steps <= samples:
+        return [isl + j for j in range(1, steps + 1)]
+    return [isl + 1 + int((i + 0.5) * steps / samples) for i in range(samples)]
+
+
+def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bool = False) -> EstimateResult:
+    plan, precision = scenario.plan, scenario.precision
+    placements = stage_placements(workload, plan)
+    model = RooflineCostModel(cluster, tp=plan.tp, pp=plan.pp, ideal=ideal)
+    micro, m = scenario.micro_batch, scenario.micro_batches
+
+    prefill_step = StepShape(Phase.PREFILL, batch=micro, new_tokens=scenario.isl, context_tokens=scenario.isl)
+    prefill = time_step(workload, prefill_step, scenario, model, placements)
+    # the last micro-batch leaves the pipeline (m - 1) slowest-stage times after the first
+    ttft_s = prefill.time_s + (m - 1) * prefill.slowest_stage_s
+    ttft_no_overlap_s = prefill.no_overlap_s + (m - 1) * prefill.slowest_stage_s
+
+    contexts = decode_contexts(scenario.isl, scenario.osl)
+    decode_steps = [
+        time_step(workload, StepShape(Phase.DECODE, micro, 1, c), scenario, model, placements) for c in contexts
+    ]
+    tpot_s = sum(s.time_s for s in decode_steps) / len(decode_steps)
+    tpot_no_overlap_s = sum(s.no_overlap_s for s in decode_steps) / len(decode_steps)
+    middle = decode_steps[len(decode_steps) // 2]
+
+    return EstimateResult(
+        model=workload.id, hardware=cluster.accelerator.id, system=cluster.system.id,
+        num_gpus=plan.num_gpus, tp=plan.tp, pp=plan.pp, dp=plan.dp,
+        batch=scenario.batch, isl=scenario.isl, osl=scenario.osl,
+        weight_dtype=precision.weight.value, activation_dtype=precision.activation.value,
+        kv_cache_dtype=precision.kv_cache.value, ideal=ideal,
+        ttft_s=ttft_s, tpot_s=tpot_s, ttft_no_overlap_s=ttft_no_overlap_s, tpot_no_overlap_s=tpot_no_overlap_s,
+        prefill=_phase_result(Phase.PREFILL, scenario.isl, prefill, ttft_s, ttft_no_overlap_s),
+        decode=_phase_result(Phase.DECODE, contexts[len(contexts) // 2], middle, tpot_s, tpot_no_overlap_s),
+        memory=memory_result(workload, cluster, scenario),
+    )

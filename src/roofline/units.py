@@ -1,0 +1,161 @@
+"""Units: parse "3.35 TB/s" / "80 GiB" / "989 TFLOP/s" into plain SI floats, and format them back.
+
+Inside the package every quantity is a float in SI base units: bytes, seconds, FLOP, bytes/s,
+FLOP/s, watts, hertz. Rates and counts use decimal prefixes (1 TB/s = 1e12 B/s); binary prefixes
+(KiB, MiB, GiB) are accepted where a capacity really is binary. Bits are accepted for link speeds
+("400 Gb/s" = 50e9 B/s). Conversion happens only at the edges: YAML loading and report formatting.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from enum import Enum
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+_DECIMAL = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+_BINARY = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}
+
+
+class Dimension(str, Enum):
+    BYTES = "bytes"
+    BANDWIDTH = "bytes/s"
+    FLOP_RATE = "FLOP/s"
+    TIME = "s"
+    POWER = "W"
+    FREQUENCY = "Hz"
+
+
+def _unit_table() -> dict[str, tuple[Dimension, float]]:
+    table: dict[str, tuple[Dimension, float]] = {}
+    for prefix, factor in _DECIMAL.items():
+        table[f"{prefix}B"] = (Dimension.BYTES, factor)
+        table[f"{prefix}B/s"] = (Dimension.BANDWIDTH, factor)
+        table[f"{prefix}b/s"] = (Dimension.BANDWIDTH, factor / 8.0)
+        table[f"{prefix}bps"] = (Dimension.BANDWIDTH, factor / 8.0)
+        table[f"{prefix}FLOP/s"] = (Dimension.FLOP_RATE, factor)
+        table[f"{prefix}FLOPS"] = (Dimension.FLOP_RATE, factor)
+        table[f"{prefix}OP/s"] = (Dimension.FLOP_RATE, factor)  # integer ops (int8 TOP/s)
+        table[f"{prefix}OPS"] = (Dimension.FLOP_RATE, factor)
+        table[f"{prefix}W"] = (Dimension.POWER, factor)
+        table[f"{prefix}Hz"] = (Dimension.FREQUENCY, factor)
+    for prefix, factor in _BINARY.items():
+        table[f"{prefix}B"] = (Dimension.BYTES, factor)
+        table[f"{prefix}B/s"] = (Dimension.BANDWIDTH, factor)
+    table.update(
+        {
+            "s": (Dimension.TIME, 1.0),
+            "ms": (Dimension.TIME, 1e-3),
+            "us": (Dimension.TIME, 1e-6),
+            "µs": (Dimension.TIME, 1e-6),
+            "ns": (Dimension.TIME, 1e-9),
+        }
+    )
+    return table
+
+
+UNITS = _unit_table()
+_QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-zµ/]+)\s*$")
+
+
+def parse_quantity(text: Any, dimension: Dimension) -> float:
+    """Parse "3.35 TB/s" into 3.35e12 (bytes/s). Bare numbers and wrong dimensions are rejected."""
+    if isinstance(text, bool) or isinstance(text, (int, float)):
+        raise ValueError(
+            f"bare number {text!r} has no unit; write it with one, e.g. '{text} {_example(dimension)}'"
+        )
+    if not isinstance(text, str):
+        raise ValueError(f"expected a quantity with a unit ({_example(dimension)}), got {text!r}")
+    match = _QUANTITY.match(text)
+    if not match:
+        raise ValueError(f"cannot read {text!r} as a quantity; write e.g. '3.35 {_example(dimension)}'")
+    number, unit = float(match.group(1)), match.group(2)
+    if unit not in UNITS:
+        raise ValueError(f"unknown unit {unit!r} in {text!r}; expected a {dimension.value} unit")
+    unit_dimension, factor = UNITS[unit]
+    if unit_dimension is not dimension:
+        raise ValueError(
+            f"{text!r} is a {unit_dimension.value} quantity, expected {dimension.value} "
+            f"(e.g. '{_example(dimension)}')"
+        )
+    value = number * factor
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{text!r} must be a finite, non-negative quantity")
+    return value
+
+
+def _example(dimension: Dimension) -> str:
+    return {
+        Dimension.BYTES: "GiB",
+        Dimension.BANDWIDTH: "TB/s",
+        Dimension.FLOP_RATE: "TFLOP/s",
+        Dimension.TIME: "us",
+        Dimension.POWER: "W",
+        Dimension.FREQUENCY: "MHz",
+    }[dimension]
+
+
+def _validator(dimension: Dimension) -> Callable[[Any], float]:
+    def validate(value: Any) -> float:
+        return parse_quantity(value, dimension)
+
+    return validate
+
+
+# Pydantic field types: a YAML string with a unit in, an SI float out.
+Bytes = Annotated[
+    float,
+    BeforeValidator(_validator(Dimension.BYTES)),
+    PlainSerializer(lambda v: f"{format_bytes(v)} ({format_bytes(v, binary=True)})"),
+]
+BytesPerSecond = Annotated[
+    float, BeforeValidator(_validator(Dimension.BANDWIDTH)), PlainSerializer(lambda v: format_rate(v, "B/s"))
+]
+FlopsPerSecond = Annotated[
+    float, BeforeValidator(_validator(Dimension.FLOP_RATE)), PlainSerializer(lambda v: format_rate(v, "FLOP/s"))
+]
+Seconds = Annotated[float, BeforeValidator(_validator(Dimension.TIME)), PlainSerializer(lambda v: format_time(v))]
+Watts = Annotated[float, BeforeValidator(_validator(Dimension.POWER)), PlainSerializer(lambda v: f"{v:g} W")]
+Hertz = Annotated[float, BeforeValidator(_validator(Dimension.FREQUENCY)), PlainSerializer(lambda v: format_rate(v, "Hz"))]
+
+
+# ---- formatting (edges only) -------------------------------------------------------------------
+
+
+def format_rate(value: float, unit: str) -> str:
+    """Decimal-prefixed rate: 3.35e12, 'B/s' -> '3.35 TB/s'."""
+    for prefix, factor in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= factor:
+            return f"{value / factor:.4g} {prefix}{unit}"
+    return f"{value:.4g} {unit}"
+
+
+def format_bytes(value: float, binary: bool = False) -> str:
+    """Bytes with decimal (GB) or binary (GiB) prefixes."""
+    steps = (
+        (("Ti", 2.0**40), ("Gi", 2.0**30), ("Mi", 2.0**20), ("Ki", 2.0**10))
+        if binary
+        else (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3))
+    )
+    for prefix, factor in steps:
+        if abs(value) >= factor:
+            return f"{value / factor:.4g} {prefix}B"
+    return f"{value:.4g} B"
+
+
+def format_time(seconds: float) -> str:
+    for unit, factor in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if abs(seconds) >= factor:
+            return f"{seconds / factor:.4g} {unit}"
+    return f"{seconds / 1e-9:.4g} ns"
+
+
+def format_count(value: float) -> str:
+    """Decimal count: 70.55e9 -> '70.55 B' (never 1024-based)."""
+    for suffix, factor in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= factor:
+            return f"{value / factor:.4g} {suffix}"
+    return f"{value:.4g}"

@@ -1,0 +1,86 @@
+"""Workload base class and the registry of workload kinds.
+
+A workload kind is a pydantic model with `kind: Literal[...]`, registered with `@register_kind`.
+It computes its own parameter counts, memory per GPU and operator list; the engine never asks
+which kind it is (no if/elif chains).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from roofline.ir import Op, Placement, Precision, StepShape
+
+
+@dataclass(frozen=True)
+class ParameterCounts:
+    """Parameters by component; `active` is what one token touches (== total for dense models)."""
+
+    total: float
+    active: float
+    by_component: dict[str, float] = field(default_factory=dict)
+
+
+class Workload(BaseModel, ABC):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str
+    id: str
+    name: str
+    source: str = Field(min_length=3)
+    published_params: float | None = Field(default=None, gt=0, description="published total parameter count")
+    published_params_source: str | None = None
+    max_position_embeddings: int | None = Field(default=None, gt=0)
+
+    @property
+    @abstractmethod
+    def num_layers(self) -> int: ...
+
+    @abstractmethod
+    def parameter_counts(self) -> ParameterCounts: ...
+
+    @abstractmethod
+    def check_parallel(self, tp: int, pp: int) -> None:
+        """Raise RooflineError when the model cannot be split this way."""
+
+    @abstractmethod
+    def weight_bytes(self, precision: Precision, placement: Placement) -> float:
+        """Weight bytes resident on one GPU with this placement."""
+
+    @abstractmethod
+    def kv_cache_bytes(self, tokens: int, precision: Precision, placement: Placement) -> float:
+        """KV-cache (and recurrent-state) bytes one sequence of `tokens` tokens holds on one GPU."""
+
+    @abstractmethod
+    def activation_bytes(self, step: StepShape, precision: Precision, placement: Placement) -> float:
+        """Peak live activation bytes on one GPU while running `step`."""
+
+    @abstractmethod
+    def build_ops(self, step: StepShape, precision: Precision, placement: Placement) -> list[Op]:
+        """Operators one GPU runs for one step."""
+
+    @abstractmethod
+    def stage_boundary_bytes(self, step: StepShape, precision: Precision) -> float:
+        """Activation bytes one pipeline stage hands to the next for this step."""
+
+    def kv_cache_bytes_per_token(self, precision: Precision) -> float:
+        """Whole-model KV bytes per token of context on one unsharded replica (no window caps)."""
+        full = Placement(tp=1, layer_start=0, layer_end=self.num_layers)
+        return self.kv_cache_bytes(1, precision, full)
+
+
+W = TypeVar("W", bound=type[Workload])
+WORKLOAD_KINDS: dict[str, type[Workload]] = {}
+
+
+def register_kind(name: str) -> Callable[[W], W]:
+    def decorate(cls: W) -> W:
+        WORKLOAD_KINDS[name] = cls
+        return cls
+
+    return decorate

@@ -1,0 +1,200 @@
+"""Operator builders shared by workload kinds: attention (MHA/GQA/MQA, windows), dense MLP,
+norms, embedding, LM head, sampling and the TP collectives that go with them.
+
+Conventions: T = tokens in the step on this GPU's micro-batch, d = hidden size, `_l` = the
+local (per-GPU) share under tensor parallelism, a/w/kv = bytes per element of activations,
+weights and KV cache. Matmul FLOPs = 2 m n k.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from roofline.dtypes import DType
+from roofline.errors import RooflineError
+from roofline.ir import (
+    Collective,
+    CollectiveKind,
+    MatmulShape,
+    Op,
+    OpClass,
+    OpKind,
+    Precision,
+    StepShape,
+)
+
+
+def causal_kv_sum(prior_tokens: int, new_tokens: int, window: int | None) -> float:
+    """Sum over the new tokens of how many KV entries each attends to (itself included).
+
+    Token i (1-based) of the new ones sees prior + i entries, capped at the window W:
+    sum_{s=prior+1}^{prior+new} min(s, W).
+    """
+    first, last = prior_tokens + 1, prior_tokens + new_tokens
+    if window is None or last <= window:
+        return (first + last) * new_tokens / 2.0
+    if first > window:
+        return float(window) * new_tokens
+    uncapped = (first + window) * (window - first + 1) / 2.0
+    return uncapped + float(window) * (last - window)
+
+
+def kv_length(context_tokens: int, window: int | None) -> int:
+    return context_tokens if window is None else min(context_tokens, window)
+
+
+def local_heads(num_heads: int, tp: int, what: str) -> int:
+    if num_heads % tp:
+        raise RooflineError(f"{what} ({num_heads}) is not divisible by --tp {tp}; pick a tp that divides it")
+    return num_heads // tp
+
+
+def local_kv_heads(num_kv_heads: int, tp: int) -> int:
+    """KV heads per GPU; when tp exceeds the KV heads, each GPU keeps one (replicated)."""
+    if num_kv_heads % tp == 0:
+        return num_kv_heads // tp
+    if tp % num_kv_heads == 0:
+        return 1
+    raise RooflineError(
+        f"KV heads ({num_kv_heads}) and --tp {tp} must divide one another (replication needs tp to be a "
+        "multiple of the KV heads)"
+    )
+
+
+def matmul_op(
+    name: str, op_class: OpClass, m: int, n: int, k: int, precision: Precision, count: int,
+    weight_bytes_per_element: float | None = None,
+) -> Op:
+    """A weight matmul: activations [m, k] times weights [k, n]."""
+    w = precision.weight.bytes_per_element if weight_bytes_per_element is None else weight_bytes_per_element
+    a = precision.activation.bytes_per_element
+    dtype = precision.matmul_dtype if weight_bytes_per_element is None else precision.activation
+    return Op(
+        name=name, kind=OpKind.MATMUL, op_class=op_class, dtype=dtype,
+        flops=2.0 * m * n * k, weight_bytes=k * n * w, activation_bytes=(m * k + m * n) * a,
+        count=count, shape=MatmulShape(m=m, n=n, k=k),
+    )
+
+
+def elementwise_op(
+    name: str, op_class: OpClass, elements_read: float, elements_written: float, flops_per_element: float,
+    precision: Precision, count: int, kernels: int = 1,
+) -> Op:
+    a = precision.activation.bytes_per_element
+    return Op(
+        name=name, kind=OpKind.ELEMENTWISE, op_class=op_class, dtype=precision.activation,
+        flops=flops_per_element * elements_written, activation_bytes=(elements_read + elements_written) * a,
+        count=count, kernels=kernels,
+    )
+
+
+def tp_all_reduce(name: str, tokens: int, hidden: int, precision: Precision, tp: int, count: int) -> list[Op]:
+    if tp == 1:
+        return []
+    message = tokens * hidden * precision.activation.bytes_per_element
+    return [
+        Op(
+            name=name, kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION, dtype=precision.activation,
+            count=count, collective=Collective(CollectiveKind.ALL_REDUCE, "tp", message),
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class AttentionShape:
+    hidden_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    qk_norm: bool = False
+
+    def kv_elements_per_token(self, tp: int) -> int:
+        return 2 * local_kv_heads(self.num_kv_heads, tp) * self.head_dim
+
+    def weight_elements(self, tp: int) -> float:
+        q_l = local_heads(self.num_heads, tp, "attention heads")
+        kv_l = local_kv_heads(self.num_kv_heads, tp)
+        qkv = self.hidden_size * (q_l + 2 * kv_l) * self.head_dim
+        out = q_l * self.head_dim * self.hidden_size
+        return float(qkv + out)
+
+
+def attention_block_ops(
+    shape: AttentionShape, step: StepShape, precision: Precision, tp: int, count: int, window: int | None,
+    suffix: str = "",
+) -> list[Op]:
+    """Pre-norm attention block: norm, QKV, RoPE + KV append, attention core, output proj, TP all-reduce."""
+    d, dh, t = shape.hidden_size, shape.head_dim, step.tokens
+    q_l = local_heads(shape.num_heads, tp, "attention heads")
+    kv_l = local_kv_heads(shape.num_kv_heads, tp)
+    kv_b = precision.kv_cache.bytes_per_element
+    a = precision.activation.bytes_per_element
+    kv_sum = causal_kv_sum(step.prior_tokens, step.new_tokens, window)
+    kv_len = kv_length(step.context_tokens, window)
+    core = Op(
+        name=f"attention{suffix}", kind=OpKind.ATTENTION, op_class=OpClass.ATTENTION, dtype=precision.activation,
+        flops=step.batch * 2.0 * q_l * (dh + dh) * kv_sum,
+        activation_bytes=2.0 * t * q_l * dh * a,
+        kv_read_bytes=step.batch * kv_len * 2.0 * kv_l * dh * kv_b,
+        kv_write_bytes=t * 2.0 * kv_l * dh * kv_b,
+        count=count,
+    )
+    return [
+        elementwise_op("attn_norm", OpClass.NORM, 2.0 * t * d, 2.0 * t * d, 5.0, precision, count),
+        matmul_op("qkv_proj", OpClass.ATTENTION, t, (q_l + 2 * kv_l) * dh, d, precision, count),
+        elementwise_op("rope", OpClass.ATTENTION, t * (q_l + kv_l) * dh, t * (q_l + kv_l) * dh, 6.0, precision, count),
+        core,
+        matmul_op("o_proj", OpClass.ATTENTION, t, d, q_l * dh, precision, count),
+        *tp_all_reduce("attn_all_reduce", t, d, precision, tp, count),
+    ]
+
+
+def dense_mlp_ops(
+    hidden: int, intermediate: int, gated: bool, step: StepShape, precision: Precision, tp: int, count: int,
+) -> list[Op]:
+    """Pre-norm MLP block: norm, up (and gate) projection, activation, down projection, TP all-reduce."""
+    t, f_l = step.tokens, intermediate // tp
+    up_width = 2 * f_l if gated else f_l
+    return [
+        elementwise_op("mlp_norm", OpClass.NORM, 2.0 * t * hidden, 2.0 * t * hidden, 5.0, precision, count),
+        matmul_op("gate_up_proj" if gated else "up_proj", OpClass.MLP, t, up_width, hidden, precision, count),
+        elementwise_op("activation", OpClass.MLP, t * up_width, t * f_l, 8.0, precision, count),
+        matmul_op("down_proj", OpClass.MLP, t, hidden, f_l, precision, count),
+        *tp_all_reduce("mlp_all_reduce", t, hidden, precision, tp, count),
+    ]
+
+
+def embedding_ops(hidden: int, step: StepShape, precision: Precision, tp: int) -> list[Op]:
+    """Vocab-parallel embedding lookup (rows gathered, then an all-reduce across TP)."""
+    t, a = step.tokens, precision.activation.bytes_per_element
+    lookup = Op(
+        name="embedding", kind=OpKind.ELEMENTWISE, op_class=OpClass.EMBEDDING, dtype=precision.activation,
+        weight_bytes=t * hidden * a, activation_bytes=t * hidden * a,
+    )
+    return [lookup, *tp_all_reduce("embedding_all_reduce", t, hidden, precision, tp, 1)]
+
+
+def lm_head_ops(hidden: int, vocab: int, step: StepShape, precision: Precision, tp: int) -> list[Op]:
+    """Final norm, LM head on the last token of each sequence, logits gather, sampling.
+
+    The LM head stays in the activation format (quantized checkpoints keep it 16-bit).
+    """
+    rows, v_l = step.batch, -(-vocab // tp)
+    ops = [
+        elementwise_op("final_norm", OpClass.NORM, 2.0 * rows * hidden, rows * hidden, 5.0, precision, 1),
+        matmul_op("lm_head", OpClass.LM_HEAD, rows, v_l, hidden, precision, 1,
+                  weight_bytes_per_element=precision.activation.bytes_per_element),
+    ]
+    if tp > 1:
+        logits_bytes = rows * v_l * 4.0  # fp32 logits
+        ops.append(
+            Op(name="logits_all_gather", kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION,
+               dtype=precision.activation,
+               collective=Collective(CollectiveKind.ALL_GATHER, "tp", logits_bytes))
+        )
+    sampling = Op(
+        name="sampling", kind=OpKind.ELEMENTWISE, op_class=OpClass.SAMPLING, dtype=DType.FP32,
+        flops=5.0 * rows * vocab, activation_bytes=2.0 * rows * vocab * 4.0, kernels=2,
+    )
+    return [*ops, sampling]
+
