@@ -133,16 +133,28 @@ MODELS = st.sampled_from(["llama-3.1-8b", "mistral-7b", "qwen3-8b"])
 
 
 @settings(max_examples=20, deadline=None)
-@given(model=MODELS, batch=st.integers(1, 64), isl=st.integers(1, 4096), osl=st.integers(1, 64),
-       factor=st.floats(1.01, 8.0))
-def test_more_bandwidth_or_flops_never_slows_anything(model: str, batch: int, isl: int, osl: int,
-                                                      factor: float) -> None:
+@given(
+    model=MODELS,
+    batch=st.integers(1, 64),
+    isl=st.integers(1, 4096),
+    osl=st.integers(1, 64),
+    factor=st.floats(1.01, 8.0),
+)
+def test_more_bandwidth_or_flops_never_slows_anything(
+    model: str, batch: int, isl: int, osl: int, factor: float
+) -> None:
     cluster = resolve_cluster(hardware="h100-sxm")
     acc = cluster.accelerator
-    faster_memory = acc.model_copy(update={"memory": acc.memory.model_copy(
-        update={"bandwidth": acc.memory.bandwidth * factor})})
-    faster_compute = acc.model_copy(update={"compute": acc.compute.model_copy(
-        update={k: getattr(acc.compute, k) * factor for k in ("fp32", "bf16", "fp16", "fp8")})})
+    faster_memory = acc.model_copy(
+        update={"memory": acc.memory.model_copy(update={"bandwidth": acc.memory.bandwidth * factor})}
+    )
+    faster_compute = acc.model_copy(
+        update={
+            "compute": acc.compute.model_copy(
+                update={k: getattr(acc.compute, k) * factor for k in ("fp32", "bf16", "fp16", "fp8")}
+            )
+        }
+    )
     scenario = Scenario(batch, isl, osl)
     base = estimate(get_workload(model), cluster, scenario)
     for better in (faster_memory, faster_compute):
@@ -169,5 +181,6 @@ def test_fits_agrees_with_the_memory_total(batch: int, isl: int, osl: int) -> No
     memory = run("llama-3.1-8b", batch=batch, isl=isl, osl=osl).memory
     assert memory.fits == (memory.total_bytes <= memory.capacity_bytes)
     assert memory.total_bytes == pytest.approx(
-        memory.weights_bytes + memory.kv_cache_bytes + memory.activation_bytes + memory.reserve_bytes)
+        memory.weights_bytes + memory.kv_cache_bytes + memory.activation_bytes + memory.reserve_bytes
+    )
     assert (memory.max_batch >= batch) == memory.fits

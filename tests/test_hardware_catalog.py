@@ -232,9 +232,7 @@ def test_gh200_nodes_hold_one_superchip() -> None:
         ("a100-sxm-80gb", 1610 / 2039, 1700 / 2039),  # published.csv p0370-p0371
     ],
 )
-def test_memory_fraction_within_the_measured_copy_triad_range(
-    accelerator_id: str, low: float, high: float
-) -> None:
+def test_memory_fraction_within_the_measured_copy_triad_range(accelerator_id: str, low: float, high: float) -> None:
     fraction = _catalog().accelerator(accelerator_id).efficiency.memory_bandwidth_fraction
     assert low - 0.005 <= fraction <= high + 0.005
 
@@ -255,9 +253,7 @@ def test_memory_fraction_within_the_measured_copy_triad_range(
         ("gb200", "fp8", 3615.6 * TERA),  # p0347
     ],
 )
-def test_matmul_fraction_reproduces_the_mamf_row(
-    accelerator_id: str, dtype: str, measured_flops_per_s: float
-) -> None:
+def test_matmul_fraction_reproduces_the_mamf_row(accelerator_id: str, dtype: str, measured_flops_per_s: float) -> None:
     from roofline.dtypes import DType
 
     accelerator = _catalog().accelerator(accelerator_id)
@@ -433,13 +429,12 @@ def _broken_copy(directory: Path, old: str, new: str) -> Path:
         ("bandwidth: 3.35 TB/s", "bandwidth: 3350", "memory.bandwidth", "no unit"),
         ("bandwidth: 3.35 TB/s", "bandwidth: 3.35 TFLOP/s", "memory.bandwidth", "expected bytes/s"),
         ('notes: ""', 'note: ""', "note", "unknown field"),
-        ("sm_count: 132", "sm_cuont: 132", "sram.sm_count", "missing"),
-        ("runtime_reserve: 3 GiB", "runtime_reserv: 3 GiB", "runtime_reserve", "missing"),
+        # a misspelled required key names the typo and the field it was meant to be
+        ("sm_count: 132", "sm_cuont: 132", "sram.sm_cuont", "misspelled 'sram.sm_count'"),
+        ("runtime_reserve: 3 GiB", "runtime_reserv: 3 GiB", "runtime_reserv", "misspelled 'runtime_reserve'"),
     ],
 )
-def test_bad_file_names_the_file_and_the_field(
-    tmp_path: Path, old: str, new: str, field: str, says: str
-) -> None:
+def test_bad_file_names_the_file_and_the_field(tmp_path: Path, old: str, new: str, field: str, says: str) -> None:
     path = _broken_copy(tmp_path, old, new)
     with pytest.raises(RooflineError) as caught:
         HardwareCatalog().add_file(path)

@@ -7,8 +7,17 @@ from roofline.errors import RooflineError
 from roofline.ir import Placement, Precision
 from roofline.workloads import get_workload, model_catalog
 
-DENSE_IDS = ["llama-2-7b", "llama-2-70b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.3-70b", "llama-3.1-405b",
-             "mistral-7b", "qwen3-8b", "qwen3-32b"]
+DENSE_IDS = [
+    "llama-2-7b",
+    "llama-2-70b",
+    "llama-3.1-8b",
+    "llama-3.1-70b",
+    "llama-3.3-70b",
+    "llama-3.1-405b",
+    "mistral-7b",
+    "qwen3-8b",
+    "qwen3-32b",
+]
 
 
 def test_catalog_has_the_issue_models() -> None:

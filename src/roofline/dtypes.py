@@ -10,10 +10,10 @@ a kernel reads from memory:
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class DType(str, Enum):
+class DType(StrEnum):
     FP32 = "fp32"
     TF32 = "tf32"
     BF16 = "bf16"

@@ -8,24 +8,24 @@ the simulator owns the cost of each op. Units: FLOP, bytes; 1 multiply-add = 2 F
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from roofline.dtypes import DType
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     PREFILL = "prefill"
     DECODE = "decode"
 
 
-class OpKind(str, Enum):
+class OpKind(StrEnum):
     MATMUL = "matmul"
     ATTENTION = "attention"
     ELEMENTWISE = "elementwise"
     COLLECTIVE = "collective"
 
 
-class OpClass(str, Enum):
+class OpClass(StrEnum):
     """What the op belongs to, for breakdowns (attention, MLP, communication, ...)."""
 
     EMBEDDING = "embedding"
@@ -37,7 +37,7 @@ class OpClass(str, Enum):
     COMMUNICATION = "communication"
 
 
-class CollectiveKind(str, Enum):
+class CollectiveKind(StrEnum):
     ALL_REDUCE = "all_reduce"
     ALL_GATHER = "all_gather"
     REDUCE_SCATTER = "reduce_scatter"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
@@ -20,7 +20,7 @@ _DECIMAL = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e1
 _BINARY = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}
 
 
-class Dimension(str, Enum):
+class Dimension(StrEnum):
     BYTES = "bytes"
     BANDWIDTH = "bytes/s"
     FLOP_RATE = "FLOP/s"
@@ -64,9 +64,7 @@ _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Z
 def parse_quantity(text: Any, dimension: Dimension) -> float:
     """Parse "3.35 TB/s" into 3.35e12 (bytes/s). Bare numbers and wrong dimensions are rejected."""
     if isinstance(text, bool) or isinstance(text, (int, float)):
-        raise ValueError(
-            f"bare number {text!r} has no unit; write it with one, e.g. '{text} {_example(dimension)}'"
-        )
+        raise ValueError(f"bare number {text!r} has no unit; write it with one, e.g. '{text} {_example(dimension)}'")
     if not isinstance(text, str):
         raise ValueError(f"expected a quantity with a unit ({_example(dimension)}), got {text!r}")
     match = _QUANTITY.match(text)
@@ -78,8 +76,7 @@ def parse_quantity(text: Any, dimension: Dimension) -> float:
     unit_dimension, factor = UNITS[unit]
     if unit_dimension is not dimension:
         raise ValueError(
-            f"{text!r} is a {unit_dimension.value} quantity, expected {dimension.value} "
-            f"(e.g. '{_example(dimension)}')"
+            f"{text!r} is a {unit_dimension.value} quantity, expected {dimension.value} (e.g. '{_example(dimension)}')"
         )
     value = number * factor
     if not math.isfinite(value) or value < 0:
@@ -119,7 +116,9 @@ FlopsPerSecond = Annotated[
 ]
 Seconds = Annotated[float, BeforeValidator(_validator(Dimension.TIME)), PlainSerializer(lambda v: format_time(v))]
 Watts = Annotated[float, BeforeValidator(_validator(Dimension.POWER)), PlainSerializer(lambda v: f"{v:g} W")]
-Hertz = Annotated[float, BeforeValidator(_validator(Dimension.FREQUENCY)), PlainSerializer(lambda v: format_rate(v, "Hz"))]
+Hertz = Annotated[
+    float, BeforeValidator(_validator(Dimension.FREQUENCY)), PlainSerializer(lambda v: format_rate(v, "Hz"))
+]
 
 
 # ---- formatting (edges only) -------------------------------------------------------------------

@@ -29,15 +29,20 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def describe_validation_error(exc: ValidationError, origin: str) -> str:
-    """First error of a pydantic ValidationError as one line: '<origin>: field a.b: message'."""
-    first = exc.errors()[0]
+    """The most telling error of a pydantic ValidationError as one line: '<origin>: field 'a.b': message'.
+
+    An unknown (misspelled) key is reported before the 'missing' error it usually causes.
+    """
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
     loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        message = "unknown field (misspelled?)"
+        missing = [".".join(str(p) for p in e["loc"]) for e in errors if e["type"] == "missing"]
+        message = f"unknown field (misspelled {missing[0]!r}?)" if missing else "unknown field (misspelled?)"
     elif first["type"] == "missing":
         message = "required field is missing"
-    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{origin}: field '{loc}': {message}{more}"
 
 
@@ -51,7 +56,7 @@ def validate_into(model: type[BaseModel], data: Mapping[str, Any], origin: str) 
 def load_model_file(path: Path, kinds: Mapping[str, type[BaseModel]]) -> BaseModel:
     """Load a YAML file whose `kind:` field picks the model class among `kinds`."""
     data = read_yaml(path)
-    kind = data.get("kind")
+    kind = str(data.get("kind"))
     if kind not in kinds:
         raise RooflineError(f"'{path}': field 'kind' must be one of {', '.join(kinds)}, got {kind!r}")
     return validate_into(kinds[kind], data, f"'{path}'")

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from roofline import __version__
 from roofline.cli import estimate, hardware, model
 from roofline.errors import RooflineError
 
+
+class _UserErrorsExit2(TyperGroup):
+    """Turns a RooflineError anywhere below into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RooflineError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
     name="roofline",
+    cls=_UserErrorsExit2,
     help="Predict how LLM workloads run on accelerators: latency, throughput, memory fit.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -54,29 +54,58 @@ def _reserve(text: str | None) -> float | None:
         raise RooflineError(f"--reserve: {exc}") from None
 
 
-def run_estimate(model: str, hardware: str | None, system: str | None, gpus: int | None, tp: int, pp: int,
-                 batch: int, isl: int, osl: int, weight_dtype: str, kv_dtype: str | None, activation_dtype: str,
-                 reserve: str | None, ideal: bool) -> EstimateResult:
+def run_estimate(
+    model: str,
+    hardware: str | None,
+    system: str | None,
+    gpus: int | None,
+    tp: int,
+    pp: int,
+    batch: int,
+    isl: int,
+    osl: int,
+    weight_dtype: str,
+    kv_dtype: str | None,
+    activation_dtype: str,
+    reserve: str | None,
+    ideal: bool,
+) -> EstimateResult:
     workload = get_workload(model)
     plan = ParallelPlan.for_gpus(tp, pp, gpus)
     cluster = resolve_cluster(hardware=hardware, system=system, num_gpus=plan.num_gpus)
-    scenario = Scenario(batch=batch, isl=isl, osl=osl, precision=_precision(weight_dtype, kv_dtype, activation_dtype),
-                        plan=plan, reserve_bytes=_reserve(reserve))
+    scenario = Scenario(
+        batch=batch,
+        isl=isl,
+        osl=osl,
+        precision=_precision(weight_dtype, kv_dtype, activation_dtype),
+        plan=plan,
+        reserve_bytes=_reserve(reserve),
+    )
     return estimate(workload, cluster, scenario, ideal=ideal)
 
 
 def estimate_command(
-    model: str = MODEL, hardware: str | None = HARDWARE, system: str | None = SYSTEM, gpus: int | None = GPUS,
-    tp: int = TP, pp: int = PP, batch: int = BATCH, isl: int = ISL, osl: int = OSL,
-    weight_dtype: str = WEIGHT_DTYPE, kv_dtype: str | None = KV_DTYPE, activation_dtype: str = ACT_DTYPE,
+    model: str = MODEL,
+    hardware: str | None = HARDWARE,
+    system: str | None = SYSTEM,
+    gpus: int | None = GPUS,
+    tp: int = TP,
+    pp: int = PP,
+    batch: int = BATCH,
+    isl: int = ISL,
+    osl: int = OSL,
+    weight_dtype: str = WEIGHT_DTYPE,
+    kv_dtype: str | None = KV_DTYPE,
+    activation_dtype: str = ACT_DTYPE,
     reserve: str | None = RESERVE,
     ideal: bool = typer.Option(False, "--ideal", help="pure roofline: every achievable fraction 1, no overheads"),
     ops: bool = typer.Option(True, "--ops/--no-ops", help="include the per-operator rows"),
     fmt: OutputFormat = FORMAT,
 ) -> None:
     """Prefill and decode latency, throughput and memory for one configuration."""
-    result = run_estimate(model, hardware, system, gpus, tp, pp, batch, isl, osl, weight_dtype, kv_dtype,
-                          activation_dtype, reserve, ideal)
+    result = run_estimate(
+        model, hardware, system, gpus, tp, pp, batch, isl, osl, weight_dtype, kv_dtype, activation_dtype, reserve, ideal
+    )
     if fmt is OutputFormat.json:
         emit(to_json(result.to_dict(with_ops=ops)))
     elif fmt is OutputFormat.csv:
@@ -90,17 +119,49 @@ def _summary_row(result: EstimateResult) -> dict[str, Any]:
 
 
 def memory_command(
-    model: str = MODEL, hardware: str | None = HARDWARE, system: str | None = SYSTEM, gpus: int | None = GPUS,
-    tp: int = TP, pp: int = PP, batch: int = BATCH, isl: int = ISL, osl: int = OSL,
-    weight_dtype: str = WEIGHT_DTYPE, kv_dtype: str | None = KV_DTYPE, activation_dtype: str = ACT_DTYPE,
-    reserve: str | None = RESERVE, fmt: OutputFormat = FORMAT,
+    model: str = MODEL,
+    hardware: str | None = HARDWARE,
+    system: str | None = SYSTEM,
+    gpus: int | None = GPUS,
+    tp: int = TP,
+    pp: int = PP,
+    batch: int = BATCH,
+    isl: int = ISL,
+    osl: int = OSL,
+    weight_dtype: str = WEIGHT_DTYPE,
+    kv_dtype: str | None = KV_DTYPE,
+    activation_dtype: str = ACT_DTYPE,
+    reserve: str | None = RESERVE,
+    fmt: OutputFormat = FORMAT,
 ) -> None:
     """Does it fit? Weights, KV cache, activations, reserve; the largest batch and context that fit."""
-    result = run_estimate(model, hardware, system, gpus, tp, pp, batch, isl, osl, weight_dtype, kv_dtype,
-                          activation_dtype, reserve, ideal=False)
-    data = {"model": result.model, "hardware": result.hardware, "system": result.system,
-            "num_gpus": result.num_gpus, "parallel": {"tp": tp, "pp": pp, "dp": result.dp},
-            "batch": batch, "isl": isl, "osl": osl, **result.memory.to_dict()}
+    result = run_estimate(
+        model,
+        hardware,
+        system,
+        gpus,
+        tp,
+        pp,
+        batch,
+        isl,
+        osl,
+        weight_dtype,
+        kv_dtype,
+        activation_dtype,
+        reserve,
+        ideal=False,
+    )
+    data = {
+        "model": result.model,
+        "hardware": result.hardware,
+        "system": result.system,
+        "num_gpus": result.num_gpus,
+        "parallel": {"tp": tp, "pp": pp, "dp": result.dp},
+        "batch": batch,
+        "isl": isl,
+        "osl": osl,
+        **result.memory.to_dict(),
+    }
     if fmt is OutputFormat.json:
         emit(to_json(data))
     elif fmt is OutputFormat.csv:

@@ -51,8 +51,7 @@ def show(
 ) -> None:
     """Show one accelerator, system or link with every number's source."""
     catalog = load_catalog()
-    item = (catalog.accelerators.get(hardware_id) or catalog.systems.get(hardware_id)
-            or catalog.links.get(hardware_id))
+    item = catalog.accelerators.get(hardware_id) or catalog.systems.get(hardware_id) or catalog.links.get(hardware_id)
     if item is None:
         catalog.accelerator(hardware_id)  # raises with close matches
         return

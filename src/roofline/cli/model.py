@@ -22,7 +22,11 @@ def _summary(workload_id: str) -> dict[str, object]:
     w = get_workload(workload_id)
     counts = w.parameter_counts()
     return {
-        "id": w.id, "kind": w.kind, "name": w.name, "total_params": counts.total, "active_params": counts.active,
+        "id": w.id,
+        "kind": w.kind,
+        "name": w.name,
+        "total_params": counts.total,
+        "active_params": counts.active,
         "published_params": w.published_params,
         "kv_cache_bytes_per_token_bf16": w.kv_cache_bytes_per_token(Precision()),
     }

@@ -37,6 +37,10 @@ class HardwareCatalog:
         elif isinstance(item, System):
             self.systems[item.id] = item
 
+    def copy(self) -> HardwareCatalog:
+        """A catalog that can take user files without changing the cached packaged one."""
+        return HardwareCatalog(dict(self.accelerators), dict(self.links), dict(self.systems))
+
     def add_file(self, path: Path) -> BaseModel:
         item = load_model_file(path, _KINDS)
         self.add(item)
@@ -65,6 +69,8 @@ class HardwareCatalog:
                 if attachment is not None:
                     self.link(attachment.link)
         for accelerator in self.accelerators.values():
+            # a user accelerator may borrow a packaged node's topology (its default system may
+            # hold another accelerator); the packaged pairs are checked in the tests
             if accelerator.default_system is not None:
                 self.system(accelerator.default_system)
 

@@ -90,7 +90,7 @@ def resolve_cluster(
     With only an accelerator, its `default_system` is used and as many nodes as the GPU count
     needs (h100-sxm with 16 GPUs = two DGX H100 nodes).
     """
-    catalog = catalog or load_catalog()
+    catalog = (catalog or load_catalog()).copy()  # files given by path stay out of the shared cache
     if num_gpus < 1:
         raise RooflineError(f"--gpus must be at least 1, got {num_gpus}")
     if hardware is None and system is None:
@@ -100,7 +100,8 @@ def resolve_cluster(
         chosen = _system_for(catalog, system)
         if accelerator is not None and chosen.accelerator != accelerator.id:
             raise RooflineError(
-                f"system '{chosen.id}' holds {chosen.accelerator}, not {accelerator.id}; drop --hardware or pick another system"
+                f"system '{chosen.id}' holds {chosen.accelerator}, not {accelerator.id}; "
+                "drop --hardware or pick another system"
             )
     else:
         assert accelerator is not None

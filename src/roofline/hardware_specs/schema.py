@@ -7,7 +7,7 @@ SI floats once loaded. Peaks are dense (no 2:4 sparsity); link bandwidths are pe
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -54,7 +54,8 @@ class ComputeSpec(Frozen):
     source: Source
 
     def peak_flops_per_s(self, dtype: DType) -> float | None:
-        return getattr(self, dtype.compute_dtype.value, None)  # type: ignore[no-any-return]
+        peak: float | None = getattr(self, dtype.compute_dtype.value, None)
+        return peak
 
 
 class SramSpec(Frozen):
@@ -117,9 +118,7 @@ class Accelerator(Frozen):
     vendor: Literal["nvidia", "amd", "google", "other"]
     architecture: str
     status: Literal["released", "pre-release"] = "released"
-    default_system: str | None = Field(
-        default=None, description="system id used when only the accelerator is named"
-    )
+    default_system: str | None = Field(default=None, description="system id used when only the accelerator is named")
     memory: MemorySpec
     compute: ComputeSpec
     sram: SramSpec
@@ -131,7 +130,7 @@ class Accelerator(Frozen):
     notes: str = ""
 
 
-class Wiring(str, Enum):
+class Wiring(StrEnum):
     SWITCHED = "switched"  # every GPU reaches every other at full per-GPU bandwidth (NVSwitch, IB fabric)
     POINT_TO_POINT = "point_to_point"  # direct links; a GPU's bandwidth is split among its peers (xGMI mesh)
     ROOT_COMPLEX = "root_complex"  # GPU-to-GPU traffic through the PCIe root complex / host bridge

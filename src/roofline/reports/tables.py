@@ -45,9 +45,12 @@ def memory_table(memory: MemoryResult) -> Table:
     table.add_column("item")
     table.add_column("size", justify="right")
     for name, value in (
-        ("weights", memory.weights_bytes), ("KV cache", memory.kv_cache_bytes),
-        ("activations (peak)", memory.activation_bytes), ("runtime reserve", memory.reserve_bytes),
-        ("total", memory.total_bytes), ("capacity", memory.capacity_bytes),
+        ("weights", memory.weights_bytes),
+        ("KV cache", memory.kv_cache_bytes),
+        ("activations (peak)", memory.activation_bytes),
+        ("runtime reserve", memory.reserve_bytes),
+        ("total", memory.total_bytes),
+        ("capacity", memory.capacity_bytes),
     ):
         table.add_row(name, _gib(value))
     verdict = "yes" if memory.fits else "NO"
@@ -64,15 +67,28 @@ def ops_table(phase: PhaseResult) -> Table:
         title=f"{phase.phase.value} step operators (context {phase.context_tokens} tokens), per replica",
         title_justify="left",
     )
-    for column, justify in (("operator", "left"), ("count", "right"), ("FLOPs", "right"), ("bytes", "right"),
-                            ("FLOP/B", "right"), ("time", "right"), ("share", "right"), ("bound", "left")):
+    for column, justify in (
+        ("operator", "left"),
+        ("count", "right"),
+        ("FLOPs", "right"),
+        ("bytes", "right"),
+        ("FLOP/B", "right"),
+        ("time", "right"),
+        ("share", "right"),
+        ("bound", "left"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     total = sum(r.time_s for r in phase.ops) or 1.0
     for row in phase.ops:
         table.add_row(
-            row.name, str(row.count), format_count(row.flops), format_bytes(row.bytes),
-            f"{row.arithmetic_intensity_flops_per_byte:.1f}", format_time(row.time_s),
-            f"{100 * row.time_s / total:.1f}%", row.bound,
+            row.name,
+            str(row.count),
+            format_count(row.flops),
+            format_bytes(row.bytes),
+            f"{row.arithmetic_intensity_flops_per_byte:.1f}",
+            format_time(row.time_s),
+            f"{100 * row.time_s / total:.1f}%",
+            row.bound,
         )
     return table
 
@@ -91,9 +107,13 @@ def hardware_list(accelerators: list[Accelerator]) -> Table:
     for acc in accelerators:
         c = acc.compute
         table.add_row(
-            acc.id, acc.name, _gib(acc.memory.capacity), format_rate(acc.memory.bandwidth, "B/s"),
+            acc.id,
+            acc.name,
+            _gib(acc.memory.capacity),
+            format_rate(acc.memory.bandwidth, "B/s"),
             *(format_rate(p, "FLOP/s") if p else "n/a" for p in (c.bf16, c.fp8, c.fp4)),
-            f"{acc.power.tdp:g} W", acc.status,
+            f"{acc.power.tdp:g} W",
+            acc.status,
         )
     return table
 
@@ -104,8 +124,14 @@ def systems_table(systems: list[System]) -> Table:
         table.add_column(column)
     for s in systems:
         out = f"{s.scale_out.link} x{s.scale_out.ports_per_gpu:g}" if s.scale_out else "-"
-        table.add_row(s.id, s.accelerator, str(s.gpus_per_node), str(s.gpus_per_domain),
-                      f"{s.scale_up.link} x{s.scale_up.ports_per_gpu:g}", out)
+        table.add_row(
+            s.id,
+            s.accelerator,
+            str(s.gpus_per_node),
+            str(s.gpus_per_domain),
+            f"{s.scale_up.link} x{s.scale_up.ports_per_gpu:g}",
+            out,
+        )
     return table
 
 
@@ -114,8 +140,14 @@ def links_table(links: list[Link]) -> Table:
     for column in ("id", "name", "per port", "wiring", "latency", "achievable"):
         table.add_column(column)
     for link in links:
-        table.add_row(link.id, link.name, format_rate(link.bandwidth_per_port, "B/s"), link.wiring.value,
-                      format_time(link.latency), f"{link.achievable_fraction:.0%}")
+        table.add_row(
+            link.id,
+            link.name,
+            format_rate(link.bandwidth_per_port, "B/s"),
+            link.wiring.value,
+            format_time(link.latency),
+            f"{link.achievable_fraction:.0%}",
+        )
     return table
 
 
@@ -126,8 +158,13 @@ def model_list(models: list[Workload]) -> Table:
     from roofline.ir import Precision
 
     for m in models:
-        table.add_row(m.id, m.kind, m.name, format_count(m.parameter_counts().total),
-                      format_bytes(m.kv_cache_bytes_per_token(Precision()), binary=True))
+        table.add_row(
+            m.id,
+            m.kind,
+            m.name,
+            format_count(m.parameter_counts().total),
+            format_bytes(m.kv_cache_bytes_per_token(Precision()), binary=True),
+        )
     return table
 
 

@@ -64,9 +64,7 @@ def group_layout(cluster: Cluster, group: str, tp: int, pp: int) -> GroupLayout:
     return GroupLayout(size=size, fabric=fabric)
 
 
-def collective_time_s(
-    collective: Collective, layout: GroupLayout, library: CommLibrary, ideal: bool = False
-) -> float:
+def collective_time_s(collective: Collective, layout: GroupLayout, library: CommLibrary, ideal: bool = False) -> float:
     n = layout.size
     if n <= 1 and collective.kind is not CollectiveKind.SEND_RECV:
         return 0.0

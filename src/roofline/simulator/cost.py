@@ -52,8 +52,7 @@ class OpCost:
         return max(parts, key=lambda k: parts[k])
 
 
-def wave_utilization(shape: MatmulShape, sm_count: int, tiles: list[MatmulTile],
-                     min_split_k: int = 256) -> float:
+def wave_utilization(shape: MatmulShape, sm_count: int, tiles: list[MatmulTile], min_split_k: int = 256) -> float:
     """Useful fraction of the tile slots a GEMM occupies, best over the kernel's tile choices.
 
     Output tiles are spread over the SMs in waves; a partial last wave and tiles hanging over
@@ -72,8 +71,9 @@ def wave_utilization(shape: MatmulShape, sm_count: int, tiles: list[MatmulTile],
 
 
 class RooflineCostModel:
-    def __init__(self, cluster: Cluster, tp: int = 1, pp: int = 1, ideal: bool = False,
-                 library: CommLibrary | None = None) -> None:
+    def __init__(
+        self, cluster: Cluster, tp: int = 1, pp: int = 1, ideal: bool = False, library: CommLibrary | None = None
+    ) -> None:
         self.cluster, self.tp, self.pp, self.ideal = cluster, tp, pp, ideal
         self.library = library or load_library()
         acc = cluster.accelerator

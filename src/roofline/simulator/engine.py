@@ -31,14 +31,21 @@ def _stage_ops(workload: Workload, step: StepShape, scenario: Scenario, placemen
     ops = workload.build_ops(step, scenario.precision, placement)
     if scenario.plan.pp > 1 and not placement.has_lm_head:
         message = workload.stage_boundary_bytes(step, scenario.precision)
-        ops.append(Op(name="pp_send_recv", kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION,
-                      dtype=scenario.precision.activation,
-                      collective=Collective(CollectiveKind.SEND_RECV, "pp", message)))
+        ops.append(
+            Op(
+                name="pp_send_recv",
+                kind=OpKind.COLLECTIVE,
+                op_class=OpClass.COMMUNICATION,
+                dtype=scenario.precision.activation,
+                collective=Collective(CollectiveKind.SEND_RECV, "pp", message),
+            )
+        )
     return ops
 
 
-def time_step(workload: Workload, step: StepShape, scenario: Scenario, model: RooflineCostModel,
-              placements: Sequence[Placement]) -> StepTiming:
+def time_step(
+    workload: Workload, step: StepShape, scenario: Scenario, model: RooflineCostModel, placements: Sequence[Placement]
+) -> StepTiming:
     costs: list[OpCost] = []
     stage_times: list[float] = []
     no_overlap = 0.0
@@ -55,23 +62,50 @@ def _phase_result(phase: Phase, context: int, timing: StepTiming, time_s: float,
     for c in timing.costs:  # merge the same operator across pipeline stages
         op, prev = c.op, rows.get(c.op.name)
         row = OpRow(
-            phase=phase, name=op.name, op_class=op.op_class.value, kind=op.kind.value, count=op.count,
-            flops=op.flops * op.count, bytes=op.bytes * op.count, compute_s=c.compute_s * op.count,
-            memory_s=c.memory_s * op.count, communication_s=c.comm_s * op.count,
-            overhead_s=c.overhead_s * op.count, time_s=c.total_s, bound=c.bound,
+            phase=phase,
+            name=op.name,
+            op_class=op.op_class.value,
+            kind=op.kind.value,
+            count=op.count,
+            flops=op.flops * op.count,
+            bytes=op.bytes * op.count,
+            compute_s=c.compute_s * op.count,
+            memory_s=c.memory_s * op.count,
+            communication_s=c.comm_s * op.count,
+            overhead_s=c.overhead_s * op.count,
+            time_s=c.total_s,
+            bound=c.bound,
         )
         if prev is not None:
-            row = OpRow(phase, op.name, row.op_class, row.kind, prev.count + row.count, prev.flops + row.flops,
-                        prev.bytes + row.bytes, prev.compute_s + row.compute_s, prev.memory_s + row.memory_s,
-                        prev.communication_s + row.communication_s, prev.overhead_s + row.overhead_s,
-                        prev.time_s + row.time_s, prev.bound)
+            row = OpRow(
+                phase,
+                op.name,
+                row.op_class,
+                row.kind,
+                prev.count + row.count,
+                prev.flops + row.flops,
+                prev.bytes + row.bytes,
+                prev.compute_s + row.compute_s,
+                prev.memory_s + row.memory_s,
+                prev.communication_s + row.communication_s,
+                prev.overhead_s + row.overhead_s,
+                prev.time_s + row.time_s,
+                prev.bound,
+            )
         rows[op.name] = row
     ops = tuple(rows.values())
     return PhaseResult(
-        phase=phase, context_tokens=context, time_s=time_s, time_no_overlap_s=no_overlap_s,
-        flops=sum(r.flops for r in ops), bytes=sum(r.bytes for r in ops),
-        compute_s=sum(r.compute_s for r in ops), memory_s=sum(r.memory_s for r in ops),
-        communication_s=sum(r.communication_s for r in ops), overhead_s=sum(r.overhead_s for r in ops), ops=ops,
+        phase=phase,
+        context_tokens=context,
+        time_s=time_s,
+        time_no_overlap_s=no_overlap_s,
+        flops=sum(r.flops for r in ops),
+        bytes=sum(r.bytes for r in ops),
+        compute_s=sum(r.compute_s for r in ops),
+        memory_s=sum(r.memory_s for r in ops),
+        communication_s=sum(r.communication_s for r in ops),
+        overhead_s=sum(r.overhead_s for r in ops),
+        ops=ops,
     )
 
 
@@ -105,12 +139,24 @@ def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bo
     middle = decode_steps[len(decode_steps) // 2]
 
     return EstimateResult(
-        model=workload.id, hardware=cluster.accelerator.id, system=cluster.system.id,
-        num_gpus=plan.num_gpus, tp=plan.tp, pp=plan.pp, dp=plan.dp,
-        batch=scenario.batch, isl=scenario.isl, osl=scenario.osl,
-        weight_dtype=precision.weight.value, activation_dtype=precision.activation.value,
-        kv_cache_dtype=precision.kv_cache.value, ideal=ideal,
-        ttft_s=ttft_s, tpot_s=tpot_s, ttft_no_overlap_s=ttft_no_overlap_s, tpot_no_overlap_s=tpot_no_overlap_s,
+        model=workload.id,
+        hardware=cluster.accelerator.id,
+        system=cluster.system.id,
+        num_gpus=plan.num_gpus,
+        tp=plan.tp,
+        pp=plan.pp,
+        dp=plan.dp,
+        batch=scenario.batch,
+        isl=scenario.isl,
+        osl=scenario.osl,
+        weight_dtype=precision.weight.value,
+        activation_dtype=precision.activation.value,
+        kv_cache_dtype=precision.kv_cache.value,
+        ideal=ideal,
+        ttft_s=ttft_s,
+        tpot_s=tpot_s,
+        ttft_no_overlap_s=ttft_no_overlap_s,
+        tpot_no_overlap_s=tpot_no_overlap_s,
         prefill=_phase_result(Phase.PREFILL, scenario.isl, prefill, ttft_s, ttft_no_overlap_s),
         decode=_phase_result(Phase.DECODE, contexts[len(contexts) // 2], middle, tpot_s, tpot_no_overlap_s),
         memory=memory_result(workload, cluster, scenario),

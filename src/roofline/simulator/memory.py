@@ -26,8 +26,9 @@ class _StageMemory:
         return self.weights_bytes + self.kv_cache_bytes + self.activation_bytes
 
 
-def _stage_memory(workload: Workload, scenario: Scenario, placement: Placement, batch: int,
-                  context_tokens: int) -> _StageMemory:
+def _stage_memory(
+    workload: Workload, scenario: Scenario, placement: Placement, batch: int, context_tokens: int
+) -> _StageMemory:
     precision = scenario.precision
     micro = -(-batch // max(1, min(scenario.plan.pp, batch)))
     prompt = min(scenario.isl, context_tokens)
@@ -40,8 +41,9 @@ def _stage_memory(workload: Workload, scenario: Scenario, placement: Placement, 
 
 
 def _worst_stage(workload: Workload, scenario: Scenario, batch: int, context_tokens: int) -> _StageMemory:
-    stages = [_stage_memory(workload, scenario, p, batch, context_tokens)
-              for p in stage_placements(workload, scenario.plan)]
+    stages = [
+        _stage_memory(workload, scenario, p, batch, context_tokens) for p in stage_placements(workload, scenario.plan)
+    ]
     return max(stages, key=lambda s: s.total_bytes)
 
 
@@ -81,4 +83,3 @@ def memory_result(workload: Workload, cluster: Cluster, scenario: Scenario) -> M
         max_batch=_largest(lambda b: fits(b, context)),
         max_context_tokens=_largest(lambda c: fits(scenario.batch, c)),
     )
-

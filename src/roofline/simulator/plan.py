@@ -75,8 +75,13 @@ def stage_placements(workload: Workload, plan: ParallelPlan) -> list[Placement]:
     for stage in range(plan.pp):
         layers = base + (1 if stage < extra else 0)
         placements.append(
-            Placement(tp=plan.tp, layer_start=start, layer_end=start + layers,
-                      has_embedding=stage == 0, has_lm_head=stage == plan.pp - 1)
+            Placement(
+                tp=plan.tp,
+                layer_start=start,
+                layer_end=start + layers,
+                has_embedding=stage == 0,
+                has_lm_head=stage == plan.pp - 1,
+            )
         )
         start += layers
     return placements

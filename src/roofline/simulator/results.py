@@ -50,15 +50,26 @@ class PhaseResult:
     @property
     def bound(self) -> str:
         """The resource that takes the most time summed over the phase's operators."""
-        parts = {"compute": self.compute_s, "memory": self.memory_s, "communication": self.communication_s,
-                 "overhead": self.overhead_s}
+        parts = {
+            "compute": self.compute_s,
+            "memory": self.memory_s,
+            "communication": self.communication_s,
+            "overhead": self.overhead_s,
+        }
         return max(parts, key=lambda k: parts[k])
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "time_s": self.time_s, "time_no_overlap_s": self.time_no_overlap_s, "context_tokens": self.context_tokens,
-            "flops": self.flops, "bytes": self.bytes, "compute_s": self.compute_s, "memory_s": self.memory_s,
-            "communication_s": self.communication_s, "overhead_s": self.overhead_s, "bound": self.bound,
+            "time_s": self.time_s,
+            "time_no_overlap_s": self.time_no_overlap_s,
+            "context_tokens": self.context_tokens,
+            "flops": self.flops,
+            "bytes": self.bytes,
+            "compute_s": self.compute_s,
+            "memory_s": self.memory_s,
+            "communication_s": self.communication_s,
+            "overhead_s": self.overhead_s,
+            "bound": self.bound,
         }
 
 
@@ -137,13 +148,23 @@ class EstimateResult:
 
     def to_dict(self, with_ops: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "model": self.model, "hardware": self.hardware, "system": self.system, "num_gpus": self.num_gpus,
+            "model": self.model,
+            "hardware": self.hardware,
+            "system": self.system,
+            "num_gpus": self.num_gpus,
             "parallel": {"tp": self.tp, "pp": self.pp, "dp": self.dp},
-            "batch": self.batch, "isl": self.isl, "osl": self.osl,
-            "precision": {"weight": self.weight_dtype, "activation": self.activation_dtype,
-                          "kv_cache": self.kv_cache_dtype},
+            "batch": self.batch,
+            "isl": self.isl,
+            "osl": self.osl,
+            "precision": {
+                "weight": self.weight_dtype,
+                "activation": self.activation_dtype,
+                "kv_cache": self.kv_cache_dtype,
+            },
             "ideal": self.ideal,
-            "ttft_s": self.ttft_s, "tpot_s": self.tpot_s, "e2e_latency_s": self.e2e_latency_s,
+            "ttft_s": self.ttft_s,
+            "tpot_s": self.tpot_s,
+            "e2e_latency_s": self.e2e_latency_s,
             "output_tokens_per_s": self.output_tokens_per_s,
             "output_tokens_per_s_per_gpu": self.output_tokens_per_s / self.num_gpus,
             "decode_tokens_per_s": self.decode_tokens_per_s,
@@ -151,11 +172,14 @@ class EstimateResult:
             "prefill_tokens_per_s": self.prefill_tokens_per_s,
             "bounds": {
                 "headline": "per operator max(compute, memory, communication) + kernel overhead (perfect overlap)",
-                "ttft_no_overlap_s": self.ttft_no_overlap_s, "tpot_no_overlap_s": self.tpot_no_overlap_s,
+                "ttft_no_overlap_s": self.ttft_no_overlap_s,
+                "tpot_no_overlap_s": self.tpot_no_overlap_s,
             },
-            "prefill": self.prefill.to_dict(), "decode": self.decode.to_dict(),
+            "prefill": self.prefill.to_dict(),
+            "decode": self.decode.to_dict(),
             "memory": self.memory.to_dict(),
-            "kv_cache_bytes": self.memory.kv_cache_bytes, "weights_bytes": self.memory.weights_bytes,
+            "kv_cache_bytes": self.memory.kv_cache_bytes,
+            "weights_bytes": self.memory.weights_bytes,
         }
         if with_ops:
             data["ops"] = [op_row_dict(row) for row in (*self.prefill.ops, *self.decode.ops)]

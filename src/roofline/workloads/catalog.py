@@ -15,7 +15,7 @@ ENV_VAR = "ROOFLINE_MODEL_PATH"
 
 
 def load_workload_file(path: Path) -> Workload:
-    item = load_model_file(path, WORKLOAD_KINDS)  # type: ignore[arg-type]
+    item = load_model_file(path, WORKLOAD_KINDS)
     assert isinstance(item, Workload)
     return item
 

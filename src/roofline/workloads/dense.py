@@ -135,8 +135,7 @@ class DenseTransformer(Workload):
     def kv_cache_bytes(self, tokens: int, precision: Precision, placement: Placement) -> float:
         per_token_layer = self.attention.kv_elements_per_token(placement.tp) * precision.kv_cache.bytes_per_element
         return sum(
-            kv_length(tokens, window) * per_token_layer * layers
-            for window, layers in self._windows(placement).items()
+            kv_length(tokens, window) * per_token_layer * layers for window, layers in self._windows(placement).items()
         )
 
     def activation_bytes(self, step: StepShape, precision: Precision, placement: Placement) -> float:

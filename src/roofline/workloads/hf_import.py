@@ -19,8 +19,18 @@ from roofline.yaml_io import validate_into
 
 Importer = Callable[[dict[str, Any], str, str], Workload]
 IMPORTERS: dict[str, Importer] = {}
-_LATER = {"mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "llama4", "gpt_oss",
-          "nemotron_h", "mamba2", "jamba"}
+_LATER = {
+    "mixtral",
+    "qwen2_moe",
+    "qwen3_moe",
+    "deepseek_v2",
+    "deepseek_v3",
+    "llama4",
+    "gpt_oss",
+    "nemotron_h",
+    "mamba2",
+    "jamba",
+}
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -38,7 +48,9 @@ def read_config(path: Path) -> dict[str, Any]:
 def _require(config: dict[str, Any], fields: list[str], origin: str) -> None:
     missing = [f for f in fields if config.get(f) is None]
     if missing:
-        raise RooflineError(f"{origin} lacks {', '.join(missing)}; add them to the config or write the model YAML by hand")
+        raise RooflineError(
+            f"{origin} lacks {', '.join(missing)}; add them to the config or write the model YAML by hand"
+        )
 
 
 def _import_dense(config: dict[str, Any], model_id: str, origin: str) -> Workload:

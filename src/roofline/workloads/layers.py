@@ -62,7 +62,13 @@ def local_kv_heads(num_kv_heads: int, tp: int) -> int:
 
 
 def matmul_op(
-    name: str, op_class: OpClass, m: int, n: int, k: int, precision: Precision, count: int,
+    name: str,
+    op_class: OpClass,
+    m: int,
+    n: int,
+    k: int,
+    precision: Precision,
+    count: int,
     weight_bytes_per_element: float | None = None,
 ) -> Op:
     """A weight matmul: activations [m, k] times weights [k, n]."""
@@ -70,21 +76,38 @@ def matmul_op(
     a = precision.activation.bytes_per_element
     dtype = precision.matmul_dtype if weight_bytes_per_element is None else precision.activation
     return Op(
-        name=name, kind=OpKind.MATMUL, op_class=op_class, dtype=dtype,
-        flops=2.0 * m * n * k, weight_bytes=k * n * w, activation_bytes=(m * k + m * n) * a,
-        count=count, shape=MatmulShape(m=m, n=n, k=k),
+        name=name,
+        kind=OpKind.MATMUL,
+        op_class=op_class,
+        dtype=dtype,
+        flops=2.0 * m * n * k,
+        weight_bytes=k * n * w,
+        activation_bytes=(m * k + m * n) * a,
+        count=count,
+        shape=MatmulShape(m=m, n=n, k=k),
     )
 
 
 def elementwise_op(
-    name: str, op_class: OpClass, elements_read: float, elements_written: float, flops_per_element: float,
-    precision: Precision, count: int, kernels: int = 1,
+    name: str,
+    op_class: OpClass,
+    elements_read: float,
+    elements_written: float,
+    flops_per_element: float,
+    precision: Precision,
+    count: int,
+    kernels: int = 1,
 ) -> Op:
     a = precision.activation.bytes_per_element
     return Op(
-        name=name, kind=OpKind.ELEMENTWISE, op_class=op_class, dtype=precision.activation,
-        flops=flops_per_element * elements_written, activation_bytes=(elements_read + elements_written) * a,
-        count=count, kernels=kernels,
+        name=name,
+        kind=OpKind.ELEMENTWISE,
+        op_class=op_class,
+        dtype=precision.activation,
+        flops=flops_per_element * elements_written,
+        activation_bytes=(elements_read + elements_written) * a,
+        count=count,
+        kernels=kernels,
     )
 
 
@@ -94,8 +117,12 @@ def tp_all_reduce(name: str, tokens: int, hidden: int, precision: Precision, tp:
     message = tokens * hidden * precision.activation.bytes_per_element
     return [
         Op(
-            name=name, kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION, dtype=precision.activation,
-            count=count, collective=Collective(CollectiveKind.ALL_REDUCE, "tp", message),
+            name=name,
+            kind=OpKind.COLLECTIVE,
+            op_class=OpClass.COMMUNICATION,
+            dtype=precision.activation,
+            count=count,
+            collective=Collective(CollectiveKind.ALL_REDUCE, "tp", message),
         )
     ]
 
@@ -120,7 +147,12 @@ class AttentionShape:
 
 
 def attention_block_ops(
-    shape: AttentionShape, step: StepShape, precision: Precision, tp: int, count: int, window: int | None,
+    shape: AttentionShape,
+    step: StepShape,
+    precision: Precision,
+    tp: int,
+    count: int,
+    window: int | None,
     suffix: str = "",
 ) -> list[Op]:
     """Pre-norm attention block: norm, QKV, RoPE + KV append, attention core, output proj, TP all-reduce."""
@@ -132,7 +164,10 @@ def attention_block_ops(
     kv_sum = causal_kv_sum(step.prior_tokens, step.new_tokens, window)
     kv_len = kv_length(step.context_tokens, window)
     core = Op(
-        name=f"attention{suffix}", kind=OpKind.ATTENTION, op_class=OpClass.ATTENTION, dtype=precision.activation,
+        name=f"attention{suffix}",
+        kind=OpKind.ATTENTION,
+        op_class=OpClass.ATTENTION,
+        dtype=precision.activation,
         flops=step.batch * 2.0 * q_l * (dh + dh) * kv_sum,
         activation_bytes=2.0 * t * q_l * dh * a,
         kv_read_bytes=step.batch * kv_len * 2.0 * kv_l * dh * kv_b,
@@ -150,7 +185,13 @@ def attention_block_ops(
 
 
 def dense_mlp_ops(
-    hidden: int, intermediate: int, gated: bool, step: StepShape, precision: Precision, tp: int, count: int,
+    hidden: int,
+    intermediate: int,
+    gated: bool,
+    step: StepShape,
+    precision: Precision,
+    tp: int,
+    count: int,
 ) -> list[Op]:
     """Pre-norm MLP block: norm, up (and gate) projection, activation, down projection, TP all-reduce."""
     t, f_l = step.tokens, intermediate // tp
@@ -168,8 +209,12 @@ def embedding_ops(hidden: int, step: StepShape, precision: Precision, tp: int) -
     """Vocab-parallel embedding lookup (rows gathered, then an all-reduce across TP)."""
     t, a = step.tokens, precision.activation.bytes_per_element
     lookup = Op(
-        name="embedding", kind=OpKind.ELEMENTWISE, op_class=OpClass.EMBEDDING, dtype=precision.activation,
-        weight_bytes=t * hidden * a, activation_bytes=t * hidden * a,
+        name="embedding",
+        kind=OpKind.ELEMENTWISE,
+        op_class=OpClass.EMBEDDING,
+        dtype=precision.activation,
+        weight_bytes=t * hidden * a,
+        activation_bytes=t * hidden * a,
     )
     return [lookup, *tp_all_reduce("embedding_all_reduce", t, hidden, precision, tp, 1)]
 
@@ -182,19 +227,35 @@ def lm_head_ops(hidden: int, vocab: int, step: StepShape, precision: Precision, 
     rows, v_l = step.batch, -(-vocab // tp)
     ops = [
         elementwise_op("final_norm", OpClass.NORM, 2.0 * rows * hidden, rows * hidden, 5.0, precision, 1),
-        matmul_op("lm_head", OpClass.LM_HEAD, rows, v_l, hidden, precision, 1,
-                  weight_bytes_per_element=precision.activation.bytes_per_element),
+        matmul_op(
+            "lm_head",
+            OpClass.LM_HEAD,
+            rows,
+            v_l,
+            hidden,
+            precision,
+            1,
+            weight_bytes_per_element=precision.activation.bytes_per_element,
+        ),
     ]
     if tp > 1:
         logits_bytes = rows * v_l * 4.0  # fp32 logits
         ops.append(
-            Op(name="logits_all_gather", kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION,
-               dtype=precision.activation,
-               collective=Collective(CollectiveKind.ALL_GATHER, "tp", logits_bytes))
+            Op(
+                name="logits_all_gather",
+                kind=OpKind.COLLECTIVE,
+                op_class=OpClass.COMMUNICATION,
+                dtype=precision.activation,
+                collective=Collective(CollectiveKind.ALL_GATHER, "tp", logits_bytes),
+            )
         )
     sampling = Op(
-        name="sampling", kind=OpKind.ELEMENTWISE, op_class=OpClass.SAMPLING, dtype=DType.FP32,
-        flops=5.0 * rows * vocab, activation_bytes=2.0 * rows * vocab * 4.0, kernels=2,
+        name="sampling",
+        kind=OpKind.ELEMENTWISE,
+        op_class=OpClass.SAMPLING,
+        dtype=DType.FP32,
+        flops=5.0 * rows * vocab,
+        activation_bytes=2.0 * rows * vocab * 4.0,
+        kernels=2,
     )
     return [*ops, sampling]
-
