@@ -184,3 +184,26 @@ def test_fits_agrees_with_the_memory_total(batch: int, isl: int, osl: int) -> No
         memory.weights_bytes + memory.kv_cache_bytes + memory.activation_bytes + memory.reserve_bytes
     )
     assert (memory.max_batch >= batch) == memory.fits
+
+
+def test_prefill_chunks_pack_short_prompts_and_split_long_ones() -> None:
+    from roofline.simulator.plan import prefill_chunks
+
+    # 16 prompts of 2048 tokens, budget 8192: 4 prompts per step, 4 steps
+    (step, repeat), *rest = prefill_chunks(16, 2048, 8192)
+    assert (step.batch, step.new_tokens, step.context_tokens, repeat, rest) == (4, 2048, 2048, 4, [])
+    # 5 prompts of 3000: 2 per step twice, then 1
+    assert [(s.batch, r) for s, r in prefill_chunks(5, 3000, 8192)] == [(2, 2), (1, 1)]
+    # one 20,000-token prompt: chunks of 8192, 8192, 3616, each attending to the chunks before it
+    chunks = prefill_chunks(1, 20_000, 8192)
+    assert [(s.new_tokens, s.context_tokens) for s, _ in chunks] == [(8192, 8192), (8192, 16384), (3616, 20000)]
+
+
+def test_chunked_prefill_keeps_the_flops_and_bounds_activations() -> None:
+    """Chunking changes how a prompt is scheduled, not its attention work: 1 x 20,000 tokens
+    attends sum_{s=1}^{20000} s = 200,010,000 KV entries per head per layer either way."""
+    whole = run(batch=1, isl=20_000, osl=2)
+    chunked_scenario_flops = next(r.flops for r in whole.prefill.ops if r.name == "attention")
+    assert chunked_scenario_flops == pytest.approx(32 * 2 * 32 * 256 * 200_010_000, rel=1e-9)
+    small_budget = run(batch=64, isl=1024, osl=2)
+    assert small_budget.memory.activation_bytes < 2 * 8192 * (2 * 4096 + 3 * 14336) * 2 + 64 * 128_256 * 4

@@ -10,7 +10,7 @@ from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import Collective, CollectiveKind, Op, OpClass, OpKind, Phase, Placement, StepShape
 from roofline.simulator.cost import OpCost, RooflineCostModel
 from roofline.simulator.memory import memory_result
-from roofline.simulator.plan import Scenario, stage_placements
+from roofline.simulator.plan import Scenario, prefill_chunks, stage_placements
 from roofline.simulator.results import EstimateResult, OpRow, PhaseResult
 from roofline.workloads.base import Workload
 
@@ -57,42 +57,48 @@ def time_step(
     return StepTiming(tuple(costs), sum(stage_times), no_overlap, max(stage_times))
 
 
-def _phase_result(phase: Phase, context: int, timing: StepTiming, time_s: float, no_overlap_s: float) -> PhaseResult:
+def _phase_result(
+    phase: Phase, context: int, timings: list[tuple[StepTiming, int]], time_s: float, no_overlap_s: float
+) -> PhaseResult:
+    """Operator rows of a phase: each step's ops times how often the step repeats, the same
+    operator merged across pipeline stages and steps."""
     rows: dict[str, OpRow] = {}
-    for c in timing.costs:  # merge the same operator across pipeline stages
-        op, prev = c.op, rows.get(c.op.name)
-        row = OpRow(
-            phase=phase,
-            name=op.name,
-            op_class=op.op_class.value,
-            kind=op.kind.value,
-            count=op.count,
-            flops=op.flops * op.count,
-            bytes=op.bytes * op.count,
-            compute_s=c.compute_s * op.count,
-            memory_s=c.memory_s * op.count,
-            communication_s=c.comm_s * op.count,
-            overhead_s=c.overhead_s * op.count,
-            time_s=c.total_s,
-            bound=c.bound,
-        )
-        if prev is not None:
+    for timing, repeat in timings:
+        for c in timing.costs:
+            op, n = c.op, c.op.count * repeat
             row = OpRow(
-                phase,
-                op.name,
-                row.op_class,
-                row.kind,
-                prev.count + row.count,
-                prev.flops + row.flops,
-                prev.bytes + row.bytes,
-                prev.compute_s + row.compute_s,
-                prev.memory_s + row.memory_s,
-                prev.communication_s + row.communication_s,
-                prev.overhead_s + row.overhead_s,
-                prev.time_s + row.time_s,
-                prev.bound,
+                phase=phase,
+                name=op.name,
+                op_class=op.op_class.value,
+                kind=op.kind.value,
+                count=n,
+                flops=op.flops * n,
+                bytes=op.bytes * n,
+                compute_s=c.compute_s * n,
+                memory_s=c.memory_s * n,
+                communication_s=c.comm_s * n,
+                overhead_s=c.overhead_s * n,
+                time_s=c.total_s * repeat,
+                bound=c.bound,
             )
-        rows[op.name] = row
+            prev = rows.get(op.name)
+            if prev is not None:
+                row = OpRow(
+                    phase,
+                    op.name,
+                    row.op_class,
+                    row.kind,
+                    prev.count + row.count,
+                    prev.flops + row.flops,
+                    prev.bytes + row.bytes,
+                    prev.compute_s + row.compute_s,
+                    prev.memory_s + row.memory_s,
+                    prev.communication_s + row.communication_s,
+                    prev.overhead_s + row.overhead_s,
+                    prev.time_s + row.time_s,
+                    prev.bound,
+                )
+            rows[op.name] = row
     ops = tuple(rows.values())
     return PhaseResult(
         phase=phase,
@@ -109,6 +115,21 @@ def _phase_result(phase: Phase, context: int, timing: StepTiming, time_s: float,
     )
 
 
+def time_prefill(
+    workload: Workload, scenario: Scenario, model: RooflineCostModel, placements: Sequence[Placement]
+) -> tuple[float, float, list[tuple[StepTiming, int]]]:
+    """TTFT of the whole batch: its prefill steps (chunks) one after another. With pipeline
+    stages, consecutive steps overlap: each costs its slowest stage, and the last one also
+    needs the rest of the pipeline to drain."""
+    chunks = prefill_chunks(scenario.batch, scenario.isl, scenario.max_num_tokens)
+    timings = [(time_step(workload, step, scenario, model, placements), repeat) for step, repeat in chunks]
+    last = timings[-1][0]
+    ttft_s = sum(t.slowest_stage_s * r for t, r in timings) + last.time_s - last.slowest_stage_s
+    overlap_sum = sum(t.time_s * r for t, r in timings)
+    no_overlap_s = ttft_s * sum(t.no_overlap_s * r for t, r in timings) / overlap_sum
+    return ttft_s, no_overlap_s, timings
+
+
 def decode_contexts(isl: int, osl: int, samples: int = MAX_DECODE_SAMPLES) -> list[int]:
     """Context lengths of the decode steps to time: every step when there are few, else the
     midpoints of `samples` equal bins. Step j (1..osl-1) attends to isl + j tokens."""
@@ -122,13 +143,8 @@ def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bo
     plan, precision = scenario.plan, scenario.precision
     placements = stage_placements(workload, plan)
     model = RooflineCostModel(cluster, tp=plan.tp, pp=plan.pp, ideal=ideal)
-    micro, m = scenario.micro_batch, scenario.micro_batches
-
-    prefill_step = StepShape(Phase.PREFILL, batch=micro, new_tokens=scenario.isl, context_tokens=scenario.isl)
-    prefill = time_step(workload, prefill_step, scenario, model, placements)
-    # the last micro-batch leaves the pipeline (m - 1) slowest-stage times after the first
-    ttft_s = prefill.time_s + (m - 1) * prefill.slowest_stage_s
-    ttft_no_overlap_s = prefill.no_overlap_s + (m - 1) * prefill.slowest_stage_s
+    ttft_s, ttft_no_overlap_s, prefill = time_prefill(workload, scenario, model, placements)
+    micro = scenario.micro_batch
 
     contexts = decode_contexts(scenario.isl, scenario.osl)
     decode_steps = [
@@ -158,6 +174,6 @@ def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bo
         ttft_no_overlap_s=ttft_no_overlap_s,
         tpot_no_overlap_s=tpot_no_overlap_s,
         prefill=_phase_result(Phase.PREFILL, scenario.isl, prefill, ttft_s, ttft_no_overlap_s),
-        decode=_phase_result(Phase.DECODE, contexts[len(contexts) // 2], middle, tpot_s, tpot_no_overlap_s),
+        decode=_phase_result(Phase.DECODE, contexts[len(contexts) // 2], [(middle, 1)], tpot_s, tpot_no_overlap_s),
         memory=memory_result(workload, cluster, scenario),
     )

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from roofline.hardware_specs.cluster import Cluster
-from roofline.ir import Phase, Placement, StepShape
-from roofline.simulator.plan import Scenario, stage_placements
+from roofline.ir import Placement
+from roofline.simulator.plan import Scenario, prefill_chunks, stage_placements
 from roofline.simulator.results import MemoryResult
 from roofline.workloads.base import Workload
 
@@ -30,13 +30,12 @@ def _stage_memory(
     workload: Workload, scenario: Scenario, placement: Placement, batch: int, context_tokens: int
 ) -> _StageMemory:
     precision = scenario.precision
-    micro = -(-batch // max(1, min(scenario.plan.pp, batch)))
     prompt = min(scenario.isl, context_tokens)
-    prefill = StepShape(Phase.PREFILL, batch=micro, new_tokens=prompt, context_tokens=prompt)
+    largest_step = prefill_chunks(batch, prompt, scenario.max_num_tokens)[0][0]
     return _StageMemory(
         weights_bytes=workload.weight_bytes(precision, placement),
         kv_cache_bytes=batch * workload.kv_cache_bytes(context_tokens, precision, placement),
-        activation_bytes=workload.activation_bytes(prefill, precision, placement),
+        activation_bytes=workload.activation_bytes(largest_step, precision, placement),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from roofline.errors import RooflineError
-from roofline.ir import Placement, Precision
+from roofline.ir import Phase, Placement, Precision, StepShape
 from roofline.workloads.base import Workload
 
 
@@ -50,9 +50,13 @@ class Scenario:
     precision: Precision = field(default_factory=Precision)
     plan: ParallelPlan = field(default_factory=ParallelPlan)
     reserve_bytes: float | None = None  # None: the accelerator's runtime_reserve
+    # engine token budget per forward step (TensorRT-LLM max_num_tokens, vLLM max_num_batched_tokens;
+    # both default to 8192): prefill runs in chunks of at most this many tokens
+    max_num_tokens: int = 8192
 
     def __post_init__(self) -> None:
-        for name, value in (("batch", self.batch), ("isl", self.isl), ("osl", self.osl)):
+        checks = (("batch", self.batch), ("isl", self.isl), ("osl", self.osl), ("max-num-tokens", self.max_num_tokens))
+        for name, value in checks:
             if value < 1:
                 raise RooflineError(f"--{name} must be at least 1, got {value}")
 
@@ -64,6 +68,28 @@ class Scenario:
     @property
     def micro_batch(self) -> int:
         return -(-self.batch // self.micro_batches)
+
+
+def prefill_chunks(batch: int, isl: int, max_num_tokens: int) -> list[tuple[StepShape, int]]:
+    """The prefill of `batch` prompts of `isl` tokens as the engine runs it: steps of at most
+    `max_num_tokens` tokens, as (step, how many times it repeats).
+
+    Prompts shorter than the budget are packed several to a step; longer ones are split into
+    chunks that attend to the chunks before them (chunked prefill).
+    """
+    if isl >= max_num_tokens:
+        chunks, start = [], 0
+        while start < isl:
+            new = min(max_num_tokens, isl - start)
+            chunks.append((StepShape(Phase.PREFILL, batch=1, new_tokens=new, context_tokens=start + new), batch))
+            start += new
+        return chunks
+    per_step = max_num_tokens // isl
+    full, rest = divmod(batch, per_step)
+    steps = [(StepShape(Phase.PREFILL, batch=per_step, new_tokens=isl, context_tokens=isl), full)] if full else []
+    if rest:
+        steps.append((StepShape(Phase.PREFILL, batch=rest, new_tokens=isl, context_tokens=isl), 1))
+    return steps
 
 
 def stage_placements(workload: Workload, plan: ParallelPlan) -> list[Placement]:
