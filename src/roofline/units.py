@@ -106,18 +106,28 @@ def _validator(dimension: Dimension) -> Callable[[Any], float]:
 Bytes = Annotated[
     float,
     BeforeValidator(_validator(Dimension.BYTES)),
-    PlainSerializer(lambda v: f"{format_bytes(v)} ({format_bytes(v, binary=True)})"),
+    PlainSerializer(lambda v: f"{format_bytes(v)} ({format_bytes(v, binary=True)})", when_used="json"),
 ]
 BytesPerSecond = Annotated[
-    float, BeforeValidator(_validator(Dimension.BANDWIDTH)), PlainSerializer(lambda v: format_rate(v, "B/s"))
+    float,
+    BeforeValidator(_validator(Dimension.BANDWIDTH)),
+    PlainSerializer(lambda v: format_rate(v, "B/s"), when_used="json"),
 ]
 FlopsPerSecond = Annotated[
-    float, BeforeValidator(_validator(Dimension.FLOP_RATE)), PlainSerializer(lambda v: format_rate(v, "FLOP/s"))
+    float,
+    BeforeValidator(_validator(Dimension.FLOP_RATE)),
+    PlainSerializer(lambda v: format_rate(v, "FLOP/s"), when_used="json"),
 ]
-Seconds = Annotated[float, BeforeValidator(_validator(Dimension.TIME)), PlainSerializer(lambda v: format_time(v))]
-Watts = Annotated[float, BeforeValidator(_validator(Dimension.POWER)), PlainSerializer(lambda v: f"{v:g} W")]
+Seconds = Annotated[
+    float, BeforeValidator(_validator(Dimension.TIME)), PlainSerializer(lambda v: format_time(v), when_used="json")
+]
+Watts = Annotated[
+    float, BeforeValidator(_validator(Dimension.POWER)), PlainSerializer(lambda v: f"{v:g} W", when_used="json")
+]
 Hertz = Annotated[
-    float, BeforeValidator(_validator(Dimension.FREQUENCY)), PlainSerializer(lambda v: format_rate(v, "Hz"))
+    float,
+    BeforeValidator(_validator(Dimension.FREQUENCY)),
+    PlainSerializer(lambda v: format_rate(v, "Hz"), when_used="json"),
 ]
 
 

@@ -63,15 +63,20 @@ class Query:
     def build(cls, model: str, hardware: str | None, system: str | None, gpus: int | None, tp: int, pp: int,
               batch: int, isl: int, osl: int, weight_dtype: str, kv_dtype: str | None, activation_dtype: str,
               reserve: str | None, max_num_tokens: int) -> Query:  # fmt: skip
-        weight = parse_dtype(weight_dtype)
+        weight, activation = parse_dtype(weight_dtype), parse_dtype(activation_dtype)
+        if activation not in (DType.BF16, DType.FP16):
+            raise RooflineError(f"--activation-dtype must be bf16 or fp16, got {activation.value}")
         precision = Precision(
             weight=weight,
-            activation=parse_dtype(activation_dtype),
+            activation=activation,
             kv_cache=parse_dtype(kv_dtype) if kv_dtype else default_kv_dtype(weight),
         )
         plan = ParallelPlan.for_gpus(tp, pp, gpus)
         scenario = Scenario(batch, isl, osl, precision, plan, _reserve_bytes(reserve), max_num_tokens)
         workload = get_workload(model)
+        limit = workload.max_position_embeddings
+        if limit is not None and isl + osl > limit:
+            typer.echo(f"warning: isl + osl = {isl + osl} exceeds {workload.id}'s context window ({limit})", err=True)
         return cls(workload, resolve_cluster(hardware=hardware, system=system, num_gpus=plan.num_gpus), scenario)
 
 

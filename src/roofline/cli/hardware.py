@@ -32,7 +32,7 @@ def list_hardware(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format
     if fmt is OutputFormat.json:
         emit(to_json(_raw(data)))
     else:
-        emit(to_csv([flatten(a.model_dump(mode="json")) for a in accelerators]))
+        emit(to_csv([flatten(_raw(a.model_dump(mode="python"))) for a in accelerators]))  # type: ignore[arg-type]
 
 
 def _raw(data: object) -> object:
@@ -58,7 +58,7 @@ def show(
     if fmt is OutputFormat.json:
         emit(to_json(_raw(item.model_dump(mode="python"))))
     elif fmt is OutputFormat.csv:
-        emit(to_csv([flatten(item.model_dump(mode="json"))]))
+        emit(to_csv([flatten(_raw(item.model_dump(mode="python")))]))  # type: ignore[arg-type]
     else:
         import yaml
 

@@ -64,6 +64,8 @@ def _accelerator_for(catalog: HardwareCatalog, hardware: str) -> Accelerator:
         if not isinstance(item, Accelerator):
             raise RooflineError(f"'{hardware}' describes a {item.kind}, --hardware needs an accelerator")  # type: ignore[attr-defined]
         return item
+    if hardware in catalog.systems and hardware not in catalog.accelerators:
+        raise RooflineError(f"'{hardware}' is a system, not an accelerator; use --system {hardware}")
     return catalog.accelerator(hardware)
 
 

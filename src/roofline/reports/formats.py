@@ -22,8 +22,9 @@ def _default(value: Any) -> Any:
 def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return ""
+    fieldnames = list(dict.fromkeys(key for row in rows for key in row))  # union, first-seen order
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _flat(v) for k, v in row.items()})

@@ -19,7 +19,7 @@ def estimate_summary(result: EstimateResult) -> Table:
     title = (
         f"{result.model} on {result.num_gpus} x {result.hardware} ({result.system}), "
         f"tp={result.tp} pp={result.pp} dp={result.dp}, weights {result.weight_dtype}, KV {result.kv_cache_dtype}"
-        + (" [ideal roofline]" if result.ideal else "")
+        + (" (ideal roofline)" if result.ideal else "")
     )
     table = Table(title=title, title_justify="left", show_header=True, min_width=len(title))
     table.add_column("metric")

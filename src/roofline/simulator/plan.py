@@ -33,7 +33,9 @@ class ParallelPlan:
         """`--gpus N` beyond tp x pp becomes data-parallel replicas."""
         if num_gpus is None:
             return cls(tp=tp, pp=pp)
-        if num_gpus < 1 or num_gpus % (tp * pp):
+        if num_gpus < 1:
+            raise RooflineError(f"--gpus must be at least 1, got {num_gpus}")
+        if num_gpus % (tp * pp):
             raise RooflineError(
                 f"--gpus {num_gpus} is not a multiple of tp x pp = {tp * pp}; use a multiple or drop --gpus"
             )
