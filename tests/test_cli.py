@@ -765,7 +765,6 @@ def test_hardware_yaml_not_yaml(tmp_path: Path) -> None:
             ["a100-sxm-80gb", "fp8"],
             id="fp8-on-a100",
         ),
-        pytest.param(["estimate", *LLAMA8, "--weight-dtype", "fp4"], ["h100-sxm", "fp4"], id="fp4-on-h100"),
         pytest.param(["estimate", *LLAMA8, "--reserve", "4"], ["--reserve", "'4'", "GiB"], id="reserve-no-unit"),
         pytest.param(["estimate", *LLAMA8, "--reserve", "-4 GiB"], ["--reserve", "-4 GiB"], id="reserve-negative"),
         pytest.param(

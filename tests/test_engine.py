@@ -207,3 +207,13 @@ def test_chunked_prefill_keeps_the_flops_and_bounds_activations() -> None:
     assert chunked_scenario_flops == pytest.approx(32 * 2 * 32 * 256 * 200_010_000, rel=1e-9)
     small_budget = run(batch=64, isl=1024, osl=2)
     assert small_budget.memory.activation_bytes < 2 * 8192 * (2 * 4096 + 3 * 14336) * 2 + 64 * 128_256 * 4
+
+
+def test_4bit_weights_on_hardware_without_fp4_run_weight_only() -> None:
+    """H100 has no fp4 tensor cores: NVFP4/MXFP4 weights are dequantized to bf16 (W4A16 kernels),
+    so decode reads 4.5-bit weights but the matmuls run at the bf16 peak and fraction."""
+    fp4, bf16 = run(isl=64, osl=4, weight="fp4", kv="bf16"), run(isl=64, osl=4)
+    fp4_up = next(r for r in fp4.prefill.ops if r.name == "gate_up_proj")
+    bf16_up = next(r for r in bf16.prefill.ops if r.name == "gate_up_proj")
+    assert fp4_up.compute_s == pytest.approx(bf16_up.compute_s)
+    assert fp4_up.bytes < bf16_up.bytes

@@ -4,6 +4,8 @@ Storage sizes include the block-scale overhead of the micro-scaled formats, sinc
 a kernel reads from memory:
 - fp4 is NVFP4 class: 4-bit values + one 8-bit scale per 16 values = 4.5 bits
   (NVIDIA NVFP4; MXFP4 is 4.25 bits with one scale per 32 -- the difference is under 6%).
+- mxfp4 is OCP MX FP4: 4-bit values + one 8-bit scale per 32 = 4.25 bits (gpt-oss experts);
+  it runs fp4 math where the hardware has it, else is dequantized to bf16 (weight-only).
 - int4 is weight-only group quantization (AWQ/GPTQ, group 128, fp16 scale and zero) = 4.25 bits.
 - fp6 is MX-style 6-bit with one 8-bit scale per 32 values = 6.25 bits.
 """
@@ -21,6 +23,7 @@ class DType(StrEnum):
     FP8 = "fp8"
     FP6 = "fp6"
     FP4 = "fp4"
+    MXFP4 = "mxfp4"
     INT8 = "int8"
     INT4 = "int4"
 
@@ -35,7 +38,14 @@ class DType(StrEnum):
         Weight-only int4 is dequantized to 16-bit before the matmul (AWQ/GPTQ kernels), so its
         matmuls run at bf16 speed while reading 4.25-bit weights.
         """
-        return DType.BF16 if self is DType.INT4 else self
+        if self is DType.INT4:
+            return DType.BF16
+        return DType.FP4 if self is DType.MXFP4 else self
+
+    @property
+    def weight_only_fallback(self) -> DType | None:
+        """Math format used when the hardware lacks this one (dequantize weights to bf16)."""
+        return DType.BF16 if self in (DType.MXFP4, DType.FP4) else None
 
 
 _BYTES = {
@@ -46,6 +56,7 @@ _BYTES = {
     DType.FP8: 1.0,
     DType.FP6: 6.25 / 8,
     DType.FP4: 4.5 / 8,
+    DType.MXFP4: 4.25 / 8,
     DType.INT8: 1.0,
     DType.INT4: 4.25 / 8,
 }

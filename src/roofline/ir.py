@@ -95,11 +95,20 @@ class Precision:
     weight: DType = DType.BF16
     activation: DType = DType.BF16
     kv_cache: DType = DType.BF16
+    expert_weight: DType | None = None  # routed/shared expert weights; None = `weight`
 
     @property
     def matmul_dtype(self) -> DType:
         """Format of block matmuls: fp8/fp4 weights run fp8/fp4 GEMMs; int4 weight-only runs bf16."""
         return self.weight.compute_dtype
+
+    @property
+    def experts(self) -> DType:
+        return self.expert_weight or self.weight
+
+    def for_experts(self) -> Precision:
+        """The precision expert matmuls see: the expert format as the weight format."""
+        return Precision(self.experts, self.activation, self.kv_cache, self.expert_weight)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +133,35 @@ class StepShape:
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """What one GPU holds: its share of a TP group and the layers of its pipeline stage."""
+    """What one GPU holds: its share of a TP group, of the experts, and the layers of its stage.
+
+    Attention runs tensor-parallel over `tp` GPUs, replicated `attn_dp` times (attention data
+    parallelism: each replica serves 1/attn_dp of the batch). Routed experts are spread over
+    `ep` of those tp x attn_dp GPUs; each expert is tensor-split over the remaining factor.
+    """
 
     tp: int = 1
     layer_start: int = 0
     layer_end: int = 0  # exclusive
     has_embedding: bool = True
     has_lm_head: bool = True
+    ep: int = 1
+    attn_dp: int = 1
 
     @property
     def num_layers(self) -> int:
         return self.layer_end - self.layer_start
+
+    @property
+    def moe_group(self) -> int:
+        """GPUs that share the MoE layers of this stage (tp x attn_dp)."""
+        return self.tp * self.attn_dp
+
+    @property
+    def expert_tp(self) -> int:
+        """How many GPUs split one expert's weights."""
+        return self.moe_group // self.ep
+
+    def local_batch(self, batch: int) -> int:
+        """Sequences one attention replica serves."""
+        return -(-batch // self.attn_dp)

@@ -80,13 +80,22 @@ class RooflineCostModel:
         self._memory_bytes_per_s = acc.memory.bandwidth * (1.0 if ideal else acc.efficiency.memory_bandwidth_fraction)
         self._overhead_s = 0.0 if ideal else acc.efficiency.kernel_overhead
 
-    def peak_flops_per_s(self, dtype: DType) -> float:
+    def math_dtype(self, dtype: DType) -> DType:
+        """The format the math runs in on this accelerator: the op's own, or bf16 for 4-bit weights
+        the hardware cannot multiply natively (weight-only kernels dequantize them)."""
         acc = self.cluster.accelerator
-        peak = acc.compute.peak_flops_per_s(dtype)
-        if peak is None:
+        if acc.compute.peak_flops_per_s(dtype) is not None:
+            return dtype.compute_dtype
+        fallback = dtype.weight_only_fallback
+        if fallback is None or acc.compute.peak_flops_per_s(fallback) is None:
             raise RooflineError(
                 f"{acc.id} has no {dtype.value} support; choose a format it has (e.g. --weight-dtype bf16)"
             )
+        return fallback
+
+    def peak_flops_per_s(self, dtype: DType) -> float:
+        peak = self.cluster.accelerator.compute.peak_flops_per_s(self.math_dtype(dtype))
+        assert peak is not None
         return peak
 
     def _compute_s(self, op: Op) -> float:
@@ -95,12 +104,13 @@ class RooflineCostModel:
         acc = self.cluster.accelerator
         if op.kind is OpKind.ELEMENTWISE:
             return op.flops / self.peak_flops_per_s(DType.FP32)  # vector units, not tensor cores
-        peak = self.peak_flops_per_s(op.dtype)
+        dtype = self.math_dtype(op.dtype)
+        peak = self.peak_flops_per_s(dtype)
         if self.ideal:
             return op.flops / peak
         if op.kind is OpKind.ATTENTION:
             return op.flops / (peak * acc.efficiency.attention_fraction)
-        fraction = acc.efficiency.matmul_fraction_for(op.dtype)
+        fraction = acc.efficiency.matmul_fraction_for(dtype)
         if op.shape is not None:
             fraction *= wave_utilization(op.shape, acc.sram.sm_count, acc.efficiency.matmul_tiles)
         return op.flops / (peak * fraction)
