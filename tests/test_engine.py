@@ -79,7 +79,7 @@ def test_tp_all_reduce_ring_cost_by_hand() -> None:
     op = next(o for o in w.build_ops(step, Precision(), placement) if o.name == "attn_all_reduce")
     assert op.collective is not None and op.collective.message_bytes == 1024 * 8192 * 2
     expected = 6.6e-6 + 14 * 0.6e-6 + 2 * 7 / 8 * 16_777_216 / (450e9 * link.achievable_fraction)
-    assert RooflineCostModel(cluster, tp=8).cost(op).comm_s == pytest.approx(expected, rel=1e-6)
+    assert RooflineCostModel(cluster, ParallelPlan(tp=8)).cost(op).comm_s == pytest.approx(expected, rel=1e-6)
 
 
 def test_ideal_has_no_overheads_and_is_faster() -> None:

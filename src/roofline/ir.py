@@ -147,6 +147,7 @@ class Placement:
     has_lm_head: bool = True
     ep: int = 1
     attn_dp: int = 1
+    moe_imbalance: float = 1.0  # busiest GPU's share of routed tokens over the mean
 
     @property
     def num_layers(self) -> int:

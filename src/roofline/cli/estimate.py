@@ -28,7 +28,13 @@ PP = typer.Option(1, "--pp", help="pipeline-parallel degree")
 BATCH = typer.Option(1, "--batch", "-b", help="concurrent sequences per replica")
 ISL = typer.Option(1024, "--isl", help="input (prompt) tokens per sequence")
 OSL = typer.Option(128, "--osl", help="output tokens per sequence")
-WEIGHT_DTYPE = typer.Option("bf16", "--weight-dtype", help="bf16, fp16, fp8, fp4, int8, int4 (weight-only)")
+WEIGHT_DTYPE = typer.Option(
+    None, "--weight-dtype", help="bf16, fp16, fp8, fp4, mxfp4, int8, int4 (weight-only); default: as the model ships"
+)
+EXPERT_DTYPE = typer.Option(None, "--expert-dtype", help="expert weights' format; default: as shipped / --weight-dtype")
+EP = typer.Option(1, "--ep", help="expert-parallel degree (GPUs the routed experts are spread over)")
+ATTN_DP = typer.Option(1, "--attn-dp", help="attention data-parallel replicas inside the EP group")
+IMBALANCE = typer.Option(1.0, "--moe-imbalance", help="busiest GPU's routed tokens over the mean (>= 1)")
 KV_DTYPE = typer.Option(None, "--kv-dtype", help="KV-cache format; default: the weight format, fp8 for 4-6 bit")
 ACT_DTYPE = typer.Option("bf16", "--activation-dtype", help="activation format (bf16 or fp16)")
 RESERVE = typer.Option(None, "--reserve", help="runtime reserve per GPU, e.g. '4 GiB' (default: hardware YAML)")
@@ -60,38 +66,71 @@ class Query:
     scenario: Scenario
 
     @classmethod
-    def build(cls, model: str, hardware: str | None, system: str | None, gpus: int | None, tp: int, pp: int,
-              batch: int, isl: int, osl: int, weight_dtype: str, kv_dtype: str | None, activation_dtype: str,
-              reserve: str | None, max_num_tokens: int) -> Query:  # fmt: skip
-        weight, activation = parse_dtype(weight_dtype), parse_dtype(activation_dtype)
+    def build(cls, o: QueryOptions) -> Query:
+        workload = get_workload(o.model)
+        shipped_weight, shipped_experts = _shipped(workload)
+        weight = parse_dtype(o.weight_dtype) if o.weight_dtype else shipped_weight
+        if o.expert_dtype:
+            experts: DType | None = parse_dtype(o.expert_dtype)
+        else:
+            experts = None if o.weight_dtype else shipped_experts
+        activation = parse_dtype(o.activation_dtype)
         if activation not in (DType.BF16, DType.FP16):
             raise RooflineError(f"--activation-dtype must be bf16 or fp16, got {activation.value}")
-        precision = Precision(
-            weight=weight,
-            activation=activation,
-            kv_cache=parse_dtype(kv_dtype) if kv_dtype else default_kv_dtype(weight),
-        )
-        plan = ParallelPlan.for_gpus(tp, pp, gpus)
-        scenario = Scenario(batch, isl, osl, precision, plan, _reserve_bytes(reserve), max_num_tokens)
-        workload = get_workload(model)
+        kv = parse_dtype(o.kv_dtype) if o.kv_dtype else default_kv_dtype(weight)
+        precision = Precision(weight=weight, activation=activation, kv_cache=kv, expert_weight=experts)
+        plan = ParallelPlan.for_gpus(o.tp, o.pp, o.gpus, o.ep, o.attn_dp, o.moe_imbalance)
+        scenario = Scenario(o.batch, o.isl, o.osl, precision, plan, _reserve_bytes(o.reserve), o.max_num_tokens)
         limit = workload.max_position_embeddings
-        if limit is not None and isl + osl > limit:
-            typer.echo(f"warning: isl + osl = {isl + osl} exceeds {workload.id}'s context window ({limit})", err=True)
-        return cls(workload, resolve_cluster(hardware=hardware, system=system, num_gpus=plan.num_gpus), scenario)
+        if limit is not None and o.isl + o.osl > limit:
+            typer.echo(
+                f"warning: isl + osl = {o.isl + o.osl} exceeds {workload.id}'s context window ({limit})", err=True
+            )
+        cluster = resolve_cluster(hardware=o.hardware, system=o.system, num_gpus=plan.num_gpus)
+        return cls(workload, cluster, scenario)
+
+
+def _shipped(workload: Workload) -> tuple[DType, DType | None]:
+    weight: DType = getattr(workload, "weight_dtype", DType.BF16)
+    return weight, getattr(workload, "expert_weight_dtype", None)
+
+
+@dataclass(frozen=True)
+class QueryOptions:
+    model: str
+    hardware: str | None
+    system: str | None
+    gpus: int | None
+    tp: int
+    pp: int
+    ep: int
+    attn_dp: int
+    moe_imbalance: float
+    batch: int
+    isl: int
+    osl: int
+    weight_dtype: str | None
+    expert_dtype: str | None
+    kv_dtype: str | None
+    activation_dtype: str
+    reserve: str | None
+    max_num_tokens: int
 
 
 def estimate_command(
     model: str = MODEL, hardware: str | None = HARDWARE, system: str | None = SYSTEM, gpus: int | None = GPUS,
-    tp: int = TP, pp: int = PP, batch: int = BATCH, isl: int = ISL, osl: int = OSL,
-    weight_dtype: str = WEIGHT_DTYPE, kv_dtype: str | None = KV_DTYPE, activation_dtype: str = ACT_DTYPE,
-    reserve: str | None = RESERVE, max_num_tokens: int = MAX_NUM_TOKENS,
+    tp: int = TP, pp: int = PP, ep: int = EP, attn_dp: int = ATTN_DP, moe_imbalance: float = IMBALANCE,
+    batch: int = BATCH, isl: int = ISL, osl: int = OSL,
+    weight_dtype: str | None = WEIGHT_DTYPE, expert_dtype: str | None = EXPERT_DTYPE, kv_dtype: str | None = KV_DTYPE,
+    activation_dtype: str = ACT_DTYPE, reserve: str | None = RESERVE, max_num_tokens: int = MAX_NUM_TOKENS,
     ideal: bool = typer.Option(False, "--ideal", help="pure roofline: every achievable fraction 1, no overheads"),
     ops: bool = typer.Option(True, "--ops/--no-ops", help="include the per-operator rows"),
     fmt: OutputFormat = FORMAT,
 ) -> None:  # fmt: skip
     """Prefill and decode latency, throughput and memory for one configuration."""
-    q = Query.build(model, hardware, system, gpus, tp, pp, batch, isl, osl, weight_dtype, kv_dtype,
-                    activation_dtype, reserve, max_num_tokens)  # fmt: skip
+    options = QueryOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batch, isl, osl,
+                           weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens)  # fmt: skip
+    q = Query.build(options)
     result = estimate(q.workload, q.cluster, q.scenario, ideal=ideal)
     if fmt is OutputFormat.json:
         emit(to_json(result.to_dict(with_ops=ops)))
@@ -104,18 +143,22 @@ def estimate_command(
 
 def memory_command(
     model: str = MODEL, hardware: str | None = HARDWARE, system: str | None = SYSTEM, gpus: int | None = GPUS,
-    tp: int = TP, pp: int = PP, batch: int = BATCH, isl: int = ISL, osl: int = OSL,
-    weight_dtype: str = WEIGHT_DTYPE, kv_dtype: str | None = KV_DTYPE, activation_dtype: str = ACT_DTYPE,
-    reserve: str | None = RESERVE, max_num_tokens: int = MAX_NUM_TOKENS, fmt: OutputFormat = FORMAT,
+    tp: int = TP, pp: int = PP, ep: int = EP, attn_dp: int = ATTN_DP, moe_imbalance: float = IMBALANCE,
+    batch: int = BATCH, isl: int = ISL, osl: int = OSL,
+    weight_dtype: str | None = WEIGHT_DTYPE, expert_dtype: str | None = EXPERT_DTYPE, kv_dtype: str | None = KV_DTYPE,
+    activation_dtype: str = ACT_DTYPE, reserve: str | None = RESERVE, max_num_tokens: int = MAX_NUM_TOKENS,
+    fmt: OutputFormat = FORMAT,
 ) -> None:  # fmt: skip
     """Does it fit? Weights, KV cache, activations, reserve; the largest batch and context that fit."""
-    q = Query.build(model, hardware, system, gpus, tp, pp, batch, isl, osl, weight_dtype, kv_dtype,
-                    activation_dtype, reserve, max_num_tokens)  # fmt: skip
+    options = QueryOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batch, isl, osl,
+                           weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens)  # fmt: skip
+    q = Query.build(options)
     memory = memory_result(q.workload, q.cluster, q.scenario)
     plan = q.scenario.plan
     data = {
         "model": q.workload.id, "hardware": q.cluster.accelerator.id, "system": q.cluster.system.id,
-        "num_gpus": plan.num_gpus, "parallel": {"tp": plan.tp, "pp": plan.pp, "dp": plan.dp},
+        "num_gpus": plan.num_gpus,
+        "parallel": {"tp": plan.tp, "pp": plan.pp, "dp": plan.dp, "ep": plan.ep, "attn_dp": plan.attn_dp},
         "batch": batch, "isl": isl, "osl": osl, **memory.to_dict(),
     }  # fmt: skip
     if fmt is OutputFormat.json:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from roofline.hardware_specs.cluster import Cluster, Fabric
 from roofline.ir import Collective, CollectiveKind
+from roofline.simulator.plan import ParallelPlan
 from roofline.units import Seconds
 from roofline.yaml_io import read_yaml, validate_into
 
@@ -54,11 +55,15 @@ class GroupLayout:
     fabric: Fabric
 
 
-def group_layout(cluster: Cluster, group: str, tp: int, pp: int) -> GroupLayout:
-    """TP is the innermost dimension (consecutive GPUs), PP next; a group that does not fit in one
-    scale-up domain crosses the scale-out fabric."""
-    size = {"tp": tp, "pp": pp}.get(group, 1)
-    span = tp if group == "tp" else tp * pp
+def group_layout(cluster: Cluster, group: str, plan: ParallelPlan) -> GroupLayout:
+    """GPUs of a group and the fabric its slowest hop crosses. Layout, innermost first: tp,
+    attention replicas (the EP group spans both), pipeline stages, model replicas. A group that
+    does not fit in one scale-up domain crosses the scale-out fabric."""
+    size, span = {
+        "tp": (plan.tp, plan.tp),
+        "ep": (plan.stage_gpus, plan.stage_gpus),
+        "pp": (plan.pp, plan.gpus_per_replica),
+    }.get(group, (1, 1))
     inside = span <= cluster.system.gpus_per_domain
     fabric = cluster.scale_up if inside or cluster.scale_out is None else cluster.scale_out
     return GroupLayout(size=size, fabric=fabric)

@@ -21,6 +21,7 @@ from roofline.hardware_specs.cluster import Cluster
 from roofline.hardware_specs.schema import MatmulTile
 from roofline.ir import MatmulShape, Op, OpKind
 from roofline.simulator.comm import CommLibrary, collective_time_s, group_layout, load_library
+from roofline.simulator.plan import ParallelPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +73,10 @@ def wave_utilization(shape: MatmulShape, sm_count: int, tiles: list[MatmulTile],
 
 class RooflineCostModel:
     def __init__(
-        self, cluster: Cluster, tp: int = 1, pp: int = 1, ideal: bool = False, library: CommLibrary | None = None
-    ) -> None:
-        self.cluster, self.tp, self.pp, self.ideal = cluster, tp, pp, ideal
+        self, cluster: Cluster, plan: ParallelPlan | None = None, ideal: bool = False,
+        library: CommLibrary | None = None,
+    ) -> None:  # fmt: skip
+        self.cluster, self.plan, self.ideal = cluster, plan or ParallelPlan(), ideal
         self.library = library or load_library()
         acc = cluster.accelerator
         self._memory_bytes_per_s = acc.memory.bandwidth * (1.0 if ideal else acc.efficiency.memory_bandwidth_fraction)
@@ -118,7 +120,7 @@ class RooflineCostModel:
     def _comm_s(self, op: Op) -> float:
         if op.collective is None:
             return 0.0
-        layout = group_layout(self.cluster, op.collective.group, self.tp, self.pp)
+        layout = group_layout(self.cluster, op.collective.group, self.plan)
         return collective_time_s(op.collective, layout, self.library, self.ideal)
 
     def cost(self, op: Op) -> OpCost:

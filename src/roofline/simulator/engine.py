@@ -142,7 +142,7 @@ def decode_contexts(isl: int, osl: int, samples: int = MAX_DECODE_SAMPLES) -> li
 def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bool = False) -> EstimateResult:
     plan, precision = scenario.plan, scenario.precision
     placements = stage_placements(workload, plan)
-    model = RooflineCostModel(cluster, tp=plan.tp, pp=plan.pp, ideal=ideal)
+    model = RooflineCostModel(cluster, plan, ideal=ideal)
     ttft_s, ttft_no_overlap_s, prefill = time_prefill(workload, scenario, model, placements)
     micro = scenario.micro_batch
 
@@ -162,6 +162,8 @@ def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bo
         tp=plan.tp,
         pp=plan.pp,
         dp=plan.dp,
+        ep=plan.ep,
+        attn_dp=plan.attn_dp,
         batch=scenario.batch,
         isl=scenario.isl,
         osl=scenario.osl,

@@ -11,35 +11,58 @@ from roofline.workloads.base import Workload
 
 @dataclass(frozen=True)
 class ParallelPlan:
+    """tp: tensor parallel (attention and dense layers); attn_dp: attention replicas inside one
+    model replica (attention data parallelism, DeepSeek-style serving); ep: GPUs the routed
+    experts are spread over, among the tp x attn_dp GPUs of a stage; pp: pipeline stages;
+    dp: whole-model replicas."""
+
     tp: int = 1
     pp: int = 1
     dp: int = 1
+    ep: int = 1
+    attn_dp: int = 1
+    moe_imbalance: float = 1.0  # busiest GPU's share of routed tokens over the mean
 
     def __post_init__(self) -> None:
-        for name, value in (("tp", self.tp), ("pp", self.pp), ("dp", self.dp)):
+        for name, value in (("tp", self.tp), ("pp", self.pp), ("dp", self.dp), ("ep", self.ep),
+                            ("attn-dp", self.attn_dp)):  # fmt: skip
             if value < 1:
                 raise RooflineError(f"--{name} must be at least 1, got {value}")
+        group = self.tp * self.attn_dp
+        if group % self.ep:
+            raise RooflineError(f"--ep {self.ep} must divide tp x attn-dp = {group} (the GPUs of a stage)")
+        if self.attn_dp > 1 and self.ep != group:
+            raise RooflineError(f"--attn-dp {self.attn_dp} needs --ep {group} (experts over all tp x attn-dp GPUs)")
+        if self.moe_imbalance < 1.0:
+            raise RooflineError(f"--moe-imbalance is the busiest GPU over the mean, >= 1; got {self.moe_imbalance}")
+
+    @property
+    def stage_gpus(self) -> int:
+        return self.tp * self.attn_dp
 
     @property
     def gpus_per_replica(self) -> int:
-        return self.tp * self.pp
+        return self.stage_gpus * self.pp
 
     @property
     def num_gpus(self) -> int:
         return self.gpus_per_replica * self.dp
 
     @classmethod
-    def for_gpus(cls, tp: int, pp: int, num_gpus: int | None) -> ParallelPlan:
-        """`--gpus N` beyond tp x pp becomes data-parallel replicas."""
+    def for_gpus(cls, tp: int, pp: int, num_gpus: int | None, ep: int = 1, attn_dp: int = 1,
+                 moe_imbalance: float = 1.0) -> ParallelPlan:  # fmt: skip
+        """`--gpus N` beyond the GPUs of one replica becomes data-parallel replicas."""
+        replica = cls(tp=tp, pp=pp, ep=ep, attn_dp=attn_dp, moe_imbalance=moe_imbalance)
         if num_gpus is None:
-            return cls(tp=tp, pp=pp)
+            return replica
+        per = replica.gpus_per_replica
         if num_gpus < 1:
             raise RooflineError(f"--gpus must be at least 1, got {num_gpus}")
-        if num_gpus % (tp * pp):
+        if num_gpus % per:
             raise RooflineError(
-                f"--gpus {num_gpus} is not a multiple of tp x pp = {tp * pp}; use a multiple or drop --gpus"
+                f"--gpus {num_gpus} is not a multiple of the {per} GPUs of one replica; use a multiple or drop --gpus"
             )
-        return cls(tp=tp, pp=pp, dp=num_gpus // (tp * pp))
+        return cls(tp=tp, pp=pp, dp=num_gpus // per, ep=ep, attn_dp=attn_dp, moe_imbalance=moe_imbalance)
 
 
 @dataclass(frozen=True)
@@ -98,12 +121,16 @@ def stage_placements(workload: Workload, plan: ParallelPlan) -> list[Placement]:
     """Layers split as evenly as possible over the pipeline stages (earlier stages take the extra
     layer); the first stage holds the embedding, the last the LM head."""
     workload.check_parallel(plan.tp, plan.pp)
+    workload.check_experts(plan.ep, plan.stage_gpus // plan.ep)
     base, extra = divmod(workload.num_layers, plan.pp)
     placements, start = [], 0
     for stage in range(plan.pp):
         layers = base + (1 if stage < extra else 0)
         placements.append(
             Placement(
+                ep=plan.ep,
+                attn_dp=plan.attn_dp,
+                moe_imbalance=plan.moe_imbalance,
                 tp=plan.tp,
                 layer_start=start,
                 layer_end=start + layers,

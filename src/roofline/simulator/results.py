@@ -113,6 +113,8 @@ class EstimateResult:
     tp: int
     pp: int
     dp: int
+    ep: int
+    attn_dp: int
     batch: int
     isl: int
     osl: int
@@ -152,7 +154,7 @@ class EstimateResult:
             "hardware": self.hardware,
             "system": self.system,
             "num_gpus": self.num_gpus,
-            "parallel": {"tp": self.tp, "pp": self.pp, "dp": self.dp},
+            "parallel": {"tp": self.tp, "pp": self.pp, "dp": self.dp, "ep": self.ep, "attn_dp": self.attn_dp},
             "batch": self.batch,
             "isl": self.isl,
             "osl": self.osl,

@@ -19,11 +19,17 @@ from roofline.ir import Op, Placement, Precision, StepShape
 
 @dataclass(frozen=True)
 class ParameterCounts:
-    """Parameters by component; `active` is what one token touches (== total for dense models)."""
+    """Parameters by component. `active`: what one token's forward pass uses, counting the
+    embedding table like the total does (== total for dense models); publishers differ on
+    whether their active figure includes the embedding table, hence `active_non_embedding`."""
 
     total: float
     active: float
     by_component: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def active_non_embedding(self) -> float:
+        return self.active - self.by_component.get("embedding", 0.0)
 
 
 class Workload(BaseModel, ABC):
@@ -35,6 +41,10 @@ class Workload(BaseModel, ABC):
     source: str = Field(min_length=3)
     published_params: float | None = Field(default=None, gt=0, description="published total parameter count")
     published_params_source: str | None = None
+    published_active_params: float | None = Field(default=None, gt=0)
+    published_active_excludes_embedding: bool = Field(
+        default=False, description="the publisher's active count leaves out the embedding table"
+    )
     max_position_embeddings: int | None = Field(default=None, gt=0)
 
     @property
@@ -47,6 +57,13 @@ class Workload(BaseModel, ABC):
     @abstractmethod
     def check_parallel(self, tp: int, pp: int) -> None:
         """Raise RooflineError when the model cannot be split this way."""
+
+    def check_experts(self, ep: int, expert_tp: int) -> None:
+        """Raise RooflineError when the experts cannot be spread this way (no experts: ep must be 1)."""
+        if ep > 1:
+            from roofline.errors import RooflineError
+
+            raise RooflineError(f"{self.id} has no experts; drop --ep")
 
     @abstractmethod
     def weight_bytes(self, precision: Precision, placement: Placement) -> float:

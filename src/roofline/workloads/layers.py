@@ -24,13 +24,40 @@ from roofline.ir import (
 )
 
 
-def causal_kv_sum(prior_tokens: int, new_tokens: int, window: int | None) -> float:
+@dataclass(frozen=True)
+class Span:
+    """How far back a layer's attention reaches: everything, a sliding window of the last
+    `size` tokens, or the tokens of the current `size`-token chunk (Llama 4 chunked attention)."""
+
+    kind: str = "full"  # full | window | chunk
+    size: int | None = None
+
+    @property
+    def label(self) -> str:
+        return "" if self.kind == "full" else f"[{self.kind}={self.size}]"
+
+
+FULL = Span()
+
+
+def _chunk_prefix_sum(n: int, chunk: int) -> float:
+    """sum_{s=1}^{n} (((s - 1) mod chunk) + 1)."""
+    whole, rest = divmod(n, chunk)
+    return whole * chunk * (chunk + 1) / 2.0 + rest * (rest + 1) / 2.0
+
+
+def causal_kv_sum(prior_tokens: int, new_tokens: int, window: int | None, span: Span | None = None) -> float:
     """Sum over the new tokens of how many KV entries each attends to (itself included).
 
-    Token i (1-based) of the new ones sees prior + i entries, capped at the window W:
-    sum_{s=prior+1}^{prior+new} min(s, W).
+    Token i (1-based) of the new ones sits at position s = prior + i and sees s entries, capped at
+    the window W (min(s, W)), or the ((s - 1) mod C) + 1 entries of its chunk.
     """
     first, last = prior_tokens + 1, prior_tokens + new_tokens
+    if span is not None and span.kind == "chunk":
+        assert span.size is not None
+        return _chunk_prefix_sum(last, span.size) - _chunk_prefix_sum(first - 1, span.size)
+    if span is not None and span.kind == "window":
+        window = span.size
     if window is None or last <= window:
         return (first + last) * new_tokens / 2.0
     if first > window:
@@ -40,6 +67,7 @@ def causal_kv_sum(prior_tokens: int, new_tokens: int, window: int | None) -> flo
 
 
 def kv_length(context_tokens: int, window: int | None) -> int:
+    """KV entries a layer keeps (and a decode step reads) at this context: capped by a window or chunk."""
     return context_tokens if window is None else min(context_tokens, window)
 
 
@@ -152,8 +180,7 @@ def attention_block_ops(
     precision: Precision,
     tp: int,
     count: int,
-    window: int | None,
-    suffix: str = "",
+    span: Span = FULL,
 ) -> list[Op]:
     """Pre-norm attention block: norm, QKV, RoPE + KV append, attention core, output proj, TP all-reduce."""
     d, dh, t = shape.hidden_size, shape.head_dim, step.tokens
@@ -161,10 +188,10 @@ def attention_block_ops(
     kv_l = local_kv_heads(shape.num_kv_heads, tp)
     kv_b = precision.kv_cache.bytes_per_element
     a = precision.activation.bytes_per_element
-    kv_sum = causal_kv_sum(step.prior_tokens, step.new_tokens, window)
-    kv_len = kv_length(step.context_tokens, window)
+    kv_sum = causal_kv_sum(step.prior_tokens, step.new_tokens, None, span)
+    kv_len = kv_length(step.context_tokens, span.size)
     core = Op(
-        name=f"attention{suffix}",
+        name=f"attention{span.label}",
         kind=OpKind.ATTENTION,
         op_class=OpClass.ATTENTION,
         dtype=precision.activation,

@@ -1,0 +1,100 @@
+"""Mixture-of-experts decoder (Mixtral, Qwen3-MoE, Llama 4, gpt-oss): GQA attention with optional
+sliding windows, chunked attention and sinks; MoE FFN layers with top-k routing, optional shared
+experts, dense layers before the first MoE layer (first_k_dense_replace) or interleaved
+(moe_layer_step)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from roofline.errors import RooflineError
+from roofline.ir import Op, Placement, Precision, StepShape
+from roofline.workloads.base import register_kind
+from roofline.workloads.decoder import DecoderTransformer
+from roofline.workloads.dense import mlp_params
+from roofline.workloads.layers import dense_mlp_ops
+from roofline.workloads.moe_blocks import MoEShape, moe_activation_width, moe_ops, moe_weight_bytes
+
+
+class MoEFields(DecoderTransformer):
+    """MoE fields shared by the MoE kinds (GQA here, MLA in the DeepSeek kind)."""
+
+    intermediate_size: int = Field(default=0, ge=0, description="FFN width of the dense (non-MoE) layers")
+    mlp: Literal["gated", "plain"] = "gated"
+    num_experts: int = Field(gt=1)
+    num_experts_per_tok: int = Field(gt=0)
+    moe_intermediate_size: int = Field(gt=0)
+    num_shared_experts: int = Field(default=0, ge=0)
+    shared_expert_intermediate_size: int | None = Field(default=None, gt=0, description="default: moe width")
+    first_k_dense_replace: int = Field(default=0, ge=0, description="leading layers with a dense FFN")
+    moe_layer_step: int = Field(default=1, gt=0, description="layer i is MoE when (i + 1) % step == 0")
+    router_bias: bool = False
+
+    @model_validator(mode="after")
+    def _check_moe(self) -> MoEFields:
+        if self.num_experts_per_tok > self.num_experts:
+            raise ValueError("num_experts_per_tok exceeds num_experts")
+        has_dense = self.first_k_dense_replace > 0 or self.moe_layer_step > 1
+        if has_dense and self.intermediate_size == 0:
+            raise ValueError("dense FFN layers need intermediate_size")
+        return self
+
+    @property
+    def moe_shape(self) -> MoEShape:
+        return MoEShape(
+            hidden=self.hidden_size, num_experts=self.num_experts, top_k=self.num_experts_per_tok,
+            expert_intermediate=self.moe_intermediate_size, gated=self.mlp == "gated",
+            num_shared=self.num_shared_experts,
+            shared_intermediate=self.shared_expert_intermediate_size or self.moe_intermediate_size,
+            router_bias=self.router_bias,
+        )  # fmt: skip
+
+    def ffn_kind(self, layer: int) -> str:
+        if layer < self.first_k_dense_replace or (layer + 1) % self.moe_layer_step:
+            return "dense"
+        return "moe"
+
+    def ffn_params(self, kind: str) -> tuple[float, float]:
+        if kind == "dense":
+            dense = mlp_params(self.hidden_size, self.intermediate_size, self.mlp == "gated")
+            return dense, dense
+        return self.moe_shape.total_and_active()
+
+    def ffn_weight_bytes(self, kind: str, precision: Precision, placement: Placement) -> float:
+        if kind == "dense":
+            shard = mlp_params(self.hidden_size, self.intermediate_size // placement.tp, self.mlp == "gated")
+            return shard * precision.weight.bytes_per_element
+        return moe_weight_bytes(self.moe_shape, precision, placement)
+
+    def ffn_ops(self, kind: str, step: StepShape, precision: Precision, placement: Placement, count: int) -> list[Op]:
+        if kind == "dense":
+            return dense_mlp_ops(
+                self.hidden_size, self.intermediate_size, self.mlp == "gated", step, precision, placement.tp, count
+            )
+        return moe_ops(self.moe_shape, step, precision, placement, count)
+
+    def ffn_activation_width(self, kind: str, step: StepShape, placement: Placement) -> float:
+        if kind == "dense":
+            return 3 * self.intermediate_size / placement.tp
+        return moe_activation_width(self.moe_shape, step, placement)
+
+    def check_parallel(self, tp: int, pp: int) -> None:
+        super().check_parallel(tp, pp)
+        if self.intermediate_size % tp:
+            raise RooflineError(f"intermediate_size ({self.intermediate_size}) is not divisible by --tp {tp}")
+
+    def check_experts(self, ep: int, expert_tp: int) -> None:
+        if self.num_experts % ep:
+            raise RooflineError(f"--ep {ep} must divide the {self.num_experts} experts of {self.id}")
+        if self.moe_intermediate_size % expert_tp:
+            raise RooflineError(
+                f"moe_intermediate_size ({self.moe_intermediate_size}) is not divisible by the {expert_tp} GPUs "
+                "that split each expert; raise --ep"
+            )
+
+
+@register_kind("moe")
+class MoETransformer(MoEFields):
+    kind: Literal["moe"] = "moe"

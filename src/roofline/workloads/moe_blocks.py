@@ -1,0 +1,163 @@
+"""Mixture-of-experts operators: router, dispatch/combine all-to-all, routed expert GEMMs,
+shared experts and (latent MoE) the projections into and out of the latent space.
+
+Expected routing is uniform: with T tokens choosing k of E experts each, an expert receives
+T k / E tokens on average and E (1 - (1 - k/E)^T) experts receive at least one, so a decode step
+at small batch reads few experts' weights and a large batch reads all of them. The busiest GPU
+gets `moe_imbalance` times the mean share of tokens; the step waits for it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from roofline.ir import Collective, CollectiveKind, MatmulShape, Op, OpClass, OpKind, Placement, Precision, StepShape
+from roofline.workloads.layers import elementwise_op, matmul_op, tp_all_reduce
+
+
+@dataclass(frozen=True)
+class MoEShape:
+    hidden: int
+    num_experts: int
+    top_k: int
+    expert_intermediate: int
+    gated: bool = True
+    num_shared: int = 0
+    shared_intermediate: int = 0
+    latent: int | None = None  # latent MoE: experts run at this width
+    router_bias: bool = False
+
+    @property
+    def expert_width(self) -> int:
+        """Width tokens have inside the experts (and on the wire)."""
+        return self.latent or self.hidden
+
+    def expert_params(self, split: int = 1) -> float:
+        return (3 if self.gated else 2) * self.expert_width * self.expert_intermediate / split
+
+    def shared_params(self, split: int = 1) -> float:
+        return (3 if self.gated else 2) * self.hidden * self.num_shared * self.shared_intermediate / split
+
+    @property
+    def router_params(self) -> float:
+        return float(self.hidden * self.num_experts + (self.num_experts if self.router_bias else 0))
+
+    @property
+    def latent_params(self) -> float:
+        return 2.0 * self.hidden * self.latent if self.latent else 0.0
+
+    def total_and_active(self) -> tuple[float, float]:
+        common = self.router_params + self.shared_params() + self.latent_params
+        return common + self.num_experts * self.expert_params(), common + self.top_k * self.expert_params()
+
+
+def distinct_experts(tokens: float, num_experts: int, top_k: int) -> float:
+    """Expected experts hit by `tokens` tokens routing uniformly to top_k of num_experts."""
+    if tokens <= 0:
+        return 0.0
+    return num_experts * (1.0 - (1.0 - top_k / num_experts) ** tokens)
+
+
+def moe_weight_bytes(shape: MoEShape, precision: Precision, placement: Placement) -> float:
+    """Per GPU: its 1/ep of the routed experts (each split over expert_tp), shared experts split
+    over tp, router and latent projections replicated."""
+    w_e, a = precision.experts.bytes_per_element, precision.activation.bytes_per_element
+    routed = shape.num_experts / placement.ep * shape.expert_params(placement.expert_tp) * w_e
+    shared = shape.shared_params(placement.tp) * w_e
+    return routed + shared + (shape.router_params + shape.latent_params) * a
+
+
+def _all_to_all(name: str, tokens: float, shape: MoEShape, precision: Precision, placement: Placement) -> list[Op]:
+    """Dispatch or combine: each GPU sends its share of the tokens (TP ranks split the replicated
+    tokens), top_k copies of expert_width values each."""
+    if placement.ep == 1:
+        return []
+    message = tokens / placement.tp * shape.top_k * shape.expert_width * precision.activation.bytes_per_element
+    return [
+        Op(name=name, kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION, dtype=precision.activation,
+           collective=Collective(CollectiveKind.ALL_TO_ALL, "ep", message))
+    ]  # fmt: skip
+
+
+def _expert_gemm(name: str, rows: float, n: int, k: int, experts: float, per_expert_rows: float,
+                 precision: Precision, count: int) -> Op:  # fmt: skip
+    """`experts` expert matmuls of per_expert_rows x k times k x n, `rows` rows in all."""
+    w, a = precision.experts.bytes_per_element, precision.activation.bytes_per_element
+    shape = MatmulShape(m=max(1, math.ceil(per_expert_rows)), n=n, k=k, batch=max(1, round(experts)))
+    return Op(
+        name=name, kind=OpKind.MATMUL, op_class=OpClass.MLP, dtype=precision.experts,
+        flops=2.0 * rows * n * k, weight_bytes=experts * k * n * w, activation_bytes=rows * (k + n) * a,
+        count=count, shape=shape,
+    )  # fmt: skip
+
+
+def moe_ops(shape: MoEShape, step: StepShape, precision: Precision, placement: Placement, count: int) -> list[Op]:
+    """One MoE FFN block on one GPU. `step` is this GPU's attention replica's share."""
+    t, d, a = step.tokens, shape.hidden, precision.activation
+    group_tokens = t * placement.attn_dp  # distinct tokens routed by the whole EP group
+    routed_rows = group_tokens * shape.top_k / placement.ep * placement.moe_imbalance
+    local_experts = shape.num_experts / placement.ep
+    touched = min(local_experts, distinct_experts(group_tokens, shape.num_experts, shape.top_k) / placement.ep)
+    rows_per_expert = routed_rows / max(touched, 1e-9)
+    width, f_l = shape.expert_width, shape.expert_intermediate // placement.expert_tp
+    up = (2 if shape.gated else 1) * f_l
+    ops = [
+        elementwise_op("mlp_norm", OpClass.NORM, 2.0 * t * d, 2.0 * t * d, 5.0, precision, count),
+        matmul_op("router", OpClass.MLP, t, shape.num_experts, d, precision, count,
+                  weight_bytes_per_element=a.bytes_per_element),
+    ]  # fmt: skip
+    if shape.latent:
+        ops.append(matmul_op("latent_down_proj", OpClass.MLP, t, shape.latent, d, precision, count,
+                             weight_bytes_per_element=a.bytes_per_element))  # fmt: skip
+    ops += [op_with_count(o, count) for o in _all_to_all("moe_dispatch", t, shape, precision, placement)]
+    ops += [
+        _expert_gemm("expert_up", routed_rows, up, width, touched, rows_per_expert, precision, count),
+        elementwise_op("expert_activation", OpClass.MLP, routed_rows * up, routed_rows * f_l, 8.0, precision, count),
+        _expert_gemm("expert_down", routed_rows, width, f_l, touched, rows_per_expert, precision, count),
+    ]
+    ops += [op_with_count(o, count) for o in _all_to_all("moe_combine", t, shape, precision, placement)]
+    ops.append(elementwise_op("expert_combine", OpClass.MLP, t * shape.top_k * width, t * width, 2.0 * shape.top_k,
+                              precision, count))  # fmt: skip
+    if shape.latent:
+        ops.append(matmul_op("latent_up_proj", OpClass.MLP, t, d, shape.latent, precision, count,
+                             weight_bytes_per_element=a.bytes_per_element))  # fmt: skip
+    if shape.num_shared:
+        shared_f = shape.num_shared * shape.shared_intermediate // placement.tp
+        shared_up = (2 if shape.gated else 1) * shared_f
+        experts = precision.for_experts()
+        ops += [
+            matmul_op("shared_expert_up", OpClass.MLP, t, shared_up, d, experts, count),
+            elementwise_op("shared_expert_activation", OpClass.MLP, t * shared_up, t * shared_f, 8.0, precision, count),
+            matmul_op("shared_expert_down", OpClass.MLP, t, d, shared_f, experts, count),
+        ]
+    return ops + _tp_merge(shape, t, precision, placement, count)
+
+
+def _tp_merge(shape: MoEShape, tokens: int, precision: Precision, placement: Placement, count: int) -> list[Op]:
+    """Back to replicated tokens across the TP ranks: an all-reduce of partial sums when experts
+    (ep == 1) or shared experts are tensor-split; with EP and no shared experts, each TP rank got
+    its 1/tp of the tokens from the combine, and an all-gather restores the rest."""
+    if placement.tp == 1:
+        return []
+    if placement.ep == 1 or shape.num_shared:
+        return tp_all_reduce("moe_all_reduce", tokens, shape.hidden, precision, placement.tp, count)
+    message = tokens * shape.hidden * precision.activation.bytes_per_element
+    return [
+        Op(name="moe_all_gather", kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION, dtype=precision.activation,
+           count=count, collective=Collective(CollectiveKind.ALL_GATHER, "tp", message))
+    ]  # fmt: skip
+
+
+def op_with_count(op: Op, count: int) -> Op:
+    from dataclasses import replace
+
+    return replace(op, count=count)
+
+
+def moe_activation_width(shape: MoEShape, step: StepShape, placement: Placement) -> float:
+    """Per local token: the routed rows this GPU holds (top_k x imbalance) at the up width, plus shared."""
+    f_l = shape.expert_intermediate // placement.expert_tp
+    routed = shape.top_k * placement.attn_dp / placement.ep * placement.moe_imbalance * (3 if shape.gated else 2) * f_l
+    shared = (3 if shape.gated else 2) * shape.num_shared * shape.shared_intermediate / placement.tp
+    return routed + shared

@@ -1,0 +1,159 @@
+"""MoE workloads: parameter counts, routing arithmetic, expert parallelism, windows and chunks."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from roofline.dtypes import DType
+from roofline.errors import RooflineError
+from roofline.hardware_specs import resolve_cluster
+from roofline.ir import Phase, Placement, Precision, StepShape
+from roofline.simulator import ParallelPlan, Scenario, estimate
+from roofline.simulator.cost import RooflineCostModel
+from roofline.workloads import get_workload, model_catalog
+from roofline.workloads.dense import DenseTransformer
+from roofline.workloads.layers import Span, causal_kv_sum
+from roofline.workloads.moe import MoETransformer
+from roofline.workloads.moe_blocks import distinct_experts
+
+MOE_IDS = ["mixtral-8x7b", "mixtral-8x22b", "qwen3-30b-a3b", "qwen3-235b-a22b", "llama-4-scout", "llama-4-maverick",
+           "gpt-oss-20b", "gpt-oss-120b"]  # fmt: skip
+
+
+@pytest.mark.parametrize("model_id", MOE_IDS)
+def test_total_and_active_params_within_2_percent(model_id: str) -> None:
+    """Published figures and sources are in each YAML (model cards, models.md §2-§4, §7)."""
+    w = get_workload(model_id)
+    counts = w.parameter_counts()
+    assert counts.total == pytest.approx(w.published_params, rel=0.02)
+    active = counts.active_non_embedding if w.published_active_excludes_embedding else counts.active
+    assert active == pytest.approx(w.published_active_params, rel=0.02)
+
+
+def test_mixtral_parameters_by_hand() -> None:
+    """Per layer: attention 2 x 4096^2 + 2 x 4096 x 1024 = 41,943,040; one expert 3 x 4096 x 14336
+    = 176,160,768; router 4096 x 8 = 32,768; norms 8,192. Total = 32 x (41,943,040 + 8 x 176,160,768
+    + 32,768 + 8,192) + 2 x 32000 x 4096 + 4096 = 46,702,792,704; active uses 2 experts:
+    32 x (41,943,040 + 2 x 176,160,768 + 40,960) + 2 x 131,072,000 + 4096 = 12,879,925,248."""
+    counts = get_workload("mixtral-8x7b").parameter_counts()
+    assert counts.total == 46_702_792_704
+    assert counts.active == 12_879_925_248
+
+
+def test_distinct_experts_by_hand() -> None:
+    """E (1 - (1 - k/E)^B): one token hits k experts; two tokens 8 (1 - 0.75^2) = 3.5 of 8."""
+    assert distinct_experts(1, 8, 2) == pytest.approx(2.0)
+    assert distinct_experts(2, 8, 2) == pytest.approx(3.5)
+    assert distinct_experts(10_000, 128, 8) == pytest.approx(128.0)
+
+
+def _decode_rows(model: str, batch: int, **plan: int) -> dict[str, float]:
+    cluster = resolve_cluster(hardware="h200-sxm", num_gpus=ParallelPlan(**plan).num_gpus)
+    result = estimate(get_workload(model), cluster, Scenario(batch, 256, 4, plan=ParallelPlan(**plan)))
+    return {r.name: r.bytes for r in result.decode.ops}
+
+
+def test_small_batch_decode_reads_few_experts_large_batch_reads_all() -> None:
+    """Mixtral bf16 decode: batch 1 reads 2 of 8 experts per layer (32 layers):
+    expert_up 32 x 2 x 4096 x 28672 x 2 B = 15.03 GB; batch 256 reads all 8 (4x as many bytes)."""
+    one = _decode_rows("mixtral-8x7b", 1)
+    many = _decode_rows("mixtral-8x7b", 256)
+    weights_one = 32 * 2 * 4096 * 28672 * 2
+    assert one["expert_up"] == pytest.approx(weights_one + 32 * 2 * (4096 + 28672) * 2)
+    assert many["expert_up"] > 3.99 * weights_one
+
+
+def test_expert_parallelism_adds_all_to_all_and_splits_expert_weights() -> None:
+    rows = _decode_rows("mixtral-8x7b", 64, tp=2, ep=2)
+    assert "moe_dispatch" in rows and "moe_combine" in rows and "moe_all_gather" in rows
+    w = get_workload("mixtral-8x7b")
+    full = w.weight_bytes(Precision(), Placement(tp=2, layer_end=32))
+    split = w.weight_bytes(Precision(), Placement(tp=2, layer_end=32, ep=2))
+    assert split == pytest.approx(full, rel=1e-9)  # 4 whole experts or half of each of 8: same bytes
+    dispatch = next(o for o in w.build_ops(StepShape(Phase.DECODE, 64, 1, 300), Precision(),
+                                           Placement(tp=2, layer_end=32, ep=2)) if o.name == "moe_dispatch")  # fmt: skip
+    # 64 tokens split over 2 TP ranks, top-2, 4096 values of 2 B
+    assert dispatch.collective is not None and dispatch.collective.message_bytes == 32 * 2 * 4096 * 2
+
+
+def test_bad_expert_plans_are_clear_errors() -> None:
+    with pytest.raises(RooflineError, match="--ep 3 must divide tp x attn-dp"):
+        ParallelPlan(tp=2, ep=3)
+    with pytest.raises(RooflineError, match="must divide the 8 experts"):
+        estimate(get_workload("mixtral-8x7b"), resolve_cluster(hardware="h100-sxm", num_gpus=16),
+                 Scenario(1, 16, 2, plan=ParallelPlan(tp=16, ep=16)))  # fmt: skip
+    with pytest.raises(RooflineError, match="has no experts"):
+        estimate(get_workload("llama-3.1-8b"), resolve_cluster(hardware="h100-sxm", num_gpus=2),
+                 Scenario(1, 16, 2, plan=ParallelPlan(tp=2, ep=2)))  # fmt: skip
+
+
+def test_gpt_oss_ships_mxfp4_experts_and_bf16_attention() -> None:
+    """gpt-oss-120b: 128 experts x 36 layers x 3 x 2880 x 2880 = 114.7e9 expert weights at 4.25
+    bits = 60.9 GB, the rest (about 2.1e9 parameters) in bf16: the checkpoint is ~61 GiB (models.md §7)."""
+    w = get_workload("gpt-oss-120b")
+    precision = Precision(weight=DType.BF16, expert_weight=DType.MXFP4)
+    total = w.weight_bytes(precision, Placement(tp=1, layer_end=36))
+    assert total / 2**30 == pytest.approx(60.8, rel=0.03)
+
+
+def test_sliding_window_and_chunked_kv_caps() -> None:
+    """gpt-oss-120b: 18 full layers x 2 x 8 x 64 x 2 B = 36,864 B per token beyond the windows,
+    73,728 B per token while the context is inside every window (models.md §7: 36 KiB + <= 4.5 MiB)."""
+    w = get_workload("gpt-oss-120b")
+    full = Placement(tp=1, layer_end=36)
+    assert w.kv_cache_bytes(1, Precision(), full) == 73_728
+    assert w.kv_cache_bytes(100_001, Precision(), full) - w.kv_cache_bytes(100_000, Precision(), full) == 36_864
+    assert w.kv_cache_bytes(100_000, Precision(), full) == 100_000 * 36_864 + 128 * 36_864
+    scout = get_workload("llama-4-scout")  # 36 chunked layers cap at 8192 tokens, 12 global layers do not
+    assert scout.kv_cache_bytes(20_000, Precision(), Placement(layer_end=48)) == (12 * 20_000 + 36 * 8192) * 4096
+
+
+def test_chunked_attention_flops() -> None:
+    """Chunk 8192: a 16,384-token prompt attends 2 x (8192 x 8193 / 2) entries, not 16384 x 16385 / 2."""
+    assert causal_kv_sum(0, 16_384, None, Span("chunk", 8192)) == 8192 * 8193
+    assert causal_kv_sum(8191, 2, None, Span("chunk", 8192)) == 8192 + 1  # last of chunk 1, first of chunk 2
+
+
+def _ffn_cost(workload: DenseTransformer | MoETransformer, step: StepShape) -> tuple[float, float, float]:
+    cluster = resolve_cluster(hardware="h100-sxm")
+    model = RooflineCostModel(cluster)
+    ffn = {"gate_up_proj", "down_proj", "expert_up", "expert_down"}
+    ops = [o for o in workload.build_ops(step, Precision(), Placement(layer_end=2)) if o.name in ffn]
+    costs = [model.cost(o) for o in ops]
+    return (
+        sum(o.flops * o.count for o in ops),
+        sum(o.weight_bytes * o.count for o in ops),
+        sum(c.total_s for c in costs),
+    )
+
+
+@settings(max_examples=20, deadline=None)
+@given(experts=st.sampled_from([2, 4, 8]), width=st.sampled_from([512, 1024, 2048]),
+       batch=st.integers(1, 64), new=st.sampled_from([1, 128]))  # fmt: skip
+def test_moe_with_every_expert_active_costs_the_equivalent_dense_ffn(experts: int, width: int, batch: int,
+                                                                     new: int) -> None:  # fmt: skip
+    """top_k == num_experts, no imbalance: each token runs every expert, so the expert GEMMs do the
+    FLOPs and read the bytes of one dense FFN of width num_experts x expert width."""
+    common = dict(id="x", name="x", source="test", hidden_size=1024, num_hidden_layers=2, num_attention_heads=8,
+                  num_key_value_heads=8, vocab_size=1000)  # fmt: skip
+    dense = DenseTransformer(kind="dense", intermediate_size=experts * width, **common)
+    moe = MoETransformer(kind="moe", num_experts=experts, num_experts_per_tok=experts, moe_intermediate_size=width,
+                         **common)  # fmt: skip
+    step = StepShape(Phase.PREFILL if new > 1 else Phase.DECODE, batch, new, new + 10)
+    d_flops, d_bytes, d_time = _ffn_cost(dense, step)
+    m_flops, m_bytes, m_time = _ffn_cost(moe, step)
+    assert m_flops == pytest.approx(d_flops, rel=1e-9)
+    assert m_bytes == pytest.approx(d_bytes, rel=1e-9)  # weights; each expert reads its tokens itself
+    assert m_time == pytest.approx(d_time, rel=0.35)  # per-expert tiles and kernels differ, the work does not
+
+
+def test_every_catalog_moe_model_estimates() -> None:
+    for model_id in MOE_IDS:
+        w = model_catalog()[model_id]
+        result = estimate(w, resolve_cluster(hardware="h200-sxm", num_gpus=8),
+                          Scenario(8, 512, 8, plan=ParallelPlan(tp=8, ep=8 if w.num_experts % 8 == 0 else 1)))  # type: ignore[attr-defined]  # fmt: skip
+        names = {r.name for r in result.decode.ops}
+        assert {"router", "expert_up", "expert_down"} <= names
+        assert result.tpot_s > 0 and result.ttft_s > 0
