@@ -107,9 +107,13 @@ def moe_ops(shape: MoEShape, step: StepShape, precision: Precision, placement: P
         matmul_op("router", OpClass.MLP, t, shape.num_experts, d, precision, count,
                   weight_bytes_per_element=a.bytes_per_element),
     ]  # fmt: skip
+    # top-k selection over fp32 router logits, then tokens copied into expert-sorted order
+    ops.append(elementwise_op("router_topk", OpClass.MLP, t * shape.num_experts * 2, t * shape.top_k * 2,
+                              4.0, precision, count))  # fmt: skip
     if shape.latent:
         ops.append(matmul_op("latent_down_proj", OpClass.MLP, t, shape.latent, d, precision, count,
                              weight_bytes_per_element=a.bytes_per_element))  # fmt: skip
+    ops.append(elementwise_op("moe_permute", OpClass.MLP, t * width, t * shape.top_k * width, 0.0, precision, count))
     ops += [op_with_count(o, count) for o in _all_to_all("moe_dispatch", t, shape, precision, placement)]
     ops += [
         _expert_gemm("expert_up", routed_rows, up, width, touched, rows_per_expert, precision, count),

@@ -1,4 +1,4 @@
-"""How far `estimate` is from the published dense max-throughput rows (TensorRT-LLM v0.17 table).
+"""How far `estimate` is from the published max-throughput rows (TensorRT-LLM v0.17 table).
 
 Not a test: a report of figures. The serving model (continuous batching, chunked prefill, the
 engine's scheduler limits) arrives with the serving issue; until then this script approximates
@@ -40,11 +40,11 @@ def kv_limited_batch(model: str, hardware: str, plan: ParallelPlan, precision: P
 
 
 def predict(row: dict[str, str]) -> float:
-    tp, pp = int(row["tp"] or 1), int(row["pp"] or 1)
+    tp, pp, ep = int(row["tp"] or 1), int(row["pp"] or 1), int(row["ep"] or 1)
     weight = DType(row["weight_dtype"])
     kv = DType(row["kv_dtype"] or ("fp8" if weight is DType.FP4 else row["weight_dtype"]))
     precision = Precision(weight=weight, kv_cache=kv)
-    plan = ParallelPlan(tp=tp, pp=pp)
+    plan = ParallelPlan(tp=tp, pp=pp, ep=ep)
     isl, osl = int(row["isl"]), int(row["osl"])
     batch = kv_limited_batch(row["model"], row["hardware"], plan, precision, isl + osl)
     cluster = resolve_cluster(hardware=row["hardware"], num_gpus=plan.num_gpus)
@@ -53,8 +53,8 @@ def predict(row: dict[str, str]) -> float:
 
 
 def main(path: Path) -> None:
-    dense = {m for m, w in model_catalog().items() if w.kind == "dense"}
-    rows = [r for r in csv.DictReader(path.open()) if r["scenario"] == "max_throughput" and r["model"] in dense]
+    known = set(model_catalog())
+    rows = [r for r in csv.DictReader(path.open()) if r["scenario"] == "max_throughput" and r["model"] in known]
     errors: list[float] = []
     start = time.perf_counter()
     print(
@@ -70,6 +70,10 @@ def main(path: Path) -> None:
         )
     elapsed = time.perf_counter() - start
     ape = [abs(e) for e in errors]
+    for model in sorted({r["model"] for r in rows}):
+        sub = [e for r, e in zip(rows, errors, strict=True) if r["model"] == model]
+        mape, median, signed = statistics.mean(map(abs, sub)), statistics.median(map(abs, sub)), statistics.mean(sub)
+        print(f"{model:16} {len(sub):3} rows  MAPE {mape:6.1%}  median APE {median:6.1%}  signed {signed:+6.1%}")
     print(
         f"\n{len(rows)} rows in {elapsed:.1f} s; MAPE {statistics.mean(ape):.1%}, median APE "
         f"{statistics.median(ape):.1%}, max APE {max(ape):.1%}, mean signed error {statistics.mean(errors):+.1%}"
