@@ -157,3 +157,88 @@ def test_every_catalog_moe_model_estimates() -> None:
         names = {r.name for r in result.decode.ops}
         assert {"router", "expert_up", "expert_down"} <= names
         assert result.tpot_s > 0 and result.ttft_s > 0
+
+
+MLA_IDS = ["deepseek-v3", "deepseek-r1", "deepseek-v3.2", "kimi-k2"]
+
+
+@pytest.mark.parametrize("model_id", MLA_IDS)
+def test_mla_models_params_within_2_percent(model_id: str) -> None:
+    """Published totals are main-model figures (DeepSeek README: 671B + 11.5B MTP; Kimi K2 1.04T)."""
+    w = get_workload(model_id)
+    counts = w.parameter_counts()
+    assert counts.total - counts.by_component.get("mtp", 0.0) == pytest.approx(w.published_params, rel=0.02)
+    if w.published_active_params:
+        active = counts.active_non_embedding if w.published_active_excludes_embedding else counts.active
+        assert active == pytest.approx(w.published_active_params, rel=0.02)
+
+
+def test_deepseek_mtp_is_counted_separately() -> None:
+    """README_WEIGHTS.md: the MTP module adds 11.5B unique parameters."""
+    counts = get_workload("deepseek-v3").parameter_counts()
+    assert counts.by_component["mtp"] == pytest.approx(11.5e9, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "dtype", "expected"),
+    [
+        ("deepseek-v3", DType.BF16, (512 + 64) * 61 * 2),  # 70,272 B (issue golden)
+        ("deepseek-v3", DType.FP8, (512 + 64) * 61),
+        ("kimi-k2", DType.BF16, (512 + 64) * 61 * 2),
+        ("deepseek-v3.2", DType.BF16, 61 * ((512 + 64) * 2 + 128 + 4)),  # + FP8 indexer key and fp32 scale
+    ],
+)
+def test_mla_kv_bytes_per_token(model_id: str, dtype: DType, expected: int) -> None:
+    assert get_workload(model_id).kv_cache_bytes_per_token(Precision(kv_cache=dtype)) == expected
+
+
+def test_mla_latent_is_not_split_by_tensor_parallelism() -> None:
+    w = get_workload("deepseek-v3")
+    one = w.kv_cache_bytes(1000, Precision(), Placement(tp=1, layer_end=61))
+    eight = w.kv_cache_bytes(1000, Precision(), Placement(tp=8, layer_end=61))
+    assert one == eight
+
+
+def _mla_ops(phase: Phase, context: int, new: int = 1) -> dict[str, object]:
+    w = get_workload("deepseek-v3")
+    step = StepShape(phase, 1, new, context)
+    return {o.name: o for o in w.build_ops(step, Precision(), Placement(tp=1, layer_start=3, layer_end=4))}
+
+
+def test_mla_prefill_is_naive_and_decode_is_absorbed() -> None:
+    """Per layer and query at context S: naive core 2 x 128 heads x (192 + 128) x S; absorbed core
+    2 x 128 x (576 + 512) x S, 3.4x the FLOPs, reading only 576 latent values per cached token
+    (models.md §13.4)."""
+    prefill = _mla_ops(Phase.PREFILL, 4096, 4096)
+    decode = _mla_ops(Phase.DECODE, 4096)
+    assert {"kv_b_proj", "attention_mha"} <= set(prefill) and "attention_mqa" not in prefill
+    assert {"q_absorb_uk", "attention_mqa", "out_absorb_uv"} <= set(decode) and "kv_b_proj" not in decode
+    core = decode["attention_mqa"]
+    assert core.flops == 2 * 128 * (576 + 512) * 4096  # type: ignore[attr-defined]
+    assert core.kv_read_bytes == 4096 * 576 * 2  # type: ignore[attr-defined]
+    mha = prefill["attention_mha"]
+    assert mha.flops == 2 * 128 * (192 + 128) * (4096 * 4097 / 2)  # type: ignore[attr-defined]
+
+
+def test_dsa_caps_attention_at_top_k_but_indexes_everything() -> None:
+    """V3.2 decode at 100k context: the main attention reads 2048 latents, the indexer scores all
+    100k FP8 keys: 2 x 64 x 128 x 100,000 FLOPs."""
+    w = get_workload("deepseek-v3.2")
+    ops = {o.name: o for o in w.build_ops(StepShape(Phase.DECODE, 1, 1, 100_000), Precision(),
+                                          Placement(tp=1, layer_start=3, layer_end=4))}  # fmt: skip
+    assert ops["attention_mqa"].kv_read_bytes == 2048 * 576 * 2
+    assert ops["attention_mqa"].flops == 2 * 128 * (576 + 512) * 2048
+    assert ops["indexer_scores"].flops == 2 * 64 * 128 * 100_000
+    assert ops["indexer_scores"].kv_read_bytes == 100_000 * 132
+
+
+def test_deepseek_estimates_with_attention_dp_and_expert_parallelism() -> None:
+    """The usual DeepSeek serving layout on 8 GPUs: attention data-parallel 8 ways, experts over all 8."""
+    plan = ParallelPlan(tp=1, attn_dp=8, ep=8)
+    result = estimate(get_workload("deepseek-v3"), resolve_cluster(hardware="h200-sxm", num_gpus=8),
+                      Scenario(64, 1024, 64, Precision(weight=DType.FP8, kv_cache=DType.BF16), plan))  # fmt: skip
+    names = {r.name for r in result.decode.ops}
+    assert {"moe_dispatch", "moe_combine", "attention_mqa", "router"} <= names
+    # 671B in fp8 over 8 GPUs: ~ 84 GB of weights each (+ a replicated copy of attention and dense layers)
+    assert 80e9 < result.memory.weights_bytes < 110e9
+    assert result.memory.fits
