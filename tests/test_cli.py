@@ -345,10 +345,12 @@ def test_model_show_formats() -> None:
     assert data["id"] == "llama-3.1-8b"
     assert data["num_key_value_heads"] == 8
     assert data["kv_cache_bytes_per_token_bf16"] == 131072  # 2 x 32 layers x 8 heads x 128 x 2 B
-    assert data["parameters"]["total"] == pytest.approx(sum(data["parameters"]["by_component"].values()))
+    assert data["total_params"] == pytest.approx(sum(data["parameters_by_component"].values()))
+    assert data["kv_cache_bytes_per_token"] == 131072  # shipped bf16
+    assert data["active_params"] == data["total_params"]  # dense
     (row,) = as_csv("model", "show", "llama-3.1-8b")
     assert row["id"] == "llama-3.1-8b"
-    assert float(row["total_params"]) == data["parameters"]["total"]
+    assert float(row["total_params"]) == data["total_params"]
 
 
 # ---- model import --------------------------------------------------------------------------------
@@ -806,9 +808,9 @@ def test_hardware_yaml_not_yaml(tmp_path: Path) -> None:
         pytest.param(["hardware", "show", "nope"], ["'nope'", "h100-sxm"], id="hardware-show-unknown"),
         pytest.param(["hardware", "show", "h100"], ["'h100'", "h100-sxm"], id="hardware-show-close-match"),
         pytest.param(
-            ["model", "import", str(HF / "mixtral-8x7b" / "config.json")],
-            ["mixtral-8x7b/config.json", "unsupported architecture 'mixtral'", "llama"],
-            id="import-mixtral",
+            ["model", "import", str(HF / "falcon-7b" / "config.json")],
+            ["falcon-7b/config.json", "unsupported architecture 'falcon'", "llama"],
+            id="import-falcon",
         ),
         pytest.param(
             ["model", "import", str(HF / "broken-llama" / "config.json")],

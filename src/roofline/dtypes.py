@@ -62,6 +62,14 @@ _BYTES = {
 }
 
 
+def default_kv_dtype(weight: DType) -> DType:
+    """KV-cache format engines pair with a weight format: the same, fp8 for 4- and 6-bit weights,
+    bf16 for int8 (SmoothQuant keeps a 16-bit cache)."""
+    if weight in (DType.FP4, DType.MXFP4, DType.INT4, DType.FP6):
+        return DType.FP8
+    return DType.BF16 if weight is DType.INT8 else weight
+
+
 def parse_dtype(text: str) -> DType:
     from roofline.errors import RooflineError
 

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from roofline.cli.common import OutputFormat, emit
-from roofline.dtypes import DType, parse_dtype
+from roofline.dtypes import DType, default_kv_dtype, parse_dtype
 from roofline.errors import RooflineError
 from roofline.hardware_specs import Cluster, resolve_cluster
 from roofline.ir import Precision
@@ -42,14 +42,6 @@ MAX_NUM_TOKENS = typer.Option(8192, "--max-num-tokens", help="engine token budge
 FORMAT = typer.Option(OutputFormat.table, "--format", help="table, json or csv")
 
 
-def default_kv_dtype(weight: DType) -> DType:
-    """KV format engines pair with a weight format: the same, fp8 for 4- and 6-bit weights, bf16
-    for int8 (SmoothQuant keeps a 16-bit cache)."""
-    if weight in (DType.FP4, DType.INT4, DType.FP6):
-        return DType.FP8
-    return DType.BF16 if weight is DType.INT8 else weight
-
-
 def _reserve_bytes(text: str | None) -> float | None:
     if text is None:
         return None
@@ -68,7 +60,7 @@ class Query:
     @classmethod
     def build(cls, o: QueryOptions) -> Query:
         workload = get_workload(o.model)
-        shipped_weight, shipped_experts = _shipped(workload)
+        shipped_weight, shipped_experts = workload.weight_dtype, workload.expert_weight_dtype
         weight = parse_dtype(o.weight_dtype) if o.weight_dtype else shipped_weight
         if o.expert_dtype:
             experts: DType | None = parse_dtype(o.expert_dtype)
@@ -88,11 +80,6 @@ class Query:
             )
         cluster = resolve_cluster(hardware=o.hardware, system=o.system, num_gpus=plan.num_gpus)
         return cls(workload, cluster, scenario)
-
-
-def _shipped(workload: Workload) -> tuple[DType, DType | None]:
-    weight: DType = getattr(workload, "weight_dtype", DType.BF16)
-    return weight, getattr(workload, "expert_weight_dtype", None)
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 import yaml
 
 from roofline.cli.common import OutputFormat, emit, write_new_file
+from roofline.ir import Precision
 from roofline.reports import tables
 from roofline.reports.formats import to_csv, to_json
 from roofline.workloads import get_workload, model_catalog
@@ -16,18 +18,23 @@ from roofline.workloads.hf_import import import_hf_config
 app = typer.Typer(help="Models (workloads) in the catalog, and Hugging Face config import.", no_args_is_help=True)
 
 
-def _summary(workload_id: str) -> dict[str, object]:
-    from roofline.ir import Precision
-
+def _summary(workload_id: str) -> dict[str, Any]:
+    """Identity, parameter counts and KV bytes per token for the shipped formats (SI, counts)."""
     w = get_workload(workload_id)
-    counts = w.parameter_counts()
+    counts, precision = w.parameter_counts(), w.shipped_precision
     return {
         "id": w.id,
         "kind": w.kind,
         "name": w.name,
         "total_params": counts.total,
         "active_params": counts.active,
+        "active_params_non_embedding": counts.active_non_embedding,
         "published_params": w.published_params,
+        "published_active_params": w.published_active_params,
+        "weight_dtype": precision.weight.value,
+        "expert_weight_dtype": precision.experts.value,
+        "kv_cache_dtype": precision.kv_cache.value,
+        "kv_cache_bytes_per_token": w.kv_cache_bytes_per_token(precision),
         "kv_cache_bytes_per_token_bf16": w.kv_cache_bytes_per_token(Precision()),
     }
 
@@ -51,11 +58,10 @@ def show(
 ) -> None:
     """Show a model's architecture, parameter counts by component and KV bytes per token."""
     w = get_workload(model)
-    counts = w.parameter_counts()
     data = {
         **w.model_dump(mode="json", exclude_none=True),
-        "parameters": {"total": counts.total, "active": counts.active, "by_component": counts.by_component},
-        **{k: v for k, v in _summary(model).items() if k.startswith("kv_")},
+        **_summary(model),
+        "parameters_by_component": w.parameter_counts().by_component,
     }
     if fmt is OutputFormat.json:
         emit(to_json(data))

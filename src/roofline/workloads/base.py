@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from roofline.dtypes import DType, default_kv_dtype
 from roofline.ir import Op, Placement, Precision, StepShape
 
 
@@ -46,6 +47,14 @@ class Workload(BaseModel, ABC):
         default=False, description="the publisher's active count leaves out the embedding table"
     )
     max_position_embeddings: int | None = Field(default=None, gt=0)
+    weight_dtype: DType = Field(default=DType.BF16, description="format the checkpoint ships its weights in")
+    expert_weight_dtype: DType | None = Field(default=None, description="expert weights' format, if different")
+
+    @property
+    def shipped_precision(self) -> Precision:
+        """Formats as the checkpoint ships, with the KV format engines pair with them."""
+        return Precision(weight=self.weight_dtype, kv_cache=default_kv_dtype(self.weight_dtype),
+                         expert_weight=self.expert_weight_dtype)  # fmt: skip
 
     @property
     @abstractmethod

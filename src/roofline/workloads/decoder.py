@@ -12,7 +12,6 @@ from collections import Counter
 
 from pydantic import Field, model_validator
 
-from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.ir import Op, Placement, Precision, StepShape
 from roofline.workloads.base import ParameterCounts, Workload
@@ -47,8 +46,6 @@ class DecoderTransformer(Workload):
     )
     attention_chunk_size: int | None = Field(default=None, gt=0)
     chunked_layers: list[int] | None = Field(default=None, description="layers with chunked attention")
-    weight_dtype: DType = Field(default=DType.BF16, description="format the checkpoint ships its weights in")
-    expert_weight_dtype: DType | None = Field(default=None, description="expert weights' format, if different")
 
     @model_validator(mode="after")
     def _check_attention(self) -> DecoderTransformer:

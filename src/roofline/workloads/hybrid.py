@@ -58,8 +58,6 @@ class HybridStack(Workload):
     num_shared_experts: int = Field(default=0, ge=0)
     shared_expert_intermediate_size: int = Field(default=0, ge=0)
     mtp_pattern: str = Field(default="", description="block pattern of the MTP layers (counted, not run)")
-    weight_dtype: DType = DType.BF16
-    expert_weight_dtype: DType | None = None
 
     @model_validator(mode="after")
     def _check_pattern(self) -> HybridStack:
