@@ -217,3 +217,13 @@ def test_4bit_weights_on_hardware_without_fp4_run_weight_only() -> None:
     bf16_up = next(r for r in bf16.prefill.ops if r.name == "gate_up_proj")
     assert fp4_up.compute_s == pytest.approx(bf16_up.compute_s)
     assert fp4_up.bytes < bf16_up.bytes
+
+
+def test_prefill_chunks_with_attention_replicas() -> None:
+    """Attention data parallelism: each of 8 replicas packs its own 4 x 2048-token prompts per step,
+    so 256 prompts take 8 steps of 32; 16 long prompts run 8 at a time."""
+    from roofline.simulator.plan import prefill_chunks
+
+    assert [(s.batch, r) for s, r in prefill_chunks(256, 2048, 8192, replicas=8)] == [(32, 8)]
+    long = prefill_chunks(16, 20_000, 8192, replicas=8)
+    assert [(s.batch, s.new_tokens, r) for s, r in long] == [(8, 8192, 2), (8, 8192, 2), (8, 3616, 2)]

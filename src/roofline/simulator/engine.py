@@ -121,7 +121,7 @@ def time_prefill(
     """TTFT of the whole batch: its prefill steps (chunks) one after another. With pipeline
     stages, consecutive steps overlap: each costs its slowest stage, and the last one also
     needs the rest of the pipeline to drain."""
-    chunks = prefill_chunks(scenario.batch, scenario.isl, scenario.max_num_tokens)
+    chunks = prefill_chunks(scenario.batch, scenario.isl, scenario.max_num_tokens, scenario.plan.attn_dp)
     timings = [(time_step(workload, step, scenario, model, placements), repeat) for step, repeat in chunks]
     last = timings[-1][0]
     ttft_s = sum(t.slowest_stage_s * r for t, r in timings) + last.time_s - last.slowest_stage_s

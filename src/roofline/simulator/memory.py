@@ -31,7 +31,7 @@ def _stage_memory(
 ) -> _StageMemory:
     precision = scenario.precision
     prompt = min(scenario.isl, context_tokens)
-    largest_step = prefill_chunks(batch, prompt, scenario.max_num_tokens)[0][0]
+    largest_step = prefill_chunks(batch, prompt, scenario.max_num_tokens, scenario.plan.attn_dp)[0][0]
     return _StageMemory(
         weights_bytes=workload.weight_bytes(precision, placement),
         kv_cache_bytes=batch * workload.kv_cache_bytes(context_tokens, precision, placement),

@@ -95,21 +95,25 @@ class Scenario:
         return -(-self.batch // self.micro_batches)
 
 
-def prefill_chunks(batch: int, isl: int, max_num_tokens: int) -> list[tuple[StepShape, int]]:
+def prefill_chunks(batch: int, isl: int, max_num_tokens: int, replicas: int = 1) -> list[tuple[StepShape, int]]:
     """The prefill of `batch` prompts of `isl` tokens as the engine runs it: steps of at most
-    `max_num_tokens` tokens, as (step, how many times it repeats).
+    `max_num_tokens` tokens per attention replica, as (step, how many times it repeats).
 
     Prompts shorter than the budget are packed several to a step; longer ones are split into
-    chunks that attend to the chunks before them (chunked prefill).
+    chunks that attend to the chunks before them (chunked prefill). With attention data
+    parallelism each of the `replicas` schedules its own prompts, so a step holds up to
+    `replicas` times as many.
     """
     if isl >= max_num_tokens:
+        per_step = min(replicas, batch)
+        steps = -(-batch // per_step)
         chunks, start = [], 0
         while start < isl:
             new = min(max_num_tokens, isl - start)
-            chunks.append((StepShape(Phase.PREFILL, batch=1, new_tokens=new, context_tokens=start + new), batch))
+            chunks.append((StepShape(Phase.PREFILL, batch=per_step, new_tokens=new, context_tokens=start + new), steps))
             start += new
         return chunks
-    per_step = max_num_tokens // isl
+    per_step = (max_num_tokens // isl) * replicas
     full, rest = divmod(batch, per_step)
     steps = [(StepShape(Phase.PREFILL, batch=per_step, new_tokens=isl, context_tokens=isl), full)] if full else []
     if rest:
