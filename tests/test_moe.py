@@ -242,3 +242,58 @@ def test_deepseek_estimates_with_attention_dp_and_expert_parallelism() -> None:
     # 671B in fp8 over 8 GPUs: ~ 84 GB of weights each (+ a replicated copy of attention and dense layers)
     assert 80e9 < result.memory.weights_bytes < 110e9
     assert result.memory.fits
+
+
+V4_IDS = ["deepseek-v4-pro", "deepseek-v4-flash"]
+
+
+@pytest.mark.parametrize("model_id", V4_IDS)
+def test_v4_params_within_tolerance(model_id: str) -> None:
+    """Main model vs the model card (models.md §6); Flash's '13B' is a whole-billion nominal."""
+    w = get_workload(model_id)
+    counts = w.parameter_counts()
+    main = counts.total - counts.by_component["mtp"]
+    assert abs(main - w.published_params) <= w.published_tolerance(w.published_params)
+    assert abs(counts.active - w.published_active_params) <= w.published_tolerance(w.published_active_params)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "per_token"),
+    [
+        # models.md §6: CSA layers (512 + 128) / 4 per token, HCA 512 / 128, in bf16
+        ("deepseek-v4-pro", 30 * (128 + 32) * 2 + 31 * 4 * 2),  # 9,848 B
+        ("deepseek-v4-flash", 21 * 160 * 2 + 20 * 4 * 2),  # 6,880 B
+    ],
+)
+def test_v4_compressed_kv_per_token(model_id: str, per_token: int) -> None:
+    assert get_workload(model_id).kv_cache_bytes_per_token(Precision()) == per_token
+
+
+def test_v4_pro_million_token_cache_matches_vllm() -> None:
+    """vLLM's DeepSeek-V4 blog: 9.62 GiB per 1M-token sequence for Pro in bf16 (models.md §6):
+    2^20 x 9,848 B of compressed entries + 61 x 128 x 512 x 2 B of window rings."""
+    w = get_workload("deepseek-v4-pro")
+    cache = w.kv_cache_bytes(2**20, Precision(), Placement(layer_end=61))
+    assert cache == 2**20 // 4 * 640 * 2 * 30 + 2**20 // 128 * 512 * 2 * 31 + 61 * 128 * 512 * 2
+    assert cache / 2**30 == pytest.approx(9.62, abs=0.01)
+
+
+def test_v4_decode_reads_window_topk_and_compressed_entries() -> None:
+    """Flash at 1M context, one decode step: a CSA layer reads 128 window + 512 selected entries of
+    512 x 2 B plus the indexer's 2^20 / 4 keys of 128 x 2 B; an HCA layer 128 + 2^20 / 128 entries."""
+    w = get_workload("deepseek-v4-flash")
+    step, context = StepShape(Phase.DECODE, 1, 1, 2**20), 2**20
+    ops = {o.name: o for o in w.build_ops(step, Precision(), Placement(layer_start=2, layer_end=4))}
+    assert ops["attention[csa]"].kv_read_bytes == (128 + 512) * 512 * 2
+    assert ops["indexer_scores"].kv_read_bytes == context // 4 * 128 * 2
+    assert ops["attention[hca]"].kv_read_bytes == (128 + context // 128) * 512 * 2
+
+
+@pytest.mark.parametrize("model_id", V4_IDS)
+def test_v4_estimates(model_id: str) -> None:
+    w = get_workload(model_id)  # shipped formats: FP8 weights, FP4 experts
+    result = estimate(w, resolve_cluster(hardware="b200", num_gpus=8),
+                      Scenario(16, 8192, 16, w.shipped_precision, ParallelPlan(tp=1, attn_dp=8, ep=8)))  # fmt: skip
+    names = {r.name for r in result.decode.ops}
+    assert {"attention[csa]", "attention[hca]", "indexer_scores", "o_a_grouped", "expert_up"} <= names
+    assert result.memory.fits

@@ -106,11 +106,13 @@ def prefill_chunks(batch: int, isl: int, max_num_tokens: int, replicas: int = 1)
     """
     if isl >= max_num_tokens:
         per_step = min(replicas, batch)
-        steps = -(-batch // per_step)
+        rounds = -(-batch // per_step)
         chunks, start = [], 0
         while start < isl:
             new = min(max_num_tokens, isl - start)
-            chunks.append((StepShape(Phase.PREFILL, batch=per_step, new_tokens=new, context_tokens=start + new), steps))
+            chunks.append(
+                (StepShape(Phase.PREFILL, batch=per_step, new_tokens=new, context_tokens=start + new), rounds)
+            )
             start += new
         return chunks
     per_step = (max_num_tokens // isl) * replicas

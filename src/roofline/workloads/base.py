@@ -43,6 +43,9 @@ class Workload(BaseModel, ABC):
     published_params: float | None = Field(default=None, gt=0, description="published total parameter count")
     published_params_source: str | None = None
     published_active_params: float | None = Field(default=None, gt=0)
+    published_rounding: float | None = Field(
+        default=None, gt=0, description="the published figures are rounded to this (e.g. 1e9 for '13B')"
+    )
     published_active_excludes_embedding: bool = Field(
         default=False, description="the publisher's active count leaves out the embedding table"
     )
@@ -66,6 +69,11 @@ class Workload(BaseModel, ABC):
     @abstractmethod
     def check_parallel(self, tp: int, pp: int) -> None:
         """Raise RooflineError when the model cannot be split this way."""
+
+    def published_tolerance(self, published: float) -> float:
+        """Absolute tolerance for comparing with a published count: 2%, or half the rounding step
+        when the publisher only gives a rounded nominal figure."""
+        return max(0.02 * published, (self.published_rounding or 0.0) / 2)
 
     def check_experts(self, ep: int, expert_tp: int) -> None:
         """Raise RooflineError when the experts cannot be spread this way (no experts: ep must be 1)."""
