@@ -297,3 +297,21 @@ def test_v4_estimates(model_id: str) -> None:
     names = {r.name for r in result.decode.ops}
     assert {"attention[csa]", "attention[hca]", "indexer_scores", "o_a_grouped", "expert_up"} <= names
     assert result.memory.fits
+
+
+def test_mtp_speculative_decoding() -> None:
+    """One MTP draft accepted 85% of the time: 1.85 tokens per step. At batch 1 the step is
+    bandwidth-bound, so verifying 2 tokens plus one MTP layer costs little more than one token:
+    TPOT falls. Models without MTP layers refuse it."""
+    w = get_workload("deepseek-v3")
+    cluster = resolve_cluster(hardware="h200-sxm", num_gpus=8)
+    plan, precision = ParallelPlan(tp=8, ep=8), w.shipped_precision
+    plain = estimate(w, cluster, Scenario(1, 1024, 32, precision, plan))
+    spec = estimate(w, cluster, Scenario(1, 1024, 32, precision, plan, mtp_drafts=1, mtp_acceptance=0.85))
+    assert Scenario(1, 1, 1, mtp_drafts=1, mtp_acceptance=0.85).tokens_per_decode_step == pytest.approx(1.85)
+    assert spec.tpot_s < plain.tpot_s / 1.3
+    names = {r.name for r in spec.decode.ops}
+    assert {"mtp_eh_proj", "mtp_attention_mqa", "mtp_expert_up", "mtp_lm_head"} <= names
+    assert spec.memory.weights_bytes > plain.memory.weights_bytes  # the MTP layer is loaded
+    with pytest.raises(RooflineError, match="ships no MTP layers"):
+        estimate(get_workload("mixtral-8x7b"), cluster, Scenario(1, 64, 4, plan=ParallelPlan(tp=8), mtp_drafts=1))

@@ -34,6 +34,8 @@ WEIGHT_DTYPE = typer.Option(
 EXPERT_DTYPE = typer.Option(None, "--expert-dtype", help="expert weights' format; default: as shipped / --weight-dtype")
 EP = typer.Option(1, "--ep", help="expert-parallel degree (GPUs the routed experts are spread over)")
 ATTN_DP = typer.Option(1, "--attn-dp", help="attention data-parallel replicas inside the EP group")
+MTP = typer.Option(0, "--mtp", help="speculative decoding: draft tokens per step from the model's MTP layers")
+MTP_ACCEPT = typer.Option(0.85, "--mtp-acceptance", help="chance each MTP draft is accepted (DeepSeek-V3: 0.85-0.9)")
 IMBALANCE = typer.Option(1.0, "--moe-imbalance", help="busiest GPU's routed tokens over the mean (>= 1)")
 KV_DTYPE = typer.Option(None, "--kv-dtype", help="KV-cache format; default: the weight format, fp8 for 4-6 bit")
 ACT_DTYPE = typer.Option("bf16", "--activation-dtype", help="activation format (bf16 or fp16)")
@@ -72,7 +74,8 @@ class Query:
         kv = parse_dtype(o.kv_dtype) if o.kv_dtype else default_kv_dtype(weight)
         precision = Precision(weight=weight, activation=activation, kv_cache=kv, expert_weight=experts)
         plan = ParallelPlan.for_gpus(o.tp, o.pp, o.gpus, o.ep, o.attn_dp, o.moe_imbalance)
-        scenario = Scenario(o.batch, o.isl, o.osl, precision, plan, _reserve_bytes(o.reserve), o.max_num_tokens)
+        scenario = Scenario(o.batch, o.isl, o.osl, precision, plan, _reserve_bytes(o.reserve), o.max_num_tokens,
+                            o.mtp_drafts, o.mtp_acceptance)  # fmt: skip
         limit = workload.max_position_embeddings
         if limit is not None and o.isl + o.osl > limit:
             typer.echo(
@@ -102,6 +105,8 @@ class QueryOptions:
     activation_dtype: str
     reserve: str | None
     max_num_tokens: int
+    mtp_drafts: int = 0
+    mtp_acceptance: float = 0.85
 
 
 def estimate_command(
@@ -110,13 +115,15 @@ def estimate_command(
     batch: int = BATCH, isl: int = ISL, osl: int = OSL,
     weight_dtype: str | None = WEIGHT_DTYPE, expert_dtype: str | None = EXPERT_DTYPE, kv_dtype: str | None = KV_DTYPE,
     activation_dtype: str = ACT_DTYPE, reserve: str | None = RESERVE, max_num_tokens: int = MAX_NUM_TOKENS,
+    mtp: int = MTP, mtp_acceptance: float = MTP_ACCEPT,
     ideal: bool = typer.Option(False, "--ideal", help="pure roofline: every achievable fraction 1, no overheads"),
     ops: bool = typer.Option(True, "--ops/--no-ops", help="include the per-operator rows"),
     fmt: OutputFormat = FORMAT,
 ) -> None:  # fmt: skip
     """Prefill and decode latency, throughput and memory for one configuration."""
     options = QueryOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batch, isl, osl,
-                           weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens)  # fmt: skip
+                           weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens,
+                           mtp, mtp_acceptance)  # fmt: skip
     q = Query.build(options)
     result = estimate(q.workload, q.cluster, q.scenario, ideal=ideal)
     if fmt is OutputFormat.json:

@@ -4,8 +4,9 @@ TPOT averaged over the generation as the context grows."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import Collective, CollectiveKind, Op, OpClass, OpKind, Phase, Placement, StepShape
 from roofline.simulator.cost import OpCost, RooflineCostModel
@@ -29,6 +30,11 @@ class StepTiming:
 
 def _stage_ops(workload: Workload, step: StepShape, scenario: Scenario, placement: Placement) -> list[Op]:
     ops = workload.build_ops(step, scenario.precision, placement)
+    drafts = scenario.mtp_drafts
+    if step.phase is Phase.DECODE and drafts and placement.has_lm_head:
+        # the MTP head proposes `drafts` tokens one at a time for each sequence
+        draft = StepShape(Phase.DECODE, placement.local_batch(step.batch), 1, step.context_tokens)
+        ops += [replace(op, count=op.count * drafts) for op in workload.mtp_ops(draft, scenario.precision, placement)]
     if scenario.plan.pp > 1 and not placement.has_lm_head:
         message = workload.stage_boundary_bytes(step, scenario.precision)
         ops.append(
@@ -146,12 +152,17 @@ def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bo
     ttft_s, ttft_no_overlap_s, prefill = time_prefill(workload, scenario, model, placements)
     micro = scenario.micro_batch
 
+    if scenario.mtp_drafts and not workload.mtp_layers:
+        raise RooflineError(f"{workload.id} ships no MTP layers; drop --mtp")
     contexts = decode_contexts(scenario.isl, scenario.osl)
+    verify = 1 + scenario.mtp_drafts  # the main model checks the drafts and adds one token of its own
     decode_steps = [
-        time_step(workload, StepShape(Phase.DECODE, micro, 1, c), scenario, model, placements) for c in contexts
+        time_step(workload, StepShape(Phase.DECODE, micro, verify, c + verify - 1), scenario, model, placements)
+        for c in contexts
     ]
-    tpot_s = sum(s.time_s for s in decode_steps) / len(decode_steps)
-    tpot_no_overlap_s = sum(s.no_overlap_s for s in decode_steps) / len(decode_steps)
+    per_token = len(decode_steps) * scenario.tokens_per_decode_step
+    tpot_s = sum(s.time_s for s in decode_steps) / per_token
+    tpot_no_overlap_s = sum(s.no_overlap_s for s in decode_steps) / per_token
     middle = decode_steps[len(decode_steps) // 2]
 
     return EstimateResult(

@@ -78,12 +78,23 @@ class Scenario:
     # engine token budget per forward step (TensorRT-LLM max_num_tokens, vLLM max_num_batched_tokens;
     # both default to 8192): prefill runs in chunks of at most this many tokens
     max_num_tokens: int = 8192
+    # speculative decoding with the model's MTP layers: drafts per step and the chance that each
+    # draft is accepted given the previous one was (DeepSeek-V3 report: 85-90% for the 2nd token)
+    mtp_drafts: int = 0
+    mtp_acceptance: float = 0.85
 
     def __post_init__(self) -> None:
+        if self.mtp_drafts < 0 or not 0.0 < self.mtp_acceptance <= 1.0:
+            raise RooflineError("--mtp must be >= 0 and --mtp-acceptance in (0, 1]")
         checks = (("batch", self.batch), ("isl", self.isl), ("osl", self.osl), ("max-num-tokens", self.max_num_tokens))
         for name, value in checks:
             if value < 1:
                 raise RooflineError(f"--{name} must be at least 1, got {value}")
+
+    @property
+    def tokens_per_decode_step(self) -> float:
+        """Expected tokens a decode step emits: 1 + a + a^2 + ... + a^drafts."""
+        return sum(self.mtp_acceptance**i for i in range(self.mtp_drafts + 1))
 
     @property
     def micro_batches(self) -> int:

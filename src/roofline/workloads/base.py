@@ -102,6 +102,18 @@ class Workload(BaseModel, ABC):
     def stage_boundary_bytes(self, step: StepShape, precision: Precision) -> float:
         """Activation bytes one pipeline stage hands to the next for this step."""
 
+    @property
+    def mtp_layers(self) -> int:
+        """Multi-token-prediction layers the checkpoint ships (usable as a speculative head)."""
+        return 0
+
+    def mtp_ops(self, step: StepShape, precision: Precision, placement: Placement) -> list[Op]:
+        """Operators of one pass of the MTP module (on the last pipeline stage)."""
+        return []
+
+    def mtp_weight_bytes(self, precision: Precision, placement: Placement) -> float:
+        return 0.0
+
     def kv_cache_bytes_per_token(self, precision: Precision) -> float:
         """Whole-model KV bytes per token of context on one unsharded replica (no window caps)."""
         full = Placement(tp=1, layer_start=0, layer_end=self.num_layers)

@@ -54,7 +54,6 @@ class DeepSeekV4(MoEFields):
     index_head_dim: int = Field(gt=0)
     index_topk: int = Field(gt=0)
     hc_mult: int = Field(default=1, gt=0, description="parallel residual streams (mHC)")
-    num_nextn_predict_layers: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _check_v4(self) -> DeepSeekV4:

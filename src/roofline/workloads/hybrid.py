@@ -5,13 +5,14 @@ moe_latent_size is set), `-` dense MLP. MTP layers (their own pattern) count in 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
-from roofline.ir import Op, Placement, Precision, StepShape
+from roofline.ir import Op, OpClass, Placement, Precision, StepShape
 from roofline.workloads.base import ParameterCounts, Workload, register_kind
 from roofline.workloads.dense import mlp_params
 from roofline.workloads.layers import (
@@ -22,6 +23,7 @@ from roofline.workloads.layers import (
     lm_head_ops,
     local_heads,
     local_kv_heads,
+    matmul_op,
 )
 from roofline.workloads.mamba import MambaShape, mamba_ops
 from roofline.workloads.moe_blocks import MoEShape, moe_activation_width, moe_ops, moe_weight_bytes
@@ -188,7 +190,38 @@ class HybridStack(Workload):
     def stage_boundary_bytes(self, step: StepShape, precision: Precision) -> float:
         return step.tokens * self.hidden_size * precision.activation.bytes_per_element
 
+    # ---- multi-token prediction ------------------------------------------------------------------
+
+    @property
+    def mtp_layers(self) -> int:
+        return len(self.mtp_pattern)
+
+    def mtp_ops(self, step: StepShape, precision: Precision, placement: Placement) -> list[Op]:
+        if not self.mtp_pattern:
+            return []
+        t, tp = step.tokens, placement.tp
+        ops = [matmul_op("eh_proj", OpClass.MLP, t, self.hidden_size, 2 * self.hidden_size, precision, 1)]
+        for block, n in Counter(BLOCKS[c] for c in self.mtp_pattern).items():
+            ops += self._block_ops(block, step, precision, placement, n)
+        ops += lm_head_ops(self.hidden_size, self.vocab_size, step, precision, tp)
+        return [replace(op, name=f"mtp_{op.name}") for op in ops]
+
+    def mtp_weight_bytes(self, precision: Precision, placement: Placement) -> float:
+        """Approximation: the MTP layers' parameters spread over the stage's GPUs in the expert format."""
+        params = self.parameter_counts().by_component.get("mtp", 0.0)
+        return params / placement.moe_group * precision.experts.bytes_per_element
+
     # ---- operators -------------------------------------------------------------------------------
+
+    def _block_ops(self, block: str, step: StepShape, precision: Precision, placement: Placement, n: int) -> list[Op]:
+        tp = placement.tp
+        if block == "mamba":
+            return mamba_ops(self.mamba, step, precision, tp, n)
+        if block == "attention":
+            return attention_block_ops(self.attention, step, precision, tp, n)
+        if block == "mlp":
+            return dense_mlp_ops(self.hidden_size, self.intermediate_size, False, step, precision, tp, n)
+        return moe_ops(self.moe_shape, step, precision, placement, n)
 
     def build_ops(self, step: StepShape, precision: Precision, placement: Placement) -> list[Op]:
         local = StepShape(step.phase, placement.local_batch(step.batch), step.new_tokens, step.context_tokens)
@@ -196,14 +229,7 @@ class HybridStack(Workload):
         if placement.has_embedding:
             ops += embedding_ops(self.hidden_size, local, precision, tp)
         for block, n in self.blocks(placement).items():
-            if block == "mamba":
-                ops += mamba_ops(self.mamba, local, precision, tp, n)
-            elif block == "attention":
-                ops += attention_block_ops(self.attention, local, precision, tp, n)
-            elif block == "mlp":
-                ops += dense_mlp_ops(self.hidden_size, self.intermediate_size, False, local, precision, tp, n)
-            else:
-                ops += moe_ops(self.moe_shape, local, precision, placement, n)
+            ops += self._block_ops(block, local, precision, placement, n)
         if placement.has_lm_head:
             ops += lm_head_ops(self.hidden_size, self.vocab_size, local, precision, tp)
         return ops

@@ -42,7 +42,6 @@ class MLATransformer(MoEFields):
     qk_nope_head_dim: int = Field(gt=0)
     qk_rope_head_dim: int = Field(gt=0)
     v_head_dim: int = Field(gt=0)
-    num_nextn_predict_layers: int = Field(default=0, ge=0, description="MTP layers (counted, not run)")
     index_n_heads: int | None = Field(default=None, gt=0, description="DSA indexer heads (V3.2)")
     index_head_dim: int | None = Field(default=None, gt=0)
     index_topk: int | None = Field(default=None, gt=0, description="KV entries each query keeps (DSA)")

@@ -5,16 +5,17 @@ experts, dense layers before the first MoE layer (first_k_dense_replace) or inte
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from roofline.errors import RooflineError
-from roofline.ir import Op, Placement, Precision, StepShape
+from roofline.ir import Op, OpClass, Placement, Precision, StepShape
 from roofline.workloads.base import register_kind
 from roofline.workloads.decoder import DecoderTransformer
 from roofline.workloads.dense import mlp_params
-from roofline.workloads.layers import dense_mlp_ops
+from roofline.workloads.layers import dense_mlp_ops, lm_head_ops, matmul_op
 from roofline.workloads.moe_blocks import MoEShape, moe_activation_width, moe_ops, moe_weight_bytes
 
 
@@ -31,6 +32,7 @@ class MoEFields(DecoderTransformer):
     first_k_dense_replace: int = Field(default=0, ge=0, description="leading layers with a dense FFN")
     moe_layer_step: int = Field(default=1, gt=0, description="layer i is MoE when (i + 1) % step == 0")
     router_bias: bool = False
+    num_nextn_predict_layers: int = Field(default=0, ge=0, description="MTP layers (counted; --mtp runs them)")
 
     @model_validator(mode="after")
     def _check_moe(self) -> MoEFields:
@@ -79,6 +81,28 @@ class MoEFields(DecoderTransformer):
         if kind == "dense":
             return 3 * self.intermediate_size / placement.tp
         return moe_activation_width(self.moe_shape, step, placement)
+
+    @property
+    def mtp_layers(self) -> int:
+        return self.num_nextn_predict_layers
+
+    def mtp_ops(self, step: StepShape, precision: Precision, placement: Placement) -> list[Op]:
+        """Each MTP layer: a projection of [hidden; next-token embedding] (2d -> d), one attention +
+        MoE layer, then the shared final norm and LM head."""
+        if not self.num_nextn_predict_layers:
+            return []
+        last = self.num_hidden_layers - 1
+        t, n = step.tokens, self.num_nextn_predict_layers
+        ops = [matmul_op("eh_proj", OpClass.MLP, t, self.hidden_size, 2 * self.hidden_size, precision, n)]
+        ops += self.attention_ops(self.span_of(last), step, precision, placement, n)
+        ops += self.ffn_ops("moe", step, precision, placement, n)
+        ops += lm_head_ops(self.hidden_size, self.vocab_size, step, precision, placement.tp)
+        return [replace(op, name=f"mtp_{op.name}") for op in ops]
+
+    def mtp_weight_bytes(self, precision: Precision, placement: Placement) -> float:
+        w = precision.weight.bytes_per_element
+        layer = self.attention_params(placement.tp) * w + moe_weight_bytes(self.moe_shape, precision, placement)
+        return self.num_nextn_predict_layers * (layer + 2 * self.hidden_size**2 * w)
 
     def check_parallel(self, tp: int, pp: int) -> None:
         super().check_parallel(tp, pp)
