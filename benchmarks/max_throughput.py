@@ -8,7 +8,7 @@ an offline max-throughput run as one static batch:
   runtime reserve, capped at 2048 (TensorRT-LLM's default max batch size);
 - throughput = B x osl / (TTFT(B) + (osl - 1) x TPOT(B)), TTFT = the prefill of all B prompts.
 
-Run: .venv/bin/python benchmarks/dense_max_throughput.py [path/to/published.csv]
+Run: .venv/bin/python benchmarks/max_throughput.py [path/to/published.csv]
 """
 
 from __future__ import annotations

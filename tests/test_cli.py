@@ -762,11 +762,6 @@ def test_hardware_yaml_not_yaml(tmp_path: Path) -> None:
         ),
         pytest.param(["estimate", *LLAMA8, "--weight-dtype", "fp9"], ["fp9", "bf16"], id="weight-dtype-unknown"),
         pytest.param(["estimate", *LLAMA8, "--kv-dtype", "fp9"], ["fp9"], id="kv-dtype-unknown"),
-        pytest.param(
-            ["estimate", "--model", "llama-3.1-8b", "--hardware", "a100-sxm-80gb", "--weight-dtype", "fp8"],
-            ["a100-sxm-80gb", "fp8"],
-            id="fp8-on-a100",
-        ),
         pytest.param(["estimate", *LLAMA8, "--reserve", "4"], ["--reserve", "'4'", "GiB"], id="reserve-no-unit"),
         pytest.param(["estimate", *LLAMA8, "--reserve", "-4 GiB"], ["--reserve", "-4 GiB"], id="reserve-negative"),
         pytest.param(

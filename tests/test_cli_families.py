@@ -82,7 +82,8 @@ def test_per_operator_rows_show_moe_parts() -> None:
     [
         (["--model", "mixtral-8x7b", "--tp", "2", "--ep", "3"], "--ep 3 must divide"),
         (["--model", "llama-3.1-8b", "--tp", "2", "--ep", "2"], "has no experts"),
-        (["--model", "deepseek-v3", "--attn-dp", "8", "--ep", "4"], "--attn-dp 8 needs --ep 8"),
+        (["--model", "deepseek-v3", "--attn-dp", "8", "--ep", "4"], "--ep 4 with 8 GPUs per stage"),
+        (["--model", "deepseek-v3", "--attn-dp", "8"], "--attn-dp 8 needs --ep 8"),
         (["--model", "mixtral-8x7b", "--moe-imbalance", "0.5"], "--moe-imbalance"),
     ],
 )

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.hardware_specs import resolve_cluster
 from roofline.ir import Phase, Precision, StepShape
@@ -88,9 +89,22 @@ def test_ideal_has_no_overheads_and_is_faster() -> None:
     assert ideal.tpot_s < real.tpot_s and ideal.ttft_s < real.ttft_s
 
 
-def test_unsupported_format_is_a_clear_error() -> None:
-    with pytest.raises(RooflineError, match="a100-sxm-80gb has no fp8 support"):
-        run(hardware="a100-sxm-80gb", weight="fp8")
+def test_fp8_weights_on_a100_run_weight_only() -> None:
+    """A100 has no fp8 tensor cores: fp8 weights are read at 1 B and dequantized to bf16 (W8A16)."""
+    fp8, bf16 = run(hardware="a100-sxm-80gb", weight="fp8", kv="bf16"), run(hardware="a100-sxm-80gb")
+    up8 = next(r for r in fp8.prefill.ops if r.name == "gate_up_proj")
+    up16 = next(r for r in bf16.prefill.ops if r.name == "gate_up_proj")
+    assert up8.compute_s == pytest.approx(up16.compute_s)
+    assert fp8.memory.weights_bytes < 0.6 * bf16.memory.weights_bytes
+
+
+def test_a_format_with_no_math_path_is_a_clear_error() -> None:
+    cluster = resolve_cluster(hardware="h100-sxm")
+    acc = cluster.accelerator
+    no_16bit = acc.model_copy(update={"compute": acc.compute.model_copy(update={"bf16": None, "fp8": None})})
+    model = RooflineCostModel(dataclasses.replace(cluster, accelerator=no_16bit))
+    with pytest.raises(RooflineError, match="h100-sxm has no fp8 support"):
+        model.math_dtype(DType.FP8)
 
 
 def test_fp8_weights_halve_decode_weight_traffic() -> None:

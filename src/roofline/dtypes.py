@@ -44,8 +44,9 @@ class DType(StrEnum):
 
     @property
     def weight_only_fallback(self) -> DType | None:
-        """Math format used when the hardware lacks this one (dequantize weights to bf16)."""
-        return DType.BF16 if self in (DType.MXFP4, DType.FP4) else None
+        """Math format used when the hardware lacks this one: low-precision weights are dequantized
+        to bf16 in the kernel (W8A16 / W4A16, e.g. vLLM's Marlin kernels on Ampere and Hopper)."""
+        return DType.BF16 if self in (DType.MXFP4, DType.FP4, DType.FP8, DType.FP6) else None
 
 
 _BYTES = {

@@ -43,7 +43,8 @@ def describe_validation_error(exc: ValidationError, origin: str) -> str:
     elif first["type"] == "missing":
         message = "required field is missing"
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{origin}: field '{loc}': {message}{more}"
+    where = f"field '{loc}': " if loc else ""
+    return f"{origin}: {where}{message}{more}"
 
 
 def validate_into(model: type[BaseModel], data: Mapping[str, Any], origin: str) -> BaseModel:

@@ -16,6 +16,7 @@ from roofline.reports import tables
 from roofline.reports.formats import flatten, to_csv, to_json
 from roofline.simulator import ParallelPlan, Scenario, estimate
 from roofline.simulator.memory import memory_result
+from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS, DEFAULT_MTP_ACCEPTANCE
 from roofline.units import Dimension, parse_quantity
 from roofline.workloads import Workload, get_workload
 
@@ -35,12 +36,16 @@ EXPERT_DTYPE = typer.Option(None, "--expert-dtype", help="expert weights' format
 EP = typer.Option(1, "--ep", help="expert-parallel degree (GPUs the routed experts are spread over)")
 ATTN_DP = typer.Option(1, "--attn-dp", help="attention data-parallel replicas inside the EP group")
 MTP = typer.Option(0, "--mtp", help="speculative decoding: draft tokens per step from the model's MTP layers")
-MTP_ACCEPT = typer.Option(0.85, "--mtp-acceptance", help="chance each MTP draft is accepted (DeepSeek-V3: 0.85-0.9)")
+MTP_ACCEPT = typer.Option(
+    DEFAULT_MTP_ACCEPTANCE, "--mtp-acceptance", help="chance each MTP draft is accepted (DeepSeek-V3: 0.85-0.9)"
+)
 IMBALANCE = typer.Option(1.0, "--moe-imbalance", help="busiest GPU's routed tokens over the mean (>= 1)")
 KV_DTYPE = typer.Option(None, "--kv-dtype", help="KV-cache format; default: the weight format, fp8 for 4-6 bit")
 ACT_DTYPE = typer.Option("bf16", "--activation-dtype", help="activation format (bf16 or fp16)")
 RESERVE = typer.Option(None, "--reserve", help="runtime reserve per GPU, e.g. '4 GiB' (default: hardware YAML)")
-MAX_NUM_TOKENS = typer.Option(8192, "--max-num-tokens", help="engine token budget per step (prefill chunk size)")
+MAX_NUM_TOKENS = typer.Option(
+    DEFAULT_MAX_NUM_TOKENS, "--max-num-tokens", help="engine token budget per step (prefill chunk size)"
+)
 FORMAT = typer.Option(OutputFormat.table, "--format", help="table, json or csv")
 
 
@@ -71,7 +76,10 @@ class Query:
         activation = parse_dtype(o.activation_dtype)
         if activation not in (DType.BF16, DType.FP16):
             raise RooflineError(f"--activation-dtype must be bf16 or fp16, got {activation.value}")
-        kv = parse_dtype(o.kv_dtype) if o.kv_dtype else default_kv_dtype(weight)
+        if o.kv_dtype:
+            kv = parse_dtype(o.kv_dtype)
+        else:  # an explicit weight format brings its usual KV format (TensorRT-LLM FP8 builds: FP8 KV)
+            kv = default_kv_dtype(weight) if o.weight_dtype else workload.kv_cache_dtype
         precision = Precision(weight=weight, activation=activation, kv_cache=kv, expert_weight=experts)
         plan = ParallelPlan.for_gpus(o.tp, o.pp, o.gpus, o.ep, o.attn_dp, o.moe_imbalance)
         scenario = Scenario(o.batch, o.isl, o.osl, precision, plan, _reserve_bytes(o.reserve), o.max_num_tokens,
@@ -106,7 +114,7 @@ class QueryOptions:
     reserve: str | None
     max_num_tokens: int
     mtp_drafts: int = 0
-    mtp_acceptance: float = 0.85
+    mtp_acceptance: float = DEFAULT_MTP_ACCEPTANCE
 
 
 def estimate_command(
@@ -141,11 +149,12 @@ def memory_command(
     batch: int = BATCH, isl: int = ISL, osl: int = OSL,
     weight_dtype: str | None = WEIGHT_DTYPE, expert_dtype: str | None = EXPERT_DTYPE, kv_dtype: str | None = KV_DTYPE,
     activation_dtype: str = ACT_DTYPE, reserve: str | None = RESERVE, max_num_tokens: int = MAX_NUM_TOKENS,
-    fmt: OutputFormat = FORMAT,
+    mtp: int = MTP, fmt: OutputFormat = FORMAT,
 ) -> None:  # fmt: skip
     """Does it fit? Weights, KV cache, activations, reserve; the largest batch and context that fit."""
     options = QueryOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batch, isl, osl,
-                           weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens)  # fmt: skip
+                           weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens,
+                           mtp)  # fmt: skip
     q = Query.build(options)
     memory = memory_result(q.workload, q.cluster, q.scenario)
     plan = q.scenario.plan

@@ -18,7 +18,10 @@ def _gib(value: float) -> str:
 def estimate_summary(result: EstimateResult) -> Table:
     title = (
         f"{result.model} on {result.num_gpus} x {result.hardware} ({result.system}), "
-        f"tp={result.tp} pp={result.pp} dp={result.dp}, weights {result.weight_dtype}, KV {result.kv_cache_dtype}"
+        f"tp={result.tp} pp={result.pp} dp={result.dp}"
+        + (f" ep={result.ep}" if result.ep > 1 else "")
+        + (f" attn-dp={result.attn_dp}" if result.attn_dp > 1 else "")
+        + f", weights {result.weight_dtype}, KV {result.kv_cache_dtype}"
         + (" (ideal roofline)" if result.ideal else "")
     )
     table = Table(title=title, title_justify="left", show_header=True, min_width=len(title))

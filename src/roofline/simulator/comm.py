@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from roofline.hardware_specs.cluster import Cluster, Fabric
+from roofline.hardware_specs.schema import Wiring
 from roofline.ir import Collective, CollectiveKind
 from roofline.simulator.plan import ParallelPlan
 from roofline.units import Seconds
@@ -76,6 +77,9 @@ def collective_time_s(collective: Collective, layout: GroupLayout, library: Comm
     fabric = layout.fabric
     fraction = 1.0 if ideal else fabric.link.achievable_fraction
     bandwidth = fabric.bandwidth_per_gpu_bytes_per_s * fraction
+    if fabric.wiring is Wiring.POINT_TO_POINT:
+        # direct links, one per peer: a group of n uses at most n - 1 of a GPU's links
+        bandwidth = fabric.link.bandwidth_per_port * min(fabric.ports_per_gpu, max(n - 1, 1)) * fraction
     hop = 0.0 if ideal else library.hop_latency.get(fabric.link.family, fabric.latency_s)
     base = 0.0 if ideal else library.base_latency
     size = collective.message_bytes

@@ -161,8 +161,11 @@ def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bo
         for c in contexts
     ]
     per_token = len(decode_steps) * scenario.tokens_per_decode_step
-    tpot_s = sum(s.time_s for s in decode_steps) / per_token
-    tpot_no_overlap_s = sum(s.no_overlap_s for s in decode_steps) / per_token
+    # with m micro-batches in flight a step ends when one has crossed every stage and every stage
+    # has served all m: the slower of the two (equal when stages are balanced and m == pp)
+    periods = [max(s.time_s, scenario.micro_batches * s.slowest_stage_s) for s in decode_steps]
+    tpot_s = sum(periods) / per_token
+    tpot_no_overlap_s = sum(max(s.no_overlap_s, p) for s, p in zip(decode_steps, periods, strict=True)) / per_token
     middle = decode_steps[len(decode_steps) // 2]
 
     return EstimateResult(

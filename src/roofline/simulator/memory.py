@@ -35,7 +35,7 @@ def _stage_memory(
     mtp = workload.mtp_weight_bytes(precision, placement) if scenario.mtp_drafts and placement.has_lm_head else 0.0
     return _StageMemory(
         weights_bytes=workload.weight_bytes(precision, placement) + mtp,
-        kv_cache_bytes=batch * workload.kv_cache_bytes(context_tokens, precision, placement),
+        kv_cache_bytes=placement.local_batch(batch) * workload.kv_cache_bytes(context_tokens, precision, placement),
         activation_bytes=workload.activation_bytes(largest_step, precision, placement),
     )
 

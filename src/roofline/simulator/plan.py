@@ -31,6 +31,11 @@ class ParallelPlan:
         group = self.tp * self.attn_dp
         if group % self.ep:
             raise RooflineError(f"--ep {self.ep} must divide tp x attn-dp = {group} (the GPUs of a stage)")
+        if 1 < self.ep < group:
+            raise RooflineError(
+                f"--ep {self.ep} with {group} GPUs per stage would split each expert over {group // self.ep} GPUs "
+                f"as well; use --ep 1 (experts tensor-parallel) or --ep {group} (whole experts per GPU)"
+            )
         if self.attn_dp > 1 and self.ep != group:
             raise RooflineError(f"--attn-dp {self.attn_dp} needs --ep {group} (experts over all tp x attn-dp GPUs)")
         if self.moe_imbalance < 1.0:
@@ -65,6 +70,12 @@ class ParallelPlan:
         return cls(tp=tp, pp=pp, dp=num_gpus // per, ep=ep, attn_dp=attn_dp, moe_imbalance=moe_imbalance)
 
 
+# Engine token budget per forward step: TensorRT-LLM max_num_tokens and vLLM max_num_batched_tokens
+# both default to 8192. MTP acceptance: DeepSeek-V3 technical report, 85-90% for the second token.
+DEFAULT_MAX_NUM_TOKENS = 8192
+DEFAULT_MTP_ACCEPTANCE = 0.85
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A batch of `batch` sequences per replica with `isl` prompt and `osl` output tokens."""
@@ -75,13 +86,11 @@ class Scenario:
     precision: Precision = field(default_factory=Precision)
     plan: ParallelPlan = field(default_factory=ParallelPlan)
     reserve_bytes: float | None = None  # None: the accelerator's runtime_reserve
-    # engine token budget per forward step (TensorRT-LLM max_num_tokens, vLLM max_num_batched_tokens;
-    # both default to 8192): prefill runs in chunks of at most this many tokens
-    max_num_tokens: int = 8192
+    max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS  # prefill runs in chunks of at most this many tokens
     # speculative decoding with the model's MTP layers: drafts per step and the chance that each
     # draft is accepted given the previous one was (DeepSeek-V3 report: 85-90% for the 2nd token)
     mtp_drafts: int = 0
-    mtp_acceptance: float = 0.85
+    mtp_acceptance: float = DEFAULT_MTP_ACCEPTANCE
 
     def __post_init__(self) -> None:
         if self.mtp_drafts < 0 or not 0.0 < self.mtp_acceptance <= 1.0:

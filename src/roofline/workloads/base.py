@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from roofline.dtypes import DType, default_kv_dtype
+from roofline.dtypes import DType
 from roofline.ir import Op, Placement, Precision, StepShape
 
 
@@ -53,11 +53,14 @@ class Workload(BaseModel, ABC):
     weight_dtype: DType = Field(default=DType.BF16, description="format the checkpoint ships its weights in")
     expert_weight_dtype: DType | None = Field(default=None, description="expert weights' format, if different")
 
+    kv_cache_dtype: DType = Field(
+        default=DType.BF16, description="KV format engines use by default for this checkpoint (vLLM/SGLang 'auto')"
+    )
+
     @property
     def shipped_precision(self) -> Precision:
-        """Formats as the checkpoint ships, with the KV format engines pair with them."""
-        return Precision(weight=self.weight_dtype, kv_cache=default_kv_dtype(self.weight_dtype),
-                         expert_weight=self.expert_weight_dtype)  # fmt: skip
+        """Formats as the checkpoint ships, with the KV format engines default to for it."""
+        return Precision(weight=self.weight_dtype, kv_cache=self.kv_cache_dtype, expert_weight=self.expert_weight_dtype)
 
     @property
     @abstractmethod
@@ -115,7 +118,9 @@ class Workload(BaseModel, ABC):
         return 0.0
 
     def kv_cache_bytes_per_token(self, precision: Precision) -> float:
-        """Whole-model KV bytes per token of context on one unsharded replica (no window caps)."""
+        """Whole-model KV bytes per token of context on one unsharded replica, while the context is
+        inside every window (sliding-window and chunked layers count like full ones). Kinds whose
+        state is fixed per sequence (Mamba, DeepSeek-V4 window rings) report the growth per token."""
         full = Placement(tp=1, layer_start=0, layer_end=self.num_layers)
         return self.kv_cache_bytes(1, precision, full)
 

@@ -21,7 +21,6 @@ from roofline.workloads.layers import (
     Span,
     attention_block_ops,
     embedding_ops,
-    kv_length,
     lm_head_ops,
     local_heads,
     local_kv_heads,
@@ -96,7 +95,9 @@ class DecoderTransformer(Workload):
     def ffn_weight_bytes(self, kind: str, precision: Precision, placement: Placement) -> float:
         raise NotImplementedError
 
-    def ffn_ops(self, kind: str, step: StepShape, precision: Precision, placement: Placement, count: int) -> list[Op]:
+    def ffn_ops(self, kind: str, step: StepShape, precision: Precision, placement: Placement, count: int,
+                group_tokens: int | None = None) -> list[Op]:  # fmt: skip
+        """`step` is the attention replica's share; `group_tokens` all tokens of the step (MoE routing)."""
         raise NotImplementedError
 
     def ffn_activation_width(self, kind: str, step: StepShape, placement: Placement) -> float:
@@ -173,7 +174,7 @@ class DecoderTransformer(Workload):
     def kv_cache_bytes(self, tokens: int, precision: Precision, placement: Placement) -> float:
         per_token = self.kv_bytes_per_token_layer(precision, placement)
         spans, _ = self._layer_groups(placement)
-        return sum(kv_length(tokens, span.size) * per_token * n for span, n in spans.items())
+        return sum(span.stored(tokens) * per_token * n for span, n in spans.items())
 
     def activation_bytes(self, step: StepShape, precision: Precision, placement: Placement) -> float:
         """Residual stream + normed input + the widest intermediate of one layer, plus fp32 logits."""
@@ -200,7 +201,7 @@ class DecoderTransformer(Workload):
         for span, count in spans.items():
             ops += self.attention_ops(span, local, precision, placement, count)
         for kind, count in ffns.items():
-            ops += self.ffn_ops(kind, local, precision, placement, count)
+            ops += self.ffn_ops(kind, local, precision, placement, count, group_tokens=step.tokens)
         if placement.has_lm_head:
             ops += lm_head_ops(self.hidden_size, self.vocab_size, local, precision, tp)
         return ops

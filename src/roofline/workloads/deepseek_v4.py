@@ -126,6 +126,9 @@ class DeepSeekV4(MoEFields):
             hca += r == self.hca_ratio
         return csa * (self.kv_dim + self.index_head_dim) * b / self.csa_ratio + hca * self.kv_dim * b / self.hca_ratio
 
+    def stage_boundary_bytes(self, step: StepShape, precision: Precision) -> float:
+        return self.hc_mult * super().stage_boundary_bytes(step, precision)  # all mHC residual streams
+
     def attention_width(self, placement: Placement) -> float:
         return self.num_attention_heads // placement.tp * self.kv_dim * 2
 

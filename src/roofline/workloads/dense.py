@@ -41,7 +41,8 @@ class DenseTransformer(DecoderTransformer):
         shard = mlp_params(self.hidden_size, self.intermediate_size // placement.tp, self.gated, self.mlp_bias)
         return shard * precision.weight.bytes_per_element
 
-    def ffn_ops(self, kind: str, step: StepShape, precision: Precision, placement: Placement, count: int) -> list[Op]:
+    def ffn_ops(self, kind: str, step: StepShape, precision: Precision, placement: Placement, count: int,
+                group_tokens: int | None = None) -> list[Op]:  # fmt: skip
         return dense_mlp_ops(self.hidden_size, self.intermediate_size, self.gated, step, precision, placement.tp, count)
 
     def ffn_activation_width(self, kind: str, step: StepShape, placement: Placement) -> float:

@@ -272,7 +272,10 @@ def import_hf_config(path: Path, model_id: str | None = None) -> Workload:
         known = ", ".join(sorted(IMPORTERS))
         raise RooflineError(f"{origin}: unsupported architecture '{model_type}'; supported: {known}")
     reader = ConfigReader(config, origin)
-    data = IMPORTERS[model_type](reader)
+    try:
+        data = IMPORTERS[model_type](reader)
+    except (TypeError, AttributeError, ValueError, KeyError) as exc:
+        raise RooflineError(f"{origin}: a field has an unexpected type or value ({exc}); check the config") from None
     reader.finish()
     default_id = path.resolve().parent.name.lower() if path.name == "config.json" else path.stem.lower()
     data.update(id=model_id or default_id, name=config.get("_name_or_path") or model_id or default_id,

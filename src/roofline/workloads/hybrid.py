@@ -213,7 +213,8 @@ class HybridStack(Workload):
 
     # ---- operators -------------------------------------------------------------------------------
 
-    def _block_ops(self, block: str, step: StepShape, precision: Precision, placement: Placement, n: int) -> list[Op]:
+    def _block_ops(self, block: str, step: StepShape, precision: Precision, placement: Placement, n: int,
+                   group_tokens: int | None = None) -> list[Op]:  # fmt: skip
         tp = placement.tp
         if block == "mamba":
             return mamba_ops(self.mamba, step, precision, tp, n)
@@ -221,7 +222,7 @@ class HybridStack(Workload):
             return attention_block_ops(self.attention, step, precision, tp, n)
         if block == "mlp":
             return dense_mlp_ops(self.hidden_size, self.intermediate_size, False, step, precision, tp, n)
-        return moe_ops(self.moe_shape, step, precision, placement, n)
+        return moe_ops(self.moe_shape, step, precision, placement, n, group_tokens)
 
     def build_ops(self, step: StepShape, precision: Precision, placement: Placement) -> list[Op]:
         local = StepShape(step.phase, placement.local_batch(step.batch), step.new_tokens, step.context_tokens)
@@ -229,7 +230,7 @@ class HybridStack(Workload):
         if placement.has_embedding:
             ops += embedding_ops(self.hidden_size, local, precision, tp)
         for block, n in self.blocks(placement).items():
-            ops += self._block_ops(block, local, precision, placement, n)
+            ops += self._block_ops(block, local, precision, placement, n, group_tokens=step.tokens)
         if placement.has_lm_head:
             ops += lm_head_ops(self.hidden_size, self.vocab_size, local, precision, tp)
         return ops

@@ -19,6 +19,7 @@ from roofline.ir import (
     Op,
     OpClass,
     OpKind,
+    Phase,
     Precision,
     StepShape,
 )
@@ -29,8 +30,22 @@ class Span:
     """How far back a layer's attention reaches: everything, a sliding window of the last
     `size` tokens, or the tokens of the current `size`-token chunk (Llama 4 chunked attention)."""
 
-    kind: str = "full"  # full | window | chunk
+    kind: str = "full"  # full | window | chunk | topk (attends size entries, stores all)
     size: int | None = None
+
+    def stored(self, context_tokens: int) -> int:
+        """KV entries a layer keeps at this context (windows and chunks cap it; top-k does not)."""
+        if self.kind in ("window", "chunk") and self.size is not None:
+            return min(context_tokens, self.size)
+        return context_tokens
+
+    def attended(self, context_tokens: int) -> int:
+        """KV entries the newest token at this context attends to (and a decode step reads)."""
+        if self.size is None or self.kind == "full":
+            return context_tokens
+        if self.kind == "chunk":
+            return (context_tokens - 1) % self.size + 1
+        return min(context_tokens, self.size)
 
     @property
     def label(self) -> str:
@@ -56,7 +71,7 @@ def causal_kv_sum(prior_tokens: int, new_tokens: int, window: int | None, span: 
     if span is not None and span.kind == "chunk":
         assert span.size is not None
         return _chunk_prefix_sum(last, span.size) - _chunk_prefix_sum(first - 1, span.size)
-    if span is not None and span.kind == "window":
+    if span is not None and span.kind in ("window", "topk"):
         window = span.size
     if window is None or last <= window:
         return (first + last) * new_tokens / 2.0
@@ -64,11 +79,6 @@ def causal_kv_sum(prior_tokens: int, new_tokens: int, window: int | None, span: 
         return float(window) * new_tokens
     uncapped = (first + window) * (window - first + 1) / 2.0
     return uncapped + float(window) * (last - window)
-
-
-def kv_length(context_tokens: int, window: int | None) -> int:
-    """KV entries a layer keeps (and a decode step reads) at this context: capped by a window or chunk."""
-    return context_tokens if window is None else min(context_tokens, window)
 
 
 def local_heads(num_heads: int, tp: int, what: str) -> int:
@@ -189,7 +199,7 @@ def attention_block_ops(
     kv_b = precision.kv_cache.bytes_per_element
     a = precision.activation.bytes_per_element
     kv_sum = causal_kv_sum(step.prior_tokens, step.new_tokens, None, span)
-    kv_len = kv_length(step.context_tokens, span.size)
+    kv_len = span.attended(step.context_tokens)
     core = Op(
         name=f"attention{span.label}",
         kind=OpKind.ATTENTION,
@@ -251,7 +261,8 @@ def lm_head_ops(hidden: int, vocab: int, step: StepShape, precision: Precision, 
 
     The LM head stays in the activation format (quantized checkpoints keep it 16-bit).
     """
-    rows, v_l = step.batch, -(-vocab // tp)
+    # prefill needs the last position of each prompt; a decode step every new position (MTP verification)
+    rows, v_l = (step.batch if step.phase is Phase.PREFILL else step.tokens), -(-vocab // tp)
     ops = [
         elementwise_op("final_norm", OpClass.NORM, 2.0 * rows * hidden, rows * hidden, 5.0, precision, 1),
         matmul_op(
@@ -266,7 +277,7 @@ def lm_head_ops(hidden: int, vocab: int, step: StepShape, precision: Precision, 
         ),
     ]
     if tp > 1:
-        logits_bytes = rows * v_l * 4.0  # fp32 logits
+        logits_bytes = rows * v_l * tp * 4.0  # fp32 logits, the whole gathered buffer (nccl-tests size)
         ops.append(
             Op(
                 name="logits_all_gather",

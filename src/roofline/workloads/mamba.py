@@ -5,7 +5,7 @@ heads x head_dim x state_size SSM values (fp32 by default) plus the last conv_ke
 of the causal conv1d over x, B and C. Decode reads and writes that state once per step, so its
 cost does not depend on the context length. Prefill runs the chunked SSD algorithm: per token
 a state update and read-out (2 x heads x head_dim x state FLOP each) plus the quadratic
-intra-chunk term (2 x chunk x heads x (state + head_dim)) (Mamba-2 paper, Dao & Gu 2024, §6).
+intra-chunk term 2 x chunk x (groups x state + heads x head_dim) (Mamba-2 paper, Dao & Gu 2024, §6).
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def mamba_ops(shape: MambaShape, step: StepShape, precision: Precision, tp: int,
     conv = shape.conv_width(tp)
     per_token = 4.0 * state_elems  # state update + read-out
     if step.phase is Phase.PREFILL:
-        per_token += 2.0 * min(shape.chunk_size, step.new_tokens) * heads * (shape.state_size + shape.head_dim)
+        # intra-chunk: C B^T per group (state-wide), then its product with X per head (head-wide)
+        per_token += 2.0 * min(shape.chunk_size, step.new_tokens) * (local_groups * shape.state_size + inner)
     state_bytes = step.batch * state_elems * shape.ssm_state_dtype.bytes_per_element
     a = precision.activation.bytes_per_element
     scan = Op(

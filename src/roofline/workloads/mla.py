@@ -24,7 +24,6 @@ from roofline.workloads.layers import (
     Span,
     causal_kv_sum,
     elementwise_op,
-    kv_length,
     local_heads,
     matmul_op,
     tp_all_reduce,
@@ -62,7 +61,7 @@ class MLATransformer(MoEFields):
 
     def span_of(self, layer: int) -> Span:
         # DSA keeps the top-k entries: for counting attended entries it acts like a window of k
-        return Span("window", self.index_topk) if self.index_topk else super().span_of(layer)
+        return Span("topk", self.index_topk) if self.index_topk else super().span_of(layer)
 
     def _indexer_params(self) -> float:
         if not self.sparse or self.index_n_heads is None or self.index_head_dim is None:
@@ -176,7 +175,7 @@ class MLATransformer(MoEFields):
         """MQA form: per head, q_nope @ W_UK (nope x kv_lora), attention over the latent, then W_UV."""
         t, a, w = step.tokens, precision.activation.bytes_per_element, precision.weight.bytes_per_element
         kv_sum = causal_kv_sum(step.prior_tokens, step.new_tokens, None, span)
-        attended = kv_length(step.context_tokens, span.size)
+        attended = span.attended(step.context_tokens)
         rank, nope, v = self.kv_lora_rank, self.qk_nope_head_dim, self.v_head_dim
 
         def per_head(name: str, k: int, n: int) -> Op:

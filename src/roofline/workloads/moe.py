@@ -70,12 +70,13 @@ class MoEFields(DecoderTransformer):
             return shard * precision.weight.bytes_per_element
         return moe_weight_bytes(self.moe_shape, precision, placement)
 
-    def ffn_ops(self, kind: str, step: StepShape, precision: Precision, placement: Placement, count: int) -> list[Op]:
+    def ffn_ops(self, kind: str, step: StepShape, precision: Precision, placement: Placement, count: int,
+                group_tokens: int | None = None) -> list[Op]:  # fmt: skip
         if kind == "dense":
             return dense_mlp_ops(
                 self.hidden_size, self.intermediate_size, self.mlp == "gated", step, precision, placement.tp, count
             )
-        return moe_ops(self.moe_shape, step, precision, placement, count)
+        return moe_ops(self.moe_shape, step, precision, placement, count, group_tokens)
 
     def ffn_activation_width(self, kind: str, step: StepShape, placement: Placement) -> float:
         if kind == "dense":

@@ -92,10 +92,13 @@ def _expert_gemm(name: str, rows: float, n: int, k: int, experts: float, per_exp
     )  # fmt: skip
 
 
-def moe_ops(shape: MoEShape, step: StepShape, precision: Precision, placement: Placement, count: int) -> list[Op]:
-    """One MoE FFN block on one GPU. `step` is this GPU's attention replica's share."""
+def moe_ops(shape: MoEShape, step: StepShape, precision: Precision, placement: Placement, count: int,
+            group_tokens: int | None = None) -> list[Op]:  # fmt: skip
+    """One MoE FFN block on one GPU. `step` is this GPU's attention replica's share; `group_tokens`
+    the distinct tokens the whole EP group routes (default: the share times the replicas)."""
     t, d, a = step.tokens, shape.hidden, precision.activation
-    group_tokens = t * placement.attn_dp  # distinct tokens routed by the whole EP group
+    if group_tokens is None:
+        group_tokens = t * placement.attn_dp
     routed_rows = group_tokens * shape.top_k / placement.ep * placement.moe_imbalance
     local_experts = shape.num_experts / placement.ep
     touched = min(local_experts, distinct_experts(group_tokens, shape.num_experts, shape.top_k) / placement.ep)
