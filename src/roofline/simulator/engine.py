@@ -147,13 +147,12 @@ def decode_contexts(isl: int, osl: int, samples: int = MAX_DECODE_SAMPLES) -> li
 
 def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bool = False) -> EstimateResult:
     plan, precision = scenario.plan, scenario.precision
+    if scenario.mtp_drafts and not workload.mtp_layers:
+        raise RooflineError(f"{workload.id} ships no MTP layers; drop --mtp")
     placements = stage_placements(workload, plan)
     model = RooflineCostModel(cluster, plan, ideal=ideal)
     ttft_s, ttft_no_overlap_s, prefill = time_prefill(workload, scenario, model, placements)
     micro = scenario.micro_batch
-
-    if scenario.mtp_drafts and not workload.mtp_layers:
-        raise RooflineError(f"{workload.id} ships no MTP layers; drop --mtp")
     contexts = decode_contexts(scenario.isl, scenario.osl)
     verify = 1 + scenario.mtp_drafts  # the main model checks the drafts and adds one token of its own
     decode_steps = [
