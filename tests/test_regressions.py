@@ -78,7 +78,7 @@ def test_point_to_point_mesh_pairs_share_one_link() -> None:
     comm_s = RooflineCostModel(cluster, ParallelPlan(tp=2)).cost(op).comm_s
     assert op.collective is not None
     bandwidth_s = op.collective.message_bytes / (link.bandwidth_per_port * link.achievable_fraction)  # 2(n-1)/n = 1
-    latency_s = 6.6e-6 + 2 * 0.6e-6  # NCCL ring LL base + 2(n-1) hops (simulator/data/nccl.yaml)
+    latency_s = 8.4e-6 + 2 * 3.4e-6  # NCCL ring Simple base + 2(n-1) NVLink-class hops (data/comm/nccl.yaml)
     assert comm_s == pytest.approx(bandwidth_s + latency_s, rel=1e-6)
 
 

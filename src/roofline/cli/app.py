@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from roofline import __version__
-from roofline.cli import estimate, hardware, model
+from roofline.cli import comm, estimate, hardware, model
 from roofline.errors import RooflineError
 
 
@@ -34,6 +34,7 @@ app = typer.Typer(
 )
 app.add_typer(hardware.app, name="hardware")
 app.add_typer(model.app, name="model")
+app.add_typer(comm.app, name="comm")
 app.command("estimate")(estimate.estimate_command)
 app.command("memory")(estimate.memory_command)
 

@@ -157,6 +157,9 @@ class Attachment(Frozen):
     link: str
     ports_per_gpu: float = Field(gt=0)
     wiring: Wiring | None = Field(default=None, description="overrides the link's wiring for this system")
+    in_switch_reduction: bool = Field(
+        default=False, description="the switches reduce in-network (NVLink SHARP / NVLS on NVSwitch gen3+)"
+    )
 
 
 class System(Frozen):

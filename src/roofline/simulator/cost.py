@@ -2,7 +2,7 @@
 
     compute_s  = flops / (peak[dtype] * achievable fraction * wave utilization)
     memory_s   = bytes / (HBM bandwidth * achievable fraction)
-    comm_s     = collective model (comm.py)
+    comm_s     = collective model (collectives.py) over the group's topology (comm.py)
     time_s     = max(compute_s, memory_s, comm_s) + kernels * kernel_overhead
 
 The max is the perfect-overlap bound (the headline); `no_overlap_s` is the sum, the other bound.
@@ -20,7 +20,8 @@ from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
 from roofline.hardware_specs.schema import MatmulTile
 from roofline.ir import MatmulShape, Op, OpKind
-from roofline.simulator.comm import CommLibrary, collective_time_s, group_layout, load_library
+from roofline.simulator.collectives import CollectiveModel, CommLibrary, GroupTopology, load_library
+from roofline.simulator.comm import topology_for
 from roofline.simulator.plan import ParallelPlan
 
 
@@ -77,7 +78,8 @@ class RooflineCostModel:
         library: CommLibrary | None = None,
     ) -> None:  # fmt: skip
         self.cluster, self.plan, self.ideal = cluster, plan or ParallelPlan(), ideal
-        self.library = library or load_library()
+        self.collectives = CollectiveModel(library or load_library(), ideal)
+        self._topologies: dict[str, GroupTopology] = {}
         acc = cluster.accelerator
         self._memory_bytes_per_s = acc.memory.bandwidth * (1.0 if ideal else acc.efficiency.memory_bandwidth_fraction)
         self._overhead_s = 0.0 if ideal else acc.efficiency.kernel_overhead
@@ -120,8 +122,10 @@ class RooflineCostModel:
     def _comm_s(self, op: Op) -> float:
         if op.collective is None:
             return 0.0
-        layout = group_layout(self.cluster, op.collective.group, self.plan)
-        return collective_time_s(op.collective, layout, self.library, self.ideal)
+        group = op.collective.group
+        if group not in self._topologies:
+            self._topologies[group] = topology_for(self.cluster, group, self.plan)
+        return self.collectives.cost(op.collective.kind, op.collective.message_bytes, self._topologies[group]).time_s
 
     def cost(self, op: Op) -> OpCost:
         is_comm = op.collective is not None

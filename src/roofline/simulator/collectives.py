@@ -1,0 +1,264 @@
+"""Collective communication over a topology: which links a group crosses, which algorithm and
+protocol a library would pick, and how long it takes.
+
+A group of n GPUs lands on `per_node` GPUs in each of `nodes` scale-up domains. Candidates:
+- ring: 2(n-1) steps for all-reduce (n-1 for gathers); steps between nodes pay the network hop;
+  its bandwidth is the slowest link a GPU drives (NVLink inside, its NIC across nodes);
+- tree (multi-node): intra-node chain + binary tree across nodes: log2(nodes) network hops;
+- nvls: in-switch reduction on NVSwitch systems that have it (all-reduce in one domain);
+- hierarchical (multi-node): reduce-scatter inside the domain, all-reduce of 1/per_node of the data
+  across nodes, all-gather inside;
+each with the library's protocols (LL / LL128 / Simple), the fastest chosen as NCCL's tuner does,
+or the one the user forces. time = latency + bytes moved / bandwidth; algbw = size / time and
+busbw = algbw x the nccl-tests factor (2(n-1)/n for all-reduce, (n-1)/n for gathers and all-to-all).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from roofline.errors import RooflineError
+from roofline.hardware_specs.cluster import Cluster, Fabric
+from roofline.hardware_specs.schema import Wiring
+from roofline.ir import CollectiveKind
+from roofline.units import Seconds
+from roofline.yaml_io import read_yaml, validate_into
+
+DATA_DIR = Path(__file__).parent / "data" / "comm"
+HOP_FAMILY = {"nvlink": "nvlink", "c2c": "nvlink", "xgmi": "nvlink", "pcie": "pcie", "infiniband": "network",
+              "ethernet": "network"}  # fmt: skip
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AlgorithmSpec(_Frozen):
+    base_latency: dict[str, Seconds]
+    hop_latency: dict[str, dict[str, Seconds]]
+    algbw_fraction: dict[str, float] | None = Field(default=None, description="by link id, with 'default'")
+
+
+class AllToAllSpec(_Frozen):
+    base_latency: Seconds
+    hop_latency: dict[str, Seconds]
+    bandwidth_fraction: float = Field(default=1.0, gt=0, le=1)
+
+
+class CommLibrary(_Frozen):
+    id: str
+    name: str
+    base: str | None = None
+    protocols: dict[str, float] = Field(default_factory=dict)
+    algorithms: dict[str, AlgorithmSpec] = Field(default_factory=dict)
+    all_to_all: AllToAllSpec | None = None
+    scale_out_fraction: float = Field(default=1.0, gt=0)
+    source: str
+
+
+def library_ids() -> list[str]:
+    return sorted(p.stem for p in DATA_DIR.glob("*.yaml"))
+
+
+@lru_cache(maxsize=8)
+def load_library(library_id: str = "nccl") -> CommLibrary:
+    path = DATA_DIR / f"{library_id}.yaml"
+    if not path.is_file():
+        raise RooflineError(f"unknown communication library '{library_id}'; known: {', '.join(library_ids())}")
+    item = validate_into(CommLibrary, read_yaml(path), f"'{path}'")
+    assert isinstance(item, CommLibrary)
+    if item.base is None:
+        return item
+    parent = load_library(item.base)  # a profile states only what differs from its base
+    return parent.model_copy(update={k: getattr(item, k) for k in item.model_fields_set if k != "base"})
+
+
+# ---- topology ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupTopology:
+    """n GPUs: `per_node` in each of `nodes` scale-up domains."""
+
+    size: int
+    per_node: int
+    nodes: int
+    intra: Fabric
+    inter: Fabric | None
+    in_switch_reduction: bool
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        names = [self.intra.link.id] if self.per_node > 1 else []
+        if self.nodes > 1 and self.inter is not None:
+            names.append(self.inter.link.id)
+        return tuple(names)
+
+
+def group_topology(cluster: Cluster, size: int) -> GroupTopology:
+    """A group of consecutive GPUs: it fills one scale-up domain before spilling to the next."""
+    domain = cluster.system.gpus_per_domain
+    per_node = min(size, domain)
+    nodes = math.ceil(size / domain)
+    if nodes > 1 and cluster.scale_out is None:
+        raise RooflineError(
+            f"a group of {size} GPUs spans {nodes} domains of {cluster.system.id}, which has no scale-out fabric"
+        )
+    return GroupTopology(size, per_node, nodes, cluster.scale_up, cluster.scale_out,
+                         cluster.system.scale_up.in_switch_reduction)  # fmt: skip
+
+
+# ---- costs ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CollectiveCost:
+    kind: CollectiveKind
+    size_bytes: float
+    group_size: int
+    time_s: float
+    algorithm: str
+    protocol: str
+    levels: tuple[str, ...]
+
+    @property
+    def algbw_bytes_per_s(self) -> float:
+        return self.size_bytes / self.time_s if self.time_s else math.inf
+
+    @property
+    def busbw_bytes_per_s(self) -> float:
+        return self.algbw_bytes_per_s * bus_factor(self.kind, self.group_size)
+
+
+def bus_factor(kind: CollectiveKind, n: int) -> float:
+    """nccl-tests PERFORMANCE.md: busbw = algbw x this factor."""
+    if n <= 1:
+        return 1.0
+    if kind is CollectiveKind.ALL_REDUCE:
+        return 2.0 * (n - 1) / n
+    if kind in (CollectiveKind.ALL_GATHER, CollectiveKind.REDUCE_SCATTER, CollectiveKind.ALL_TO_ALL):
+        return (n - 1) / n
+    return 1.0
+
+
+def _bandwidth(fabric: Fabric, peers: int, ideal: bool, extra_fraction: float = 1.0) -> float:
+    """Per-GPU per-direction bandwidth toward `peers` other GPUs over this fabric."""
+    fraction = 1.0 if ideal else min(1.0, fabric.link.achievable_fraction * extra_fraction)
+    if fabric.wiring is Wiring.POINT_TO_POINT:  # one link per peer: a small group uses few of them
+        return fabric.link.bandwidth_per_port * min(fabric.ports_per_gpu, max(peers, 1)) * fraction
+    return fabric.bandwidth_per_gpu_bytes_per_s * fraction
+
+
+class CollectiveModel:
+    def __init__(self, library: CommLibrary | None = None, ideal: bool = False) -> None:
+        self.library, self.ideal = library or load_library(), ideal
+
+    def _hop(self, spec: AlgorithmSpec, fabric: Fabric, protocol: str) -> float:
+        family = HOP_FAMILY[fabric.link.family]
+        return 0.0 if self.ideal else spec.hop_latency.get(family, {}).get(protocol, fabric.latency_s)
+
+    def _base(self, spec: AlgorithmSpec, protocol: str) -> float:
+        return 0.0 if self.ideal else spec.base_latency[protocol]
+
+    def _proto(self, protocol: str) -> float:
+        return 1.0 if self.ideal else self.library.protocols.get(protocol, 1.0)
+
+    def _bottleneck(self, topo: GroupTopology) -> float:
+        bandwidth = _bandwidth(topo.intra, topo.per_node - 1, self.ideal)
+        if topo.nodes > 1 and topo.inter is not None:
+            nic = _bandwidth(topo.inter, topo.nodes - 1, self.ideal, self.library.scale_out_fraction)
+            bandwidth = min(bandwidth, nic)
+        return bandwidth
+
+    # each candidate returns time in seconds
+    def _ring(self, kind: CollectiveKind, size: float, topo: GroupTopology, protocol: str) -> float:
+        spec, n = self.library.algorithms["ring"], topo.size
+        steps = {CollectiveKind.ALL_REDUCE: 2 * (n - 1), CollectiveKind.BROADCAST: n - 1}.get(kind, n - 1)
+        inter_steps = 0 if topo.nodes == 1 else (2 if kind is CollectiveKind.ALL_REDUCE else 1) * topo.nodes
+        latency = self._base(spec, protocol) + (steps - inter_steps) * self._hop(spec, topo.intra, protocol)
+        if inter_steps and topo.inter is not None:
+            latency += inter_steps * self._hop(spec, topo.inter, protocol)
+        moved = size * (bus_factor(kind, n) if kind is not CollectiveKind.BROADCAST else 1.0)
+        return latency + moved / (self._bottleneck(topo) * self._proto(protocol))
+
+    def _tree(self, size: float, topo: GroupTopology, protocol: str) -> float:
+        spec = self.library.algorithms["tree"]
+        assert topo.inter is not None
+        intra_hops = (topo.per_node - 1) * self._hop(spec, topo.intra, protocol)
+        inter_hops = math.log2(topo.nodes) * self._hop(spec, topo.inter, protocol)
+        latency = self._base(spec, protocol) + 2 * (intra_hops + inter_hops)
+        # each node sends and receives the whole buffer once over its NICs (NCCL tree: up then down)
+        nic = _bandwidth(topo.inter, topo.nodes - 1, self.ideal, self.library.scale_out_fraction) * topo.per_node
+        bandwidth = min(_bandwidth(topo.intra, topo.per_node - 1, self.ideal), nic) * self._proto(protocol)
+        return latency + 2.0 * size / bandwidth
+
+    def _nvls(self, size: float, topo: GroupTopology) -> float:
+        spec = self.library.algorithms["nvls"]
+        fractions = spec.algbw_fraction or {}
+        fraction = 1.0 if self.ideal else fractions.get(topo.intra.link.id, fractions.get("default", 1.0))
+        algbw = topo.intra.bandwidth_per_gpu_bytes_per_s * fraction
+        return self._base(spec, "Simple") + self._hop(spec, topo.intra, "Simple") + size / algbw
+
+    def _hierarchical(self, size: float, topo: GroupTopology) -> float:
+        intra = GroupTopology(topo.per_node, topo.per_node, 1, topo.intra, None, topo.in_switch_reduction)
+        inter = GroupTopology(topo.nodes, 1, topo.nodes, topo.intra, topo.inter, False)
+        gather = self.cost(CollectiveKind.REDUCE_SCATTER, size, intra).time_s
+        across = self.cost(CollectiveKind.ALL_REDUCE, size / topo.per_node, inter).time_s
+        return 2 * gather + across
+
+    def _all_to_all(self, size: float, topo: GroupTopology) -> float:
+        spec = self.library.all_to_all
+        assert spec is not None
+        fraction = 1.0 if self.ideal else spec.bandwidth_fraction
+        n, d = topo.size, topo.per_node
+        intra_bytes, inter_bytes = size * (d - 1) / n, size * (n - d) / n
+        time = intra_bytes / (_bandwidth(topo.intra, d - 1, self.ideal) * fraction) if d > 1 else 0.0
+        hop = spec.hop_latency.get(HOP_FAMILY[topo.intra.link.family], 0.0)
+        if inter_bytes and topo.inter is not None:
+            out = _bandwidth(topo.inter, n - d, self.ideal, self.library.scale_out_fraction) * fraction
+            time = max(time, inter_bytes / out)
+            hop = spec.hop_latency.get(HOP_FAMILY[topo.inter.link.family], hop)
+        return time + (0.0 if self.ideal else spec.base_latency + hop)
+
+    def candidates(self, kind: CollectiveKind, size: float, topo: GroupTopology) -> dict[tuple[str, str], float]:
+        if kind is CollectiveKind.ALL_TO_ALL:
+            return {("all_to_all", "p2p"): self._all_to_all(size, topo)}
+        options: dict[tuple[str, str], float] = {}
+        for protocol in self.library.algorithms["ring"].base_latency:
+            options["ring", protocol] = self._ring(kind, size, topo, protocol)
+        if kind is CollectiveKind.ALL_REDUCE and topo.nodes > 1 and "tree" in self.library.algorithms:
+            for protocol in self.library.algorithms["tree"].base_latency:
+                options["tree", protocol] = self._tree(size, topo, protocol)
+            if topo.per_node > 1:  # the inter-node step itself has one GPU per node
+                options["hierarchical", "mixed"] = self._hierarchical(size, topo)
+        nvls_ok = topo.in_switch_reduction and topo.nodes == 1 and topo.size > 1
+        if kind is CollectiveKind.ALL_REDUCE and nvls_ok and "nvls" in self.library.algorithms:
+            options["nvls", "Simple"] = self._nvls(size, topo)
+        return options
+
+    def cost(self, kind: CollectiveKind, size: float, topo: GroupTopology, algorithm: str | None = None
+             ) -> CollectiveCost:  # fmt: skip
+        if topo.size <= 1 and kind is not CollectiveKind.SEND_RECV:
+            return CollectiveCost(kind, size, 1, 0.0, "none", "none", ())
+        if kind is CollectiveKind.SEND_RECV:
+            return self._send_recv(size, topo)
+        options = self.candidates(kind, size, topo)
+        if algorithm is not None:
+            options = {k: v for k, v in options.items() if k[0] == algorithm}
+            if not options:
+                raise RooflineError(f"algorithm '{algorithm}' does not apply to {kind.value} on this group")
+        (name, protocol), time = min(options.items(), key=lambda kv: kv[1])
+        return CollectiveCost(kind, size, topo.size, time, name, protocol, topo.levels)
+
+    def _send_recv(self, size: float, topo: GroupTopology) -> CollectiveCost:
+        spec = self.library.algorithms["ring"]
+        fabric = topo.inter if topo.nodes > 1 and topo.inter is not None else topo.intra
+        latency = self._base(spec, "Simple") + self._hop(spec, fabric, "Simple")
+        bandwidth = _bandwidth(fabric, 1, self.ideal)
+        return CollectiveCost(CollectiveKind.SEND_RECV, size, 2, latency + size / bandwidth, "p2p", "Simple",
+                              (fabric.link.id,))  # fmt: skip
