@@ -167,6 +167,7 @@ OP_KEYS = {
     "overhead_s",
     "time_s",
     "bound",
+    "detail",
     "arithmetic_intensity_flops_per_byte",
 }
 BOUNDS = {"compute", "memory", "communication", "overhead"}

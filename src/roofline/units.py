@@ -68,6 +68,10 @@ def parse_quantity(text: Any, dimension: Dimension) -> float:
     if not isinstance(text, str):
         raise ValueError(f"expected a quantity with a unit ({_example(dimension)}), got {text!r}")
     match = _QUANTITY.match(text)
+    if not match and re.fullmatch(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*", text):
+        raise ValueError(
+            f"bare number {text!r} has no unit; write it with one, e.g. '{text.strip()} {_example(dimension)}'"
+        )
     if not match:
         raise ValueError(f"cannot read {text!r} as a quantity; write e.g. '3.35 {_example(dimension)}'")
     number, unit = float(match.group(1)), match.group(2)

@@ -91,7 +91,7 @@ def ops_table(phase: PhaseResult) -> Table:
             f"{row.arithmetic_intensity_flops_per_byte:.1f}",
             format_time(row.time_s),
             f"{100 * row.time_s / total:.1f}%",
-            row.bound,
+            row.bound if not row.detail else f"{row.bound}: {row.detail}",
         )
     return table
 

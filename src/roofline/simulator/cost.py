@@ -32,6 +32,7 @@ class OpCost:
     memory_s: float
     comm_s: float
     overhead_s: float
+    detail: str = ""  # collectives: algorithm/protocol over the links crossed
 
     @property
     def time_s(self) -> float:
@@ -119,20 +120,23 @@ class RooflineCostModel:
             fraction *= wave_utilization(op.shape, acc.sram.sm_count, acc.efficiency.matmul_tiles)
         return op.flops / (peak * fraction)
 
-    def _comm_s(self, op: Op) -> float:
+    def _comm(self, op: Op) -> tuple[float, str]:
         if op.collective is None:
-            return 0.0
+            return 0.0, ""
         group = op.collective.group
         if group not in self._topologies:
             self._topologies[group] = topology_for(self.cluster, group, self.plan)
-        return self.collectives.cost(op.collective.kind, op.collective.message_bytes, self._topologies[group]).time_s
+        cost = self.collectives.cost(op.collective.kind, op.collective.message_bytes, self._topologies[group])
+        return cost.time_s, f"{cost.algorithm}/{cost.protocol} over {' + '.join(cost.levels) or '-'}"
 
     def cost(self, op: Op) -> OpCost:
         is_comm = op.collective is not None
+        comm_s, detail = self._comm(op)
         return OpCost(
             op=op,
             compute_s=0.0 if is_comm else self._compute_s(op),
             memory_s=0.0 if is_comm else op.bytes / self._memory_bytes_per_s,
-            comm_s=self._comm_s(op),
+            comm_s=comm_s,
             overhead_s=0.0 if is_comm else op.kernels * self._overhead_s,
+            detail=detail,
         )

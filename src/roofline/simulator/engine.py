@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import Collective, CollectiveKind, Op, OpClass, OpKind, Phase, Placement, StepShape
+from roofline.simulator.collectives import load_library
 from roofline.simulator.cost import OpCost, RooflineCostModel
 from roofline.simulator.memory import memory_result
 from roofline.simulator.plan import Scenario, prefill_chunks, stage_placements
@@ -86,6 +87,7 @@ def _phase_result(
                 overhead_s=c.overhead_s * n,
                 time_s=c.total_s * repeat,
                 bound=c.bound,
+                detail=c.detail,
             )
             prev = rows.get(op.name)
             if prev is not None:
@@ -103,6 +105,7 @@ def _phase_result(
                     prev.overhead_s + row.overhead_s,
                     prev.time_s + row.time_s,
                     prev.bound,
+                    prev.detail,
                 )
             rows[op.name] = row
     ops = tuple(rows.values())
@@ -150,7 +153,7 @@ def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bo
     if scenario.mtp_drafts and not workload.mtp_layers:
         raise RooflineError(f"{workload.id} ships no MTP layers; drop --mtp")
     placements = stage_placements(workload, plan)
-    model = RooflineCostModel(cluster, plan, ideal=ideal)
+    model = RooflineCostModel(cluster, plan, ideal=ideal, library=load_library(scenario.comm_library))
     ttft_s, ttft_no_overlap_s, prefill = time_prefill(workload, scenario, model, placements)
     micro = scenario.micro_batch
     contexts = decode_contexts(scenario.isl, scenario.osl)

@@ -91,6 +91,7 @@ class Scenario:
     # draft is accepted given the previous one was (DeepSeek-V3 report: 85-90% for the 2nd token)
     mtp_drafts: int = 0
     mtp_acceptance: float = DEFAULT_MTP_ACCEPTANCE
+    comm_library: str = "nccl"  # simulator/data/comm/<id>.yaml
 
     def __post_init__(self) -> None:
         if self.mtp_drafts < 0 or not 0.0 < self.mtp_acceptance <= 1.0:

@@ -25,6 +25,7 @@ class OpRow:
     overhead_s: float
     time_s: float
     bound: str
+    detail: str = ""
 
     @property
     def arithmetic_intensity_flops_per_byte(self) -> float:

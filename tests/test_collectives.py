@@ -1,0 +1,173 @@
+"""Collective model: hand goldens, the issue's properties, topology, library profiles, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from roofline.cli.app import app
+from roofline.errors import RooflineError
+from roofline.hardware_specs import resolve_cluster
+from roofline.ir import CollectiveKind
+from roofline.simulator.collectives import CollectiveModel, GroupTopology, bus_factor, group_topology, load_library
+
+AR, A2A = CollectiveKind.ALL_REDUCE, CollectiveKind.ALL_TO_ALL
+DGX_H100 = resolve_cluster(system="dgx-h100", num_gpus=16)
+MODEL = CollectiveModel()
+
+
+def test_ring_all_reduce_by_hand() -> None:
+    """8 x A100 (NVLink 3: 12 x 25 GB/s, 77% achievable), 1 GiB, ring Simple (NCCL tuning.cc):
+    8.4 us + 14 x 3.4 us + 2 x 7/8 x 2^30 B / (300e9 x 0.77 x 1.0) = 56 us + 8134.6 us."""
+    cluster = resolve_cluster(hardware="a100-sxm-80gb", num_gpus=8)
+    cost = MODEL.cost(AR, 2**30, group_topology(cluster, 8), algorithm="ring")
+    link = cluster.scale_up.link
+    expected = 8.4e-6 + 14 * 3.4e-6 + 1.75 * 2**30 / (300e9 * link.achievable_fraction)
+    assert (cost.protocol, cost.time_s) == ("Simple", pytest.approx(expected, rel=1e-9))
+    assert cost.busbw_bytes_per_s == pytest.approx(cost.algbw_bytes_per_s * 1.75)
+
+
+def test_all_to_all_by_hand() -> None:
+    """16 x H100 over two DGX nodes, 64 MiB: 7/16 of it goes to NVLink peers, 8/16 over the GPU's one
+    400G NIC (50 GB/s, 90% achievable): max(29.36 MB / (450e9 x 0.82), 33.55 MB / (50e9 x 0.9)) + 8.4 us
+    + 14 us (network hop) = 745.7 + 22.4 us."""
+    cost = MODEL.cost(A2A, 64 * 2**20, group_topology(DGX_H100, 16))
+    nic = DGX_H100.scale_out
+    assert nic is not None
+    inter = 64 * 2**20 * 8 / 16 / (nic.bandwidth_per_gpu_bytes_per_s * nic.link.achievable_fraction)
+    assert cost.time_s == pytest.approx(inter + 8.4e-6 + 14e-6, rel=1e-9)
+    assert cost.levels == ("nvlink4", "ib-ndr")
+
+
+def test_bus_factors_follow_nccl_tests() -> None:
+    assert bus_factor(AR, 8) == pytest.approx(1.75)
+    assert bus_factor(CollectiveKind.ALL_GATHER, 8) == pytest.approx(0.875)
+    assert bus_factor(CollectiveKind.BROADCAST, 8) == 1.0
+
+
+def test_nvls_is_picked_for_large_all_reduce_on_nvswitch_and_never_on_a100() -> None:
+    h100 = MODEL.cost(AR, 2**30, group_topology(resolve_cluster(hardware="h100-sxm", num_gpus=8), 8))
+    a100 = MODEL.cost(AR, 2**30, group_topology(resolve_cluster(hardware="a100-sxm-80gb", num_gpus=8), 8))
+    assert h100.algorithm == "nvls" and a100.algorithm == "ring"
+    # the published 8x H100 asymptote: busBw ~480 GB/s (nccl-tests#212)
+    assert h100.busbw_bytes_per_s == pytest.approx(480e9, rel=0.03)
+
+
+def test_a_group_crossing_nodes_pays_the_network() -> None:
+    """--gpus 16 --tp 16 on DGX H100: the group spans two nodes; the IB link is on its path."""
+    topo = group_topology(DGX_H100, 16)
+    assert (topo.per_node, topo.nodes, topo.levels) == (8, 2, ("nvlink4", "ib-ndr"))
+    one_node = MODEL.cost(AR, 256 * 2**20, group_topology(DGX_H100, 8))
+    two_nodes = MODEL.cost(AR, 256 * 2**20, topo)
+    nic = DGX_H100.scale_out
+    assert nic is not None
+    # each node sends and receives the buffer over its 8 NICs of 50 GB/s (90% achievable)
+    assert two_nodes.time_s >= 2 * 256 * 2**20 / (8 * nic.bandwidth_per_gpu_bytes_per_s * nic.link.achievable_fraction)
+    assert two_nodes.time_s > one_node.time_s
+
+
+def test_point_to_point_mesh_splits_bandwidth_among_peers() -> None:
+    """MI300X xGMI full mesh: 7 links of 64 GB/s per direction; a pair shares one link (B/(N-1))."""
+    cluster = resolve_cluster(hardware="mi300x", num_gpus=8)
+    slow = MODEL.cost(AR, 2**30, group_topology(cluster, 2), algorithm="ring")
+    fast = MODEL.cost(AR, 2**30, group_topology(cluster, 8), algorithm="ring")
+    pair_bw = 2**30 * bus_factor(AR, 2) / slow.time_s
+    link = cluster.scale_up.link
+    assert pair_bw == pytest.approx(link.bandwidth_per_port * link.achievable_fraction, rel=0.01)
+    assert fast.busbw_bytes_per_s == pytest.approx(7 * pair_bw, rel=0.02)
+
+
+def test_library_profiles() -> None:
+    nccl, deepep, uccl = (CollectiveModel(load_library(x)) for x in ("nccl", "deepep", "uccl"))
+    small = group_topology(resolve_cluster(hardware="h100-sxm", num_gpus=8), 8)
+    assert deepep.cost(A2A, 64 * 1024, small).time_s < nccl.cost(A2A, 64 * 1024, small).time_s / 2
+    assert deepep.cost(AR, 2**20, small).time_s == nccl.cost(AR, 2**20, small).time_s  # the rest is NCCL
+    wide = group_topology(DGX_H100, 16)
+    assert uccl.cost(A2A, 2**28, wide).time_s < nccl.cost(A2A, 2**28, wide).time_s
+    with pytest.raises(RooflineError, match="unknown communication library 'mpi'"):
+        load_library("mpi")
+
+
+def test_forcing_an_algorithm_that_does_not_apply_is_an_error() -> None:
+    with pytest.raises(RooflineError, match="algorithm 'nvls' does not apply"):
+        MODEL.cost(AR, 2**20, group_topology(resolve_cluster(hardware="a100-sxm-80gb", num_gpus=8), 8), "nvls")
+
+
+# ---- properties -------------------------------------------------------------------------------------
+
+SYSTEMS = st.sampled_from(["dgx-h100", "dgx-a100", "hgx-b200", "mi300x-8", "h100-pcie-8", "gb200-nvl72"])
+KINDS = st.sampled_from([AR, CollectiveKind.ALL_GATHER, CollectiveKind.REDUCE_SCATTER, A2A])
+
+
+@settings(max_examples=40, deadline=None)
+@given(system=SYSTEMS, kind=KINDS, gpus=st.sampled_from([2, 4, 8, 16]), size=st.floats(1e3, 1e10),
+       factor=st.floats(1.0, 100.0))  # fmt: skip
+def test_time_never_decreases_with_message_size(system: str, kind: CollectiveKind, gpus: int, size: float,
+                                                factor: float) -> None:  # fmt: skip
+    topo = group_topology(resolve_cluster(system=system, num_gpus=gpus), gpus)
+    assert MODEL.cost(kind, size * factor, topo).time_s >= MODEL.cost(kind, size, topo).time_s * (1 - 1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(system=SYSTEMS, kind=KINDS, gpus=st.sampled_from([2, 8, 16]), size=st.floats(1e3, 1e10),
+       factor=st.floats(1.01, 4.0))  # fmt: skip
+def test_more_bandwidth_never_slows(system: str, kind: CollectiveKind, gpus: int, size: float, factor: float) -> None:
+    cluster = resolve_cluster(system=system, num_gpus=gpus)
+    topo = group_topology(cluster, gpus)
+    faster_link = topo.intra.link.model_copy(update={"bandwidth_per_port": topo.intra.link.bandwidth_per_port * factor})
+    faster = dataclasses.replace(topo, intra=dataclasses.replace(topo.intra, link=faster_link))
+    assert MODEL.cost(kind, size, faster).time_s <= MODEL.cost(kind, size, topo).time_s * (1 + 1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(kind=KINDS, gpus=st.sampled_from([2, 4, 8]), size=st.floats(1e3, 1e10))
+def test_inside_one_nvswitch_domain_is_never_slower_than_across_nodes(kind: CollectiveKind, gpus: int,
+                                                                      size: float) -> None:  # fmt: skip
+    inside = group_topology(DGX_H100, gpus)
+    spread = GroupTopology(gpus, gpus // 2, 2, DGX_H100.scale_up, DGX_H100.scale_out, True)
+    assert MODEL.cost(kind, size, inside).time_s <= MODEL.cost(kind, size, spread).time_s * (1 + 1e-12)
+
+
+# ---- CLI --------------------------------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def test_comm_cli_json_fields() -> None:
+    result = runner.invoke(app, ["comm", "all-to-all", "--system", "gb200-nvl72", "--gpus", "64", "--bytes", "7MiB",
+                                 "--format", "json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {"time_s", "algbw_bytes_per_s", "busbw_bytes_per_s", "algorithm", "levels"} <= set(data)
+    assert data["levels"] == ["nvlink5"]  # 64 GPUs stay inside one NVL72 domain
+
+
+def test_comm_sweep_csv_like_nccl_tests() -> None:
+    result = runner.invoke(app, ["comm", "sweep", "all-reduce", "--system", "dgx-h100", "--gpus", "8", "--from",
+                                 "1KiB", "--to", "8GiB", "--format", "csv"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("collective,size_bytes,gpus,time_s,algbw_bytes_per_s,busbw_bytes_per_s")
+    assert len(lines) == 1 + 24  # 1 KiB .. 8 GiB, factor 2
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["comm", "all-reduce", "--system", "dgx-h100", "--bytes", "256"], "no unit"),
+        (
+            ["comm", "all-reduce", "--system", "dgx-h100", "--bytes", "1MiB", "--library", "mpi"],
+            "unknown communication",
+        ),
+        (["comm", "all-reduce", "--bytes", "1MiB"], "name the hardware"),
+        (["comm", "all-reduce", "--system", "dgx-a100", "--bytes", "1MiB", "--algorithm", "nvls"], "does not apply"),
+    ],
+)
+def test_comm_cli_bad_input(args: list[str], says: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and says in result.stderr
