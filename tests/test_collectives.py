@@ -171,3 +171,22 @@ def test_comm_sweep_csv_like_nccl_tests() -> None:
 def test_comm_cli_bad_input(args: list[str], says: str) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and says in result.stderr
+
+
+def test_two_batch_overlap_hides_ep_all_to_all_under_compute() -> None:
+    """DeepSeek-V3 on two H200 nodes, attention-DP 16 + EP 16: with overlap a step costs
+    max(everything else, the EP all-to-alls); without, their sum. The no-overlap bound is unchanged."""
+    from roofline.simulator import ParallelPlan, Scenario, estimate
+    from roofline.workloads import get_workload
+
+    w = get_workload("deepseek-v3")
+    cluster = resolve_cluster(hardware="h200-sxm", num_gpus=16)
+    plan = ParallelPlan(attn_dp=16, ep=16)
+    plain = estimate(w, cluster, Scenario(512, 2048, 64, w.shipped_precision, plan))
+    tbo = estimate(w, cluster, Scenario(512, 2048, 64, w.shipped_precision, plan, overlap_ep=True))
+    rows = {r.name: r for r in plain.decode.ops}
+    ep_s = rows["moe_dispatch"].time_s + rows["moe_combine"].time_s
+    assert "ib-ndr" in rows["moe_dispatch"].detail
+    assert tbo.tpot_s < plain.tpot_s
+    assert tbo.tpot_s == pytest.approx(max(ep_s, plain.tpot_s - ep_s), rel=1e-6)  # one stage, one step shape
+    assert tbo.tpot_no_overlap_s == pytest.approx(plain.tpot_no_overlap_s)

@@ -59,9 +59,19 @@ def time_step(
     for placement in placements:
         stage_costs = [model.cost(op) for op in _stage_ops(workload, step, scenario, placement)]
         costs += stage_costs
-        stage_times.append(sum(c.total_s for c in stage_costs))
+        stage_times.append(_stage_time(stage_costs, scenario.overlap_ep))
         no_overlap += sum(c.no_overlap_s for c in stage_costs)
     return StepTiming(tuple(costs), sum(stage_times), no_overlap, max(stage_times))
+
+
+def _stage_time(costs: Sequence[OpCost], overlap_ep: bool) -> float:
+    """Ops run one after another; with two-batch overlap (DeepEP / SGLang TBO) the EP all-to-alls
+    of one half-batch run under the other half's compute, so they cost only what they exceed it by."""
+    total = sum(c.total_s for c in costs)
+    if not overlap_ep:
+        return total
+    ep = sum(c.total_s for c in costs if c.op.collective is not None and c.op.collective.group == "ep")
+    return max(total - ep, ep)
 
 
 def _phase_result(

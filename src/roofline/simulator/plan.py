@@ -92,6 +92,7 @@ class Scenario:
     mtp_drafts: int = 0
     mtp_acceptance: float = DEFAULT_MTP_ACCEPTANCE
     comm_library: str = "nccl"  # simulator/data/comm/<id>.yaml
+    overlap_ep: bool = False  # two-batch overlap hides EP all-to-alls under compute
 
     def __post_init__(self) -> None:
         if self.mtp_drafts < 0 or not 0.0 < self.mtp_acceptance <= 1.0:
