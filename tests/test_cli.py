@@ -460,7 +460,7 @@ def test_estimate_json_top_level_keys(tp8_json: dict[str, Any]) -> None:
 
 def test_estimate_json_nested_keys(tp8_json: dict[str, Any]) -> None:
     assert set(tp8_json["memory"]) == MEMORY_KEYS
-    assert set(tp8_json["parallel"]) == {"tp", "pp", "dp", "ep", "attn_dp"}
+    assert set(tp8_json["parallel"]) == {"tp", "pp", "dp", "ep", "attn_dp", "cp"}
     assert set(tp8_json["precision"]) == {"weight", "activation", "kv_cache"}
     assert set(tp8_json["prefill"]) == PHASE_KEYS
     assert set(tp8_json["decode"]) == PHASE_KEYS
@@ -484,7 +484,7 @@ def test_estimate_json_values(tp8_json: dict[str, Any]) -> None:
     d = tp8_json
     assert (d["model"], d["hardware"], d["system"]) == ("llama-3.1-70b", "h100-sxm", "dgx-h100")
     assert (d["batch"], d["isl"], d["osl"]) == (4, 2048, 256)
-    assert d["parallel"] == {"tp": 8, "pp": 1, "dp": 1, "ep": 1, "attn_dp": 1}
+    assert d["parallel"] == {"tp": 8, "pp": 1, "dp": 1, "ep": 1, "attn_dp": 1, "cp": 1}
     assert d["precision"] == {"weight": "bf16", "activation": "bf16", "kv_cache": "bf16"}
     assert d["ideal"] is False
     for key in (

@@ -190,3 +190,24 @@ def test_two_batch_overlap_hides_ep_all_to_all_under_compute() -> None:
     assert tbo.tpot_s < plain.tpot_s
     assert tbo.tpot_s == pytest.approx(max(ep_s, plain.tpot_s - ep_s), rel=1e-6)  # one stage, one step shape
     assert tbo.tpot_no_overlap_s == pytest.approx(plain.tpot_no_overlap_s)
+
+
+def test_context_parallel_prefill_splits_the_work_and_rides_the_kv_ring_on_attention() -> None:
+    """Llama-3.1-70B, a 65,536-token prompt on 8 x H200: tp 8 vs tp 4 x cp 2. Each CP rank does half
+    the attention and half of every matmul's rows; its 32,768 tokens' KV (2 x 2 KV heads x 128 x 2 B
+    per layer on tp 4) passes the other rank once per layer, overlapped with the attention."""
+    from roofline.ir import OpKind
+    from roofline.simulator import ParallelPlan, Scenario, estimate
+    from roofline.workloads import get_workload
+
+    w = get_workload("llama-3.1-70b")
+    cluster = resolve_cluster(hardware="h200-sxm", num_gpus=8)
+    cp2 = estimate(w, cluster, Scenario(1, 65_536, 8, plan=ParallelPlan(tp=4, cp=2), max_num_tokens=65_536))
+    tp4 = estimate(w, resolve_cluster(hardware="h200-sxm", num_gpus=4),
+                   Scenario(1, 65_536, 8, plan=ParallelPlan(tp=4), max_num_tokens=65_536))  # fmt: skip
+    attention = {r.name: r for r in cp2.prefill.ops}["attention"]
+    assert attention.flops == pytest.approx({r.name: r for r in tp4.prefill.ops}["attention"].flops / 2)
+    assert attention.communication_s > 0 and attention.time_s < attention.compute_s + attention.communication_s
+    assert cp2.ttft_s < 0.6 * tp4.ttft_s
+    assert cp2.memory.kv_cache_bytes == pytest.approx(tp4.memory.kv_cache_bytes / 2)
+    assert any(r.name == "cp_combine_attention" and r.kind == OpKind.COLLECTIVE.value for r in cp2.decode.ops)

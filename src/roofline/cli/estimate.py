@@ -34,6 +34,7 @@ WEIGHT_DTYPE = typer.Option(
 )
 EXPERT_DTYPE = typer.Option(None, "--expert-dtype", help="expert weights' format; default: as shipped / --weight-dtype")
 EP = typer.Option(1, "--ep", help="expert-parallel degree (GPUs the routed experts are spread over)")
+CP = typer.Option(1, "--cp", help="context parallelism: split long prompts (ring attention) and the KV cache")
 ATTN_DP = typer.Option(1, "--attn-dp", help="attention data-parallel replicas inside the EP group")
 MTP = typer.Option(0, "--mtp", help="speculative decoding: draft tokens per step from the model's MTP layers")
 MTP_ACCEPT = typer.Option(
@@ -83,7 +84,7 @@ class Query:
         else:  # an explicit weight format brings its usual KV format (TensorRT-LLM FP8 builds: FP8 KV)
             kv = default_kv_dtype(weight) if o.weight_dtype else workload.kv_cache_dtype
         precision = Precision(weight=weight, activation=activation, kv_cache=kv, expert_weight=experts)
-        plan = ParallelPlan.for_gpus(o.tp, o.pp, o.gpus, o.ep, o.attn_dp, o.moe_imbalance)
+        plan = ParallelPlan.for_gpus(o.tp, o.pp, o.gpus, o.ep, o.attn_dp, o.moe_imbalance, o.cp)
         scenario = Scenario(o.batch, o.isl, o.osl, precision, plan, _reserve_bytes(o.reserve), o.max_num_tokens,
                             o.mtp_drafts, o.mtp_acceptance, o.comm_library, o.overlap_ep)  # fmt: skip
         limit = workload.max_position_embeddings
@@ -119,6 +120,7 @@ class QueryOptions:
     mtp_acceptance: float = DEFAULT_MTP_ACCEPTANCE
     comm_library: str = "nccl"
     overlap_ep: bool = False
+    cp: int = 1
 
 
 def estimate_command(
@@ -128,7 +130,7 @@ def estimate_command(
     weight_dtype: str | None = WEIGHT_DTYPE, expert_dtype: str | None = EXPERT_DTYPE, kv_dtype: str | None = KV_DTYPE,
     activation_dtype: str = ACT_DTYPE, reserve: str | None = RESERVE, max_num_tokens: int = MAX_NUM_TOKENS,
     mtp: int = MTP, mtp_acceptance: float = MTP_ACCEPT, comm_library: str = COMM_LIBRARY,
-    overlap_ep: bool = OVERLAP_EP,
+    overlap_ep: bool = OVERLAP_EP, cp: int = CP,
     ideal: bool = typer.Option(False, "--ideal", help="pure roofline: every achievable fraction 1, no overheads"),
     ops: bool = typer.Option(True, "--ops/--no-ops", help="include the per-operator rows"),
     fmt: OutputFormat = FORMAT,
@@ -136,7 +138,7 @@ def estimate_command(
     """Prefill and decode latency, throughput and memory for one configuration."""
     options = QueryOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batch, isl, osl,
                            weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens,
-                           mtp, mtp_acceptance, comm_library, overlap_ep)  # fmt: skip
+                           mtp, mtp_acceptance, comm_library, overlap_ep, cp)  # fmt: skip
     q = Query.build(options)
     result = estimate(q.workload, q.cluster, q.scenario, ideal=ideal)
     if fmt is OutputFormat.json:
@@ -166,7 +168,8 @@ def memory_command(
     data = {
         "model": q.workload.id, "hardware": q.cluster.accelerator.id, "system": q.cluster.system.id,
         "num_gpus": plan.num_gpus,
-        "parallel": {"tp": plan.tp, "pp": plan.pp, "dp": plan.dp, "ep": plan.ep, "attn_dp": plan.attn_dp},
+        "parallel": {"tp": plan.tp, "pp": plan.pp, "dp": plan.dp, "ep": plan.ep, "attn_dp": plan.attn_dp,
+                     "cp": plan.cp},
         "batch": batch, "isl": isl, "osl": osl, **memory.to_dict(),
     }  # fmt: skip
     if fmt is OutputFormat.json:

@@ -130,7 +130,7 @@ class RooflineCostModel:
         return cost.time_s, f"{cost.algorithm}/{cost.protocol} over {' + '.join(cost.levels) or '-'}"
 
     def cost(self, op: Op) -> OpCost:
-        is_comm = op.collective is not None
+        is_comm = op.kind is OpKind.COLLECTIVE  # other ops may carry overlapped traffic (CP ring)
         comm_s, detail = self._comm(op)
         return OpCost(
             op=op,

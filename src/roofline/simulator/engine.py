@@ -10,6 +10,7 @@ from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import Collective, CollectiveKind, Op, OpClass, OpKind, Phase, Placement, StepShape
 from roofline.simulator.collectives import load_library
+from roofline.simulator.context_parallel import context_parallel
 from roofline.simulator.cost import OpCost, RooflineCostModel
 from roofline.simulator.memory import memory_result
 from roofline.simulator.plan import Scenario, prefill_chunks, stage_placements
@@ -30,7 +31,7 @@ class StepTiming:
 
 
 def _stage_ops(workload: Workload, step: StepShape, scenario: Scenario, placement: Placement) -> list[Op]:
-    ops = workload.build_ops(step, scenario.precision, placement)
+    ops = context_parallel(workload.build_ops(step, scenario.precision, placement), step, scenario.plan.cp)
     drafts = scenario.mtp_drafts
     if step.phase is Phase.DECODE and drafts and placement.has_lm_head:
         # the MTP head proposes `drafts` tokens one at a time for each sequence
@@ -140,7 +141,8 @@ def time_prefill(
     """TTFT of the whole batch: its prefill steps (chunks) one after another. With pipeline
     stages, consecutive steps overlap: each costs its slowest stage, and the last one also
     needs the rest of the pipeline to drain."""
-    chunks = prefill_chunks(scenario.batch, scenario.isl, scenario.max_num_tokens, scenario.plan.attn_dp)
+    budget = scenario.max_num_tokens * scenario.plan.cp  # each context-parallel rank takes its own budget
+    chunks = prefill_chunks(scenario.batch, scenario.isl, budget, scenario.plan.attn_dp)
     timings = [(time_step(workload, step, scenario, model, placements), repeat) for step, repeat in chunks]
     last = timings[-1][0]
     ttft_s = sum(t.slowest_stage_s * r for t, r in timings) + last.time_s - last.slowest_stage_s
@@ -190,6 +192,7 @@ def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bo
         dp=plan.dp,
         ep=plan.ep,
         attn_dp=plan.attn_dp,
+        cp=plan.cp,
         batch=scenario.batch,
         isl=scenario.isl,
         osl=scenario.osl,

@@ -31,12 +31,15 @@ def _stage_memory(
 ) -> _StageMemory:
     precision = scenario.precision
     prompt = min(scenario.isl, context_tokens)
-    largest_step = prefill_chunks(batch, prompt, scenario.max_num_tokens, scenario.plan.attn_dp)[0][0]
+    cp = scenario.plan.cp
+    largest_step = prefill_chunks(batch, prompt, scenario.max_num_tokens * cp, scenario.plan.attn_dp)[0][0]
     mtp = workload.mtp_weight_bytes(precision, placement) if scenario.mtp_drafts and placement.has_lm_head else 0.0
     return _StageMemory(
         weights_bytes=workload.weight_bytes(precision, placement) + mtp,
-        kv_cache_bytes=placement.local_batch(batch) * workload.kv_cache_bytes(context_tokens, precision, placement),
-        activation_bytes=workload.activation_bytes(largest_step, precision, placement),
+        kv_cache_bytes=placement.local_batch(batch)
+        * workload.kv_cache_bytes(context_tokens, precision, placement)
+        / cp,
+        activation_bytes=workload.activation_bytes(largest_step, precision, placement) / cp,
     )
 
 

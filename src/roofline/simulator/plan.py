@@ -22,10 +22,11 @@ class ParallelPlan:
     ep: int = 1
     attn_dp: int = 1
     moe_imbalance: float = 1.0  # busiest GPU's share of routed tokens over the mean
+    cp: int = 1  # context parallelism: a sequence's tokens (prefill) and KV cache (decode) over cp GPUs
 
     def __post_init__(self) -> None:
         for name, value in (("tp", self.tp), ("pp", self.pp), ("dp", self.dp), ("ep", self.ep),
-                            ("attn-dp", self.attn_dp)):  # fmt: skip
+                            ("attn-dp", self.attn_dp), ("cp", self.cp)):  # fmt: skip
             if value < 1:
                 raise RooflineError(f"--{name} must be at least 1, got {value}")
         group = self.tp * self.attn_dp
@@ -47,7 +48,7 @@ class ParallelPlan:
 
     @property
     def gpus_per_replica(self) -> int:
-        return self.stage_gpus * self.pp
+        return self.stage_gpus * self.cp * self.pp
 
     @property
     def num_gpus(self) -> int:
@@ -55,9 +56,9 @@ class ParallelPlan:
 
     @classmethod
     def for_gpus(cls, tp: int, pp: int, num_gpus: int | None, ep: int = 1, attn_dp: int = 1,
-                 moe_imbalance: float = 1.0) -> ParallelPlan:  # fmt: skip
+                 moe_imbalance: float = 1.0, cp: int = 1) -> ParallelPlan:  # fmt: skip
         """`--gpus N` beyond the GPUs of one replica becomes data-parallel replicas."""
-        replica = cls(tp=tp, pp=pp, ep=ep, attn_dp=attn_dp, moe_imbalance=moe_imbalance)
+        replica = cls(tp=tp, pp=pp, ep=ep, attn_dp=attn_dp, moe_imbalance=moe_imbalance, cp=cp)
         if num_gpus is None:
             return replica
         per = replica.gpus_per_replica
@@ -67,7 +68,7 @@ class ParallelPlan:
             raise RooflineError(
                 f"--gpus {num_gpus} is not a multiple of the {per} GPUs of one replica; use a multiple or drop --gpus"
             )
-        return cls(tp=tp, pp=pp, dp=num_gpus // per, ep=ep, attn_dp=attn_dp, moe_imbalance=moe_imbalance)
+        return cls(tp=tp, pp=pp, dp=num_gpus // per, ep=ep, attn_dp=attn_dp, moe_imbalance=moe_imbalance, cp=cp)
 
 
 # Engine token budget per forward step: TensorRT-LLM max_num_tokens and vLLM max_num_batched_tokens

@@ -116,6 +116,7 @@ class EstimateResult:
     dp: int
     ep: int
     attn_dp: int
+    cp: int
     batch: int
     isl: int
     osl: int
@@ -155,7 +156,14 @@ class EstimateResult:
             "hardware": self.hardware,
             "system": self.system,
             "num_gpus": self.num_gpus,
-            "parallel": {"tp": self.tp, "pp": self.pp, "dp": self.dp, "ep": self.ep, "attn_dp": self.attn_dp},
+            "parallel": {
+                "tp": self.tp,
+                "pp": self.pp,
+                "dp": self.dp,
+                "ep": self.ep,
+                "attn_dp": self.attn_dp,
+                "cp": self.cp,
+            },
             "batch": self.batch,
             "isl": self.isl,
             "osl": self.osl,
