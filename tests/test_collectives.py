@@ -211,3 +211,18 @@ def test_context_parallel_prefill_splits_the_work_and_rides_the_kv_ring_on_atten
     assert cp2.ttft_s < 0.6 * tp4.ttft_s
     assert cp2.memory.kv_cache_bytes == pytest.approx(tp4.memory.kv_cache_bytes / 2)
     assert any(r.name == "cp_combine_attention" and r.kind == OpKind.COLLECTIVE.value for r in cp2.decode.ops)
+
+
+def test_sequence_parallelism_replaces_all_reduce_with_reduce_scatter_and_all_gather() -> None:
+    """Same bytes on the wire ((n-1)/n S twice = 2(n-1)/n S once), norms on 1/8 of the tokens."""
+    from roofline.simulator import ParallelPlan, Scenario, estimate
+    from roofline.workloads import get_workload
+
+    w, cluster = get_workload("llama-3.1-70b"), resolve_cluster(hardware="h100-sxm", num_gpus=8)
+    plain = estimate(w, cluster, Scenario(4, 4096, 8, plan=ParallelPlan(tp=8)))
+    sp = estimate(w, cluster, Scenario(4, 4096, 8, plan=ParallelPlan(tp=8), sequence_parallel=True))
+    names = {r.name for r in sp.prefill.ops}
+    assert {"attn_reduce_scatter", "attn_all_gather", "mlp_reduce_scatter", "mlp_all_gather"} <= names
+    assert "attn_all_reduce" not in names
+    norm = {r.name: r for r in plain.prefill.ops}["attn_norm"].bytes
+    assert {r.name: r for r in sp.prefill.ops}["attn_norm"].bytes == pytest.approx(norm / 8)

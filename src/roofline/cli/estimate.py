@@ -40,6 +40,7 @@ MTP = typer.Option(0, "--mtp", help="speculative decoding: draft tokens per step
 MTP_ACCEPT = typer.Option(
     DEFAULT_MTP_ACCEPTANCE, "--mtp-acceptance", help="chance each MTP draft is accepted (DeepSeek-V3: 0.85-0.9)"
 )
+SP = typer.Option(False, "--sp", help="sequence parallelism: TP all-reduces become reduce-scatter + all-gather")
 OVERLAP_EP = typer.Option(False, "--overlap-ep", help="two-batch overlap: EP all-to-alls run under compute")
 COMM_LIBRARY = typer.Option("nccl", "--comm-library", help="collective library profile: nccl, deepep, uccl")
 IMBALANCE = typer.Option(1.0, "--moe-imbalance", help="busiest GPU's routed tokens over the mean (>= 1)")
@@ -86,7 +87,8 @@ class Query:
         precision = Precision(weight=weight, activation=activation, kv_cache=kv, expert_weight=experts)
         plan = ParallelPlan.for_gpus(o.tp, o.pp, o.gpus, o.ep, o.attn_dp, o.moe_imbalance, o.cp)
         scenario = Scenario(o.batch, o.isl, o.osl, precision, plan, _reserve_bytes(o.reserve), o.max_num_tokens,
-                            o.mtp_drafts, o.mtp_acceptance, o.comm_library, o.overlap_ep)  # fmt: skip
+                            o.mtp_drafts, o.mtp_acceptance, o.comm_library, o.overlap_ep,
+                            o.sequence_parallel)  # fmt: skip
         limit = workload.max_position_embeddings
         if limit is not None and o.isl + o.osl > limit:
             typer.echo(
@@ -121,6 +123,7 @@ class QueryOptions:
     comm_library: str = "nccl"
     overlap_ep: bool = False
     cp: int = 1
+    sequence_parallel: bool = False
 
 
 def estimate_command(
@@ -130,7 +133,7 @@ def estimate_command(
     weight_dtype: str | None = WEIGHT_DTYPE, expert_dtype: str | None = EXPERT_DTYPE, kv_dtype: str | None = KV_DTYPE,
     activation_dtype: str = ACT_DTYPE, reserve: str | None = RESERVE, max_num_tokens: int = MAX_NUM_TOKENS,
     mtp: int = MTP, mtp_acceptance: float = MTP_ACCEPT, comm_library: str = COMM_LIBRARY,
-    overlap_ep: bool = OVERLAP_EP, cp: int = CP,
+    overlap_ep: bool = OVERLAP_EP, cp: int = CP, sp: bool = SP,
     ideal: bool = typer.Option(False, "--ideal", help="pure roofline: every achievable fraction 1, no overheads"),
     ops: bool = typer.Option(True, "--ops/--no-ops", help="include the per-operator rows"),
     fmt: OutputFormat = FORMAT,
@@ -138,7 +141,7 @@ def estimate_command(
     """Prefill and decode latency, throughput and memory for one configuration."""
     options = QueryOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batch, isl, osl,
                            weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens,
-                           mtp, mtp_acceptance, comm_library, overlap_ep, cp)  # fmt: skip
+                           mtp, mtp_acceptance, comm_library, overlap_ep, cp, sp)  # fmt: skip
     q = Query.build(options)
     result = estimate(q.workload, q.cluster, q.scenario, ideal=ideal)
     if fmt is OutputFormat.json:

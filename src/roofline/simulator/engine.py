@@ -15,6 +15,7 @@ from roofline.simulator.cost import OpCost, RooflineCostModel
 from roofline.simulator.memory import memory_result
 from roofline.simulator.plan import Scenario, prefill_chunks, stage_placements
 from roofline.simulator.results import EstimateResult, OpRow, PhaseResult
+from roofline.simulator.sequence_parallel import sequence_parallel
 from roofline.workloads.base import Workload
 
 MAX_DECODE_SAMPLES = 32  # decode steps actually timed; TPOT is their mean
@@ -32,6 +33,8 @@ class StepTiming:
 
 def _stage_ops(workload: Workload, step: StepShape, scenario: Scenario, placement: Placement) -> list[Op]:
     ops = context_parallel(workload.build_ops(step, scenario.precision, placement), step, scenario.plan.cp)
+    if scenario.sequence_parallel:
+        ops = sequence_parallel(ops, placement.tp)
     drafts = scenario.mtp_drafts
     if step.phase is Phase.DECODE and drafts and placement.has_lm_head:
         # the MTP head proposes `drafts` tokens one at a time for each sequence

@@ -94,6 +94,7 @@ class Scenario:
     mtp_acceptance: float = DEFAULT_MTP_ACCEPTANCE
     comm_library: str = "nccl"  # simulator/data/comm/<id>.yaml
     overlap_ep: bool = False  # two-batch overlap hides EP all-to-alls under compute
+    sequence_parallel: bool = False  # TP all-reduces as reduce-scatter + all-gather, norms on 1/tp tokens
 
     def __post_init__(self) -> None:
         if self.mtp_drafts < 0 or not 0.0 < self.mtp_acceptance <= 1.0:
