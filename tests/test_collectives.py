@@ -165,6 +165,7 @@ def test_comm_sweep_csv_like_nccl_tests() -> None:
             "unknown communication",
         ),
         (["comm", "all-reduce", "--bytes", "1MiB"], "name the hardware"),
+        (["comm", "all-reduce", "--system", "dgx-h100", "--gpus", "1", "--bytes", "1MiB"], "at least 2 GPUs"),
         (["comm", "all-reduce", "--system", "dgx-a100", "--bytes", "1MiB", "--algorithm", "nvls"], "does not apply"),
     ],
 )

@@ -63,6 +63,8 @@ def _cost(collective: Collective, size: float, system: str | None, hardware: str
           algorithm: str | None) -> CollectiveCost:  # fmt: skip
     if hardware is None and system is None:
         raise RooflineError("name the hardware: --system ID or --hardware ID")
+    if gpus < 2 and collective is not Collective.send_recv:
+        raise RooflineError(f"a collective needs at least 2 GPUs, got --gpus {gpus}")
     cluster = resolve_cluster(hardware=hardware, system=system, num_gpus=gpus)
     topology = group_topology(cluster, 2 if collective is Collective.send_recv else gpus)
     return CollectiveModel(load_library(library)).cost(collective.kind, size, topology, algorithm)
