@@ -104,24 +104,7 @@ def _phase_result(
                 detail=c.detail,
             )
             prev = rows.get(op.name)
-            if prev is not None:
-                row = OpRow(
-                    phase,
-                    op.name,
-                    row.op_class,
-                    row.kind,
-                    prev.count + row.count,
-                    prev.flops + row.flops,
-                    prev.bytes + row.bytes,
-                    prev.compute_s + row.compute_s,
-                    prev.memory_s + row.memory_s,
-                    prev.communication_s + row.communication_s,
-                    prev.overhead_s + row.overhead_s,
-                    prev.time_s + row.time_s,
-                    prev.bound,
-                    prev.detail,
-                )
-            rows[op.name] = row
+            rows[op.name] = row if prev is None else prev.plus(row)
     ops = tuple(rows.values())
     return PhaseResult(
         phase=phase,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -30,6 +30,11 @@ class OpRow:
     @property
     def arithmetic_intensity_flops_per_byte(self) -> float:
         return self.flops / self.bytes if self.bytes else 0.0
+
+    def plus(self, other: OpRow) -> OpRow:
+        """The same operator from another stage or step: counts, work and times add up."""
+        summed = ("count", "flops", "bytes", "compute_s", "memory_s", "communication_s", "overhead_s", "time_s")
+        return replace(self, **{f: getattr(self, f) + getattr(other, f) for f in summed})
 
 
 @dataclass(frozen=True)

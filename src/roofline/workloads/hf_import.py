@@ -254,8 +254,6 @@ def _nemotron_h(r: ConfigReader) -> dict[str, Any]:
         "max_position_embeddings": r.opt("max_position_embeddings"),
     }  # fmt: skip
     r.used.update({"attention_head_dim", "head_dim", "attention_bias"})
-    if "attention_head_dim" in r.config and "head_dim" in r.config:
-        r.missing[:] = [m for m in r.missing if m != "attention_head_dim"]
     if r.opt("num_nextn_predict_layers", 0):
         data["mtp_pattern"] = r.opt("mtp_hybrid_override_pattern") or "*E"
     r.used.add("mtp_hybrid_override_pattern")
