@@ -9,7 +9,9 @@ A group of n GPUs lands on `per_node` GPUs in each of `nodes` scale-up domains. 
 - hierarchical (multi-node): reduce-scatter inside the domain, all-reduce of 1/per_node of the data
   across nodes, all-gather inside;
 each with the library's protocols (LL / LL128 / Simple), the fastest chosen as NCCL's tuner does,
-or the one the user forces. time = latency + bytes moved / bandwidth; algbw = size / time and
+or the one the user forces. time = latency + transfer + 2k sqrt(latency x transfer), transfer = bytes
+moved / bandwidth; the last term is the chunked pipeline's fill and drain, which keeps mid-size
+messages below the bus bandwidth (k: `pipeline_overhead` in the library YAML). algbw = size / time and
 busbw = algbw x the nccl-tests factor (2(n-1)/n for all-reduce, (n-1)/n for gathers and all-to-all).
 """
 
@@ -58,6 +60,7 @@ class CommLibrary(_Frozen):
     algorithms: dict[str, AlgorithmSpec] = Field(default_factory=dict)
     all_to_all: AllToAllSpec | None = None
     scale_out_fraction: float = Field(default=1.0, gt=0)
+    pipeline_overhead: float = Field(default=0.0, ge=0)
     source: str
 
 
@@ -165,6 +168,11 @@ class CollectiveModel:
     def _base(self, spec: AlgorithmSpec, protocol: str) -> float:
         return 0.0 if self.ideal else spec.base_latency[protocol]
 
+    def _pipelined(self, latency_s: float, transfer_s: float) -> float:
+        """Latency + transfer + the pipeline's fill and drain: 2k sqrt(latency x transfer)."""
+        k = 0.0 if self.ideal else self.library.pipeline_overhead
+        return latency_s + transfer_s + 2.0 * k * math.sqrt(latency_s * transfer_s)
+
     def _proto(self, protocol: str) -> float:
         return 1.0 if self.ideal else self.library.protocols.get(protocol, 1.0)
 
@@ -184,7 +192,7 @@ class CollectiveModel:
         if inter_steps and topo.inter is not None:
             latency += inter_steps * self._hop(spec, topo.inter, protocol)
         moved = size * (bus_factor(kind, n) if kind is not CollectiveKind.BROADCAST else 1.0)
-        return latency + moved / (self._bottleneck(topo) * self._proto(protocol))
+        return self._pipelined(latency, moved / (self._bottleneck(topo) * self._proto(protocol)))
 
     def _tree(self, size: float, topo: GroupTopology, protocol: str) -> float:
         spec = self.library.algorithms["tree"]
@@ -195,14 +203,14 @@ class CollectiveModel:
         # each node sends and receives the whole buffer once over its NICs (NCCL tree: up then down)
         nic = _bandwidth(topo.inter, topo.nodes - 1, self.ideal, self.library.scale_out_fraction) * topo.per_node
         bandwidth = min(_bandwidth(topo.intra, topo.per_node - 1, self.ideal), nic) * self._proto(protocol)
-        return latency + 2.0 * size / bandwidth
+        return self._pipelined(latency, 2.0 * size / bandwidth)
 
     def _nvls(self, size: float, topo: GroupTopology) -> float:
         spec = self.library.algorithms["nvls"]
         fractions = spec.algbw_fraction or {}
         fraction = 1.0 if self.ideal else fractions.get(topo.intra.link.id, fractions.get("default", 1.0))
         algbw = topo.intra.bandwidth_per_gpu_bytes_per_s * fraction
-        return self._base(spec, "Simple") + self._hop(spec, topo.intra, "Simple") + size / algbw
+        return self._pipelined(self._base(spec, "Simple") + self._hop(spec, topo.intra, "Simple"), size / algbw)
 
     def _hierarchical(self, size: float, topo: GroupTopology) -> float:
         intra = GroupTopology(topo.per_node, topo.per_node, 1, topo.intra, None, topo.in_switch_reduction)
