@@ -251,3 +251,21 @@ def test_published_nccl_tests_all_reduce_rows_within_the_issue_bounds() -> None:
         ratio = MODEL.cost(AR, size, topo).busbw_bytes_per_s / 1e9 / float(row["value"])
         bound = 1.2 if size >= 16e6 and row["hardware"] != "b200" else 1.5  # B200: see README, accuracy
         assert 1 / bound <= ratio <= bound, (row["case_id"], row["hardware"], size, ratio)
+
+
+def test_pcie_root_complex_groups_spanning_sockets_are_slower() -> None:
+    """8x L40S on PCIe Gen4 in a two-socket server: a 4-GPU group sits on one socket's root complex at
+    the PCIe rate; all 8 cross the inter-socket link, whose P2P rate is 0.8 of same-socket (system YAML)."""
+    cluster = resolve_cluster(system="l40s-8", num_gpus=8)
+    model = CollectiveModel(load_library().model_copy(update={"pipeline_overhead": 0.0}))
+    one_socket = model.cost(AR, 2**30, group_topology(cluster, 4), algorithm="ring")
+    both = model.cost(AR, 2**30, group_topology(cluster, 8), algorithm="ring")
+    link = cluster.scale_up.link
+    line = link.bandwidth_per_port * link.achievable_fraction
+    assert 2**30 * 1.5 / one_socket.time_s == pytest.approx(line, rel=0.01)
+    assert 2**30 * 1.75 / both.time_s == pytest.approx(0.8 * line, rel=0.01)
+    # PCIe pays its higher per-hop latency: a tiny all-reduce is slower than over NVLink
+    nvlink = resolve_cluster(hardware="a100-sxm-80gb", num_gpus=8)
+    assert (
+        MODEL.cost(AR, 1024, group_topology(cluster, 8)).time_s > MODEL.cost(AR, 1024, group_topology(nvlink, 8)).time_s
+    )

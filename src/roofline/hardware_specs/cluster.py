@@ -18,6 +18,8 @@ class Fabric:
     link: Link
     ports_per_gpu: float
     wiring: Wiring
+    sockets: int = 1
+    cross_socket_fraction: float = 1.0
 
     @property
     def bandwidth_per_gpu_bytes_per_s(self) -> float:
@@ -52,7 +54,8 @@ class Cluster:
 
 def _fabric(catalog: HardwareCatalog, attachment: Attachment) -> Fabric:
     link = catalog.link(attachment.link)
-    return Fabric(link=link, ports_per_gpu=attachment.ports_per_gpu, wiring=attachment.wiring or link.wiring)
+    return Fabric(link=link, ports_per_gpu=attachment.ports_per_gpu, wiring=attachment.wiring or link.wiring,
+                  sockets=attachment.sockets, cross_socket_fraction=attachment.cross_socket_fraction)  # fmt: skip
 
 
 def _accelerator_for(catalog: HardwareCatalog, hardware: str) -> Accelerator:

@@ -160,6 +160,10 @@ class Attachment(Frozen):
     in_switch_reduction: bool = Field(
         default=False, description="the switches reduce in-network (NVLink SHARP / NVLS on NVSwitch gen3+)"
     )
+    sockets: int = Field(default=1, ge=1, description="root_complex wiring: CPU sockets the GPUs are split over")
+    cross_socket_fraction: Fraction = Field(
+        default=1.0, description="root_complex wiring: peer bandwidth across the inter-socket link, of same-socket"
+    )
 
 
 class System(Frozen):

@@ -94,6 +94,7 @@ class GroupTopology:
     intra: Fabric
     inter: Fabric | None
     in_switch_reduction: bool
+    domain: int = 0  # GPUs in one scale-up domain of the system (0: unknown)
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -113,7 +114,7 @@ def group_topology(cluster: Cluster, size: int) -> GroupTopology:
             f"a group of {size} GPUs spans {nodes} domains of {cluster.system.id}, which has no scale-out fabric"
         )
     return GroupTopology(size, per_node, nodes, cluster.scale_up, cluster.scale_out,
-                         cluster.system.scale_up.in_switch_reduction)  # fmt: skip
+                         cluster.system.scale_up.in_switch_reduction, domain)  # fmt: skip
 
 
 # ---- costs ------------------------------------------------------------------------------------------
@@ -149,11 +150,17 @@ def bus_factor(kind: CollectiveKind, n: int) -> float:
     return 1.0
 
 
-def _bandwidth(fabric: Fabric, peers: int, ideal: bool, extra_fraction: float = 1.0) -> float:
-    """Per-GPU per-direction bandwidth toward `peers` other GPUs over this fabric."""
+def _bandwidth(fabric: Fabric, peers: int, ideal: bool, extra_fraction: float = 1.0, domain: int = 0) -> float:
+    """Per-GPU per-direction bandwidth toward `peers` other GPUs over this fabric.
+
+    Root-complex wiring (PCIe without NVLink): GPUs hang off the CPU sockets' root ports, so a group
+    of more GPUs than one socket holds (`domain` / sockets) has pairs whose peer traffic crosses the
+    inter-socket link, and the slowest pair paces a ring."""
     fraction = 1.0 if ideal else min(1.0, fabric.link.achievable_fraction * extra_fraction)
     if fabric.wiring is Wiring.POINT_TO_POINT:  # one link per peer: a small group uses few of them
         return fabric.link.bandwidth_per_port * min(fabric.ports_per_gpu, max(peers, 1)) * fraction
+    if fabric.wiring is Wiring.ROOT_COMPLEX and domain and peers + 1 > domain // fabric.sockets and not ideal:
+        fraction *= fabric.cross_socket_fraction
     return fabric.bandwidth_per_gpu_bytes_per_s * fraction
 
 
@@ -177,7 +184,7 @@ class CollectiveModel:
         return 1.0 if self.ideal else self.library.protocols.get(protocol, 1.0)
 
     def _bottleneck(self, topo: GroupTopology) -> float:
-        bandwidth = _bandwidth(topo.intra, topo.per_node - 1, self.ideal)
+        bandwidth = _bandwidth(topo.intra, topo.per_node - 1, self.ideal, domain=topo.domain)
         if topo.nodes > 1 and topo.inter is not None:
             nic = _bandwidth(topo.inter, topo.nodes - 1, self.ideal, self.library.scale_out_fraction)
             bandwidth = min(bandwidth, nic)
@@ -202,7 +209,8 @@ class CollectiveModel:
         latency = self._base(spec, protocol) + 2 * (intra_hops + inter_hops)
         # each node sends and receives the whole buffer once over its NICs (NCCL tree: up then down)
         nic = _bandwidth(topo.inter, topo.nodes - 1, self.ideal, self.library.scale_out_fraction) * topo.per_node
-        bandwidth = min(_bandwidth(topo.intra, topo.per_node - 1, self.ideal), nic) * self._proto(protocol)
+        intra = _bandwidth(topo.intra, topo.per_node - 1, self.ideal, domain=topo.domain)
+        bandwidth = min(intra, nic) * self._proto(protocol)
         return self._pipelined(latency, 2.0 * size / bandwidth)
 
     def _nvls(self, size: float, topo: GroupTopology) -> float:
@@ -213,7 +221,7 @@ class CollectiveModel:
         return self._pipelined(self._base(spec, "Simple") + self._hop(spec, topo.intra, "Simple"), size / algbw)
 
     def _hierarchical(self, size: float, topo: GroupTopology) -> float:
-        intra = GroupTopology(topo.per_node, topo.per_node, 1, topo.intra, None, topo.in_switch_reduction)
+        intra = GroupTopology(topo.per_node, topo.per_node, 1, topo.intra, None, topo.in_switch_reduction, topo.domain)
         inter = GroupTopology(topo.nodes, 1, topo.nodes, topo.intra, topo.inter, False)
         gather = self.cost(CollectiveKind.REDUCE_SCATTER, size, intra).time_s
         across = self.cost(CollectiveKind.ALL_REDUCE, size / topo.per_node, inter).time_s
@@ -225,7 +233,8 @@ class CollectiveModel:
         fraction = 1.0 if self.ideal else spec.bandwidth_fraction
         n, d = topo.size, topo.per_node
         intra_bytes, inter_bytes = size * (d - 1) / n, size * (n - d) / n
-        time = intra_bytes / (_bandwidth(topo.intra, d - 1, self.ideal) * fraction) if d > 1 else 0.0
+        intra_bw = _bandwidth(topo.intra, d - 1, self.ideal, domain=topo.domain) * fraction
+        time = intra_bytes / intra_bw if d > 1 else 0.0
         hop = spec.hop_latency.get(HOP_FAMILY[topo.intra.link.family], 0.0)
         if inter_bytes and topo.inter is not None:
             out = _bandwidth(topo.inter, n - d, self.ideal, self.library.scale_out_fraction) * fraction

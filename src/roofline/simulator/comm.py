@@ -20,7 +20,8 @@ def topology_for(cluster: Cluster, group: str, plan: ParallelPlan) -> GroupTopol
         span = plan.stage_gpus * plan.cp
         nodes = min(plan.cp, -(-span // cluster.system.gpus_per_domain))
         return GroupTopology(plan.cp, max(1, plan.cp // nodes), nodes, cluster.scale_up, cluster.scale_out,
-                             cluster.system.scale_up.in_switch_reduction and nodes == 1)  # fmt: skip
+                             cluster.system.scale_up.in_switch_reduction and nodes == 1,
+                             cluster.system.gpus_per_domain)  # fmt: skip
     if group == "pp":  # a stage hands its activations to the next: one pair, across nodes if the replica is
         crosses = plan.gpus_per_replica > cluster.system.gpus_per_domain and cluster.scale_out is not None
         return GroupTopology(2, 1 if crosses else 2, 2 if crosses else 1, cluster.scale_up, cluster.scale_out,
