@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from roofline import __version__
-from roofline.cli import comm, estimate, hardware, model
+from roofline.cli import comm, estimate, hardware, model, serve, validate
 from roofline.errors import RooflineError
 
 
@@ -37,6 +37,8 @@ app.add_typer(model.app, name="model")
 app.add_typer(comm.app, name="comm")
 app.command("estimate")(estimate.estimate_command)
 app.command("memory")(estimate.memory_command)
+app.command("validate")(validate.validate_command)
+app.command("serve")(serve.serve_command)
 
 
 def _version(value: bool) -> None:

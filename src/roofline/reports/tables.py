@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console, Group
 from rich.table import Table
 
@@ -173,3 +175,25 @@ def model_list(models: list[Workload]) -> Table:
 
 def print_renderable(renderable: object) -> None:
     Console(width=140).print(renderable)
+
+
+def serve_table(data: dict[str, Any]) -> Table:
+    """`serve` summary: throughput, batch, and latency percentiles in ms."""
+    table = Table(title=f"{data['model']} on {data['num_gpus']} x {data['hardware']} ({data['engine']}, "
+                        f"{data['mode']} {data['load']:g}), isl {data['isl']} / osl {data['osl']}")  # fmt: skip
+    table.add_column("metric")
+    for col in ("mean", "p50", "p90", "p99"):
+        table.add_column(col, justify="right")
+    for key, label in (("ttft_ms", "TTFT (ms)"), ("tpot_ms", "TPOT (ms)"), ("e2e_ms", "end-to-end (ms)")):
+        s = data[key]
+        table.add_row(label, *(f"{s[c]:,.1f}" for c in ("mean", "p50", "p90", "p99")))
+    table.add_section()
+    table.add_row("output tokens/s", f"{data['output_tokens_per_s']:,.0f}", "", "", "")
+    table.add_row("  per GPU", f"{data['output_tokens_per_s_per_gpu']:,.0f}", "", "", "")
+    table.add_row("  per user", f"{data['output_tokens_per_s_per_user']:,.1f}", "", "", "")
+    table.add_row("mean / max batch", f"{data['mean_batch']:,.1f}", f"{data['max_batch']}", "", "")
+    table.add_row("KV capacity (tokens)", f"{data['kv_capacity_tokens']:,}", "", "", "")
+    table.add_row("requests / steps", f"{data['requests']:,}", f"{data['steps']:,}", "", "")
+    if data["preemptions"]:
+        table.add_row("preemptions", f"{data['preemptions']:,}", "", "", "")
+    return table

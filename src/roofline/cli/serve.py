@@ -1,0 +1,121 @@
+"""`roofline serve`: a serving load (offline max-throughput, Poisson rate, or closed-loop
+concurrency) simulated against one configuration and engine profile."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from roofline.cli.common import OutputFormat, emit
+from roofline.cli.estimate import (
+    ACT_DTYPE,
+    ATTN_DP,
+    COMM_LIBRARY,
+    CP,
+    EP,
+    EXPERT_DTYPE,
+    FORMAT,
+    GPUS,
+    HARDWARE,
+    IMBALANCE,
+    ISL,
+    KV_DTYPE,
+    MODEL,
+    MTP,
+    MTP_ACCEPT,
+    OSL,
+    OVERLAP_EP,
+    PP,
+    RESERVE,
+    SP,
+    SYSTEM,
+    TP,
+    WEIGHT_DTYPE,
+    Query,
+    QueryOptions,
+)  # fmt: skip
+from roofline.errors import RooflineError
+from roofline.reports import tables
+from roofline.reports.formats import flatten, to_csv, to_json
+from roofline.simulator.serving import Load, load_engine, serve
+from roofline.simulator.serving.engine_config import DEFAULT_ENGINE
+from roofline.simulator.serving.requests import read_trace
+
+
+def _load(max_throughput: bool, rate: str | None, concurrency: int | None, **kw: Any) -> Load:
+    chosen = sum(x is not None and x is not False for x in (max_throughput or None, rate, concurrency))
+    if chosen != 1:
+        raise RooflineError("choose one load: --max-throughput, --request-rate R (or inf), or --concurrency C")
+    if max_throughput:
+        return Load("max_throughput", math.inf, **kw)
+    if rate is not None:
+        try:
+            value = float(rate)
+        except ValueError:
+            raise RooflineError(f"--request-rate must be a number of requests/s or 'inf', got '{rate}'") from None
+        return Load("request_rate", value, **kw)
+    assert concurrency is not None
+    if concurrency < 1:
+        raise RooflineError(f"--concurrency must be at least 1, got {concurrency}")
+    return Load("concurrency", float(concurrency), **kw)
+
+
+def serve_command(
+    model: str = MODEL, hardware: str | None = HARDWARE, system: str | None = SYSTEM, gpus: int | None = GPUS,
+    tp: int = TP, pp: int = PP, ep: int = EP, attn_dp: int = ATTN_DP, moe_imbalance: float = IMBALANCE,
+    isl: int = ISL, osl: int = OSL,
+    weight_dtype: str | None = WEIGHT_DTYPE, expert_dtype: str | None = EXPERT_DTYPE, kv_dtype: str | None = KV_DTYPE,
+    activation_dtype: str = ACT_DTYPE, reserve: str | None = RESERVE,
+    mtp: int = MTP, mtp_acceptance: float = MTP_ACCEPT, comm_library: str = COMM_LIBRARY,
+    overlap_ep: bool = OVERLAP_EP, cp: int = CP, sp: bool = SP,
+    max_throughput: bool = typer.Option(False, "--max-throughput", help="offline: every request queued at t = 0"),
+    request_rate: str | None = typer.Option(None, "--request-rate", help="Poisson arrivals, requests/s ('inf')"),
+    concurrency: int | None = typer.Option(None, "--concurrency", help="closed loop with this many clients"),
+    num_requests: int | None = typer.Option(None, "--num-requests", help="requests to simulate (default 1000)"),
+    isl_spread: float = typer.Option(0.0, "--isl-spread", help="prompt lengths uniform in isl x [1 -/+ spread]"),
+    osl_spread: float = typer.Option(0.0, "--osl-spread", help="output lengths uniform in osl x [1 -/+ spread]"),
+    trace: Path | None = typer.Option(None, "--trace", help="CSV of arrival_s,isl,osl rows (replaces the load)"),
+    seed: int = typer.Option(0, "--seed", help="random seed for arrivals and lengths"),
+    prefix_hit: float = typer.Option(0.0, "--prefix-hit", help="fraction of each prompt served by the prefix cache"),
+    engine: str = typer.Option(DEFAULT_ENGINE, "--engine", help="engine profile: trtllm, vllm, sglang"),
+    kv_memory_fraction: float | None = typer.Option(None, "--kv-memory-fraction", help="KV share of free memory"),
+    max_batch: int | None = typer.Option(None, "--max-batch", help="sequences in flight per replica"),
+    max_num_tokens: int | None = typer.Option(None, "--max-num-tokens", help="tokens per step (chunk budget)"),
+    block_size: int | None = typer.Option(None, "--block-size", help="KV block size in tokens"),
+    step_overhead_ms: float | None = typer.Option(None, "--step-overhead-ms", help="host time per engine step"),
+    ideal: bool = typer.Option(False, "--ideal", help="pure roofline step times (no efficiencies, no overheads)"),
+    fmt: OutputFormat = FORMAT,
+) -> None:  # fmt: skip
+    """Serve a load: tokens/s, TTFT / TPOT / end-to-end latency percentiles, batch and queueing."""
+    if not 0 <= prefix_hit < 1:
+        raise RooflineError(f"--prefix-hit must be in [0, 1), got {prefix_hit}")
+    profile = load_engine(engine)
+    step_overhead = None if step_overhead_ms is None else step_overhead_ms / 1e3
+    knobs = {"kv_memory_fraction": kv_memory_fraction, "max_batch": max_batch, "max_num_tokens": max_num_tokens,
+             "kv_block_tokens": block_size, "step_overhead": step_overhead}  # fmt: skip
+    for name, value in knobs.items():
+        if value is not None and value <= 0 and name != "step_overhead":
+            raise RooflineError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if ideal:
+        knobs.update(step_overhead=0.0, per_sequence_overhead=0.0)
+    profile = profile.model_copy(update={k: v for k, v in knobs.items() if v is not None})
+    options = QueryOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, 1, isl, osl,
+                           weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, profile.max_num_tokens,
+                           mtp, mtp_acceptance, comm_library, overlap_ep, cp, sp)  # fmt: skip
+    q = Query.build(options)
+    load = _load(max_throughput, request_rate, concurrency, num_requests=num_requests, isl_spread=isl_spread,
+                 osl_spread=osl_spread, seed=seed, prefix_hit=prefix_hit,
+                 trace=read_trace(trace) if trace is not None else None)  # fmt: skip
+    result = serve(q.workload, q.cluster, q.scenario, profile, load, ideal=ideal)
+    data = {"model": q.workload.id, "hardware": q.cluster.accelerator.id, "system": q.cluster.system.id,
+            "tp": q.scenario.plan.tp, "pp": q.scenario.plan.pp, "ep": q.scenario.plan.ep,
+            "dp": q.scenario.plan.dp, "isl": isl, "osl": osl, **result.to_dict()}  # fmt: skip
+    if fmt is OutputFormat.json:
+        emit(to_json(data))
+    elif fmt is OutputFormat.csv:
+        emit(to_csv([flatten(data)]))
+    else:
+        tables.print_renderable(tables.serve_table(data))

@@ -1,0 +1,134 @@
+"""`serve`: a load against one configuration, simulated, summarised as benchmarks report it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from roofline.errors import RooflineError
+from roofline.hardware_specs.cluster import Cluster
+from roofline.simulator.memory import _worst_stage
+from roofline.simulator.plan import Scenario, stage_placements
+from roofline.simulator.serving.engine_config import EngineConfig
+from roofline.simulator.serving.requests import Requests, lengths, poisson_arrivals
+from roofline.simulator.serving.simulate import SimulationResult, simulate
+from roofline.simulator.serving.step_model import StepTimeModel
+from roofline.workloads.base import Workload
+
+DEFAULT_REQUESTS = 1000
+
+
+@dataclass(frozen=True)
+class Load:
+    """max_throughput: everything queued at t = 0; request_rate: Poisson (inf = all at once);
+    concurrency: closed loop with that many clients."""
+
+    mode: str  # "max_throughput" | "request_rate" | "concurrency"
+    value: float = math.inf
+    num_requests: int | None = None
+    isl_spread: float = 0.0
+    osl_spread: float = 0.0
+    seed: int = 0
+    prefix_hit: float = 0.0
+    trace: Requests | None = field(default=None, compare=False)
+
+
+def kv_capacity_tokens(workload: Workload, cluster: Cluster, scenario: Scenario, engine: EngineConfig) -> int:
+    """Tokens of KV one replica holds: the engine's fraction of the memory left on the most loaded
+    GPU after weights, reserve and the largest step's activations, over the per-token KV bytes."""
+    acc = cluster.accelerator
+    reserve = acc.runtime_reserve if scenario.reserve_bytes is None else scenario.reserve_bytes
+    length = scenario.isl + scenario.osl
+    stage = _worst_stage(workload, scenario, max(1, scenario.plan.attn_dp), length)
+    free = acc.memory.capacity - reserve - stage.weights_bytes - stage.activation_bytes
+    if free <= 0:
+        raise RooflineError(f"{workload.id} does not fit: weights and activations need more than "
+                            f"{acc.memory.capacity / 2**30:.0f} GiB per GPU; use more GPUs (--tp / --pp)")  # fmt: skip
+    worst = max(
+        stage_placements(workload, scenario.plan), key=lambda p: workload.kv_cache_bytes(length, scenario.precision, p)
+    )
+    per_token = workload.kv_cache_bytes(length, scenario.precision, worst) / length / scenario.plan.cp
+    replicas = scenario.plan.attn_dp  # each attention replica holds its own sequences
+    return int(free * engine.kv_memory_fraction / per_token) * replicas if per_token > 0 else 1 << 40
+
+
+def build_requests(scenario: Scenario, load: Load, batch_hint: int) -> Requests:
+    if load.trace is not None:
+        return load.trace
+    rng = np.random.default_rng(load.seed)
+    n = load.num_requests or (
+        max(DEFAULT_REQUESTS, 3 * batch_hint) if load.mode == "max_throughput" else DEFAULT_REQUESTS
+    )
+    isl, osl = lengths(n, scenario.isl, load.isl_spread, rng), lengths(n, scenario.osl, load.osl_spread, rng)
+    rate = math.inf if load.mode != "request_rate" else load.value
+    return Requests(poisson_arrivals(n, rate, rng), isl, osl)
+
+
+def _stats(values: np.ndarray) -> dict[str, float]:
+    if len(values) == 0:
+        return {"mean": math.nan, "p50": math.nan, "p90": math.nan, "p99": math.nan}
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return {"mean": float(values.mean()), "p50": float(p50), "p90": float(p90), "p99": float(p99)}
+
+
+@dataclass(frozen=True)
+class ServeResult:
+    load: Load
+    engine: str
+    num_gpus: int
+    replicas: int
+    kv_capacity_tokens: int
+    sim: SimulationResult
+
+    @property
+    def output_tokens_per_s(self) -> float:
+        """All data-parallel replicas together."""
+        return self.sim.output_tokens_per_s * self.replicas
+
+    def to_dict(self) -> dict[str, Any]:
+        ms = 1e3
+        ttft, tpot, e2e = (_stats(x * ms) for x in (self.sim.ttft_s, self.sim.tpot_s, self.sim.e2e_s))
+        return {
+            "mode": self.load.mode,
+            "load": self.load.value,
+            "engine": self.engine,
+            "num_gpus": self.num_gpus,
+            "replicas": self.replicas,
+            "requests": int(len(self.sim.osl)) * self.replicas,
+            "output_tokens_per_s": self.output_tokens_per_s,
+            "output_tokens_per_s_per_gpu": self.output_tokens_per_s / self.num_gpus,
+            "output_tokens_per_s_per_user": 1e3 / tpot["mean"] if tpot["mean"] > 0 else math.nan,
+            "mean_batch": self.sim.mean_batch,
+            "max_batch": self.sim.max_batch,
+            "kv_capacity_tokens": self.kv_capacity_tokens,
+            "preemptions": self.sim.preemptions,
+            "steps": self.sim.steps,
+            "duration_s": self.sim.duration_s,
+            "ttft_ms": ttft,
+            "tpot_ms": tpot,
+            "e2e_ms": e2e,
+        }
+
+
+def serve(workload: Workload, cluster: Cluster, scenario: Scenario, engine: EngineConfig, load: Load,
+          ideal: bool = False) -> ServeResult:  # fmt: skip
+    """Simulate one replica (tp x pp x cp GPUs, attention-DP inside) and scale by the replicas:
+    requests are spread evenly over data-parallel replicas, so each sees rate / dp."""
+    replicas = scenario.plan.dp
+    capacity = kv_capacity_tokens(workload, cluster, scenario, engine)
+    length = scenario.isl + scenario.osl
+    batch_hint = max(1, min(engine.max_batch, capacity // max(length, 1)))
+    requests = build_requests(scenario, load, batch_hint)
+    if load.mode == "request_rate" and replicas > 1 and load.trace is None:
+        requests = Requests(requests.arrival_s * replicas, requests.isl, requests.osl)
+    max_context = int((requests.isl + requests.osl).max())
+    model = StepTimeModel(workload, cluster, scenario, engine, max_context=max_context,
+                          max_decode=min(engine.max_batch, max(1, capacity)), ideal=ideal)  # fmt: skip
+    concurrency = int(load.value) if load.mode == "concurrency" else None
+    if concurrency is not None and replicas > 1:
+        concurrency = max(1, concurrency // replicas)
+    sim = simulate(model, requests, engine, capacity, concurrency, load.prefix_hit, engine.request_overhead)
+    return ServeResult(load, engine.id, scenario.plan.num_gpus, replicas, capacity, sim)

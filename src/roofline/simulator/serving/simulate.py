@@ -1,0 +1,179 @@
+"""Discrete-event simulation of one serving replica's scheduler, step by step.
+
+Each step the scheduler (as vLLM / SGLang / TensorRT-LLM do with chunked prefill):
+1. schedules one token for every running sequence whose prompt is done (decode);
+2. fills the rest of the token budget (`max_num_tokens`) with prompt chunks: first the sequences
+   already prefilling, then new requests in arrival order while the batch limit and the KV cache
+   allow (a request's KV: its isl + osl when the engine reserves whole sequences, else the tokens
+   so far; on exhaustion the newest sequence is preempted and recomputed later);
+3. runs the step (StepTimeModel); a prompt's last chunk emits the first token.
+Seeded and deterministic; times in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from roofline.errors import RooflineError
+from roofline.simulator.serving.engine_config import EngineConfig
+from roofline.simulator.serving.requests import Requests
+from roofline.simulator.serving.step_model import StepTimeModel
+
+MAX_STEPS = 2_000_000
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    arrival_s: np.ndarray
+    first_token_s: np.ndarray
+    finish_s: np.ndarray
+    osl: np.ndarray
+    steps: int
+    mean_batch: float  # running sequences per step, averaged over time
+    max_batch: int
+    preemptions: int
+
+    @property
+    def ttft_s(self) -> np.ndarray:
+        return self.first_token_s - self.arrival_s
+
+    @property
+    def tpot_s(self) -> np.ndarray:
+        many = self.osl > 1
+        return (self.finish_s[many] - self.first_token_s[many]) / (self.osl[many] - 1)
+
+    @property
+    def e2e_s(self) -> np.ndarray:
+        return self.finish_s - self.arrival_s
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.finish_s.max() - self.arrival_s.min())
+
+    @property
+    def output_tokens_per_s(self) -> float:
+        return float(self.osl.sum()) / self.duration_s if self.duration_s > 0 else math.inf
+
+
+@dataclass
+class _State:
+    prefilled: np.ndarray  # prompt tokens computed
+    generated: np.ndarray  # output tokens emitted (float: MTP emits fractional expected tokens)
+    first: np.ndarray
+    finish: np.ndarray
+
+
+def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_capacity_tokens: int,
+             concurrency: int | None = None, prefix_hit: float = 0.0,
+             request_overhead_s: float = 0.0) -> SimulationResult:  # fmt: skip
+    """Run every request through the scheduler. `concurrency`: closed loop with that many clients
+    (arrivals then come from completions); `prefix_hit`: fraction of each prompt found in the
+    prefix cache (not recomputed); `request_overhead_s`: front-end time before a request reaches
+    the scheduler and after its last token (half each way)."""
+    n = len(requests)
+    isl, osl = requests.isl.astype(np.int64), requests.osl.astype(np.int64)
+    need = np.maximum(1, np.round(isl * (1.0 - prefix_hit))).astype(np.int64)  # prompt tokens to compute
+    skip = isl - need
+    if int((isl + osl).max()) > kv_capacity_tokens:
+        raise RooflineError(
+            f"one request of {int((isl + osl).max())} tokens does not fit the KV cache ({kv_capacity_tokens} "
+            "tokens); use more GPUs, a smaller KV dtype or shorter requests"
+        )
+    arrival = requests.arrival_s.astype(float).copy()
+    if concurrency is not None:
+        arrival[:] = np.nan
+        arrival[: min(concurrency, n)] = 0.0
+    st = _State(np.zeros(n, np.int64), np.zeros(n), np.full(n, np.nan), np.full(n, np.nan))
+    per_step = model.scenario.tokens_per_decode_step
+    verify = 1 + model.scenario.mtp_drafts
+    block = engine.kv_block_tokens
+    waiting: deque[int] = deque()
+    running: list[int] = []
+    next_arrival, t, steps, preemptions = 0, 0.0, 0, 0
+    released = min(concurrency, n) if concurrency is not None else n
+    batch_time, max_batch = 0.0, 0
+
+    def kv_tokens(i: int) -> int:
+        held = isl[i] + osl[i] if engine.reserve_full_sequence else skip[i] + st.prefilled[i] + st.generated[i]
+        return int(-(-held // block) * block)
+
+    while True:
+        while next_arrival < released and arrival[next_arrival] <= t:
+            waiting.append(next_arrival)
+            next_arrival += 1
+        if not running and not waiting:
+            if next_arrival >= released:
+                break
+            t = float(arrival[next_arrival])
+            continue
+        # 1. decodes
+        decoding = [i for i in running if st.prefilled[i] >= need[i]]
+        budget = engine.max_num_tokens - len(decoding) * verify
+        chunks: list[tuple[int, int]] = []
+        chunk_of: list[tuple[int, int]] = []
+        # 2a. sequences mid-prompt
+        for i in running:
+            if budget <= 0:
+                break
+            left = int(need[i] - st.prefilled[i])
+            if left > 0:
+                take = min(left, budget)
+                chunks.append((take, int(skip[i] + st.prefilled[i] + take)))
+                chunk_of.append((i, take))
+                budget -= take
+        # 2b. new requests
+        used = sum(kv_tokens(i) for i in running)
+        while waiting and budget > 0 and len(running) < engine.max_batch:
+            i = waiting[0]
+            grow = int(-(-(isl[i] + osl[i] if engine.reserve_full_sequence else isl[i]) // block) * block)
+            if used + grow > kv_capacity_tokens:
+                break
+            waiting.popleft()
+            running.append(i)
+            used += grow
+            take = min(int(need[i]), budget)
+            chunks.append((take, int(skip[i] + take)))
+            chunk_of.append((i, take))
+            budget -= take
+        if not decoding and not chunks:
+            if next_arrival < released:  # nothing fits until something arrives or frees up
+                t = max(t, float(arrival[next_arrival]))
+                continue
+            raise RooflineError("the scheduler is stuck: a request cannot be admitted (KV cache too small)")
+        context = float(np.mean([isl[i] + st.generated[i] for i in decoding])) if decoding else 0.0
+        dt = model.step_s(len(decoding), context, chunks)
+        t += dt
+        steps += 1
+        batch_time += dt * len(running)
+        max_batch = max(max_batch, len(running))
+        if steps > MAX_STEPS:
+            raise RooflineError(f"simulation passed {MAX_STEPS} steps; use fewer requests")
+        # 3. progress
+        for i in decoding:
+            st.generated[i] += per_step
+        for i, take in chunk_of:
+            st.prefilled[i] += take
+            if st.prefilled[i] >= need[i]:
+                st.generated[i] = 1.0
+                st.first[i] = t
+        finished = [i for i in running if st.generated[i] >= osl[i]]
+        for i in finished:
+            st.finish[i] = t
+            running.remove(i)
+            if concurrency is not None and released < n:
+                arrival[released] = t
+                released += 1
+        if not engine.reserve_full_sequence:  # paged KV: preempt the newest sequences when full
+            while running and sum(kv_tokens(i) for i in running) > kv_capacity_tokens:
+                victim = running.pop()
+                st.prefilled[victim], st.generated[victim] = 0, 0.0
+                waiting.appendleft(victim)
+                preemptions += 1
+    duration = float(np.nanmax(st.finish) - np.nanmin(arrival)) or 1.0
+    sent = arrival - request_overhead_s / 2  # the client sent it before the front end passed it on
+    first, finish = st.first + request_overhead_s / 2, st.finish + request_overhead_s / 2
+    return SimulationResult(sent, first, finish, osl, steps, batch_time / duration, max_batch, preemptions)

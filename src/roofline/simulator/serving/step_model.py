@@ -1,0 +1,119 @@
+"""Step time of a mixed continuous-batching step, fast enough for a simulation of thousands of steps.
+
+A step holds D decode sequences (mean context c) and prefill chunks of P_i new tokens reaching
+context C_i. The cost model is evaluated on grids once and interpolated (log-log):
+- base(T): every operator for T tokens with a context of one token: matmuls, norms, collectives,
+  LM head, sampling -- what depends on the token count only;
+- decode_attention(D, c) = step(D sequences at context c) - base(D): the context-dependent part;
+- prefill_attention(P, C) = step(one chunk of P tokens at context C) - base(P).
+step = base(D + sum P_i) + decode_attention(D, c) + sum prefill_attention(P_i, C_i) + host overheads.
+Pipeline parallelism: a step is `pp` micro-batches in flight; its period is max(one micro-batch
+through all stages, pp x the slowest stage).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from roofline.hardware_specs.cluster import Cluster
+from roofline.ir import Phase, StepShape
+from roofline.simulator.collectives import load_library
+from roofline.simulator.cost import RooflineCostModel
+from roofline.simulator.engine import time_step
+from roofline.simulator.plan import Scenario, stage_placements
+from roofline.simulator.serving.engine_config import EngineConfig
+from roofline.workloads.base import Workload
+
+POINTS_PER_OCTAVE = 2
+
+
+def log_grid(high: int) -> np.ndarray:
+    """1 .. high, geometric, POINTS_PER_OCTAVE points per doubling, integers, high included."""
+    n = max(2, int(math.log2(max(high, 2)) * POINTS_PER_OCTAVE) + 1)
+    return np.unique(np.round(np.geomspace(1, max(high, 2), n)).astype(np.int64))
+
+
+def _interp1(x: np.ndarray | float, grid: np.ndarray, values: np.ndarray) -> np.ndarray:
+    return np.interp(np.log(np.maximum(x, 1.0)), np.log(grid), values)
+
+
+def _interp2(x: np.ndarray, y: np.ndarray, gx: np.ndarray, gy: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Bilinear in (log x, log y), clamped at the grid's edges."""
+    lx, ly = np.log(gx), np.log(gy)
+    px = np.clip(np.log(np.maximum(x, 1.0)), lx[0], lx[-1])
+    py = np.clip(np.log(np.maximum(y, 1.0)), ly[0], ly[-1])
+    i = np.clip(np.searchsorted(lx, px, side="right") - 1, 0, len(lx) - 2)
+    j = np.clip(np.searchsorted(ly, py, side="right") - 1, 0, len(ly) - 2)
+    fx = (px - lx[i]) / (lx[i + 1] - lx[i])
+    fy = (py - ly[j]) / (ly[j + 1] - ly[j])
+    return (
+        table[i, j] * (1 - fx) * (1 - fy)
+        + table[i + 1, j] * fx * (1 - fy)
+        + table[i, j + 1] * (1 - fx) * fy
+        + table[i + 1, j + 1] * fx * fy
+    )
+
+
+class StepTimeModel:
+    """Interpolated step times for one model, cluster, parallel plan and engine."""
+
+    def __init__(self, workload: Workload, cluster: Cluster, scenario: Scenario, engine: EngineConfig,
+                 max_context: int, max_decode: int, ideal: bool = False) -> None:  # fmt: skip
+        self.workload, self.scenario, self.engine = workload, scenario, engine
+        self._placements = stage_placements(workload, scenario.plan)
+        self._cost = RooflineCostModel(cluster, scenario.plan, ideal=ideal,
+                                       library=load_library(scenario.comm_library))  # fmt: skip
+        self._pp = scenario.plan.pp
+        self._verify = 1 + scenario.mtp_drafts
+        verify = self._verify
+        max_tokens = max(engine.max_num_tokens, max_decode * verify) + max_decode * verify
+        self.token_grid = log_grid(max_tokens)
+        self.base_s = np.array([self._time(Phase.DECODE, int(t), 1, 1) for t in self.token_grid])
+        self.decode_grid = log_grid(max_decode)
+        self.context_grid = log_grid(max_context)
+        self.decode_attention_s = np.array([
+            [self._time(Phase.DECODE, int(d), verify, int(c) + verify - 1) - self.base(d * verify)
+             for c in self.context_grid]
+            for d in self.decode_grid
+        ]).clip(min=0.0)  # fmt: skip
+        self.chunk_grid = log_grid(engine.max_num_tokens)
+        self.prefill_attention_s = np.array([
+            [self._time(Phase.PREFILL, 1, int(p), max(int(p), int(c))) - self.base(p) for c in self.context_grid]
+            for p in self.chunk_grid
+        ]).clip(min=0.0)  # fmt: skip
+
+    def _time(self, phase: Phase, batch: int, new_tokens: int, context: int) -> float:
+        micro = max(1, -(-batch // self._pp))
+        step = StepShape(phase, micro, new_tokens, context)
+        timing = time_step(self.workload, step, self.scenario, self._cost, self._placements)
+        micro_batches = min(self._pp, batch)
+        return max(timing.time_s, micro_batches * timing.slowest_stage_s)
+
+    def base(self, tokens: float | np.ndarray) -> np.ndarray:
+        return _interp1(tokens, self.token_grid, self.base_s)
+
+    def decode_attention(self, decodes: np.ndarray, context: np.ndarray) -> np.ndarray:
+        out = _interp2(decodes, context, self.decode_grid, self.context_grid, self.decode_attention_s)
+        return np.where(np.asarray(decodes) > 0, out, 0.0)
+
+    def prefill_attention(self, chunk: np.ndarray, context: np.ndarray) -> np.ndarray:
+        out = _interp2(chunk, context, self.chunk_grid, self.context_grid, self.prefill_attention_s)
+        return np.where(np.asarray(chunk) > 0, out, 0.0)
+
+    def step_s(self, decodes: int, decode_context: float, chunks: Sequence[tuple[int, int]] = ()) -> float:
+        """One engine step: `decodes` sequences at mean context `decode_context`, prefill chunks as
+        (new tokens, context reached)."""
+        tokens = decodes * self._verify + sum(p for p, _ in chunks)
+        if tokens == 0:
+            return 0.0
+        t = float(self.base(tokens))
+        if decodes:
+            t += float(self.decode_attention(np.array(decodes), np.array(decode_context)))
+        if chunks:
+            arr = np.array(chunks, dtype=float)
+            t += float(self.prefill_attention(arr[:, 0], arr[:, 1]).sum())
+        sequences = decodes + len(chunks)
+        return t + self.engine.step_overhead + sequences * self.engine.per_sequence_overhead
