@@ -41,6 +41,7 @@ from roofline.errors import RooflineError
 from roofline.reports import tables
 from roofline.reports.formats import flatten, to_csv, to_json
 from roofline.simulator.serving import Load, load_engine, serve
+from roofline.simulator.serving.disaggregated import serve_disaggregated
 from roofline.simulator.serving.engine_config import DEFAULT_ENGINE
 from roofline.simulator.serving.requests import read_trace
 
@@ -61,6 +62,14 @@ def _load(max_throughput: bool, rate: str | None, concurrency: int | None, **kw:
     if concurrency < 1:
         raise RooflineError(f"--concurrency must be at least 1, got {concurrency}")
     return Load("concurrency", float(concurrency), **kw)
+
+
+def _pools(text: str) -> tuple[int, int]:
+    try:
+        prefill, decode = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise RooflineError(f"--disaggregate takes P:D replica counts such as 1:3, got '{text}'") from None
+    return prefill, decode
 
 
 def serve_command(
@@ -86,6 +95,9 @@ def serve_command(
     max_num_tokens: int | None = typer.Option(None, "--max-num-tokens", help="tokens per step (chunk budget)"),
     block_size: int | None = typer.Option(None, "--block-size", help="KV block size in tokens"),
     step_overhead_ms: float | None = typer.Option(None, "--step-overhead-ms", help="host time per engine step"),
+    disaggregate: str | None = typer.Option(
+        None, "--disaggregate", help="P:D prefill and decode replicas (KV sent between pools over the fabric)"
+    ),
     ideal: bool = typer.Option(False, "--ideal", help="pure roofline step times (no efficiencies, no overheads)"),
     fmt: OutputFormat = FORMAT,
 ) -> None:  # fmt: skip
@@ -109,7 +121,11 @@ def serve_command(
     load = _load(max_throughput, request_rate, concurrency, num_requests=num_requests, isl_spread=isl_spread,
                  osl_spread=osl_spread, seed=seed, prefix_hit=prefix_hit,
                  trace=read_trace(trace) if trace is not None else None)  # fmt: skip
-    result = serve(q.workload, q.cluster, q.scenario, profile, load, ideal=ideal)
+    if disaggregate is not None:
+        prefill, decode = _pools(disaggregate)
+        result = serve_disaggregated(q.workload, q.cluster, q.scenario, profile, load, prefill, decode, ideal)
+    else:
+        result = serve(q.workload, q.cluster, q.scenario, profile, load, ideal=ideal)
     data = {"model": q.workload.id, "hardware": q.cluster.accelerator.id, "system": q.cluster.system.id,
             "tp": q.scenario.plan.tp, "pp": q.scenario.plan.pp, "ep": q.scenario.plan.ep,
             "dp": q.scenario.plan.dp, "isl": isl, "osl": osl, **result.to_dict()}  # fmt: skip
