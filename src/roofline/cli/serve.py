@@ -44,6 +44,8 @@ from roofline.simulator.serving import Load, load_engine, serve
 from roofline.simulator.serving.disaggregated import serve_disaggregated
 from roofline.simulator.serving.engine_config import DEFAULT_ENGINE
 from roofline.simulator.serving.requests import read_trace
+from roofline.simulator.serving.step_model import Draft
+from roofline.workloads import get_workload
 
 
 def _load(max_throughput: bool, rate: str | None, concurrency: int | None, **kw: Any) -> Load:
@@ -95,6 +97,9 @@ def serve_command(
     max_num_tokens: int | None = typer.Option(None, "--max-num-tokens", help="tokens per step (chunk budget)"),
     block_size: int | None = typer.Option(None, "--block-size", help="KV block size in tokens"),
     step_overhead_ms: float | None = typer.Option(None, "--step-overhead-ms", help="host time per engine step"),
+    draft_model: str | None = typer.Option(None, "--draft-model", help="speculative decoding with this draft model"),
+    draft_tokens: int = typer.Option(4, "--draft-tokens", help="tokens the draft model proposes per step"),
+    draft_acceptance: float = typer.Option(0.7, "--draft-acceptance", help="chance each draft token is accepted"),
     disaggregate: str | None = typer.Option(
         None, "--disaggregate", help="P:D prefill and decode replicas (KV sent between pools over the fabric)"
     ),
@@ -121,11 +126,18 @@ def serve_command(
     load = _load(max_throughput, request_rate, concurrency, num_requests=num_requests, isl_spread=isl_spread,
                  osl_spread=osl_spread, seed=seed, prefix_hit=prefix_hit,
                  trace=read_trace(trace) if trace is not None else None)  # fmt: skip
+    draft = None
+    if draft_model is not None:
+        if draft_tokens < 1 or not 0 < draft_acceptance <= 1:
+            raise RooflineError("--draft-tokens must be >= 1 and --draft-acceptance in (0, 1]")
+        if mtp:
+            raise RooflineError("choose one drafter: --mtp or --draft-model")
+        draft = Draft(get_workload(draft_model), draft_tokens, draft_acceptance)
     if disaggregate is not None:
         prefill, decode = _pools(disaggregate)
         result = serve_disaggregated(q.workload, q.cluster, q.scenario, profile, load, prefill, decode, ideal)
     else:
-        result = serve(q.workload, q.cluster, q.scenario, profile, load, ideal=ideal)
+        result = serve(q.workload, q.cluster, q.scenario, profile, load, ideal=ideal, draft=draft)
     data = {"model": q.workload.id, "hardware": q.cluster.accelerator.id, "system": q.cluster.system.id,
             "tp": q.scenario.plan.tp, "pp": q.scenario.plan.pp, "ep": q.scenario.plan.ep,
             "dp": q.scenario.plan.dp, "isl": isl, "osl": osl, **result.to_dict()}  # fmt: skip

@@ -15,7 +15,7 @@ from roofline.simulator.plan import Scenario, stage_placements
 from roofline.simulator.serving.engine_config import EngineConfig
 from roofline.simulator.serving.requests import Requests, lengths, poisson_arrivals
 from roofline.simulator.serving.simulate import SimulationResult, simulate
-from roofline.simulator.serving.step_model import StepTimeModel
+from roofline.simulator.serving.step_model import Draft, StepTimeModel
 from roofline.workloads.base import Workload
 
 DEFAULT_REQUESTS = 1000
@@ -114,7 +114,7 @@ class ServeResult:
 
 
 def serve(workload: Workload, cluster: Cluster, scenario: Scenario, engine: EngineConfig, load: Load,
-          ideal: bool = False) -> ServeResult:  # fmt: skip
+          ideal: bool = False, draft: Draft | None = None) -> ServeResult:  # fmt: skip
     """Simulate one replica (tp x pp x cp GPUs, attention-DP inside) and scale by the replicas:
     requests are spread evenly over data-parallel replicas, so each sees rate / dp."""
     replicas = scenario.plan.dp
@@ -126,7 +126,7 @@ def serve(workload: Workload, cluster: Cluster, scenario: Scenario, engine: Engi
         requests = Requests(requests.arrival_s * replicas, requests.isl, requests.osl)
     max_context = int((requests.isl + requests.osl).max())
     model = StepTimeModel(workload, cluster, scenario, engine, max_context=max_context,
-                          max_decode=min(engine.max_batch, max(1, capacity)), ideal=ideal)  # fmt: skip
+                          max_decode=min(engine.max_batch, max(1, capacity)), ideal=ideal, draft=draft)  # fmt: skip
     concurrency = int(load.value) if load.mode == "concurrency" else None
     if concurrency is not None and replicas > 1:
         concurrency = max(1, concurrency // replicas)

@@ -88,8 +88,7 @@ def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_
         arrival[:] = np.nan
         arrival[: min(concurrency, n)] = 0.0
     st = _State(np.zeros(n, np.int64), np.zeros(n), np.full(n, np.nan), np.full(n, np.nan))
-    per_step = model.scenario.tokens_per_decode_step
-    verify = 1 + model.scenario.mtp_drafts
+    per_step, verify = model.tokens_per_step, model.verify_tokens
     block = engine.kv_block_tokens
     waiting: deque[int] = deque()
     running: list[int] = []

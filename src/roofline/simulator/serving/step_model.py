@@ -7,14 +7,16 @@ context C_i. The cost model is evaluated on grids once and interpolated (log-log
 - decode_attention(D, c) = step(D sequences at context c) - base(D): the context-dependent part;
 - prefill_attention(P, C) = step(one chunk of P tokens at context C) - base(P).
 step = base(D + sum P_i) + decode_attention(D, c) + sum prefill_attention(P_i, C_i) + host overheads.
-Pipeline parallelism: a step is `pp` micro-batches in flight; its period is max(one micro-batch
-through all stages, pp x the slowest stage).
+Speculative decoding (MTP heads or a draft model): decoding sequences put 1 + k tokens through the
+target model and the drafter runs k times. Pipeline parallelism: a step is `pp` micro-batches in
+flight; its period is max(one micro-batch through all stages, pp x the slowest stage).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -57,18 +59,34 @@ def _interp2(x: np.ndarray, y: np.ndarray, gx: np.ndarray, gy: np.ndarray, table
     )
 
 
+@dataclass(frozen=True)
+class Draft:
+    """Speculative decoding with a separate draft model: `tokens` drafted one at a time per step,
+    each accepted with probability `acceptance` given the previous one was."""
+
+    workload: Workload
+    tokens: int
+    acceptance: float
+
+
 class StepTimeModel:
     """Interpolated step times for one model, cluster, parallel plan and engine."""
 
     def __init__(self, workload: Workload, cluster: Cluster, scenario: Scenario, engine: EngineConfig,
-                 max_context: int, max_decode: int, ideal: bool = False) -> None:  # fmt: skip
-        self.workload, self.scenario, self.engine = workload, scenario, engine
+                 max_context: int, max_decode: int, ideal: bool = False,
+                 draft: Draft | None = None) -> None:  # fmt: skip
+        self.workload, self.scenario, self.engine, self.draft = workload, scenario, engine, draft
         self._placements = stage_placements(workload, scenario.plan)
         self._cost = RooflineCostModel(cluster, scenario.plan, ideal=ideal,
                                        library=load_library(scenario.comm_library))  # fmt: skip
         self._pp = scenario.plan.pp
-        self._verify = 1 + scenario.mtp_drafts
+        self._verify = 1 + scenario.mtp_drafts + (draft.tokens if draft else 0)
         verify = self._verify
+        self._draft_model = (
+            StepTimeModel(draft.workload, cluster, replace(scenario, mtp_drafts=0), engine.model_copy(
+                update={"step_overhead": 0.0, "per_sequence_overhead": 0.0}), max_context, max_decode, ideal)
+            if draft else None
+        )  # fmt: skip
         max_tokens = max(engine.max_num_tokens, max_decode * verify) + max_decode * verify
         self.token_grid = log_grid(max_tokens)
         self.base_s = np.array([self._time(Phase.DECODE, int(t), 1, 1) for t in self.token_grid])
@@ -84,6 +102,18 @@ class StepTimeModel:
             [self._time(Phase.PREFILL, 1, int(p), max(int(p), int(c))) - self.base(p) for c in self.context_grid]
             for p in self.chunk_grid
         ]).clip(min=0.0)  # fmt: skip
+
+    @property
+    def verify_tokens(self) -> int:
+        """Tokens each decoding sequence puts through the target model per step."""
+        return self._verify
+
+    @property
+    def tokens_per_step(self) -> float:
+        """Expected tokens a decode step emits per sequence: 1 + a + ... + a^k for k drafts."""
+        if self.draft is not None:
+            return sum(self.draft.acceptance**i for i in range(self.draft.tokens + 1))
+        return self.scenario.tokens_per_decode_step
 
     def _time(self, phase: Phase, batch: int, new_tokens: int, context: int) -> float:
         micro = max(1, -(-batch // self._pp))
@@ -112,6 +142,8 @@ class StepTimeModel:
         t = float(self.base(tokens))
         if decodes:
             t += float(self.decode_attention(np.array(decodes), np.array(decode_context)))
+        if decodes and self._draft_model is not None and self.draft is not None:
+            t += self.draft.tokens * self._draft_model.step_s(decodes, decode_context)
         if chunks:
             arr = np.array(chunks, dtype=float)
             t += float(self.prefill_attention(arr[:, 0], arr[:, 1]).sum())
