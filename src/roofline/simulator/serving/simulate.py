@@ -91,59 +91,64 @@ def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_
     per_step, verify = model.tokens_per_step, model.verify_tokens
     block = engine.kv_block_tokens
     waiting: deque[int] = deque()
-    running: list[int] = []
+    running = np.zeros(0, np.int64)  # in admission order
     next_arrival, t, steps, preemptions = 0, 0.0, 0, 0
     released = min(concurrency, n) if concurrency is not None else n
     batch_time, max_batch = 0.0, 0
+    reserved = -(-(isl + osl) // block) * block  # whole-sequence reservation, in blocks
 
-    def kv_tokens(i: int) -> int:
-        held = isl[i] + osl[i] if engine.reserve_full_sequence else skip[i] + st.prefilled[i] + st.generated[i]
-        return int(-(-held // block) * block)
+    def kv_tokens(idx: np.ndarray) -> int:
+        if engine.reserve_full_sequence:
+            return int(reserved[idx].sum())
+        held = skip[idx] + st.prefilled[idx] + np.ceil(st.generated[idx]).astype(np.int64)
+        return int((-(-held // block) * block).sum())
 
     while True:
         while next_arrival < released and arrival[next_arrival] <= t:
             waiting.append(next_arrival)
             next_arrival += 1
-        if not running and not waiting:
+        if not len(running) and not waiting:
             if next_arrival >= released:
                 break
             t = float(arrival[next_arrival])
             continue
         # 1. decodes
-        decoding = [i for i in running if st.prefilled[i] >= need[i]]
+        is_decoding = st.prefilled[running] >= need[running]
+        decoding = running[is_decoding]
         budget = engine.max_num_tokens - len(decoding) * verify
         chunks: list[tuple[int, int]] = []
         chunk_of: list[tuple[int, int]] = []
-        # 2a. sequences mid-prompt
-        for i in running:
+        # 2a. sequences mid-prompt, oldest first
+        for i in running[~is_decoding]:
             if budget <= 0:
                 break
-            left = int(need[i] - st.prefilled[i])
-            if left > 0:
-                take = min(left, budget)
-                chunks.append((take, int(skip[i] + st.prefilled[i] + take)))
-                chunk_of.append((i, take))
-                budget -= take
-        # 2b. new requests
-        used = sum(kv_tokens(i) for i in running)
-        while waiting and budget > 0 and len(running) < engine.max_batch:
+            take = min(int(need[i] - st.prefilled[i]), budget)
+            chunks.append((take, int(skip[i] + st.prefilled[i] + take)))
+            chunk_of.append((int(i), take))
+            budget -= take
+        # 2b. new requests, in arrival order, while the batch limit and the KV cache allow
+        used = kv_tokens(running)
+        admitted: list[int] = []
+        while waiting and budget > 0 and len(running) + len(admitted) < engine.max_batch:
             i = waiting[0]
-            grow = int(-(-(isl[i] + osl[i] if engine.reserve_full_sequence else isl[i]) // block) * block)
+            grow = int(reserved[i]) if engine.reserve_full_sequence else int(-(-isl[i] // block) * block)
             if used + grow > kv_capacity_tokens:
                 break
             waiting.popleft()
-            running.append(i)
+            admitted.append(i)
             used += grow
             take = min(int(need[i]), budget)
             chunks.append((take, int(skip[i] + take)))
             chunk_of.append((i, take))
             budget -= take
-        if not decoding and not chunks:
+        if admitted:
+            running = np.concatenate([running, np.array(admitted, np.int64)])
+        if not len(decoding) and not chunks:
             if next_arrival < released:  # nothing fits until something arrives or frees up
                 t = max(t, float(arrival[next_arrival]))
                 continue
             raise RooflineError("the scheduler is stuck: a request cannot be admitted (KV cache too small)")
-        context = float(np.mean([isl[i] + st.generated[i] for i in decoding])) if decoding else 0.0
+        context = float((isl[decoding] + st.generated[decoding]).mean()) if len(decoding) else 0.0
         dt = model.step_s(len(decoding), context, chunks)
         t += dt
         steps += 1
@@ -151,24 +156,27 @@ def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_
         max_batch = max(max_batch, len(running))
         if steps > MAX_STEPS:
             raise RooflineError(f"simulation passed {MAX_STEPS} steps; use fewer requests")
-        # 3. progress
-        for i in decoding:
-            st.generated[i] += per_step
+        # 3. progress: decodes emit tokens, a prompt's last chunk emits its first token
+        st.generated[decoding] += per_step
         for i, take in chunk_of:
             st.prefilled[i] += take
             if st.prefilled[i] >= need[i]:
                 st.generated[i] = 1.0
                 st.first[i] = t
-        finished = [i for i in running if st.generated[i] >= osl[i]]
-        for i in finished:
-            st.finish[i] = t
-            running.remove(i)
-            if concurrency is not None and released < n:
-                arrival[released] = t
-                released += 1
+        done = st.generated[running] >= osl[running]
+        if done.any():
+            finished = running[done]
+            st.finish[finished] = t
+            running = running[~done]
+            if concurrency is not None:
+                for _ in finished:
+                    if released < n:
+                        arrival[released] = t
+                        released += 1
         if not engine.reserve_full_sequence:  # paged KV: preempt the newest sequences when full
-            while running and sum(kv_tokens(i) for i in running) > kv_capacity_tokens:
-                victim = running.pop()
+            while len(running) and kv_tokens(running) > kv_capacity_tokens:
+                victim = int(running[-1])
+                running = running[:-1]
                 st.prefilled[victim], st.generated[victim] = 0, 0.0
                 waiting.appendleft(victim)
                 preemptions += 1
