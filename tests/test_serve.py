@@ -1,0 +1,564 @@
+"""The serving simulator (`roofline serve`): step-time model, scheduler simulation, loads, KV
+capacity, request streams and the command line.
+
+Every expected number is derived here: from the full cost model, from the step model itself, from
+engine / hardware values read through the API, or from hand arithmetic written in the docstring.
+Small runs only (llama-3.1-8b on one h100-sxm, tens to a thousand short requests).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from roofline.cli.app import app
+from roofline.errors import RooflineError
+from roofline.hardware_specs import resolve_cluster
+from roofline.hardware_specs.cluster import Cluster
+from roofline.ir import Phase, StepShape
+from roofline.simulator.collectives import load_library
+from roofline.simulator.cost import RooflineCostModel
+from roofline.simulator.engine import time_step
+from roofline.simulator.plan import ParallelPlan, Scenario, stage_placements
+from roofline.simulator.serving import (
+    EngineConfig,
+    Load,
+    ServeResult,
+    engine_ids,
+    kv_capacity_tokens,
+    load_engine,
+    serve,
+)
+from roofline.simulator.serving import simulate as simulate_module
+from roofline.simulator.serving.requests import Requests, lengths, poisson_arrivals, read_trace
+from roofline.simulator.serving.simulate import SimulationResult, simulate
+from roofline.simulator.serving.step_model import StepTimeModel
+from roofline.workloads import get_workload
+from roofline.workloads.base import Workload
+
+MODEL = "llama-3.1-8b"
+HARDWARE = "h100-sxm"
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _no_user_catalog_dirs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own ROOFLINE_*_PATH must not change what these tests see."""
+    monkeypatch.delenv("ROOFLINE_HARDWARE_PATH", raising=False)
+    monkeypatch.delenv("ROOFLINE_MODEL_PATH", raising=False)
+
+
+@pytest.fixture(scope="module")
+def workload() -> Workload:
+    return get_workload(MODEL)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Cluster:
+    return resolve_cluster(hardware=HARDWARE, num_gpus=1)
+
+
+@pytest.fixture(scope="module")
+def trtllm() -> EngineConfig:
+    return load_engine("trtllm")
+
+
+def scenario(isl: int = 256, osl: int = 32) -> Scenario:
+    return Scenario(1, isl, osl)
+
+
+def full_step_s(workload: Workload, cluster: Cluster, sc: Scenario, phase: Phase, batch: int, new: int,
+                context: int) -> float:  # fmt: skip
+    """The full cost model for one step, called as step_model.py does (pp = 1: one micro-batch,
+    so the step time is time_step's time_s)."""
+    assert sc.plan.pp == 1
+    cost = RooflineCostModel(cluster, sc.plan, ideal=False, library=load_library(sc.comm_library))
+    placements = stage_placements(workload, sc.plan)
+    return time_step(workload, StepShape(phase, batch, new, context), sc, cost, placements).time_s
+
+
+def step_model_as_serve_builds_it(workload: Workload, cluster: Cluster, sc: Scenario, engine: EngineConfig,
+                                  max_context: int) -> StepTimeModel:  # fmt: skip
+    """The same grids serve() uses (they depend on max_context and max_decode), so interpolated
+    values match the simulation's step for step."""
+    capacity = kv_capacity_tokens(workload, cluster, sc, engine)
+    return StepTimeModel(workload, cluster, sc, engine, max_context=max_context,
+                         max_decode=min(engine.max_batch, max(1, capacity)))  # fmt: skip
+
+
+def in_system_at_arrivals(sim: SimulationResult) -> np.ndarray:
+    """Requests in the system (arrival <= t < finish) at every arrival instant t."""
+    a, f = sim.arrival_s, sim.finish_s
+    return ((a[None, :] <= a[:, None]) & (a[:, None] < f[None, :])).sum(axis=1)
+
+
+def isolated(sim: SimulationResult) -> np.ndarray:
+    """Mask of requests whose [arrival, finish] overlaps no other request's."""
+    a, f = sim.arrival_s, sim.finish_s
+    overlap = (a[None, :] < f[:, None]) & (f[None, :] > a[:, None])
+    np.fill_diagonal(overlap, False)
+    return ~overlap.any(axis=1)
+
+
+# ---- 1. StepTimeModel ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def step_model(workload: Workload, cluster: Cluster, trtllm: EngineConfig) -> StepTimeModel:
+    return StepTimeModel(workload, cluster, scenario(), trtllm, max_context=4096, max_decode=256)
+
+
+def test_base_equals_full_model_at_grid_points(step_model: StepTimeModel, workload: Workload,
+                                               cluster: Cluster) -> None:  # fmt: skip
+    """base(T) is the full model's decode step of T sequences at a one-token context."""
+    sc = scenario()
+    for t in step_model.token_grid[:: max(1, len(step_model.token_grid) // 8)]:
+        expected = full_step_s(workload, cluster, sc, Phase.DECODE, int(t), 1, 1)
+        assert float(step_model.base(int(t))) == pytest.approx(expected, rel=1e-12), t
+
+
+@pytest.mark.parametrize("tokens", [5, 10, 50, 100, 700, 3000])
+def test_base_interpolation_within_3_percent_off_grid(step_model: StepTimeModel, workload: Workload,
+                                                      cluster: Cluster, tokens: int) -> None:  # fmt: skip
+    assert tokens not in step_model.token_grid  # an off-grid point, really interpolated
+    expected = full_step_s(workload, cluster, scenario(), Phase.DECODE, tokens, 1, 1)
+    assert float(step_model.base(tokens)) == pytest.approx(expected, rel=0.03)
+
+
+def test_decode_and_prefill_steps_equal_full_model_at_grid_points(step_model: StepTimeModel, workload: Workload,
+                                                                  cluster: Cluster) -> None:  # fmt: skip
+    """step_s(D, c) = base(D) + [full(D at c) - base(D)] + overheads = full(D at c) + overheads at a
+    (decode, context) grid point; likewise a prefill chunk of P at context C on the chunk grid.
+    Exact only where D (or P) is on the token grid too, so base(D) is not interpolated."""
+    sc, engine = scenario(), step_model.engine
+    decodes = np.intersect1d(step_model.decode_grid, step_model.token_grid)
+    chunk_sizes = np.intersect1d(step_model.chunk_grid, step_model.token_grid)
+    assert len(decodes) >= 3 and len(chunk_sizes) >= 3
+    for d in decodes[[0, len(decodes) // 2, -1]]:
+        for c in step_model.context_grid[[3, 10, -1]]:
+            expected = full_step_s(workload, cluster, sc, Phase.DECODE, int(d), 1, int(c))
+            expected += engine.step_overhead + int(d) * engine.per_sequence_overhead
+            assert step_model.step_s(int(d), float(c)) == pytest.approx(expected, rel=1e-9), (d, c)
+    for p in chunk_sizes[[0, len(chunk_sizes) // 2, -1]]:
+        c = int(step_model.context_grid[-1])
+        expected = full_step_s(workload, cluster, sc, Phase.PREFILL, 1, int(p), max(int(p), c))
+        expected += engine.step_overhead + engine.per_sequence_overhead
+        assert step_model.step_s(0, 0, [(int(p), c)]) == pytest.approx(expected, rel=1e-9), p
+
+
+@pytest.mark.xfail(
+    reason="the cost model jumps at tile boundaries (full model: 6.80 ms at 256 tokens, 7.81 ms at 257) and the "
+    "log grid (2 points per octave: ..., 184, 261, 369, 523, ...) interpolates across the jump, so base(T) is "
+    "11-14% high just below 256 and 512 -- common batch sizes",
+    strict=True,
+)
+@pytest.mark.parametrize("tokens", [240, 256, 512])
+def test_base_interpolation_within_3_percent_below_tile_boundaries(step_model: StepTimeModel, workload: Workload,
+                                                                   cluster: Cluster, tokens: int) -> None:  # fmt: skip
+    assert tokens not in step_model.token_grid
+    expected = full_step_s(workload, cluster, scenario(), Phase.DECODE, tokens, 1, 1)
+    assert float(step_model.base(tokens)) == pytest.approx(expected, rel=0.03)
+
+
+def test_decode_attention_grows_with_context_and_batch(step_model: StepTimeModel) -> None:
+    contexts = np.array([300.0, 1000.0, 2000.0, 4000.0])
+    for d in (1, 8, 64):
+        attn = step_model.decode_attention(np.full(len(contexts), d), contexts)
+        assert np.all(np.diff(attn) > 0), (d, attn)
+    batches = np.array([1.0, 8.0, 64.0, 256.0])
+    attn = step_model.decode_attention(batches, np.full(len(batches), 2000.0))
+    assert np.all(np.diff(attn) > 0), attn
+    assert float(step_model.decode_attention(np.array(0), np.array(2000.0))) == 0.0  # no decodes, no attention
+
+
+def test_empty_step_is_free(step_model: StepTimeModel) -> None:
+    assert step_model.step_s(0, 0.0) == 0.0
+    assert step_model.step_s(0, 0.0, []) == 0.0
+
+
+def test_step_includes_host_overheads(workload: Workload, cluster: Cluster, trtllm: EngineConfig,
+                                      step_model: StepTimeModel) -> None:  # fmt: skip
+    """Same grids, overheads zeroed: the difference is step_overhead + sequences x per_sequence_overhead."""
+    quiet = trtllm.model_copy(update={"step_overhead": 0.0, "per_sequence_overhead": 0.0})
+    bare = StepTimeModel(workload, cluster, scenario(), quiet, max_context=4096, max_decode=256)
+    assert trtllm.step_overhead > 0 and trtllm.per_sequence_overhead > 0
+    for decodes, context, chunks in [(1, 300.0, []), (37, 900.0, []), (0, 0.0, [(256, 256)]),
+                                     (12, 500.0, [(100, 100), (2000, 3000)])]:  # fmt: skip
+        sequences = decodes + len(chunks)
+        expected = trtllm.step_overhead + sequences * trtllm.per_sequence_overhead
+        diff = step_model.step_s(decodes, context, chunks) - bare.step_s(decodes, context, chunks)
+        assert diff == pytest.approx(expected, rel=1e-9), (decodes, chunks)
+
+
+# ---- 2. simulate() under a Poisson rate ----------------------------------------------------------
+
+
+def run_serve(workload: Workload, cluster: Cluster, engine: EngineConfig, load: Load, isl: int = 256,
+              osl: int = 32) -> ServeResult:  # fmt: skip
+    return serve(workload, cluster, scenario(isl, osl), engine, load)
+
+
+@pytest.fixture(scope="module")
+def low_load(workload: Workload, cluster: Cluster, trtllm: EngineConfig) -> ServeResult:
+    assert trtllm.request_overhead == 0.0
+    return run_serve(workload, cluster, trtllm, Load("request_rate", 0.5, num_requests=30))
+
+
+def test_low_rate_ttft_is_one_prefill_step(low_load: ServeResult, workload: Workload, cluster: Cluster,
+                                           trtllm: EngineConfig) -> None:  # fmt: skip
+    """A request alone in the system is admitted on arrival and prefilled in one step (256 < 8192
+    tokens): TTFT = step_s(0, 0, [(256, 256)])."""
+    sim = low_load.sim
+    alone = isolated(sim)
+    assert alone.sum() >= 20  # 0.5 req/s against ~0.2 s per request: most never meet another
+    model = step_model_as_serve_builds_it(workload, cluster, scenario(), trtllm, max_context=256 + 32)
+    prefill = model.step_s(0, 0, [(256, 256)])
+    np.testing.assert_allclose(sim.ttft_s[alone], prefill, rtol=0.01)
+
+
+def test_low_rate_tpot_is_decode_at_batch_one(low_load: ServeResult, workload: Workload, cluster: Cluster,
+                                              trtllm: EngineConfig) -> None:  # fmt: skip
+    """After the prefill (first token, generated = 1) come osl - 1 = 31 decode steps of one sequence
+    at contexts 256 + 1 .. 256 + 31; TPOT is their mean."""
+    sim = low_load.sim
+    alone = isolated(sim)
+    model = step_model_as_serve_builds_it(workload, cluster, scenario(), trtllm, max_context=256 + 32)
+    expected = float(np.mean([model.step_s(1, 256 + g) for g in range(1, 32)]))
+    assert (sim.osl == 32).all()
+    np.testing.assert_allclose(sim.tpot_s[alone], expected, rtol=0.02)
+
+
+def test_throughput_below_saturation_is_rate_times_osl(workload: Workload, cluster: Cluster,
+                                                       trtllm: EngineConfig) -> None:  # fmt: skip
+    """Arrivals are scaled so the last of n comes at (n - 1) / rate: 199 / 2 = 99.5 s. Each request
+    takes ~0.2 s, so duration ~ 99.7 s and throughput = 200 x 32 / 99.7 ~ 64.2 tok/s ~ 2 x 32."""
+    n, rate, osl = 200, 2.0, 32
+    result = run_serve(workload, cluster, trtllm, Load("request_rate", rate, num_requests=n), osl=osl)
+    sim = result.sim
+    assert sim.arrival_s.max() - sim.arrival_s.min() == pytest.approx((n - 1) / rate, rel=1e-9)
+    assert result.output_tokens_per_s == pytest.approx(rate * osl, rel=0.05)
+
+
+def test_same_seed_same_run_other_seed_other_run(workload: Workload, cluster: Cluster, trtllm: EngineConfig) -> None:
+    def run(seed: int) -> SimulationResult:
+        load = Load("request_rate", 8.0, num_requests=50, seed=seed, isl_spread=0.3, osl_spread=0.3)
+        return run_serve(workload, cluster, trtllm, load, isl=128, osl=16).sim
+
+    a, b, c = run(0), run(0), run(1)
+    for field in ("arrival_s", "first_token_s", "finish_s", "osl"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert a.steps == b.steps
+    assert not np.array_equal(a.arrival_s, c.arrival_s)
+    assert not np.array_equal(a.finish_s, c.finish_s)
+
+
+def test_higher_rate_higher_tpot(workload: Workload, cluster: Cluster, trtllm: EngineConfig) -> None:
+    """At 100 req/s ~20 requests share each decode step (and prompts interleave), at 0.5 req/s ~one."""
+    low = run_serve(workload, cluster, trtllm, Load("request_rate", 0.5, num_requests=100))
+    high = run_serve(workload, cluster, trtllm, Load("request_rate", 100.0, num_requests=100))
+    assert high.sim.mean_batch > 5 * low.sim.mean_batch
+    assert high.sim.tpot_s.mean() > low.sim.tpot_s.mean()
+
+
+def test_percentiles_are_ordered(workload: Workload, cluster: Cluster, trtllm: EngineConfig) -> None:
+    load = Load("request_rate", 20.0, num_requests=100, isl_spread=0.5, osl_spread=0.5)
+    data = run_serve(workload, cluster, trtllm, load).to_dict()
+    for metric in ("ttft_ms", "tpot_ms", "e2e_ms"):
+        stats = data[metric]
+        assert 0 < stats["p50"] <= stats["p90"] <= stats["p99"], (metric, stats)
+        assert stats["p90"] < stats["p99"] or stats["p50"] < stats["p99"]  # spread lengths: not all equal
+
+
+# ---- 3. max throughput ---------------------------------------------------------------------------
+
+
+def test_max_throughput_batch_is_kv_bound(workload: Workload, cluster: Cluster, trtllm: EngineConfig) -> None:
+    """trtllm reserves isl + osl = 288 tokens (9 blocks of 32) per request. With 5% of the free memory
+    for KV, the capacity C holds B = min(max_batch, C // 288) requests (~87 << 2048); 1000 requests all
+    queued at t = 0 keep ~B running (a wave is admitted in ~3 steps of 8192 / 256 = 32 prompts)."""
+    assert trtllm.reserve_full_sequence
+    engine = trtllm.model_copy(update={"kv_memory_fraction": 0.05})
+    result = run_serve(workload, cluster, engine, Load("max_throughput", num_requests=1000))
+    assert 288 % engine.kv_block_tokens == 0
+    expected = min(engine.max_batch, result.kv_capacity_tokens // 288)
+    assert 1000 > 10 * expected
+    sim = result.sim
+    assert (sim.arrival_s == 0).all()
+    assert sim.max_batch == expected
+    assert sim.mean_batch == pytest.approx(expected, rel=0.06)
+    assert sim.mean_batch <= expected
+
+
+def test_max_batch_override_caps_the_batch(workload: Workload, cluster: Cluster, trtllm: EngineConfig) -> None:
+    engine = trtllm.model_copy(update={"max_batch": 4})
+    sim = run_serve(workload, cluster, engine, Load("max_throughput", num_requests=50), isl=128, osl=16).sim
+    assert sim.max_batch == 4
+    assert sim.mean_batch <= 4
+    # independently, from the arrays: never more than 4 requests between first token and finish
+    events = np.concatenate([sim.first_token_s, sim.finish_s])
+    streaming = ((sim.first_token_s[None, :] <= events[:, None]) & (events[:, None] < sim.finish_s[None, :])).sum(1)
+    assert streaming.max() <= 4
+
+
+# ---- 4. closed-loop concurrency ------------------------------------------------------------------
+
+
+def test_concurrency_never_exceeded(workload: Workload, cluster: Cluster, trtllm: EngineConfig) -> None:
+    sim = run_serve(workload, cluster, trtllm, Load("concurrency", 4, num_requests=50), isl=128, osl=16).sim
+    counts = in_system_at_arrivals(sim)
+    assert counts.max() == 4  # the clients keep the system full, never over
+    assert np.isfinite(sim.finish_s).all()
+
+
+def test_concurrency_one_runs_requests_back_to_back(workload: Workload, cluster: Cluster,
+                                                    trtllm: EngineConfig) -> None:  # fmt: skip
+    """One client: each request is sent when the previous one finishes, and runs alone: TTFT is one
+    prefill step, and e2e = ttft + (osl - 1) x tpot."""
+    sim = run_serve(workload, cluster, trtllm, Load("concurrency", 1, num_requests=10), isl=128, osl=16).sim
+    np.testing.assert_allclose(sim.e2e_s, sim.ttft_s + (sim.osl - 1) * sim.tpot_s, rtol=1e-12)
+    np.testing.assert_array_equal(sim.arrival_s[1:], sim.finish_s[:-1])
+    assert in_system_at_arrivals(sim).max() == 1
+    model = step_model_as_serve_builds_it(workload, cluster, scenario(128, 16), trtllm, max_context=144)
+    np.testing.assert_allclose(sim.ttft_s, model.step_s(0, 0, [(128, 128)]), rtol=1e-9)
+
+
+@pytest.mark.xfail(
+    reason="closed loop with request_overhead: the next request is sent at the scheduler's finish minus half the "
+    "overhead, before the client has the previous response (finish plus half), so C=1 has 2 requests in flight",
+    strict=True,
+)
+def test_concurrency_respected_with_request_overhead(workload: Workload, cluster: Cluster) -> None:
+    engine = load_engine("trtllm-triton")
+    assert engine.request_overhead > 0
+    sim = run_serve(workload, cluster, engine, Load("concurrency", 1, num_requests=10), isl=128, osl=16).sim
+    assert in_system_at_arrivals(sim).max() == 1
+
+
+# ---- 5. prefix cache and request overhead --------------------------------------------------------
+
+
+def test_prefix_hit_lowers_ttft(workload: Workload, cluster: Cluster, trtllm: EngineConfig) -> None:
+    """Half of a 256-token prompt found in the cache: the lone request prefills 128 tokens reaching
+    context 256: TTFT = step_s(0, 0, [(128, 256)]) < step_s(0, 0, [(256, 256)])."""
+    cold = run_serve(workload, cluster, trtllm, Load("request_rate", 0.5, num_requests=30)).sim
+    warm = run_serve(workload, cluster, trtllm, Load("request_rate", 0.5, num_requests=30, prefix_hit=0.5)).sim
+    assert warm.ttft_s.mean() < cold.ttft_s.mean()
+    model = step_model_as_serve_builds_it(workload, cluster, scenario(), trtllm, max_context=288)
+    alone = isolated(warm)
+    assert alone.sum() >= 20
+    np.testing.assert_allclose(warm.ttft_s[alone], model.step_s(0, 0, [(128, 256)]), rtol=0.01)
+
+
+def test_request_overhead_adds_to_ttft_only(workload: Workload, cluster: Cluster, trtllm: EngineConfig) -> None:
+    load = Load("request_rate", 0.5, num_requests=30)
+    base = run_serve(workload, cluster, trtllm.model_copy(update={"request_overhead": 0.0}), load).sim
+    slow = run_serve(workload, cluster, trtllm.model_copy(update={"request_overhead": 0.01}), load).sim
+    np.testing.assert_allclose(slow.ttft_s - base.ttft_s, 0.010, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(slow.e2e_s - base.e2e_s, 0.010, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(slow.tpot_s, base.tpot_s, rtol=1e-12)
+
+
+# ---- 6. paged KV with preemption -----------------------------------------------------------------
+
+
+def test_paged_engine_preempts_and_finishes(workload: Workload, cluster: Cluster) -> None:
+    """vLLM allocates blocks as tokens arrive: 2000 tokens admit 7 prompts of 256 (7 x 256 = 1792),
+    which grow to 7 x 384 = 2688 > 2000 tokens, so some must be preempted and recomputed."""
+    engine = load_engine("vllm")
+    assert not engine.reserve_full_sequence
+    model = StepTimeModel(workload, cluster, scenario(256, 128), engine, max_context=384, max_decode=16)
+    n = 20
+    requests = Requests(np.zeros(n), np.full(n, 256), np.full(n, 128))
+    sim = simulate(model, requests, engine, kv_capacity_tokens=2000)
+    assert sim.preemptions > 0
+    assert np.isfinite(sim.finish_s).all() and np.isfinite(sim.first_token_s).all()
+    assert (sim.finish_s > sim.first_token_s).all()
+    assert sim.max_batch <= 2000 // 256
+
+
+@pytest.mark.xfail(
+    reason="paged engines: the up-front fit check compares isl + osl with the capacity without block rounding, "
+    "so a request of 390 tokens (400 in blocks of 16) against 390 tokens is preempted and recomputed forever "
+    "until MAX_STEPS instead of being refused up front",
+    strict=True,
+)
+def test_paged_request_that_only_fits_unrounded_is_refused(workload: Workload, cluster: Cluster,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setattr(simulate_module, "MAX_STEPS", 5_000)
+    engine = load_engine("vllm")
+    assert 390 % engine.kv_block_tokens != 0
+    model = StepTimeModel(workload, cluster, scenario(200, 190), engine, max_context=390, max_decode=4)
+    requests = Requests(np.zeros(1), np.array([200]), np.array([190]))
+    try:
+        sim = simulate(model, requests, engine, kv_capacity_tokens=390)
+    except RooflineError as exc:
+        assert "does not fit" in str(exc)
+    else:
+        assert np.isfinite(sim.finish_s).all()
+
+
+# ---- 7. KV capacity ------------------------------------------------------------------------------
+
+
+def test_kv_capacity_hand_check(workload: Workload, cluster: Cluster, trtllm: EngineConfig) -> None:
+    """KV per token, bf16: 32 layers x 8 KV heads x 128 dims x 2 (K, V) x 2 B = 131,072 B.
+    Capacity = (memory - reserve - weights - activations) x kv_memory_fraction / 131,072; the
+    activations of one 8192-token step are small, so leaving them out stays within 2%."""
+    sc = scenario(1024, 128)
+    (placement,) = stage_placements(workload, sc.plan)
+    assert workload.kv_cache_bytes(1000, sc.precision, placement) / 1000 == 32 * 8 * 128 * 2 * 2 == 131_072
+    acc = cluster.accelerator
+    weights = workload.weight_bytes(sc.precision, placement)
+    assert 15e9 < weights < 17e9  # ~8.0B parameters x 2 B
+    expected = (acc.memory.capacity - acc.runtime_reserve - weights) * trtllm.kv_memory_fraction / 131_072
+    got = kv_capacity_tokens(workload, cluster, sc, trtllm)
+    assert got == pytest.approx(expected, rel=0.02)
+    assert got <= expected  # activations only take memory away
+    half = trtllm.model_copy(update={"kv_memory_fraction": trtllm.kv_memory_fraction / 2})
+    assert kv_capacity_tokens(workload, cluster, sc, half) == pytest.approx(got / 2, abs=1)
+
+
+# ---- 8. request streams --------------------------------------------------------------------------
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_read_trace_parses_and_sorts(tmp_path: Path) -> None:
+    trace = read_trace(write(tmp_path / "t.csv", "arrival_s,isl,osl\n2.5,100,10\n0,200,20\n1.0,300,30\n"))
+    assert len(trace) == 3
+    np.testing.assert_array_equal(trace.arrival_s, [0.0, 1.0, 2.5])
+    np.testing.assert_array_equal(trace.isl, [200, 300, 100])
+    np.testing.assert_array_equal(trace.osl, [20, 30, 10])
+    assert trace.isl.dtype == np.int64 and trace.osl.dtype == np.int64
+
+
+def test_read_trace_missing_column(tmp_path: Path) -> None:
+    with pytest.raises(RooflineError, match="missing column") as info:
+        read_trace(write(tmp_path / "t.csv", "arrival_s,isl\n0,100\n"))
+    assert "osl" in str(info.value) and "arrival_s,isl,osl" in str(info.value)
+
+
+@pytest.mark.parametrize("row", ["0.5,abc,10", "0.5,100,", "-1,100,10", "0.5,0,10"])
+def test_read_trace_bad_value_names_the_line(tmp_path: Path, row: str) -> None:
+    path = write(tmp_path / "t.csv", f"arrival_s,isl,osl\n0,100,10\n{row}\n1,100,10\n")
+    with pytest.raises(RooflineError, match="line 3"):
+        read_trace(path)
+
+
+def test_read_trace_missing_or_empty(tmp_path: Path) -> None:
+    with pytest.raises(RooflineError, match="does not exist"):
+        read_trace(tmp_path / "nope.csv")
+    with pytest.raises(RooflineError, match="no requests"):
+        read_trace(write(tmp_path / "t.csv", "arrival_s,isl,osl\n"))
+
+
+def test_lengths_stay_in_bounds() -> None:
+    """mean 100, spread 0.2: uniform integers in [80, 120]; spread 0: all 100."""
+    rng = np.random.default_rng(0)
+    drawn = lengths(2000, 100, 0.2, rng)
+    assert drawn.min() >= 80 and drawn.max() <= 120
+    assert drawn.min() < 85 and drawn.max() > 115  # really spread
+    np.testing.assert_array_equal(lengths(5, 100, 0.0, rng), [100] * 5)
+    assert lengths(100, 1, 0.9, rng).min() >= 1
+    with pytest.raises(RooflineError):
+        lengths(5, 100, 1.0, rng)
+
+
+def test_poisson_arrivals() -> None:
+    rng = np.random.default_rng(0)
+    np.testing.assert_array_equal(poisson_arrivals(7, math.inf, rng), np.zeros(7))
+    arrivals = poisson_arrivals(101, 4.0, rng)
+    assert arrivals[0] == 0.0 and (np.diff(arrivals) >= 0).all()
+    assert arrivals[-1] == pytest.approx(100 / 4.0, rel=1e-12)  # mean gap 1 / rate exactly
+    with pytest.raises(RooflineError):
+        poisson_arrivals(3, 0.0, rng)
+
+
+@pytest.mark.xfail(
+    reason="serve() spreads a generated load over data-parallel replicas but gives a trace to every replica "
+    "whole: a 3-request trace on 2 replicas is reported as 6 requests at twice the throughput",
+    strict=True,
+)
+def test_trace_is_split_over_replicas(workload: Workload, trtllm: EngineConfig) -> None:
+    trace = Requests(np.array([0.0, 0.5, 1.0]), np.array([128, 128, 128]), np.array([16, 16, 16]))
+    sc = Scenario(1, 128, 16, plan=ParallelPlan.for_gpus(1, 1, 2))
+    assert sc.plan.dp == 2
+    cluster = resolve_cluster(hardware=HARDWARE, num_gpus=2)
+    data = serve(workload, cluster, sc, trtllm, Load("request_rate", 1.0, trace=trace)).to_dict()
+    assert data["requests"] == 3
+
+
+# ---- 9. command line -----------------------------------------------------------------------------
+
+BASE = ["serve", "-m", MODEL, "--hardware", HARDWARE, "--isl", "128", "--osl", "16", "--num-requests", "20"]
+
+
+def invoke(*args: str) -> Any:
+    return runner.invoke(app, [*BASE, *args])
+
+
+def assert_user_error(result: Any, *needles: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def test_cli_json() -> None:
+    result = invoke("--request-rate", "4", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["output_tokens_per_s"] > 0
+    assert data["ttft_ms"]["p99"] >= data["ttft_ms"]["p50"] > 0
+    assert data["tpot_ms"]["mean"] > 0
+    assert data["e2e_ms"]["p90"] > data["ttft_ms"]["p90"]
+    assert data["requests"] == 20 and data["mode"] == "request_rate" and data["engine"] == "trtllm"
+
+
+def test_cli_table_renders() -> None:
+    result = invoke("--request-rate", "4")
+    assert result.exit_code == 0, result.output
+    for text in ("TTFT", "TPOT", "output tokens/s", "trtllm"):
+        assert text in result.stdout, text
+
+
+@pytest.mark.parametrize(
+    "load", [[], ["--request-rate", "1", "--concurrency", "2"], ["--max-throughput", "--request-rate", "1"]]
+)
+def test_cli_needs_exactly_one_load(load: list[str]) -> None:
+    assert_user_error(invoke(*load), "choose one load")
+
+
+def test_cli_bad_rate() -> None:
+    assert_user_error(invoke("--request-rate", "abc"), "--request-rate", "abc")
+
+
+def test_cli_missing_trace(tmp_path: Path) -> None:
+    assert_user_error(invoke("--request-rate", "1", "--trace", str(tmp_path / "nope.csv")), "nope.csv")
+
+
+def test_cli_unknown_engine() -> None:
+    assert_user_error(invoke("--request-rate", "1", "--engine", "nope"), "nope", *engine_ids())
+
+
+@pytest.mark.xfail(
+    reason="--trace is documented as replacing the load, yet serve refuses it without --max-throughput, "
+    "--request-rate or --concurrency ('choose one load')",
+    strict=True,
+)
+def test_cli_trace_alone(tmp_path: Path) -> None:
+    trace = write(tmp_path / "t.csv", "arrival_s,isl,osl\n0,128,16\n0.5,128,16\n")
+    result = invoke("--trace", str(trace), "--format", "json")
+    assert result.exit_code == 0, result.output
