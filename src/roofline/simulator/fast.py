@@ -1,0 +1,552 @@
+"""The estimator vectorised over configurations, for sweeps and capacity plans.
+
+The full estimator (engine.py) builds and times every operator of every step: about 10 ms a
+configuration. A capacity plan asks for 10^4-10^6 of them. Here the operators are built once per
+*layout* (tp, ep, attention-DP, formats) and *step family* (phase, new tokens per sequence,
+context), in three parts: all layers, the embedding, the LM head. Each operator's FLOPs, bytes,
+collective message and GEMM shape are tabulated over u, the sequences one attention replica runs
+in the step, on a geometric grid (2 points per octave) and interpolated linearly in between, so
+what is linear in u (matmul FLOPs, weight, activation and KV bytes, TP messages) comes out exact;
+when every quantity is linear the grid is just u = 1, 2. The MoE experts a step touches are
+concave in u and come out within a few per cent.
+
+Then, as numpy arrays over configurations (hardware, pipeline stages pp, batch B):
+
+    op time   = (max(FLOPs / (peak x fraction x wave utilisation), bytes / (bandwidth x fraction), comm)
+                 + kernels x kernel overhead) x count                 -- the per-op model of cost.py
+    comm      = the collective model (collectives.py) tabulated on a message-size grid per hardware
+                and group (4 points per octave), linear in between: alpha + beta x size per segment
+    stages    = layers are split over pp stages; a stage of n layers costs n / L of the layer time
+                (exact for uniform stacks; the few dense-FFN layers of some MoE models are averaged),
+                the first adds the embedding, the last the LM head, all but the last the hand-off
+    step      = max(sum of stages, micro-batches x slowest stage)     -- the engine's pipeline period
+    TPOT      = one decode step at the mean context of the decode steps the estimator samples
+    TTFT      = the batch's prefill steps (plan.prefill_chunks) one after another, pipelined
+    memory    = weights + KV x sequences per replica + the largest prefill step's activations on the
+                most loaded stage, plus the runtime reserve, against capacity: the rule of memory.py
+    engine    = optional host overheads of an engine profile: per step and per sequence in a step
+
+Configurations are grouped by layout, formats and isl/osl; inside a group everything is numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from roofline.dtypes import DType
+from roofline.errors import RooflineError
+from roofline.hardware_specs.cluster import Cluster
+from roofline.ir import CollectiveKind, Op, OpKind, Phase, Placement, Precision, StepShape
+from roofline.simulator.collectives import CollectiveModel, GroupTopology, load_library
+from roofline.simulator.comm import topology_for
+from roofline.simulator.cost import RooflineCostModel
+from roofline.simulator.engine import decode_contexts
+from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS, ParallelPlan, stage_placements
+from roofline.simulator.serving.engine_config import EngineConfig
+from roofline.workloads.base import Workload
+
+SIZE_STEPS_PER_OCTAVE = 4
+SIZE_GRID_BYTES = 2.0 ** (np.arange(0, SIZE_STEPS_PER_OCTAVE * 44 + 1) / SIZE_STEPS_PER_OCTAVE)  # 1 B .. 16 TB
+MIN_SPLIT_K = 256  # as cost.wave_utilization
+_PARTS = 3  # layers, embedding, LM head
+_KIND_CODE = {OpKind.MATMUL: 0, OpKind.ATTENTION: 1, OpKind.ELEMENTWISE: 2, OpKind.COLLECTIVE: 3}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one pipeline stage is split: tensor parallel, expert parallel, attention replicas; formats."""
+
+    tp: int
+    ep: int
+    attn_dp: int
+    precision: Precision
+
+    def plan(self, pp: int = 1) -> ParallelPlan:
+        return ParallelPlan(tp=self.tp, pp=pp, ep=self.ep, attn_dp=self.attn_dp)
+
+
+@dataclass(frozen=True)
+class OpTable:
+    """One layout's operators for one step family, tabulated over u (sequences per attention replica)."""
+
+    grid: np.ndarray  # (g,) u values
+    part: np.ndarray  # (ops,) 0 layers, 1 embedding, 2 LM head
+    count: np.ndarray
+    kernels: np.ndarray
+    kind: np.ndarray  # _KIND_CODE
+    dtypes: tuple[DType, ...]
+    collectives: tuple[tuple[CollectiveKind, str] | None, ...]
+    flops: np.ndarray  # (ops, g)
+    bytes: np.ndarray
+    message_bytes: np.ndarray
+    m: np.ndarray  # GEMM shape (0 where none)
+    n: np.ndarray
+    k: np.ndarray
+    gemm_batch: np.ndarray
+    boundary_bytes_per_token: float  # pipeline hand-off per token of the step
+    u_checked: int  # the largest u the operators were built at
+
+    @property
+    def matmuls(self) -> np.ndarray:
+        return np.flatnonzero(self.n[:, 0] > 0)
+
+
+def _parts(layout: Layout, layers: int) -> list[Placement]:
+    common = {"tp": layout.tp, "ep": layout.ep, "attn_dp": layout.attn_dp}
+    return [
+        Placement(layer_start=0, layer_end=layers, has_embedding=False, has_lm_head=False, **common),
+        Placement(layer_start=0, layer_end=0, has_embedding=True, has_lm_head=False, **common),
+        Placement(layer_start=0, layer_end=0, has_embedding=False, has_lm_head=True, **common),
+    ]
+
+
+def _op_rows(workload: Workload, layout: Layout, phase: Phase, new: int, context: int, u: int) -> list[tuple[int, Op]]:
+    step = StepShape(phase, u * layout.attn_dp, new, context)
+    parts = _parts(layout, workload.num_layers)
+    return [(i, op) for i, p in enumerate(parts) for op in workload.build_ops(step, layout.precision, p)]
+
+
+def _quantities(rows: list[tuple[int, Op]]) -> np.ndarray:
+    """(ops, 6): FLOPs, bytes, message, m, n, k... per instance; GEMM batch last."""
+    out = np.zeros((len(rows), 7))
+    for j, (_, op) in enumerate(rows):
+        s = op.shape
+        out[j] = (op.flops, op.bytes, op.collective.message_bytes if op.collective else 0.0,
+                  s.m if s else 0, s.n if s else 0, s.k if s else 0, s.batch if s else 0)  # fmt: skip
+    return out
+
+
+def _is_linear(values: dict[int, np.ndarray]) -> bool:
+    """Every quantity on the line through u = 1 and u = 2 (checked at the other points)."""
+    a, b = values[1], values[2]
+    return all(np.allclose(a + (b - a) * (u - 1), q, rtol=1e-9, atol=1e-6) for u, q in values.items())
+
+
+def build_table(workload: Workload, layout: Layout, phase: Phase, new: int, context: int, u_max: int) -> OpTable:
+    """Operators at u = 1, 2, 3, u_max; if all linear, the two-point grid; else 2 points per octave."""
+    probe = sorted({1, 2, 3, max(u_max, 2)})
+    rows = {u: _op_rows(workload, layout, phase, new, context, u) for u in probe}
+    names = [(i, op.name) for i, op in rows[1]]
+    for u, r in rows.items():
+        if [(i, op.name) for i, op in r] != names:
+            raise RooflineError(f"{workload.id}: the operator list changes with the batch (u={u}); fast path unusable")
+    values = {u: _quantities(r) for u, r in rows.items()}
+    if _is_linear(values):
+        grid = np.array([1, 2])
+    else:
+        points = max(2, int(math.ceil(math.log2(max(u_max, 2)) * 2)) + 1)
+        grid = np.unique(np.round(np.geomspace(1, max(u_max, 2), points)).astype(np.int64))
+        for u in grid:
+            if int(u) not in values:
+                values[int(u)] = _quantities(_op_rows(workload, layout, phase, new, context, int(u)))
+    q = np.stack([values[int(u)] for u in grid], axis=2)  # (ops, 7, g)
+    ops = [op for _, op in rows[1]]
+    per_token = workload.stage_boundary_bytes(StepShape(phase, 1, new, context), layout.precision) / new
+    return OpTable(
+        grid=grid.astype(float), part=np.array([i for i, _ in rows[1]]),
+        count=np.array([op.count for op in ops], float), kernels=np.array([op.kernels for op in ops], float),
+        kind=np.array([_KIND_CODE[op.kind] for op in ops]), dtypes=tuple(op.dtype for op in ops),
+        collectives=tuple((op.collective.kind, op.collective.group) if op.collective else None for op in ops),
+        flops=q[:, 0], bytes=q[:, 1], message_bytes=q[:, 2], m=q[:, 3], n=q[:, 4], k=q[:, 5], gemm_batch=q[:, 6],
+        boundary_bytes_per_token=per_token, u_checked=max(probe),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Piecewise:
+    """Rows of quantities sampled on a grid of u, as intercept + slope x u per segment: linear in
+    between, the last segment extrapolated. One segment (a linear table) needs no look-up."""
+
+    grid: np.ndarray
+    intercept: np.ndarray  # (rows, segments)
+    slope: np.ndarray
+
+    @classmethod
+    def of(cls, values: np.ndarray, grid: np.ndarray) -> Piecewise:
+        slope = np.diff(values, axis=1) / np.diff(grid)
+        return cls(grid, values[:, :-1] - slope * grid[:-1], slope)
+
+    def segment(self, u: np.ndarray) -> np.ndarray | None:
+        if len(self.grid) == 2:
+            return None
+        return np.clip(np.searchsorted(self.grid, u, side="right") - 1, 0, len(self.grid) - 2)
+
+    def __call__(self, u: np.ndarray, segment: np.ndarray | None) -> np.ndarray:
+        """(rows, configs)."""
+        if segment is None:
+            return self.intercept[:, :1] + self.slope[:, :1] * u[None]
+        return self.intercept[:, segment] + self.slope[:, segment] * u[None]
+
+
+def comm_time(tables: np.ndarray, rows: np.ndarray, size_bytes: np.ndarray) -> np.ndarray:
+    """Collective time from tables sampled on SIZE_GRID_BYTES: tables[rows] at size_bytes, linear."""
+    size = np.maximum(size_bytes, 1.0)
+    i = np.clip(np.floor(np.log2(size) * SIZE_STEPS_PER_OCTAVE).astype(np.int64), 0, len(SIZE_GRID_BYTES) - 2)
+    lo, hi = SIZE_GRID_BYTES[i], SIZE_GRID_BYTES[i + 1]
+    w = (size - lo) / (hi - lo)
+    return tables[rows, i] * (1.0 - w) + tables[rows, i + 1] * w
+
+
+@dataclass(frozen=True)
+class HardwareArrays:
+    """Per-accelerator numbers from the YAML, as arrays over the model's clusters."""
+
+    memory_bytes_per_s: np.ndarray
+    kernel_overhead_s: np.ndarray
+    sm_count: np.ndarray
+    tile_m: np.ndarray  # (hw, tiles), padded with the first tile
+    tile_n: np.ndarray
+    capacity_bytes: np.ndarray
+    reserve_bytes: np.ndarray
+    domain_gpus: np.ndarray  # GPUs in one scale-up domain
+    scale_out: np.ndarray  # bool: the system has a scale-out fabric
+
+    @classmethod
+    def of(cls, clusters: Sequence[Cluster]) -> HardwareArrays:
+        accs = [c.accelerator for c in clusters]
+        width = max(len(a.efficiency.matmul_tiles) for a in accs)
+        tiles = [a.efficiency.matmul_tiles + [a.efficiency.matmul_tiles[0]] * width for a in accs]
+        return cls(
+            memory_bytes_per_s=np.array([a.memory.bandwidth * a.efficiency.memory_bandwidth_fraction for a in accs]),
+            kernel_overhead_s=np.array([a.efficiency.kernel_overhead for a in accs]),
+            sm_count=np.array([a.sram.sm_count for a in accs], float),
+            tile_m=np.array([[t.m for t in ts[:width]] for ts in tiles], float),
+            tile_n=np.array([[t.n for t in ts[:width]] for ts in tiles], float),
+            capacity_bytes=np.array([a.memory.capacity for a in accs]),
+            reserve_bytes=np.array([a.runtime_reserve for a in accs]),
+            domain_gpus=np.array([c.system.gpus_per_domain for c in clusters]),
+            scale_out=np.array([c.scale_out is not None for c in clusters]),
+        )
+
+
+def wave_utilization(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray | None, sm: np.ndarray,
+                     tile_m: np.ndarray, tile_n: np.ndarray) -> np.ndarray:  # fmt: skip
+    """cost.wave_utilization on arrays: the best over the tiles (last axis of tile_m / tile_n);
+    batch None means 1."""
+    useful = m * n if batch is None else m * n * batch
+    max_splits = np.maximum(1.0, np.floor(k / MIN_SPLIT_K))
+    best = np.zeros(np.broadcast(m, sm).shape)
+    for t in range(tile_m.shape[-1]):
+        tm, tn = tile_m[..., t], tile_n[..., t]
+        count = np.ceil(m / tm) * np.ceil(n / tn)
+        if batch is not None:
+            count *= batch
+        # split-K only when there are fewer tiles than SMs: splits = clip(floor(sm / count), 1, max_splits)
+        splits = np.maximum(1.0, np.minimum(np.floor(sm / count), max_splits))
+        splits[count >= sm] = 1.0
+        waves = np.ceil(count * splits / sm)
+        np.maximum(best, useful * splits / (waves * (sm * tm * tn)), out=best)
+    return best
+
+
+def _inverse(peak: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.where(peak > 0, 1.0 / peak, 1e30)
+
+
+def _peak_for(model: RooflineCostModel, kind: int, dtype: DType) -> float:
+    """Achievable FLOP/s of an op before wave quantization, as cost.RooflineCostModel._compute_s."""
+    acc = model.cluster.accelerator
+    try:
+        if kind == _KIND_CODE[OpKind.ELEMENTWISE]:
+            return model.peak_flops_per_s(DType.FP32)
+        if kind == _KIND_CODE[OpKind.COLLECTIVE]:
+            return math.inf
+        math_dtype = model.math_dtype(dtype)
+        peak = model.peak_flops_per_s(math_dtype)
+    except RooflineError:
+        return 0.0  # the format cannot run here: infinite time
+    if kind == _KIND_CODE[OpKind.ATTENTION]:
+        return peak * acc.efficiency.attention_fraction
+    return peak * acc.efficiency.matmul_fraction_for(math_dtype)
+
+
+@dataclass(frozen=True)
+class _Derived:
+    """What a table needs per accelerator (achievable FLOP/s per op, collective time tables) and its
+    quantities as piecewise-linear functions of u."""
+
+    seconds_per_flop: np.ndarray  # (ops, hw): 1 / achievable FLOP/s; 0 for collectives, 1e30 where impossible
+    collective_rows: np.ndarray  # op indices with a collective
+    comm_tables: np.ndarray  # (hw x collectives, sizes), row h * len(collective_rows) + j
+    flops: Piecewise
+    bytes: Piecewise
+    message_bytes: Piecewise  # collective rows only
+    gemm_m: Piecewise  # matmul rows only
+    gemm_batch: Piecewise
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    total_s: np.ndarray  # one micro-batch through every stage
+    slowest_s: np.ndarray
+
+
+class FastModel:
+    """One workload on a set of clusters (one per accelerator); tables built lazily and kept."""
+
+    def __init__(self, workload: Workload, clusters: Sequence[Cluster], comm_library: str = "nccl",
+                 max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS) -> None:  # fmt: skip
+        self.workload, self.clusters, self.max_num_tokens = workload, list(clusters), max_num_tokens
+        self.hw = HardwareArrays.of(self.clusters)
+        self._costs = [RooflineCostModel(c) for c in self.clusters]
+        self._collectives = CollectiveModel(load_library(comm_library))
+        self._tables: dict[tuple[Layout, Phase, int, int], tuple[OpTable, _Derived]] = {}
+        self._sizes: dict[tuple[int, CollectiveKind, int, int, int], np.ndarray] = {}
+        hand_off = [self._pp_topologies(c) for c in self.clusters]
+        self._pp_tables = np.stack([self._size_table(h, CollectiveKind.SEND_RECV, t) for h, pair in enumerate(hand_off)
+                                    for t in pair])  # fmt: skip
+
+    # ---- tables ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _pp_topologies(cluster: Cluster) -> tuple[GroupTopology, GroupTopology]:
+        """The pipeline hand-off inside a scale-up domain, and across domains (comm.topology_for)."""
+        across = ParallelPlan(pp=cluster.system.gpus_per_domain + 1)
+        return topology_for(cluster, "pp", ParallelPlan(pp=2)), topology_for(cluster, "pp", across)
+
+    def _size_table(self, h: int, kind: CollectiveKind, topo: GroupTopology | None) -> np.ndarray:
+        """Collective time over SIZE_GRID_BYTES on hardware h (inf: the group cannot be formed)."""
+        if topo is None:
+            return np.full(len(SIZE_GRID_BYTES), np.inf)
+        key = (h, kind, topo.size, topo.per_node, topo.nodes)
+        if key not in self._sizes:
+            cost = self._collectives.cost
+            self._sizes[key] = np.array([cost(kind, float(s), topo).time_s for s in SIZE_GRID_BYTES])
+        return self._sizes[key]
+
+    def _topology(self, h: int, group: str, layout: Layout) -> GroupTopology | None:
+        try:
+            return topology_for(self.clusters[h], group, layout.plan())
+        except RooflineError:  # spans domains of a system with no scale-out fabric
+            return None
+
+    def table(self, layout: Layout, phase: Phase, new: int, context: int, u_max: int) -> tuple[OpTable, _Derived]:
+        key = (layout, phase, new, context)
+        cached = self._tables.get(key)
+        if cached is not None and cached[0].u_checked >= u_max:
+            return cached
+        u_top = 1 << max(1, math.ceil(math.log2(max(u_max, 2))))  # powers of two: few rebuilds
+        table = build_table(self.workload, layout, phase, new, context, u_top)
+        peaks = np.array([[_peak_for(cm, int(kind), dt) for cm in self._costs]
+                          for kind, dt in zip(table.kind, table.dtypes, strict=True)])  # fmt: skip
+        rows = np.array([j for j, c in enumerate(table.collectives) if c is not None], dtype=np.int64)
+        groups = [c for c in table.collectives if c is not None]
+        comm = [self._size_table(h, kind, self._topology(h, group, layout))
+                for h in range(len(self.clusters)) for kind, group in groups]  # fmt: skip
+        tables = np.stack(comm) if comm else np.zeros((0, len(SIZE_GRID_BYTES)))
+        mm, grid = table.matmuls, table.grid
+        self._tables[key] = (table, _Derived(
+            _inverse(peaks.reshape(len(table.kind), -1)), rows, tables, Piecewise.of(table.flops, grid),
+            Piecewise.of(table.bytes, grid), Piecewise.of(table.message_bytes[rows], grid),
+            Piecewise.of(table.m[mm], grid), Piecewise.of(table.gemm_batch[mm], grid),
+        ))  # fmt: skip
+        return self._tables[key]
+
+    # ---- step times ------------------------------------------------------------------------------
+
+    def part_times(self, table: OpTable, derived: _Derived, h: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """(3, configs): seconds of all layers, the embedding and the LM head for one step."""
+        kinds = np.unique(h)
+        if len(kinds) == 1:
+            return self._part_times_on(table, derived, int(kinds[0]), u)
+        out = np.empty((_PARTS, len(u)))
+        for hv in kinds:
+            sel = np.flatnonzero(h == hv)
+            out[:, sel] = self._part_times_on(table, derived, int(hv), u[sel])
+        return out
+
+    def _part_times_on(self, table: OpTable, d: _Derived, h: int, u: np.ndarray) -> np.ndarray:
+        """part_times on one accelerator: its numbers are scalars here."""
+        hw = self.hw
+        seg = d.flops.segment(u)
+        compute = d.flops(u, seg) * d.seconds_per_flop[:, h : h + 1]
+        mm = table.matmuls
+        if len(mm):
+            m = np.maximum(1.0, np.rint(d.gemm_m(u, seg)))
+            single = not np.any(d.gemm_batch.slope) and np.all(d.gemm_batch.intercept == 1.0)
+            batch = None if single else np.maximum(1.0, np.rint(d.gemm_batch(u, seg)))
+            util = wave_utilization(m, table.n[mm, :1], table.k[mm, :1], batch, hw.sm_count[h], hw.tile_m[h],
+                                    hw.tile_n[h])  # fmt: skip
+            compute[mm] /= util
+        time = np.maximum(compute, d.bytes(u, seg) * (1.0 / hw.memory_bytes_per_s[h]))
+        time += table.kernels[:, None] * hw.kernel_overhead_s[h]
+        rows = d.collective_rows
+        if len(rows):
+            tables = d.comm_tables[h * len(rows) : (h + 1) * len(rows)]
+            time[rows] = comm_time(tables, np.arange(len(rows))[:, None], d.message_bytes(u, seg))
+        time *= table.count[:, None]
+        bounds = np.searchsorted(table.part, np.arange(_PARTS + 1))
+        return np.stack([time[bounds[i] : bounds[i + 1]].sum(axis=0) for i in range(_PARTS)])
+
+    def stage_times(self, table: OpTable, derived: _Derived, layout: Layout, h: np.ndarray, u: np.ndarray,
+                    tokens: np.ndarray, pp: np.ndarray) -> StageTimes:  # fmt: skip
+        """A step's micro-batch through pp stages: layers split as plan.stage_placements does."""
+        layers_s, embedding_s, head_s = self.part_times(table, derived, h, u)
+        crosses = (layout.tp * layout.attn_dp * pp > self.hw.domain_gpus[h]) & self.hw.scale_out[h]
+        hand_off_s = comm_time(self._pp_tables, 2 * h + crosses, tokens * table.boundary_bytes_per_token)
+        hand_off_s = np.where(pp > 1, hand_off_s, 0.0)
+        n = self.workload.num_layers
+        base, extra = np.divmod(n, pp)
+        first = (base + (extra > 0)) / n * layers_s + embedding_s + hand_off_s
+        last = base / n * layers_s + head_s
+        middle = np.where(pp > 2, (base + (extra > 1)) / n * layers_s + hand_off_s, 0.0)
+        total = layers_s + embedding_s + head_s + (pp - 1) * hand_off_s
+        slowest = np.where(pp == 1, total, np.maximum(np.maximum(first, last), middle))
+        return StageTimes(total, slowest)
+
+    def decode_step_s(self, layout: Layout, context: int, h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
+                      engine: EngineConfig | None = None) -> np.ndarray:  # fmt: skip
+        """One decode step of `batch` sequences at `context` tokens: the pipeline period (engine.estimate)."""
+        micro_batches = np.minimum(pp, batch)
+        micro = -(-batch // micro_batches)
+        u = -(-micro // layout.attn_dp)
+        table, derived = self.table(layout, Phase.DECODE, 1, context, int(u.max()))
+        st = self.stage_times(table, derived, layout, h, u.astype(float), micro.astype(float), pp)
+        step_s = np.maximum(st.total_s, micro_batches * st.slowest_s)
+        if engine is not None:
+            step_s = step_s + engine.step_overhead + batch * engine.per_sequence_overhead
+        return step_s
+
+    def tpot_s(self, layout: Layout, isl: int, osl: int, h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
+               engine: EngineConfig | None = None) -> np.ndarray:  # fmt: skip
+        """TPOT: the decode step at the mean context of the steps engine.estimate samples."""
+        context = round(float(np.mean(decode_contexts(isl, osl))))
+        return self.decode_step_s(layout, context, h, batch, pp, engine)
+
+    def ttft_s(self, layout: Layout, isl: int, h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
+               engine: EngineConfig | None = None) -> np.ndarray:  # fmt: skip
+        """Prefill of the whole batch in engine steps of at most max_num_tokens per attention replica
+        (plan.prefill_chunks); consecutive steps overlap in the pipeline (engine.time_prefill)."""
+        budget, replicas = self.max_num_tokens, layout.attn_dp
+        if isl < budget:
+            per_u = budget // isl
+            full, rest = np.divmod(batch, per_u * replicas)
+            table, derived = self.table(layout, Phase.PREFILL, isl, isl, per_u)
+            ones = np.ones(len(batch))
+            f = self.stage_times(table, derived, layout, h, per_u * ones, per_u * replicas * isl * ones, pp)
+            rest_u = np.maximum(1, -(-rest // replicas)).astype(float)
+            r = self.stage_times(table, derived, layout, h, rest_u, (rest * isl).astype(float), pp)
+            has_rest = rest > 0
+            tail = np.where(has_rest, r.total_s - r.slowest_s, f.total_s - f.slowest_s)
+            ttft = full * f.slowest_s + has_rest * r.slowest_s + tail
+            steps, passes = full + has_rest, 1
+        else:
+            per_step = np.minimum(replicas, batch)
+            rounds = -(-batch // per_step)
+            ttft, start, passes = np.zeros(len(batch)), 0, 0
+            while start < isl:
+                new = min(budget, isl - start)
+                table, derived = self.table(layout, Phase.PREFILL, new, start + new, 1)
+                tokens = (per_step * new).astype(float)
+                st = self.stage_times(table, derived, layout, h, np.ones(len(batch)), tokens, pp)
+                ttft, start, passes = ttft + rounds * st.slowest_s, start + new, passes + 1
+            ttft = ttft + st.total_s - st.slowest_s
+            steps = rounds * passes
+        if engine is not None:
+            ttft = ttft + steps * engine.step_overhead + passes * batch * engine.per_sequence_overhead
+        return np.asarray(ttft, dtype=float)
+
+    # ---- memory ----------------------------------------------------------------------------------
+
+    def largest_prefill_step(self, isl: int, batch: np.ndarray, attn_dp: int) -> tuple[np.ndarray, int]:
+        """Prompts and new tokens of the batch's first (largest) prefill step (plan.prefill_chunks)."""
+        if isl >= self.max_num_tokens:
+            return np.minimum(attn_dp, batch), self.max_num_tokens
+        return np.minimum(batch, self.max_num_tokens // isl * attn_dp), isl
+
+    def memory(self, layout: Layout, isl: int, osl: int, h: np.ndarray, batch: np.ndarray,
+               pp: np.ndarray) -> dict[str, np.ndarray]:  # fmt: skip
+        """Per GPU on the most loaded stage, as memory.memory_result: weights, KV for isl + osl tokens
+        of every sequence of the replica, the largest prefill step's activations; fits with the reserve."""
+        w, precision = self.workload, layout.precision
+        out = {k: np.zeros(len(batch)) for k in ("weights_bytes", "kv_cache_bytes", "activation_bytes")}
+        prompts, new = self.largest_prefill_step(isl, batch, layout.attn_dp)
+        for p in np.unique(pp):
+            sel = np.flatnonzero(pp == p)
+            stages = stage_placements(w, layout.plan(int(p)))
+            weights = np.array([w.weight_bytes(precision, s) for s in stages])[:, None]
+            kv = np.array([w.kv_cache_bytes(isl + osl, precision, s) for s in stages])[:, None]
+            kv = kv * (-(-batch[sel] // layout.attn_dp))[None]
+            uniq, where = np.unique(prompts[sel], return_inverse=True)
+            act = np.array([[w.activation_bytes(StepShape(Phase.PREFILL, int(n), new, new), precision, s)
+                             for n in uniq] for s in stages])[:, where]  # fmt: skip
+            worst = np.argmax(weights + kv + act, axis=0)
+            cols = np.arange(len(sel))
+            out["weights_bytes"][sel] = weights[worst, 0]
+            out["kv_cache_bytes"][sel] = kv[worst, cols]
+            out["activation_bytes"][sel] = act[worst, cols]
+        reserve, capacity = self.hw.reserve_bytes[h], self.hw.capacity_bytes[h]
+        total = out["weights_bytes"] + out["kv_cache_bytes"] + out["activation_bytes"] + reserve
+        return {**out, "reserve_bytes": reserve, "total_bytes": total, "capacity_bytes": capacity,
+                "fits": total <= capacity}  # fmt: skip
+
+
+# ---- many configurations --------------------------------------------------------------------------
+
+CONFIG_FIELDS = ("hardware", "precision", "tp", "pp", "ep", "attn_dp", "batch", "isl", "osl")
+RESULT_FIELDS = ("tpot_s", "ttft_s", "weights_bytes", "kv_cache_bytes", "activation_bytes", "reserve_bytes",
+                 "total_bytes", "capacity_bytes")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FastResult:
+    """Arrays over the configurations; `valid` False where the split is impossible (see `errors`)."""
+
+    arrays: dict[str, np.ndarray]
+    errors: dict[str, int]  # message -> configurations it ruled out
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.arrays[key]
+
+
+def configs_from(rows: Iterable[dict[str, int]]) -> dict[str, np.ndarray]:
+    """Config dicts (CONFIG_FIELDS: indices for hardware and precision) -> arrays."""
+    table = list(rows)
+    return {f: np.array([r[f] for r in table], dtype=np.int64) for f in CONFIG_FIELDS}
+
+
+def evaluate(model: FastModel, configs: dict[str, np.ndarray], precisions: Sequence[Precision],
+             engine: EngineConfig | None = None, phases: tuple[str, ...] = ("decode", "prefill", "memory"),
+             progress: Callable[[int], None] | None = None) -> FastResult:  # fmt: skip
+    """TPOT, TTFT and memory for every configuration: numpy inside each group of configurations
+    that share a layout, formats and isl/osl; one Python pass per group."""
+    n = len(configs["batch"])
+    arrays = {k: np.full(n, np.nan) for k in RESULT_FIELDS}
+    arrays["valid"], arrays["fits"] = np.zeros(n, bool), np.zeros(n, bool)
+    errors: dict[str, int] = {}
+    fields = ("precision", "tp", "ep", "attn_dp", "isl", "osl")
+    key = np.zeros(n, dtype=np.int64)
+    for f in fields:  # mixed-radix code of the group columns, then one 1-D sort
+        values, codes = np.unique(configs[f], return_inverse=True)
+        key = key * len(values) + codes.ravel()
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    groups = np.stack([configs[f][first] for f in fields], axis=1)
+    order = np.argsort(inverse.ravel(), kind="stable")
+    splits = np.cumsum(np.bincount(inverse.ravel(), minlength=len(groups)))[:-1]
+    for (prec, tp, ep, attn_dp, isl, osl), sel in zip(groups, np.split(order, splits), strict=True):
+        h, batch, pp = configs["hardware"][sel], configs["batch"][sel], configs["pp"][sel]
+        try:
+            layout = Layout(int(tp), int(ep), int(attn_dp), precisions[int(prec)])
+            for p in np.unique(pp):
+                stage_placements(model.workload, layout.plan(int(p)))  # raises on an impossible split
+        except RooflineError as exc:
+            errors[str(exc)] = errors.get(str(exc), 0) + len(sel)
+            if progress:
+                progress(len(sel))
+            continue
+        arrays["valid"][sel] = True
+        if "decode" in phases:
+            arrays["tpot_s"][sel] = model.tpot_s(layout, int(isl), int(osl), h, batch, pp, engine)
+        if "prefill" in phases:
+            arrays["ttft_s"][sel] = model.ttft_s(layout, int(isl), h, batch, pp, engine)
+        if "memory" in phases:
+            for name, values in model.memory(layout, int(isl), int(osl), h, batch, pp).items():
+                arrays[name][sel] = values
+        if progress:
+            progress(len(sel))
+    return FastResult(arrays, errors)
