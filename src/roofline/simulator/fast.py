@@ -69,30 +69,40 @@ class Layout:
         return ParallelPlan(tp=self.tp, pp=pp, ep=self.ep, attn_dp=self.attn_dp)
 
 
+Q_FLOPS, Q_BYTES, Q_MESSAGE, Q_M, Q_N, Q_K, Q_GEMM_BATCH = range(7)
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """Per-instance operator quantities (ops, 7, points) at `grid` x `scale` sequences in the step."""
+
+    grid: np.ndarray
+    values: np.ndarray
+    checked: int  # the largest grid value the operators were built at
+
+
 @dataclass(frozen=True)
 class OpTable:
-    """One layout's operators for one step family, tabulated over u (sequences per attention replica)."""
+    """One layout's operators for one step family. Most depend on u, the sequences one attention
+    replica runs (`local`, built at u x attn_dp sequences); with attention-DP the routed-expert ops
+    depend on s, the sequences of the whole step (`group`, built at s sequences)."""
 
-    grid: np.ndarray  # (g,) u values
     part: np.ndarray  # (ops,) 0 layers, 1 embedding, 2 LM head
     count: np.ndarray
     kernels: np.ndarray
     kind: np.ndarray  # _KIND_CODE
     dtypes: tuple[DType, ...]
     collectives: tuple[tuple[CollectiveKind, str] | None, ...]
-    flops: np.ndarray  # (ops, g)
-    bytes: np.ndarray
-    message_bytes: np.ndarray
-    m: np.ndarray  # GEMM shape (0 where none)
-    n: np.ndarray
+    n: np.ndarray  # GEMM shape (0: not a GEMM)
     k: np.ndarray
-    gemm_batch: np.ndarray
+    local: Sampled
+    group: Sampled | None
+    group_ops: np.ndarray  # bool (ops,)
     boundary_bytes_per_token: float  # pipeline hand-off per token of the step
-    u_checked: int  # the largest u the operators were built at
 
     @property
     def matmuls(self) -> np.ndarray:
-        return np.flatnonzero(self.n[:, 0] > 0)
+        return np.flatnonzero(self.n > 0)
 
 
 def _parts(layout: Layout, layers: int) -> list[Placement]:
@@ -104,14 +114,13 @@ def _parts(layout: Layout, layers: int) -> list[Placement]:
     ]
 
 
-def _op_rows(workload: Workload, layout: Layout, phase: Phase, new: int, context: int, u: int) -> list[tuple[int, Op]]:
-    step = StepShape(phase, u * layout.attn_dp, new, context)
+def _op_rows(workload: Workload, layout: Layout, step: StepShape) -> list[tuple[int, Op]]:
     parts = _parts(layout, workload.num_layers)
     return [(i, op) for i, p in enumerate(parts) for op in workload.build_ops(step, layout.precision, p)]
 
 
 def _quantities(rows: list[tuple[int, Op]]) -> np.ndarray:
-    """(ops, 6): FLOPs, bytes, message, m, n, k... per instance; GEMM batch last."""
+    """(ops, 7): FLOPs, bytes, collective message, GEMM m, n, k, batch; per instance."""
     out = np.zeros((len(rows), 7))
     for j, (_, op) in enumerate(rows):
         s = op.shape
@@ -121,38 +130,54 @@ def _quantities(rows: list[tuple[int, Op]]) -> np.ndarray:
 
 
 def _is_linear(values: dict[int, np.ndarray]) -> bool:
-    """Every quantity on the line through u = 1 and u = 2 (checked at the other points)."""
+    """Every quantity on the line through x = 1 and x = 2 (checked at the other points)."""
     a, b = values[1], values[2]
-    return all(np.allclose(a + (b - a) * (u - 1), q, rtol=1e-9, atol=1e-6) for u, q in values.items())
+    return all(np.allclose(a + (b - a) * (x - 1), q, rtol=1e-9, atol=1e-6) for x, q in values.items())
 
 
-def build_table(workload: Workload, layout: Layout, phase: Phase, new: int, context: int, u_max: int) -> OpTable:
-    """Operators at u = 1, 2, 3, u_max; if all linear, the two-point grid; else 2 points per octave."""
-    probe = sorted({1, 2, 3, max(u_max, 2)})
-    rows = {u: _op_rows(workload, layout, phase, new, context, u) for u in probe}
-    names = [(i, op.name) for i, op in rows[1]]
-    for u, r in rows.items():
-        if [(i, op.name) for i, op in r] != names:
-            raise RooflineError(f"{workload.id}: the operator list changes with the batch (u={u}); fast path unusable")
-    values = {u: _quantities(r) for u, r in rows.items()}
+def _sample(workload: Workload, layout: Layout, shape: Callable[[int], StepShape], x_max: int,
+            names: list[tuple[int, str]]) -> Sampled:  # fmt: skip
+    """Quantities at x = 1, 2, 3, x_max; if all linear, the two-point grid, else 2 points per octave."""
+
+    def at(x: int) -> np.ndarray:
+        rows = _op_rows(workload, layout, shape(x))
+        if [(i, op.name) for i, op in rows] != names:
+            raise RooflineError(f"{workload.id}: the operator list changes with the batch; no fast path")
+        return _quantities(rows)
+
+    probe = sorted({1, 2, 3, max(x_max, 2)})
+    values = {x: at(x) for x in probe}
     if _is_linear(values):
         grid = np.array([1, 2])
     else:
-        points = max(2, int(math.ceil(math.log2(max(u_max, 2)) * 2)) + 1)
-        grid = np.unique(np.round(np.geomspace(1, max(u_max, 2), points)).astype(np.int64))
-        for u in grid:
-            if int(u) not in values:
-                values[int(u)] = _quantities(_op_rows(workload, layout, phase, new, context, int(u)))
-    q = np.stack([values[int(u)] for u in grid], axis=2)  # (ops, 7, g)
-    ops = [op for _, op in rows[1]]
+        points = max(2, math.ceil(math.log2(max(x_max, 2)) * 2) + 1)
+        grid = np.unique(np.round(np.geomspace(1, max(x_max, 2), points)).astype(np.int64))
+        values.update({int(x): at(int(x)) for x in grid if int(x) not in values})
+    return Sampled(grid.astype(float), np.stack([values[int(x)] for x in grid], axis=2), max(probe))
+
+
+def build_table(workload: Workload, layout: Layout, phase: Phase, new: int, context: int, u_max: int) -> OpTable:
+    replicas = layout.attn_dp
+    rows = _op_rows(workload, layout, StepShape(phase, replicas, new, context))
+    names = [(i, op.name) for i, op in rows]
+    local = _sample(workload, layout, lambda u: StepShape(phase, u * replicas, new, context), u_max, names)
+    group, group_ops = None, np.zeros(len(rows), bool)
+    if replicas > 1:  # ops that see the whole step's sequences: they differ between s = 1 and s = attn_dp
+        one = _quantities(_op_rows(workload, layout, StepShape(phase, 1, new, context)))
+        group_ops = ~np.isclose(one, local.values[:, :, 0], rtol=1e-12).all(axis=1)
+        if group_ops.any():
+            step = lambda s: StepShape(phase, s, new, context)  # noqa: E731
+            group = _sample(workload, layout, step, u_max * replicas, names)
+    ops = [op for _, op in rows]
+    first = _quantities(rows)
     per_token = workload.stage_boundary_bytes(StepShape(phase, 1, new, context), layout.precision) / new
     return OpTable(
-        grid=grid.astype(float), part=np.array([i for i, _ in rows[1]]),
-        count=np.array([op.count for op in ops], float), kernels=np.array([op.kernels for op in ops], float),
-        kind=np.array([_KIND_CODE[op.kind] for op in ops]), dtypes=tuple(op.dtype for op in ops),
+        part=np.array([i for i, _ in rows]), count=np.array([op.count for op in ops], float),
+        kernels=np.array([op.kernels for op in ops], float), kind=np.array([_KIND_CODE[op.kind] for op in ops]),
+        dtypes=tuple(op.dtype for op in ops),
         collectives=tuple((op.collective.kind, op.collective.group) if op.collective else None for op in ops),
-        flops=q[:, 0], bytes=q[:, 1], message_bytes=q[:, 2], m=q[:, 3], n=q[:, 4], k=q[:, 5], gemm_batch=q[:, 6],
-        boundary_bytes_per_token=per_token, u_checked=max(probe),
+        n=first[:, Q_N], k=first[:, Q_K], local=local, group=group, group_ops=group_ops,
+        boundary_bytes_per_token=per_token,
     )  # fmt: skip
 
 
@@ -170,16 +195,45 @@ class Piecewise:
         slope = np.diff(values, axis=1) / np.diff(grid)
         return cls(grid, values[:, :-1] - slope * grid[:-1], slope)
 
-    def segment(self, u: np.ndarray) -> np.ndarray | None:
-        if len(self.grid) == 2:
-            return None
-        return np.clip(np.searchsorted(self.grid, u, side="right") - 1, 0, len(self.grid) - 2)
-
-    def __call__(self, u: np.ndarray, segment: np.ndarray | None) -> np.ndarray:
+    def __call__(self, x: np.ndarray, segment: np.ndarray | None) -> np.ndarray:
         """(rows, configs)."""
         if segment is None:
-            return self.intercept[:, :1] + self.slope[:, :1] * u[None]
-        return self.intercept[:, segment] + self.slope[:, segment] * u[None]
+            return self.intercept[:, :1] + self.slope[:, :1] * x[None]
+        return self.intercept[:, segment] + self.slope[:, segment] * x[None]
+
+
+def segment(grid: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+    if len(grid) == 2:
+        return None
+    return np.clip(np.searchsorted(grid, x, side="right") - 1, 0, len(grid) - 2)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """One quantity of a subset of the ops: local rows as functions of u, group rows of s."""
+
+    local: Piecewise
+    group: Piecewise | None
+    local_pos: np.ndarray
+    group_pos: np.ndarray
+
+    @classmethod
+    def of(cls, table: OpTable, rows: np.ndarray, quantity: int) -> Rows:
+        g = table.group_ops[rows]
+        local = Piecewise.of(table.local.values[rows[~g], quantity], table.local.grid)
+        if table.group is None or not g.any():
+            return cls(local, None, np.flatnonzero(~g), np.flatnonzero(g))
+        group = Piecewise.of(table.group.values[rows[g], quantity], table.group.grid)
+        return cls(local, group, np.flatnonzero(~g), np.flatnonzero(g))
+
+    def __call__(self, u: np.ndarray, s: np.ndarray, segments: tuple[np.ndarray | None, np.ndarray | None]
+                 ) -> np.ndarray:  # fmt: skip
+        if self.group is None:
+            return self.local(u, segments[0])
+        out = np.empty((len(self.local_pos) + len(self.group_pos), len(u)))
+        out[self.local_pos] = self.local(u, segments[0])
+        out[self.group_pos] = self.group(s, segments[1])
+        return out
 
 
 def comm_time(tables: np.ndarray, rows: np.ndarray, size_bytes: np.ndarray) -> np.ndarray:
@@ -273,11 +327,15 @@ class _Derived:
     seconds_per_flop: np.ndarray  # (ops, hw): 1 / achievable FLOP/s; 0 for collectives, 1e30 where impossible
     collective_rows: np.ndarray  # op indices with a collective
     comm_tables: np.ndarray  # (hw x collectives, sizes), row h * len(collective_rows) + j
-    flops: Piecewise
-    bytes: Piecewise
-    message_bytes: Piecewise  # collective rows only
-    gemm_m: Piecewise  # matmul rows only
-    gemm_batch: Piecewise
+    flops: Rows
+    bytes: Rows
+    message_bytes: Rows  # collective rows only
+    gemm_m: Rows  # matmul rows only
+    gemm_batch: Rows
+    single_gemms: bool  # every GEMM has batch 1
+
+    def segments(self, table: OpTable, u: np.ndarray, s: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        return segment(table.local.grid, u), None if table.group is None else segment(table.group.grid, s)
 
 
 @dataclass(frozen=True)
@@ -328,8 +386,10 @@ class FastModel:
     def table(self, layout: Layout, phase: Phase, new: int, context: int, u_max: int) -> tuple[OpTable, _Derived]:
         key = (layout, phase, new, context)
         cached = self._tables.get(key)
-        if cached is not None and cached[0].u_checked >= u_max:
-            return cached
+        if cached is not None:
+            t = cached[0]
+            if t.local.checked >= u_max and (t.group is None or t.group.checked >= u_max * layout.attn_dp):
+                return cached
         u_top = 1 << max(1, math.ceil(math.log2(max(u_max, 2))))  # powers of two: few rebuilds
         table = build_table(self.workload, layout, phase, new, context, u_top)
         peaks = np.array([[_peak_for(cm, int(kind), dt) for cm in self._costs]
@@ -339,56 +399,60 @@ class FastModel:
         comm = [self._size_table(h, kind, self._topology(h, group, layout))
                 for h in range(len(self.clusters)) for kind, group in groups]  # fmt: skip
         tables = np.stack(comm) if comm else np.zeros((0, len(SIZE_GRID_BYTES)))
-        mm, grid = table.matmuls, table.grid
+        every, mm = np.arange(len(table.kind)), table.matmuls
+        batches = [x.values[mm, Q_GEMM_BATCH] for x in (table.local, table.group) if x is not None]
         self._tables[key] = (table, _Derived(
-            _inverse(peaks.reshape(len(table.kind), -1)), rows, tables, Piecewise.of(table.flops, grid),
-            Piecewise.of(table.bytes, grid), Piecewise.of(table.message_bytes[rows], grid),
-            Piecewise.of(table.m[mm], grid), Piecewise.of(table.gemm_batch[mm], grid),
+            _inverse(peaks.reshape(len(table.kind), -1)), rows, tables, Rows.of(table, every, Q_FLOPS),
+            Rows.of(table, every, Q_BYTES), Rows.of(table, rows, Q_MESSAGE), Rows.of(table, mm, Q_M),
+            Rows.of(table, mm, Q_GEMM_BATCH), all(bool(np.all(b == 1.0)) for b in batches),
         ))  # fmt: skip
         return self._tables[key]
 
     # ---- step times ------------------------------------------------------------------------------
 
-    def part_times(self, table: OpTable, derived: _Derived, h: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """(3, configs): seconds of all layers, the embedding and the LM head for one step."""
+    def part_times(self, table: OpTable, derived: _Derived, h: np.ndarray, u: np.ndarray,
+                   s: np.ndarray) -> np.ndarray:  # fmt: skip
+        """(3, configs): seconds of all layers, the embedding and the LM head for one step of s
+        sequences, u of them on each attention replica."""
         kinds = np.unique(h)
         if len(kinds) == 1:
-            return self._part_times_on(table, derived, int(kinds[0]), u)
+            return self._part_times_on(table, derived, int(kinds[0]), u, s)
         out = np.empty((_PARTS, len(u)))
         for hv in kinds:
             sel = np.flatnonzero(h == hv)
-            out[:, sel] = self._part_times_on(table, derived, int(hv), u[sel])
+            out[:, sel] = self._part_times_on(table, derived, int(hv), u[sel], s[sel])
         return out
 
-    def _part_times_on(self, table: OpTable, d: _Derived, h: int, u: np.ndarray) -> np.ndarray:
+    def _part_times_on(self, table: OpTable, d: _Derived, h: int, u: np.ndarray, s: np.ndarray) -> np.ndarray:
         """part_times on one accelerator: its numbers are scalars here."""
         hw = self.hw
-        seg = d.flops.segment(u)
-        compute = d.flops(u, seg) * d.seconds_per_flop[:, h : h + 1]
+        seg = d.segments(table, u, s)
+        compute = d.flops(u, s, seg) * d.seconds_per_flop[:, h : h + 1]
         mm = table.matmuls
         if len(mm):
-            m = np.maximum(1.0, np.rint(d.gemm_m(u, seg)))
-            single = not np.any(d.gemm_batch.slope) and np.all(d.gemm_batch.intercept == 1.0)
-            batch = None if single else np.maximum(1.0, np.rint(d.gemm_batch(u, seg)))
-            util = wave_utilization(m, table.n[mm, :1], table.k[mm, :1], batch, hw.sm_count[h], hw.tile_m[h],
+            m = np.maximum(1.0, np.rint(d.gemm_m(u, s, seg)))
+            batch = None if d.single_gemms else np.maximum(1.0, np.rint(d.gemm_batch(u, s, seg)))
+            util = wave_utilization(m, table.n[mm, None], table.k[mm, None], batch, hw.sm_count[h], hw.tile_m[h],
                                     hw.tile_n[h])  # fmt: skip
             compute[mm] /= util
-        time = np.maximum(compute, d.bytes(u, seg) * (1.0 / hw.memory_bytes_per_s[h]))
+        time = np.maximum(compute, d.bytes(u, s, seg) * (1.0 / hw.memory_bytes_per_s[h]))
         time += table.kernels[:, None] * hw.kernel_overhead_s[h]
         rows = d.collective_rows
         if len(rows):
             tables = d.comm_tables[h * len(rows) : (h + 1) * len(rows)]
-            time[rows] = comm_time(tables, np.arange(len(rows))[:, None], d.message_bytes(u, seg))
+            time[rows] = comm_time(tables, np.arange(len(rows))[:, None], d.message_bytes(u, s, seg))
         time *= table.count[:, None]
         bounds = np.searchsorted(table.part, np.arange(_PARTS + 1))
         return np.stack([time[bounds[i] : bounds[i + 1]].sum(axis=0) for i in range(_PARTS)])
 
-    def stage_times(self, table: OpTable, derived: _Derived, layout: Layout, h: np.ndarray, u: np.ndarray,
-                    tokens: np.ndarray, pp: np.ndarray) -> StageTimes:  # fmt: skip
-        """A step's micro-batch through pp stages: layers split as plan.stage_placements does."""
-        layers_s, embedding_s, head_s = self.part_times(table, derived, h, u)
+    def stage_times(self, table: OpTable, derived: _Derived, layout: Layout, h: np.ndarray, sequences: np.ndarray,
+                    new_tokens: int, pp: np.ndarray) -> StageTimes:  # fmt: skip
+        """One step of `sequences` (micro-batch) through pp stages, split as plan.stage_placements does."""
+        s = np.maximum(sequences, 1).astype(float)
+        u = np.ceil(s / layout.attn_dp)
+        layers_s, embedding_s, head_s = self.part_times(table, derived, h, u, s)
         crosses = (layout.tp * layout.attn_dp * pp > self.hw.domain_gpus[h]) & self.hw.scale_out[h]
-        hand_off_s = comm_time(self._pp_tables, 2 * h + crosses, tokens * table.boundary_bytes_per_token)
+        hand_off_s = comm_time(self._pp_tables, 2 * h + crosses, s * new_tokens * table.boundary_bytes_per_token)
         hand_off_s = np.where(pp > 1, hand_off_s, 0.0)
         n = self.workload.num_layers
         base, extra = np.divmod(n, pp)
@@ -404,9 +468,8 @@ class FastModel:
         """One decode step of `batch` sequences at `context` tokens: the pipeline period (engine.estimate)."""
         micro_batches = np.minimum(pp, batch)
         micro = -(-batch // micro_batches)
-        u = -(-micro // layout.attn_dp)
-        table, derived = self.table(layout, Phase.DECODE, 1, context, int(u.max()))
-        st = self.stage_times(table, derived, layout, h, u.astype(float), micro.astype(float), pp)
+        table, derived = self.table(layout, Phase.DECODE, 1, context, int(-(-micro.max() // layout.attn_dp)))
+        st = self.stage_times(table, derived, layout, h, micro, 1, pp)
         step_s = np.maximum(st.total_s, micro_batches * st.slowest_s)
         if engine is not None:
             step_s = step_s + engine.step_overhead + batch * engine.per_sequence_overhead
@@ -424,13 +487,11 @@ class FastModel:
         (plan.prefill_chunks); consecutive steps overlap in the pipeline (engine.time_prefill)."""
         budget, replicas = self.max_num_tokens, layout.attn_dp
         if isl < budget:
-            per_u = budget // isl
-            full, rest = np.divmod(batch, per_u * replicas)
-            table, derived = self.table(layout, Phase.PREFILL, isl, isl, per_u)
-            ones = np.ones(len(batch))
-            f = self.stage_times(table, derived, layout, h, per_u * ones, per_u * replicas * isl * ones, pp)
-            rest_u = np.maximum(1, -(-rest // replicas)).astype(float)
-            r = self.stage_times(table, derived, layout, h, rest_u, (rest * isl).astype(float), pp)
+            per_step = budget // isl * replicas
+            full, rest = np.divmod(batch, per_step)
+            table, derived = self.table(layout, Phase.PREFILL, isl, isl, budget // isl)
+            f = self.stage_times(table, derived, layout, h, np.full(len(batch), per_step), isl, pp)
+            r = self.stage_times(table, derived, layout, h, rest, isl, pp)
             has_rest = rest > 0
             tail = np.where(has_rest, r.total_s - r.slowest_s, f.total_s - f.slowest_s)
             ttft = full * f.slowest_s + has_rest * r.slowest_s + tail
@@ -442,8 +503,7 @@ class FastModel:
             while start < isl:
                 new = min(budget, isl - start)
                 table, derived = self.table(layout, Phase.PREFILL, new, start + new, 1)
-                tokens = (per_step * new).astype(float)
-                st = self.stage_times(table, derived, layout, h, np.ones(len(batch)), tokens, pp)
+                st = self.stage_times(table, derived, layout, h, per_step, new, pp)
                 ttft, start, passes = ttft + rounds * st.slowest_s, start + new, passes + 1
             ttft = ttft + st.total_s - st.slowest_s
             steps = rounds * passes
