@@ -50,6 +50,8 @@ from roofline.workloads import get_workload
 
 def _load(max_throughput: bool, rate: str | None, concurrency: int | None, **kw: Any) -> Load:
     chosen = sum(x is not None and x is not False for x in (max_throughput or None, rate, concurrency))
+    if chosen == 0 and kw.get("trace") is not None:  # the trace's own arrival times are the load
+        return Load("trace", math.nan, **kw)
     if chosen != 1:
         raise RooflineError("choose one load: --max-throughput, --request-rate R (or inf), or --concurrency C")
     if max_throughput:

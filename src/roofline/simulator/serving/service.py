@@ -82,6 +82,7 @@ class ServeResult:
     replicas: int
     kv_capacity_tokens: int
     sim: SimulationResult
+    total_requests: int | None = None  # all replicas; default: the simulated replica's x replicas
 
     @property
     def output_tokens_per_s(self) -> float:
@@ -97,7 +98,7 @@ class ServeResult:
             "engine": self.engine,
             "num_gpus": self.num_gpus,
             "replicas": self.replicas,
-            "requests": int(len(self.sim.osl)) * self.replicas,
+            "requests": self.total_requests or int(len(self.sim.osl)) * self.replicas,
             "output_tokens_per_s": self.output_tokens_per_s,
             "output_tokens_per_s_per_gpu": self.output_tokens_per_s / self.num_gpus,
             "output_tokens_per_s_per_user": 1e3 / tpot["mean"] if tpot["mean"] > 0 else math.nan,
@@ -122,7 +123,10 @@ def serve(workload: Workload, cluster: Cluster, scenario: Scenario, engine: Engi
     length = scenario.isl + scenario.osl
     batch_hint = max(1, min(engine.max_batch, capacity // max(length, 1)))
     requests = build_requests(scenario, load, batch_hint)
-    if load.mode == "request_rate" and replicas > 1 and load.trace is None:
+    total = len(requests) if load.trace is not None else None
+    if replicas > 1 and load.trace is not None:  # round-robin: this replica serves every dp-th request
+        requests = Requests(requests.arrival_s[::replicas], requests.isl[::replicas], requests.osl[::replicas])
+    elif load.mode == "request_rate" and replicas > 1:
         requests = Requests(requests.arrival_s * replicas, requests.isl, requests.osl)
     max_context = int((requests.isl + requests.osl).max())
     model = StepTimeModel(workload, cluster, scenario, engine, max_context=max_context,
@@ -131,4 +135,4 @@ def serve(workload: Workload, cluster: Cluster, scenario: Scenario, engine: Engi
     if concurrency is not None and replicas > 1:
         concurrency = max(1, concurrency // replicas)
     sim = simulate(model, requests, engine, capacity, concurrency, load.prefix_hit, engine.request_overhead)
-    return ServeResult(load, engine.id, scenario.plan.num_gpus, replicas, capacity, sim)
+    return ServeResult(load, engine.id, scenario.plan.num_gpus, replicas, capacity, sim, total)

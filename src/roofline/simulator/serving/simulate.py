@@ -78,10 +78,12 @@ def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_
     isl, osl = requests.isl.astype(np.int64), requests.osl.astype(np.int64)
     need = np.maximum(1, np.round(isl * (1.0 - prefix_hit))).astype(np.int64)  # prompt tokens to compute
     skip = isl - need
-    if int((isl + osl).max()) > kv_capacity_tokens:
+    block = engine.kv_block_tokens
+    longest = int((-(-(isl + osl) // block) * block).max())  # whole blocks
+    if longest > kv_capacity_tokens:
         raise RooflineError(
-            f"one request of {int((isl + osl).max())} tokens does not fit the KV cache ({kv_capacity_tokens} "
-            "tokens); use more GPUs, a smaller KV dtype or shorter requests"
+            f"one request needs {longest} tokens of KV (in {block}-token blocks) but the cache holds "
+            f"{kv_capacity_tokens}; use more GPUs, a smaller KV dtype or shorter requests"
         )
     arrival = requests.arrival_s.astype(float).copy()
     if concurrency is not None:
@@ -89,7 +91,6 @@ def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_
         arrival[: min(concurrency, n)] = 0.0
     st = _State(np.zeros(n, np.int64), np.zeros(n), np.full(n, np.nan), np.full(n, np.nan))
     per_step, verify = model.tokens_per_step, model.verify_tokens
-    block = engine.kv_block_tokens
     waiting: deque[int] = deque()
     running = np.zeros(0, np.int64)  # in admission order
     next_arrival, t, steps, preemptions = 0, 0.0, 0, 0
@@ -162,7 +163,8 @@ def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_
             st.prefilled[i] += take
             if st.prefilled[i] >= need[i]:
                 st.generated[i] = 1.0
-                st.first[i] = t
+                if np.isnan(st.first[i]):  # a recomputed (preempted) sequence already sent its first token
+                    st.first[i] = t
         done = st.generated[running] >= osl[running]
         if done.any():
             finished = running[done]
@@ -170,8 +172,8 @@ def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_
             running = running[~done]
             if concurrency is not None:
                 for _ in finished:
-                    if released < n:
-                        arrival[released] = t
+                    if released < n:  # the client gets its answer, then sends the next request
+                        arrival[released] = t + request_overhead_s
                         released += 1
         if not engine.reserve_full_sequence:  # paged KV: preempt the newest sequences when full
             while len(running) and kv_tokens(running) > kv_capacity_tokens:

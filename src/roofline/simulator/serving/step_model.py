@@ -3,10 +3,12 @@
 A step holds D decode sequences (mean context c) and prefill chunks of P_i new tokens reaching
 context C_i. The cost model is evaluated on grids once and interpolated (log-log):
 - base(T): every operator for T tokens with a context of one token: matmuls, norms, collectives,
-  LM head, sampling -- what depends on the token count only;
+  LM head, sampling -- what depends on the token count only; head(R), its LM-head and sampling
+  part, is paid only for the R rows that emit a token (decodes, and a prompt chunk's last token);
 - decode_attention(D, c) = step(D sequences at context c) - base(D): the context-dependent part;
-- prefill_attention(P, C) = step(one chunk of P tokens at context C) - base(P).
-step = base(D + sum P_i) + decode_attention(D, c) + sum prefill_attention(P_i, C_i) + host overheads.
+- prefill_attention(P, C) = step(one chunk of P tokens at context C) - body(P) - head(1).
+step = body(D + sum P_i) + head(D + chunks) + decode_attention(D, c) + sum prefill_attention(P_i, C_i)
+       + host overheads, where body = base - head.
 Speculative decoding (MTP heads or a draft model): decoding sequences put 1 + k tokens through the
 target model and the drafter runs k times. Pipeline parallelism: a step is `pp` micro-batches in
 flight; its period is max(one micro-batch through all stages, pp x the slowest stage).
@@ -17,11 +19,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Literal, overload
 
 import numpy as np
 
 from roofline.hardware_specs.cluster import Cluster
-from roofline.ir import Phase, StepShape
+from roofline.ir import OpClass, Phase, StepShape
 from roofline.simulator.collectives import load_library
 from roofline.simulator.cost import RooflineCostModel
 from roofline.simulator.engine import time_step
@@ -30,12 +33,21 @@ from roofline.simulator.serving.engine_config import EngineConfig
 from roofline.workloads.base import Workload
 
 POINTS_PER_OCTAVE = 2
+HEAD_CLASSES = (OpClass.LM_HEAD, OpClass.SAMPLING)
 
 
 def log_grid(high: int) -> np.ndarray:
     """1 .. high, geometric, POINTS_PER_OCTAVE points per doubling, integers, high included."""
     n = max(2, int(math.log2(max(high, 2)) * POINTS_PER_OCTAVE) + 1)
     return np.unique(np.round(np.geomspace(1, max(high, 2), n)).astype(np.int64))
+
+
+def token_grid(high: int) -> np.ndarray:
+    """Token counts where the step time is evaluated: the log grid plus both sides of every
+    multiple of 64 (GEMM tile edges, where the time jumps), coarser above 16k tokens."""
+    step = 64 * max(1, math.ceil(high / 16384))
+    edges = np.arange(step, high + 1, step)
+    return np.unique(np.concatenate([log_grid(high), edges, edges + 1, [high]])).astype(np.int64)
 
 
 def _interp1(x: np.ndarray | float, grid: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -88,8 +100,10 @@ class StepTimeModel:
             if draft else None
         )  # fmt: skip
         max_tokens = max(engine.max_num_tokens, max_decode * verify) + max_decode * verify
-        self.token_grid = log_grid(max_tokens)
-        self.base_s = np.array([self._time(Phase.DECODE, int(t), 1, 1) for t in self.token_grid])
+        self.token_grid = token_grid(max_tokens)
+        base = [self._time(Phase.DECODE, int(t), 1, 1, with_head=True) for t in self.token_grid]
+        self.base_s = np.array([b[0] for b in base])
+        self.head_s = np.array([b[1] for b in base])  # LM head, logits gather, sampling: per emitting row
         self.decode_grid = log_grid(max_decode)
         self.context_grid = log_grid(max_context)
         self.decode_attention_s = np.array([
@@ -97,9 +111,10 @@ class StepTimeModel:
              for c in self.context_grid]
             for d in self.decode_grid
         ]).clip(min=0.0)  # fmt: skip
-        self.chunk_grid = log_grid(engine.max_num_tokens)
+        self.chunk_grid = token_grid(engine.max_num_tokens)
         self.prefill_attention_s = np.array([
-            [self._time(Phase.PREFILL, 1, int(p), max(int(p), int(c))) - self.base(p) for c in self.context_grid]
+            [self._time(Phase.PREFILL, 1, int(p), max(int(p), int(c))) - self.body(p) - self.head(1)
+             for c in self.context_grid]
             for p in self.chunk_grid
         ]).clip(min=0.0)  # fmt: skip
 
@@ -115,12 +130,31 @@ class StepTimeModel:
             return sum(self.draft.acceptance**i for i in range(self.draft.tokens + 1))
         return self.scenario.tokens_per_decode_step
 
-    def _time(self, phase: Phase, batch: int, new_tokens: int, context: int) -> float:
+    @overload
+    def _time(self, phase: Phase, batch: int, new_tokens: int, context: int) -> float: ...
+    @overload
+    def _time(self, phase: Phase, batch: int, new_tokens: int, context: int,
+              with_head: Literal[True]) -> tuple[float, float]: ...  # fmt: skip
+
+    def _time(self, phase: Phase, batch: int, new_tokens: int, context: int,
+              with_head: bool = False) -> float | tuple[float, float]:  # fmt: skip
         micro = max(1, -(-batch // self._pp))
         step = StepShape(phase, micro, new_tokens, context)
         timing = time_step(self.workload, step, self.scenario, self._cost, self._placements)
         micro_batches = min(self._pp, batch)
-        return max(timing.time_s, micro_batches * timing.slowest_stage_s)
+        period = max(timing.time_s, micro_batches * timing.slowest_stage_s)
+        if not with_head:
+            return period
+        head = sum(c.total_s for c in timing.costs if c.op.op_class in HEAD_CLASSES or c.op.name.startswith("logits"))
+        return period, head * micro_batches
+
+    def head(self, rows: float | np.ndarray) -> np.ndarray:
+        """LM head + logits gather + sampling for `rows` sequences that emit a token."""
+        return _interp1(rows, self.token_grid, self.head_s)
+
+    def body(self, tokens: float | np.ndarray) -> np.ndarray:
+        """Every operator but the head, for `tokens` tokens."""
+        return self.base(tokens) - self.head(tokens)
 
     def base(self, tokens: float | np.ndarray) -> np.ndarray:
         return _interp1(tokens, self.token_grid, self.base_s)
@@ -139,7 +173,8 @@ class StepTimeModel:
         tokens = decodes * self._verify + sum(p for p, _ in chunks)
         if tokens == 0:
             return 0.0
-        t = float(self.base(tokens))
+        emitting = decodes * self._verify + len(chunks)  # a prompt chunk's logits: its last token at most
+        t = float(self.body(tokens)) + float(self.head(emitting))
         if decodes:
             t += float(self.decode_attention(np.array(decodes), np.array(decode_context)))
         if decodes and self._draft_model is not None and self.draft is not None:
