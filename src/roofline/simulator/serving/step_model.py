@@ -111,7 +111,7 @@ class StepTimeModel:
              for c in self.context_grid]
             for d in self.decode_grid
         ]).clip(min=0.0)  # fmt: skip
-        self.chunk_grid = token_grid(engine.max_num_tokens)
+        self.chunk_grid = log_grid(engine.max_num_tokens)  # body() carries the tile edges
         self.prefill_attention_s = np.array([
             [self._time(Phase.PREFILL, 1, int(p), max(int(p), int(c))) - self.body(p) - self.head(1)
              for c in self.context_grid]
