@@ -37,6 +37,7 @@ app.add_typer(model.app, name="model")
 app.add_typer(comm.app, name="comm")
 app.command("estimate")(estimate.estimate_command)
 app.command("memory")(estimate.memory_command)
+app.command("sweep")(__import__("roofline.cli.sweep", fromlist=["sweep_command"]).sweep_command)
 app.command("validate")(validate.validate_command)
 app.command("serve")(serve.serve_command)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from roofline.dtypes import DType, default_kv_dtype, parse_dtype
 from roofline.errors import RooflineError
@@ -81,6 +81,6 @@ def powers_of_two(limit: int) -> list[int]:
     return [1 << i for i in range(limit.bit_length()) if 1 << i <= limit]
 
 
-def product_rows(axes: dict[str, Sequence[int]]) -> list[dict[str, int]]:
+def product_rows(axes: Mapping[str, Sequence[int]]) -> list[dict[str, int]]:
     names = list(axes)
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*(axes[n] for n in names))]

@@ -1,0 +1,125 @@
+"""`sweep`: `estimate` over a grid of parameters, on the fast path (or, with `exact`, the full
+estimator one configuration at a time), as rows in SI units."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from roofline.errors import RooflineError
+from roofline.hardware_specs import resolve_cluster
+from roofline.planner import grid
+from roofline.simulator.engine import estimate
+from roofline.simulator.fast import FastModel, configs_from, evaluate
+from roofline.simulator.memory import memory_result
+from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS, ParallelPlan, Scenario, prefill_chunks
+from roofline.simulator.serving.engine_config import EngineConfig
+from roofline.workloads import get_workload
+
+AXES = ("tp", "pp", "ep", "attn_dp", "batch", "isl", "osl")
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    models: tuple[str, ...]
+    hardware: tuple[str, ...]
+    axes: dict[str, list[int]]  # AXES -> values
+    weight_dtypes: tuple[str | None, ...] = (None,)  # None: as shipped
+    kv_dtype: str | None = None
+    max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS
+    engine: EngineConfig | None = None  # host overheads added to TTFT and TPOT when given
+    exact: bool = False
+
+    @property
+    def size(self) -> int:
+        n = len(self.models) * len(self.hardware) * len(self.weight_dtypes)
+        for values in self.axes.values():
+            n *= len(values)
+        return n
+
+
+def _row(model: str, hardware: str, weights: str, kv: str, cfg: dict[str, int], ttft_s: float, tpot_s: float,
+         memory: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    gpus = cfg["tp"] * cfg["pp"] * cfg["attn_dp"]
+    throughput = cfg["batch"] / tpot_s
+    return {
+        "model": model, "hardware": hardware, "weight_dtype": weights, "kv_dtype": kv,
+        **{k: cfg[k] for k in ("tp", "pp", "ep", "attn_dp")}, "gpus": gpus,
+        **{k: cfg[k] for k in ("batch", "isl", "osl")}, "ttft_s": ttft_s, "tpot_s": tpot_s,
+        "output_tokens_per_s": throughput, "output_tokens_per_s_per_gpu": throughput / gpus,
+        "output_tokens_per_s_per_user": 1.0 / tpot_s, **memory,
+    }  # fmt: skip
+
+
+def run_sweep(request: SweepRequest, progress: Callable[[int], None] | None = None
+              ) -> tuple[list[dict[str, Any]], dict[str, int]]:  # fmt: skip
+    """Rows for every valid configuration; and the reasons others were skipped, with counts."""
+    rows: list[dict[str, Any]] = []
+    skipped: dict[str, int] = {}
+    clusters = grid.clusters_for(request.hardware)
+    for model_id in request.models:
+        workload = get_workload(model_id)
+        precisions = [grid.precision_for(workload, d, request.kv_dtype) for d in request.weight_dtypes]
+        configs = [{"hardware": h, "precision": p, **c} for h in range(len(clusters)) for p in range(len(precisions))
+                   for c in grid.product_rows(request.axes)]  # fmt: skip
+        run = _exact if request.exact else _fast
+        rows += run(workload.id, request, clusters, precisions, configs, skipped, progress)
+    return rows, skipped
+
+
+def _fast(model_id: str, request: SweepRequest, clusters: list[Any], precisions: list[Any],
+          configs: list[dict[str, int]], skipped: dict[str, int], progress: Callable[[int], None] | None
+          ) -> list[dict[str, Any]]:  # fmt: skip
+    workload = get_workload(model_id)
+    model = FastModel(workload, clusters, max_num_tokens=request.max_num_tokens)
+    result = evaluate(model, configs_from(configs), precisions, request.engine, progress=progress)
+    for message, count in result.errors.items():
+        skipped[message] = skipped.get(message, 0) + count
+    keys = ("weights_bytes", "kv_cache_bytes", "activation_bytes", "total_bytes", "capacity_bytes")
+    rows = []
+    for i in np.flatnonzero(result["valid"]):
+        cfg = configs[i]
+        memory = {k.replace("total_bytes", "memory_bytes"): float(result[k][i]) for k in keys}
+        memory["fits"] = bool(result["fits"][i])
+        p = precisions[cfg["precision"]]
+        rows.append(_row(model_id, request.hardware[cfg["hardware"]], grid.dtype_label(p), p.kv_cache.value, cfg,
+                         float(result["ttft_s"][i]), float(result["tpot_s"][i]), memory))  # fmt: skip
+    return rows
+
+
+def _exact(model_id: str, request: SweepRequest, clusters: list[Any], precisions: list[Any],
+           configs: list[dict[str, int]], skipped: dict[str, int], progress: Callable[[int], None] | None
+           ) -> list[dict[str, Any]]:  # fmt: skip
+    """The full estimator (engine.estimate), one configuration at a time."""
+    workload = get_workload(model_id)
+    rows = []
+    for cfg in configs:
+        p, hardware = precisions[cfg["precision"]], request.hardware[cfg["hardware"]]
+        try:
+            plan = ParallelPlan(tp=cfg["tp"], pp=cfg["pp"], ep=cfg["ep"], attn_dp=cfg["attn_dp"])
+            scenario = Scenario(cfg["batch"], cfg["isl"], cfg["osl"], p, plan, max_num_tokens=request.max_num_tokens)
+            cluster = resolve_cluster(hardware=hardware, num_gpus=plan.num_gpus)
+            result = estimate(workload, cluster, scenario)
+        except RooflineError as exc:
+            skipped[str(exc)] = skipped.get(str(exc), 0) + 1
+            if progress:
+                progress(1)
+            continue
+        mem = memory_result(workload, cluster, scenario)
+        memory = {"weights_bytes": mem.weights_bytes, "kv_cache_bytes": mem.kv_cache_bytes,
+                  "activation_bytes": mem.activation_bytes, "memory_bytes": mem.total_bytes,
+                  "capacity_bytes": mem.capacity_bytes, "fits": mem.fits}  # fmt: skip
+        ttft, tpot = result.ttft_s, result.tpot_s
+        engine = request.engine
+        if engine is not None:  # host overheads as FastModel adds them: per step, per sequence in a step
+            steps = sum(r for _, r in prefill_chunks(cfg["batch"], cfg["isl"], request.max_num_tokens, cfg["attn_dp"]))
+            passes = -(-cfg["isl"] // request.max_num_tokens)
+            ttft += steps * engine.step_overhead + passes * cfg["batch"] * engine.per_sequence_overhead
+            tpot += engine.step_overhead + cfg["batch"] * engine.per_sequence_overhead
+        rows.append(_row(model_id, hardware, grid.dtype_label(p), p.kv_cache.value, cfg, ttft, tpot, memory))
+        if progress:
+            progress(1)
+    return rows
