@@ -38,6 +38,7 @@ app.add_typer(comm.app, name="comm")
 app.command("estimate")(estimate.estimate_command)
 app.command("memory")(estimate.memory_command)
 app.command("sweep")(__import__("roofline.cli.sweep", fromlist=["sweep_command"]).sweep_command)
+app.command("plan")(__import__("roofline.cli.plan", fromlist=["plan_command"]).plan_command)
 app.command("validate")(validate.validate_command)
 app.command("serve")(serve.serve_command)
 

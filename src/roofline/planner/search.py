@@ -209,6 +209,7 @@ class PlanResult:
     searched: int
     search_s: float
     recheck: list[dict[str, Any]] = field(default_factory=list)
+    failing: dict[str, int] = field(default_factory=dict)  # valid configurations failing each limit
 
     @property
     def feasible(self) -> bool:
@@ -246,4 +247,5 @@ def plan(request: PlanRequest) -> PlanResult:
     picked = _best_per_layout(ranked[ok[ranked]], c, request.top)[: request.recheck]
     checks = recheck(workload, request, engine, [(cands.hardware[int(c["hardware"][i])],
                      cands.precisions[int(c["precision"][i])], best[j]) for j, i in enumerate(picked)])  # fmt: skip
-    return PlanResult(request, best, closest, pareto, len(c["batch"]), searched_s, checks)
+    failing = {k: int(np.sum(s["valid"] & ~(v[k] <= 1.0))) for k in FAILURES}
+    return PlanResult(request, best, closest, pareto, len(c["batch"]), searched_s, checks, failing)
