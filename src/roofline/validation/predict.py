@@ -1,0 +1,230 @@
+"""One predictor per scenario of the measurements schema, in the registry `PREDICTORS`.
+
+A predictor takes a `Case` and returns the predicted value of every metric its run yields (a
+serving run gives throughput, TTFT and TPOT at once), with a note stating each assumption it had
+to make. It raises RooflineError when it cannot predict the row (unknown id, unsupported
+combination); the caller lists such rows as skipped with that message.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from roofline.dtypes import DType, default_kv_dtype
+from roofline.errors import RooflineError
+from roofline.hardware_specs import Cluster, resolve_cluster
+from roofline.ir import CollectiveKind, MatmulShape, Op, OpClass, OpKind, Precision
+from roofline.simulator import ParallelPlan, Scenario
+from roofline.simulator.collectives import CollectiveModel, group_topology
+from roofline.simulator.cost import RooflineCostModel
+from roofline.simulator.serving import EngineConfig, Load, load_engine, serve
+from roofline.validation.cases import SCENARIO_METRICS, Case
+from roofline.workloads import Workload, get_workload
+from roofline.yaml_io import read_yaml, validate_into
+
+SETUPS_FILE = Path(__file__).resolve().parent / "benchmark_setups.yaml"
+# A simulation choice, not a benchmark fact: the throughput of a long queue of identical requests
+# settles within the first few thousand, so larger datasets (128/128: 30000) are cut to this many.
+SIMULATED_REQUESTS_CAP = 3000
+
+
+class ScenarioSetup(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    engine_overrides: dict[str, float | int | bool] = Field(default_factory=dict)
+    num_requests: dict[str, int] = Field(default_factory=dict, description="'isl/osl' -> requests in the run")
+    default_num_requests: int = Field(gt=0)
+    min_requests_per_client: int = Field(default=1, gt=0)
+
+    def requests_for(self, isl: int, osl: int) -> int:
+        return self.num_requests.get(f"{isl}/{osl}", self.default_num_requests)
+
+
+class BenchmarkSetups(BaseModel):
+    """How the published serving rows were run (benchmark_setups.yaml)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str
+    engine: str
+    max_throughput: ScenarioSetup
+    request_rate: ScenarioSetup
+    concurrency: ScenarioSetup
+
+
+@lru_cache(maxsize=1)
+def load_setups(path: Path = SETUPS_FILE) -> BenchmarkSetups:
+    setups = validate_into(BenchmarkSetups, read_yaml(path), f"'{path}'")
+    assert isinstance(setups, BenchmarkSetups)
+    return setups
+
+
+@dataclass(frozen=True)
+class Options:
+    max_requests: int | None = None  # cap on simulated requests per serving run (fast checks)
+    setups: BenchmarkSetups = field(default_factory=load_setups)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    values: dict[str, float]  # metric -> predicted value
+    note: str = ""
+
+
+Predictor = Callable[[Case, Options], Prediction]
+
+
+def _hardware(case: Case) -> str:
+    if not case.hardware:
+        raise RooflineError("the row has no hardware id")
+    return case.hardware
+
+
+# ---- serving scenarios ------------------------------------------------------------------------
+
+
+def _precision(case: Case, workload: Workload, notes: list[str]) -> Precision:
+    """As `roofline estimate` builds it: a given weight format brings its usual KV format."""
+    if case.weight_dtype is None:
+        notes.append(f"weight_dtype not published: {workload.weight_dtype.value} as the model ships")
+        weight, experts = workload.weight_dtype, workload.expert_weight_dtype
+        kv = case.kv_dtype or workload.kv_cache_dtype
+    else:
+        weight, experts = case.weight_dtype, None
+        kv = case.kv_dtype or default_kv_dtype(weight)
+    activation = DType.FP16 if weight is DType.FP16 else DType.BF16
+    return Precision(weight=weight, activation=activation, kv_cache=kv, expert_weight=experts)
+
+
+def _plan(case: Case, workload: Workload, notes: list[str]) -> ParallelPlan:
+    """Empty tp/pp/ep: pp = 1, tp = the GPUs left over by pp, ep = 1 (TensorRT-LLM's default:
+    experts split tensor-parallel)."""
+    pp = case.pp or 1
+    if case.pp is None:
+        notes.append("pp not published: 1")
+    tp = case.tp or max(1, case.num_gpus // pp)
+    if case.tp is None:
+        notes.append(f"tp not published: num_gpus / pp = {tp}")
+    ep = case.ep or 1
+    if case.ep is None and getattr(workload, "num_experts", None):
+        notes.append("ep not published: 1 (experts tensor-parallel, TensorRT-LLM's default)")
+    return ParallelPlan.for_gpus(tp, pp, case.num_gpus, ep)
+
+
+def _num_requests(case: Case, setup: ScenarioSetup, options: Options, notes: list[str]) -> int:
+    assert case.isl is not None and case.osl is not None
+    published = setup.requests_for(case.isl, case.osl)
+    if case.scenario == "concurrency" and isinstance(case.load_value, float):
+        published = max(published, setup.min_requests_per_client * int(case.load_value))
+    simulated = min(published, SIMULATED_REQUESTS_CAP)
+    if simulated < published:
+        notes.append(f"simulated {simulated} of the benchmark's {published} requests (steady state)")
+    if options.max_requests is not None and options.max_requests < simulated:
+        simulated = options.max_requests
+        notes.append(f"capped at {simulated} requests (max_requests)")
+    return simulated
+
+
+def _engine(engine_id: str, overrides: dict[str, float | int | bool]) -> EngineConfig:
+    unknown = sorted(set(overrides) - set(EngineConfig.model_fields))
+    if unknown:
+        raise RooflineError(f"'{SETUPS_FILE}': engine_overrides has unknown engine fields {', '.join(unknown)}")
+    return load_engine(engine_id).model_copy(update=overrides)
+
+
+def _serving(case: Case, options: Options) -> Prediction:
+
+    if not case.model:
+        raise RooflineError(f"scenario {case.scenario} needs a model id; the row has none")
+    assert case.isl is not None and case.osl is not None
+    notes: list[str] = []
+    workload = get_workload(case.model)
+    cluster = resolve_cluster(hardware=_hardware(case), num_gpus=case.num_gpus)
+    precision = _precision(case, workload, notes)
+    plan = _plan(case, workload, notes)
+    setup: ScenarioSetup = getattr(options.setups, case.scenario)
+    engine = _engine(options.setups.engine, setup.engine_overrides)
+    value = math.inf if case.load_value is None else float(case.load_value)  # type: ignore[arg-type]
+    load = Load(case.scenario, value, num_requests=_num_requests(case, setup, options, notes))
+    scenario = Scenario(1, case.isl, case.osl, precision, plan)  # batch: serve() schedules its own
+    result = serve(workload, cluster, scenario, engine, load).to_dict()
+    values = {
+        "output_tokens_per_s": result["output_tokens_per_s"],
+        "ttft_ms": result["ttft_ms"]["mean"],
+        "tpot_ms": result["tpot_ms"]["mean"],
+    }
+    return Prediction(values, "; ".join(notes))
+
+
+# ---- kernel scenarios -------------------------------------------------------------------------
+
+
+def _one_gpu(case: Case) -> Cluster:
+    if case.num_gpus != 1:
+        raise RooflineError(f"scenario {case.scenario} is measured on one GPU; the row has num_gpus {case.num_gpus}")
+    return resolve_cluster(hardware=_hardware(case))
+
+
+def _gemm(case: Case, options: Options) -> Prediction:
+    """One C[M,N] = A[M,K] B[K,N] in the row's format, timed by the operator cost model (peak x
+    the MAMF fraction x wave utilization, or HBM time if larger, plus one kernel overhead).
+    A and B are read in the format, C is written in 16 bits."""
+    assert isinstance(case.load_value, tuple)
+    m, n, k = case.load_value
+    cluster = _one_gpu(case)
+    notes = []
+    dtype = case.weight_dtype
+    if dtype is None:
+        dtype = DType.BF16
+        notes.append("weight_dtype not published: bf16")
+    if cluster.accelerator.compute.peak_flops_per_s(dtype) is None:
+        raise RooflineError(f"{cluster.accelerator.id} has no {dtype.value} tensor-core math for a GEMM")
+    element = dtype.bytes_per_element
+    op = Op(name="gemm", kind=OpKind.MATMUL, op_class=OpClass.MLP, dtype=dtype, flops=2.0 * m * n * k,
+            weight_bytes=k * n * element, activation_bytes=m * k * element + m * n * max(element, 2.0),
+            shape=MatmulShape(m=m, n=n, k=k))  # fmt: skip
+    cost = RooflineCostModel(cluster).cost(op)
+    return Prediction({"tflops": op.flops / cost.total_s / 1e12}, "; ".join(notes))
+
+
+def _memory_copy(case: Case, options: Options) -> Prediction:
+    """STREAM bandwidth: HBM spec bandwidth x the accelerator's achievable memory fraction (one
+    figure for copy and triad: both stream at the same rate once arrays dwarf the caches)."""
+    acc = _one_gpu(case).accelerator
+    bytes_per_s = acc.memory.bandwidth * acc.efficiency.memory_bandwidth_fraction
+    return Prediction({"gbps": bytes_per_s / 1e9})
+
+
+def _allreduce(case: Case, options: Options) -> Prediction:
+    """nccl-tests all-reduce over num_gpus GPUs of one node: the collective model's bus bandwidth."""
+    assert isinstance(case.load_value, float)
+    n = case.num_gpus
+    if n < 2:
+        raise RooflineError("an all-reduce needs at least 2 GPUs; the row has num_gpus 1")
+    cluster = resolve_cluster(hardware=_hardware(case), num_gpus=n)
+    cost = CollectiveModel().cost(CollectiveKind.ALL_REDUCE, case.load_value, group_topology(cluster, n))
+    return Prediction({"busbw_gbps": cost.busbw_bytes_per_s / 1e9}, f"{cost.algorithm}/{cost.protocol}")
+
+
+PREDICTORS: dict[str, Predictor] = {
+    "max_throughput": _serving,
+    "request_rate": _serving,
+    "concurrency": _serving,
+    "gemm": _gemm,
+    "memory_copy": _memory_copy,
+    "allreduce": _allreduce,
+}
+assert set(PREDICTORS) == set(SCENARIO_METRICS), "every scenario of the schema needs a predictor"
+
+
+def metric_value(prediction: Prediction, case: Case) -> float:
+    value = prediction.values.get(case.metric)
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise RooflineError(f"the {case.scenario} model gave no usable {case.metric} ({value})")
+    return value
