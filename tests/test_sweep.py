@@ -1,0 +1,133 @@
+"""`roofline sweep`: grids, CSV / XLSX / Parquet files, --force, skipped splits, --exact."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import openpyxl
+import pytest
+from typer.testing import CliRunner
+
+from roofline.cli.app import app
+from roofline.hardware_specs import resolve_cluster
+from roofline.simulator import ParallelPlan, Scenario, estimate
+from roofline.workloads import get_workload
+
+runner = CliRunner()
+GRID = ["--model", "llama-3.1-8b", "--hardware", "h100-sxm,b200", "--tp", "1,2", "--batch", "1:64:x8",
+        "--isl", "512", "--osl", "64", "--quiet"]  # fmt: skip
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_csv_rows_and_derived_columns(tmp_path: Path) -> None:
+    out = tmp_path / "grid.csv"
+    result = runner.invoke(app, ["sweep", *GRID, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = _csv(out)
+    assert len(rows) == 2 * 2 * 3  # hardware x tp x batch (1, 8, 64)
+    for row in rows:
+        batch, tpot, gpus = int(row["batch"]), float(row["tpot_s"]), int(row["gpus"])
+        assert gpus == int(row["tp"])
+        assert float(row["output_tokens_per_s"]) == pytest.approx(batch / tpot)
+        assert float(row["output_tokens_per_s_per_gpu"]) == pytest.approx(batch / tpot / gpus)
+    # one row against the full estimator
+    row = next(r for r in rows if r["hardware"] == "b200" and r["tp"] == "2" and r["batch"] == "64")
+    w = get_workload("llama-3.1-8b")
+    full = estimate(
+        w, resolve_cluster("b200", num_gpus=2), Scenario(64, 512, 64, w.shipped_precision, ParallelPlan(tp=2))
+    )
+    assert float(row["tpot_s"]) == pytest.approx(full.tpot_s, rel=0.05)
+    assert float(row["ttft_s"]) == pytest.approx(full.ttft_s, rel=0.05)
+
+
+def test_xlsx_workbook(tmp_path: Path) -> None:
+    out, flat = tmp_path / "plan.xlsx", tmp_path / "plan.csv"
+    assert runner.invoke(app, ["sweep", *GRID, "-o", str(out)]).exit_code == 0
+    assert runner.invoke(app, ["sweep", *GRID, "-o", str(flat)]).exit_code == 0
+    rows = _csv(flat)
+    book = openpyxl.load_workbook(out)
+    assert book.sheetnames == ["Inputs", "Results", "Summary"]
+    inputs = {r[0]: r[1] for r in book["Inputs"].iter_rows(min_row=2, values_only=True)}
+    assert inputs["Models"] == "llama-3.1-8b" and inputs["Tool"].startswith("roofline ")
+    assert inputs["Input lengths (tokens)"] == "512" and inputs["Output lengths (tokens)"] == "64"
+    ws = book["Results"]
+    header = [c.value for c in ws[1]]
+    assert {"TPOT (ms)", "TTFT (ms)", "Memory per GPU incl. reserve (GiB)"} <= set(header)
+    assert ws.freeze_panes == "A2"
+    assert ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(header))}{len(rows) + 1}"
+    tpot = header.index("TPOT (ms)") + 1
+    assert ws.cell(row=2, column=tpot).number_format == "#,##0.000"
+    for i, row in enumerate(rows, start=2):  # same order, ms = s x 1000
+        assert ws.cell(row=i, column=tpot).value == pytest.approx(float(row["tpot_s"]) * 1e3)
+    summary = book["Summary"]
+    assert "Highest throughput per GPU" in summary["A1"].value
+    best = max((r for r in rows if r["fits"] == "True"), key=lambda r: float(r["output_tokens_per_s_per_gpu"]))
+    top = dict(zip([c.value for c in summary[2]], [c.value for c in summary[3]], strict=True))
+    assert (top["Hardware"], top["TP"], top["Batch (sequences)"]) == (
+        best["hardware"],
+        int(best["tp"]),
+        int(best["batch"]),
+    )
+
+
+def test_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    out = tmp_path / "grid.csv"
+    out.write_text("keep me\n")
+    refused = runner.invoke(app, ["sweep", *GRID, "-o", str(out)])
+    assert refused.exit_code == 2
+    assert (
+        refused.stderr.strip().count("\n") == 0 and "already exists" in refused.stderr and "--force" in refused.stderr
+    )
+    assert out.read_text() == "keep me\n"
+    assert runner.invoke(app, ["sweep", *GRID, "-o", str(out), "--force"]).exit_code == 0
+    assert len(_csv(out)) == 12
+
+
+def test_parquet_needs_pyarrow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow -> ImportError
+    result = runner.invoke(app, ["sweep", *GRID, "-o", str(tmp_path / "grid.parquet")])
+    assert result.exit_code == 2 and "pip install pyarrow" in result.stderr
+
+
+def test_parquet_when_pyarrow_is_installed(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    out = tmp_path / "grid.parquet"
+    assert runner.invoke(app, ["sweep", *GRID, "-o", str(out)]).exit_code == 0
+    assert len(pd.read_parquet(out)) == 12
+
+
+def test_unknown_suffix_and_skipped_splits(tmp_path: Path) -> None:
+    bad = runner.invoke(app, ["sweep", *GRID, "-o", str(tmp_path / "grid.txt")])
+    assert bad.exit_code == 2 and ".xlsx" in bad.stderr
+    skipped = runner.invoke(app, ["sweep", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--tp", "1,3",
+                                  "--format", "csv", "--quiet"])  # fmt: skip
+    assert skipped.exit_code == 0
+    assert "skipped 1 of 2" in skipped.stderr and "--tp 3" in skipped.stderr
+    assert len(list(csv.DictReader(skipped.stdout.splitlines()))) == 1
+
+
+def test_exact_mode_matches_the_fast_path(tmp_path: Path) -> None:
+    args = ["sweep", "--model", "mixtral-8x7b", "--hardware", "h100-sxm", "--tp", "2", "--ep", "1,2", "--batch", "4,48",
+            "--isl", "1024", "--osl", "32", "--quiet", "--format", "csv"]  # fmt: skip
+    fast = list(csv.DictReader(runner.invoke(app, args).stdout.splitlines()))
+    exact = list(csv.DictReader(runner.invoke(app, [*args, "--exact"]).stdout.splitlines()))
+    assert len(fast) == len(exact) == 4
+    for a, b in zip(fast, exact, strict=True):
+        assert float(a["tpot_s"]) == pytest.approx(float(b["tpot_s"]), rel=0.05)
+        assert float(a["memory_bytes"]) == pytest.approx(float(b["memory_bytes"]), rel=1e-9)
+        assert a["fits"] == b["fits"]
+
+
+def test_table_and_json_to_stdout() -> None:
+    table = runner.invoke(app, ["sweep", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--batch", "1,2"])
+    assert table.exit_code == 0 and "TPOT (ms)" in table.stdout and "2 configurations" in table.stdout
+    data = runner.invoke(app, ["sweep", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--format", "json"])
+    assert '"tpot_s"' in data.stdout and '"Models": "llama-3.1-8b"' in data.stdout
