@@ -100,6 +100,10 @@ def _view(result: PlanResult) -> Group:
         parts.append(_rows_table(f"Cheapest configurations that meet the targets ({order})", result.best, priced))
         if result.recheck:
             parts.append(_recheck_table(result.recheck))
+            if any(not r.get("meets_slo", True) for r in result.recheck):
+                parts.append(Text("The simulator finds picks above that miss a target: the queueing approximation "
+                                  "is optimistic for them; prefer a pick the simulator confirms, or raise --recheck.",
+                                  style="bold yellow"))  # fmt: skip
     else:
         labels = {"memory": "memory", "tpot_p99": "TPOT p99", "ttft_p99": "TTFT p99", "gpus": "--max-gpus"}
         counts = ", ".join(f"{labels[k]} {n:,}" for k, n in result.failing.items() if n)
