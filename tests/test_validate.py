@@ -22,6 +22,7 @@ from roofline.cli.app import app
 from roofline.hardware_specs import resolve_cluster
 from roofline.validation import PREDICTORS, SCENARIO_METRICS, validate_file
 from roofline.validation import predict as predict_module
+from roofline.validation.report import SummaryRow
 
 FIXTURE = Path(__file__).parent / "fixtures" / "validation_small.csv"
 PUBLISHED = Path(__file__).resolve().parents[2] / "shared" / "validation" / "published.csv"
@@ -69,8 +70,9 @@ def test_json_structure(small: dict[str, Any]) -> None:
         assert row["error"] == pytest.approx(row["predicted"] / row["measured"] - 1)
     for entry in small["summary"]:
         assert set(entry) == {"scenario", "metric", "count", "mape", "median_ape", "max_ape"}
-        apes = [abs(r["error"]) for r in small["rows"] if (r["scenario"], r["metric"]) == (entry["scenario"],
-                                                                                         entry["metric"])]  # fmt: skip
+        scenario, _, regime = entry["scenario"].partition(" (")  # sub-groups: "request_rate (finite)"
+        apes = [abs(r["error"]) for r in small["rows"] if (r["scenario"], r["metric"]) == (scenario, entry["metric"])
+                and (not regime or (r["load"].strip().lower() == "inf") == (regime == "rate inf)"))]  # fmt: skip
         assert entry["count"] == len(apes)
         assert entry["mape"] == pytest.approx(sum(apes) / len(apes))
         assert entry["max_ape"] == pytest.approx(max(apes))
@@ -232,16 +234,20 @@ def test_default_data_is_the_published_file() -> None:
     assert len(data["rows"]) == 6
 
 
-@needs_published
-def test_published_request_rate_rows_all_predicted() -> None:
-    """The 54 online-serving rows (TensorRT-LLM perf-overview, H100 Llama-3.1-8B) run in ~15 s.
+SKIP = SummaryRow("", "", 0, 0.0, 0.0, 0.0)
 
-    Sanity bounds, not accuracy bounds: the serving model is being tuned. Measured when written:
-    TTFT MAPE 38% (all under-predicted by ~8 ms), TPOT 20%, output tokens/s 13% (+108% at rate inf).
-    """
+
+@needs_published
+def test_published_request_rate_rows_within_bounds() -> None:
+    """The 54 online-serving rows (TensorRT-LLM perf-overview, v0.14 through Triton, H100 Llama-3.1-8B)
+    run in ~15 s. Issue 5's target is MAPE <= 20% at rates below saturation (the finite rates). Measured
+    when written (engine trtllm-triton): finite rates TTFT 12.6%, TPOT 14.8%, tokens/s 5.6%; bounds a
+    little above, so a regression fails. Rate inf (the queue only grows) is reported, not held."""
     report = validate_file(PUBLISHED, ["request_rate"])
     assert not report.skipped, [s.reason for s in report.skipped]
-    for metric in ("ttft_ms", "tpot_ms", "output_tokens_per_s"):
-        summary = report.summary_for("request_rate", metric)
-        assert summary is not None and summary.count == 18
-        assert summary.mape < 0.6, f"{metric} MAPE {summary.mape:.1%}"
+    bounds = {"ttft_ms": 0.15, "tpot_ms": 0.17, "output_tokens_per_s": 0.08}
+    for metric, bound in bounds.items():
+        assert (report.summary_for("request_rate", metric) or SKIP).count == 18
+        summary = report.summary_for("request_rate (finite)", metric)
+        assert summary is not None and summary.count == 15
+        assert summary.mape <= bound, f"{metric} MAPE {summary.mape:.1%}"

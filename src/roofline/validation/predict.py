@@ -37,6 +37,7 @@ SIMULATED_REQUESTS_CAP = 3000
 class ScenarioSetup(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    engine: str | None = Field(default=None, description="engine profile for this scenario; default: the file's")
     engine_overrides: dict[str, float | int | bool] = Field(default_factory=dict)
     num_requests: dict[str, int] = Field(default_factory=dict, description="'isl/osl' -> requests in the run")
     default_num_requests: int = Field(gt=0)
@@ -149,7 +150,7 @@ def _serving(case: Case, options: Options) -> Prediction:
     precision = _precision(case, workload, notes)
     plan = _plan(case, workload, notes)
     setup: ScenarioSetup = getattr(options.setups, case.scenario)
-    engine = _engine(options.setups.engine, setup.engine_overrides)
+    engine = _engine(setup.engine or options.setups.engine, setup.engine_overrides)
     value = math.inf if case.load_value is None else float(case.load_value)  # type: ignore[arg-type]
     load = Load(case.scenario, value, num_requests=_num_requests(case, setup, options, notes))
     scenario = Scenario(1, case.isl, case.osl, precision, plan)  # batch: serve() schedules its own

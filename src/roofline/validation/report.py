@@ -84,11 +84,23 @@ class ValidationReport:
         return next((s for s in self.summary if (s.scenario, s.metric) == (scenario, metric)), None)
 
 
+def _regime(case: Case) -> str | None:
+    """A sub-group worth its own summary line: request-rate rows at a finite rate (below
+    saturation, the issue's target) apart from those at rate inf (a queue that only grows)."""
+    if case.scenario != "request_rate":
+        return None
+    return f"{case.scenario} (rate inf)" if str(case.load).strip().lower() == "inf" else f"{case.scenario} (finite)"
+
+
 def summarize(rows: Sequence[RowResult]) -> tuple[SummaryRow, ...]:
-    """One summary row per (scenario, metric), in the order they first appear."""
+    """One summary row per (scenario, metric), in the order they first appear, then the sub-groups."""
     groups: dict[tuple[str, str], list[float]] = {}
     for row in rows:
         groups.setdefault((row.case.scenario, row.case.metric), []).append(abs(row.error))
+    for row in rows:
+        regime = _regime(row.case)
+        if regime is not None:
+            groups.setdefault((regime, row.case.metric), []).append(abs(row.error))
     return tuple(
         SummaryRow(scenario, metric, len(apes), statistics.fmean(apes), statistics.median(apes), max(apes))
         for (scenario, metric), apes in groups.items()
