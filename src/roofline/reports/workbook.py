@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -65,24 +66,36 @@ def _cell(row: dict[str, Any], column: Column) -> Any:
     return value * column.scale if column.scale != 1.0 else value
 
 
-def _table(ws: Worksheet, columns: Sequence[Column], rows: Sequence[dict[str, Any]], first_row: int = 1) -> None:
+def _header(ws: Worksheet, value: Any) -> WriteOnlyCell:
+    cell = WriteOnlyCell(ws, value=value)
+    cell.font, cell.fill = Font(bold=True), _HEADER_FILL
+    cell.alignment = Alignment(wrap_text=True, vertical="top")
+    return cell
+
+
+def _table(ws: Worksheet, columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> None:
+    """Header and rows appended to a write-only sheet (much faster for large sweeps)."""
+    ws.append([_header(ws, column.header) for column in columns])
+    formats = [column.number_format for column in columns]
+    for row in rows:
+        cells = []
+        for column, number_format in zip(columns, formats, strict=True):
+            cell = WriteOnlyCell(ws, value=_cell(row, column))
+            cell.number_format = number_format
+            cells.append(cell)
+        ws.append(cells)
+
+
+def _widths(ws: Worksheet, columns: Sequence[Column]) -> None:
     for j, column in enumerate(columns, start=1):
-        cell = ws.cell(row=first_row, column=j, value=column.header)
-        cell.font, cell.fill = Font(bold=True), _HEADER_FILL
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
         ws.column_dimensions[get_column_letter(j)].width = column.width
-    for i, row in enumerate(rows, start=first_row + 1):
-        for j, column in enumerate(columns, start=1):
-            ws.cell(row=i, column=j, value=_cell(row, column)).number_format = column.number_format
 
 
 def _inputs(ws: Worksheet, inputs: Sequence[tuple[str, Any]]) -> None:
-    ws.append(["Assumption", "Value"])
-    for cell in ws[1]:
-        cell.font, cell.fill = Font(bold=True), _HEADER_FILL
+    ws.column_dimensions["A"].width, ws.column_dimensions["B"].width = 34, 70
+    ws.append([_header(ws, "Assumption"), _header(ws, "Value")])
     for key, value in inputs:
         ws.append([key, value if isinstance(value, (int, float, bool)) or value is None else str(value)])
-    ws.column_dimensions["A"].width, ws.column_dimensions["B"].width = 34, 70
 
 
 def best_rows(rows: Sequence[dict[str, Any]], key: str = "output_tokens_per_s_per_gpu") -> list[dict[str, Any]]:
@@ -100,25 +113,26 @@ def _summary(ws: Worksheet, columns: Sequence[Column], rows: Sequence[dict[str, 
         (f"Highest throughput per GPU (top {SUMMARY_TOP}, fits in memory, no latency target)", ranked[:SUMMARY_TOP]),
         ("Highest throughput per GPU on each accelerator", list(per_hardware.values())),
     )
-    line = 1
+    _widths(ws, columns)
     for title, section in sections:
-        ws.cell(row=line, column=1, value=title).font = Font(bold=True, size=12)
-        _table(ws, columns, section, first_row=line + 1)
+        heading = WriteOnlyCell(ws, value=title)
+        heading.font = Font(bold=True, size=12)
+        ws.append([heading])
+        _table(ws, columns, section)
         if not section:
-            ws.cell(row=line + 2, column=1, value="no configuration fits in memory")
-        line += len(section) + 4
+            ws.append(["no configuration fits in memory"])
+        ws.append([])
+        ws.append([])
 
 
 def write_workbook(path: Path, inputs: Sequence[tuple[str, Any]], rows: Sequence[dict[str, Any]],
                    columns: Sequence[Column] = SWEEP_COLUMNS) -> None:  # fmt: skip
-    book = Workbook()
-    ws_inputs = book.active
-    assert ws_inputs is not None
-    ws_inputs.title = "Inputs"
-    _inputs(ws_inputs, inputs)
+    book = Workbook(write_only=True)
+    _inputs(book.create_sheet("Inputs"), inputs)
     results = book.create_sheet("Results")
-    _table(results, columns, rows)
+    _widths(results, columns)
     results.freeze_panes = "A2"
     results.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"
+    _table(results, columns, rows)
     _summary(book.create_sheet("Summary"), columns, rows)
     book.save(path)
