@@ -240,7 +240,7 @@ def plan(request: PlanRequest) -> PlanResult:
         worst = np.max(np.stack([v[k] for k in FAILURES]), axis=0)
         near = np.lexsort((cost, np.where(s["valid"], worst, np.inf)))
         closest = [_row(cands, s, i, _failures(v, i, s, request)) for i in _best_per_layout(near, c, request.top)]
-    fits = np.flatnonzero(s["valid"] & s["fits"])
+    fits = np.flatnonzero(s["valid"] & s["fits"] & (s["gpus"] <= request.max_gpus))
     front = fits[pareto_front(s["tokens_per_s_per_gpu"][fits], s["tokens_per_s_per_user"][fits])]
     pareto = [_row(cands, s, int(i), []) for i in front]
     searched_s = time.perf_counter() - start

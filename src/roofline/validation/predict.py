@@ -38,7 +38,7 @@ class ScenarioSetup(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     engine: str | None = Field(default=None, description="engine profile for this scenario; default: the file's")
-    engine_overrides: dict[str, float | int | bool] = Field(default_factory=dict)
+    engine_overrides: dict[str, float | int | bool | str] = Field(default_factory=dict)
     num_requests: dict[str, int] = Field(default_factory=dict, description="'isl/osl' -> requests in the run")
     default_num_requests: int = Field(gt=0)
     min_requests_per_client: int = Field(default=1, gt=0)
@@ -132,7 +132,7 @@ def _num_requests(case: Case, setup: ScenarioSetup, options: Options, notes: lis
     return simulated
 
 
-def _engine(engine_id: str, overrides: dict[str, float | int | bool]) -> EngineConfig:
+def _engine(engine_id: str, overrides: dict[str, float | int | bool | str]) -> EngineConfig:
     unknown = sorted(set(overrides) - set(EngineConfig.model_fields))
     if unknown:
         raise RooflineError(f"'{SETUPS_FILE}': engine_overrides has unknown engine fields {', '.join(unknown)}")

@@ -17,7 +17,13 @@ from roofline.simulator.collectives import CollectiveModel, GroupTopology, load_
 from roofline.simulator.plan import Scenario, stage_placements
 from roofline.simulator.serving.engine_config import EngineConfig
 from roofline.simulator.serving.requests import Requests
-from roofline.simulator.serving.service import Load, ServeResult, build_requests, kv_capacity_tokens
+from roofline.simulator.serving.service import (
+    Load,
+    ServeResult,
+    build_requests,
+    kv_capacity_tokens,
+    per_attention_replica,
+)  # fmt: skip
 from roofline.simulator.serving.simulate import SimulationResult, simulate
 from roofline.simulator.serving.step_model import StepTimeModel
 from roofline.workloads.base import Workload
@@ -67,6 +73,7 @@ def serve_disaggregated(workload: Workload, cluster: Cluster, scenario: Scenario
         raise RooflineError("--disaggregate P:D needs at least one prefill and one decode replica")
     if load.mode == "concurrency":
         raise RooflineError("disaggregated serving is simulated for --request-rate and --max-throughput loads")
+    engine = per_attention_replica(engine, scenario)
     capacity = kv_capacity_tokens(workload, cluster, scenario, engine)
     length = scenario.isl + scenario.osl
     requests = build_requests(scenario, load, max(1, min(engine.max_batch, capacity // max(length, 1))))

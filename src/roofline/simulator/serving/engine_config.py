@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +26,9 @@ class EngineConfig(BaseModel):
     kv_block_tokens: int = Field(ge=1, description="KV cache block (page) size in tokens")
     max_batch: int = Field(ge=1, description="sequences in flight per replica")
     max_num_tokens: int = Field(ge=1, description="tokens per engine step (decode tokens + prefill chunk)")
+    limits: Literal["fixed", "trtllm-bench"] = Field(
+        default="fixed", description="fixed: max_batch / max_num_tokens as given; trtllm-bench: sized from isl/osl"
+    )
     reserve_full_sequence: bool = Field(description="admit a request only when KV for isl + osl is free")
     step_overhead: Seconds = Field(description="host time per engine step")
     per_sequence_overhead: Seconds = Field(description="host time per sequence in a step")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,7 @@ from roofline.hardware_specs.cluster import Cluster
 from roofline.simulator.memory import _worst_stage
 from roofline.simulator.plan import Scenario, stage_placements
 from roofline.simulator.serving.engine_config import EngineConfig
+from roofline.simulator.serving.limits import trtllm_bench_limits
 from roofline.simulator.serving.requests import Requests, lengths, poisson_arrivals
 from roofline.simulator.serving.simulate import SimulationResult, simulate
 from roofline.simulator.serving.step_model import Draft, StepTimeModel
@@ -34,6 +35,16 @@ class Load:
     seed: int = 0
     prefix_hit: float = 0.0
     trace: Requests | None = field(default=None, compare=False)
+
+
+def per_attention_replica(engine: EngineConfig, scenario: Scenario) -> EngineConfig:
+    """With attention data parallelism each attention replica schedules its own batch and token
+    budget (SGLang / TensorRT-LLM DP attention): the group's limits are the engine's x attn_dp."""
+    group = scenario.plan.attn_dp
+    if group == 1:
+        return engine
+    return engine.model_copy(update={"max_batch": engine.max_batch * group,
+                                     "max_num_tokens": engine.max_num_tokens * group})  # fmt: skip
 
 
 def kv_capacity_tokens(workload: Workload, cluster: Cluster, scenario: Scenario, engine: EngineConfig) -> int:
@@ -119,7 +130,14 @@ def serve(workload: Workload, cluster: Cluster, scenario: Scenario, engine: Engi
     """Simulate one replica (tp x pp x cp GPUs, attention-DP inside) and scale by the replicas:
     requests are spread evenly over data-parallel replicas, so each sees rate / dp."""
     replicas = scenario.plan.dp
+    engine = per_attention_replica(engine, scenario)
     capacity = kv_capacity_tokens(workload, cluster, scenario, engine)
+    if engine.limits == "trtllm-bench":  # batch and token limits sized from the dataset
+        max_batch, max_tokens = trtllm_bench_limits(capacity / (scenario.isl + scenario.osl), scenario.isl,
+                                                    scenario.osl, scenario.plan.pp)  # fmt: skip
+        engine = engine.model_copy(update={"max_batch": max_batch, "max_num_tokens": max_tokens, "limits": "fixed"})
+        scenario = replace(scenario, max_num_tokens=max_tokens)
+        capacity = kv_capacity_tokens(workload, cluster, scenario, engine)  # activations of the new budget
     length = scenario.isl + scenario.osl
     batch_hint = max(1, min(engine.max_batch, capacity // max(length, 1)))
     requests = build_requests(scenario, load, batch_hint)

@@ -179,8 +179,9 @@ class StepTimeModel:
             t += float(self.decode_attention(np.array(decodes), np.array(decode_context)))
         if decodes and self._draft_model is not None and self.draft is not None:
             t += self.draft.tokens * self._draft_model.step_s(decodes, decode_context)
-        if chunks:
+        if chunks:  # attention-DP replicas take prompts of their own: the busiest one sets the pace
             arr = np.array(chunks, dtype=float)
-            t += float(self.prefill_attention(arr[:, 0], arr[:, 1]).sum())
+            per_chunk = self.prefill_attention(arr[:, 0], arr[:, 1])
+            t += max(float(per_chunk.sum()) / self.scenario.plan.attn_dp, float(per_chunk.max()))
         sequences = decodes + len(chunks)
         return t + self.engine.step_overhead + sequences * self.engine.per_sequence_overhead
