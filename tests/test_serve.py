@@ -36,7 +36,9 @@ from roofline.simulator.serving import (
     serve,
 )
 from roofline.simulator.serving import simulate as simulate_module
+from roofline.simulator.serving.limits import trtllm_bench_limits
 from roofline.simulator.serving.requests import Requests, lengths, poisson_arrivals, read_trace
+from roofline.simulator.serving.service import per_attention_replica
 from roofline.simulator.serving.simulate import SimulationResult, simulate
 from roofline.simulator.serving.step_model import StepTimeModel
 from roofline.workloads import get_workload
@@ -531,3 +533,31 @@ def test_cli_trace_alone(tmp_path: Path) -> None:
     trace = write(tmp_path / "t.csv", "arrival_s,isl,osl\n0,128,16\n0.5,128,16\n")
     result = invoke("--trace", str(trace), "--format", "json")
     assert result.exit_code == 0, result.output
+
+
+# ---- engine limits -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("requests", "isl", "osl", "pp", "expected"),
+    [
+        (160, 500, 2000, 1, (160, 2048)),  # 32 x ceil(160/32); 160 x 1.25 = 200 tokens -> floor 2048
+        (7500, 128, 128, 1, (4096, 8192)),  # batch capped at 4096; 4096 x 2 = 8192 -> 1024 x 8
+        (300, 2048, 128, 1, (384, 5120)),  # 128 x ceil(300/128); 300 x 17 = 5100 -> 512 x 10
+        (20, 128, 128, 1, (64, 2048)),  # at least 64 and 2048
+        (3000, 2048, 128, 2, (1536, 25600)),  # 1500 per stage -> 256 x 6; 1500 x 17 = 25500 -> 1024 x 25
+        (5000, 20000, 2000, 1, (4096, 32768)),  # tokens capped at 32768
+    ],
+)
+def test_trtllm_bench_limits_by_hand(requests: int, isl: int, osl: int, pp: int, expected: tuple[int, int]) -> None:
+    """TensorRT-LLM tuning.py finetune_setting, worked by hand in each case's comment."""
+    assert trtllm_bench_limits(requests, isl, osl, pp) == expected
+
+
+def test_attention_dp_replicas_schedule_their_own_budget(workload: Workload) -> None:
+    engine = load_engine("trtllm")
+    one = Scenario(1, 128, 16, plan=ParallelPlan(tp=1))
+    four = Scenario(1, 128, 16, plan=ParallelPlan(tp=1, attn_dp=4, ep=4))
+    assert per_attention_replica(engine, one) is engine
+    scaled = per_attention_replica(engine, four)
+    assert (scaled.max_batch, scaled.max_num_tokens) == (4 * engine.max_batch, 4 * engine.max_num_tokens)
