@@ -251,3 +251,26 @@ def test_published_request_rate_rows_within_bounds() -> None:
         summary = report.summary_for("request_rate (finite)", metric)
         assert summary is not None and summary.count == 15
         assert summary.mape <= bound, f"{metric} MAPE {summary.mape:.1%}"
+
+
+@needs_published
+def test_published_max_throughput_sample_within_bounds(tmp_path: Path) -> None:
+    """Every 10th TensorRT-LLM max-throughput row (29 rows: Llama 8B/70B/405B, Mixtral, A100 to GH200),
+    replayed with at most 1000 requests so the test takes ~20 s. Issue 5's target is MAPE <= 15% on the
+    whole file (15.3% on all 283 rows when written: dense 7-10%, Mixtral 21-24% over). Measured on this
+    sample when written: MAPE 13.3%, worst 27.2%; bounds a little above, so a regression fails."""
+    with PUBLISHED.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = [r for r in reader if r["scenario"] == "max_throughput"][::10]
+        fields = list(reader.fieldnames or [])
+    sample = tmp_path / "sample.csv"
+    with sample.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    report = validate_file(sample, ["max_throughput"], max_requests=1000)
+    assert not report.skipped and len(report.rows) == 29
+    summary = report.summary_for("max_throughput", "output_tokens_per_s")
+    assert summary is not None
+    assert summary.mape <= 0.15, f"MAPE {summary.mape:.1%}"
+    assert summary.max_ape <= 0.32, f"worst {summary.max_ape:.1%}"
