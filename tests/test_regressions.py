@@ -6,9 +6,9 @@ import pytest
 
 from roofline.dtypes import DType
 from roofline.hardware_specs import resolve_cluster
-from roofline.ir import Phase, Placement, Precision, StepShape
+from roofline.ir import Op, OpClass, OpKind, Phase, Placement, Precision, StepShape
 from roofline.simulator import ParallelPlan, Scenario, estimate
-from roofline.simulator.cost import RooflineCostModel
+from roofline.simulator.cost import OpCost, RooflineCostModel
 from roofline.simulator.engine import time_step
 from roofline.simulator.plan import stage_placements
 from roofline.workloads import get_workload
@@ -103,3 +103,14 @@ def test_chunked_attention_decode_reads_only_the_current_chunk() -> None:
 def test_shipped_fp8_checkpoints_keep_a_16_bit_cache_by_default() -> None:
     w = get_workload("deepseek-v3")
     assert w.shipped_precision.weight is DType.FP8 and w.shipped_precision.kv_cache is DType.BF16
+
+
+def test_kernel_time_is_the_p_norm_of_compute_and_memory() -> None:
+    """p = 2 by default: compute 3 ms and memory 4 ms give 5 ms (3-4-5); one side zero gives the
+    other; ideal (p infinite) gives max(); communication overlaps the kernel."""
+    op = Op(name="x", kind=OpKind.ELEMENTWISE, op_class=OpClass.MLP, dtype=DType.BF16)
+    assert OpCost(op, 3e-3, 4e-3, 0.0, 0.0, overlap_exponent=2.0).time_s == pytest.approx(5e-3)
+    assert OpCost(op, 0.0, 4e-3, 0.0, 1e-6, overlap_exponent=2.0).time_s == pytest.approx(4e-3 + 1e-6)
+    assert OpCost(op, 3e-3, 4e-3, 0.0, 0.0).time_s == pytest.approx(4e-3)
+    assert OpCost(op, 3e-3, 4e-3, 6e-3, 0.0, overlap_exponent=2.0).time_s == pytest.approx(6e-3)
+    assert resolve_cluster(hardware="h100-sxm").accelerator.efficiency.overlap_exponent == 2.0

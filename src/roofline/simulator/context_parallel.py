@@ -4,7 +4,7 @@ Prefill: the prompt is split over `cp` ranks (load-balanced for causal attention
 matmul, elementwise op and TP collective sees 1/cp of the tokens and each rank does 1/cp of the
 attention; the KV blocks travel around the ring, cp - 1 hops of a block per layer, carried by the
 attention op itself so that the cost model overlaps them with the attention compute (an op costs
-max(compute, memory, communication)).
+max(kernel time, communication)).
 Decode: a new token cannot be split, so the dense layers run on every rank; the KV cache is
 sharded, each rank attends over its 1/cp and the partial outputs (with their softmax scales) are
 gathered.

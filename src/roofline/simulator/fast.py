@@ -12,7 +12,7 @@ concave in u and come out within a few per cent.
 
 Then, as numpy arrays over configurations (hardware, pipeline stages pp, batch B):
 
-    op time   = (max(FLOPs / (peak x fraction x wave utilisation), bytes / (bandwidth x fraction), comm)
+    op time   = (p-norm(FLOPs / (peak x fraction x wave utilisation), bytes / (bandwidth x fraction)) or comm
                  + kernels x kernel overhead) x count                 -- the per-op model of cost.py
     comm      = the collective model (collectives.py) tabulated on a message-size grid per hardware
                 and group (4 points per octave), linear in between: alpha + beta x size per segment
@@ -245,12 +245,24 @@ def comm_time(tables: np.ndarray, rows: np.ndarray, size_bytes: np.ndarray) -> n
     return tables[rows, i] * (1.0 - w) + tables[rows, i + 1] * w
 
 
+def overlap(compute_s: np.ndarray, memory_s: np.ndarray, p: float) -> np.ndarray:
+    """(compute^p + memory^p)^(1/p), as RooflineCostModel's OpCost.kernel_s (max() when p is inf)."""
+    big = np.maximum(compute_s, memory_s)
+    if math.isinf(p):
+        return big
+    safe = np.where(big > 0, big, 1.0)
+    both = (compute_s > 0) & (memory_s > 0)
+    norm = big * ((compute_s / safe) ** p + (memory_s / safe) ** p) ** (1.0 / p)
+    return np.where(both, norm, big)
+
+
 @dataclass(frozen=True)
 class HardwareArrays:
     """Per-accelerator numbers from the YAML, as arrays over the model's clusters."""
 
     memory_bytes_per_s: np.ndarray
     kernel_overhead_s: np.ndarray
+    overlap_exponent: np.ndarray  # compute/memory p-norm (cost.OpCost.kernel_s)
     sm_count: np.ndarray
     tile_m: np.ndarray  # (hw, tiles), padded with the first tile
     tile_n: np.ndarray
@@ -267,6 +279,7 @@ class HardwareArrays:
         return cls(
             memory_bytes_per_s=np.array([a.memory.bandwidth * a.efficiency.memory_bandwidth_fraction for a in accs]),
             kernel_overhead_s=np.array([a.efficiency.kernel_overhead for a in accs]),
+            overlap_exponent=np.array([a.efficiency.overlap_exponent for a in accs]),
             sm_count=np.array([a.sram.sm_count for a in accs], float),
             tile_m=np.array([[t.m for t in ts[:width]] for ts in tiles], float),
             tile_n=np.array([[t.n for t in ts[:width]] for ts in tiles], float),
@@ -435,7 +448,7 @@ class FastModel:
             util = wave_utilization(m, table.n[mm, None], table.k[mm, None], batch, hw.sm_count[h], hw.tile_m[h],
                                     hw.tile_n[h])  # fmt: skip
             compute[mm] /= util
-        time = np.maximum(compute, d.bytes(u, s, seg) * (1.0 / hw.memory_bytes_per_s[h]))
+        time = overlap(compute, d.bytes(u, s, seg) * (1.0 / hw.memory_bytes_per_s[h]), hw.overlap_exponent[h])
         time += table.kernels[:, None] * hw.kernel_overhead_s[h]
         rows = d.collective_rows
         if len(rows):

@@ -187,7 +187,7 @@ class EstimateResult:
             "decode_tokens_per_s_per_gpu": self.decode_tokens_per_s / self.num_gpus,
             "prefill_tokens_per_s": self.prefill_tokens_per_s,
             "bounds": {
-                "headline": "per operator max(compute, memory, communication) + kernel overhead (perfect overlap)",
+                "headline": "per operator max((compute^p + memory^p)^(1/p), communication) + kernel overhead",
                 "ttft_no_overlap_s": self.ttft_no_overlap_s,
                 "tpot_no_overlap_s": self.tpot_no_overlap_s,
             },
