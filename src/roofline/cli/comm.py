@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from roofline.cli.common import OutputFormat, emit
+from roofline.cli.common import OutputFormat, emit, text_format_option
 from roofline.errors import RooflineError
 from roofline.hardware_specs import resolve_cluster
 from roofline.ir import CollectiveKind
@@ -40,7 +40,7 @@ HARDWARE = typer.Option(None, "--hardware", help="accelerator id; its default sy
 GPUS = typer.Option(8, "--gpus", help="GPUs in the group (consecutive: one domain fills before the next)")
 LIBRARY = typer.Option("nccl", "--library", help="communication library profile: nccl, deepep, uccl")
 ALGORITHM = typer.Option(None, "--algorithm", help="force ring, tree, nvls or hierarchical (default: fastest)")
-FORMAT = typer.Option(OutputFormat.table, "--format", help="table, json or csv")
+FORMAT = text_format_option()
 
 
 def _bytes(text: str, option: str) -> float:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import typer
 
-from roofline.cli.common import OutputFormat, emit
+from roofline.cli.common import Output, OutputFormat, emit, text_format_option
 from roofline.dtypes import DType, default_kv_dtype, parse_dtype
 from roofline.errors import RooflineError
 from roofline.hardware_specs import Cluster, resolve_cluster
 from roofline.ir import Precision
 from roofline.reports import tables
+from roofline.reports.assumptions import estimate_inputs
 from roofline.reports.formats import flatten, to_csv, to_json
+from roofline.reports.xlsx_views import write_estimate
 from roofline.simulator import ParallelPlan, Scenario, estimate
 from roofline.simulator.memory import memory_result
 from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS, DEFAULT_MTP_ACCEPTANCE
@@ -50,7 +53,11 @@ RESERVE = typer.Option(None, "--reserve", help="runtime reserve per GPU, e.g. '4
 MAX_NUM_TOKENS = typer.Option(
     DEFAULT_MAX_NUM_TOKENS, "--max-num-tokens", help="engine token budget per step (prefill chunk size)"
 )
-FORMAT = typer.Option(OutputFormat.table, "--format", help="table, json or csv")
+FORMAT = typer.Option(
+    OutputFormat.table, "--format", help="table, json, csv, or xlsx (needs -o FILE.xlsx)", metavar="<format>"
+)
+OUTPUT = typer.Option(None, "--output", "-o", help="write to FILE instead of stdout (FILE.xlsx: a workbook)")
+FORCE = typer.Option(False, "--force", help="overwrite an existing -o file")
 
 
 def _reserve_bytes(text: str | None) -> float | None:
@@ -136,21 +143,25 @@ def estimate_command(
     overlap_ep: bool = OVERLAP_EP, cp: int = CP, sp: bool = SP,
     ideal: bool = typer.Option(False, "--ideal", help="pure roofline: every achievable fraction 1, no overheads"),
     ops: bool = typer.Option(True, "--ops/--no-ops", help="include the per-operator rows"),
-    fmt: OutputFormat = FORMAT,
+    fmt: OutputFormat = FORMAT, output: Path | None = OUTPUT, force: bool = FORCE,
 ) -> None:  # fmt: skip
     """Prefill and decode latency, throughput and memory for one configuration."""
+    out = Output.check(fmt, output, force)
     options = QueryOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batch, isl, osl,
                            weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens,
                            mtp, mtp_acceptance, comm_library, overlap_ep, cp, sp)  # fmt: skip
     q = Query.build(options)
     result = estimate(q.workload, q.cluster, q.scenario, ideal=ideal)
-    if fmt is OutputFormat.json:
-        emit(to_json(result.to_dict(with_ops=ops)))
-    elif fmt is OutputFormat.csv:
+    if out.fmt is OutputFormat.json:
+        out.text(to_json(result.to_dict(with_ops=ops)))
+    elif out.fmt is OutputFormat.csv:
         rows: list[dict[str, Any]] = result.to_dict()["ops"] if ops else [flatten(result.to_dict(with_ops=False))]
-        emit(to_csv(rows))
+        out.text(to_csv(rows))
+    elif out.fmt is OutputFormat.xlsx:
+        inputs = estimate_inputs(q.workload, q.cluster, q.scenario, ideal)
+        out.workbook(lambda path: write_estimate(path, result, inputs))
     else:
-        tables.print_renderable(tables.estimate_view(result, with_ops=ops))
+        out.table(tables.estimate_view(result, with_ops=ops))
 
 
 def memory_command(
@@ -159,7 +170,7 @@ def memory_command(
     batch: int = BATCH, isl: int = ISL, osl: int = OSL,
     weight_dtype: str | None = WEIGHT_DTYPE, expert_dtype: str | None = EXPERT_DTYPE, kv_dtype: str | None = KV_DTYPE,
     activation_dtype: str = ACT_DTYPE, reserve: str | None = RESERVE, max_num_tokens: int = MAX_NUM_TOKENS,
-    mtp: int = MTP, fmt: OutputFormat = FORMAT,
+    mtp: int = MTP, fmt: OutputFormat = text_format_option(),
 ) -> None:  # fmt: skip
     """Does it fit? Weights, KV cache, activations, reserve; the largest batch and context that fit."""
     options = QueryOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batch, isl, osl,

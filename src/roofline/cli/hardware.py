@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from roofline.cli.common import OutputFormat, emit
+from roofline.cli.common import OutputFormat, emit, text_format_option
 from roofline.hardware_specs import load_catalog
 from roofline.reports import tables
 from roofline.reports.formats import flatten, to_csv, to_json
@@ -13,7 +13,7 @@ app = typer.Typer(help="Accelerators, links and systems in the catalog.", no_arg
 
 
 @app.command("list")
-def list_hardware(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, json or csv")) -> None:
+def list_hardware(fmt: OutputFormat = text_format_option()) -> None:
     """List accelerators, systems and links."""
     catalog = load_catalog()
     accelerators = sorted(catalog.accelerators.values(), key=lambda a: a.id)
@@ -47,7 +47,7 @@ def _raw(data: object) -> object:
 @app.command("show")
 def show(
     hardware_id: str = typer.Argument(..., help="accelerator, system or link id"),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table (YAML-like, with units) or json (SI)"),
+    fmt: OutputFormat = text_format_option(help="table (YAML-like, with units) or json (SI)"),
 ) -> None:
     """Show one accelerator, system or link with every number's source."""
     catalog = load_catalog()

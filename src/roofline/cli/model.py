@@ -8,7 +8,7 @@ from typing import Any
 import typer
 import yaml
 
-from roofline.cli.common import OutputFormat, emit, write_new_file
+from roofline.cli.common import OutputFormat, emit, text_format_option, write_new_file
 from roofline.ir import Precision
 from roofline.reports import tables
 from roofline.reports.formats import to_csv, to_json
@@ -40,7 +40,7 @@ def _summary(workload_id: str) -> dict[str, Any]:
 
 
 @app.command("list")
-def list_models(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, json or csv")) -> None:
+def list_models(fmt: OutputFormat = text_format_option()) -> None:
     """List the catalog's models."""
     models = sorted(model_catalog().values(), key=lambda m: m.id)
     if fmt is OutputFormat.table:
@@ -54,7 +54,7 @@ def list_models(fmt: OutputFormat = typer.Option(OutputFormat.table, "--format",
 @app.command("show")
 def show(
     model: str = typer.Argument(..., help="model id or path to a model YAML"),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table (YAML), json or csv"),
+    fmt: OutputFormat = text_format_option(help="table (YAML), json or csv"),
 ) -> None:
     """Show a model's architecture, parameter counts by component and KV bytes per token."""
     w = get_workload(model)

@@ -10,7 +10,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from roofline.cli.common import OutputFormat, emit
+from roofline.cli.common import OutputFormat, emit, text_format_option
 from roofline.errors import RooflineError
 from roofline.planner import grid
 from roofline.planner.search import DEFAULT_BATCHES, PlanRequest, PlanResult, plan
@@ -132,7 +132,7 @@ def plan_command(
     engine: str = typer.Option("trtllm", "--engine", help="engine profile: host overheads, token budget"),
     top: int = typer.Option(5, "--top", help="configurations to list"),
     recheck: int = typer.Option(3, "--recheck", help="best configurations to re-check with the serving simulator"),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, json or csv"),
+    fmt: OutputFormat = text_format_option(),
 ) -> None:  # fmt: skip
     """Cheapest configurations that serve --rate within TTFT and TPOT p99 targets, and the Pareto frontier."""
     request = PlanRequest(

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from roofline.cli.common import OutputFormat, emit
+from roofline.cli.common import Output, OutputFormat
 from roofline.cli.estimate import (
     ACT_DTYPE,
     ATTN_DP,
@@ -17,6 +17,7 @@ from roofline.cli.estimate import (
     CP,
     EP,
     EXPERT_DTYPE,
+    FORCE,
     FORMAT,
     GPUS,
     HARDWARE,
@@ -27,6 +28,7 @@ from roofline.cli.estimate import (
     MTP,
     MTP_ACCEPT,
     OSL,
+    OUTPUT,
     OVERLAP_EP,
     PP,
     RESERVE,
@@ -39,7 +41,9 @@ from roofline.cli.estimate import (
 )  # fmt: skip
 from roofline.errors import RooflineError
 from roofline.reports import tables
+from roofline.reports.assumptions import engine_inputs, estimate_inputs
 from roofline.reports.formats import flatten, to_csv, to_json
+from roofline.reports.xlsx_views import write_serve
 from roofline.simulator.serving import Load, load_engine, serve
 from roofline.simulator.serving.disaggregated import serve_disaggregated
 from roofline.simulator.serving.engine_config import DEFAULT_ENGINE
@@ -106,9 +110,10 @@ def serve_command(
         None, "--disaggregate", help="P:D prefill and decode replicas (KV sent between pools over the fabric)"
     ),
     ideal: bool = typer.Option(False, "--ideal", help="pure roofline step times (no efficiencies, no overheads)"),
-    fmt: OutputFormat = FORMAT,
+    fmt: OutputFormat = FORMAT, output: Path | None = OUTPUT, force: bool = FORCE,
 ) -> None:  # fmt: skip
     """Serve a load: tokens/s, TTFT / TPOT / end-to-end latency percentiles, batch and queueing."""
+    out = Output.check(fmt, output, force)
     if not 0 <= prefix_hit < 1:
         raise RooflineError(f"--prefix-hit must be in [0, 1), got {prefix_hit}")
     profile = load_engine(engine)
@@ -143,9 +148,24 @@ def serve_command(
     data = {"model": q.workload.id, "hardware": q.cluster.accelerator.id, "system": q.cluster.system.id,
             "tp": q.scenario.plan.tp, "pp": q.scenario.plan.pp, "ep": q.scenario.plan.ep,
             "dp": q.scenario.plan.dp, "isl": isl, "osl": osl, **result.to_dict()}  # fmt: skip
-    if fmt is OutputFormat.json:
-        emit(to_json(data))
-    elif fmt is OutputFormat.csv:
-        emit(to_csv([flatten(data)]))
+    if out.fmt is OutputFormat.json:
+        out.text(to_json(data))
+    elif out.fmt is OutputFormat.csv:
+        out.text(to_csv([flatten(data)]))
+    elif out.fmt is OutputFormat.xlsx:
+        inputs = [*estimate_inputs(q.workload, q.cluster, q.scenario, ideal, with_batch=False),
+                  *engine_inputs(profile, _load_inputs(load, trace, draft, disaggregate))]  # fmt: skip
+        out.workbook(lambda path: write_serve(path, data, inputs))
     else:
-        tables.print_renderable(tables.serve_table(data))
+        out.table(tables.serve_table(data))
+
+
+def _load_inputs(load: Load, trace: Path | None, draft: Draft | None, disaggregate: str | None) -> dict[str, Any]:
+    """The load as the workbook's Inputs list it."""
+    drafter = f"{draft.workload.id}, {draft.tokens} tokens, acceptance {draft.acceptance:g}" if draft else "none"
+    return {
+        "mode": load.mode, "value (requests/s or clients)": f"{load.value:g}",
+        "requests": load.num_requests or "default", "isl spread": load.isl_spread, "osl spread": load.osl_spread,
+        "seed": load.seed, "prefix hit": load.prefix_hit, "trace": str(trace) if trace is not None else "none",
+        "draft model": drafter, "disaggregated prefill:decode replicas": disaggregate or "no",
+    }  # fmt: skip

@@ -124,6 +124,8 @@ def sweep_command(
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="stdout format without -o: table, json, csv"),
 ) -> None:  # fmt: skip
     """Estimate a grid of configurations (lists and ranges of parallelism, batch, lengths, formats)."""
+    if fmt is OutputFormat.xlsx and (output is None or output.suffix.lower() != ".xlsx"):
+        raise RooflineError("--format xlsx writes a binary workbook: add -o FILE.xlsx")
     _check_output(output, force)
     texts = {"tp": tp, "pp": pp, "ep": ep, "attn_dp": attn_dp, "batch": batch, "isl": isl, "osl": osl}
     axes = {name: grid.parse_ints(texts[name], "--" + name.replace("_", "-")) for name in AXES}

@@ -10,10 +10,11 @@ import typer
 from rich.console import Group
 from rich.table import Table
 
-from roofline.cli.common import OutputFormat, emit
+from roofline import __version__
+from roofline.cli.common import Output, OutputFormat
 from roofline.errors import RooflineError
-from roofline.reports import tables
 from roofline.reports.formats import to_csv, to_json
+from roofline.reports.xlsx_views import write_validation
 from roofline.validation import ValidationReport, validate_file
 
 # src/roofline/cli/validate.py -> parents[3] is the repository root; its sibling shared/ holds the data
@@ -90,17 +91,38 @@ def validate_command(
         "concurrency, gemm, memory_copy, allreduce"),
     max_requests: int | None = typer.Option(
         None, "--max-requests", help="cap the simulated requests of each serving run (quicker, less steady)"),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, json or csv"),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", metavar="<format>",
+                                     help="table, json, csv, or xlsx (needs -o FILE.xlsx)"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write to FILE instead of stdout (FILE.xlsx)"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing -o file"),
 ) -> None:  # fmt: skip
     """Predict each row of a measurements file; print prediction, measurement and error, then MAPE per metric."""
+    out = Output.check(fmt, output, force)
     progress = _progress if sys.stderr.isatty() else None
-    report = validate_file(_data_path(data), scenarios, max_requests, progress)
-    if fmt is OutputFormat.json:
-        emit(to_json(report.to_dict()))
-    elif fmt is OutputFormat.csv:
-        emit(to_csv(_csv_rows(report)))
+    path = _data_path(data)
+    report = validate_file(path, scenarios, max_requests, progress)
+    if out.fmt is OutputFormat.json:
+        out.text(to_json(report.to_dict()))
+    elif out.fmt is OutputFormat.csv:
+        out.text(to_csv(_csv_rows(report)))
+    elif out.fmt is OutputFormat.xlsx:
+        inputs = _inputs(path, scenarios, max_requests, report)
+        out.workbook(lambda file: write_validation(file, report, inputs))
     else:
         parts: list[Table] = [_rows_table(report), _summary_table(report)]
         if report.skipped:
             parts.append(_skipped_table(report))
-        tables.print_renderable(Group(*parts))
+        out.table(Group(*parts))
+
+
+def _inputs(path: Path, scenarios: list[str], max_requests: int | None,
+            report: ValidationReport) -> list[tuple[str, Any]]:  # fmt: skip
+    return [
+        ("Tool", f"roofline {__version__}"),
+        ("Measurements file", str(path)),
+        ("Scenarios", ", ".join(scenarios) or "all"),
+        ("Simulated requests per serving run", max_requests or "as the benchmark ran them"),
+        ("Rows predicted / skipped", f"{len(report.rows)} / {len(report.skipped)}"),
+        ("Error", "predicted / measured - 1 (> 0: over-prediction); APE = |error|; MAPE = mean APE"),
+        ("Serving rows", "replayed as benchmarked (validation/benchmark_setups.yaml)"),
+    ]

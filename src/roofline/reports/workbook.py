@@ -1,6 +1,8 @@
-"""The capacity-planning workbook (XLSX, openpyxl): Inputs (the assumptions), Results (one row per
-configuration, units in the headers, number formats, frozen header, autofilter) and Summary (the
-best configurations overall and per accelerator). Values arrive in SI units; columns convert."""
+"""XLSX workbooks (openpyxl, write-only): the capacity-planning workbook of `sweep` -- Inputs (the
+assumptions), Results (one row per configuration, units in the headers, number formats, frozen
+header, autofilter) and Summary (the best configurations overall and per accelerator) -- and the
+generic `write_sheets` behind the workbooks of `estimate`, `serve` and `validate` (tables with the
+same styling, and bar charts). Values arrive in SI units; columns convert."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -26,6 +29,7 @@ class Column:
     scale: float = 1.0  # shown value = SI value x scale
     number_format: str = "General"
     width: int = 12
+    per_row_format: bool = False  # a row's "number_format" value, when it has one, overrides number_format
 
 
 SWEEP_COLUMNS = (
@@ -81,7 +85,7 @@ def _table(ws: Worksheet, columns: Sequence[Column], rows: Sequence[dict[str, An
         cells = []
         for column, number_format in zip(columns, formats, strict=True):
             cell = WriteOnlyCell(ws, value=_cell(row, column))
-            cell.number_format = number_format
+            cell.number_format = row.get("number_format", number_format) if column.per_row_format else number_format
             cells.append(cell)
         ws.append(cells)
 
@@ -93,6 +97,7 @@ def _widths(ws: Worksheet, columns: Sequence[Column]) -> None:
 
 def _inputs(ws: Worksheet, inputs: Sequence[tuple[str, Any]]) -> None:
     ws.column_dimensions["A"].width, ws.column_dimensions["B"].width = 34, 70
+    ws.freeze_panes = "A2"
     ws.append([_header(ws, "Assumption"), _header(ws, "Value")])
     for key, value in inputs:
         ws.append([key, value if isinstance(value, (int, float, bool)) or value is None else str(value)])
@@ -135,4 +140,62 @@ def write_workbook(path: Path, inputs: Sequence[tuple[str, Any]], rows: Sequence
     results.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"
     _table(results, columns, rows)
     _summary(book.create_sheet("Summary"), columns, rows)
+    book.save(path)
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A bar chart of one column of a sheet's table against another, over rows [first, last)."""
+
+    title: str
+    data_sheet: str  # the Sheet whose table holds the numbers
+    category: str  # column key of the bars' labels
+    value: str  # column key of the bars' lengths
+    first: int = 0
+    last: int | None = None  # None: to the end of the table
+    anchor: str = "E2"  # the top-left cell of the chart on the sheet that shows it
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """A table sheet: frozen header row, autofilter over the table, column widths and number
+    formats from the columns, and the charts shown on it."""
+
+    name: str
+    columns: Sequence[Column]
+    rows: Sequence[dict[str, Any]]
+    charts: Sequence[Chart] = ()
+
+
+def _bar_chart(chart: Chart, ws: Worksheet, sheet: Sheet) -> BarChart:
+    keys = [column.key for column in sheet.columns]
+    last = len(sheet.rows) if chart.last is None else chart.last
+    first_row, last_row = chart.first + 2, last + 1  # the header is row 1
+    bar = BarChart()
+    bar.type, bar.style, bar.title, bar.legend = "bar", 10, chart.title, None
+    bar.y_axis.title = sheet.columns[keys.index(chart.value)].header
+    bar.x_axis.delete = bar.y_axis.delete = False  # openpyxl >= 3.1 hides axes unless told not to
+    bar.x_axis.scaling.orientation = "maxMin"  # the first row on top, as in the table
+    value_column, category_column = keys.index(chart.value) + 1, keys.index(chart.category) + 1
+    bar.add_data(Reference(ws, min_col=value_column, min_row=first_row, max_row=last_row))
+    bar.set_categories(Reference(ws, min_col=category_column, min_row=first_row, max_row=last_row))
+    bar.width, bar.height = 20, max(7.5, 0.45 * (last - chart.first) + 2)
+    return bar
+
+
+def write_sheets(path: Path, inputs: Sequence[tuple[str, Any]], sheets: Sequence[Sheet]) -> None:
+    """An Inputs sheet (assumption, value) then one table sheet per `sheets`, charts included."""
+    book = Workbook(write_only=True)
+    _inputs(book.create_sheet("Inputs"), inputs)
+    written: dict[str, tuple[Worksheet, Sheet]] = {}
+    for sheet in sheets:
+        ws = book.create_sheet(sheet.name)
+        _widths(ws, sheet.columns)
+        ws.freeze_panes = "A2"
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(sheet.columns))}{len(sheet.rows) + 1}"
+        _table(ws, sheet.columns, sheet.rows)
+        written[sheet.name] = (ws, sheet)
+    for sheet in sheets:
+        for chart in sheet.charts:
+            written[sheet.name][0].add_chart(_bar_chart(chart, *written[chart.data_sheet]), chart.anchor)
     book.save(path)
