@@ -1,0 +1,95 @@
+"""`roofline plot KIND`: choose what to draw and where to save it; the numbers come from the
+estimator (reports.plot_data) and the drawing from reports.plots."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+
+from roofline.cli import estimate as est
+from roofline.cli.estimate import Query, QueryOptions
+from roofline.errors import RooflineError, UnknownIdError
+from roofline.reports import plot_data
+from roofline.simulator import estimate
+
+KINDS = ("roofline", "breakdown", "scaling", "compare")
+DEFAULT_SWEEP = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+
+
+def _ints(text: str, flag: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise RooflineError(f"{flag} takes integers separated by commas, got '{text}'") from None
+    if not values or min(values) < 1:
+        raise RooflineError(f"{flag} takes positive integers separated by commas, got '{text}'")
+    return values
+
+
+def _items(text: str | None) -> list[str | None]:
+    return [v.strip() for v in text.split(",") if v.strip()] if text else [None]
+
+
+def _one(values: list[int], kind: str) -> int:
+    if len(values) > 1:
+        raise RooflineError(f"plot {kind} takes one --batch value (lists are for roofline and scaling)")
+    return values[0]
+
+
+def plot_command(
+    kind: str = typer.Argument(..., help="roofline, breakdown, scaling or compare"),
+    output: Path = typer.Option(..., "--output", "-o", help="image file: .png, .svg or .pdf"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing output file"),
+    model: str = est.MODEL,
+    hardware: str | None = typer.Option(None, "--hardware", help="accelerator id; compare: a comma list"),
+    system: str | None = est.SYSTEM, gpus: int | None = est.GPUS, tp: int = est.TP, pp: int = est.PP,
+    ep: int = est.EP, attn_dp: int = est.ATTN_DP, moe_imbalance: float = est.IMBALANCE,
+    batch: str = typer.Option("1", "--batch", "-b", help="sequences per replica; roofline/scaling: a list 1,8,64"),
+    isl: int = est.ISL, osl: int = est.OSL,
+    weight_dtype: str | None = typer.Option(None, "--weight-dtype", help="weight format; compare: a list bf16,fp8"),
+    expert_dtype: str | None = est.EXPERT_DTYPE, kv_dtype: str | None = est.KV_DTYPE,
+    activation_dtype: str = est.ACT_DTYPE, reserve: str | None = est.RESERVE,
+    max_num_tokens: int = est.MAX_NUM_TOKENS, mtp: int = est.MTP,
+    mtp_acceptance: float = est.MTP_ACCEPT, comm_library: str = est.COMM_LIBRARY, overlap_ep: bool = est.OVERLAP_EP,
+    cp: int = est.CP, sp: bool = est.SP,
+    peaks: bool = typer.Option(False, "--peaks", help="roofline: also draw the spec peaks, dashed"),
+    serve: bool = typer.Option(False, "--serve", help="scaling: add tokens/s per GPU vs per user (Pareto)"),
+    dpi: int = typer.Option(100, "--dpi", help="PNG resolution"),
+) -> None:  # fmt: skip
+    """Draw a roofline, a time/memory breakdown, scaling curves or a hardware comparison."""
+    from roofline.reports import plots  # matplotlib loads only when a plot is drawn
+
+    if kind not in KINDS:
+        raise UnknownIdError("plot kind", kind, list(KINDS))
+    if output.exists() and not force:  # before any work
+        raise RooflineError(f"'{output}' already exists; pass --force to overwrite it")
+    batches = _ints(batch, "--batch")
+    hardware_ids, dtypes = _items(hardware), _items(weight_dtype)
+    if kind != "compare" and (len(hardware_ids) > 1 or len(dtypes) > 1):
+        raise RooflineError("lists of --hardware or --weight-dtype are for `plot compare`")
+    options = QueryOptions(model, hardware_ids[0], system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batches[0], isl,
+                           osl, dtypes[0], expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens, mtp,
+                           mtp_acceptance, comm_library, overlap_ep, cp, sp)  # fmt: skip
+    if kind == "compare":
+        one = _one(batches, kind)
+        queries = [Query.build(replace(options, hardware=h, weight_dtype=d, batch=one)) for h in hardware_ids
+                   for d in dtypes]  # fmt: skip
+        results = [estimate(q.workload, q.cluster, q.scenario) for q in queries]
+        accelerators = [q.cluster.accelerator for q in queries]
+        fig = plots.compare_figure(plot_data.compare_data(results, accelerators, queries[0].scenario))
+    else:
+        q = Query.build(options)
+        if kind == "roofline":
+            fig = plots.roofline_figure(plot_data.roofline_data(q.workload, q.cluster, q.scenario, batches), peaks)
+        elif kind == "breakdown":
+            q = Query.build(replace(options, batch=_one(batches, kind)))
+            result = estimate(q.workload, q.cluster, q.scenario)
+            fig = plots.breakdown_figure(plot_data.breakdown_data(result, q.scenario))
+        else:
+            sweep = batches if len(batches) > 1 else sorted({*DEFAULT_SWEEP, batches[0]})
+            data = plot_data.scaling_data(q.workload, q.cluster, q.scenario, sweep, serve)
+            fig = plots.scaling_figure(data)
+    plots.save(fig, output, force, dpi)
+    typer.echo(f"wrote {output}", err=True)
