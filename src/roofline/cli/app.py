@@ -41,6 +41,7 @@ app.command("sweep")(__import__("roofline.cli.sweep", fromlist=["sweep_command"]
 app.command("plan")(__import__("roofline.cli.plan", fromlist=["plan_command"]).plan_command)
 app.command("validate")(validate.validate_command)
 app.command("serve")(serve.serve_command)
+app.command("report")(__import__("roofline.cli.report", fromlist=["report_command"]).report_command)
 app.command("plot")(__import__("roofline.cli.plot", fromlist=["plot_command"]).plot_command)
 
 

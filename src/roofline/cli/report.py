@@ -1,0 +1,90 @@
+"""`roofline report`: one configuration's estimate as a self-contained HTML page (summary, memory,
+per-operator tables, figures, assumptions and the source of every hardware number)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from roofline import __version__
+from roofline.cli import estimate as est
+from roofline.cli.common import write_new_file
+from roofline.cli.estimate import Query, QueryOptions
+from roofline.errors import RooflineError
+from roofline.reports import html
+from roofline.reports.assumptions import estimate_inputs, hardware_sources, parallelism
+from roofline.simulator import estimate
+from roofline.simulator.results import EstimateResult
+
+SCALING_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+
+
+def _figures(q: Query, result: EstimateResult) -> list[html.Figure]:
+    """PNG figures from reports.plots when this installation has it; none (and a note) otherwise."""
+    try:
+        from roofline.reports import plot_data, plots
+
+        batches = sorted({*SCALING_BATCHES, q.scenario.batch})
+        drawn = [
+            ("Operators on the roofline (prefill and a decode step)",
+             lambda: plots.roofline_figure(plot_data.roofline_data(q.workload, q.cluster, q.scenario,
+                                                                   [q.scenario.batch]))),
+            ("Where the time and the memory go",
+             lambda: plots.breakdown_figure(plot_data.breakdown_data(result, q.scenario))),
+            ("Scaling with batch, prompt length and context",
+             lambda: plots.scaling_figure(plot_data.scaling_data(q.workload, q.cluster, q.scenario, batches))),
+        ]  # fmt: skip
+        return [(title, html.figure_png(draw())) for title, draw in drawn]
+    except (ImportError, AttributeError, TypeError) as exc:
+        typer.echo(f"warning: no figures in the report ({type(exc).__name__}: {exc})", err=True)
+        return []
+
+
+def _header(q: Query, result: EstimateResult) -> list[tuple[str, Any]]:
+    p, acc = q.scenario.precision, q.cluster.accelerator
+    return [
+        ("model", f"{q.workload.id} ({q.workload.name})"),
+        ("hardware", f"{acc.id} ({acc.name})"),
+        ("system", f"{q.cluster.describe()}: {q.cluster.system.name}"),
+        ("parallelism", parallelism(q.scenario)),
+        ("formats", f"weights {p.weight.value}, experts {p.experts.value}, KV cache {p.kv_cache.value}, "
+                    f"activations {p.activation.value}"),
+        ("batch x isl / osl", f"{result.batch} x {result.isl} / {result.osl}" + (" (ideal roofline)" if result.ideal
+                                                                                 else "")),
+        ("tool", f"roofline {__version__}"),
+        ("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
+    ]  # fmt: skip
+
+
+def report_command(
+    output: Path = typer.Option(..., "--output", "-o", help="the HTML file to write (FILE.html)"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing output file"),
+    model: str = est.MODEL, hardware: str | None = est.HARDWARE, system: str | None = est.SYSTEM,
+    gpus: int | None = est.GPUS, tp: int = est.TP, pp: int = est.PP, ep: int = est.EP, attn_dp: int = est.ATTN_DP,
+    moe_imbalance: float = est.IMBALANCE, batch: int = est.BATCH, isl: int = est.ISL, osl: int = est.OSL,
+    weight_dtype: str | None = est.WEIGHT_DTYPE, expert_dtype: str | None = est.EXPERT_DTYPE,
+    kv_dtype: str | None = est.KV_DTYPE, activation_dtype: str = est.ACT_DTYPE, reserve: str | None = est.RESERVE,
+    max_num_tokens: int = est.MAX_NUM_TOKENS, mtp: int = est.MTP, mtp_acceptance: float = est.MTP_ACCEPT,
+    comm_library: str = est.COMM_LIBRARY, overlap_ep: bool = est.OVERLAP_EP, cp: int = est.CP, sp: bool = est.SP,
+    ideal: bool = typer.Option(False, "--ideal", help="pure roofline: every achievable fraction 1, no overheads"),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="draw the figures (a few seconds)"),
+) -> None:  # fmt: skip
+    """Write one estimate as a self-contained HTML page with figures and the source of every hardware number."""
+    if output.suffix.lower() not in (".html", ".htm"):
+        raise RooflineError(f"-o {output}: the report is HTML; the file name must end in .html")
+    if output.exists() and not force:  # before any work
+        raise RooflineError(f"'{output}' already exists; pass --force to overwrite it")
+    options = QueryOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batch, isl, osl,
+                           weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens,
+                           mtp, mtp_acceptance, comm_library, overlap_ep, cp, sp)  # fmt: skip
+    q = Query.build(options)
+    result = estimate(q.workload, q.cluster, q.scenario, ideal=ideal)
+    page = html.estimate_page(result, _header(q, result), estimate_inputs(q.workload, q.cluster, q.scenario, ideal),
+                              hardware_sources(q.cluster), _figures(q, result) if figures else [],
+                              result.to_dict(with_ops=False)["bounds"]["headline"])  # fmt: skip
+    write_new_file(output, page, force)
+    sys.stderr.write(f"wrote {output}\n")
