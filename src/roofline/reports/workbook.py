@@ -167,19 +167,26 @@ class Sheet:
     charts: Sequence[Chart] = ()
 
 
+def chart_height_cm(bars: int) -> float:
+    return max(7.5, 0.9 * bars + 3.0)
+
+
 def _bar_chart(chart: Chart, ws: Worksheet, sheet: Sheet) -> BarChart:
     keys = [column.key for column in sheet.columns]
     last = len(sheet.rows) if chart.last is None else chart.last
     first_row, last_row = chart.first + 2, last + 1  # the header is row 1
     bar = BarChart()
     bar.type, bar.style, bar.title, bar.legend = "bar", 10, chart.title, None
-    bar.y_axis.title = sheet.columns[keys.index(chart.value)].header
+    value = sheet.columns[keys.index(chart.value)]
+    bar.y_axis.title = value.header
     bar.x_axis.delete = bar.y_axis.delete = False  # openpyxl >= 3.1 hides axes unless told not to
     bar.x_axis.scaling.orientation = "maxMin"  # the first row on top, as in the table
+    bar.x_axis.tickLblSkip = 1  # a label on every bar
+    bar.y_axis.number_format = "0%" if "%" in value.number_format else "General"
     value_column, category_column = keys.index(chart.value) + 1, keys.index(chart.category) + 1
     bar.add_data(Reference(ws, min_col=value_column, min_row=first_row, max_row=last_row))
     bar.set_categories(Reference(ws, min_col=category_column, min_row=first_row, max_row=last_row))
-    bar.width, bar.height = 20, max(7.5, 0.45 * (last - chart.first) + 2)
+    bar.width, bar.height = 20, chart_height_cm(last - chart.first)
     return bar
 
 

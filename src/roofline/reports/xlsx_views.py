@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from roofline.reports.workbook import GIB, Chart, Column, Sheet, write_sheets
+from roofline.reports.workbook import GIB, Chart, Column, Sheet, chart_height_cm, write_sheets
 from roofline.simulator.results import EstimateResult, op_row_dict
 from roofline.validation import ValidationReport
 
@@ -40,9 +40,9 @@ def _metric(label: str, value: Any, number_format: str = "General", **more: Any)
     return {"metric": label, "value": value, "number_format": number_format, **more}
 
 
-def _chart_rows(count: int) -> int:
-    """Rows of the sheet a bar chart of `count` bars covers (row height about 0.5 cm)."""
-    return math.ceil(max(7.5, 0.45 * count + 2) / 0.5) + 2
+def _chart_rows(bars: int) -> int:
+    """Rows of the sheet a bar chart of `bars` bars covers (a row is about 0.53 cm high)."""
+    return math.ceil(chart_height_cm(bars) / 0.53) + 2
 
 
 def estimate_summary_rows(result: EstimateResult) -> list[dict[str, Any]]:
@@ -79,7 +79,7 @@ def write_estimate(path: Path, result: EstimateResult, inputs: list[tuple[str, A
     prefill = len(result.prefill.ops)
     charts = (
         Chart("Prefill: time per operator (ms)", "Results", "name", "time_s", 0, prefill, "E2"),
-        Chart(f"Decode step at context {result.decode.context_tokens}: time per operator (ms)", "Results", "name",
+        Chart(f"Decode step (context {result.decode.context_tokens}): time per operator (ms)", "Results", "name",
               "time_s", prefill, len(ops), f"E{2 + _chart_rows(prefill)}"),
     )  # fmt: skip
     summary_columns = (METRIC, Column("value", "Value", width=16, per_row_format=True),
