@@ -43,6 +43,7 @@ app.command("validate")(validate.validate_command)
 app.command("serve")(serve.serve_command)
 app.command("report")(__import__("roofline.cli.report", fromlist=["report_command"]).report_command)
 app.command("plot")(__import__("roofline.cli.plot", fromlist=["plot_command"]).plot_command)
+app.command("calibrate")(__import__("roofline.cli.calibrate", fromlist=["calibrate_command"]).calibrate_command)
 
 
 def _version(value: bool) -> None:

@@ -84,6 +84,24 @@ def _system_for(catalog: HardwareCatalog, system: str) -> System:
     return catalog.system(system)
 
 
+PLACEHOLDER_LINK = "pcie5"  # a one-device system never crosses it; System needs a scale-up attachment
+
+
+def _single_device_system(catalog: HardwareCatalog, accelerator: Accelerator) -> System:
+    """One device on its own (a calibrated host CPU, a user's accelerator without a node type).
+
+    Nothing crosses a link with one device, but a System needs a scale-up attachment: the host
+    link of a catalog system that holds this accelerator, else PCIe Gen5 as a placeholder.
+    """
+    host_links = [s.host_link for s in catalog.systems.values() if s.accelerator == accelerator.id and s.host_link]
+    attachment = host_links[0] if host_links else Attachment(link=PLACEHOLDER_LINK, ports_per_gpu=1)
+    return System(
+        kind="system", id=f"{accelerator.id}-single", name=f"one {accelerator.name}", accelerator=accelerator.id,
+        gpus_per_node=1, gpus_per_domain=1, scale_up=attachment,
+        source="synthetic: one device with no scale-up or scale-out traffic (resolve_cluster, no default_system)",
+    )  # fmt: skip
+
+
 def resolve_cluster(
     hardware: str | None = None,
     system: str | None = None,
@@ -93,7 +111,8 @@ def resolve_cluster(
     """Pick the system for `--hardware ID [--gpus N]` or `--system ID`.
 
     With only an accelerator, its `default_system` is used and as many nodes as the GPU count
-    needs (h100-sxm with 16 GPUs = two DGX H100 nodes).
+    needs (h100-sxm with 16 GPUs = two DGX H100 nodes). An accelerator without one (a calibrated
+    host profile) runs alone: one device, a synthetic single-device system.
     """
     catalog = (catalog or load_catalog()).copy()  # files given by path stay out of the shared cache
     if num_gpus < 1:
@@ -110,9 +129,12 @@ def resolve_cluster(
             )
     else:
         assert accelerator is not None
-        if accelerator.default_system is None:
+        if accelerator.default_system is not None:
+            chosen = catalog.system(accelerator.default_system)
+        elif num_gpus == 1:
+            chosen = _single_device_system(catalog, accelerator)
+        else:
             raise RooflineError(f"'{accelerator.id}' has no default_system; give one with --system ID")
-        chosen = catalog.system(accelerator.default_system)
     accelerator = accelerator or catalog.accelerator(chosen.accelerator)
     scale_out = _fabric(catalog, chosen.scale_out) if chosen.scale_out else None
     if num_gpus > chosen.gpus_per_node and scale_out is None:

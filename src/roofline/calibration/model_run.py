@@ -1,0 +1,240 @@
+"""Model-level runs: a real PyTorch decoder built from a dense workload spec, timed, and the spec
+the estimator is given for the same run.
+
+The model has random weights, the workload's layer dimensions (scaled down on a host CPU so a
+quick run takes seconds), a reduced number of layers, GQA attention over a preallocated KV cache,
+RMSNorm, RoPE, a SwiGLU (or plain) MLP, the LM head on the last position and a greedy sample.
+Prefill runs the whole batch of prompts in one step (the estimate is told the same through
+`max_num_tokens`); each decode step appends one token per sequence to the cache. The reduced
+workload is a validated copy of the spec, so the estimator sees exactly the model that ran.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from roofline.dtypes import DType
+from roofline.errors import RooflineError
+from roofline.ir import Precision
+from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS, ParallelPlan, Scenario
+from roofline.workloads.base import Workload
+from roofline.workloads.dense import DenseTransformer
+
+ROPE_THETA = 500000.0  # value does not change the timing
+NORM_EPS = 1e-5
+
+
+@dataclass(frozen=True)
+class ModelRunSpec:
+    workload: DenseTransformer  # the reduced model that runs (and that the estimator is given)
+    batch: int
+    isl: int
+    osl: int
+    dtype: DType
+    base_id: str  # the catalog workload it was reduced from
+
+    @property
+    def scenario(self) -> Scenario:
+        precision = Precision(weight=self.dtype, activation=self.dtype, kv_cache=self.dtype)
+        tokens = max(DEFAULT_MAX_NUM_TOKENS, self.batch * self.isl)  # the whole batch in one prefill step
+        return Scenario(self.batch, self.isl, self.osl, precision, ParallelPlan(), max_num_tokens=tokens)
+
+    def describe(self) -> str:
+        w = self.workload
+        return (
+            f"{self.base_id} reduced to {w.num_hidden_layers} layers (hidden {w.hidden_size}, heads "
+            f"{w.num_attention_heads}/{w.num_key_value_heads} x {w.attention.head_dim}, intermediate "
+            f"{w.intermediate_size}, vocab {w.vocab_size}), {self.dtype.value}, batch {self.batch} x isl {self.isl} "
+            f"/ osl {self.osl}"
+        )
+
+
+def reduced_workload(
+    workload: Workload, layers: int, width_divisor: int = 1, max_vocab: int | None = None
+) -> DenseTransformer:
+    """A validated copy of a dense workload with fewer layers and, optionally, narrower widths
+    (hidden, heads, KV heads and intermediate size divided by `width_divisor`, head_dim kept)."""
+    if not isinstance(workload, DenseTransformer):
+        raise RooflineError(f"model-level runs build dense transformers; '{workload.id}' is {workload.kind}")
+    w, d = workload, width_divisor
+    heads = max(1, w.num_attention_heads // d)
+    kv_heads = max(1, w.num_key_value_heads // d)
+    while heads % kv_heads:
+        kv_heads -= 1
+    head_dim = w.attention.head_dim
+    update: dict[str, Any] = {
+        "id": f"{w.id}-{layers}l" + (f"-w{d}" if d > 1 else ""),
+        "name": f"{w.name} ({layers} layers" + (f", widths / {d})" if d > 1 else ")"),
+        "num_hidden_layers": min(layers, w.num_hidden_layers),
+        "hidden_size": max(64, w.hidden_size // d),
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "head_dim": head_dim,
+        "intermediate_size": max(64, (w.intermediate_size // d) // 64 * 64),
+        "vocab_size": min(w.vocab_size, max_vocab) if max_vocab else w.vocab_size,
+        "sliding_window": None,  # the torch model attends to the whole (short) context
+        "sliding_window_layers": None,
+        "attention_chunk_size": None,
+        "chunked_layers": None,
+        "published_params": None,
+        "published_active_params": None,
+        "published_rounding": None,
+    }
+    return DenseTransformer.model_validate({**w.model_dump(), **update})
+
+
+def spec_for(workload: Workload, device_kind: str, full: bool) -> ModelRunSpec:
+    if device_kind == "cpu":  # widths / 4 (Llama-3.1-8B: hidden 1024, 8/2 heads x 128, intermediate 3584)
+        divisor, vocab, layers = (2, 32768, 2) if full else (4, 8192, 2)
+        batch, isl, osl = (4, 256, 16) if full else (2, 128, 8)
+        return ModelRunSpec(
+            reduced_workload(workload, layers, divisor, vocab), batch, isl, osl, DType.FP32, workload.id
+        )
+    layers, (batch, isl, osl) = (8, (16, 2048, 32)) if full else (4, (8, 1024, 16))
+    return ModelRunSpec(reduced_workload(workload, layers), batch, isl, osl, DType.BF16, workload.id)
+
+
+def model_bytes(spec: ModelRunSpec) -> float:
+    """Weights + KV cache + the widest prefill activations, for the memory cap."""
+    w, e = spec.workload, spec.dtype.bytes_per_element
+    weights = w.parameter_counts().total * e
+    tokens = spec.batch * (spec.isl + spec.osl)
+    kv = w.num_hidden_layers * tokens * 2 * w.num_key_value_heads * w.attention.head_dim * e
+    activations = spec.batch * spec.isl * (4 * w.hidden_size + 3 * w.intermediate_size) * e
+    return weights + kv + activations
+
+
+@dataclass(frozen=True)
+class ModelRunResult:
+    spec: ModelRunSpec
+    prefill_s: tuple[float, ...]  # one per repetition
+    decode_steps_s: tuple[float, ...]  # per decode step (context isl + j), median over the runs
+
+    @property
+    def measured_ttft_s(self) -> float:
+        return statistics.median(self.prefill_s)
+
+    @property
+    def measured_tpot_s(self) -> float:
+        return statistics.fmean(self.decode_steps_s)
+
+
+class TorchDecoder:
+    """The decoder's weights and KV cache on one device; `step` runs tokens at a cache position."""
+
+    def __init__(self, torch: Any, spec: ModelRunSpec, device: str, dtype: Any) -> None:
+        self.torch, self.spec, self.device, self.dtype = torch, spec, device, dtype
+        w = spec.workload
+        self.hq, self.hkv, self.dh = w.num_attention_heads, w.num_key_value_heads, w.attention.head_dim
+        d, f = w.hidden_size, w.intermediate_size
+        torch.manual_seed(0)
+        self.embedding = self._param(w.vocab_size, d)
+        self.lm_head = self.embedding if w.tie_word_embeddings else self._param(w.vocab_size, d)
+        self.final_norm = torch.ones(d, device=device, dtype=dtype)
+        qkv = (self.hq + 2 * self.hkv) * self.dh
+        self.layers = []
+        for _ in range(w.num_hidden_layers):
+            layer = {
+                "attn_norm": torch.ones(d, device=device, dtype=dtype),
+                "mlp_norm": torch.ones(d, device=device, dtype=dtype),
+                "wqkv": self._param(qkv, d),
+                "bqkv": self._param(qkv) if w.attention_bias else None,
+                "wo": self._param(d, self.hq * self.dh),
+                "wup": self._param(2 * f if w.gated else f, d),
+                "bup": self._param(2 * f if w.gated else f) if w.mlp_bias else None,
+                "wdown": self._param(d, f),
+                "bdown": self._param(d) if w.mlp_bias else None,
+            }
+            self.layers.append(layer)
+        length = spec.isl + spec.osl
+        shape = (spec.batch, self.hkv, length, self.dh)
+        self.k_cache = [torch.zeros(shape, device=device, dtype=dtype) for _ in self.layers]
+        self.v_cache = [torch.zeros(shape, device=device, dtype=dtype) for _ in self.layers]
+        inv = 1.0 / (ROPE_THETA ** (torch.arange(0, self.dh, 2, device=device, dtype=torch.float32) / self.dh))
+        angles = torch.outer(torch.arange(length, device=device, dtype=torch.float32), inv)
+        angles = torch.cat((angles, angles), dim=-1)
+        self.cos, self.sin = angles.cos().to(dtype), angles.sin().to(dtype)
+
+    def _param(self, *shape: int) -> Any:
+        return self.torch.randn(*shape, device=self.device, dtype=self.dtype) * 0.02
+
+    def _rope(self, x: Any, start: int, count: int) -> Any:
+        cos, sin = self.cos[start : start + count], self.sin[start : start + count]
+        half = self.dh // 2
+        rotated = self.torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+        return x * cos + rotated * sin
+
+    def step(self, tokens: Any, start: int) -> Any:
+        """Tokens [batch, T] at cache positions start..start+T-1; returns the next token per sequence."""
+        return self.torch.argmax(self.logits(tokens, start), dim=-1)
+
+    def logits(self, tokens: Any, start: int) -> Any:
+        """Logits of the last position of each sequence (the KV cache takes the new tokens)."""
+        F, w = self.torch.nn.functional, self.spec.workload
+        batch, count = tokens.shape
+        d, end = w.hidden_size, start + count
+        h = F.embedding(tokens, self.embedding)
+        for i, layer in enumerate(self.layers):
+            x = F.rms_norm(h, (d,), layer["attn_norm"], NORM_EPS)
+            q, k, v = F.linear(x, layer["wqkv"], layer["bqkv"]).split(
+                [self.hq * self.dh, self.hkv * self.dh, self.hkv * self.dh], dim=-1
+            )
+            q = q.view(batch, count, self.hq, self.dh).transpose(1, 2)
+            k = k.view(batch, count, self.hkv, self.dh).transpose(1, 2)
+            v = v.view(batch, count, self.hkv, self.dh).transpose(1, 2)
+            if w.qk_norm:
+                q, k = F.rms_norm(q, (self.dh,), eps=NORM_EPS), F.rms_norm(k, (self.dh,), eps=NORM_EPS)
+            q, k = self._rope(q, start, count), self._rope(k, start, count)
+            self.k_cache[i][:, :, start:end] = k
+            self.v_cache[i][:, :, start:end] = v
+            o = F.scaled_dot_product_attention(
+                q, self.k_cache[i][:, :, :end], self.v_cache[i][:, :, :end], is_causal=count > 1 and start == 0,
+                enable_gqa=self.hq != self.hkv,
+            )  # fmt: skip
+            h = h + F.linear(o.transpose(1, 2).reshape(batch, count, self.hq * self.dh), layer["wo"])
+            x = F.rms_norm(h, (d,), layer["mlp_norm"], NORM_EPS)
+            up = F.linear(x, layer["wup"], layer["bup"])
+            if w.gated:
+                gate, up = up.chunk(2, dim=-1)
+                up = F.silu(gate) * up
+            else:
+                up = F.gelu(up) if "gelu" in w.hidden_act else F.silu(up)
+            h = h + F.linear(up, layer["wdown"], layer["bdown"])
+        last = F.rms_norm(h[:, -1], (d,), self.final_norm, NORM_EPS)
+        return F.linear(last, self.lm_head)
+
+
+def run_model(
+    torch: Any, spec: ModelRunSpec, device: str, dtype: Any, repetitions: int, sync: Callable[[], None]
+) -> ModelRunResult:
+    """Prefill timed `repetitions` times (after one warm-up); then `repetitions` generations of
+    osl - 1 decode steps, each step timed on its own (host clock around a device sync)."""
+    model = TorchDecoder(torch, spec, device, dtype)
+    prompt = torch.randint(0, spec.workload.vocab_size, (spec.batch, spec.isl), device=device)
+
+    def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+        sync()
+        start = time.perf_counter()
+        out = fn()
+        sync()
+        return time.perf_counter() - start, out
+
+    with torch.inference_mode():
+        model.step(prompt, 0)  # warm-up
+        prefill = tuple(timed(lambda: model.step(prompt, 0))[0] for _ in range(repetitions))
+        runs: list[list[float]] = []
+        for _ in range(repetitions):
+            token = model.step(prompt, 0)
+            steps = []
+            for j in range(1, spec.osl):
+                position = spec.isl + j - 1
+                elapsed, token = timed(partial(model.step, token[:, None], position))
+                steps.append(elapsed)
+            runs.append(steps)
+    per_step = tuple(statistics.median(column) for column in zip(*runs, strict=True))
+    return ModelRunResult(spec, prefill, per_step)

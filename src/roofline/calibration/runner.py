@@ -1,0 +1,260 @@
+"""`roofline calibrate` end to end, minus the files: detect the device, measure the benchmark
+list and the model-level runs, fit the efficiencies, build the calibrated profile, and predict
+the same runs before and after. Ctrl-C stops the measurements and keeps what was measured.
+
+Needs torch (`require_torch()` first); the CLI writes the outputs (report.py, reports/).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from roofline.calibration import require_torch
+from roofline.calibration.bench import BenchRunner, Measurement, torch_dtype
+from roofline.calibration.cases import KERNEL_FAMILIES, BenchCase, Family, grid_for, plan_cases
+from roofline.calibration.collectives import run_collectives
+from roofline.calibration.device import DeviceInfo, catalog_differences, detect, match_catalog
+from roofline.calibration.fit import FitResult, fit_efficiency, single_tiles
+from roofline.calibration.model_run import ModelRunResult, ModelRunSpec, model_bytes, run_model, spec_for
+from roofline.calibration.profile import calibrated_accelerator, host_accelerator
+from roofline.calibration.timing import FULL_POLICY, QUICK_POLICY
+from roofline.dtypes import DType
+from roofline.errors import RooflineError
+from roofline.hardware_specs import Cluster, load_catalog, resolve_cluster
+from roofline.hardware_specs.schema import Accelerator
+from roofline.simulator import estimate
+from roofline.simulator.collectives import CollectiveModel, group_topology
+from roofline.workloads import get_workload
+
+Progress = Callable[[str, int, int], None]  # (what is being measured, index, total)
+
+
+@dataclass(frozen=True)
+class CalibrationOptions:
+    device: str = "auto"
+    full: bool = False
+    hardware: str | None = None
+    threads: int | None = None
+    model: str = "llama-3.1-8b"
+    memory_fraction: float | None = None  # of free device memory (GPU: 0.5) or available RAM (host: 0.25)
+    model_runs: bool = True
+    passes: int | None = None  # passes over the kernels (best median kept); default: 2 on a host CPU, 1 on a GPU
+
+
+@dataclass(frozen=True)
+class ModelComparison:
+    run: ModelRunResult
+    ttft_before_s: float
+    tpot_before_s: float
+    ttft_after_s: float
+    tpot_after_s: float
+
+
+@dataclass(frozen=True)
+class CollectiveComparison:
+    measurement: Measurement
+    predicted_s: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    device: DeviceInfo
+    date: str
+    mode: str  # quick | full
+    base: Accelerator  # the profile before fitting (the catalog entry, or the host's measured roofline)
+    calibrated: Accelerator
+    measurements: tuple[Measurement, ...]
+    fit_cases: tuple[BenchCase, ...]  # the measured cases of the fitted families, in fit order
+    fit: FitResult
+    model_runs: tuple[ModelComparison, ...]
+    collectives: tuple[CollectiveComparison, ...]
+    catalog_differences: tuple[str, ...]
+    interrupted: bool
+    elapsed_s: float
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def hardware_id(self) -> str:
+        return self.base.id
+
+    def family_mask(self, family: Family) -> list[bool]:
+        return [c.family is family for c in self.fit_cases]
+
+
+def _memory_cap_bytes(torch: Any, device: DeviceInfo, fraction: float | None) -> float:
+    share = fraction if fraction is not None else (0.5 if device.kind == "cuda" else 0.25)
+    if not 0.0 < share <= 0.9:
+        raise RooflineError(f"--memory-fraction must be in (0, 0.9], got {share}")
+    cap = share * device.free_memory_bytes
+    if device.kind == "cuda":  # the allocator refuses beyond the cap: calibration never takes the whole GPU
+        torch.cuda.set_per_process_memory_fraction(min(1.0, cap / device.memory_bytes), 0)
+    return cap
+
+
+def _base_gpu(device: DeviceInfo, hardware: str | None) -> tuple[Accelerator, list[str]]:
+    catalog = load_catalog()
+    chosen = hardware or match_catalog(device.name, device.memory_bytes, catalog.accelerators)
+    if chosen is None:
+        raise RooflineError(
+            f"no catalog entry matches '{device.name}'; name the closest with --hardware ID (roofline hardware list)"
+        )
+    base = resolve_cluster(hardware=chosen).accelerator
+    return base, catalog_differences(base, device)
+
+
+def _host_id(hardware: str | None) -> str:
+    profile_id = hardware or "host"
+    if profile_id in load_catalog().accelerators:
+        raise RooflineError(f"--hardware on a CPU names the host profile; '{profile_id}' is a catalog accelerator")
+    return profile_id
+
+
+def _host_base(device: DeviceInfo, profile_id: str, measured: Sequence[Measurement], date: str) -> Accelerator:
+    """Peaks of the host profile: the best measured matmul FLOP/s per format, the best stream bandwidth."""
+    peaks: dict[DType, float] = {}
+    for m in measured:
+        if m.case.family is Family.MATMUL and m.timing:
+            peaks[m.case.dtype] = max(peaks.get(m.case.dtype, 0.0), m.case.op.flops / m.time_s)
+    if DType.FP32 not in peaks:
+        raise RooflineError("no fp32 matmul was measured (interrupted too early?); nothing to build a profile from")
+    streams = [(m.case.op.bytes / m.time_s, m.case.family.value) for m in measured
+               if m.case.family in (Family.COPY, Family.READ) and m.timing]  # fmt: skip
+    bandwidth, kernel = max(streams) if streams else (_gemv_bandwidth(measured), "matmul weight stream")
+    kernel_text = f"{kernel} bandwidth over the buffer sizes (bytes read + written per second)"
+    return host_accelerator(device, profile_id, peaks, bandwidth, kernel_text, date)
+
+
+def _gemv_bandwidth(measured: Sequence[Measurement]) -> float:
+    rates = [m.case.op.bytes / m.time_s for m in measured if m.case.family is Family.MATMUL and m.timing]
+    return max(rates)
+
+
+def _cluster(accelerator: Accelerator, num_gpus: int = 1) -> Cluster:
+    catalog = load_catalog().copy()
+    catalog.add(accelerator)
+    return resolve_cluster(hardware=accelerator.id, num_gpus=num_gpus, catalog=catalog)
+
+
+def _predict_model(run: ModelRunResult, before: Accelerator, after: Accelerator) -> ModelComparison:
+    spec = run.spec
+    old = estimate(spec.workload, _cluster(before), spec.scenario)
+    new = estimate(spec.workload, _cluster(after), spec.scenario)
+    return ModelComparison(run, old.ttft_s, old.tpot_s, new.ttft_s, new.tpot_s)
+
+
+def _predict_collectives(measured: Sequence[Measurement], accelerator: Accelerator) -> list[CollectiveComparison]:
+    out = []
+    model = CollectiveModel()
+    for m in measured:
+        collective = m.case.op.collective
+        if collective is None or accelerator.default_system is None:
+            continue
+        gpus = m.case.dim("gpus")
+        cost = model.cost(collective.kind, collective.message_bytes, group_topology(_cluster(accelerator, gpus), gpus))
+        out.append(CollectiveComparison(m, cost.time_s, f"{cost.algorithm}/{cost.protocol}"))
+    return out
+
+
+def _faster(old: Measurement | None, new: Measurement) -> Measurement:
+    """Of two passes over a kernel, the one with the lower median: a process sharing the machine
+    can only slow a kernel down, so the faster pass is the less disturbed one."""
+    if old is None or old.timing is None:
+        return new
+    return new if new.timing is not None and new.time_s < old.time_s else old
+
+
+class _Measurer:
+    """Runs the work list in order; Ctrl-C ends it early and keeps what was measured."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self.progress, self.total, self.done, self.interrupted = progress, total, 0, False
+
+    def step(self, what: str) -> None:
+        if self.progress:
+            self.progress(what, self.done, self.total)
+        self.done += 1
+
+
+def run_calibration(options: CalibrationOptions, progress: Progress | None = None) -> CalibrationResult:
+    torch = require_torch()
+    started = time.perf_counter()
+    date = dt.date.today().isoformat()
+    device = detect(torch, options.device, options.threads)
+    notes: list[str] = []
+    if device.kind == "cuda":
+        base: Accelerator | None
+        base, differences = _base_gpu(device, options.hardware)
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 cases measure fp32, not TF32
+        profile_id = base.id
+    else:
+        base, differences, profile_id = None, [], _host_id(options.hardware)
+    cap = _memory_cap_bytes(torch, device, options.memory_fraction)
+    policy = FULL_POLICY if options.full else QUICK_POLICY
+    cases = plan_cases(grid_for(device.kind, options.full), device.matmul_dtypes, device.model_dtype,
+                       device.device_count)  # fmt: skip
+    kernels = [c for c in cases if c.family in KERNEL_FAMILIES]
+    collectives = [c for c in cases if c.family not in KERNEL_FAMILIES]
+    spec: ModelRunSpec | None = (
+        spec_for(get_workload(options.model), device.kind, options.full) if options.model_runs else None
+    )
+    if spec is not None and model_bytes(spec) > cap:
+        notes.append(f"model-level run skipped: {spec.describe()} needs more than the memory cap")
+        spec = None
+    passes = options.passes or (2 if device.kind == "cpu" else 1)
+    work = _Measurer(progress, passes * len(kernels) + (1 if collectives else 0) + (1 if spec else 0))
+    runner = BenchRunner(torch, device, policy, cap)
+    best: dict[BenchCase, Measurement] = {}
+    runs: list[ModelRunResult] = []
+    measured: list[Measurement] = []
+    try:
+        for number in range(passes):
+            for case in kernels:
+                work.step(case.name if passes == 1 else f"{case.name} (pass {number + 1}/{passes})")
+                best[case] = _faster(best.get(case), runner.run(case))
+        measured = list(best.values())
+        if collectives:
+            work.step(f"all-reduce / all-to-all over {device.device_count} GPUs")
+            measured += run_collectives(collectives, device.device_count, policy)
+        if spec is not None:
+            work.step(f"model run: {spec.workload.id}")
+            sync = torch.cuda.synchronize if device.kind == "cuda" else (lambda: None)
+            target = "cuda" if device.kind == "cuda" else "cpu"
+            repetitions = 5 if options.full else 3
+            runs.append(run_model(torch, spec, target, torch_dtype(torch, spec.dtype), repetitions, sync))
+    except KeyboardInterrupt:
+        work.interrupted = True
+        measured = list(best.values()) + [m for m in measured if m.case.op.collective is not None]
+        notes.append(f"interrupted by Ctrl-C after {work.done - 1} of {work.total} items; the rest is not measured")
+    if device.kind == "cpu":
+        base = _host_base(device, profile_id, measured, date)
+    assert base is not None
+    fit_measured = [m for m in measured if m.case.family in KERNEL_FAMILIES and m.timing]
+    fit_cases = [m.case for m in fit_measured]
+    tiles = single_tiles() if device.kind == "cpu" else None
+    fit = fit_efficiency(fit_cases, [m.time_s for m in fit_measured], base, tiles)
+    held = fit.summary("held_out", True, [c.family is Family.MATMUL for c in fit_cases])
+    fit_note = (
+        f"{sum(fit.fitted)} fitted kernels, {sum(fit.held_out)} held out (every third of each family); held-out "
+        f"matmul |error| median {_pct(held.median_abs)}, mean {_pct(held.mean_abs)}, max {_pct(held.max_abs)}"
+    )
+    calibrated = calibrated_accelerator(base, fit.after, device, date, fit_note, differences)
+    comparisons = tuple(_predict_model(run, base, calibrated) for run in runs)
+    skipped = [m for m in measured if m.timing is None]
+    notes += [f"{m.case.name}: {m.note}" for m in skipped]
+    return CalibrationResult(
+        device=device, date=date, mode="full" if options.full else "quick", base=base, calibrated=calibrated,
+        measurements=tuple(measured), fit_cases=tuple(fit_cases), fit=fit, model_runs=comparisons,
+        collectives=tuple(_predict_collectives([m for m in measured if m.timing and m.case.op.collective], calibrated)),
+        catalog_differences=tuple(differences), interrupted=work.interrupted,
+        elapsed_s=time.perf_counter() - started, notes=tuple(notes),
+    )  # fmt: skip
+
+
+def _pct(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:.1f}%"

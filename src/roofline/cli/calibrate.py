@@ -1,0 +1,118 @@
+"""`roofline calibrate`: measure this GPU (or the host CPU) with PyTorch, fit the cost model's
+efficiencies, write a calibrated hardware profile and a report. PyTorch is an optional extra."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from roofline.calibration import require_torch
+from roofline.errors import RooflineError
+
+
+def _progress_bar() -> Any:
+    if not sys.stderr.isatty():
+        return nullcontext(None)
+    return Progress(TextColumn("calibrate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.description}"), console=Console(stderr=True), transient=True)  # fmt: skip
+
+
+def _summary_tables(result: Any, paths: dict[str, Path]) -> list[Table]:
+    from roofline.calibration.report import abs_pct, efficiency_changes, pct, summary_rows
+    from roofline.units import format_time
+
+    errors = Table(title=f"{result.device.name}: |error| of the cost model before -> after fitting",
+                   title_justify="left")  # fmt: skip
+    for column in ("kernels", "shapes", "n", "median", "mean", "max"):
+        errors.add_column(column, justify="left" if column in ("kernels", "shapes") else "right")
+    for s in summary_rows(result):
+        errors.add_row(s.scope, s.shapes.replace("_", "-"), str(s.after.count),
+                       f"{abs_pct(s.before.median_abs)} -> {abs_pct(s.after.median_abs)}",
+                       f"{abs_pct(s.before.mean_abs)} -> {abs_pct(s.after.mean_abs)}",
+                       f"{abs_pct(s.before.max_abs)} -> {abs_pct(s.after.max_abs)}")  # fmt: skip
+    knobs = Table(title="Efficiencies", title_justify="left")
+    for column in ("knob", "before", "after"):
+        knobs.add_column(column)
+    for row in efficiency_changes(result.fit.before, result.fit.after):
+        knobs.add_row(*row)
+    tables = [errors, knobs]
+    if result.model_runs:
+        runs = Table(title="Model-level runs: estimator vs PyTorch", title_justify="left")
+        for column in ("run", "measured", "before", "after"):
+            runs.add_column(column, justify="left" if column == "run" else "right")
+        for c in result.model_runs:
+            r = c.run
+            for phase, measured, before, after in (
+                ("prefill (TTFT)", r.measured_ttft_s, c.ttft_before_s, c.ttft_after_s),
+                ("decode step (TPOT)", r.measured_tpot_s, c.tpot_before_s, c.tpot_after_s),
+            ):
+                runs.add_row(f"{r.spec.workload.id} {phase}", format_time(measured), pct(before / measured - 1),
+                             pct(after / measured - 1))  # fmt: skip
+        tables.append(runs)
+    files = Table(title="Written", title_justify="left", show_header=False)
+    files.add_column("what")
+    files.add_column("path")
+    for key, path in paths.items():
+        files.add_row(key, str(path))
+    tables.append(files)
+    return tables
+
+
+def calibrate_command(
+    output: Path = typer.Option(..., "--output", "-o", help="directory for the profile YAML, reports and plot"),
+    device: str = typer.Option("auto", "--device", help="cuda, cpu, or auto (a GPU when torch sees one)"),
+    quick: bool = typer.Option(True, "--quick/--full", help="a short grid (default) or the full one"),
+    hardware: str | None = typer.Option(
+        None, "--hardware", help="GPU: the catalog id to calibrate (default: matched from the device name); "
+        "CPU: the id of the host profile (default: host)"
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads (default: every core available)"),
+    model: str = typer.Option("llama-3.1-8b", "--model", "-m", help="dense model for the model-level runs"),
+    model_runs: bool = typer.Option(True, "--model-runs/--no-model-runs", help="time prefill and decode of a model"),
+    memory_fraction: float | None = typer.Option(
+        None, "--memory-fraction", help="share of free memory the benchmarks may use (GPU 0.5, CPU 0.25)"
+    ),
+    passes: int | None = typer.Option(None, "--passes", help="passes over the kernels, fastest kept (CPU 2, GPU 1)"),
+    force: bool = typer.Option(False, "--force", help="overwrite earlier outputs in the directory"),
+) -> None:  # fmt: skip
+    """Measure the device with PyTorch, compare with the cost model, write DIR/<hardware>-calibrated.yaml."""
+    require_torch()
+    from roofline.calibration.report import PLOT_PNG, REPORT_CSV, REPORT_MD, check_outputs, profile_filename
+    from roofline.calibration.runner import CalibrationOptions, run_calibration
+
+    known = [f"{hardware or 'host'}-calibrated.yaml"] if hardware or device == "cpu" else []
+    check_outputs(output, force, [REPORT_MD, REPORT_CSV, PLOT_PNG, *known])
+    if passes is not None and passes < 1:
+        raise RooflineError(f"--passes must be at least 1, got {passes}")
+    options = CalibrationOptions(device=device, full=not quick, hardware=hardware, threads=threads, model=model,
+                                 memory_fraction=memory_fraction, model_runs=model_runs, passes=passes)  # fmt: skip
+    with _progress_bar() as bar:
+        task = bar.add_task("", total=None) if bar is not None else None
+
+        def progress(what: str, index: int, total: int) -> None:
+            if bar is not None:
+                bar.update(task, completed=index, total=total, description=what)
+
+        result = run_calibration(options, progress)
+    check_outputs(output, force, [profile_filename(result)])
+    _write(result, output)
+
+
+def _write(result: Any, output: Path) -> None:
+    from roofline.calibration.report import write_outputs
+    from roofline.reports.calibration_plot import write_calibration_plot
+
+    paths = write_outputs(result, output)
+    write_calibration_plot(result, paths["plot"])
+    console = Console(width=140)
+    for table in _summary_tables(result, paths):
+        console.print(table)
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)

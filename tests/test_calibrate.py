@@ -1,0 +1,412 @@
+"""`roofline calibrate`: the fit, the profiles, catalog matching and the single-device cluster
+without torch; with torch (pytest.importorskip), a real quick calibration of this host's CPU.
+
+The CPU acceptance: `calibrate --device cpu --quick` writes the profile, report.md, report.csv and
+the plot in under a minute on two cores, the profile loads through the catalog and `estimate`,
+and the MEDIAN |error| of the fitted cost model on the HELD-OUT matmul shapes is under 15%. (Not
+every held-out shape: on a CPU the skinny shapes (M = 1, 16) run kernels the GPU-shaped cost
+model cannot express -- a bf16 GEMV slower than M = 16, weight packing per call -- and are off
+by up to 2x; the report prints the mean and the worst beside the median.)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from roofline.calibration import INSTALL_HINT
+from roofline.calibration.cases import (
+    CPU_QUICK,
+    GPU_QUICK,
+    BenchCase,
+    Family,
+    attention_case,
+    elementwise_case,
+    matmul_case,
+    plan_cases,
+    stream_case,
+)
+from roofline.calibration.device import DeviceInfo, catalog_differences, match_catalog
+from roofline.calibration.fit import Predictor, fit_efficiency, levenberg_marquardt, single_tiles
+from roofline.calibration.model_run import reduced_workload, spec_for
+from roofline.calibration.profile import calibrated_accelerator, host_accelerator, to_yaml
+from roofline.calibration.timing import Clock, TimingPolicy, measure
+from roofline.cli.app import app
+from roofline.dtypes import DType
+from roofline.errors import RooflineError
+from roofline.hardware_specs import load_catalog, resolve_cluster
+from roofline.hardware_specs.catalog import HardwareCatalog
+from roofline.hardware_specs.schema import Accelerator, MatmulTile
+from roofline.simulator import estimate
+from roofline.simulator.cost import RooflineCostModel
+from roofline.workloads import get_workload
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _no_user_catalog_dirs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ROOFLINE_HARDWARE_PATH", raising=False)
+    monkeypatch.delenv("ROOFLINE_MODEL_PATH", raising=False)
+
+
+def fake_device(kind: str = "cuda", name: str = "NVIDIA H100 80GB HBM3", memory: float = 85.52e9,
+                units: int = 132) -> DeviceInfo:  # fmt: skip
+    return DeviceInfo(kind=kind, name=name, memory_bytes=memory, free_memory_bytes=memory * 0.9, compute_units=units,
+                      cache_bytes=50e6, unit_cache_bytes=228 * 1024, architecture="sm_90", torch_version="2.13.0",
+                      matmul_dtypes=(DType.FP32, DType.BF16), model_dtype=DType.BF16, cuda_version="12.8",
+                      driver_version="570.86")  # fmt: skip
+
+
+def h100_with(**efficiency: Any) -> Accelerator:
+    acc = load_catalog().accelerator("h100-sxm")
+    return acc.model_copy(update={"efficiency": acc.efficiency.model_copy(update=efficiency)})
+
+
+def gpu_cases() -> list[BenchCase]:
+    cases = plan_cases(GPU_QUICK, (DType.FP32, DType.BF16, DType.FP8), DType.BF16)
+    return [c for c in cases if c.family in (Family.MATMUL, Family.COPY, Family.READ, Family.ELEMENTWISE,
+                                                Family.ATTENTION)]  # fmt: skip
+
+
+# ---- the fit, without torch ------------------------------------------------------------------------------
+
+
+def test_predictor_is_the_cost_model() -> None:
+    """The fit's array form of the cost model gives RooflineCostModel's time for every case."""
+    acc = h100_with(memory_bandwidth_fraction=0.8, kernel_overhead=4e-6, overlap_exponent=3.0,
+                    matmul_fraction={"default": 0.7, "fp32": 0.6, "fp8": 0.65}, attention_fraction=0.5)  # fmt: skip
+    cases = gpu_cases()
+    cluster = replace(resolve_cluster(hardware="h100-sxm"), accelerator=acc)
+    model = RooflineCostModel(cluster)
+    expected = np.array([model.cost(c.op).total_s for c in cases])
+    np.testing.assert_allclose(Predictor(cases, acc).times(acc.efficiency), expected, rtol=1e-12)
+
+
+def test_fit_recovers_known_efficiencies_from_synthetic_times() -> None:
+    """Times made by the cost model itself with known fractions, overhead and p: the fit starts from
+    the catalog's priors and must find them again; held-out shapes are then predicted exactly."""
+    truth = dict(memory_bandwidth_fraction=0.74, kernel_overhead=6e-6, overlap_exponent=2.0, attention_fraction=0.55,
+                 matmul_fraction={"default": 0.8, "bf16": 0.68, "fp32": 0.9, "fp8": 0.61})  # fmt: skip
+    true_acc = h100_with(**truth)
+    cases = gpu_cases()
+    measured = Predictor(cases, true_acc).times(true_acc.efficiency)
+    prior = load_catalog().accelerator("h100-sxm")
+    fit = fit_efficiency(cases, list(measured), prior)
+    after = fit.after
+    for key in ("bf16", "fp32", "fp8"):
+        assert after.matmul_fraction[key] == pytest.approx(truth["matmul_fraction"][key], rel=0.01)  # type: ignore[index]
+    assert after.matmul_fraction["default"] == pytest.approx(0.68, rel=0.01)  # follows bf16
+    assert after.memory_bandwidth_fraction == pytest.approx(0.74, rel=0.01)
+    assert after.attention_fraction == pytest.approx(0.55, rel=0.01)
+    assert after.kernel_overhead == pytest.approx(6e-6, rel=0.05)
+    assert after.overlap_exponent == 2.0
+    assert fit.summary("held_out", True).max_abs < 0.01
+    assert fit.summary("held_out", False).mean_abs > 0.05  # the priors were off before the fit
+    assert sum(fit.held_out) > 0 and not any(f and h for f, h in zip(fit.fitted, fit.held_out, strict=True))
+
+
+def test_fit_picks_the_tile_of_a_host_profile() -> None:
+    """A host with one 16-row tile: M = 1 runs at 1/16 utilization, M = 16 at full; the fit finds it."""
+    device = fake_device("cpu", "Test CPU", 64e9, 4)
+    host = host_accelerator(device, "testhost", {DType.FP32: 200e9, DType.BF16: 800e9}, 40e9, "copy", "2026-01-01")
+    truth = host.efficiency.model_copy(
+        update={"matmul_fraction": {"default": 0.9, "fp32": 0.85, "bf16": 0.9}, "memory_bandwidth_fraction": 0.7,
+                "kernel_overhead": 3e-6, "matmul_tiles": [MatmulTile(m=16, n=16)], "overlap_exponent": 2.0}
+    )  # fmt: skip
+    cases = [c for c in plan_cases(CPU_QUICK, (DType.FP32, DType.BF16), DType.FP32) if c.family is not Family.ATTENTION]
+    measured = Predictor(cases, host).times(truth)
+    fit = fit_efficiency(cases, list(measured), host, single_tiles(sizes_n=(1, 16)))
+    assert [t.m for t in fit.after.matmul_tiles] == [16]  # n = 1 or 16 alike: every N is a multiple of 16
+    assert fit.summary("held_out", True).max_abs < 0.01
+
+
+def test_levenberg_marquardt_solves_a_small_least_squares() -> None:
+    xs = np.linspace(0.0, 1.0, 20)
+    ys = 2.5 * np.exp(-1.3 * xs)
+    x = levenberg_marquardt(lambda p: p[0] * np.exp(-p[1] * xs) - ys, np.array([1.0, 0.1]))
+    np.testing.assert_allclose(x, [2.5, 1.3], rtol=1e-6)
+
+
+def test_cases_hold_out_every_third_and_fp8_needs_n_k_multiples_of_16() -> None:
+    cases = plan_cases(GPU_QUICK, (DType.BF16, DType.FP8), DType.BF16, num_devices=2)
+    for family in (Family.MATMUL, Family.ATTENTION, Family.COPY):
+        flags = [c.held_out for c in cases if c.family is family]
+        assert flags[2::3] == [True] * len(flags[2::3]) and not any(flags[0::3]) and not any(flags[1::3])
+    fp8 = [c for c in cases if c.family is Family.MATMUL and c.dtype is DType.FP8]
+    assert fp8 and all(c.dim("n") % 16 == 0 and c.dim("k") % 16 == 0 for c in fp8)
+    assert any(c.family is Family.ALL_REDUCE for c in cases) and any(c.family is Family.ALL_TO_ALL for c in cases)
+    assert not any(c.family is Family.ALL_REDUCE for c in plan_cases(GPU_QUICK, (DType.BF16,), DType.BF16))
+
+
+def test_case_operators_count_flops_and_bytes_by_hand() -> None:
+    """matmul 16x4096x4096 bf16: 2 m n k FLOP; reads A (16 x 4096) and B (4096 x 4096), writes C.
+    fp8: A and B 1 byte, C bf16. silu*mul over n: two kernels, reads 3n, writes 2n elements.
+    Decode attention, batch 2, context 1024, 32/8 heads x 128: 2 x 32 x 256 x 1024 FLOP x 2."""
+    op = matmul_case(16, 4096, 4096, DType.BF16).op
+    assert op.flops == 2 * 16 * 4096 * 4096
+    assert op.bytes == 2 * (16 * 4096 + 4096 * 4096 + 16 * 4096)
+    assert matmul_case(16, 4096, 4096, DType.FP8).op.bytes == 16 * 4096 + 4096 * 4096 + 2 * 16 * 4096
+    silu = elementwise_case("silu_mul", 1000, DType.BF16).op
+    assert (silu.kernels, silu.bytes) == (2, 5 * 1000 * 2)
+    assert stream_case(Family.COPY, 2**20, DType.FP32).op.bytes == 2 * 2**20
+    att = attention_case("decode", 2, 1024, GPU_QUICK.heads, DType.BF16).op
+    assert att.flops == 2 * 2.0 * 32 * 256 * 1024
+    assert att.kv_read_bytes == 2 * 1024 * 2 * 8 * 128 * 2
+
+
+# ---- device identity, profiles, the single-device cluster ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "memory", "expected"),
+    [
+        ("NVIDIA H100 80GB HBM3", 85e9, "h100-sxm"),
+        ("NVIDIA H100 PCIe", 85e9, "h100-pcie"),
+        ("NVIDIA H200", 150e9, "h200-sxm"),
+        ("NVIDIA GH200 480GB", 102e9, "gh200-96gb"),
+        ("NVIDIA GH200 144G HBM3e", 155e9, "gh200-144gb"),
+        ("NVIDIA A100-SXM4-80GB", 85e9, "a100-sxm-80gb"),
+        ("NVIDIA B200", 190e9, "b200"),
+        ("NVIDIA GB200", 190e9, "gb200"),
+        ("AMD Instinct MI300X", 206e9, "mi300x"),
+        ("NVIDIA GeForce RTX 4090", 25e9, None),
+    ],
+)
+def test_device_names_match_catalog_entries(name: str, memory: float, expected: str | None) -> None:
+    assert match_catalog(name, memory, load_catalog().accelerators) == expected
+
+
+def test_catalog_differences_name_memory_and_sms() -> None:
+    h100 = load_catalog().accelerator("h100-sxm")
+    assert catalog_differences(h100, fake_device(memory=h100.memory.capacity)) == []
+    notes = catalog_differences(h100, fake_device(memory=94e9 * 0.93, units=114))
+    assert any(n.startswith("memory:") for n in notes) and "SMs: device 114, catalog 132" in notes
+
+
+def test_accelerator_yaml_round_trips() -> None:
+    for acc in load_catalog().accelerators.values():
+        again = Accelerator.model_validate(yaml.safe_load(to_yaml(acc)))
+        for field in ("memory", "compute", "sram", "efficiency", "power"):
+            a, b = getattr(acc, field).model_dump(), getattr(again, field).model_dump()
+            for key, value in a.items():
+                if isinstance(value, float):
+                    assert b[key] == pytest.approx(value, rel=1e-6), (acc.id, field, key)
+        assert again.default_system == acc.default_system
+        assert again.runtime_reserve == pytest.approx(acc.runtime_reserve)
+
+
+def test_gpu_profile_keeps_the_node_and_takes_the_device_identity(tmp_path: Path) -> None:
+    base = load_catalog().accelerator("h100-sxm")
+    device = fake_device(memory=80e9, units=114)
+    eff = base.efficiency.model_copy(update={"memory_bandwidth_fraction": 0.9, "kernel_overhead": 3e-6})
+    acc = calibrated_accelerator(base, eff, device, "2026-01-01", "test", catalog_differences(base, device))
+    assert acc.id == "h100-sxm-calibrated" and acc.default_system == "dgx-h100"
+    assert acc.sram.sm_count == 114 and acc.memory.capacity == pytest.approx(80e9, rel=1e-8)
+    assert acc.compute.bf16 == base.compute.bf16 and "SMs: device 114" in acc.notes
+    assert "roofline calibrate" in acc.efficiency.source and "driver 570.86" in acc.efficiency.source
+    path = tmp_path / "h100-sxm-calibrated.yaml"
+    path.write_text(to_yaml(acc), encoding="utf-8")
+    cluster = resolve_cluster(hardware=str(path), num_gpus=8)
+    assert cluster.system.id == "dgx-h100" and cluster.accelerator.efficiency.memory_bandwidth_fraction == 0.9
+    assert HardwareCatalog().add_file(path) == acc
+
+
+def test_host_profile_without_default_system_runs_on_one_device(tmp_path: Path) -> None:
+    device = fake_device("cpu", "Test CPU", 64e9, 8)
+    host = host_accelerator(device, "myhost", {DType.FP32: 1e12, DType.BF16: 2e12}, 100e9, "copy", "2026-01-01")
+    assert host.default_system is None and host.compute.fp16 is None and host.sram.sm_count == 8
+    assert "MEASURED" in host.compute.source and "MEASURED" in host.memory.source
+    path = tmp_path / "myhost-calibrated.yaml"
+    path.write_text(to_yaml(host), encoding="utf-8")
+    cluster = resolve_cluster(hardware=str(path))
+    assert cluster.system.gpus_per_node == 1 and cluster.system.scale_out is None and cluster.num_gpus == 1
+    assert cluster.scale_up.link.id == "pcie5"  # a placeholder: one device never crosses it
+    workload = get_workload("llama-3.1-8b")
+    result = estimate(workload, cluster, spec_for(workload, "cpu", full=False).scenario)
+    assert result.ttft_s > 0 and result.tpot_s > 0 and result.system == "myhost-single"
+    with pytest.raises(RooflineError, match="has no default_system; give one with --system ID"):
+        resolve_cluster(hardware=str(path), num_gpus=2)
+
+
+def test_single_device_system_takes_a_catalog_host_link() -> None:
+    """An accelerator some catalog system holds (but that names no default system) borrows that
+    system's host link for its one-device system."""
+    catalog = load_catalog().copy()
+    h100 = catalog.accelerator("h100-sxm")
+    catalog.add(h100.model_copy(update={"default_system": None}))
+    cluster = resolve_cluster(hardware="h100-sxm", catalog=catalog)
+    assert cluster.system.id == "h100-sxm-single" and cluster.scale_up.link.id == "pcie5"
+    assert cluster.num_nodes == 1 and cluster.domain_size == 1
+
+
+def test_reduced_workload_is_a_valid_smaller_copy() -> None:
+    w = reduced_workload(get_workload("llama-3.1-8b"), layers=2, width_divisor=4, max_vocab=8192)
+    assert (w.num_hidden_layers, w.hidden_size, w.num_attention_heads, w.num_key_value_heads) == (2, 1024, 8, 2)
+    assert (w.attention.head_dim, w.intermediate_size, w.vocab_size) == (128, 3584, 8192)
+    assert w.published_params is None
+    gpu = spec_for(get_workload("llama-3.1-8b"), "cuda", full=False)
+    assert gpu.workload.hidden_size == 4096 and gpu.workload.num_hidden_layers == 4 and gpu.dtype is DType.BF16
+    assert gpu.scenario.max_num_tokens >= gpu.batch * gpu.isl  # the whole batch prefills in one step
+    with pytest.raises(RooflineError, match="dense"):
+        reduced_workload(get_workload("mixtral-8x7b"), layers=2)
+
+
+def test_measure_sizes_repetitions_to_the_clock() -> None:
+    class FakeClock(Clock):
+        def time_calls(self, fn: Any, calls: int) -> float:
+            return 1e-3 * calls
+
+    timing = measure(lambda: None, FakeClock(), TimingPolicy(warmup=1, repetitions=7, min_repetition_s=5e-3))
+    assert timing.calls == 5 and len(timing.per_call_s) == 7 and timing.median_s == pytest.approx(1e-3)
+    slow = measure(lambda: None, FakeClock(), TimingPolicy(repetitions=9, min_repetition_s=0.0, max_case_s=4e-3))
+    assert slow.calls == 1 and len(slow.per_call_s) == 4  # the case budget cuts repetitions
+
+
+# ---- without torch ---------------------------------------------------------------------------------------
+
+
+def test_calibrate_without_torch_says_how_to_install_it(tmp_path: Path) -> None:
+    """A fresh interpreter where `import torch` fails: the core imports, calibrate prints one line."""
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import roofline.calibration.report, roofline.cli.app\n"
+            "from roofline.cli.app import main\n"
+            f"sys.argv = ['roofline', 'calibrate', '--device', 'cpu', '-o', {str(tmp_path / 'out')!r}]\n"
+            "main()\n")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and INSTALL_HINT in lines[0]
+    assert "pip install 'roofline[calibrate]'" in lines[0] and "torch==2.13.0" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_calibrate_without_torch_in_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    result = runner.invoke(app, ["calibrate", "--device", "cpu", "-o", str(tmp_path)])
+    assert result.exit_code == 2 and result.stderr.strip() == f"error: {INSTALL_HINT}"
+
+
+# ---- with torch: a real quick calibration of this host -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cpu_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float, Any]:
+    """`roofline calibrate --device cpu --quick` once for the module (one thread: the machine's
+    other core stays free for whatever else runs, which keeps the timings steady)."""
+    pytest.importorskip("torch")
+    out = tmp_path_factory.mktemp("calibration")
+    started = time.perf_counter()
+    result = runner.invoke(app, ["calibrate", "--device", "cpu", "--quick", "--threads", "1", "-o", str(out)])
+    elapsed = time.perf_counter() - started
+    return out, elapsed, result
+
+
+def test_quick_cpu_calibration_writes_everything_in_under_a_minute(cpu_run: tuple[Path, float, Any]) -> None:
+    out, elapsed, result = cpu_run
+    assert result.exit_code == 0, result.output
+    assert elapsed < 60.0
+    for name in ("host-calibrated.yaml", "report.md", "report.csv", "predicted_vs_measured.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "predicted_vs_measured.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (out / "report.md").read_text()
+    for heading in ("## Device", "## Error before and after fitting", "## Fitted efficiencies", "## Model-level runs"):
+        assert heading in report
+    assert "torch 2." in report or "| torch |" in report
+
+
+def test_quick_cpu_profile_loads_and_estimates(cpu_run: tuple[Path, float, Any]) -> None:
+    out, _, _ = cpu_run
+    path = out / "host-calibrated.yaml"
+    acc = HardwareCatalog().add_file(path)
+    assert isinstance(acc, Accelerator) and acc.id == "host-calibrated" and acc.default_system is None
+    assert "roofline calibrate" in acc.efficiency.source and "MEASURED" in acc.compute.source
+    assert acc.compute.fp32 and acc.compute.bf16 and acc.memory.bandwidth > 1e9
+    result = runner.invoke(app, ["estimate", "--hardware", str(path), "--model", "llama-3.1-8b", "--isl", "128",
+                                 "--osl", "16", "--format", "json", "--no-ops"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert '"hardware": "host-calibrated"' in result.stdout
+
+
+def test_quick_cpu_fit_predicts_held_out_matmuls_within_15_percent(cpu_run: tuple[Path, float, Any]) -> None:
+    """Median |error| of the fitted model on the held-out matmul shapes < 15% (see the module doc
+    for why not every shape); the fit must also beat the unfitted roofline on the fitted shapes."""
+    out, _, _ = cpu_run
+    rows = _csv_rows(out / "report.csv")
+    held = [abs(float(r["error_after"])) for r in rows if r["family"] == "matmul" and r["role"] == "held_out"]
+    fitted_before = [abs(float(r["error_before"])) for r in rows if r["family"] == "matmul" and r["role"] == "fitted"]
+    fitted_after = [abs(float(r["error_after"])) for r in rows if r["family"] == "matmul" and r["role"] == "fitted"]
+    assert len(held) >= 12
+    assert float(np.median(held)) < 0.15, sorted(held)
+    assert np.median(fitted_after) < np.median(fitted_before)
+    model = [r for r in rows if r["family"] == "model"]
+    assert len(model) == 2 and all(math.isfinite(float(r["error_after"])) for r in model)
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with path.open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_calibrate_refuses_to_overwrite_without_force(cpu_run: tuple[Path, float, Any]) -> None:
+    out, _, _ = cpu_run
+    result = runner.invoke(app, ["calibrate", "--device", "cpu", "-o", str(out)])
+    assert result.exit_code == 2 and "--force" in result.stderr
+
+
+def test_decoder_kv_cache_decode_matches_a_full_prefill() -> None:
+    """The model-level decoder: one decode step over the cache gives the logits a prefill of the
+    whole sequence gives at its last position (RoPE positions, GQA, cache writes all agree)."""
+    torch = pytest.importorskip("torch")
+    from roofline.calibration.model_run import ModelRunSpec, TorchDecoder
+
+    workload = reduced_workload(get_workload("llama-3.1-8b"), layers=2, width_divisor=16, max_vocab=512)
+    spec = ModelRunSpec(workload, batch=2, isl=12, osl=4, dtype=DType.FP32, base_id="llama-3.1-8b")
+    model = TorchDecoder(torch, spec, "cpu", torch.float32)
+    tokens = torch.randint(0, workload.vocab_size, (2, 13))
+    with torch.inference_mode():
+        model.logits(tokens[:, :12], 0)
+        step = model.logits(tokens[:, 12:13], 12)
+        full = model.logits(tokens, 0)
+    torch.testing.assert_close(step, full, rtol=1e-4, atol=1e-5)
+
+
+def test_ctrl_c_keeps_what_was_measured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Interrupted after 30 kernels: the fit uses them, the outputs are still written."""
+    pytest.importorskip("torch")
+    from roofline.calibration import bench
+    from roofline.calibration import runner as calibration_runner
+    from roofline.calibration.report import write_outputs
+    from roofline.calibration.timing import Timing
+
+    calls = {"n": 0}
+
+    def fake_run(self: Any, case: BenchCase) -> bench.Measurement:
+        calls["n"] += 1
+        if calls["n"] > 30:
+            raise KeyboardInterrupt
+        seconds = case.op.flops / 50e9 + case.op.bytes / 20e9 + 2e-6
+        return bench.Measurement(case, Timing((seconds,) * 3, 1))
+
+    monkeypatch.setattr(bench.BenchRunner, "run", fake_run)
+    options = calibration_runner.CalibrationOptions(device="cpu", threads=1, model_runs=False, passes=1)
+    result = calibration_runner.run_calibration(options)
+    assert result.interrupted and len(result.measurements) == 30
+    assert any("interrupted" in n for n in result.notes)
+    paths = write_outputs(result, tmp_path)
+    assert "Interrupted" in paths["report"].read_text() and paths["profile"].exists()
