@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from roofline.cli.common import Output, OutputFormat, emit, text_format_option
+from roofline.cli.estimate_diffusion import DiffusionOptions, is_diffusion, run_diffusion, sp_degree
 from roofline.dtypes import DType, default_kv_dtype, parse_dtype
 from roofline.errors import RooflineError
 from roofline.hardware_specs import Cluster, resolve_cluster
@@ -58,6 +59,16 @@ FORMAT = typer.Option(
 )
 OUTPUT = typer.Option(None, "--output", "-o", help="write to FILE instead of stdout (FILE.xlsx: a workbook)")
 FORCE = typer.Option(False, "--force", help="overwrite an existing -o file")
+# diffusion models (roofline.cli.estimate_diffusion); `--sp N` gives them the Ulysses degree
+RESOLUTION = typer.Option(None, "--resolution", help="diffusion image: WxH, e.g. 1024x1024")
+VIDEO = typer.Option(None, "--video", help="diffusion video: WxHxF (frames), e.g. 1280x720x81")
+STEPS = typer.Option(None, "--steps", help="diffusion denoising steps (default: the model's)")
+CFG = typer.Option(None, "--cfg/--no-cfg", help="classifier-free guidance (default: the model's)")
+CFG_PARALLEL = typer.Option(False, "--cfg-parallel", help="DiT: cond and uncond on two GPU groups")
+GEN_LEN = typer.Option(None, "--gen-len", help="diffusion LM: tokens to generate")
+BLOCK_LEN = typer.Option(None, "--block-len", help="diffusion LM: semi-autoregressive block length")
+CACHE = typer.Option(None, "--cache", help="diffusion LM: none, prefix or dual (Fast-dLLM)")
+COMPARE_AR = typer.Option(None, "--compare-ar", help="diffusion LM: also run this autoregressive model")
 
 
 def _reserve_bytes(text: str | None) -> float | None:
@@ -134,6 +145,7 @@ class QueryOptions:
 
 
 def estimate_command(
+    ctx: typer.Context,
     model: str = MODEL, hardware: str | None = HARDWARE, system: str | None = SYSTEM, gpus: int | None = GPUS,
     tp: int = TP, pp: int = PP, ep: int = EP, attn_dp: int = ATTN_DP, moe_imbalance: float = IMBALANCE,
     batch: int = BATCH, isl: int = ISL, osl: int = OSL,
@@ -144,9 +156,22 @@ def estimate_command(
     ideal: bool = typer.Option(False, "--ideal", help="pure roofline: every achievable fraction 1, no overheads"),
     ops: bool = typer.Option(True, "--ops/--no-ops", help="include the per-operator rows"),
     fmt: OutputFormat = FORMAT, output: Path | None = OUTPUT, force: bool = FORCE,
+    resolution: str | None = RESOLUTION, video: str | None = VIDEO, steps: int | None = STEPS,
+    cfg: bool | None = CFG, cfg_parallel: bool = CFG_PARALLEL, gen_len: int | None = GEN_LEN,
+    block_len: int | None = BLOCK_LEN, cache: str | None = CACHE, compare_ar: str | None = COMPARE_AR,
 ) -> None:  # fmt: skip
-    """Prefill and decode latency, throughput and memory for one configuration."""
+    """Prefill and decode latency, throughput and memory for one configuration; for diffusion models
+    (DiT image/video, diffusion LMs) the time per image, video or request instead."""
     out = Output.check(fmt, output, force)
+    diffusion = DiffusionOptions(resolution, video, steps, cfg, cfg_parallel, gen_len, block_len, cache, compare_ar,
+                                 sp_degree(sp, list(ctx.args)))  # fmt: skip
+    workload = get_workload(model)
+    if is_diffusion(workload):
+        run_diffusion(workload, diffusion, hardware, system, gpus, batch, ideal, ops, out)
+        return
+    if diffusion.given() or diffusion.sp is not None:
+        raise RooflineError(f"{', '.join(diffusion.given()) or '--sp N'}: diffusion options; {model} is not a "
+                            "diffusion model")  # fmt: skip
     options = QueryOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batch, isl, osl,
                            weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens,
                            mtp, mtp_acceptance, comm_library, overlap_ep, cp, sp)  # fmt: skip

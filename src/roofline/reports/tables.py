@@ -197,3 +197,32 @@ def serve_table(data: dict[str, Any]) -> Table:
     if data["preemptions"]:
         table.add_row("preemptions", f"{data['preemptions']:,}", "", "", "")
     return table
+
+
+def diffusion_table(data: dict[str, Any]) -> Table:
+    """`estimate` of a diffusion model (DiT image/video or diffusion LM): the flat summary of its
+    to_dict() in human units; keys ending in _s are times, _bytes sizes."""
+    table = Table(title=data.get("title", data["model"]), title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+
+    def show(key: str, value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return str(value)
+        if key.endswith("_s"):
+            return format_time(value)
+        if key.endswith("_bytes"):
+            return _gib(value)
+        if key.endswith(("share", "ratio")):
+            return f"{value:.3g}" if key.endswith("ratio") else f"{100 * value:.1f}%"
+        return f"{value:,.4g}" if isinstance(value, float) else f"{value:,}"
+
+    for key, value in data.items():
+        if key == "title" or isinstance(value, list):
+            continue
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                table.add_row(f"{key}.{sub}", show(sub, v))
+        else:
+            table.add_row(key, show(key, value))
+    return table

@@ -1,0 +1,115 @@
+"""`roofline estimate` for diffusion kinds: parse the diffusion options, run the estimator, report.
+`estimate_command` dispatches here on the workload's kind before the LLM path."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from roofline.cli.common import Output, OutputFormat
+from roofline.errors import RooflineError
+from roofline.hardware_specs import resolve_cluster
+from roofline.ir import Precision
+from roofline.reports import tables
+from roofline.reports.formats import flatten, to_csv, to_json
+from roofline.simulator.diffusion import DitScenario, estimate_dit
+from roofline.workloads.base import Workload
+from roofline.workloads.diffusion_dit import DiffusionTransformer, Request
+
+
+@dataclass(frozen=True)
+class DiffusionOptions:
+    resolution: str | None = None
+    video: str | None = None
+    steps: int | None = None
+    cfg: bool | None = None
+    cfg_parallel: bool = False
+    gen_len: int | None = None
+    block_len: int | None = None
+    cache: str | None = None
+    compare_ar: str | None = None
+    sp: int | None = None  # Ulysses degree; None: no sequence parallelism
+
+    def given(self) -> list[str]:
+        names = {"resolution": "--resolution", "video": "--video", "steps": "--steps", "cfg": "--cfg/--no-cfg",
+                 "gen_len": "--gen-len", "block_len": "--block-len", "cache": "--cache",
+                 "compare_ar": "--compare-ar"}  # fmt: skip
+        listed = [flag for attr, flag in names.items() if getattr(self, attr) is not None]
+        return listed + (["--cfg-parallel"] if self.cfg_parallel else [])
+
+
+def is_diffusion(workload: Workload) -> bool:
+    return isinstance(workload, DiffusionTransformer)
+
+
+def sp_degree(flag: bool, extra: list[str]) -> int | None:
+    """`--sp N` on the estimate command: `--sp` is a flag for LLMs (Megatron-SP); a number right after
+    it (left over as an extra argument) is the Ulysses degree for diffusion models."""
+    if extra and not (flag and len(extra) == 1 and extra[0].isdigit()):
+        raise RooflineError(f"unexpected argument '{' '.join(extra)}' (a number goes right after --sp)")
+    return int(extra[0]) if extra else None
+
+
+def _size(text: str, option: str, parts: int) -> tuple[int, ...]:
+    match = re.fullmatch(r"\s*" + r"\s*[xX]\s*".join([r"(\d+)"] * parts) + r"\s*", text)
+    if not match:
+        shape = "WxH" if parts == 2 else "WxHxF"
+        raise RooflineError(f"{option} must look like {shape}, e.g. {'1024x1024' if parts == 2 else '1280x720x81'}")
+    values = tuple(int(v) for v in match.groups())
+    if min(values) < 1:
+        raise RooflineError(f"{option}: every size must be at least 1")
+    return values
+
+
+def _dit_request(dit: DiffusionTransformer, o: DiffusionOptions, batch: int) -> Request:
+    if o.resolution and o.video:
+        raise RooflineError("give --resolution (image) or --video (WxHxF), not both")
+    if o.video:
+        width, height, frames = _size(o.video, "--video", 3)
+    elif o.resolution:
+        (width, height), frames = _size(o.resolution, "--resolution", 2), dit.default_frames
+    else:
+        (width, height), frames = dit.default_resolution, dit.default_frames
+    if frames > 1 and not dit.is_video:
+        raise RooflineError(f"{dit.id} makes images: use --resolution WxH, not --video")
+    return Request(width=width, height=height, frames=frames, batch=batch)
+
+
+def run_dit(dit: DiffusionTransformer, o: DiffusionOptions, hardware: str | None, system: str | None,
+            gpus: int | None, batch: int, ideal: bool) -> dict[str, Any]:  # fmt: skip
+    llm_only = [flag for flag, value in (("--gen-len", o.gen_len), ("--block-len", o.block_len), ("--cache", o.cache),
+                                         ("--compare-ar", o.compare_ar)) if value is not None]  # fmt: skip
+    if llm_only:
+        raise RooflineError(f"{', '.join(llm_only)} apply to diffusion language models, not to {dit.id}")
+    cfg = dit.cfg_default if o.cfg is None else o.cfg
+    cfg_parallel_gpus = 2 if o.cfg_parallel else 1
+    sp = o.sp if o.sp is not None else 1
+    scenario = DitScenario(_dit_request(dit, o, batch), o.steps or dit.default_steps, cfg, sp, o.cfg_parallel,
+                           Precision(weight=dit.weight_dtype))  # fmt: skip
+    cluster = resolve_cluster(hardware=hardware, system=system, num_gpus=gpus or sp * cfg_parallel_gpus)
+    data = estimate_dit(dit, cluster, scenario, ideal=ideal).to_dict()
+    data["title"] = (f"{dit.id} on {cluster.num_gpus} x {cluster.accelerator.id}, sp={sp}"
+                     f"{' cfg-parallel' if o.cfg_parallel else ''}, {'CFG' if cfg else 'no CFG'}")  # fmt: skip
+    return data
+
+
+def run_diffusion(workload: Workload, o: DiffusionOptions, hardware: str | None, system: str | None,
+                  gpus: int | None, batch: int, ideal: bool, ops: bool, out: Output) -> None:  # fmt: skip
+    if isinstance(workload, DiffusionTransformer):
+        data = run_dit(workload, o, hardware, system, gpus, batch, ideal)
+    else:  # pragma: no cover - every diffusion kind is handled above
+        raise RooflineError(f"{workload.id}: no diffusion estimator for kind {workload.kind}")
+    op_keys = [k for k, v in data.items() if isinstance(v, list)]
+    if not ops:
+        for key in op_keys:
+            data.pop(key)
+    if out.fmt is OutputFormat.json:
+        out.text(to_json({k: v for k, v in data.items() if k != "title"}))
+    elif out.fmt is OutputFormat.csv:
+        rows = [row for key in op_keys if key in data for row in data[key]]
+        out.text(to_csv(rows or [flatten({k: v for k, v in data.items() if k != "title"})]))
+    elif out.fmt is OutputFormat.xlsx:
+        raise RooflineError("--format xlsx is not available for diffusion models yet; use json or csv")
+    else:
+        out.table(tables.diffusion_table(data))

@@ -1,0 +1,177 @@
+"""Diffusion transformer (image / video) estimator: no prefill or decode, `steps` denoising steps.
+
+    step_s    = time of the DiT forward(s) of one step on one GPU (per-op roofline cost)
+                CFG batched: one forward at 2B; CFG sequential: two forwards at B;
+                CFG parallel: one forward at B on each of two GPU groups + an all-gather
+    latency_s = text encoders (once) + steps x step_s + VAE decode (once)
+
+Sequence parallelism (Ulysses) splits the tokens over `sp` GPUs with all-to-alls around the
+attention, costed by the collective model over the group's links. Weights are replicated on every
+GPU (no TP), text encoders and VAE stay resident. Attention is a flash kernel: no N^2 memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from roofline.errors import RooflineError
+from roofline.hardware_specs.cluster import Cluster
+from roofline.ir import Collective, CollectiveKind, Op, OpClass, OpKind, Placement, Precision
+from roofline.simulator.collectives import group_topology
+from roofline.simulator.cost import OpCost, RooflineCostModel
+from roofline.simulator.plan import ParallelPlan
+from roofline.workloads.diffusion_dit import DiffusionTransformer, Request
+
+
+@dataclass(frozen=True)
+class DitScenario:
+    request: Request
+    steps: int
+    cfg: bool
+    sp: int = 1
+    cfg_parallel: bool = False
+    precision: Precision = field(default_factory=Precision)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise RooflineError(f"--steps must be at least 1, got {self.steps}")
+        if self.cfg_parallel and not self.cfg:
+            raise RooflineError("--cfg-parallel needs classifier-free guidance (drop --no-cfg)")
+
+    @property
+    def gpus_per_request(self) -> int:
+        return self.sp * (2 if self.cfg_parallel else 1)
+
+
+def _cost(model: RooflineCostModel, cluster: Cluster, op: Op, sp: int) -> OpCost:
+    """Ops of the diffusion groups ('sp', 'cfg') through the collective model; the rest as usual."""
+    c = op.collective
+    if c is None or c.group not in ("sp", "cfg"):
+        return model.cost(op)
+    size = sp if c.group == "sp" else 2
+    cost = model.collectives.cost(c.kind, c.message_bytes, group_topology(cluster, size))
+    detail = f"{cost.algorithm}/{cost.protocol} over {' + '.join(cost.levels) or '-'}"
+    return OpCost(op, 0.0, 0.0, cost.time_s, 0.0, detail)
+
+
+def _row(c: OpCost) -> dict[str, Any]:
+    op = c.op
+    return {
+        "name": op.name, "op_class": op.op_class.value, "count": op.count, "flops": op.flops * op.count,
+        "bytes": op.bytes * op.count, "compute_s": c.compute_s * op.count, "memory_s": c.memory_s * op.count,
+        "communication_s": c.comm_s * op.count, "time_s": c.total_s, "bound": c.bound, "detail": c.detail,
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DitResult:
+    model: str
+    hardware: str
+    system: str
+    num_gpus: int
+    scenario: DitScenario
+    image_tokens: int
+    text_tokens: int
+    forwards_per_step: int
+    step_s: float
+    step_no_overlap_s: float
+    step_flops: float
+    attention_s: float
+    encoders_s: float
+    vae_s: float
+    weights_bytes: float
+    encoder_weights_bytes: float
+    activation_bytes: float
+    capacity_bytes: float
+    step_ops: tuple[dict[str, Any], ...]
+    once_ops: tuple[dict[str, Any], ...]
+
+    @property
+    def denoise_s(self) -> float:
+        return self.scenario.steps * self.step_s
+
+    @property
+    def latency_s(self) -> float:
+        return self.encoders_s + self.denoise_s + self.vae_s
+
+    @property
+    def attention_share(self) -> float:
+        return self.attention_s / self.step_s
+
+    @property
+    def outputs_per_hour_per_gpu(self) -> float:
+        return self.scenario.request.batch * 3600.0 / self.latency_s / self.scenario.gpus_per_request
+
+    @property
+    def memory_bytes(self) -> float:
+        return self.weights_bytes + self.encoder_weights_bytes + self.activation_bytes
+
+    def to_dict(self, with_ops: bool = True) -> dict[str, Any]:
+        s, r = self.scenario, self.scenario.request
+        data: dict[str, Any] = {
+            "model": self.model, "kind": "dit", "hardware": self.hardware, "system": self.system,
+            "num_gpus": self.num_gpus, "gpus_per_request": s.gpus_per_request, "sp": s.sp,
+            "cfg": s.cfg, "cfg_parallel": s.cfg_parallel, "forwards_per_step": self.forwards_per_step,
+            "width": r.width, "height": r.height, "frames": r.frames, "batch": r.batch, "steps": s.steps,
+            "image_tokens": self.image_tokens, "text_tokens": self.text_tokens,
+            "step_s": self.step_s, "step_no_overlap_s": self.step_no_overlap_s, "step_flops": self.step_flops,
+            "attention_share": self.attention_share, "text_encoders_s": self.encoders_s,
+            "denoise_s": self.denoise_s, "vae_decode_s": self.vae_s, "latency_s": self.latency_s,
+            "outputs_per_hour_per_gpu": self.outputs_per_hour_per_gpu,
+            "memory": {
+                "weights_bytes": self.weights_bytes, "encoder_vae_weights_bytes": self.encoder_weights_bytes,
+                "activation_bytes": self.activation_bytes, "total_bytes": self.memory_bytes,
+                "capacity_bytes": self.capacity_bytes, "fits": self.memory_bytes <= self.capacity_bytes,
+                "attention": "flash attention assumed: no N^2 score matrix in memory",
+            },
+            "assumptions": "text encoders and VAE costed roughly from their size; weights replicated per GPU",
+        }  # fmt: skip
+        if with_ops:
+            data["step_ops"] = list(self.step_ops)
+            data["once_ops"] = list(self.once_ops)
+        return data
+
+
+def _step_ops(dit: DiffusionTransformer, s: DitScenario, tokens: int) -> tuple[list[Op], int]:
+    """One GPU's operators for one denoising step, and the DiT forwards each step runs."""
+    b, p = s.request.batch, s.precision
+    if not s.cfg:
+        return dit.forward_ops(tokens, b, p, s.sp), 1
+    if s.cfg_parallel:  # each half of the GPUs runs one branch, then the predictions are gathered
+        message = 2.0 * b * tokens * dit.patch_dim * p.activation.bytes_per_element
+        gather = Op(name="cfg_all_gather", kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION,
+                    dtype=p.activation, collective=Collective(CollectiveKind.ALL_GATHER, "cfg", message))  # fmt: skip
+        return [*dit.forward_ops(tokens, b, p, s.sp), gather], 2
+    if dit.cfg_batched:
+        return dit.forward_ops(tokens, 2 * b, p, s.sp), 2
+    forward = dit.forward_ops(tokens, b, p, s.sp)
+    return [*forward, *forward], 2
+
+
+def estimate_dit(dit: DiffusionTransformer, cluster: Cluster, scenario: DitScenario, ideal: bool = False) -> DitResult:
+    if cluster.num_gpus % scenario.gpus_per_request:
+        raise RooflineError(f"--gpus {cluster.num_gpus} is not a multiple of the {scenario.gpus_per_request} GPUs "
+                            "one request uses (sp x 2 with --cfg-parallel)")  # fmt: skip
+    dit.check_sp(scenario.sp)
+    model = RooflineCostModel(cluster, ParallelPlan(), ideal=ideal)
+    tokens = dit.image_tokens(scenario.request)
+    ops, forwards = _step_ops(dit, scenario, tokens)
+    costs = [_cost(model, cluster, op, scenario.sp) for op in ops]
+    once = [*dit.encoder_ops(scenario.request.batch, scenario.precision),
+            dit.vae_decode_op(scenario.request, scenario.precision)]  # fmt: skip
+    once_costs = [model.cost(op) for op in once]
+    attention = sum(c.total_s for c in costs if c.op.kind is OpKind.ATTENTION)
+    batch = scenario.request.batch * (2 if scenario.cfg and dit.cfg_batched and not scenario.cfg_parallel else 1)
+    return DitResult(
+        model=dit.id, hardware=cluster.accelerator.id, system=cluster.system.id, num_gpus=cluster.num_gpus,
+        scenario=scenario, image_tokens=tokens, text_tokens=dit.text_tokens, forwards_per_step=forwards,
+        step_s=sum(c.total_s for c in costs), step_no_overlap_s=sum(c.no_overlap_s for c in costs),
+        step_flops=sum(c.op.flops * c.op.count for c in costs) * scenario.gpus_per_request, attention_s=attention,
+        encoders_s=sum(c.total_s for c in once_costs[:-1]), vae_s=once_costs[-1].total_s,
+        weights_bytes=dit.weight_bytes(scenario.precision, Placement()),
+        encoder_weights_bytes=dit.encoder_weight_bytes(scenario.precision),
+        activation_bytes=dit.activation_peak_bytes(tokens, batch, scenario.precision, scenario.sp),
+        capacity_bytes=cluster.accelerator.memory.capacity,
+        step_ops=tuple(_row(c) for c in costs), once_ops=tuple(_row(c) for c in once_costs),
+    )  # fmt: skip

@@ -1,0 +1,147 @@
+"""Operator builders for DiT blocks on one GPU of a Ulysses sequence-parallel group.
+
+Conventions: d = hidden size, f = MLP width, B = sequences in the forward, n_* = this GPU's share
+(1/sp) of the image / text tokens, N = all tokens of the joint sequence. Linears run on the local
+tokens with the full weights; attention runs on 1/sp of the heads over all N tokens, with an
+all-to-all of q, k, v before and of the output after (DeepSpeed-Ulysses). Attention FLOPs are
+bidirectional: 4 N_q N_kv d per block (QK^T and PV, no causal halving).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from roofline.ir import Collective, CollectiveKind, Op, OpClass, OpKind, Precision
+from roofline.workloads.layers import elementwise_op, matmul_op
+
+if TYPE_CHECKING:
+    from roofline.workloads.diffusion_dit import DiffusionTransformer
+
+SP_GROUP = "sp"
+
+
+class BlockBuilder:
+    def __init__(self, dit: DiffusionTransformer, image_tokens: int, batch: int, precision: Precision, sp: int):
+        self.dit, self.batch, self.precision, self.sp = dit, batch, precision, sp
+        self.d, self.f = dit.hidden_size, dit.mlp_hidden
+        self.n_img = -(-image_tokens // sp)
+        self.n_txt = -(-dit.text_tokens // sp)
+        self.heads_l = dit.num_heads // sp
+        self.a = precision.activation.bytes_per_element
+
+    def _mm(self, name: str, cls: OpClass, m: int, n: int, k: int, count: int) -> Op:
+        return matmul_op(name, cls, m, n, k, self.precision, count)
+
+    def _ew(self, name: str, cls: OpClass, elements: float, count: int, read: float = 2.0) -> Op:
+        return elementwise_op(name, cls, read * elements, elements, 5.0, self.precision, count)
+
+    def _a2a(self, name: str, tokens: int, width: int, count: int) -> list[Op]:
+        if self.sp == 1:
+            return []
+        message = self.batch * tokens * width * self.a
+        return [Op(name=name, kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION, dtype=self.precision.activation,
+                   count=count, collective=Collective(CollectiveKind.ALL_TO_ALL, SP_GROUP, message))]  # fmt: skip
+
+    def _core(self, name: str, q_tokens: int, kv_tokens: int, heads: int, count: int) -> Op:
+        dh, b = self.dit.head_dim, self.batch
+        return Op(
+            name=name, kind=OpKind.ATTENTION, op_class=OpClass.ATTENTION, dtype=self.precision.activation,
+            flops=b * 4.0 * heads * dh * q_tokens * kv_tokens,
+            activation_bytes=b * (2.0 * q_tokens + 2.0 * kv_tokens) * heads * dh * self.a, count=count,
+        )  # fmt: skip
+
+    def _mlp(self, prefix: str, m: int, count: int) -> list[Op]:
+        up = (2 if self.dit.mlp_gated else 1) * self.f
+        return [
+            self._ew(f"{prefix}mlp_norm", OpClass.NORM, m * self.d, count),
+            self._mm(f"{prefix}mlp_up", OpClass.MLP, m, up, self.d, count),
+            self._ew(f"{prefix}mlp_act", OpClass.MLP, m * self.f, count, read=up / self.f),
+            self._mm(f"{prefix}mlp_down", OpClass.MLP, m, self.d, self.f, count),
+        ]
+
+    def _joint_attention(self, count: int) -> list[Op]:
+        """All-to-all q/k/v, attention over the whole joint sequence on this GPU's heads, all-to-all back."""
+        local = self.n_img + self.n_txt
+        joint = (self.n_img + self.n_txt) * self.sp
+        return [
+            *self._a2a("ulysses_qkv_all_to_all", local, 3 * self.d, count),
+            self._core("attention", joint, joint, self.heads_l, count),
+            *self._a2a("ulysses_out_all_to_all", local, self.d, count),
+        ]
+
+    def embed_ops(self) -> list[Op]:
+        d, b, dit = self.d, self.batch, self.dit
+        txt = b * (self.n_txt if not dit.cross_blocks else dit.text_tokens)
+        ops = [
+            self._mm("patch_embed", OpClass.EMBEDDING, b * self.n_img, d, dit.patch_dim, 1),
+            self._mm("text_in", OpClass.EMBEDDING, txt, d, dit.text_dim, 1),
+            self._mm("time_mlp", OpClass.EMBEDDING, b, d, d, 2 if dit.guidance_embed else 1),
+        ]
+        if dit.text_in_layers == 2:
+            ops.append(self._mm("text_in_2", OpClass.EMBEDDING, txt, d, d, 1))
+        if dit.shared_modulation:
+            ops.append(self._mm("time_projection", OpClass.NORM, b, 6 * d, d, 1))
+        if dit.pooled_dim:
+            ops.append(self._mm("pooled_in", OpClass.EMBEDDING, b, d, dit.pooled_dim, 1))
+        return ops
+
+    def double_ops(self, count: int) -> list[Op]:
+        """MMDiT joint block: per stream adaLN, qkv, proj and MLP with its own weights; joint attention."""
+        d, ops = self.d, []
+        streams = (("img_", self.batch * self.n_img), ("txt_", self.batch * self.n_txt))
+        for prefix, m in streams:
+            if self.dit.block_modulation:
+                ops.append(self._mm(f"{prefix}modulation", OpClass.NORM, self.batch, 6 * d, d, count))
+            ops += [
+                self._ew(f"{prefix}attn_norm", OpClass.NORM, m * d, count),
+                self._mm(f"{prefix}qkv", OpClass.ATTENTION, m, 3 * d, d, count),
+                self._ew(f"{prefix}qk_norm_rope", OpClass.ATTENTION, m * 2 * d, count),
+            ]
+        ops += self._joint_attention(count)
+        for prefix, m in streams:
+            ops += [self._mm(f"{prefix}attn_out", OpClass.ATTENTION, m, d, d, count), *self._mlp(prefix, m, count)]
+        return ops
+
+    def single_ops(self, count: int) -> list[Op]:
+        """FLUX single-stream block: one fused linear to qkv + MLP input, attention, one fused linear out."""
+        d, f, b = self.d, self.f, self.batch
+        m = b * (self.n_img + self.n_txt)
+        ops = [self._mm("single_modulation", OpClass.NORM, b, 3 * d, d, count)] if self.dit.block_modulation else []
+        return ops + [
+            self._ew("single_norm", OpClass.NORM, m * d, count),
+            self._mm("single_linear1", OpClass.MLP, m, 3 * d + f, d, count),
+            self._ew("single_qk_norm_rope", OpClass.ATTENTION, m * 2 * d, count),
+            *self._joint_attention(count),
+            self._ew("single_mlp_act", OpClass.MLP, m * f, count, read=1.0),
+            self._mm("single_linear2", OpClass.MLP, m, d, d + f, count),
+        ]
+
+    def cross_ops(self, count: int) -> list[Op]:
+        """Wan block: self-attention over the video tokens, cross-attention to the text, MLP."""
+        d, b, dit = self.d, self.batch, self.dit
+        m, n_all, txt = b * self.n_img, self.n_img * self.sp, dit.text_tokens
+        return [
+            self._ew("self_attn_norm", OpClass.NORM, m * d, count),
+            self._mm("self_qkv", OpClass.ATTENTION, m, 3 * d, d, count),
+            self._ew("self_qk_norm_rope", OpClass.ATTENTION, m * 2 * d, count),
+            *self._a2a("ulysses_qkv_all_to_all", self.n_img, 3 * d, count),
+            self._core("self_attention", n_all, n_all, self.heads_l, count),
+            *self._a2a("ulysses_out_all_to_all", self.n_img, d, count),
+            self._mm("self_out", OpClass.ATTENTION, m, d, d, count),
+            self._ew("cross_attn_norm", OpClass.NORM, m * d, count),
+            self._mm("cross_q", OpClass.ATTENTION, m, d, d, count),
+            self._mm("cross_kv", OpClass.ATTENTION, b * txt, 2 * d, d, count),
+            self._core("cross_attention", self.n_img, txt, dit.num_heads, count),
+            self._mm("cross_out", OpClass.ATTENTION, m, d, d, count),
+            *self._mlp("", m, count),
+        ]
+
+    def final_ops(self) -> list[Op]:
+        d, b, dit = self.d, self.batch, self.dit
+        m = b * self.n_img
+        ops = [] if dit.shared_modulation else [self._mm("final_modulation", OpClass.NORM, b, 2 * d, d, 1)]
+        return ops + [
+            self._ew("final_norm", OpClass.NORM, m * d, 1),
+            self._mm("final_linear", OpClass.LM_HEAD, m, dit.patch_dim, d, 1),
+            self._ew("scheduler_step", OpClass.SAMPLING, m * dit.patch_dim, 1),
+        ]
