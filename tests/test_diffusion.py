@@ -211,3 +211,72 @@ def test_model_list_shows_dits() -> None:
     kinds = {m["id"]: m["kind"] for m in json.loads(result.stdout)}
     assert kinds["flux.1-dev"] == kinds["wan2.1-t2v-14b"] == "dit"
     assert OpKind.ATTENTION.value == "attention"
+
+
+# ---- diffusion language models (LLaDA, Dream) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("model_id", "published"), [("llada-8b", 8.0e9), ("dream-7b", 7.61e9)])
+def test_dlm_params_match_published(model_id: str, published: float) -> None:
+    """LLaDA-8B: README 8B, derived 8.02B (models.md §10.1, §12). Dream-7B: the Qwen2.5-7B network
+    (7.61B on the Qwen2.5-7B model card; models.md §10.2 derives 7.62B)."""
+    assert get_workload(model_id).parameter_counts().total == pytest.approx(published, rel=0.02)
+
+
+def _dlm(cache: str, prompt: int = 128, gen: int = 256, steps: int = 256, block: int = 32) -> float:
+    from roofline.simulator.diffusion_lm import DlmScenario, estimate_dlm
+
+    lm = get_workload("llada-8b")
+    scenario = DlmScenario(prompt, gen, steps, block, cache)
+    return estimate_dlm(lm, resolve_cluster(hardware="h100-sxm"), scenario).latency_s  # type: ignore[arg-type]
+
+
+def test_dlm_step_flops_hand_calculation() -> None:
+    """LLaDA vanilla, P + G = 384 tokens: per step 2 x P_nonembedding x 384 + 4 x 32 x 4096 x 384^2
+    (bidirectional, models.md §10.3) with P_nonembedding = 8.016e9 - 126464 x 4096 = 7.498e9:
+    5.758e12 + 7.73e10 = 5.835e12; x 256 steps = 1.494e15 FLOPs."""
+    from roofline.simulator.diffusion_lm import DlmScenario, estimate_dlm
+
+    lm = get_workload("llada-8b")
+    result = estimate_dlm(lm, resolve_cluster(hardware="h100-sxm"), DlmScenario(128, 256, 256, 32))  # type: ignore[arg-type]
+    hand = 256 * (2 * 7.498e9 * 384 + 4 * 32 * 4096 * 384**2)
+    assert result.flops == pytest.approx(hand, rel=0.01)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 512), st.sampled_from([(64, 64), (128, 32), (256, 32), (256, 256)]), st.integers(1, 4))
+def test_dual_cache_never_costs_more(prompt: int, gen_block: tuple[int, int], steps_per_block: int) -> None:
+    gen, block = gen_block
+    steps = gen // block * steps_per_block
+    none, prefix, dual = (_dlm(c, prompt, gen, steps, block) for c in ("none", "prefix", "dual"))
+    assert dual <= prefix * (1 + 1e-9) and prefix <= none * (1 + 1e-9)
+
+
+def test_dlm_time_linear_in_steps() -> None:
+    assert _dlm("none", steps=256) == pytest.approx(2 * _dlm("none", steps=128), rel=1e-9)
+
+
+def test_cli_dlm_issue_example_and_compare() -> None:
+    code, text = _cli("--model", "llada-8b", "--hardware", "h100-sxm", "--gen-len", "256", "--steps", "256",
+                      "--block-len", "32")  # fmt: skip
+    assert code == 0 and "tokens_per_s" in text
+    code, text = _cli("--model", "dream-7b", "--hardware", "h100-sxm", "--isl", "256", "--gen-len", "256", "--cache",
+                      "dual", "--block-len", "32", "--compare-ar", "llama-3.1-8b", "--format", "json")  # fmt: skip
+    assert code == 0
+    data = json.loads(text)
+    assert data["cache"] == "dual" and data["memory"]["kv_cache_bytes"] > 0
+    assert data["compare_ar"]["model"] == "llama-3.1-8b" and data["compare_ar"]["speedup_ratio"] > 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--model", "llada-8b", "--gen-len", "100", "--block-len", "32"),
+        ("--model", "llada-8b", "--cache", "triple"),
+        ("--model", "llada-8b", "--resolution", "1024x1024"),
+        ("--model", "llada-8b", "--gen-len", "64", "--steps", "3", "--block-len", "32"),
+    ],
+)
+def test_cli_dlm_bad_combinations_exit_2(args: tuple[str, ...]) -> None:
+    result = runner.invoke(app, ["estimate", "--hardware", "h100-sxm", *args])
+    assert result.exit_code == 2, result.output

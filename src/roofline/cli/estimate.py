@@ -167,7 +167,7 @@ def estimate_command(
                                  sp_degree(sp, list(ctx.args)))  # fmt: skip
     workload = get_workload(model)
     if is_diffusion(workload):
-        run_diffusion(workload, diffusion, hardware, system, gpus, batch, ideal, ops, out)
+        run_diffusion(workload, diffusion, hardware, system, gpus, batch, ideal, ops, out, tp, isl)
         return
     if diffusion.given() or diffusion.sp is not None:
         raise RooflineError(f"{', '.join(diffusion.given()) or '--sp N'}: diffusion options; {model} is not a "

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from roofline.cli.common import Output, OutputFormat
@@ -13,9 +13,12 @@ from roofline.hardware_specs import resolve_cluster
 from roofline.ir import Precision
 from roofline.reports import tables
 from roofline.reports.formats import flatten, to_csv, to_json
+from roofline.simulator import ParallelPlan, Scenario, estimate
 from roofline.simulator.diffusion import DitScenario, estimate_dit
+from roofline.simulator.diffusion_lm import DlmScenario, estimate_dlm
 from roofline.workloads.base import Workload
 from roofline.workloads.diffusion_dit import DiffusionTransformer, Request
+from roofline.workloads.diffusion_lm import DiffusionLM
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class DiffusionOptions:
 
 
 def is_diffusion(workload: Workload) -> bool:
-    return isinstance(workload, DiffusionTransformer)
+    return isinstance(workload, DiffusionTransformer | DiffusionLM)
 
 
 def sp_degree(flag: bool, extra: list[str]) -> int | None:
@@ -94,10 +97,36 @@ def run_dit(dit: DiffusionTransformer, o: DiffusionOptions, hardware: str | None
     return data
 
 
+def run_dlm(lm: DiffusionLM, o: DiffusionOptions, hardware: str | None, system: str | None, tp: int, isl: int,
+            batch: int, ideal: bool) -> dict[str, Any]:  # fmt: skip
+    dit_only = [flag for flag, value in (("--resolution", o.resolution), ("--video", o.video), ("--cfg", o.cfg),
+                                         ("--sp N", o.sp)) if value is not None]  # fmt: skip
+    if dit_only or o.cfg_parallel:
+        raise RooflineError(f"{', '.join(dit_only) or '--cfg-parallel'} apply to diffusion transformers, not {lm.id}")
+    gen = o.gen_len or lm.default_gen_len
+    precision = Precision(weight=lm.weight_dtype, kv_cache=lm.kv_cache_dtype)
+    scenario = DlmScenario(isl, gen, o.steps or gen, o.block_len or gen, o.cache or "none", batch, tp, precision)
+    cluster = resolve_cluster(hardware=hardware, system=system, num_gpus=tp)
+    result = estimate_dlm(lm, cluster, scenario, ideal=ideal)
+    if o.compare_ar:
+        from roofline.workloads import get_workload
+
+        ar = estimate(get_workload(o.compare_ar), cluster, Scenario(batch, isl, gen, plan=ParallelPlan(tp=tp)),
+                      ideal=ideal)  # fmt: skip
+        ar_data = {"model": ar.model, "latency_s": ar.e2e_latency_s, "tokens_per_s": batch * gen / ar.e2e_latency_s}
+        result = replace(result, ar=ar_data)
+    data = result.to_dict()
+    data["title"] = f"{lm.id} on {tp} x {cluster.accelerator.id}, cache {scenario.cache}"
+    return data
+
+
 def run_diffusion(workload: Workload, o: DiffusionOptions, hardware: str | None, system: str | None,
-                  gpus: int | None, batch: int, ideal: bool, ops: bool, out: Output) -> None:  # fmt: skip
+                  gpus: int | None, batch: int, ideal: bool, ops: bool, out: Output, tp: int = 1,
+                  isl: int = 1024) -> None:  # fmt: skip
     if isinstance(workload, DiffusionTransformer):
         data = run_dit(workload, o, hardware, system, gpus, batch, ideal)
+    elif isinstance(workload, DiffusionLM):
+        data = run_dlm(workload, o, hardware, system, tp, isl, batch, ideal)
     else:  # pragma: no cover - every diffusion kind is handled above
         raise RooflineError(f"{workload.id}: no diffusion estimator for kind {workload.kind}")
     op_keys = [k for k, v in data.items() if isinstance(v, list)]

@@ -1,0 +1,129 @@
+"""Masked-diffusion LM estimator (LLaDA, Dream): `gen_len` tokens in `steps` denoising steps, in
+semi-autoregressive blocks of `block_len` (steps split evenly over the blocks).
+
+Each step is a bidirectional forward (every query attends to all P + G tokens: 4 T S d FLOPs per
+layer) with logits on every recomputed position. Which tokens a step recomputes (Fast-dLLM,
+models.md §10.3):
+    none    every step: all P + G tokens
+    prefix  first step of a block: all tokens (rebuilds the cache); then the block and the suffix
+    dual    first step of a block: all tokens; then only the block's B tokens
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from roofline.errors import RooflineError
+from roofline.hardware_specs.cluster import Cluster
+from roofline.ir import Op, OpKind, Phase, Placement, Precision, StepShape
+from roofline.simulator.cost import RooflineCostModel
+from roofline.simulator.plan import ParallelPlan
+from roofline.workloads.diffusion_lm import DiffusionLM
+
+CACHES = ("none", "prefix", "dual")
+
+
+@dataclass(frozen=True)
+class DlmScenario:
+    prompt_len: int
+    gen_len: int
+    steps: int
+    block_len: int
+    cache: str = "none"
+    batch: int = 1
+    tp: int = 1
+    precision: Precision = Precision()
+
+    def __post_init__(self) -> None:
+        if self.cache not in CACHES:
+            raise RooflineError(f"--cache must be one of {', '.join(CACHES)}, got {self.cache!r}")
+        if min(self.prompt_len, self.gen_len, self.steps, self.block_len, self.batch) < 1:
+            raise RooflineError("--isl, --gen-len, --steps, --block-len and --batch must be at least 1")
+        if self.gen_len % self.block_len:
+            raise RooflineError(f"--gen-len {self.gen_len} must be a multiple of --block-len {self.block_len}")
+        if self.steps % self.blocks:
+            raise RooflineError(f"--steps {self.steps} must be a multiple of the {self.blocks} blocks")
+
+    @property
+    def blocks(self) -> int:
+        return self.gen_len // self.block_len
+
+    @property
+    def sequence(self) -> int:
+        return self.prompt_len + self.gen_len
+
+    def step_tokens(self) -> list[int]:
+        """Tokens each step recomputes, in order."""
+        per_block, out = self.steps // self.blocks, []
+        for k in range(self.blocks):
+            cached = {"none": self.sequence, "prefix": self.gen_len - k * self.block_len, "dual": self.block_len}
+            out += [self.sequence] + [cached[self.cache]] * (per_block - 1)
+        return out
+
+
+def step_ops(lm: DiffusionLM, s: DlmScenario, tokens: int) -> list[Op]:
+    """One GPU's ops for a step recomputing `tokens` of the `s.sequence` tokens, attending to all."""
+    placement = Placement(tp=s.tp, layer_start=0, layer_end=lm.num_layers)
+    step = StepShape(Phase.DECODE, s.batch, tokens, s.sequence)  # DECODE: logits on every recomputed token
+    att = lm.attention
+    flops = s.batch * 4.0 * (att.num_heads // s.tp) * att.head_dim * tokens * s.sequence  # bidirectional
+    return [replace(op, flops=flops) if op.kind is OpKind.ATTENTION else op
+            for op in lm.build_ops(step, s.precision, placement)]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DlmResult:
+    model: str
+    hardware: str
+    num_gpus: int
+    scenario: DlmScenario
+    latency_s: float
+    flops: float
+    weights_bytes: float
+    kv_cache_bytes: float
+    activation_bytes: float
+    capacity_bytes: float
+    ar: dict[str, Any] | None = None
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.scenario.batch * self.scenario.gen_len / self.latency_s
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.scenario
+        memory = self.weights_bytes + self.kv_cache_bytes + self.activation_bytes
+        data: dict[str, Any] = {
+            "model": self.model, "kind": "diffusion_lm", "hardware": self.hardware, "num_gpus": self.num_gpus,
+            "tp": s.tp, "batch": s.batch, "prompt_len": s.prompt_len, "gen_len": s.gen_len, "steps": s.steps,
+            "block_len": s.block_len, "cache": s.cache, "latency_s": self.latency_s,
+            "step_mean_s": self.latency_s / s.steps, "flops": self.flops, "tokens_per_s": self.tokens_per_s,
+            "tokens_per_s_per_gpu": self.tokens_per_s / self.num_gpus,
+            "memory": {"weights_bytes": self.weights_bytes, "kv_cache_bytes": self.kv_cache_bytes,
+                       "activation_bytes": self.activation_bytes, "total_bytes": memory,
+                       "capacity_bytes": self.capacity_bytes, "fits": memory <= self.capacity_bytes},
+        }  # fmt: skip
+        if self.ar is not None:
+            data["compare_ar"] = {**self.ar, "speedup_ratio": self.ar["latency_s"] / self.latency_s}
+        return data
+
+
+def estimate_dlm(lm: DiffusionLM, cluster: Cluster, s: DlmScenario, ideal: bool = False) -> DlmResult:
+    lm.check_parallel(s.tp, 1)
+    model = RooflineCostModel(cluster, ParallelPlan(tp=s.tp), ideal=ideal)
+    latency, flops, seen = 0.0, 0.0, {}
+    for tokens in s.step_tokens():
+        if tokens not in seen:
+            costs = [model.cost(op) for op in step_ops(lm, s, tokens)]
+            seen[tokens] = (sum(c.total_s for c in costs), sum(c.op.flops * c.op.count for c in costs))
+        latency, flops = latency + seen[tokens][0], flops + seen[tokens][1]
+    placement = Placement(tp=s.tp, layer_start=0, layer_end=lm.num_layers)
+    full = StepShape(Phase.DECODE, s.batch, s.sequence, s.sequence)
+    logits = s.batch * s.sequence * lm.vocab_size / s.tp * 4.0  # fp32 logits on every position
+    kv = 0.0 if s.cache == "none" else s.batch * lm.kv_cache_bytes(s.sequence, s.precision, placement)
+    return DlmResult(
+        model=lm.id, hardware=cluster.accelerator.id, num_gpus=s.tp, scenario=s, latency_s=latency,
+        flops=flops * s.tp, weights_bytes=lm.weight_bytes(s.precision, placement), kv_cache_bytes=kv,
+        activation_bytes=lm.activation_bytes(full, s.precision, placement) + logits,
+        capacity_bytes=cluster.accelerator.memory.capacity,
+    )  # fmt: skip
