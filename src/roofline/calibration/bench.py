@@ -21,7 +21,7 @@ from typing import Any
 
 from roofline.calibration.cases import BenchCase, Family
 from roofline.calibration.device import DeviceInfo
-from roofline.calibration.timing import Clock, CudaClock, Timing, TimingPolicy, measure
+from roofline.calibration.timing import Clock, CudaClock, ThreadClock, Timing, TimingPolicy, measure
 from roofline.dtypes import DType
 
 MAX_OPERAND_SETS = 64
@@ -45,12 +45,18 @@ def torch_dtype(torch: Any, dtype: DType) -> Any:
     return table[dtype]
 
 
+def clock_for(torch: Any, device: DeviceInfo) -> Clock:
+    if device.kind == "cuda":
+        return CudaClock(torch)
+    return ThreadClock() if device.compute_units == 1 else Clock()
+
+
 class BenchRunner:
     def __init__(self, torch: Any, device: DeviceInfo, policy: TimingPolicy, memory_cap_bytes: float) -> None:
         self.torch, self.device, self.policy = torch, device, policy
         self.memory_cap_bytes = memory_cap_bytes
         self.target = "cuda" if device.kind == "cuda" else "cpu"
-        self.clock: Clock = CudaClock(torch) if device.kind == "cuda" else Clock()
+        self.clock = clock_for(torch, device)
         torch.manual_seed(0)
 
     def operand_sets(self, case: BenchCase) -> int:

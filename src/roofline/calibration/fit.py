@@ -9,9 +9,10 @@ out over arrays so the fit can evaluate it thousands of times:
     time_s    = (compute_s^p + memory_s^p)^(1/p) + kernels * kernel_overhead
 
 (`tests/test_calibrate.py` holds it equal to `RooflineCostModel.cost(op).total_s`.) The fit is a
-Levenberg-Marquardt least squares on log time over the fitted cases, for matmul_fraction per
-measured format, memory_bandwidth_fraction, attention_fraction, kernel_overhead and
-overlap_exponent; for a host profile also over a few single-tile choices (`tile_candidates`).
+robust (Huber) Levenberg-Marquardt least squares on log time over the fitted cases, in stages
+(see `fit_efficiency`), for matmul_fraction per measured format, memory_bandwidth_fraction,
+attention_fraction, kernel_overhead and overlap_exponent; for a host profile also over a few
+single-tile choices (`tile_candidates`).
 Held-out cases never enter the fit; their error before and after is the honest measure.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -116,6 +118,8 @@ class ErrorSummary:
 # ---- the fit --------------------------------------------------------------------------------------
 
 EXPONENTS = (1.0, 1.5, 2.0, 3.0, 4.0, 8.0)  # overlap_exponent choices (a grid: the fit is not smooth in p)
+HUBER_DELTA = 0.1  # log-time residual (about 10%) beyond which a shape's pull grows linearly, not quadratically
+IRLS_ROUNDS = 6
 
 
 @dataclass(frozen=True)
@@ -198,17 +202,34 @@ def levenberg_marquardt(
     return x
 
 
+def huber(r: FloatArray, delta: float = HUBER_DELTA) -> float:
+    """Sum of the Huber loss: r^2 / 2 within +-delta, linear beyond."""
+    a = np.abs(r)
+    return float(np.sum(np.where(a <= delta, 0.5 * a * a, delta * (a - 0.5 * delta))))
+
+
 def _fit_stage(
     predictor: Predictor, mask: FloatArray, log_measured: FloatArray, start: EfficiencySpec, knobs: _Knobs
 ) -> tuple[float, EfficiencySpec]:
-    """Least squares on log time over the cases in `mask`; returns (sum of squares, fitted block)."""
+    """Robust least squares on log time over the cases in `mask`: Huber loss by iteratively
+    reweighted Levenberg-Marquardt, so a few shapes the cost model cannot express (or a
+    disturbed measurement) do not pull every knob. Returns (Huber loss, fitted block)."""
 
-    def residuals(x: FloatArray) -> FloatArray:
+    def raw(x: FloatArray) -> FloatArray:
         return np.asarray(np.log(predictor.times(knobs.decode(x, start))[mask]) - log_measured[mask])
 
-    x = levenberg_marquardt(residuals, knobs.encode(start))
-    r = residuals(x)
-    return float(r @ r), knobs.decode(x, start)
+    def weighted(x: FloatArray, root: FloatArray) -> FloatArray:
+        return root * raw(x)
+
+    x, weights = knobs.encode(start), np.ones(int(np.count_nonzero(mask)))
+    for _ in range(IRLS_ROUNDS):
+        x = levenberg_marquardt(partial(weighted, root=np.sqrt(weights)), x)
+        a = np.abs(raw(x))
+        new = np.where(a <= HUBER_DELTA, 1.0, HUBER_DELTA / np.maximum(a, 1e-12))
+        if np.allclose(new, weights, rtol=1e-3):
+            break
+        weights = new
+    return huber(raw(x)), knobs.decode(x, start)
 
 
 @dataclass(frozen=True)
@@ -251,7 +272,7 @@ def fit_efficiency(
     exponents: Sequence[float] = EXPONENTS,
 ) -> FitResult:
     """Fit the accelerator's efficiency block to the measured times of the non-held-out cases,
-    least squares on log time, in three stages:
+    robust (Huber) least squares on log time, in three stages:
 
     1. copy, read and elementwise kernels: kernel_overhead (the fixed time per kernel) with a
        memory fraction of their own (`FitResult.stream_memory_fraction`);

@@ -12,12 +12,12 @@ workload is a validated copy of the spec, so the estimator sees exactly the mode
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from roofline.calibration.timing import Clock
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.ir import Precision
@@ -210,19 +210,20 @@ class TorchDecoder:
 
 
 def run_model(
-    torch: Any, spec: ModelRunSpec, device: str, dtype: Any, repetitions: int, sync: Callable[[], None]
+    torch: Any, spec: ModelRunSpec, device: str, dtype: Any, repetitions: int, clock: Clock
 ) -> ModelRunResult:
     """Prefill timed `repetitions` times (after one warm-up); then `repetitions` generations of
-    osl - 1 decode steps, each step timed on its own (host clock around a device sync)."""
+    osl - 1 decode steps, each step timed on its own (the host clock around a device sync, so
+    the host's launch time is in it as it is in a real eager run)."""
     model = TorchDecoder(torch, spec, device, dtype)
     prompt = torch.randint(0, spec.workload.vocab_size, (spec.batch, spec.isl), device=device)
 
     def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-        sync()
-        start = time.perf_counter()
+        clock.sync()
+        start = clock.now()
         out = fn()
-        sync()
-        return time.perf_counter() - start, out
+        clock.sync()
+        return clock.now() - start, out
 
     with torch.inference_mode():
         model.step(prompt, 0)  # warm-up

@@ -167,7 +167,8 @@ def markdown(result: CalibrationResult, paths: dict[str, Path]) -> str:
               f"`roofline estimate --hardware {paths['profile']} ...`.", ""]  # fmt: skip
     if result.interrupted:
         lines += ["**Interrupted**: the fit and the tables use only what was measured before Ctrl-C.", ""]
-    lines += ["## Device", ""] + _md_table(("item", "value"), d.identity()) + [""]
+    identity = d.identity() + [("timing", f"{result.clock}; median of repetitions, {result.mode} grid")]
+    lines += ["## Device", ""] + _md_table(("item", "value"), identity) + [""]
     base_kind = "catalog entry" if d.kind == "cuda" else "host profile (measured peaks)"
     lines += [f"Profile before fitting: {base_kind} `{result.base.id}`."]
     lines += [f"- differs from the catalog: {x}" for x in result.catalog_differences]

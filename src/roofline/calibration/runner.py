@@ -43,7 +43,7 @@ class CalibrationOptions:
     model: str = "llama-3.1-8b"
     memory_fraction: float | None = None  # of free device memory (GPU: 0.5) or available RAM (host: 0.25)
     model_runs: bool = True
-    passes: int | None = None  # passes over the kernels (best median kept); default: 2 on a host CPU, 1 on a GPU
+    passes: int | None = None  # passes over the kernels (lowest median kept); default 1 (2 for a host --full)
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class CalibrationResult:
     interrupted: bool
     elapsed_s: float
     notes: tuple[str, ...] = field(default=())
+    clock: str = ""  # how kernels were timed
 
     @property
     def hardware_id(self) -> str:
@@ -206,7 +207,7 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
     if spec is not None and model_bytes(spec) > cap:
         notes.append(f"model-level run skipped: {spec.describe()} needs more than the memory cap")
         spec = None
-    passes = options.passes or (2 if device.kind == "cpu" else 1)
+    passes = options.passes or (2 if device.kind == "cpu" and options.full else 1)
     work = _Measurer(progress, passes * len(kernels) + (1 if collectives else 0) + (1 if spec else 0))
     runner = BenchRunner(torch, device, policy, cap)
     best: dict[BenchCase, Measurement] = {}
@@ -223,10 +224,9 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
             measured += run_collectives(collectives, device.device_count, policy)
         if spec is not None:
             work.step(f"model run: {spec.workload.id}")
-            sync = torch.cuda.synchronize if device.kind == "cuda" else (lambda: None)
             target = "cuda" if device.kind == "cuda" else "cpu"
             repetitions = 5 if options.full else 3
-            runs.append(run_model(torch, spec, target, torch_dtype(torch, spec.dtype), repetitions, sync))
+            runs.append(run_model(torch, spec, target, torch_dtype(torch, spec.dtype), repetitions, runner.clock))
     except KeyboardInterrupt:
         work.interrupted = True
         measured = list(best.values()) + [m for m in measured if m.case.op.collective is not None]
@@ -251,7 +251,7 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
         device=device, date=date, mode="full" if options.full else "quick", base=base, calibrated=calibrated,
         measurements=tuple(measured), fit_cases=tuple(fit_cases), fit=fit, model_runs=comparisons,
         collectives=tuple(_predict_collectives([m for m in measured if m.timing and m.case.op.collective], calibrated)),
-        catalog_differences=tuple(differences), interrupted=work.interrupted,
+        catalog_differences=tuple(differences), interrupted=work.interrupted, clock=runner.clock.name,
         elapsed_s=time.perf_counter() - started, notes=tuple(notes),
     )  # fmt: skip
 

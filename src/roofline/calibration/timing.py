@@ -1,6 +1,9 @@
 """Timing a kernel right: warm-up, repetitions of several back-to-back calls, the median.
 
-- CPU: `time.perf_counter` around the calls of a repetition.
+- CPU: `time.perf_counter` around the calls of a repetition. With one thread, the calling
+  thread's CPU time (`time.thread_time`) instead: every kernel then runs in that thread, and
+  on a shared host its CPU time leaves out the slices the OS gave other processes, which wall
+  time counts (two calibrations at once on two cores doubled some wall times).
 - CUDA: a pair of CUDA events recorded around the calls (GPU time, launch gaps included as a
   well-fed stream pays them); `torch.cuda.synchronize` before each repetition, the end event
   waited on after it. Events are created once, outside the timed region.
@@ -53,18 +56,34 @@ class Timing:
 class Clock:
     """Wall clock on the host (CPU kernels run synchronously)."""
 
+    name = "wall clock (time.perf_counter)"
+
+    def now(self) -> float:
+        return time.perf_counter()
+
     def sync(self) -> None:
         return None
 
     def time_calls(self, fn: Callable[[], Any], calls: int) -> float:
-        start = time.perf_counter()
+        start = self.now()
         for _ in range(calls):
             fn()
-        return time.perf_counter() - start
+        return self.now() - start
+
+
+class ThreadClock(Clock):
+    """CPU time of the calling thread: for single-threaded host runs on a shared machine."""
+
+    name = "CPU time of the calling thread (time.thread_time; one torch thread)"
+
+    def now(self) -> float:
+        return time.thread_time()
 
 
 class CudaClock(Clock):
     """CUDA events on the current stream; the host waits for the end event only."""
+
+    name = "CUDA events"
 
     def __init__(self, torch: Any) -> None:
         self.torch = torch

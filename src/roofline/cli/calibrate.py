@@ -73,13 +73,17 @@ def calibrate_command(
         None, "--hardware", help="GPU: the catalog id to calibrate (default: matched from the device name); "
         "CPU: the id of the host profile (default: host)"
     ),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads (default: every core available)"),
+    threads: int | None = typer.Option(
+        None, "--threads", help="CPU threads (default: every core); 1 times with thread CPU time, steady on a busy host"
+    ),
     model: str = typer.Option("llama-3.1-8b", "--model", "-m", help="dense model for the model-level runs"),
     model_runs: bool = typer.Option(True, "--model-runs/--no-model-runs", help="time prefill and decode of a model"),
     memory_fraction: float | None = typer.Option(
         None, "--memory-fraction", help="share of free memory the benchmarks may use (GPU 0.5, CPU 0.25)"
     ),
-    passes: int | None = typer.Option(None, "--passes", help="passes over the kernels, fastest kept (CPU 2, GPU 1)"),
+    passes: int | None = typer.Option(
+        None, "--passes", help="passes over the kernels, the fastest kept (default 1; 2 with --full on a CPU)"
+    ),
     force: bool = typer.Option(False, "--force", help="overwrite earlier outputs in the directory"),
 ) -> None:  # fmt: skip
     """Measure the device with PyTorch, compare with the cost model, write DIR/<hardware>-calibrated.yaml."""
