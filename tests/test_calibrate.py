@@ -431,3 +431,68 @@ def test_ctrl_c_keeps_what_was_measured(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert any("interrupted" in n for n in result.notes)
     paths = write_outputs(result, tmp_path)
     assert "Interrupted" in paths["report"].read_text() and paths["profile"].exists()
+
+
+def test_cuda_path_end_to_end_with_a_fake_gpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The GPU orchestration without a GPU: a fake torch reports an H100 PCIe with 110 SMs (the
+    catalog says 114) and two devices, kernels 'measure' the cost model's own times with known efficiencies, the
+    collectives are stubbed. Checks catalog matching, the memory cap, the fit on the catalog's
+    tiles, the calibrated profile that keeps the catalog node, and the collective comparison."""
+    from types import SimpleNamespace
+
+    from roofline.calibration import bench
+    from roofline.calibration import runner as calibration_runner
+    from roofline.calibration.report import write_outputs
+    from roofline.calibration.timing import Timing
+
+    caps: list[float] = []
+    props = SimpleNamespace(name="NVIDIA H100 PCIe", major=9, minor=0, multi_processor_count=110,
+                            L2_cache_size=50 * 2**20, shared_memory_per_multiprocessor=228 * 1024)  # fmt: skip
+    cuda = SimpleNamespace(
+        is_available=lambda: True, get_device_properties=lambda i: props, mem_get_info=lambda i: (80e9, 85.5e9),
+        device_count=lambda: 2, set_per_process_memory_fraction=lambda f, i: caps.append(f),
+        Event=lambda enable_timing: None, synchronize=lambda: None, empty_cache=lambda: None,
+    )  # fmt: skip
+    fake_torch = SimpleNamespace(cuda=cuda, __version__="2.13.0+cu128", version=SimpleNamespace(cuda="12.8"),
+                                 _C=SimpleNamespace(), _scaled_mm=object(), float8_e4m3fn=object(),
+                                 backends=SimpleNamespace(cuda=SimpleNamespace(matmul=SimpleNamespace())),
+                                 manual_seed=lambda s: None)  # fmt: skip
+    fractions = {"default": 0.7, "bf16": 0.7, "fp16": 0.72, "fp32": 0.85, "fp8": 0.6}
+    truth = h100_with(memory_bandwidth_fraction=0.8, kernel_overhead=5e-6, attention_fraction=0.6,
+                      matmul_fraction=fractions)  # fmt: skip
+    truth = truth.model_copy(update={"id": "h100-pcie", "sram": truth.sram.model_copy(update={"sm_count": 110})})
+    pcie = load_catalog().accelerator("h100-pcie")
+    truth = truth.model_copy(update={"compute": pcie.compute, "memory": pcie.memory})
+
+    def fake_run(self: Any, case: BenchCase) -> bench.Measurement:
+        seconds = float(Predictor([case], truth).times(truth.efficiency)[0])
+        return bench.Measurement(case, Timing((seconds,) * 3, 1))
+
+    def fake_collectives(cases: list[BenchCase], world: int, policy: Any) -> list[bench.Measurement]:
+        return [bench.Measurement(c, Timing((1e-4 + c.dim("bytes") / 50e9,) * 3, 1)) for c in cases]
+
+    monkeypatch.setattr(calibration_runner, "require_torch", lambda: fake_torch)
+    monkeypatch.setattr(bench.BenchRunner, "run", fake_run)
+    monkeypatch.setattr(calibration_runner, "run_collectives", fake_collectives)
+    result = calibration_runner.run_calibration(calibration_runner.CalibrationOptions(device="auto", model_runs=False))
+    assert fake_torch.backends.cuda.matmul.allow_tf32 is False and caps == [pytest.approx(0.5 * 80e9 / 85.5e9)]
+    assert result.base.id == "h100-pcie" and result.calibrated.id == "h100-pcie-calibrated"
+    assert result.calibrated.default_system == "h100-pcie-8" and result.calibrated.sram.sm_count == 110
+    assert result.catalog_differences == ("SMs: device 110, catalog 114",)
+    assert "differs from the catalog: SMs: device 110, catalog 114" in result.calibrated.notes
+    assert result.device.matmul_dtypes == (DType.FP32, DType.BF16, DType.FP16, DType.FP8)
+    after = result.fit.after
+    assert after.matmul_fraction["bf16"] == pytest.approx(0.7, rel=0.01)
+    assert after.matmul_fraction["fp8"] == pytest.approx(0.6, rel=0.01)
+    assert after.memory_bandwidth_fraction == pytest.approx(0.8, rel=0.01)
+    assert after.kernel_overhead == pytest.approx(5e-6, rel=0.05)
+    assert result.fit.summary("held_out", True).max_abs < 0.01
+    assert len(result.collectives) == 2 * len(GPU_QUICK.collective_bytes)
+    assert all(c.predicted_s > 0 and c.detail for c in result.collectives)
+    paths = write_outputs(result, tmp_path)
+    cluster = resolve_cluster(hardware=str(paths["profile"]), num_gpus=8)
+    assert (
+        cluster.system.id == "h100-pcie-8"
+        and cluster.accelerator.efficiency.memory_bandwidth_fraction == after.memory_bandwidth_fraction
+    )
+    assert "## Collectives" in paths["report"].read_text()

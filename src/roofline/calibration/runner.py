@@ -105,8 +105,11 @@ def _base_gpu(device: DeviceInfo, hardware: str | None) -> tuple[Accelerator, li
         raise RooflineError(
             f"no catalog entry matches '{device.name}'; name the closest with --hardware ID (roofline hardware list)"
         )
-    base = resolve_cluster(hardware=chosen).accelerator
-    return base, catalog_differences(base, device)
+    catalog_entry = resolve_cluster(hardware=chosen).accelerator
+    differences = catalog_differences(catalog_entry, device)
+    # the catalog's numbers on this device's SM count: what the fit starts from and what the profile keeps
+    sram = catalog_entry.sram.model_copy(update={"sm_count": device.compute_units})
+    return catalog_entry.model_copy(update={"sram": sram}), differences
 
 
 def _host_id(hardware: str | None) -> str:
