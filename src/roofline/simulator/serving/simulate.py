@@ -76,8 +76,9 @@ def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_
     the scheduler and after its last token (half each way)."""
     n = len(requests)
     isl, osl = requests.isl.astype(np.int64), requests.osl.astype(np.int64)
-    need = np.maximum(1, np.round(isl * (1.0 - prefix_hit))).astype(np.int64)  # prompt tokens to compute
-    skip = isl - need
+    prompt = np.maximum(1, np.round(isl * (1.0 - prefix_hit))).astype(np.int64)  # prompt tokens to compute
+    skip = isl - prompt
+    need = prompt.copy()  # tokens to prefill: the prompt, plus the output so far after a preemption
     block = engine.kv_block_tokens
     longest = int((-(-(isl + osl) // block) * block).max())  # whole blocks
     if longest > kv_capacity_tokens:
@@ -101,7 +102,8 @@ def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_
     def kv_tokens(idx: np.ndarray) -> int:
         if engine.reserve_full_sequence:
             return int(reserved[idx].sum())
-        held = skip[idx] + st.prefilled[idx] + np.ceil(st.generated[idx]).astype(np.int64)
+        recomputed = need[idx] - prompt[idx]  # output tokens re-prefilled after a preemption
+        held = skip[idx] + st.prefilled[idx] + np.maximum(0, np.ceil(st.generated[idx]).astype(np.int64) - recomputed)
         return int((-(-held // block) * block).sum())
 
     while True:
@@ -132,7 +134,7 @@ def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_
         admitted: list[int] = []
         while waiting and budget > 0 and len(running) + len(admitted) < engine.max_batch:
             i = waiting[0]
-            grow = int(reserved[i]) if engine.reserve_full_sequence else int(-(-isl[i] // block) * block)
+            grow = int(reserved[i]) if engine.reserve_full_sequence else int(-(-(skip[i] + need[i]) // block) * block)
             if used + grow > kv_capacity_tokens:
                 break
             waiting.popleft()
@@ -161,10 +163,11 @@ def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_
         st.generated[decoding] += per_step
         for i, take in chunk_of:
             st.prefilled[i] += take
-            if st.prefilled[i] >= need[i]:
-                st.generated[i] = 1.0
-                if np.isnan(st.first[i]):  # a recomputed (preempted) sequence already sent its first token
-                    st.first[i] = t
+            if st.prefilled[i] >= need[i]:  # the prompt's (or the recompute's) last token emits the next one
+                if np.isnan(st.first[i]):
+                    st.generated[i], st.first[i] = 1.0, t
+                else:  # a preempted sequence: its output so far was recomputed, the client already has it
+                    st.generated[i] += 1.0
         done = st.generated[running] >= osl[running]
         if done.any():
             finished = running[done]
@@ -179,7 +182,9 @@ def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_
             while len(running) and kv_tokens(running) > kv_capacity_tokens:
                 victim = int(running[-1])
                 running = running[:-1]
-                st.prefilled[victim], st.generated[victim] = 0, 0.0
+                # recompute on readmission: the prompt and every output token so far (vLLM's RECOMPUTE)
+                need[victim] = prompt[victim] + int(np.ceil(st.generated[victim]))
+                st.prefilled[victim] = 0
                 waiting.appendleft(victim)
                 preemptions += 1
     duration = float(np.nanmax(st.finish) - np.nanmin(arrival)) or 1.0

@@ -6,7 +6,9 @@ context C_i. The cost model is evaluated on grids once and interpolated (log-log
   LM head, sampling -- what depends on the token count only; head(R), its LM-head and sampling
   part, is paid only for the R rows that emit a token (decodes, and a prompt chunk's last token);
 - decode_attention(D, c) = step(D sequences at context c) - base(D): the context-dependent part;
-- prefill_attention(P, C) = step(one chunk of P tokens at context C) - body(P) - head(1).
+- prefill_attention(P, C) = what a chunk of P tokens at context C adds on its lane: the step with one
+  chunk on every lane (attention-DP replica x pipeline micro-batch) minus body and head of those
+  tokens, per micro-batch; the busiest attention-DP replica sets the pace.
 step = body(D + sum P_i) + head(D + chunks) + decode_attention(D, c) + sum prefill_attention(P_i, C_i)
        + host overheads, where body = base - head.
 Speculative decoding (MTP heads or a draft model): decoding sequences put 1 + k tokens through the
@@ -99,7 +101,9 @@ class StepTimeModel:
                 update={"step_overhead": 0.0, "per_sequence_overhead": 0.0}), max_context, max_decode, ideal)
             if draft else None
         )  # fmt: skip
-        max_tokens = max(engine.max_num_tokens, max_decode * verify) + max_decode * verify
+        # prefill chunks are tabulated one per lane: an attention-DP replica x a pipeline micro-batch
+        self._lanes = scenario.plan.attn_dp * self._pp
+        max_tokens = max(engine.max_num_tokens * self._lanes, max_decode * verify) + max_decode * verify
         self.token_grid = token_grid(max_tokens)
         base = [self._time(Phase.DECODE, int(t), 1, 1, with_head=True) for t in self.token_grid]
         self.base_s = np.array([b[0] for b in base])
@@ -112,8 +116,10 @@ class StepTimeModel:
             for d in self.decode_grid
         ]).clip(min=0.0)  # fmt: skip
         self.chunk_grid = log_grid(engine.max_num_tokens)  # body() carries the tile edges
+        lanes = self._lanes
         self.prefill_attention_s = np.array([
-            [self._time(Phase.PREFILL, 1, int(p), max(int(p), int(c))) - self.body(p) - self.head(1)
+            [(self._time(Phase.PREFILL, lanes, int(p), max(int(p), int(c))) - self.body(lanes * p)
+              - self.head(lanes)) / self._pp
              for c in self.context_grid]
             for p in self.chunk_grid
         ]).clip(min=0.0)  # fmt: skip
