@@ -607,3 +607,30 @@ def test_prefill_chunks_on_lanes_match_the_full_model(model_id: str, plan: Paral
     # the full operator model for that batch of prompts, pipelined the way step_model.py runs a step
     expected = model._time(Phase.PREFILL, chunks, tokens, tokens)
     assert model.step_s(0, 0, [(tokens, tokens)] * chunks) == pytest.approx(expected, rel=rel)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--request-rate", "nan"], "--request-rate must be positive"),
+        (["--request-rate", "1", "--step-overhead-ms", "-50"], "--step-overhead-ms"),
+        (["--request-rate", "1", "--kv-memory-fraction", "5"], "--kv-memory-fraction"),
+        (["--request-rate", "1", "--num-requests", "-5"], "--num-requests"),
+        (["--request-rate", "1", "--seed", "-1"], "--seed"),
+        (["--request-rate", "1", "--block-size", "0"], "--block-size"),
+        (["--gpus", "2", "--concurrency", "3"], "split evenly"),
+    ],
+)
+def test_review_bad_inputs_are_one_line_errors(args: list[str], needle: str) -> None:
+    assert_user_error(invoke(*args), needle)
+
+
+def test_trace_rows_must_have_finite_arrivals(tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,isl,osl\n0,10,10\ninf,10,10\n")
+    with pytest.raises(RooflineError, match="line 3"):
+        read_trace(trace)
+    binary = tmp_path / "b.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x81")
+    with pytest.raises(RooflineError, match="not a UTF-8"):
+        read_trace(binary)

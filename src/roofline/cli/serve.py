@@ -44,7 +44,7 @@ from roofline.reports import tables
 from roofline.reports.assumptions import engine_inputs, estimate_inputs
 from roofline.reports.formats import flatten, to_csv, to_json
 from roofline.reports.xlsx_views import write_serve
-from roofline.simulator.serving import Load, load_engine, serve
+from roofline.simulator.serving import EngineConfig, Load, load_engine, serve
 from roofline.simulator.serving.disaggregated import serve_disaggregated
 from roofline.simulator.serving.engine_config import DEFAULT_ENGINE
 from roofline.simulator.serving.requests import read_trace
@@ -70,6 +70,26 @@ def _load(max_throughput: bool, rate: str | None, concurrency: int | None, **kw:
     if concurrency < 1:
         raise RooflineError(f"--concurrency must be at least 1, got {concurrency}")
     return Load("concurrency", float(concurrency), **kw)
+
+
+def _engine_profile(engine: str, kv_memory_fraction: float | None, max_batch: int | None,
+                    max_num_tokens: int | None, block_size: int | None, step_overhead_ms: float | None,
+                    ideal: bool) -> EngineConfig:  # fmt: skip
+    """The engine profile with the command line's knobs, validated by the profile's own schema."""
+    checks = {"--kv-memory-fraction": (kv_memory_fraction, "in (0, 1]", lambda v: 0 < v <= 1),
+              "--max-batch": (max_batch, "at least 1", lambda v: v >= 1),
+              "--max-num-tokens": (max_num_tokens, "at least 1", lambda v: v >= 1),
+              "--block-size": (block_size, "at least 1", lambda v: v >= 1),
+              "--step-overhead-ms": (step_overhead_ms, ">= 0 and finite", lambda v: 0 <= v < math.inf)}  # fmt: skip
+    for option, (value, rule, ok) in checks.items():
+        if value is not None and not ok(value):
+            raise RooflineError(f"{option} must be {rule}, got {value}")
+    knobs: dict[str, Any] = {"kv_memory_fraction": kv_memory_fraction, "max_batch": max_batch,
+                             "max_num_tokens": max_num_tokens, "kv_block_tokens": block_size,
+                             "step_overhead": None if step_overhead_ms is None else step_overhead_ms / 1e3}  # fmt: skip
+    if ideal:
+        knobs.update(step_overhead=0.0, per_sequence_overhead=0.0)
+    return load_engine(engine).model_copy(update={k: v for k, v in knobs.items() if v is not None})
 
 
 def _pools(text: str) -> tuple[int, int]:
@@ -116,16 +136,12 @@ def serve_command(
     out = Output.check(fmt, output, force)
     if not 0 <= prefix_hit < 1:
         raise RooflineError(f"--prefix-hit must be in [0, 1), got {prefix_hit}")
-    profile = load_engine(engine)
-    step_overhead = None if step_overhead_ms is None else step_overhead_ms / 1e3
-    knobs = {"kv_memory_fraction": kv_memory_fraction, "max_batch": max_batch, "max_num_tokens": max_num_tokens,
-             "kv_block_tokens": block_size, "step_overhead": step_overhead}  # fmt: skip
-    for name, value in knobs.items():
-        if value is not None and value <= 0 and name != "step_overhead":
-            raise RooflineError(f"--{name.replace('_', '-')} must be positive, got {value}")
-    if ideal:
-        knobs.update(step_overhead=0.0, per_sequence_overhead=0.0)
-    profile = profile.model_copy(update={k: v for k, v in knobs.items() if v is not None})
+    if num_requests is not None and num_requests < 1:
+        raise RooflineError(f"--num-requests must be at least 1, got {num_requests}")
+    if seed < 0:
+        raise RooflineError(f"--seed must be >= 0, got {seed}")
+    profile = _engine_profile(engine, kv_memory_fraction, max_batch, max_num_tokens, block_size, step_overhead_ms,
+                              ideal)  # fmt: skip
     options = QueryOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, 1, isl, osl,
                            weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, profile.max_num_tokens,
                            mtp, mtp_acceptance, comm_library, overlap_ep, cp, sp)  # fmt: skip
@@ -141,6 +157,8 @@ def serve_command(
             raise RooflineError("choose one drafter: --mtp or --draft-model")
         draft = Draft(get_workload(draft_model), draft_tokens, draft_acceptance)
     if disaggregate is not None:
+        if draft is not None:
+            raise RooflineError("--draft-model is not simulated with --disaggregate; drop one of them")
         prefill, decode = _pools(disaggregate)
         result = serve_disaggregated(q.workload, q.cluster, q.scenario, profile, load, prefill, decode, ideal)
     else:

@@ -194,7 +194,9 @@ class CollectiveModel:
     def _ring(self, kind: CollectiveKind, size: float, topo: GroupTopology, protocol: str) -> float:
         spec, n = self.library.algorithms["ring"], topo.size
         steps = {CollectiveKind.ALL_REDUCE: 2 * (n - 1), CollectiveKind.BROADCAST: n - 1}.get(kind, n - 1)
-        inter_steps = 0 if topo.nodes == 1 else (2 if kind is CollectiveKind.ALL_REDUCE else 1) * topo.nodes
+        # NCCL tuning.cc: nInterSteps = 2(nNodes - 1) for all-reduce, nNodes - 1 otherwise; never more than all
+        inter_steps = 0 if topo.nodes == 1 else (2 if kind is CollectiveKind.ALL_REDUCE else 1) * (topo.nodes - 1)
+        inter_steps = min(inter_steps, steps)
         latency = self._base(spec, protocol) + (steps - inter_steps) * self._hop(spec, topo.intra, protocol)
         if inter_steps and topo.inter is not None:
             latency += inter_steps * self._hop(spec, topo.inter, protocol)

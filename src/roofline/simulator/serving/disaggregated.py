@@ -1,7 +1,7 @@
 """Disaggregated serving: a prefill pool and a decode pool of replicas (the DistServe / Dynamo /
-SGLang PD design). A request is prefilled on one prefill replica (its first token comes from
-there), its KV cache is sent to a decode replica over the fabric (every GPU of the replica sends
-its shard at once), and the decode replica generates the rest. Replicas are assigned round-robin.
+SGLang PD design). A request is prefilled on one prefill replica, its KV cache is sent to a decode
+replica over the fabric (every GPU of the replica sends its shard at once), and the decode replica
+streams the tokens: TTFT counts the prefill and the KV transfer. Replicas are assigned round-robin.
 """
 
 from __future__ import annotations
@@ -36,11 +36,12 @@ class KvTransfer:
     link: str
 
 
-def kv_transfer(workload: Workload, cluster: Cluster, scenario: Scenario, isl: np.ndarray) -> KvTransfer:
+def kv_transfer(workload: Workload, cluster: Cluster, scenario: Scenario, isl: np.ndarray,
+                replicas: int = 2) -> KvTransfer:  # fmt: skip
     """Each GPU of the prefill replica sends its KV shard to its peer in the decode replica: inside
     the scale-up domain when both pools fit in it, else over the scale-out fabric."""
     placement = max(stage_placements(workload, scenario.plan), key=lambda p: p.num_layers)
-    pools_gpus = 2 * scenario.plan.gpus_per_replica
+    pools_gpus = replicas * scenario.plan.gpus_per_replica  # both pools, side by side
     crosses = pools_gpus > cluster.system.gpus_per_domain and cluster.scale_out is not None
     topo = GroupTopology(2, 1 if crosses else 2, 2 if crosses else 1, cluster.scale_up, cluster.scale_out, False)
     model = CollectiveModel(load_library(scenario.comm_library))
@@ -61,7 +62,7 @@ def _run_pool(model: StepTimeModel, engine: EngineConfig, capacity: int, request
             continue
         order = idx[np.argsort(requests.arrival_s[idx], kind="stable")]
         sub = Requests(requests.arrival_s[order], requests.isl[order], requests.osl[order])
-        sim = simulate(model, sub, engine, capacity, None, prefix_hit)
+        sim = simulate(model, sub, engine, capacity, None, prefix_hit, engine.request_overhead)
         first[order], finish[order] = sim.first_token_s, sim.finish_s
         results.append(sim)
     return first, finish, results
@@ -83,7 +84,7 @@ def serve_disaggregated(workload: Workload, cluster: Cluster, scenario: Scenario
     # prefill pool: every request's prompt and first token
     prompts = Requests(requests.arrival_s, requests.isl, np.ones_like(requests.osl))
     first, _, pre = _run_pool(model, engine, capacity, prompts, prefill_replicas, load.prefix_hit)
-    transfer = kv_transfer(workload, cluster, scenario, requests.isl)
+    transfer = kv_transfer(workload, cluster, scenario, requests.isl, prefill_replicas + decode_replicas)
     ready = first + transfer.time_s
     # decode pool: the prompt is already cached (one token recomputed), osl - 1 tokens to generate
     rest = Requests(ready, requests.isl, np.maximum(requests.osl - 1, 1))

@@ -36,7 +36,7 @@ def lengths(n: int, mean: int, spread: float, rng: np.random.Generator) -> np.nd
 
 def poisson_arrivals(n: int, rate_per_s: float, rng: np.random.Generator) -> np.ndarray:
     """Arrival times of a Poisson process (`inf`: everything at t = 0)."""
-    if rate_per_s <= 0:
+    if not rate_per_s > 0:  # NaN too
         raise RooflineError(f"--request-rate must be positive, got {rate_per_s}")
     if math.isinf(rate_per_s):
         return np.zeros(n)
@@ -49,8 +49,17 @@ def poisson_arrivals(n: int, rate_per_s: float, rng: np.random.Generator) -> np.
 
 def read_trace(path: Path) -> Requests:
     """A CSV with columns arrival_s, isl, osl (header required); a bad row is named by its line."""
-    if not path.is_file():
+    if not path.exists():
         raise RooflineError(f"trace file '{path}' does not exist")
+    if not path.is_file():
+        raise RooflineError(f"trace '{path}' is not a file")
+    try:
+        return _parse_trace(path)
+    except UnicodeDecodeError:
+        raise RooflineError(f"trace '{path}' is not a UTF-8 text CSV") from None
+
+
+def _parse_trace(path: Path) -> Requests:
     rows: list[tuple[float, int, int]] = []
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
@@ -63,8 +72,8 @@ def read_trace(path: Path) -> Requests:
                 arrival, isl, osl = float(row["arrival_s"]), int(row["isl"]), int(row["osl"])
             except (TypeError, ValueError):
                 raise RooflineError(f"trace '{path}' line {line}: arrival_s, isl, osl must be numbers") from None
-            if arrival < 0 or isl < 1 or osl < 1:
-                raise RooflineError(f"trace '{path}' line {line}: need arrival_s >= 0, isl >= 1, osl >= 1")
+            if not math.isfinite(arrival) or arrival < 0 or isl < 1 or osl < 1:
+                raise RooflineError(f"trace '{path}' line {line}: need a finite arrival_s >= 0, isl >= 1, osl >= 1")
             rows.append((arrival, isl, osl))
     if not rows:
         raise RooflineError(f"trace '{path}' has no requests")

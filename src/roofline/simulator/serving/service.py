@@ -151,6 +151,9 @@ def serve(workload: Workload, cluster: Cluster, scenario: Scenario, engine: Engi
                           max_decode=min(engine.max_batch, max(1, capacity)), ideal=ideal, draft=draft)  # fmt: skip
     concurrency = int(load.value) if load.mode == "concurrency" else None
     if concurrency is not None and replicas > 1:
-        concurrency = max(1, concurrency // replicas)
+        if concurrency % replicas:
+            raise RooflineError(f"--concurrency {concurrency} does not split evenly over {replicas} data-parallel "
+                                "replicas; use a multiple of the replica count")  # fmt: skip
+        concurrency //= replicas
     sim = simulate(model, requests, engine, capacity, concurrency, load.prefix_hit, engine.request_overhead)
     return ServeResult(load, engine.id, scenario.plan.num_gpus, replicas, capacity, sim, total)
