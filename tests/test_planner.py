@@ -232,3 +232,77 @@ def test_plan_bad_input_is_one_line_exit_2() -> None:
     out = runner.invoke(app, ["plan", "--model", "llama-3.1-8b", "--isl", "512", "--osl", "64", "--rate", "1",
                               "--ttft-p99", "2s", "--tpot-p99", "50ms", "--price", "h100-sxm=abc"])  # fmt: skip
     assert out.exit_code == 2 and "--price" in out.stderr
+
+
+PLAN = ["plan", "--model", "llama-3.1-8b", "--isl", "512", "--osl", "64", "--rate", "1", "--ttft-p99", "2s",
+        "--tpot-p99", "50ms", "--hardware", "h100-sxm", "--recheck", "0", "--batch", "1,8"]  # fmt: skip
+
+
+def _with(args: list[str], option: str, value: str) -> list[str]:
+    out = list(args)
+    if option in out:
+        out[out.index(option) + 1] = value
+    else:
+        out += [option, value]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--rate", "inf"), ("--rate", "nan"), ("--rate", "-inf"), ("--rate", "0"), ("--rate", "-1"),
+     ("--max-gpus", "0"), ("--top", "0"), ("--recheck", "-1"), ("--isl", "0"), ("--osl", "-3"),
+     ("--batch", "0"), ("--batch", "100000000"), ("--batch", "1:100000")],
+)  # fmt: skip
+def test_plan_bad_numbers_are_one_line_exit_2(option: str, value: str) -> None:
+    out = runner.invoke(app, _with(PLAN, option, value))
+    assert out.exit_code == 2, (out.output, out.exception)
+    assert out.stderr.startswith("error:") and out.stderr.strip().count("\n") == 0, out.stderr
+    assert "Traceback" not in out.output
+
+
+def _erlang_c_recursion(servers: np.ndarray, load: np.ndarray) -> np.ndarray:
+    """The Erlang-B recursion B(k) = a B(k-1) / (k + a B(k-1)) up to c, as a reference."""
+    c, a = np.asarray(servers, dtype=np.int64), np.asarray(load, dtype=float)
+    b, out = np.ones(a.shape), np.ones(a.shape)
+    for k in range(1, int(c.max(initial=0)) + 1):
+        b = a * b / (k + a * b)
+        out = np.where(c == k, b, out)
+    rho = a / np.maximum(c, 1)
+    return np.where(rho < 1, out / (1.0 - rho * (1.0 - out)), 1.0)
+
+
+def test_erlang_c_matches_the_recursion_and_is_fast_for_many_servers() -> None:
+    rng = np.random.default_rng(0)
+    c = rng.integers(1, 1100, 5000)
+    a = c * rng.uniform(0.0, 1.2, 5000)
+    a[:20], a[20:40] = 0.0, c[20:40] * 0.99999
+    assert slo.erlang_c(c, a) == pytest.approx(_erlang_c_recursion(c, a), rel=1e-10, abs=1e-300)
+    big = slo.erlang_c(np.array([10**8, 65536, 65536]), np.array([0.9e8, 65535.0, 7e4]))
+    assert big[0] == pytest.approx(0.0, abs=1e-12) and 0.9 < big[1] < 1.0 and big[2] == 1.0
+
+
+def test_recheck_gives_each_attention_replica_its_share_of_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """serve() multiplies max_batch by attn_dp (service.per_attention_replica); the planned limit is per replica."""
+    import roofline.simulator.serving as serving
+    from roofline.simulator.serving.engine_config import load_engine
+
+    seen: list[tuple] = []
+
+    class Result:
+        def to_dict(self) -> dict:
+            return {"ttft_ms": {"p99": 100.0}, "tpot_ms": {"p99": 10.0}}
+
+    def fake_serve(workload, cluster, scenario, engine, load):  # type: ignore[no-untyped-def]
+        seen.append((scenario, engine))
+        return Result()
+
+    monkeypatch.setattr(serving, "serve", fake_serve)
+    engine = load_engine("trtllm")
+    request = PlanRequest("llama-3.1-8b", 256, 32, 2.0, 5.0, 0.1, ("h100-sxm",), recheck=1, top=1)
+    w = get_workload("llama-3.1-8b")
+    rows = [{"hardware": "h100-sxm", "weight_dtype": "bf16", "tp": 1, "pp": 1, "ep": n, "attn_dp": n, "dp": 1,
+             "gpus": n, "batch_limit": 7, "ttft_p99_s": 1.0, "tpot_p99_s": 0.01} for n in (1, 2)]  # fmt: skip
+    checks = recheck.recheck(w, request, engine, [("h100-sxm", grid.precision_for(w, None), r) for r in rows])
+    assert len(checks) == 2 and all("error" not in c for c in checks), checks
+    assert [e.max_batch for _, e in seen] == [7, 4]  # ceil(7 / 2)
+    assert all(e.max_num_tokens == engine.max_num_tokens for _, e in seen)  # already per attention replica

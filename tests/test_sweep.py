@@ -131,3 +131,16 @@ def test_table_and_json_to_stdout() -> None:
     assert table.exit_code == 0 and "TPOT (ms)" in table.stdout and "2 configurations" in table.stdout
     data = runner.invoke(app, ["sweep", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--format", "json"])
     assert '"tpot_s"' in data.stdout and '"Models": "llama-3.1-8b"' in data.stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--max-num-tokens", "0"), ("--max-num-tokens", "-5"), ("--tp", "0"), ("--pp", "-1"), ("--ep", "0"),
+     ("--attn-dp", "-2"), ("--batch", "0"), ("--batch", "-4"), ("--isl", "0"), ("--osl", "-1")],
+)  # fmt: skip
+def test_bad_numbers_are_one_line_exit_2(option: str, value: str) -> None:
+    args = ["sweep", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--quiet", option, value]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 2, (out.output, out.exception)
+    assert out.stderr.startswith("error:") and out.stderr.strip().count("\n") == 0, out.stderr
+    assert "Traceback" not in out.output

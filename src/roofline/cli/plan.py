@@ -142,7 +142,7 @@ def plan_command(
         max_gpus=max_gpus, prices_per_gpu_hour=parse_prices(price),
         weight_dtypes=tuple(grid.parse_names(weight_dtype)) if weight_dtype else (),
         batches=tuple(grid.parse_ints(batch, "--batch")) if batch else DEFAULT_BATCHES, engine=engine,
-        top=max(1, top), recheck=max(0, recheck),
+        top=top, recheck=recheck,
     )  # fmt: skip
     result = plan(request)
     if fmt is OutputFormat.json:

@@ -35,7 +35,9 @@ def recheck(workload: Workload, request: PlanRequest, engine: EngineConfig,
         start = time.perf_counter()
         try:
             cluster = resolve_cluster(hardware=hardware, num_gpus=plan.num_gpus)
-            limited = engine.model_copy(update={"max_batch": row["batch_limit"]})
+            # the planned limit counts the whole replica; serve() gives each attention replica max_batch
+            per_attention = -(-row["batch_limit"] // plan.attn_dp)  # (service.per_attention_replica)
+            limited = engine.model_copy(update={"max_batch": per_attention})
             load = Load("request_rate", request.rate_per_s, num_requests=RECHECK_REQUESTS)
             data = serve(workload, cluster, scenario, limited, load).to_dict()
         except RooflineError as exc:

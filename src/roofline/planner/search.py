@@ -30,6 +30,7 @@ from roofline.workloads.base import Workload
 
 DEFAULT_BATCHES = (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 SECONDS_PER_HOUR = 3600.0
+MAX_BATCH_LIMIT = 65536  # sequences per replica; far above any engine's batch limit
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,16 @@ class PlanRequest:
     def __post_init__(self) -> None:
         if self.isl < 1 or self.osl < 2:
             raise RooflineError("--isl must be >= 1 and --osl >= 2 (TPOT needs two output tokens)")
-        if not (self.rate_per_s > 0 and self.ttft_p99_s > 0 and self.tpot_p99_s > 0 and self.max_gpus >= 1):
-            raise RooflineError("--rate, --ttft-p99, --tpot-p99 and --max-gpus must be positive")
+        for option, value in (("--rate", self.rate_per_s), ("--ttft-p99", self.ttft_p99_s),
+                              ("--tpot-p99", self.tpot_p99_s)):  # fmt: skip
+            if not (math.isfinite(value) and value > 0):  # NaN fails both
+                raise RooflineError(f"{option} must be a finite positive number, not {value:g}")
+        if self.max_gpus < 1:
+            raise RooflineError(f"--max-gpus must be >= 1, not {self.max_gpus}")
+        if self.top < 1 or self.recheck < 0:
+            raise RooflineError("--top must be >= 1 and --recheck >= 0")
+        if not self.batches or min(self.batches) < 1 or max(self.batches) > MAX_BATCH_LIMIT:
+            raise RooflineError(f"--batch: batch limits must be between 1 and {MAX_BATCH_LIMIT:,}")
         unpriced = [h for h in self.hardware if self.prices_per_gpu_hour and h not in self.prices_per_gpu_hour]
         if unpriced:
             missing = ", ".join(unpriced)

@@ -43,6 +43,7 @@ path, loaded to the replica's utilisation rho.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -104,15 +105,32 @@ def tpot_p99_s(tpot_s: np.ndarray, prefill_batch_s: np.ndarray, osl: int) -> np.
 
 
 def erlang_c(servers: np.ndarray, load: np.ndarray) -> np.ndarray:
-    """Probability of waiting in M/M/c (Erlang C) for c servers and offered load a (< c), from the
-    Erlang-B recursion B(k) = a B(k-1) / (k + a B(k-1))."""
-    c, a = np.asarray(servers, dtype=np.int64), np.asarray(load, dtype=float)
-    b, out = np.ones(a.shape), np.ones(a.shape)
-    for k in range(1, int(c.max(initial=0)) + 1):
-        b = a * b / (k + a * b)
-        out = np.where(c == k, b, out)
-    rho = a / np.maximum(c, 1)
-    return np.where(rho < 1, out / (1.0 - rho * (1.0 - out)), 1.0)
+    """Probability of waiting in M/M/c (Erlang C) for c servers and offered load a, 1 where a >= c.
+
+    From Erlang B = P(N = c) / P(N <= c) for N ~ Poisson(a): P(N = c) in log space (lgamma), and
+    P(N > c) = P(N = c) S with S = sum_j>=1 prod_i<=j a / (c + i), a series that shrinks at least as
+    fast as (a / c)^j; summed until its terms are negligible, so the cost does not grow with c."""
+    c, a = np.broadcast_arrays(np.asarray(servers, dtype=float), np.asarray(load, dtype=float))
+    out = np.ones(c.shape)
+    live = np.flatnonzero((a < c) & (c >= 1))
+    if not len(live):
+        return out
+    cl, al = c.flat[live], a.flat[live]
+    log_factorial = np.array([math.lgamma(x + 1.0) for x in cl])
+    with np.errstate(divide="ignore"):
+        pmf = np.exp(cl * np.log(al) - al - log_factorial)  # P(N = c); 0 at a = 0
+    total, term = np.zeros(len(live)), np.ones(len(live))
+    active = np.arange(len(live))
+    i = 0
+    while len(active):
+        i += 1
+        term[active] *= al[active] / (cl[active] + i)
+        total[active] += term[active]
+        active = active[term[active] > 1e-17 * total[active]]
+    b = pmf / (1.0 - pmf * total)  # Erlang B
+    rho = al / cl
+    out.flat[live] = b / (1.0 - rho * (1.0 - b))
+    return out
 
 
 def slot_wait_p99_s(rate_per_s: np.ndarray, capacity_per_s: np.ndarray, batch: np.ndarray) -> np.ndarray:

@@ -33,6 +33,13 @@ class SweepRequest:
     engine: EngineConfig | None = None  # host overheads added to TTFT and TPOT when given
     exact: bool = False
 
+    def __post_init__(self) -> None:
+        if self.max_num_tokens < 1:
+            raise RooflineError(f"--max-num-tokens must be >= 1, not {self.max_num_tokens}")
+        for name, values in self.axes.items():
+            if not values or min(values) < 1:
+                raise RooflineError(f"--{name.replace('_', '-')}: values must be positive integers")
+
     @property
     def size(self) -> int:
         n = len(self.models) * len(self.hardware) * len(self.weight_dtypes)
