@@ -43,7 +43,7 @@ def _stage_memory(
     )
 
 
-def _worst_stage(workload: Workload, scenario: Scenario, batch: int, context_tokens: int) -> _StageMemory:
+def worst_stage(workload: Workload, scenario: Scenario, batch: int, context_tokens: int) -> _StageMemory:
     stages = [
         _stage_memory(workload, scenario, p, batch, context_tokens) for p in stage_placements(workload, scenario.plan)
     ]
@@ -73,9 +73,9 @@ def memory_result(workload: Workload, cluster: Cluster, scenario: Scenario) -> M
     context = scenario.isl + scenario.osl
 
     def fits(batch: int, tokens: int) -> bool:
-        return _worst_stage(workload, scenario, batch, tokens).total_bytes + reserve <= capacity
+        return worst_stage(workload, scenario, batch, tokens).total_bytes + reserve <= capacity
 
-    worst = _worst_stage(workload, scenario, scenario.batch, context)
+    worst = worst_stage(workload, scenario, scenario.batch, context)
     return MemoryResult(
         weights_bytes=worst.weights_bytes,
         kv_cache_bytes=worst.kv_cache_bytes,

@@ -10,7 +10,7 @@ import numpy as np
 
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
-from roofline.simulator.memory import _worst_stage
+from roofline.simulator.memory import worst_stage
 from roofline.simulator.plan import Scenario, stage_placements
 from roofline.simulator.serving.engine_config import EngineConfig
 from roofline.simulator.serving.limits import trtllm_bench_limits
@@ -53,7 +53,7 @@ def kv_capacity_tokens(workload: Workload, cluster: Cluster, scenario: Scenario,
     acc = cluster.accelerator
     reserve = acc.runtime_reserve if scenario.reserve_bytes is None else scenario.reserve_bytes
     length = scenario.isl + scenario.osl
-    stage = _worst_stage(workload, scenario, max(1, scenario.plan.attn_dp), length)
+    stage = worst_stage(workload, scenario, max(1, scenario.plan.attn_dp), length)
     free = acc.memory.capacity - reserve - stage.weights_bytes - stage.activation_bytes
     if free <= 0:
         raise RooflineError(f"{workload.id} does not fit: weights and activations need more than "
