@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from roofline.reports.tables import format_gib, summary_text_rows
 from roofline.simulator.results import EstimateResult, MemoryResult, PhaseResult
 from roofline.units import format_bytes, format_count, format_time
 
@@ -98,34 +99,22 @@ def _sources(rows: Sequence[tuple[str, str, str]]) -> str:
 
 
 def summary_rows(r: EstimateResult) -> list[tuple[str, str, str]]:
-    return [
-        ("TTFT (prefill of the batch)", format_time(r.ttft_s), format_time(r.ttft_no_overlap_s)),
-        ("TPOT (mean decode step)", format_time(r.tpot_s), format_time(r.tpot_no_overlap_s)),
-        ("end-to-end latency", format_time(r.e2e_latency_s), ""),
-        ("output tokens/s", f"{r.output_tokens_per_s:,.0f}", ""),
-        ("output tokens/s per GPU", f"{r.output_tokens_per_s / r.num_gpus:,.0f}", ""),
-        ("decode tokens/s (batch / TPOT)", f"{r.decode_tokens_per_s:,.0f}", ""),
-        ("prefill bound / decode bound", f"{r.prefill.bound} / {r.decode.bound}", ""),
-        ("fits in memory", _fit(r.memory), ""),
-    ]
-
-
-def _gib(value: float) -> str:
-    return format_bytes(value, binary=True)
+    return [*summary_text_rows(r), ("fits in memory", _fit(r.memory), "")]
 
 
 def _fit(m: MemoryResult) -> str:
-    return f"{'yes' if m.fits else 'NO'} ({'+' if m.margin_bytes >= 0 else '-'}{_gib(abs(m.margin_bytes))} margin)"
+    sign = "+" if m.margin_bytes >= 0 else "-"
+    return f"{'yes' if m.fits else 'NO'} ({sign}{format_gib(abs(m.margin_bytes))} margin)"
 
 
 def memory_rows(m: MemoryResult) -> list[tuple[str, str]]:
     return [
-        ("weights", _gib(m.weights_bytes)),
-        ("KV cache", _gib(m.kv_cache_bytes)),
-        ("activations (peak)", _gib(m.activation_bytes)),
-        ("runtime reserve", _gib(m.reserve_bytes)),
-        ("total", _gib(m.total_bytes)),
-        ("capacity", _gib(m.capacity_bytes)),
+        ("weights", format_gib(m.weights_bytes)),
+        ("KV cache", format_gib(m.kv_cache_bytes)),
+        ("activations (peak)", format_gib(m.activation_bytes)),
+        ("runtime reserve", format_gib(m.reserve_bytes)),
+        ("total", format_gib(m.total_bytes)),
+        ("capacity", format_gib(m.capacity_bytes)),
         ("fits", _fit(m)),
         ("KV cache per token (whole model)", format_bytes(m.kv_cache_bytes_per_token)),
         ("max batch at isl + osl", f"{m.max_batch:,}"),

@@ -13,7 +13,7 @@ from roofline.units import format_bytes, format_count, format_rate, format_time
 from roofline.workloads.base import Workload
 
 
-def _gib(value: float) -> str:
+def format_gib(value: float) -> str:
     return format_bytes(value, binary=True)
 
 
@@ -30,19 +30,23 @@ def estimate_summary(result: EstimateResult) -> Table:
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("no-overlap bound", justify="right")
-    rows = [
-        ("batch x isl / osl", f"{result.batch} x {result.isl} / {result.osl}", ""),
-        ("TTFT (prefill of the batch)", format_time(result.ttft_s), format_time(result.ttft_no_overlap_s)),
-        ("TPOT (mean decode step)", format_time(result.tpot_s), format_time(result.tpot_no_overlap_s)),
-        ("end-to-end latency", format_time(result.e2e_latency_s), ""),
-        ("output tokens/s", f"{result.output_tokens_per_s:,.0f}", ""),
-        ("output tokens/s per GPU", f"{result.output_tokens_per_s / result.num_gpus:,.0f}", ""),
-        ("decode tokens/s (batch / TPOT)", f"{result.decode_tokens_per_s:,.0f}", ""),
-        ("prefill bound / decode bound", f"{result.prefill.bound} / {result.decode.bound}", ""),
-    ]
-    for row in rows:
+    table.add_row("batch x isl / osl", f"{result.batch} x {result.isl} / {result.osl}", "")
+    for row in summary_text_rows(result):
         table.add_row(*row)
     return table
+
+
+def summary_text_rows(r: EstimateResult) -> list[tuple[str, str, str]]:
+    """(metric, value, no-overlap bound) in human units: the terminal table and the HTML report."""
+    return [
+        ("TTFT (prefill of the batch)", format_time(r.ttft_s), format_time(r.ttft_no_overlap_s)),
+        ("TPOT (mean decode step)", format_time(r.tpot_s), format_time(r.tpot_no_overlap_s)),
+        ("end-to-end latency", format_time(r.e2e_latency_s), ""),
+        ("output tokens/s", f"{r.output_tokens_per_s:,.0f}", ""),
+        ("output tokens/s per GPU", f"{r.output_tokens_per_s / r.num_gpus:,.0f}", ""),
+        ("decode tokens/s (batch / TPOT)", f"{r.decode_tokens_per_s:,.0f}", ""),
+        ("prefill bound / decode bound", f"{r.prefill.bound} / {r.decode.bound}", ""),
+    ]
 
 
 def memory_table(memory: MemoryResult) -> Table:
@@ -57,10 +61,10 @@ def memory_table(memory: MemoryResult) -> Table:
         ("total", memory.total_bytes),
         ("capacity", memory.capacity_bytes),
     ):
-        table.add_row(name, _gib(value))
+        table.add_row(name, format_gib(value))
     verdict = "yes" if memory.fits else "NO"
     margin = memory.margin_bytes
-    table.add_row("fits", f"{verdict} ({'+' if margin >= 0 else '-'}{_gib(abs(margin))} margin)")
+    table.add_row("fits", f"{verdict} ({'+' if margin >= 0 else '-'}{format_gib(abs(margin))} margin)")
     table.add_row("KV cache per token (whole model)", format_bytes(memory.kv_cache_bytes_per_token))
     table.add_row("max batch at isl+osl", f"{memory.max_batch:,}")
     table.add_row("max context at this batch", f"{memory.max_context_tokens:,} tokens")
@@ -114,7 +118,7 @@ def hardware_list(accelerators: list[Accelerator]) -> Table:
         table.add_row(
             acc.id,
             acc.name,
-            _gib(acc.memory.capacity),
+            format_gib(acc.memory.capacity),
             format_rate(acc.memory.bandwidth, "B/s"),
             *(format_rate(p, "FLOP/s") if p else "n/a" for p in (c.bf16, c.fp8, c.fp4)),
             f"{acc.power.tdp:g} W",
@@ -212,7 +216,7 @@ def diffusion_table(data: dict[str, Any]) -> Table:
         if key.endswith("_s"):
             return format_time(value)
         if key.endswith("_bytes"):
-            return _gib(value)
+            return format_gib(value)
         if key.endswith(("share", "ratio")):
             return f"{value:.3g}" if key.endswith("ratio") else f"{100 * value:.1f}%"
         return f"{value:,.4g}" if isinstance(value, float) else f"{value:,}"
