@@ -199,11 +199,18 @@ def test_cli_bad_combinations_exit_2(args: tuple[str, ...]) -> None:
     assert "Traceback" not in result.output
 
 
-def test_cli_llm_sp_flag_unchanged() -> None:
-    result = runner.invoke(app, ["estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--tp", "2",
-                                 "--sp", "--no-ops", "--format", "json"])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["ttft_s"] > 0
+def test_cli_llm_sp_is_megatron_over_the_tp_group() -> None:
+    def ttft(*extra: str) -> float:
+        result = runner.invoke(app, ["estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--tp", "2",
+                                     "--no-ops", "--format", "json", *extra])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        return float(json.loads(result.stdout)["ttft_s"])
+
+    assert ttft("--sp", "1") == ttft()  # --sp 1: no sequence parallelism
+    assert ttft("--sp", "2") != ttft()  # reduce-scatter + all-gather instead of all-reduce
+    bad = runner.invoke(app, ["estimate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--tp", "2",
+                              "--sp", "4"])  # fmt: skip
+    assert bad.exit_code == 2 and "must equal --tp" in bad.output
 
 
 def test_model_list_shows_dits() -> None:

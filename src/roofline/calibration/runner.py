@@ -29,7 +29,7 @@ from roofline.hardware_specs import Cluster, load_catalog, resolve_cluster
 from roofline.hardware_specs.schema import Accelerator
 from roofline.simulator import estimate
 from roofline.simulator.collectives import CollectiveModel, group_topology
-from roofline.workloads import get_workload
+from roofline.workloads import get_autoregressive
 
 Progress = Callable[[str, int, int], None]  # (what is being measured, index, total)
 
@@ -205,7 +205,7 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
     kernels = [c for c in cases if c.family in KERNEL_FAMILIES]
     collectives = [c for c in cases if c.family not in KERNEL_FAMILIES]
     spec: ModelRunSpec | None = (
-        spec_for(get_workload(options.model), device.kind, options.full) if options.model_runs else None
+        spec_for(get_autoregressive(options.model), device.kind, options.full) if options.model_runs else None
     )
     if spec is not None and model_bytes(spec) > cap:
         notes.append(f"model-level run skipped: {spec.describe()} needs more than the memory cap")

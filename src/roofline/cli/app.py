@@ -35,7 +35,7 @@ app = typer.Typer(
 app.add_typer(hardware.app, name="hardware")
 app.add_typer(model.app, name="model")
 app.add_typer(comm.app, name="comm")
-app.command("estimate", context_settings={"allow_extra_args": True})(estimate.estimate_command)  # --sp N
+app.command("estimate")(estimate.estimate_command)
 app.command("memory")(estimate.memory_command)
 app.command("sweep")(__import__("roofline.cli.sweep", fromlist=["sweep_command"]).sweep_command)
 app.command("plan")(__import__("roofline.cli.plan", fromlist=["plan_command"]).plan_command)

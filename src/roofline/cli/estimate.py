@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from roofline.cli.common import Output, OutputFormat, emit, text_format_option
-from roofline.cli.estimate_diffusion import DiffusionOptions, is_diffusion, run_diffusion, sp_degree
+from roofline.cli.estimate_diffusion import DiffusionOptions, is_diffusion, run_diffusion
 from roofline.dtypes import DType, default_kv_dtype, parse_dtype
 from roofline.errors import RooflineError
 from roofline.hardware_specs import Cluster, resolve_cluster
@@ -22,7 +22,7 @@ from roofline.simulator import ParallelPlan, Scenario, estimate
 from roofline.simulator.memory import memory_result
 from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS, DEFAULT_MTP_ACCEPTANCE
 from roofline.units import Dimension, parse_quantity
-from roofline.workloads import Workload, get_workload
+from roofline.workloads import Workload, get_autoregressive, get_workload
 
 MODEL = typer.Option(..., "--model", "-m", help="model id (roofline model list) or a model YAML path")
 HARDWARE = typer.Option(None, "--hardware", help="accelerator id (roofline hardware list) or YAML path")
@@ -44,7 +44,11 @@ MTP = typer.Option(0, "--mtp", help="speculative decoding: draft tokens per step
 MTP_ACCEPT = typer.Option(
     DEFAULT_MTP_ACCEPTANCE, "--mtp-acceptance", help="chance each MTP draft is accepted (DeepSeek-V3: 0.85-0.9)"
 )
-SP = typer.Option(False, "--sp", help="sequence parallelism: TP all-reduces become reduce-scatter + all-gather")
+SP = typer.Option(
+    None, "--sp", min=1, metavar="N",
+    help="sequence parallelism over N GPUs. LLMs: Megatron-SP over the TP group (N = --tp; all-reduces become "
+    "reduce-scatter + all-gather). DiTs: N GPUs split the tokens (Ulysses, with --ring)",
+)  # fmt: skip
 OVERLAP_EP = typer.Option(False, "--overlap-ep", help="two-batch overlap: EP all-to-alls run under compute")
 COMM_LIBRARY = typer.Option("nccl", "--comm-library", help="collective library profile: nccl, deepep, uccl")
 IMBALANCE = typer.Option(1.0, "--moe-imbalance", help="busiest GPU's routed tokens over the mean (>= 1)")
@@ -59,7 +63,10 @@ FORMAT = typer.Option(
 )
 OUTPUT = typer.Option(None, "--output", "-o", help="write to FILE instead of stdout (FILE.xlsx: a workbook)")
 FORCE = typer.Option(False, "--force", help="overwrite an existing -o file")
-# diffusion models (roofline.cli.estimate_diffusion); `--sp N` gives them the Ulysses degree
+# diffusion models (roofline.cli.estimate_diffusion)
+RING = typer.Option(None, "--ring", min=1, metavar="R", help="DiT: ring-attention degree inside --sp (Ulysses: sp/R)")
+PRESET = typer.Option(None, "--preset", help="DiT request preset: 512px, 1024px, 1024px-portrait, 2048px, "
+                      "480p-5s, 720p-5s, 720p-10s")  # fmt: skip
 RESOLUTION = typer.Option(None, "--resolution", help="diffusion image: WxH, e.g. 1024x1024")
 VIDEO = typer.Option(None, "--video", help="diffusion video: WxHxF (frames), e.g. 1280x720x81")
 STEPS = typer.Option(None, "--steps", help="diffusion denoising steps (default: the model's)")
@@ -69,6 +76,16 @@ GEN_LEN = typer.Option(None, "--gen-len", help="diffusion LM: tokens to generate
 BLOCK_LEN = typer.Option(None, "--block-len", help="diffusion LM: semi-autoregressive block length")
 CACHE = typer.Option(None, "--cache", help="diffusion LM: none, prefix or dual (Fast-dLLM)")
 COMPARE_AR = typer.Option(None, "--compare-ar", help="diffusion LM: also run this autoregressive model")
+
+
+def megatron_sp(sp: int | None, tp: int) -> bool:
+    """`--sp N` for a language model: Megatron sequence parallelism spans the TP group, so N = tp."""
+    if sp is None or sp == 1:
+        return False
+    if sp != tp:
+        raise RooflineError(f"--sp {sp}: for a language model sequence parallelism runs over the tensor-parallel "
+                            f"group, so --sp must equal --tp ({tp})")  # fmt: skip
+    return True
 
 
 def _reserve_bytes(text: str | None) -> float | None:
@@ -88,7 +105,7 @@ class Query:
 
     @classmethod
     def build(cls, o: QueryOptions) -> Query:
-        workload = get_workload(o.model)
+        workload = get_autoregressive(o.model)
         shipped_weight, shipped_experts = workload.weight_dtype, workload.expert_weight_dtype
         weight = parse_dtype(o.weight_dtype) if o.weight_dtype else shipped_weight
         if o.expert_dtype:
@@ -106,7 +123,7 @@ class Query:
         plan = ParallelPlan.for_gpus(o.tp, o.pp, o.gpus, o.ep, o.attn_dp, o.moe_imbalance, o.cp)
         scenario = Scenario(o.batch, o.isl, o.osl, precision, plan, _reserve_bytes(o.reserve), o.max_num_tokens,
                             o.mtp_drafts, o.mtp_acceptance, o.comm_library, o.overlap_ep,
-                            o.sequence_parallel)  # fmt: skip
+                            megatron_sp(o.sp, o.tp))  # fmt: skip
         limit = workload.max_position_embeddings
         if limit is not None and o.isl + o.osl > limit:
             typer.echo(
@@ -141,18 +158,18 @@ class QueryOptions:
     comm_library: str = "nccl"
     overlap_ep: bool = False
     cp: int = 1
-    sequence_parallel: bool = False
+    sp: int | None = None  # --sp N: Megatron-SP when N = tp
 
 
 def estimate_command(
-    ctx: typer.Context,
     model: str = MODEL, hardware: str | None = HARDWARE, system: str | None = SYSTEM, gpus: int | None = GPUS,
     tp: int = TP, pp: int = PP, ep: int = EP, attn_dp: int = ATTN_DP, moe_imbalance: float = IMBALANCE,
     batch: int = BATCH, isl: int = ISL, osl: int = OSL,
     weight_dtype: str | None = WEIGHT_DTYPE, expert_dtype: str | None = EXPERT_DTYPE, kv_dtype: str | None = KV_DTYPE,
     activation_dtype: str = ACT_DTYPE, reserve: str | None = RESERVE, max_num_tokens: int = MAX_NUM_TOKENS,
     mtp: int = MTP, mtp_acceptance: float = MTP_ACCEPT, comm_library: str = COMM_LIBRARY,
-    overlap_ep: bool = OVERLAP_EP, cp: int = CP, sp: bool = SP,
+    overlap_ep: bool = OVERLAP_EP, cp: int = CP, sp: int | None = SP, ring: int | None = RING,
+    preset: str | None = PRESET,
     ideal: bool = typer.Option(False, "--ideal", help="pure roofline: every achievable fraction 1, no overheads"),
     ops: bool = typer.Option(True, "--ops/--no-ops", help="include the per-operator rows"),
     fmt: OutputFormat = FORMAT, output: Path | None = OUTPUT, force: bool = FORCE,
@@ -164,14 +181,13 @@ def estimate_command(
     (DiT image/video, diffusion LMs) the time per image, video or request instead."""
     out = Output.check(fmt, output, force)
     diffusion = DiffusionOptions(resolution, video, steps, cfg, cfg_parallel, gen_len, block_len, cache, compare_ar,
-                                 sp_degree(sp, list(ctx.args)))  # fmt: skip
+                                 sp, ring, preset)  # fmt: skip
     workload = get_workload(model)
     if is_diffusion(workload):
         run_diffusion(workload, diffusion, hardware, system, gpus, batch, ideal, ops, out, tp, isl)
         return
-    if diffusion.given() or diffusion.sp is not None:
-        raise RooflineError(f"{', '.join(diffusion.given()) or '--sp N'}: diffusion options; {model} is not a "
-                            "diffusion model")  # fmt: skip
+    if diffusion.given():
+        raise RooflineError(f"{', '.join(diffusion.given())}: diffusion options; {model} is not a diffusion model")
     options = QueryOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batch, isl, osl,
                            weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens,
                            mtp, mtp_acceptance, comm_library, overlap_ep, cp, sp)  # fmt: skip

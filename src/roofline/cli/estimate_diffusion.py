@@ -9,16 +9,21 @@ from typing import Any
 
 from roofline.cli.common import Output, OutputFormat
 from roofline.errors import RooflineError
-from roofline.hardware_specs import resolve_cluster
+from roofline.hardware_specs import Cluster, resolve_cluster
 from roofline.ir import Precision
 from roofline.reports import tables
+from roofline.reports.assumptions import diffusion_inputs
 from roofline.reports.formats import flatten, to_csv, to_json
+from roofline.reports.xlsx_views import write_diffusion
 from roofline.simulator import ParallelPlan, Scenario, estimate
 from roofline.simulator.diffusion import DitScenario, estimate_dit
 from roofline.simulator.diffusion_lm import DlmScenario, estimate_dlm
 from roofline.workloads.base import Workload
 from roofline.workloads.diffusion_dit import DiffusionTransformer, Request
 from roofline.workloads.diffusion_lm import DiffusionLM
+from roofline.workloads.dit_presets import preset_request
+
+OP_KEYS = ("step_ops", "once_ops")  # the operator rows of a diffusion estimate's dict
 
 
 @dataclass(frozen=True)
@@ -32,26 +37,21 @@ class DiffusionOptions:
     block_len: int | None = None
     cache: str | None = None
     compare_ar: str | None = None
-    sp: int | None = None  # Ulysses degree; None: no sequence parallelism
+    sp: int | None = None  # GPUs splitting the tokens; None: no sequence parallelism
+    ring: int | None = None  # ring-attention degree inside sp
+    preset: str | None = None
 
     def given(self) -> list[str]:
+        """The diffusion-only options given (--sp is not one: language models take it too)."""
         names = {"resolution": "--resolution", "video": "--video", "steps": "--steps", "cfg": "--cfg/--no-cfg",
                  "gen_len": "--gen-len", "block_len": "--block-len", "cache": "--cache",
-                 "compare_ar": "--compare-ar"}  # fmt: skip
+                 "compare_ar": "--compare-ar", "ring": "--ring", "preset": "--preset"}  # fmt: skip
         listed = [flag for attr, flag in names.items() if getattr(self, attr) is not None]
         return listed + (["--cfg-parallel"] if self.cfg_parallel else [])
 
 
 def is_diffusion(workload: Workload) -> bool:
     return isinstance(workload, DiffusionTransformer | DiffusionLM)
-
-
-def sp_degree(flag: bool, extra: list[str]) -> int | None:
-    """`--sp N` on the estimate command: `--sp` is a flag for LLMs (Megatron-SP); a number right after
-    it (left over as an extra argument) is the Ulysses degree for diffusion models."""
-    if extra and not (flag and len(extra) == 1 and extra[0].isdigit()):
-        raise RooflineError(f"unexpected argument '{' '.join(extra)}' (a number goes right after --sp)")
-    return int(extra[0]) if extra else None
 
 
 def _size(text: str, option: str, parts: int) -> tuple[int, ...]:
@@ -66,8 +66,13 @@ def _size(text: str, option: str, parts: int) -> tuple[int, ...]:
 
 
 def _dit_request(dit: DiffusionTransformer, o: DiffusionOptions, batch: int) -> Request:
-    if o.resolution and o.video:
-        raise RooflineError("give --resolution (image) or --video (WxHxF), not both")
+    given = [flag for flag, value in (("--resolution", o.resolution), ("--video", o.video), ("--preset", o.preset))
+             if value]  # fmt: skip
+    if len(given) > 1:
+        raise RooflineError(f"give one of --resolution (image WxH), --video (WxHxF) or --preset, not "
+                            f"{' and '.join(given)}")  # fmt: skip
+    if o.preset:
+        return preset_request(dit, o.preset, batch)
     if o.video:
         width, height, frames = _size(o.video, "--video", 3)
     elif o.resolution:
@@ -80,27 +85,29 @@ def _dit_request(dit: DiffusionTransformer, o: DiffusionOptions, batch: int) -> 
 
 
 def run_dit(dit: DiffusionTransformer, o: DiffusionOptions, hardware: str | None, system: str | None,
-            gpus: int | None, batch: int, ideal: bool) -> dict[str, Any]:  # fmt: skip
+            gpus: int | None, batch: int, ideal: bool) -> tuple[dict[str, Any], Cluster]:  # fmt: skip
     llm_only = [flag for flag, value in (("--gen-len", o.gen_len), ("--block-len", o.block_len), ("--cache", o.cache),
                                          ("--compare-ar", o.compare_ar)) if value is not None]  # fmt: skip
     if llm_only:
         raise RooflineError(f"{', '.join(llm_only)} apply to diffusion language models, not to {dit.id}")
     cfg = dit.cfg_default if o.cfg is None else o.cfg
     cfg_parallel_gpus = 2 if o.cfg_parallel else 1
-    sp = o.sp if o.sp is not None else 1
+    sp, ring = o.sp or 1, o.ring or 1
     scenario = DitScenario(_dit_request(dit, o, batch), o.steps or dit.default_steps, cfg, sp, o.cfg_parallel,
-                           Precision(weight=dit.weight_dtype))  # fmt: skip
+                           Precision(weight=dit.weight_dtype), ring)  # fmt: skip
     cluster = resolve_cluster(hardware=hardware, system=system, num_gpus=gpus or sp * cfg_parallel_gpus)
     data = estimate_dit(dit, cluster, scenario, ideal=ideal).to_dict()
-    data["title"] = (f"{dit.id} on {cluster.num_gpus} x {cluster.accelerator.id}, sp={sp}"
+    ring_text = f" (ring {ring})" if ring > 1 else ""
+    data["title"] = (f"{dit.id} on {cluster.num_gpus} x {cluster.accelerator.id}, sp={sp}{ring_text}"
                      f"{' cfg-parallel' if o.cfg_parallel else ''}, {'CFG' if cfg else 'no CFG'}")  # fmt: skip
-    return data
+    return data, cluster
 
 
 def run_dlm(lm: DiffusionLM, o: DiffusionOptions, hardware: str | None, system: str | None, tp: int, isl: int,
-            batch: int, ideal: bool) -> dict[str, Any]:  # fmt: skip
+            batch: int, ideal: bool) -> tuple[dict[str, Any], Cluster]:  # fmt: skip
     dit_only = [flag for flag, value in (("--resolution", o.resolution), ("--video", o.video), ("--cfg", o.cfg),
-                                         ("--sp N", o.sp)) if value is not None]  # fmt: skip
+                                         ("--sp", o.sp), ("--ring", o.ring), ("--preset", o.preset))
+                if value is not None]  # fmt: skip
     if dit_only or o.cfg_parallel:
         raise RooflineError(f"{', '.join(dit_only) or '--cfg-parallel'} apply to diffusion transformers, not {lm.id}")
     gen = o.gen_len or lm.default_gen_len
@@ -109,36 +116,36 @@ def run_dlm(lm: DiffusionLM, o: DiffusionOptions, hardware: str | None, system: 
     cluster = resolve_cluster(hardware=hardware, system=system, num_gpus=tp)
     result = estimate_dlm(lm, cluster, scenario, ideal=ideal)
     if o.compare_ar:
-        from roofline.workloads import get_workload
+        from roofline.workloads import get_autoregressive
 
-        ar = estimate(get_workload(o.compare_ar), cluster, Scenario(batch, isl, gen, plan=ParallelPlan(tp=tp)),
+        ar = estimate(get_autoregressive(o.compare_ar), cluster, Scenario(batch, isl, gen, plan=ParallelPlan(tp=tp)),
                       ideal=ideal)  # fmt: skip
         ar_data = {"model": ar.model, "latency_s": ar.e2e_latency_s, "tokens_per_s": batch * gen / ar.e2e_latency_s}
         result = replace(result, ar=ar_data)
     data = result.to_dict()
     data["title"] = f"{lm.id} on {tp} x {cluster.accelerator.id}, cache {scenario.cache}"
-    return data
+    return data, cluster
 
 
 def run_diffusion(workload: Workload, o: DiffusionOptions, hardware: str | None, system: str | None,
                   gpus: int | None, batch: int, ideal: bool, ops: bool, out: Output, tp: int = 1,
                   isl: int = 1024) -> None:  # fmt: skip
     if isinstance(workload, DiffusionTransformer):
-        data = run_dit(workload, o, hardware, system, gpus, batch, ideal)
+        data, cluster = run_dit(workload, o, hardware, system, gpus, batch, ideal)
     elif isinstance(workload, DiffusionLM):
-        data = run_dlm(workload, o, hardware, system, tp, isl, batch, ideal)
+        data, cluster = run_dlm(workload, o, hardware, system, tp, isl, batch, ideal)
     else:  # pragma: no cover - every diffusion kind is handled above
         raise RooflineError(f"{workload.id}: no diffusion estimator for kind {workload.kind}")
-    op_keys = [k for k, v in data.items() if isinstance(v, list)]
     if not ops:
-        for key in op_keys:
-            data.pop(key)
+        for key in OP_KEYS:
+            data.pop(key, None)
     if out.fmt is OutputFormat.json:
         out.text(to_json({k: v for k, v in data.items() if k != "title"}))
     elif out.fmt is OutputFormat.csv:
-        rows = [row for key in op_keys if key in data for row in data[key]]
-        out.text(to_csv(rows or [flatten({k: v for k, v in data.items() if k != "title"})]))
+        rows = [row for key in OP_KEYS for row in data.get(key, [])]
+        scalars = {k: v for k, v in data.items() if k != "title" and not isinstance(v, list)}
+        out.text(to_csv(rows or [flatten(scalars)]))
     elif out.fmt is OutputFormat.xlsx:
-        raise RooflineError("--format xlsx is not available for diffusion models yet; use json or csv")
+        out.workbook(lambda path: write_diffusion(path, data, diffusion_inputs(data, cluster, ideal)))
     else:
-        out.table(tables.diffusion_table(data))
+        out.table(tables.diffusion_view(data))

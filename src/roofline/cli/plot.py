@@ -53,7 +53,7 @@ def plot_command(
     activation_dtype: str = est.ACT_DTYPE, reserve: str | None = est.RESERVE,
     max_num_tokens: int = est.MAX_NUM_TOKENS, mtp: int = est.MTP,
     mtp_acceptance: float = est.MTP_ACCEPT, comm_library: str = est.COMM_LIBRARY, overlap_ep: bool = est.OVERLAP_EP,
-    cp: int = est.CP, sp: bool = est.SP,
+    cp: int = est.CP, sp: int | None = est.SP,
     peaks: bool = typer.Option(False, "--peaks", help="roofline: also draw the spec peaks, dashed"),
     serve: bool = typer.Option(False, "--serve", help="scaling: add tokens/s per GPU vs per user (Pareto)"),
     dpi: int = typer.Option(100, "--dpi", help="PNG resolution"),

@@ -69,7 +69,7 @@ def report_command(
     weight_dtype: str | None = est.WEIGHT_DTYPE, expert_dtype: str | None = est.EXPERT_DTYPE,
     kv_dtype: str | None = est.KV_DTYPE, activation_dtype: str = est.ACT_DTYPE, reserve: str | None = est.RESERVE,
     max_num_tokens: int = est.MAX_NUM_TOKENS, mtp: int = est.MTP, mtp_acceptance: float = est.MTP_ACCEPT,
-    comm_library: str = est.COMM_LIBRARY, overlap_ep: bool = est.OVERLAP_EP, cp: int = est.CP, sp: bool = est.SP,
+    comm_library: str = est.COMM_LIBRARY, overlap_ep: bool = est.OVERLAP_EP, cp: int = est.CP, sp: int | None = est.SP,
     ideal: bool = typer.Option(False, "--ideal", help="pure roofline: every achievable fraction 1, no overheads"),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="draw the figures (a few seconds)"),
 ) -> None:  # fmt: skip

@@ -49,7 +49,7 @@ from roofline.simulator.serving.disaggregated import serve_disaggregated
 from roofline.simulator.serving.engine_config import DEFAULT_ENGINE
 from roofline.simulator.serving.requests import read_trace
 from roofline.simulator.serving.step_model import Draft
-from roofline.workloads import get_workload
+from roofline.workloads import get_autoregressive
 
 
 def _load(max_throughput: bool, rate: str | None, concurrency: int | None, **kw: Any) -> Load:
@@ -107,7 +107,7 @@ def serve_command(
     weight_dtype: str | None = WEIGHT_DTYPE, expert_dtype: str | None = EXPERT_DTYPE, kv_dtype: str | None = KV_DTYPE,
     activation_dtype: str = ACT_DTYPE, reserve: str | None = RESERVE,
     mtp: int = MTP, mtp_acceptance: float = MTP_ACCEPT, comm_library: str = COMM_LIBRARY,
-    overlap_ep: bool = OVERLAP_EP, cp: int = CP, sp: bool = SP,
+    overlap_ep: bool = OVERLAP_EP, cp: int = CP, sp: int | None = SP,
     max_throughput: bool = typer.Option(False, "--max-throughput", help="offline: every request queued at t = 0"),
     request_rate: str | None = typer.Option(None, "--request-rate", help="Poisson arrivals, requests/s ('inf')"),
     concurrency: int | None = typer.Option(None, "--concurrency", help="closed loop with this many clients"),
@@ -155,7 +155,7 @@ def serve_command(
             raise RooflineError("--draft-tokens must be >= 1 and --draft-acceptance in (0, 1]")
         if mtp:
             raise RooflineError("choose one drafter: --mtp or --draft-model")
-        draft = Draft(get_workload(draft_model), draft_tokens, draft_acceptance)
+        draft = Draft(get_autoregressive(draft_model), draft_tokens, draft_acceptance)
     if disaggregate is not None:
         if draft is not None:
             raise RooflineError("--draft-model is not simulated with --disaggregate; drop one of them")

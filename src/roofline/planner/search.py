@@ -25,7 +25,7 @@ from roofline.planner.pareto import pareto_front
 from roofline.planner.recheck import recheck
 from roofline.simulator.fast import FastModel, evaluate
 from roofline.simulator.serving.engine_config import EngineConfig, load_engine
-from roofline.workloads import get_workload
+from roofline.workloads import get_autoregressive
 from roofline.workloads.base import Workload
 
 DEFAULT_BATCHES = (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
@@ -227,7 +227,7 @@ class PlanResult:
 
 def plan(request: PlanRequest) -> PlanResult:
     start = time.perf_counter()
-    workload = get_workload(request.model)
+    workload = get_autoregressive(request.model)
     hardware = list(request.hardware) or grid.default_hardware()
     if request.prices_per_gpu_hour and not request.hardware:
         hardware = [h for h in hardware if h in request.prices_per_gpu_hour]

@@ -17,7 +17,7 @@ from roofline.simulator.fast import FastModel, configs_from, evaluate
 from roofline.simulator.memory import memory_result
 from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS, ParallelPlan, Scenario, prefill_chunks
 from roofline.simulator.serving.engine_config import EngineConfig
-from roofline.workloads import get_workload
+from roofline.workloads import get_autoregressive
 
 AXES = ("tp", "pp", "ep", "attn_dp", "batch", "isl", "osl")
 
@@ -68,7 +68,7 @@ def run_sweep(request: SweepRequest, progress: Callable[[int], None] | None = No
     skipped: dict[str, int] = {}
     clusters = grid.clusters_for(request.hardware)
     for model_id in request.models:
-        workload = get_workload(model_id)
+        workload = get_autoregressive(model_id)
         precisions = [grid.precision_for(workload, d, request.kv_dtype) for d in request.weight_dtypes]
         configs = [{"hardware": h, "precision": p, **c} for h in range(len(clusters)) for p in range(len(precisions))
                    for c in grid.product_rows(request.axes)]  # fmt: skip
@@ -80,7 +80,7 @@ def run_sweep(request: SweepRequest, progress: Callable[[int], None] | None = No
 def _fast(model_id: str, request: SweepRequest, clusters: list[Any], precisions: list[Any],
           configs: list[dict[str, int]], skipped: dict[str, int], progress: Callable[[int], None] | None
           ) -> list[dict[str, Any]]:  # fmt: skip
-    workload = get_workload(model_id)
+    workload = get_autoregressive(model_id)
     model = FastModel(workload, clusters, max_num_tokens=request.max_num_tokens)
     result = evaluate(model, configs_from(configs), precisions, request.engine, progress=progress)
     for message, count in result.errors.items():
@@ -101,7 +101,7 @@ def _exact(model_id: str, request: SweepRequest, clusters: list[Any], precisions
            configs: list[dict[str, int]], skipped: dict[str, int], progress: Callable[[int], None] | None
            ) -> list[dict[str, Any]]:  # fmt: skip
     """The full estimator (engine.estimate), one configuration at a time."""
-    workload = get_workload(model_id)
+    workload = get_autoregressive(model_id)
     rows = []
     for cfg in configs:
         p, hardware = precisions[cfg["precision"]], request.hardware[cfg["hardware"]]

@@ -76,6 +76,26 @@ def estimate_inputs(workload: Workload, cluster: Cluster, scenario: Scenario, id
     return rows
 
 
+DIFFUSION_INPUTS = (
+    ("model", "Model"), ("hardware", "Hardware"), ("system", "System"), ("num_gpus", "GPUs"),
+    ("gpus_per_request", "GPUs per request"), ("sp", "Sequence-parallel GPUs (sp)"), ("ulysses", "Ulysses degree"),
+    ("ring", "Ring-attention degree"), ("cfg", "Classifier-free guidance"), ("cfg_parallel", "CFG parallel"),
+    ("width", "Width (pixels)"), ("height", "Height (pixels)"), ("frames", "Frames"), ("tp", "Tensor parallel"),
+    ("batch", "Batch (outputs or sequences)"), ("steps", "Denoising steps"), ("prompt_len", "Prompt (tokens)"),
+    ("gen_len", "Generated tokens"), ("block_len", "Block length (tokens)"), ("cache", "Cache variant"),
+)  # fmt: skip
+
+
+def diffusion_inputs(data: dict[str, Any], cluster: Cluster, ideal: bool) -> list[tuple[str, Any]]:
+    """The inputs of a diffusion estimate (its dict) and the hardware assumptions behind it."""
+    rows: list[tuple[str, Any]] = [("Tool", f"roofline {__version__}")]
+    rows += [(label, data[key]) for key, label in DIFFUSION_INPUTS if key in data]
+    rows += [("Kernel-time model", kernel_time_model(cluster, ideal)), *_fractions(cluster, ideal)]
+    if "assumptions" in data:
+        rows.append(("Assumptions", data["assumptions"]))
+    return rows
+
+
 def engine_inputs(engine: EngineConfig, load: dict[str, Any]) -> list[tuple[str, Any]]:
     """A serving run's engine knobs and load, after any command-line overrides."""
     return [

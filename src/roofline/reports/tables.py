@@ -8,7 +8,7 @@ from rich.console import Console, Group
 from rich.table import Table
 
 from roofline.hardware_specs.schema import Accelerator, Link, System
-from roofline.simulator.results import EstimateResult, MemoryResult, PhaseResult
+from roofline.simulator.results import EstimateResult, MemoryResult, PhaseResult, op_row_dict
 from roofline.units import format_bytes, format_count, format_rate, format_time
 from roofline.workloads.base import Workload
 
@@ -71,11 +71,9 @@ def memory_table(memory: MemoryResult) -> Table:
     return table
 
 
-def ops_table(phase: PhaseResult) -> Table:
-    table = Table(
-        title=f"{phase.phase.value} step operators (context {phase.context_tokens} tokens), per replica",
-        title_justify="left",
-    )
+def op_rows_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    """Operator rows (the dicts of `op_row_dict` or the diffusion estimators): work, time, share, bound."""
+    table = Table(title=title, title_justify="left")
     for column, justify in (
         ("operator", "left"),
         ("count", "right"),
@@ -87,19 +85,24 @@ def ops_table(phase: PhaseResult) -> Table:
         ("bound", "left"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    total = sum(r.time_s for r in phase.ops) or 1.0
-    for row in phase.ops:
+    total = sum(r["time_s"] for r in rows) or 1.0
+    for row in rows:
         table.add_row(
-            row.name,
-            str(row.count),
-            format_count(row.flops),
-            format_bytes(row.bytes),
-            f"{row.arithmetic_intensity_flops_per_byte:.1f}",
-            format_time(row.time_s),
-            f"{100 * row.time_s / total:.1f}%",
-            row.bound if not row.detail else f"{row.bound}: {row.detail}",
+            row["name"],
+            str(row["count"]),
+            format_count(row["flops"]),
+            format_bytes(row["bytes"]),
+            f"{row['arithmetic_intensity_flops_per_byte']:.1f}",
+            format_time(row["time_s"]),
+            f"{100 * row['time_s'] / total:.1f}%",
+            row["bound"] if not row["detail"] else f"{row['bound']}: {row['detail']}",
         )
     return table
+
+
+def ops_table(phase: PhaseResult) -> Table:
+    title = f"{phase.phase.value} step operators (context {phase.context_tokens} tokens), per replica"
+    return op_rows_table(title, [op_row_dict(r) for r in phase.ops])
 
 
 def estimate_view(result: EstimateResult, with_ops: bool) -> Group:
@@ -213,7 +216,7 @@ def diffusion_table(data: dict[str, Any]) -> Table:
     def show(key: str, value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return str(value)
-        if key.endswith("_s"):
+        if key.endswith("_s") and not key.endswith("per_s"):  # a time, not a rate
             return format_time(value)
         if key.endswith("_bytes"):
             return format_gib(value)
@@ -230,3 +233,17 @@ def diffusion_table(data: dict[str, Any]) -> Table:
         else:
             table.add_row(key, show(key, value))
     return table
+
+
+def diffusion_view(data: dict[str, Any]) -> Group:
+    """The summary, then one operator table per step kind: the DiT's denoising step and its once-per-
+    request operators; each distinct step of a diffusion LM (full pass, cached block step)."""
+    parts: list[Table] = [diffusion_table(data)]
+    kinds = {k["phase"]: k for k in data.get("step_kinds", [])}
+    rows = [*data.get("step_ops", []), *data.get("once_ops", [])]
+    for phase in dict.fromkeys(r["phase"] for r in rows):
+        kind = kinds.get(phase)
+        where = f"{phase}, x {kind['steps']} steps" if kind else phase
+        scope = "per GPU" if data["kind"] == "dit" else "per GPU of the TP group"
+        parts.append(op_rows_table(f"{where}: operators {scope}", [r for r in rows if r["phase"] == phase]))
+    return Group(*parts)

@@ -88,6 +88,39 @@ def write_estimate(path: Path, result: EstimateResult, inputs: list[tuple[str, A
                                 Sheet("Summary", summary_columns, estimate_summary_rows(result), charts)])  # fmt: skip
 
 
+def diffusion_summary_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every scalar of a diffusion estimate: times in ms, sizes in GiB, shares in %."""
+    rows = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            rows += diffusion_summary_rows({f"{key}.{k}": v for k, v in value.items()})
+        elif key == "title" or isinstance(value, list | str | bool):
+            continue
+        elif key.endswith("_s") and not key.endswith("per_s"):  # a time, not a rate
+            rows.append(_metric(f"{key.removesuffix('_s')} (ms)", value * MS, TIME_MS))
+        elif key.endswith("_bytes"):
+            rows.append(_metric(f"{key.removesuffix('_bytes')} (GiB)", value / GIB, "#,##0.00"))
+        elif key.endswith(("share", "ratio")):
+            rows.append(_metric(key, value, "0.0%" if key.endswith("share") else "0.00"))
+        else:
+            rows.append(_metric(key, value, "#,##0.###"))
+    return rows
+
+
+def write_diffusion(path: Path, data: dict[str, Any], inputs: list[tuple[str, Any]]) -> None:
+    """Results: the operator rows of each step kind (and the once-per-request ones); Summary: every
+    scalar of the estimate with a bar chart of time per operator of the first step kind."""
+    ops = [*data.get("step_ops", []), *data.get("once_ops", [])]
+    charts: tuple[Chart, ...] = ()
+    if ops:
+        first = ops[0]["phase"]
+        end = next((i for i, r in enumerate(ops) if r["phase"] != first), len(ops))
+        charts = (Chart(f"{first}: time per operator (ms)", "Results", "name", "time_s", 0, end, "E2"),)
+    summary_columns = (METRIC, Column("value", "Value", width=16, per_row_format=True))
+    write_sheets(path, inputs, [Sheet("Results", OP_COLUMNS, ops),
+                                Sheet("Summary", summary_columns, diffusion_summary_rows(data), charts)])  # fmt: skip
+
+
 PERCENTILES = ("mean", "p50", "p90", "p99")
 LATENCIES = (("ttft_ms", "TTFT"), ("tpot_ms", "TPOT"), ("e2e_ms", "End-to-end latency"))
 

@@ -5,9 +5,12 @@
                 CFG parallel: one forward at B on each of two GPU groups + an all-gather
     latency_s = text encoders (once) + steps x step_s + VAE decode (once)
 
-Sequence parallelism (Ulysses) splits the tokens over `sp` GPUs with all-to-alls around the
-attention, costed by the collective model over the group's links. Weights are replicated on every
-GPU (no TP), text encoders and VAE stay resident. Attention is a flash kernel: no N^2 memory.
+Sequence parallelism splits the tokens over `sp` GPUs (USP): Ulysses all-to-alls around the
+attention over sp / ring GPUs, ring attention over `ring` GPUs whose K/V hops overlap the
+attention: a hop costs only what it takes beyond the block's attention, (ring - 1) x max(0,
+hop - attention / ring). Collectives are costed by the collective model over the group's links
+(Ulysses groups are consecutive GPUs, the ring strides across them). Weights are replicated on
+every GPU (no TP), text encoders and VAE stay resident. Attention is a flash kernel: no N^2 memory.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class DitScenario:
     sp: int = 1
     cfg_parallel: bool = False
     precision: Precision = field(default_factory=Precision)
+    ring: int = 1  # ring-attention degree inside the sp GPUs (Ulysses: sp / ring)
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -44,23 +48,47 @@ class DitScenario:
         return self.sp * (2 if self.cfg_parallel else 1)
 
 
-def _cost(model: RooflineCostModel, cluster: Cluster, op: Op, sp: int) -> OpCost:
-    """Ops of the diffusion groups ('sp', 'cfg') through the collective model; the rest as usual."""
-    c = op.collective
-    if c is None or c.group not in ("sp", "cfg"):
-        return model.cost(op)
-    size = sp if c.group == "sp" else 2
-    cost = model.collectives.cost(c.kind, c.message_bytes, group_topology(cluster, size))
-    detail = f"{cost.algorithm}/{cost.protocol} over {' + '.join(cost.levels) or '-'}"
-    return OpCost(op, 0.0, 0.0, cost.time_s, 0.0, detail)
+def _group_size(group: str, s: DitScenario) -> int:
+    return {"ulysses": s.sp // s.ring, "ring": s.sp, "cfg": 2}[group]
 
 
-def _row(c: OpCost) -> dict[str, Any]:
-    op = c.op
+def _ring_cost(model: RooflineCostModel, cluster: Cluster, op: Op, s: DitScenario, attention: OpCost) -> OpCost:
+    """The K/V hops of ring attention beyond what the attention they feed hides: each of the ring - 1
+    hops overlaps one of the `ring` blocks of the attention just costed."""
+    assert op.collective is not None
+    hop = model.collectives.cost(op.collective.kind, op.collective.message_bytes, group_topology(cluster, s.sp))
+    hops, block_s = s.ring - 1, attention.kernel_s / s.ring
+    exposed_s = hops * max(0.0, hop.time_s - block_s)
+    detail = (f"{hops} hops x {hop.time_s * 1e6:.1f} us over {' + '.join(hop.levels) or '-'}, "
+              f"{hops * min(hop.time_s, block_s) * 1e6:.1f} us hidden under attention")  # fmt: skip
+    return OpCost(op, 0.0, 0.0, exposed_s, 0.0, detail)
+
+
+def _costs(model: RooflineCostModel, cluster: Cluster, ops: list[Op], s: DitScenario) -> list[OpCost]:
+    """Ops of the diffusion groups (ulysses, ring, cfg) through the collective model; the rest as usual."""
+    costs: list[OpCost] = []
+    for op in ops:
+        c = op.collective
+        if c is None or c.group not in ("ulysses", "ring", "cfg"):
+            costs.append(model.cost(op))
+        elif c.group == "ring":
+            costs.append(_ring_cost(model, cluster, op, s, costs[-1]))  # right after its attention
+        else:
+            cost = model.collectives.cost(c.kind, c.message_bytes, group_topology(cluster, _group_size(c.group, s)))
+            detail = f"{cost.algorithm}/{cost.protocol} over {' + '.join(cost.levels) or '-'}"
+            costs.append(OpCost(op, 0.0, 0.0, cost.time_s, 0.0, detail))
+    return costs
+
+
+def op_row(c: OpCost, phase: str) -> dict[str, Any]:
+    """One operator of a diffusion step as a row: the keys of the LLM estimate's operator rows."""
+    op, n = c.op, c.op.count
+    flops, moved = op.flops * n, op.bytes * n
     return {
-        "name": op.name, "op_class": op.op_class.value, "count": op.count, "flops": op.flops * op.count,
-        "bytes": op.bytes * op.count, "compute_s": c.compute_s * op.count, "memory_s": c.memory_s * op.count,
-        "communication_s": c.comm_s * op.count, "time_s": c.total_s, "bound": c.bound, "detail": c.detail,
+        "phase": phase, "name": op.name, "op_class": op.op_class.value, "kind": op.kind.value, "count": n,
+        "flops": flops, "bytes": moved, "arithmetic_intensity_flops_per_byte": flops / moved if moved else 0.0,
+        "compute_s": c.compute_s * n, "memory_s": c.memory_s * n, "communication_s": c.comm_s * n,
+        "overhead_s": c.overhead_s * n, "time_s": c.total_s, "bound": c.bound, "detail": c.detail,
     }  # fmt: skip
 
 
@@ -111,7 +139,8 @@ class DitResult:
         s, r = self.scenario, self.scenario.request
         data: dict[str, Any] = {
             "model": self.model, "kind": "dit", "hardware": self.hardware, "system": self.system,
-            "num_gpus": self.num_gpus, "gpus_per_request": s.gpus_per_request, "sp": s.sp,
+            "num_gpus": self.num_gpus, "gpus_per_request": s.gpus_per_request, "sp": s.sp, "ring": s.ring,
+            "ulysses": s.sp // s.ring,
             "cfg": s.cfg, "cfg_parallel": s.cfg_parallel, "forwards_per_step": self.forwards_per_step,
             "width": r.width, "height": r.height, "frames": r.frames, "batch": r.batch, "steps": s.steps,
             "image_tokens": self.image_tokens, "text_tokens": self.text_tokens,
@@ -137,15 +166,15 @@ def _step_ops(dit: DiffusionTransformer, s: DitScenario, tokens: int) -> tuple[l
     """One GPU's operators for one denoising step, and the DiT forwards each step runs."""
     b, p = s.request.batch, s.precision
     if not s.cfg:
-        return dit.forward_ops(tokens, b, p, s.sp), 1
+        return dit.forward_ops(tokens, b, p, s.sp, s.ring), 1
     if s.cfg_parallel:  # each half of the GPUs runs one branch, then the predictions are gathered
         message = 2.0 * b * tokens * dit.patch_dim * p.activation.bytes_per_element
         gather = Op(name="cfg_all_gather", kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION,
                     dtype=p.activation, collective=Collective(CollectiveKind.ALL_GATHER, "cfg", message))  # fmt: skip
-        return [*dit.forward_ops(tokens, b, p, s.sp), gather], 2
+        return [*dit.forward_ops(tokens, b, p, s.sp, s.ring), gather], 2
     if dit.cfg_batched:
-        return dit.forward_ops(tokens, 2 * b, p, s.sp), 2
-    forward = dit.forward_ops(tokens, b, p, s.sp)
+        return dit.forward_ops(tokens, 2 * b, p, s.sp, s.ring), 2
+    forward = dit.forward_ops(tokens, b, p, s.sp, s.ring)
     return [*forward, *forward], 2
 
 
@@ -153,11 +182,11 @@ def estimate_dit(dit: DiffusionTransformer, cluster: Cluster, scenario: DitScena
     if cluster.num_gpus % scenario.gpus_per_request:
         raise RooflineError(f"--gpus {cluster.num_gpus} is not a multiple of the {scenario.gpus_per_request} GPUs "
                             "one request uses (sp x 2 with --cfg-parallel)")  # fmt: skip
-    dit.check_sp(scenario.sp)
+    dit.check_sp(scenario.sp, scenario.ring)
     model = RooflineCostModel(cluster, ParallelPlan(), ideal=ideal)
     tokens = dit.image_tokens(scenario.request)
     ops, forwards = _step_ops(dit, scenario, tokens)
-    costs = [_cost(model, cluster, op, scenario.sp) for op in ops]
+    costs = _costs(model, cluster, ops, scenario)
     once = [*dit.encoder_ops(scenario.request.batch, scenario.precision),
             dit.vae_decode_op(scenario.request, scenario.precision)]  # fmt: skip
     once_costs = [model.cost(op) for op in once]
@@ -173,5 +202,6 @@ def estimate_dit(dit: DiffusionTransformer, cluster: Cluster, scenario: DitScena
         encoder_weights_bytes=dit.encoder_weight_bytes(scenario.precision),
         activation_bytes=dit.activation_peak_bytes(tokens, batch, scenario.precision, scenario.sp),
         capacity_bytes=cluster.accelerator.memory.capacity,
-        step_ops=tuple(_row(c) for c in costs), once_ops=tuple(_row(c) for c in once_costs),
+        step_ops=tuple(op_row(c, "denoise step") for c in costs),
+        once_ops=tuple(op_row(c, "once per request") for c in once_costs),
     )  # fmt: skip

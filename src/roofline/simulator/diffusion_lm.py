@@ -11,6 +11,7 @@ models.md §10.3):
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,6 +19,7 @@ from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import Op, OpKind, Phase, Placement, Precision, StepShape
 from roofline.simulator.cost import RooflineCostModel
+from roofline.simulator.diffusion import op_row
 from roofline.simulator.plan import ParallelPlan
 from roofline.workloads.diffusion_lm import DiffusionLM
 
@@ -84,13 +86,15 @@ class DlmResult:
     kv_cache_bytes: float
     activation_bytes: float
     capacity_bytes: float
+    step_kinds: tuple[dict[str, Any], ...] = ()  # one per distinct recomputed-token count: tokens, steps, step_s
+    step_ops: tuple[dict[str, Any], ...] = ()  # operator rows of each step kind (one step of it)
     ar: dict[str, Any] | None = None
 
     @property
     def tokens_per_s(self) -> float:
         return self.scenario.batch * self.scenario.gen_len / self.latency_s
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, with_ops: bool = True) -> dict[str, Any]:
         s = self.scenario
         memory = self.weights_bytes + self.kv_cache_bytes + self.activation_bytes
         data: dict[str, Any] = {
@@ -105,18 +109,23 @@ class DlmResult:
         }  # fmt: skip
         if self.ar is not None:
             data["compare_ar"] = {**self.ar, "speedup_ratio": self.ar["latency_s"] / self.latency_s}
+        if with_ops:
+            data["step_kinds"] = list(self.step_kinds)
+            data["step_ops"] = list(self.step_ops)
         return data
 
 
 def estimate_dlm(lm: DiffusionLM, cluster: Cluster, s: DlmScenario, ideal: bool = False) -> DlmResult:
     lm.check_parallel(s.tp, 1)
     model = RooflineCostModel(cluster, ParallelPlan(tp=s.tp), ideal=ideal)
-    latency, flops, seen = 0.0, 0.0, {}
-    for tokens in s.step_tokens():
-        if tokens not in seen:
-            costs = [model.cost(op) for op in step_ops(lm, s, tokens)]
-            seen[tokens] = (sum(c.total_s for c in costs), sum(c.op.flops * c.op.count for c in costs))
-        latency, flops = latency + seen[tokens][0], flops + seen[tokens][1]
+    latency, flops, kinds, rows = 0.0, 0.0, [], []
+    for tokens, steps in sorted(Counter(s.step_tokens()).items(), reverse=True):  # full steps first
+        costs = [model.cost(op) for op in step_ops(lm, s, tokens)]
+        step_s, step_flops = sum(c.total_s for c in costs), sum(c.op.flops * c.op.count for c in costs)
+        label = f"{tokens}-token step"
+        kinds.append({"phase": label, "tokens": tokens, "steps": steps, "step_s": step_s, "total_s": steps * step_s})
+        rows += [op_row(c, label) for c in costs]
+        latency, flops = latency + steps * step_s, flops + steps * step_flops
     placement = Placement(tp=s.tp, layer_start=0, layer_end=lm.num_layers)
     full = StepShape(Phase.DECODE, s.batch, s.sequence, s.sequence)
     logits = s.batch * s.sequence * lm.vocab_size / s.tp * 4.0  # fp32 logits on every position
@@ -125,5 +134,5 @@ def estimate_dlm(lm: DiffusionLM, cluster: Cluster, s: DlmScenario, ideal: bool 
         model=lm.id, hardware=cluster.accelerator.id, num_gpus=s.tp, scenario=s, latency_s=latency,
         flops=flops * s.tp, weights_bytes=lm.weight_bytes(s.precision, placement), kv_cache_bytes=kv,
         activation_bytes=lm.activation_bytes(full, s.precision, placement) + logits,
-        capacity_bytes=cluster.accelerator.memory.capacity,
+        capacity_bytes=cluster.accelerator.memory.capacity, step_kinds=tuple(kinds), step_ops=tuple(rows),
     )  # fmt: skip

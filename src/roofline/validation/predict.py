@@ -25,7 +25,7 @@ from roofline.simulator.collectives import CollectiveModel, group_topology
 from roofline.simulator.cost import RooflineCostModel
 from roofline.simulator.serving import EngineConfig, Load, load_engine, serve
 from roofline.validation.cases import SCENARIO_METRICS, Case
-from roofline.workloads import Workload, get_workload
+from roofline.workloads import Workload, get_autoregressive
 from roofline.yaml_io import read_yaml, validate_into
 
 SETUPS_FILE = Path(__file__).resolve().parent / "benchmark_setups.yaml"
@@ -145,7 +145,7 @@ def _serving(case: Case, options: Options) -> Prediction:
         raise RooflineError(f"scenario {case.scenario} needs a model id; the row has none")
     assert case.isl is not None and case.osl is not None
     notes: list[str] = []
-    workload = get_workload(case.model)
+    workload = get_autoregressive(case.model)
     cluster = resolve_cluster(hardware=_hardware(case), num_gpus=case.num_gpus)
     precision = _precision(case, workload, notes)
     plan = _plan(case, workload, notes)

@@ -8,6 +8,9 @@ from roofline.workloads import hybrid as _hybrid  # noqa: F401  (registers kind 
 from roofline.workloads import mla as _mla  # noqa: F401  (registers kind 'mla_moe')
 from roofline.workloads import moe as _moe  # noqa: F401  (registers kind 'moe')
 from roofline.workloads.base import WORKLOAD_KINDS, ParameterCounts, Workload, register_kind
-from roofline.workloads.catalog import get_workload, model_catalog
+from roofline.workloads.catalog import get_autoregressive, get_workload, model_catalog
 
-__all__ = ["WORKLOAD_KINDS", "ParameterCounts", "Workload", "get_workload", "model_catalog", "register_kind"]
+__all__ = [
+    "WORKLOAD_KINDS", "ParameterCounts", "Workload", "get_autoregressive", "get_workload", "model_catalog",
+    "register_kind",
+]  # fmt: skip

@@ -50,3 +50,19 @@ def get_workload(model: str) -> Workload:
     if model not in catalog:
         raise UnknownIdError("model", model, list(catalog))
     return catalog[model]
+
+
+def get_autoregressive(model: str) -> Workload:
+    """`get_workload` for the commands that model autoregressive serving (memory, serve, plan, sweep,
+    plot, report, validate): diffusion kinds are refused with the way to estimate them."""
+    workload = get_workload(model)
+    kind = workload.kind
+    if kind == "dit":
+        raise RooflineError(f"{workload.id} is a diffusion transformer (image/video) and this command models "
+                            f"autoregressive language models; use roofline estimate --model {workload.id} "
+                            "--resolution WxH | --video WxHxF | --preset NAME")  # fmt: skip
+    if kind == "diffusion_lm":
+        raise RooflineError(f"{workload.id} is a diffusion language model and this command models autoregressive "
+                            f"decoding; use roofline estimate --model {workload.id} --gen-len N --steps S "
+                            "--block-len B --cache none|prefix|dual")  # fmt: skip
+    return workload

@@ -1,10 +1,13 @@
-"""Operator builders for DiT blocks on one GPU of a Ulysses sequence-parallel group.
+"""Operator builders for DiT blocks on one GPU of a sequence-parallel group.
 
 Conventions: d = hidden size, f = MLP width, B = sequences in the forward, n_* = this GPU's share
 (1/sp) of the image / text tokens, N = all tokens of the joint sequence. Linears run on the local
-tokens with the full weights; attention runs on 1/sp of the heads over all N tokens, with an
-all-to-all of q, k, v before and of the output after (DeepSpeed-Ulysses). Attention FLOPs are
-bidirectional: 4 N_q N_kv d per block (QK^T and PV, no causal halving).
+tokens with the full weights. Attention is unified sequence parallelism (USP, as in xDiT): the
+sp GPUs form `ulysses` x `ring` groups. Ulysses (DeepSpeed-Ulysses) all-to-alls q, k, v over its
+group before attention and the output after, so each GPU holds 1/ulysses of the heads for
+1/ring of the tokens; ring attention then passes K and V blocks around the ring group (ring - 1
+hops), overlapped with the attention on the block at hand. Attention FLOPs are bidirectional:
+4 N_q N_kv d per block (QK^T and PV, no causal halving).
 """
 
 from __future__ import annotations
@@ -17,16 +20,19 @@ from roofline.workloads.layers import elementwise_op, matmul_op
 if TYPE_CHECKING:
     from roofline.workloads.diffusion_dit import DiffusionTransformer
 
-SP_GROUP = "sp"
+ULYSSES_GROUP = "ulysses"
+RING_GROUP = "ring"
 
 
 class BlockBuilder:
-    def __init__(self, dit: DiffusionTransformer, image_tokens: int, batch: int, precision: Precision, sp: int):
-        self.dit, self.batch, self.precision, self.sp = dit, batch, precision, sp
+    def __init__(self, dit: DiffusionTransformer, image_tokens: int, batch: int, precision: Precision, sp: int,
+                 ring: int = 1):  # fmt: skip
+        self.dit, self.batch, self.precision, self.sp, self.ring = dit, batch, precision, sp, ring
+        self.ulysses = sp // ring
         self.d, self.f = dit.hidden_size, dit.mlp_hidden
         self.n_img = -(-image_tokens // sp)
         self.n_txt = -(-dit.text_tokens // sp)
-        self.heads_l = dit.num_heads // sp
+        self.heads_l = dit.num_heads // self.ulysses
         self.a = precision.activation.bytes_per_element
 
     def _mm(self, name: str, cls: OpClass, m: int, n: int, k: int, count: int) -> Op:
@@ -35,12 +41,28 @@ class BlockBuilder:
     def _ew(self, name: str, cls: OpClass, elements: float, count: int, read: float = 2.0) -> Op:
         return elementwise_op(name, cls, read * elements, elements, 5.0, self.precision, count)
 
+    def _comm(self, name: str, kind: CollectiveKind, group: str, message_bytes: float, count: int) -> Op:
+        return Op(name=name, kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION, dtype=self.precision.activation,
+                  count=count, collective=Collective(kind, group, message_bytes))  # fmt: skip
+
     def _a2a(self, name: str, tokens: int, width: int, count: int) -> list[Op]:
-        if self.sp == 1:
+        if self.ulysses == 1:
             return []
-        message = self.batch * tokens * width * self.a
-        return [Op(name=name, kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION, dtype=self.precision.activation,
-                   count=count, collective=Collective(CollectiveKind.ALL_TO_ALL, SP_GROUP, message))]  # fmt: skip
+        return [self._comm(name, CollectiveKind.ALL_TO_ALL, ULYSSES_GROUP, self.batch * tokens * width * self.a, count)]
+
+    def _sp_attention(self, name: str, local_tokens: int, count: int) -> list[Op]:
+        """Attention of one GPU over the whole sequence (`local_tokens` x sp): Ulysses all-to-alls around
+        it; with a ring, q for 1/ring of the tokens and a K/V block of that size passed on each hop
+        (the simulator overlaps the hops with the attention: `ring_kv_pass` right after it)."""
+        shard = local_tokens * self.ulysses  # tokens whose queries this GPU holds after the all-to-all
+        ops = [
+            *self._a2a("ulysses_qkv_all_to_all", local_tokens, 3 * self.d, count),
+            self._core(name, shard, local_tokens * self.sp, self.heads_l, count),
+        ]
+        if self.ring > 1:
+            block = 2.0 * self.batch * shard * self.heads_l * self.dit.head_dim * self.a  # K and V of the shard
+            ops.append(self._comm("ring_kv_pass", CollectiveKind.SEND_RECV, RING_GROUP, block, count))
+        return ops + self._a2a("ulysses_out_all_to_all", local_tokens, self.d, count)
 
     def _core(self, name: str, q_tokens: int, kv_tokens: int, heads: int, count: int) -> Op:
         dh, b = self.dit.head_dim, self.batch
@@ -60,14 +82,8 @@ class BlockBuilder:
         ]
 
     def _joint_attention(self, count: int) -> list[Op]:
-        """All-to-all q/k/v, attention over the whole joint sequence on this GPU's heads, all-to-all back."""
-        local = self.n_img + self.n_txt
-        joint = (self.n_img + self.n_txt) * self.sp
-        return [
-            *self._a2a("ulysses_qkv_all_to_all", local, 3 * self.d, count),
-            self._core("attention", joint, joint, self.heads_l, count),
-            *self._a2a("ulysses_out_all_to_all", local, self.d, count),
-        ]
+        """Attention over the whole joint (image + text) sequence."""
+        return self._sp_attention("attention", self.n_img + self.n_txt, count)
 
     def embed_ops(self) -> list[Op]:
         d, b, dit = self.d, self.batch, self.dit
@@ -119,14 +135,12 @@ class BlockBuilder:
     def cross_ops(self, count: int) -> list[Op]:
         """Wan block: self-attention over the video tokens, cross-attention to the text, MLP."""
         d, b, dit = self.d, self.batch, self.dit
-        m, n_all, txt = b * self.n_img, self.n_img * self.sp, dit.text_tokens
+        m, txt = b * self.n_img, dit.text_tokens
         return [
             self._ew("self_attn_norm", OpClass.NORM, m * d, count),
             self._mm("self_qkv", OpClass.ATTENTION, m, 3 * d, d, count),
             self._ew("self_qk_norm_rope", OpClass.ATTENTION, m * 2 * d, count),
-            *self._a2a("ulysses_qkv_all_to_all", self.n_img, 3 * d, count),
-            self._core("self_attention", n_all, n_all, self.heads_l, count),
-            *self._a2a("ulysses_out_all_to_all", self.n_img, d, count),
+            *self._sp_attention("self_attention", self.n_img, count),
             self._mm("self_out", OpClass.ATTENTION, m, d, d, count),
             self._ew("cross_attn_norm", OpClass.NORM, m * d, count),
             self._mm("cross_q", OpClass.ATTENTION, m, d, d, count),

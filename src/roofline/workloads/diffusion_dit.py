@@ -93,6 +93,7 @@ class DiffusionTransformer(Workload):
     default_steps: int = Field(gt=0)
     default_resolution: tuple[int, int] = (1024, 1024)
     default_frames: int = Field(default=1, gt=0)
+    frames_per_second: float | None = Field(default=None, gt=0, description="video frame rate (for --preset)")
     text_encoders: list[TextEncoder]
     vae: VaeDecoder
 
@@ -211,15 +212,22 @@ class DiffusionTransformer(Workload):
 
     # ---- diffusion operators ---------------------------------------------------------------------
 
-    def check_sp(self, sp: int) -> None:
-        if sp < 1 or self.num_heads % sp:
-            raise RooflineError(f"--sp {sp} must divide {self.id}'s {self.num_heads} attention heads (Ulysses)")
+    def check_sp(self, sp: int, ring: int = 1) -> None:
+        """`sp` GPUs split the sequence: Ulysses over sp / ring of them (it splits the heads), ring
+        attention over `ring` (any count)."""
+        if sp < 1 or ring < 1 or sp % ring:
+            raise RooflineError(f"--ring {ring} must divide --sp {sp} (both at least 1)")
+        ulysses = sp // ring
+        if self.num_heads % ulysses:
+            raise RooflineError(f"the Ulysses degree sp / ring = {ulysses} must divide {self.id}'s {self.num_heads} "
+                                f"attention heads; put the rest in a ring (--ring)")  # fmt: skip
 
-    def forward_ops(self, image_tokens: int, batch: int, precision: Precision, sp: int = 1) -> list[Op]:
-        """One forward over `batch` sequences on one GPU of a `sp`-way Ulysses group: every linear on
-        1/sp of the tokens, attention on 1/sp of the heads over all tokens, all-to-alls between."""
-        self.check_sp(sp)
-        b = BlockBuilder(self, image_tokens, batch, precision, sp)
+    def forward_ops(self, image_tokens: int, batch: int, precision: Precision, sp: int = 1, ring: int = 1
+                    ) -> list[Op]:  # fmt: skip
+        """One forward over `batch` sequences on one GPU of a `sp`-way sequence-parallel group: every
+        linear on 1/sp of the tokens; attention as Ulysses (sp / ring) x ring (diffusion_blocks)."""
+        self.check_sp(sp, ring)
+        b = BlockBuilder(self, image_tokens, batch, precision, sp, ring)
         ops = b.embed_ops()
         if self.double_blocks:
             ops += b.double_ops(self.double_blocks)
