@@ -95,9 +95,17 @@ def validate_command(
                                      help="table, json, csv, or xlsx (needs -o FILE.xlsx)"),
     output: Path | None = typer.Option(None, "--output", "-o", help="write to FILE instead of stdout (FILE.xlsx)"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing -o file"),
+    diffusion: bool = typer.Option(
+        False, "--diffusion", help="the diffusion models' published latencies instead (packaged YAML, or --data "
+        "FILE.yaml in its schema)"),
 ) -> None:  # fmt: skip
     """Predict each row of a measurements file; print prediction, measurement and error, then MAPE per metric."""
     out = Output.check(fmt, output, force)
+    if diffusion:
+        if scenarios or max_requests is not None:
+            raise RooflineError("--scenario and --max-requests are for the LLM measurements, not --diffusion")
+        _validate_diffusion(data, out)
+        return
     progress = _progress if sys.stderr.isatty() else None
     path = _data_path(data)
     report = validate_file(path, scenarios, max_requests, progress)
@@ -126,3 +134,37 @@ def _inputs(path: Path, scenarios: list[str], max_requests: int | None,
         ("Error", "predicted / measured - 1 (> 0: over-prediction); APE = |error|; MAPE = mean APE"),
         ("Serving rows", "replayed as benchmarked (validation/benchmark_setups.yaml)"),
     ]
+
+
+def _validate_diffusion(data: Path | None, out: Output) -> None:
+    from roofline.validation.diffusion import DATA_FILE, validate_diffusion
+
+    if out.fmt is OutputFormat.xlsx:
+        raise RooflineError("--diffusion writes table, json or csv; drop --format xlsx")
+    path = data or DATA_FILE
+    if not path.is_file():
+        raise RooflineError(f"--data '{path}' does not exist")
+    rows, summary = validate_diffusion(path)
+    if out.fmt is OutputFormat.json:
+        out.text(to_json({"rows": [r.to_dict() for r in rows], "summary": [s.to_dict() for s in summary]}))
+    elif out.fmt is OutputFormat.csv:
+        out.text(to_csv([r.to_dict() for r in rows]))
+    else:
+        table = Table(title="Diffusion models: predicted vs published latency (error = predicted / measured - 1; "
+                      "* = shown, not in the summary)", title_justify="left")  # fmt: skip
+        for column in ("id", "hardware", "gpus", "setting", "runtime", "measured", "predicted", "error"):
+            table.add_column(
+                column, justify="right" if column in ("gpus", "measured", "predicted", "error") else "left"
+            )
+        for r in rows:
+            c = r.case
+            table.add_row(c.id + ("" if c.in_summary else " *"), c.hardware, str(c.gpus), c.setting(),
+                          c.runtime.describe(), f"{c.measured_latency_s:,.4g} s", f"{r.predicted_s:,.4g} s",
+                          f"{r.error:+.1%}")  # fmt: skip
+        totals = Table(title="Error per group (APE = |error|; mean error signed)", title_justify="left")
+        for column in ("group", "rows", "MAPE", "median APE", "max APE", "mean error"):
+            totals.add_column(column, justify="left" if column == "group" else "right")
+        for g in summary:
+            totals.add_row(g.group, str(g.count), f"{g.mape:.1%}", f"{g.median_ape:.1%}", f"{g.max_ape:.1%}",
+                           f"{g.mean_error:+.1%}")  # fmt: skip
+        out.table(Group(table, totals))

@@ -78,7 +78,11 @@ class EfficiencySpec(Frozen):
     - memory_bandwidth_fraction: STREAM-like copy/triad bandwidth over the spec bandwidth;
     - matmul_fraction: best-shape GEMM throughput (MAMF) over the dense peak, per format; formats
       not listed use `default`;
-    - attention_fraction: fused attention (FlashAttention-class) throughput over the bf16 peak;
+    - attention_fraction: fused attention throughput over the bf16 peak with the best kernel the
+      serving engines use on this part (FlashAttention-3 class on Hopper);
+    - attention_kernels: the same fraction for named kernel families ("fa2", "fa3") where a
+      stack picks one (PyTorch SDPA's flash backend is FlashAttention-2); families not listed
+      run at attention_fraction;
     - kernel_overhead: fixed time per kernel (launch gap, prologue/epilogue, tail) that a
       well-fed stream of kernels pays even under CUDA graphs;
     - matmul_tiles: output tiles GEMM kernels choose from; with the SM count they give the wave
@@ -96,6 +100,7 @@ class EfficiencySpec(Frozen):
     attention_fraction: Fraction
     kernel_overhead: Seconds
     matmul_tiles: list[MatmulTile] = Field(min_length=1)
+    attention_kernels: dict[str, Fraction] = Field(default_factory=dict)
     overlap_exponent: float = Field(default=2.0, ge=1.0)
     source: Source
 
@@ -111,6 +116,10 @@ class EfficiencySpec(Frozen):
 
     def matmul_fraction_for(self, dtype: DType) -> float:
         return self.matmul_fraction.get(dtype.compute_dtype.value, self.matmul_fraction["default"])
+
+    def attention_fraction_for(self, kernel: str | None) -> float:
+        """The attention fraction of a kernel family; None or a family not listed: the default."""
+        return self.attention_kernels.get(kernel, self.attention_fraction) if kernel else self.attention_fraction
 
 
 class PowerSpec(Frozen):

@@ -89,8 +89,10 @@ def wave_utilization(shape: MatmulShape, sm_count: int, tiles: list[MatmulTile],
 class RooflineCostModel:
     def __init__(
         self, cluster: Cluster, plan: ParallelPlan | None = None, ideal: bool = False,
-        library: CommLibrary | None = None,
+        library: CommLibrary | None = None, attention_kernel: str | None = None,
     ) -> None:  # fmt: skip
+        """`attention_kernel` names the attention kernel family ("fa2", "fa3") when the software stack
+        fixes one (diffusion pipelines on PyTorch SDPA); None: the accelerator's default."""
         self.cluster, self.plan, self.ideal = cluster, plan or ParallelPlan(), ideal
         self.collectives = CollectiveModel(library or load_library(), ideal)
         self._topologies: dict[str, GroupTopology] = {}
@@ -98,6 +100,7 @@ class RooflineCostModel:
         self._memory_bytes_per_s = acc.memory.bandwidth * (1.0 if ideal else acc.efficiency.memory_bandwidth_fraction)
         self._overhead_s = 0.0 if ideal else acc.efficiency.kernel_overhead
         self._overlap_exponent = math.inf if ideal else acc.efficiency.overlap_exponent
+        self._attention_fraction = acc.efficiency.attention_fraction_for(attention_kernel)
 
     def math_dtype(self, dtype: DType) -> DType:
         """The format the math runs in on this accelerator: the op's own, or bf16 for 4-bit weights
@@ -128,7 +131,7 @@ class RooflineCostModel:
         if self.ideal:
             return op.flops / peak
         if op.kind is OpKind.ATTENTION:
-            return op.flops / (peak * acc.efficiency.attention_fraction)
+            return op.flops / (peak * self._attention_fraction)
         fraction = acc.efficiency.matmul_fraction_for(dtype)
         if op.shape is not None:
             fraction *= wave_utilization(op.shape, acc.sram.sm_count, acc.efficiency.matmul_tiles)

@@ -23,6 +23,7 @@ from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import Collective, CollectiveKind, Op, OpClass, OpKind, Placement, Precision
 from roofline.simulator.collectives import group_topology
 from roofline.simulator.cost import OpCost, RooflineCostModel
+from roofline.simulator.diffusion_runtime import DiffusionRuntime, apply_runtime
 from roofline.simulator.plan import ParallelPlan
 from roofline.workloads.diffusion_dit import DiffusionTransformer, Request
 
@@ -36,6 +37,7 @@ class DitScenario:
     cfg_parallel: bool = False
     precision: Precision = field(default_factory=Precision)
     ring: int = 1  # ring-attention degree inside the sp GPUs (Ulysses: sp / ring)
+    runtime: DiffusionRuntime = field(default_factory=DiffusionRuntime)
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -142,6 +144,7 @@ class DitResult:
             "num_gpus": self.num_gpus, "gpus_per_request": s.gpus_per_request, "sp": s.sp, "ring": s.ring,
             "ulysses": s.sp // s.ring,
             "cfg": s.cfg, "cfg_parallel": s.cfg_parallel, "forwards_per_step": self.forwards_per_step,
+            "attention_kernel": s.runtime.kernel, "compiled": s.runtime.compiled,
             "width": r.width, "height": r.height, "frames": r.frames, "batch": r.batch, "steps": s.steps,
             "image_tokens": self.image_tokens, "text_tokens": self.text_tokens,
             "step_s": self.step_s, "step_no_overlap_s": self.step_no_overlap_s, "step_flops": self.step_flops,
@@ -183,9 +186,11 @@ def estimate_dit(dit: DiffusionTransformer, cluster: Cluster, scenario: DitScena
         raise RooflineError(f"--gpus {cluster.num_gpus} is not a multiple of the {scenario.gpus_per_request} GPUs "
                             "one request uses (sp x 2 with --cfg-parallel)")  # fmt: skip
     dit.check_sp(scenario.sp, scenario.ring)
-    model = RooflineCostModel(cluster, ParallelPlan(), ideal=ideal)
+    runtime = scenario.runtime
+    model = RooflineCostModel(cluster, ParallelPlan(), ideal=ideal, attention_kernel=runtime.kernel)
     tokens = dit.image_tokens(scenario.request)
     ops, forwards = _step_ops(dit, scenario, tokens)
+    ops = ops if ideal else apply_runtime(ops, runtime)
     costs = _costs(model, cluster, ops, scenario)
     once = [*dit.encoder_ops(scenario.request.batch, scenario.precision),
             dit.vae_decode_op(scenario.request, scenario.precision)]  # fmt: skip

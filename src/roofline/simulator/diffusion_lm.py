@@ -20,6 +20,7 @@ from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import Op, OpKind, Phase, Placement, Precision, StepShape
 from roofline.simulator.cost import RooflineCostModel
 from roofline.simulator.diffusion import op_row
+from roofline.simulator.diffusion_runtime import DiffusionRuntime, apply_runtime
 from roofline.simulator.plan import ParallelPlan
 from roofline.workloads.diffusion_lm import DiffusionLM
 
@@ -36,6 +37,7 @@ class DlmScenario:
     batch: int = 1
     tp: int = 1
     precision: Precision = Precision()
+    runtime: DiffusionRuntime = DiffusionRuntime()
 
     def __post_init__(self) -> None:
         if self.cache not in CACHES:
@@ -100,7 +102,8 @@ class DlmResult:
         data: dict[str, Any] = {
             "model": self.model, "kind": "diffusion_lm", "hardware": self.hardware, "num_gpus": self.num_gpus,
             "tp": s.tp, "batch": s.batch, "prompt_len": s.prompt_len, "gen_len": s.gen_len, "steps": s.steps,
-            "block_len": s.block_len, "cache": s.cache, "latency_s": self.latency_s,
+            "block_len": s.block_len, "cache": s.cache, "attention_kernel": s.runtime.kernel,
+            "compiled": s.runtime.compiled, "latency_s": self.latency_s,
             "step_mean_s": self.latency_s / s.steps, "flops": self.flops, "tokens_per_s": self.tokens_per_s,
             "tokens_per_s_per_gpu": self.tokens_per_s / self.num_gpus,
             "memory": {"weights_bytes": self.weights_bytes, "kv_cache_bytes": self.kv_cache_bytes,
@@ -117,10 +120,11 @@ class DlmResult:
 
 def estimate_dlm(lm: DiffusionLM, cluster: Cluster, s: DlmScenario, ideal: bool = False) -> DlmResult:
     lm.check_parallel(s.tp, 1)
-    model = RooflineCostModel(cluster, ParallelPlan(tp=s.tp), ideal=ideal)
+    model = RooflineCostModel(cluster, ParallelPlan(tp=s.tp), ideal=ideal, attention_kernel=s.runtime.kernel)
     latency, flops, kinds, rows = 0.0, 0.0, [], []
     for tokens, steps in sorted(Counter(s.step_tokens()).items(), reverse=True):  # full steps first
-        costs = [model.cost(op) for op in step_ops(lm, s, tokens)]
+        ops = step_ops(lm, s, tokens)
+        costs = [model.cost(op) for op in (ops if ideal else apply_runtime(ops, s.runtime))]
         step_s, step_flops = sum(c.total_s for c in costs), sum(c.op.flops * c.op.count for c in costs)
         label = f"{tokens}-token step"
         kinds.append({"phase": label, "tokens": tokens, "steps": steps, "step_s": step_s, "total_s": steps * step_s})

@@ -72,6 +72,10 @@ class BlockBuilder:
             activation_bytes=b * (2.0 * q_tokens + 2.0 * kv_tokens) * heads * dh * self.a, count=count,
         )  # fmt: skip
 
+    def _residual(self, name: str, m: int, count: int) -> Op:
+        """x + gate * y (adaLN-Zero gate) or x + y: reads both streams, writes the residual."""
+        return self._ew(name, OpClass.NORM, m * self.d, count)
+
     def _mlp(self, prefix: str, m: int, count: int) -> list[Op]:
         up = (2 if self.dit.mlp_gated else 1) * self.f
         return [
@@ -115,7 +119,12 @@ class BlockBuilder:
             ]
         ops += self._joint_attention(count)
         for prefix, m in streams:
-            ops += [self._mm(f"{prefix}attn_out", OpClass.ATTENTION, m, d, d, count), *self._mlp(prefix, m, count)]
+            ops += [
+                self._mm(f"{prefix}attn_out", OpClass.ATTENTION, m, d, d, count),
+                self._residual(f"{prefix}gated_residual", m, count),
+                *self._mlp(prefix, m, count),
+                self._residual(f"{prefix}gated_residual", m, count),
+            ]
         return ops
 
     def single_ops(self, count: int) -> list[Op]:
@@ -130,6 +139,7 @@ class BlockBuilder:
             *self._joint_attention(count),
             self._ew("single_mlp_act", OpClass.MLP, m * f, count, read=1.0),
             self._mm("single_linear2", OpClass.MLP, m, d, d + f, count),
+            self._residual("gated_residual", m, count),
         ]
 
     def cross_ops(self, count: int) -> list[Op]:
@@ -142,12 +152,15 @@ class BlockBuilder:
             self._ew("self_qk_norm_rope", OpClass.ATTENTION, m * 2 * d, count),
             *self._sp_attention("self_attention", self.n_img, count),
             self._mm("self_out", OpClass.ATTENTION, m, d, d, count),
+            self._residual("gated_residual", m, count),
             self._ew("cross_attn_norm", OpClass.NORM, m * d, count),
             self._mm("cross_q", OpClass.ATTENTION, m, d, d, count),
             self._mm("cross_kv", OpClass.ATTENTION, b * txt, 2 * d, d, count),
             self._core("cross_attention", self.n_img, txt, dit.num_heads, count),
             self._mm("cross_out", OpClass.ATTENTION, m, d, d, count),
+            self._residual("residual", m, count),
             *self._mlp("", m, count),
+            self._residual("gated_residual", m, count),
         ]
 
     def final_ops(self) -> list[Op]:
