@@ -67,6 +67,10 @@ FORCE = typer.Option(False, "--force", help="overwrite an existing -o file")
 RING = typer.Option(None, "--ring", min=1, metavar="R", help="DiT: ring-attention degree inside --sp (Ulysses: sp/R)")
 PRESET = typer.Option(None, "--preset", help="DiT request preset: 512px, 1024px, 1024px-portrait, 2048px, "
                       "480p-5s, 720p-5s, 720p-10s")  # fmt: skip
+ATTENTION_KERNEL = typer.Option(None, "--attention-kernel", help="diffusion: attention kernel family, fa2 (PyTorch "
+                                "SDPA, the default) or fa3; a family the GPU lacks runs at its default")  # fmt: skip
+COMPILED = typer.Option(None, "--compile/--eager", help="diffusion: torch.compile (fused elementwise) or eager "
+                        "PyTorch (the default)")  # fmt: skip
 RESOLUTION = typer.Option(None, "--resolution", help="diffusion image: WxH, e.g. 1024x1024")
 VIDEO = typer.Option(None, "--video", help="diffusion video: WxHxF (frames), e.g. 1280x720x81")
 STEPS = typer.Option(None, "--steps", help="diffusion denoising steps (default: the model's)")
@@ -169,7 +173,7 @@ def estimate_command(
     activation_dtype: str = ACT_DTYPE, reserve: str | None = RESERVE, max_num_tokens: int = MAX_NUM_TOKENS,
     mtp: int = MTP, mtp_acceptance: float = MTP_ACCEPT, comm_library: str = COMM_LIBRARY,
     overlap_ep: bool = OVERLAP_EP, cp: int = CP, sp: int | None = SP, ring: int | None = RING,
-    preset: str | None = PRESET,
+    preset: str | None = PRESET, attention_kernel: str | None = ATTENTION_KERNEL, compiled: bool | None = COMPILED,
     ideal: bool = typer.Option(False, "--ideal", help="pure roofline: every achievable fraction 1, no overheads"),
     ops: bool = typer.Option(True, "--ops/--no-ops", help="include the per-operator rows"),
     fmt: OutputFormat = FORMAT, output: Path | None = OUTPUT, force: bool = FORCE,
@@ -181,7 +185,7 @@ def estimate_command(
     (DiT image/video, diffusion LMs) the time per image, video or request instead."""
     out = Output.check(fmt, output, force)
     diffusion = DiffusionOptions(resolution, video, steps, cfg, cfg_parallel, gen_len, block_len, cache, compare_ar,
-                                 sp, ring, preset)  # fmt: skip
+                                 sp, ring, preset, attention_kernel, compiled)  # fmt: skip
     workload = get_workload(model)
     if is_diffusion(workload):
         run_diffusion(workload, diffusion, hardware, system, gpus, batch, ideal, ops, out, tp, isl)

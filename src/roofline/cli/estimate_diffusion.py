@@ -18,12 +18,14 @@ from roofline.reports.xlsx_views import write_diffusion
 from roofline.simulator import ParallelPlan, Scenario, estimate
 from roofline.simulator.diffusion import DitScenario, estimate_dit
 from roofline.simulator.diffusion_lm import DlmScenario, estimate_dlm
+from roofline.simulator.diffusion_runtime import DiffusionRuntime
 from roofline.workloads.base import Workload
 from roofline.workloads.diffusion_dit import DiffusionTransformer, Request
 from roofline.workloads.diffusion_lm import DiffusionLM
 from roofline.workloads.dit_presets import preset_request
 
 OP_KEYS = ("step_ops", "once_ops")  # the operator rows of a diffusion estimate's dict
+ATTENTION_KERNELS = ("fa2", "fa3")
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,22 @@ class DiffusionOptions:
     sp: int | None = None  # GPUs splitting the tokens; None: no sequence parallelism
     ring: int | None = None  # ring-attention degree inside sp
     preset: str | None = None
+    attention_kernel: str | None = None
+    compiled: bool | None = None
+
+    @property
+    def runtime(self) -> DiffusionRuntime:
+        if self.attention_kernel is not None and self.attention_kernel not in ATTENTION_KERNELS:
+            raise RooflineError(f"--attention-kernel must be one of {', '.join(ATTENTION_KERNELS)}, "
+                                f"got {self.attention_kernel!r}")  # fmt: skip
+        return DiffusionRuntime(self.attention_kernel, bool(self.compiled))
 
     def given(self) -> list[str]:
         """The diffusion-only options given (--sp is not one: language models take it too)."""
         names = {"resolution": "--resolution", "video": "--video", "steps": "--steps", "cfg": "--cfg/--no-cfg",
                  "gen_len": "--gen-len", "block_len": "--block-len", "cache": "--cache",
-                 "compare_ar": "--compare-ar", "ring": "--ring", "preset": "--preset"}  # fmt: skip
+                 "compare_ar": "--compare-ar", "ring": "--ring", "preset": "--preset",
+                 "attention_kernel": "--attention-kernel", "compiled": "--compile/--eager"}  # fmt: skip
         listed = [flag for attr, flag in names.items() if getattr(self, attr) is not None]
         return listed + (["--cfg-parallel"] if self.cfg_parallel else [])
 
@@ -94,7 +106,7 @@ def run_dit(dit: DiffusionTransformer, o: DiffusionOptions, hardware: str | None
     cfg_parallel_gpus = 2 if o.cfg_parallel else 1
     sp, ring = o.sp or 1, o.ring or 1
     scenario = DitScenario(_dit_request(dit, o, batch), o.steps or dit.default_steps, cfg, sp, o.cfg_parallel,
-                           Precision(weight=dit.weight_dtype), ring)  # fmt: skip
+                           Precision(weight=dit.weight_dtype), ring, o.runtime)  # fmt: skip
     cluster = resolve_cluster(hardware=hardware, system=system, num_gpus=gpus or sp * cfg_parallel_gpus)
     data = estimate_dit(dit, cluster, scenario, ideal=ideal).to_dict()
     ring_text = f" (ring {ring})" if ring > 1 else ""
@@ -112,7 +124,8 @@ def run_dlm(lm: DiffusionLM, o: DiffusionOptions, hardware: str | None, system: 
         raise RooflineError(f"{', '.join(dit_only) or '--cfg-parallel'} apply to diffusion transformers, not {lm.id}")
     gen = o.gen_len or lm.default_gen_len
     precision = Precision(weight=lm.weight_dtype, kv_cache=lm.kv_cache_dtype)
-    scenario = DlmScenario(isl, gen, o.steps or gen, o.block_len or gen, o.cache or "none", batch, tp, precision)
+    scenario = DlmScenario(isl, gen, o.steps or gen, o.block_len or gen, o.cache or "none", batch, tp, precision,
+                           o.runtime)  # fmt: skip
     cluster = resolve_cluster(hardware=hardware, system=system, num_gpus=tp)
     result = estimate_dlm(lm, cluster, scenario, ideal=ideal)
     if o.compare_ar:
