@@ -234,7 +234,7 @@ def test_xlsx_for_diffusion(tmp_path: Path, args: tuple[str, ...]) -> None:
     ("sweep",),
     ("memory",),
     ("report", "-o", "REPORT.html"),
-    ("plot", "roofline", "-o", "PLOT.png"),
+    ("plot", "breakdown", "-o", "PLOT.png"),
 ])  # fmt: skip
 def test_serving_commands_refuse_diffusion_kinds(tmp_path: Path, model_id: str, command: tuple[str, ...]) -> None:
     args = [a.replace("REPORT.html", str(tmp_path / "r.html")).replace("PLOT.png", str(tmp_path / "p.png"))
@@ -283,3 +283,38 @@ def test_cli_validate_diffusion() -> None:
     assert data["summary"][-1]["group"] == "all rows in the summary"
     bad = runner.invoke(app, ["validate", "--diffusion", "--scenario", "gemm"])
     assert bad.exit_code == 2
+
+
+# ---------------------------------------------------------------- the roofline of the step
+
+
+def test_diffusion_roofline_panels() -> None:
+    from roofline.cli.estimate_diffusion import DiffusionOptions, run_diffusion_data
+    from roofline.reports.plot_data import diffusion_roofline_data
+
+    wan = get_workload("wan2.1-t2v-14b")
+    data, cluster = run_diffusion_data(wan, DiffusionOptions(preset="720p-5s"), "h100-sxm", None, None, 1, 1, 1)
+    roof = diffusion_roofline_data(data, cluster)
+    assert roof.decode == () and roof.panel_titles == ("denoise step",)
+    top = max(roof.prefill.points, key=lambda p: p.time_share)
+    assert top.name == "self_attention" and top.time_share > 0.5  # one row for cond + uncond
+    assert top.achieved_flops_per_s == pytest.approx(989.4e12 * 0.35, rel=0.01)  # FA2 on the H100's bf16 peak
+    lm = get_workload("llada-8b")
+    data, cluster = run_diffusion_data(lm, DiffusionOptions(gen_len=64, block_len=32, cache="dual"), "h100-sxm", None,
+                                       None, 1, 1, 256)  # fmt: skip
+    roof = diffusion_roofline_data(data, cluster)
+    assert roof.panel_titles == ("320-token step, x 2 steps", "32-token step, x 62 steps")
+
+
+def test_cli_plot_roofline_of_a_diffusion_model(tmp_path: Path) -> None:
+    out = tmp_path / "flux.png"
+    result = runner.invoke(app, ["plot", "roofline", "--model", "flux.1-dev", "--hardware", "h100-sxm", "--preset",
+                                 "1024px", "-o", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    other = runner.invoke(app, ["plot", "scaling", "--model", "flux.1-dev", "--hardware", "h100-sxm", "-o",
+                                str(tmp_path / "s.png")])  # fmt: skip
+    assert other.exit_code == 2 and "plot roofline draws its steps" in other.output
+    llm = runner.invoke(app, ["plot", "roofline", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--preset",
+                              "1024px", "-o", str(tmp_path / "l.png")])  # fmt: skip
+    assert llm.exit_code == 2 and "not a diffusion model" in llm.output

@@ -140,15 +140,21 @@ def run_dlm(lm: DiffusionLM, o: DiffusionOptions, hardware: str | None, system: 
     return data, cluster
 
 
+def run_diffusion_data(workload: Workload, o: DiffusionOptions, hardware: str | None, system: str | None,
+                       gpus: int | None, batch: int, tp: int, isl: int, ideal: bool = False
+                       ) -> tuple[dict[str, Any], Cluster]:  # fmt: skip
+    """The estimate's dict (with its operator rows) and the cluster it ran on."""
+    if isinstance(workload, DiffusionTransformer):
+        return run_dit(workload, o, hardware, system, gpus, batch, ideal)
+    if isinstance(workload, DiffusionLM):
+        return run_dlm(workload, o, hardware, system, tp, isl, batch, ideal)
+    raise RooflineError(f"{workload.id}: no diffusion estimator for kind {workload.kind}")  # pragma: no cover
+
+
 def run_diffusion(workload: Workload, o: DiffusionOptions, hardware: str | None, system: str | None,
                   gpus: int | None, batch: int, ideal: bool, ops: bool, out: Output, tp: int = 1,
                   isl: int = 1024) -> None:  # fmt: skip
-    if isinstance(workload, DiffusionTransformer):
-        data, cluster = run_dit(workload, o, hardware, system, gpus, batch, ideal)
-    elif isinstance(workload, DiffusionLM):
-        data, cluster = run_dlm(workload, o, hardware, system, tp, isl, batch, ideal)
-    else:  # pragma: no cover - every diffusion kind is handled above
-        raise RooflineError(f"{workload.id}: no diffusion estimator for kind {workload.kind}")
+    data, cluster = run_diffusion_data(workload, o, hardware, system, gpus, batch, tp, isl, ideal)
     if not ops:
         for key in OP_KEYS:
             data.pop(key, None)

@@ -10,9 +10,11 @@ import typer
 
 from roofline.cli import estimate as est
 from roofline.cli.estimate import Query, QueryOptions
+from roofline.cli.estimate_diffusion import DiffusionOptions, is_diffusion, run_diffusion_data
 from roofline.errors import RooflineError, UnknownIdError
 from roofline.reports import plot_data
 from roofline.simulator import estimate
+from roofline.workloads import get_workload
 
 KINDS = ("roofline", "breakdown", "scaling", "compare")
 DEFAULT_SWEEP = [1, 2, 4, 8, 16, 32, 64, 128, 256]
@@ -57,8 +59,14 @@ def plot_command(
     peaks: bool = typer.Option(False, "--peaks", help="roofline: also draw the spec peaks, dashed"),
     serve: bool = typer.Option(False, "--serve", help="scaling: add tokens/s per GPU vs per user (Pareto)"),
     dpi: int = typer.Option(100, "--dpi", help="PNG resolution"),
+    resolution: str | None = est.RESOLUTION, video: str | None = est.VIDEO, preset: str | None = est.PRESET,
+    steps: int | None = est.STEPS, cfg: bool | None = est.CFG, cfg_parallel: bool = est.CFG_PARALLEL,
+    ring: int | None = est.RING, gen_len: int | None = est.GEN_LEN, block_len: int | None = est.BLOCK_LEN,
+    cache: str | None = est.CACHE, attention_kernel: str | None = est.ATTENTION_KERNEL,
+    compiled: bool | None = est.COMPILED,
 ) -> None:  # fmt: skip
-    """Draw a roofline, a time/memory breakdown, scaling curves or a hardware comparison."""
+    """Draw a roofline, a time/memory breakdown, scaling curves or a hardware comparison (a diffusion
+    model: the roofline of its denoising steps)."""
     from roofline.reports import plots  # matplotlib loads only when a plot is drawn
 
     if kind not in KINDS:
@@ -66,6 +74,20 @@ def plot_command(
     if output.exists() and not force:  # before any work
         raise RooflineError(f"'{output}' already exists; pass --force to overwrite it")
     batches = _ints(batch, "--batch")
+    diffusion = DiffusionOptions(resolution, video, steps, cfg, cfg_parallel, gen_len, block_len, cache, None, sp, ring,
+                                 preset, attention_kernel, compiled)  # fmt: skip
+    workload = get_workload(model)
+    if is_diffusion(workload):
+        if kind != "roofline":
+            raise RooflineError(f"{model} is a diffusion model: plot roofline draws its steps; breakdown, scaling "
+                                "and compare are for language models (numbers: roofline estimate --model "
+                                f"{model})")  # fmt: skip
+        found, cluster = run_diffusion_data(workload, diffusion, hardware, system, gpus, _one(batches, kind), tp, isl)
+        plots.save(plots.roofline_figure(plot_data.diffusion_roofline_data(found, cluster), peaks), output, force, dpi)
+        typer.echo(f"wrote {output}", err=True)
+        return
+    if diffusion.given():
+        raise RooflineError(f"{', '.join(diffusion.given())}: diffusion options; {model} is not a diffusion model")
     hardware_ids, dtypes = _items(hardware), _items(weight_dtype)
     if kind != "compare" and (len(hardware_ids) > 1 or len(dtypes) > 1):
         raise RooflineError("lists of --hardware or --weight-dtype are for `plot compare`")

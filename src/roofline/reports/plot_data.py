@@ -7,12 +7,13 @@ returns frozen values that plots.py draws; tests check them against hand arithme
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from roofline.dtypes import DType
 from roofline.hardware_specs import Accelerator, Cluster
 from roofline.simulator import Scenario, estimate
 from roofline.simulator.memory import memory_result
-from roofline.simulator.results import EstimateResult, MemoryResult, OpRow, PhaseResult
+from roofline.simulator.results import EstimateResult, MemoryResult, OpRow, PhaseResult, op_row_dict
 from roofline.workloads import Workload
 
 ROOFLINE_DTYPES = (DType.BF16, DType.FP8, DType.FP4)
@@ -124,19 +125,25 @@ class PhasePoints:
 MIN_POINT_SHARE = 0.001  # operators under 0.1% of the phase time stay off the scatter
 
 
-def op_points(phase: PhaseResult, batch: int) -> PhasePoints:
-    total_s = sum(op.time_s for op in phase.ops) or 1.0
+def row_points(phase: str, batch: int, rows: list[dict[str, Any]]) -> PhasePoints:
+    """Operator rows (op_row_dict keys) of one step as roofline points."""
+    total_s = sum(r["time_s"] for r in rows) or 1.0
     points, omitted, minor = [], [], []
-    for op in phase.ops:
-        if op.op_class == "communication" or op.flops <= 0 or op.bytes <= 0 or op.time_s <= 0:
-            omitted.append(op.name)
+    for r in rows:
+        if r["op_class"] == "communication" or r["flops"] <= 0 or r["bytes"] <= 0 or r["time_s"] <= 0:
+            omitted.append(r["name"])
             continue
-        if op.time_s / total_s < MIN_POINT_SHARE:
-            minor.append(op.name)
+        if r["time_s"] / total_s < MIN_POINT_SHARE:
+            minor.append(r["name"])
             continue
-        points.append(OpPoint(phase.phase.value, batch, op.name, op.op_class, point_group(op.op_class),
-                              op.flops / op.bytes, op.flops / op.time_s, op.time_s, op.time_s / total_s))  # fmt: skip
-    return PhasePoints(phase.phase.value, batch, tuple(points), tuple(omitted), tuple(minor))
+        points.append(OpPoint(phase, batch, r["name"], r["op_class"], point_group(r["op_class"]),
+                              r["flops"] / r["bytes"], r["flops"] / r["time_s"], r["time_s"],
+                              r["time_s"] / total_s))  # fmt: skip
+    return PhasePoints(phase, batch, tuple(points), tuple(dict.fromkeys(omitted)), tuple(dict.fromkeys(minor)))
+
+
+def op_points(phase: PhaseResult, batch: int) -> PhasePoints:
+    return row_points(phase.phase.value, batch, [op_row_dict(r) for r in phase.ops])
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,7 @@ class RooflineData:
     math_dtype: str  # the ceiling the run's matmuls use
     prefill: PhasePoints
     decode: tuple[PhasePoints, ...]  # one per batch
+    panel_titles: tuple[str, ...] = ()  # diffusion: one panel per step kind, prefill first, then each decode
 
 
 def _math_dtype(scenario: Scenario, accelerator: Accelerator, available: tuple[Ceiling, ...]) -> str:
@@ -171,6 +179,24 @@ def roofline_data(workload: Workload, cluster: Cluster, scenario: Scenario, batc
     caption += f"; ops under 0.1% of the phase time ({', '.join(minor)})." if minor else "."
     return RooflineData(describe(results[0]), caption, roofs, memory_slopes(acc), _math_dtype(scenario, acc, roofs),
                         prefill, decode)  # fmt: skip
+
+
+def diffusion_roofline_data(data: dict[str, Any], cluster: Cluster) -> RooflineData:
+    """A diffusion estimate's steps on the rooflines: the DiT's denoising step; a diffusion LM's full
+    pass and its cached block step (one panel each). `data` is the estimate's dict with its op rows."""
+    rows = list(data["step_ops"])
+    phases = list(dict.fromkeys(r["phase"] for r in rows))
+    kinds = {k["phase"]: k for k in data.get("step_kinds", [])}
+    panels = [row_points(p, int(data["batch"]), [r for r in rows if r["phase"] == p]) for p in phases]
+    titles = tuple(p + (f", x {kinds[p]['steps']} steps" if p in kinds else "") for p in phases)
+    omitted = sorted({n for pp in panels for n in pp.omitted})
+    acc = cluster.accelerator
+    runtime = "torch.compile" if data.get("compiled") else "eager PyTorch"
+    caption = (f"{data.get('attention_kernel', '')} attention, {runtime}; {KERNEL_MODEL}. Point area = share of "
+               f"the step's operator time. Left out: communication and ops without FLOPs "
+               f"({', '.join(omitted) or 'none'}).")  # fmt: skip
+    return RooflineData(str(data.get("title", data["model"])), caption, ceilings(acc), memory_slopes(acc),
+                        DType.BF16.value, panels[0], tuple(panels[1:]), titles)  # fmt: skip
 
 
 # ---------------------------------------------------------------- breakdown

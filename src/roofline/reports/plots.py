@@ -203,14 +203,19 @@ def _label_top(ax: Axes, pp: PhasePoints, limits: tuple[float, float, float, flo
 
 
 def roofline_figure(data: RooflineData, peaks: bool = False) -> Figure:
-    """Prefill and decode side by side on the accelerator's rooflines (log-log)."""
-    fig = _figure(14, 6.8)
-    axes = fig.subplots(1, 2, sharey=True)
+    """Prefill and decode side by side on the accelerator's rooflines (log-log); for a diffusion model
+    one panel per step kind."""
     x_lo, x_hi, y_lo, y_hi = _roof_limits(data)
-    batches = ", ".join(str(d.batch) for d in data.decode)
-    panels = ((axes[0], (data.prefill,), f"prefill (batch {data.prefill.batch})"),
-              (axes[1], data.decode, f"decode step (batch {batches})"))  # fmt: skip
-    for ax, points, name in panels:
+    if data.panel_titles:  # diffusion: one panel per step kind
+        groups: list[tuple[PhasePoints, ...]] = [(pp,) for pp in (data.prefill, *data.decode)]
+        names = list(data.panel_titles)
+    else:
+        batches = ", ".join(str(d.batch) for d in data.decode)
+        groups = [(data.prefill,), data.decode]
+        names = [f"prefill (batch {data.prefill.batch})", f"decode step (batch {batches})"]
+    fig = _figure(7 * len(groups) + (1 if len(groups) == 1 else 0), 6.8)
+    axes = fig.subplots(1, len(groups), sharey=True, squeeze=False)[0]
+    for ax, points, name in zip(axes, groups, names, strict=True):
         _draw_roofs(ax, data, x_lo, x_hi, peaks)
         _walk(ax, points)
         _scatter(ax, points)

@@ -15,7 +15,7 @@ every GPU (no TP), text encoders and VAE stay resident. Attention is a flash ker
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from roofline.errors import RooflineError
@@ -177,8 +177,8 @@ def _step_ops(dit: DiffusionTransformer, s: DitScenario, tokens: int) -> tuple[l
         return [*dit.forward_ops(tokens, b, p, s.sp, s.ring), gather], 2
     if dit.cfg_batched:
         return dit.forward_ops(tokens, 2 * b, p, s.sp, s.ring), 2
-    forward = dit.forward_ops(tokens, b, p, s.sp, s.ring)
-    return [*forward, *forward], 2
+    forward = dit.forward_ops(tokens, b, p, s.sp, s.ring)  # cond and uncond one after the other
+    return [replace(op, count=2 * op.count) for op in forward], 2
 
 
 def estimate_dit(dit: DiffusionTransformer, cluster: Cluster, scenario: DitScenario, ideal: bool = False) -> DitResult:
