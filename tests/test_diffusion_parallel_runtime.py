@@ -318,3 +318,22 @@ def test_cli_plot_roofline_of_a_diffusion_model(tmp_path: Path) -> None:
     llm = runner.invoke(app, ["plot", "roofline", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--preset",
                               "1024px", "-o", str(tmp_path / "l.png")])  # fmt: skip
     assert llm.exit_code == 2 and "not a diffusion model" in llm.output
+
+
+def test_attention_memory_at_the_token_count() -> None:
+    """Wan 720p on one GPU: flash attention holds q, k, v and the output, 4 x 75,600 x 40 heads x 128 x 2 B
+    = 3.096e9 B; the one-layer score matrix it never stores would be 40 x 75,600^2 x 2 B = 4.572e11 B."""
+    result = run("wan2.1-t2v-14b", VIDEO_720P)
+    assert result.attention_bytes == pytest.approx(4 * 75_600 * 40 * 128 * 2, rel=1e-12)
+    assert result.scores_if_materialized_bytes == pytest.approx(40 * 75_600**2 * 2, rel=1e-12)
+    ring = run("wan2.1-t2v-14b", VIDEO_720P, 8, 8, 2)  # Ulysses 4: 10 heads, 37,800 query tokens, + K/V block
+    assert ring.attention_bytes == pytest.approx(6 * 37_800 * 10 * 128 * 2, rel=1e-12)
+
+
+def test_memory_against_a_published_peak() -> None:
+    """ONNX Runtime PR #22986 (H100 80GB HBM3, 1024^2, torch.compile): peak 37,603 MB for FLUX.1-dev and
+    32,217 MB for SD3.5 Large. Weights + text encoders + VAE + activations + the runtime reserve land
+    within 8% below either reading of MB (10^6 or 2^20 bytes)."""
+    for model_id, peak_mb in (("flux.1-dev", 37_603), ("sd3.5-large", 32_217)):
+        total = run(model_id, IMAGE).memory_bytes
+        assert 0.92 * peak_mb * 2**20 < total < 1.0 * peak_mb * 1e6 * 1.01

@@ -114,6 +114,9 @@ class DitResult:
     encoder_weights_bytes: float
     activation_bytes: float
     capacity_bytes: float
+    attention_bytes: float  # flash working set: q, k, v, out (+ a ring's K/V block in flight)
+    reserve_bytes: float  # the accelerator's runtime reserve (CUDA context, workspaces, allocator slack)
+    scores_if_materialized_bytes: float  # one layer's N^2 score matrix, never stored by flash attention
     step_ops: tuple[dict[str, Any], ...]
     once_ops: tuple[dict[str, Any], ...]
 
@@ -135,7 +138,8 @@ class DitResult:
 
     @property
     def memory_bytes(self) -> float:
-        return self.weights_bytes + self.encoder_weights_bytes + self.activation_bytes
+        return (self.weights_bytes + self.encoder_weights_bytes + self.activation_bytes + self.attention_bytes
+                + self.reserve_bytes)  # fmt: skip
 
     def to_dict(self, with_ops: bool = True) -> dict[str, Any]:
         s, r = self.scenario, self.scenario.request
@@ -153,9 +157,12 @@ class DitResult:
             "outputs_per_hour_per_gpu": self.outputs_per_hour_per_gpu,
             "memory": {
                 "weights_bytes": self.weights_bytes, "encoder_vae_weights_bytes": self.encoder_weights_bytes,
-                "activation_bytes": self.activation_bytes, "total_bytes": self.memory_bytes,
-                "capacity_bytes": self.capacity_bytes, "fits": self.memory_bytes <= self.capacity_bytes,
-                "attention": "flash attention assumed: no N^2 score matrix in memory",
+                "activation_bytes": self.activation_bytes, "attention_bytes": self.attention_bytes,
+                "reserve_bytes": self.reserve_bytes, "total_bytes": self.memory_bytes,
+                "capacity_bytes": self.capacity_bytes,
+                "fits": self.memory_bytes <= self.capacity_bytes,
+                "scores_if_materialized_bytes": self.scores_if_materialized_bytes,
+                "attention": "flash attention assumed: the N^2 scores are never stored",
             },
             "assumptions": "text encoders and VAE costed roughly from their size; weights replicated per GPU",
         }  # fmt: skip
@@ -197,6 +204,7 @@ def estimate_dit(dit: DiffusionTransformer, cluster: Cluster, scenario: DitScena
     once_costs = [model.cost(op) for op in once]
     attention = sum(c.total_s for c in costs if c.op.kind is OpKind.ATTENTION)
     batch = scenario.request.batch * (2 if scenario.cfg and dit.cfg_batched and not scenario.cfg_parallel else 1)
+    attention_memory = dit.attention_bytes(tokens, batch, scenario.precision, scenario.sp, scenario.ring)
     return DitResult(
         model=dit.id, hardware=cluster.accelerator.id, system=cluster.system.id, num_gpus=cluster.num_gpus,
         scenario=scenario, image_tokens=tokens, text_tokens=dit.text_tokens, forwards_per_step=forwards,
@@ -207,6 +215,8 @@ def estimate_dit(dit: DiffusionTransformer, cluster: Cluster, scenario: DitScena
         encoder_weights_bytes=dit.encoder_weight_bytes(scenario.precision),
         activation_bytes=dit.activation_peak_bytes(tokens, batch, scenario.precision, scenario.sp),
         capacity_bytes=cluster.accelerator.memory.capacity,
+        attention_bytes=attention_memory[0], scores_if_materialized_bytes=attention_memory[1],
+        reserve_bytes=cluster.accelerator.runtime_reserve,
         step_ops=tuple(op_row(c, "denoise step") for c in costs),
         once_ops=tuple(op_row(c, "once per request") for c in once_costs),
     )  # fmt: skip

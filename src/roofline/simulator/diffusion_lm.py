@@ -88,6 +88,7 @@ class DlmResult:
     kv_cache_bytes: float
     activation_bytes: float
     capacity_bytes: float
+    reserve_bytes: float = 0.0  # the accelerator's runtime reserve
     step_kinds: tuple[dict[str, Any], ...] = ()  # one per distinct recomputed-token count: tokens, steps, step_s
     step_ops: tuple[dict[str, Any], ...] = ()  # operator rows of each step kind (one step of it)
     ar: dict[str, Any] | None = None
@@ -98,7 +99,7 @@ class DlmResult:
 
     def to_dict(self, with_ops: bool = True) -> dict[str, Any]:
         s = self.scenario
-        memory = self.weights_bytes + self.kv_cache_bytes + self.activation_bytes
+        memory = self.weights_bytes + self.kv_cache_bytes + self.activation_bytes + self.reserve_bytes
         data: dict[str, Any] = {
             "model": self.model, "kind": "diffusion_lm", "hardware": self.hardware, "num_gpus": self.num_gpus,
             "tp": s.tp, "batch": s.batch, "prompt_len": s.prompt_len, "gen_len": s.gen_len, "steps": s.steps,
@@ -107,7 +108,8 @@ class DlmResult:
             "step_mean_s": self.latency_s / s.steps, "flops": self.flops, "tokens_per_s": self.tokens_per_s,
             "tokens_per_s_per_gpu": self.tokens_per_s / self.num_gpus,
             "memory": {"weights_bytes": self.weights_bytes, "kv_cache_bytes": self.kv_cache_bytes,
-                       "activation_bytes": self.activation_bytes, "total_bytes": memory,
+                       "activation_bytes": self.activation_bytes, "reserve_bytes": self.reserve_bytes,
+                       "total_bytes": memory,
                        "capacity_bytes": self.capacity_bytes, "fits": memory <= self.capacity_bytes},
         }  # fmt: skip
         if self.ar is not None:
@@ -138,5 +140,6 @@ def estimate_dlm(lm: DiffusionLM, cluster: Cluster, s: DlmScenario, ideal: bool 
         model=lm.id, hardware=cluster.accelerator.id, num_gpus=s.tp, scenario=s, latency_s=latency,
         flops=flops * s.tp, weights_bytes=lm.weight_bytes(s.precision, placement), kv_cache_bytes=kv,
         activation_bytes=lm.activation_bytes(full, s.precision, placement) + logits,
-        capacity_bytes=cluster.accelerator.memory.capacity, step_kinds=tuple(kinds), step_ops=tuple(rows),
+        capacity_bytes=cluster.accelerator.memory.capacity, reserve_bytes=cluster.accelerator.runtime_reserve,
+        step_kinds=tuple(kinds), step_ops=tuple(rows),
     )  # fmt: skip

@@ -269,3 +269,18 @@ class DiffusionTransformer(Workload):
         if self.single_blocks:
             widest = max(widest, 3 * d + self.mlp_hidden)
         return tokens * (3 * d + widest) * precision.activation.bytes_per_element
+
+    def attention_bytes(self, image_tokens: int, batch: int, precision: Precision, sp: int = 1, ring: int = 1
+                        ) -> tuple[float, float]:  # fmt: skip
+        """One GPU's attention at the token count: (the flash kernel's working set: q, k, v and the
+        output for its heads and query shard, plus the K/V block in flight on a ring; the score matrix
+        of one layer had it been materialized, which flash attention never does)."""
+        joint = image_tokens + (0 if self.cross_blocks else self.text_tokens)
+        ulysses = sp // ring
+        heads = self.num_heads // ulysses
+        shard = -(-joint // sp) * ulysses  # query tokens this GPU holds after the all-to-all
+        a = precision.activation.bytes_per_element
+        tensors = 4 + (2 if ring > 1 else 0)
+        working = batch * tensors * shard * heads * self.head_dim * a
+        scores = batch * heads * shard * float(joint) * a
+        return working, scores
