@@ -132,6 +132,17 @@ def test_presets(model_id: str, preset: str, frames: int, tokens: int) -> None:
     ("--model", "flux.1-dev", "--preset", "1024px", "--resolution", "512x512"),  # two requests
     ("--model", "llama-3.1-8b", "--preset", "1024px"),  # not a diffusion model
     ("--model", "llada-8b", "--ring", "2"),  # DiT-only option
+    ("--model", "flux.1-dev", "--batch", "0"),
+    ("--model", "flux.1-dev", "--preset", "720p-5s", "--batch", "-1"),
+    ("--model", "flux.1-dev", "--steps", "0"),  # not silently the default 50
+    ("--model", "flux.1-dev", "--gpus", "0"),
+    ("--model", "llada-8b", "--gen-len", "0"),
+    ("--model", "flux.1-dev", "--tp", "4"),  # a DiT splits with --sp
+    ("--model", "flux.1-dev", "--isl", "77"),
+    ("--model", "flux.1-dev", "--pp", "2"),  # language-model options are refused, not ignored
+    ("--model", "llada-8b", "--osl", "64"),
+    ("--model", "flux.1-dev", "--kv-dtype", "fp8"),
+    ("--model", "wan2.1-t2v-14b", "--mtp", "2"),
 ])  # fmt: skip
 def test_preset_and_ring_misuse_exit_2(args: tuple[str, ...]) -> None:
     result = runner.invoke(app, ["estimate", "--hardware", "h100-sxm", *args])
@@ -148,6 +159,26 @@ def test_cli_preset_and_ring() -> None:
 
 
 # ---------------------------------------------------------------- runtime
+
+
+def test_kernel_label_says_when_a_part_lists_no_fa2_fraction() -> None:
+    h100 = run("flux.1-dev", IMAGE)
+    assert h100.attention_fraction == 0.35 and h100.attention_kernel.startswith("fa2 (35%")
+    b200 = run("flux.1-dev", IMAGE, hardware="b200")  # no FlashAttention measurement for Blackwell in the references
+    assert b200.attention_kernel.startswith("fa2 not listed for b200")
+    assert (
+        b200.attention_fraction
+        == resolve_cluster(hardware="b200", num_gpus=1).accelerator.efficiency.attention_fraction
+    )
+
+
+def test_weight_dtype_reaches_the_dit() -> None:
+    bf16 = runner.invoke(app, ["estimate", "--model", "flux.1-dev", "--hardware", "h100-sxm", "--format", "json"])
+    fp8 = runner.invoke(app, ["estimate", "--model", "flux.1-dev", "--hardware", "h100-sxm", "--weight-dtype", "fp8",
+                              "--format", "json"])  # fmt: skip
+    a, b = json.loads(bf16.stdout), json.loads(fp8.stdout)
+    assert b["memory"]["weights_bytes"] == pytest.approx(a["memory"]["weights_bytes"] / 2, rel=1e-9)
+    assert b["latency_s"] < a["latency_s"]
 
 
 def test_fa2_vs_fa3_attention_by_the_h100_fractions() -> None:
@@ -185,6 +216,15 @@ def test_dlm_step_kinds_add_up_to_the_latency() -> None:
     kinds = result.step_kinds
     assert [k["tokens"] for k in kinds] == [512, 32]  # 8 full passes over 256 + 256, then the 32-token block
     assert [k["steps"] for k in kinds] == [8, 248]
+    # by hand: 32 layers x (4 d^2 MHA + 3 d x 12288 SwiGLU) = 6.979e9 weights, lm_head 4096 x 126464, d = 4096:
+    # full step  2 x 6.979e9 x 512 + 4 x 32 x 4096 x 512 x 512 + 2 x 4096 x 126464 x 512 = 7.815e12
+    # block step 2 x 6.979e9 x 32 + 4 x 32 x 4096 x 32 x 512 + 2 x 4096 x 126464 x 32 = 4.884e11
+    layer_weights = 4 * 4096**2 + 3 * 4096 * 12288
+    for kind, t in zip(kinds, (512, 32), strict=True):
+        by_hand = 2 * 32 * layer_weights * t + 4 * 32 * 4096 * t * 512 + 2 * 4096 * 126_464 * t
+        assert kind["step_flops"] == pytest.approx(by_hand, rel=0.002)  # + norms, RoPE, activation
+        ops = [r for r in result.step_ops if r["phase"] == kind["phase"]]
+        assert all(r["steps"] == kind["steps"] for r in ops)
     assert sum(k["steps"] * k["step_s"] for k in kinds) == pytest.approx(result.latency_s, rel=1e-12)
     for kind in kinds:
         ops = [r for r in result.step_ops if r["phase"] == kind["phase"]]
@@ -222,6 +262,9 @@ def test_xlsx_for_diffusion(tmp_path: Path, args: tuple[str, ...]) -> None:
     assert summary["latency (ms)"] == pytest.approx(data["latency_s"] * 1e3, rel=1e-9)
     inputs = {r[0]: r[1] for r in wb["Inputs"].iter_rows(values_only=True)}
     assert inputs["Model"] == data["model"]
+    assert inputs["Attention fraction charged (of bf16 peak)"] == data["attention_fraction"] == 0.35  # FA2, H100
+    assert not any(str(k).startswith("Achievable attention") for k in inputs)  # not the engine default 0.75
+    assert [r[1] for r in results[1:]] == [r["steps"] for r in (*data["step_ops"], *data.get("once_ops", []))]
 
 
 # ---------------------------------------------------------------- serving commands refuse diffusion kinds
@@ -285,6 +328,22 @@ def test_cli_validate_diffusion() -> None:
     assert bad.exit_code == 2
 
 
+@pytest.mark.parametrize("text", ["not: [valid", "- {id: x}\n", "- 3\n", "just a string\n"])
+def test_validate_diffusion_bad_files_exit_2(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "rows.yaml"
+    path.write_text(text)
+    result = runner.invoke(app, ["validate", "--diffusion", "--data", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+
+
+def test_denoise_only_rows_compare_the_denoising_loop() -> None:
+    from roofline.validation.diffusion import predict_latency_s
+
+    jenga = next(c for c in load_cases() if c.scope == "denoise_only")
+    whole = predict_latency_s(jenga.model_copy(update={"scope": "end_to_end"}))
+    assert predict_latency_s(jenga) < whole  # text encoders and the VAE decode left out
+
+
 # ---------------------------------------------------------------- the roofline of the step
 
 
@@ -293,7 +352,7 @@ def test_diffusion_roofline_panels() -> None:
     from roofline.reports.plot_data import diffusion_roofline_data
 
     wan = get_workload("wan2.1-t2v-14b")
-    data, cluster = run_diffusion_data(wan, DiffusionOptions(preset="720p-5s"), "h100-sxm", None, None, 1, 1, 1)
+    data, cluster = run_diffusion_data(wan, DiffusionOptions(preset="720p-5s"), "h100-sxm", None, None, 1, 1, 1024)
     roof = diffusion_roofline_data(data, cluster)
     assert roof.decode == () and roof.panel_titles == ("denoise step",)
     top = max(roof.prefill.points, key=lambda p: p.time_share)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from roofline.cli.common import Output, OutputFormat, emit, text_format_option
-from roofline.cli.estimate_diffusion import DiffusionOptions, is_diffusion, run_diffusion
+from roofline.cli.estimate_diffusion import DEFAULT_ISL, DiffusionOptions, is_diffusion, run_diffusion
 from roofline.dtypes import DType, default_kv_dtype, parse_dtype
 from roofline.errors import RooflineError
 from roofline.hardware_specs import Cluster, resolve_cluster
@@ -31,7 +31,7 @@ GPUS = typer.Option(None, "--gpus", help="GPUs in all; beyond tp x pp they are d
 TP = typer.Option(1, "--tp", help="tensor-parallel degree")
 PP = typer.Option(1, "--pp", help="pipeline-parallel degree")
 BATCH = typer.Option(1, "--batch", "-b", help="concurrent sequences per replica")
-ISL = typer.Option(1024, "--isl", help="input (prompt) tokens per sequence")
+ISL = typer.Option(DEFAULT_ISL, "--isl", help="input (prompt) tokens per sequence")
 OSL = typer.Option(128, "--osl", help="output tokens per sequence")
 WEIGHT_DTYPE = typer.Option(
     None, "--weight-dtype", help="bf16, fp16, fp8, fp4, mxfp4, int8, int4 (weight-only); default: as the model ships"
@@ -80,6 +80,19 @@ GEN_LEN = typer.Option(None, "--gen-len", help="diffusion LM: tokens to generate
 BLOCK_LEN = typer.Option(None, "--block-len", help="diffusion LM: semi-autoregressive block length")
 CACHE = typer.Option(None, "--cache", help="diffusion LM: none, prefix or dual (Fast-dLLM)")
 COMPARE_AR = typer.Option(None, "--compare-ar", help="diffusion LM: also run this autoregressive model")
+
+
+def llm_only_given(values: dict[str, tuple[object, object]]) -> list[str]:
+    """The language-model options among `values` ({flag: (value, default)}) given a non-default value."""
+    return [flag for flag, (value, default) in values.items() if value != default]
+
+
+def refuse_llm_options(model: str, values: dict[str, tuple[object, object]]) -> None:
+    given = llm_only_given(values)
+    if given:
+        raise RooflineError(f"{', '.join(given)}: options of language-model estimates, not of the diffusion model "
+                            f"{model} (its options: --resolution / --video / --preset, --steps, --sp, --ring, "
+                            "--gen-len, --block-len, --cache, --weight-dtype; roofline estimate --help)")  # fmt: skip
 
 
 def megatron_sp(sp: int | None, tp: int) -> bool:
@@ -188,7 +201,16 @@ def estimate_command(
                                  sp, ring, preset, attention_kernel, compiled)  # fmt: skip
     workload = get_workload(model)
     if is_diffusion(workload):
-        run_diffusion(workload, diffusion, hardware, system, gpus, batch, ideal, ops, out, tp, isl)
+        refuse_llm_options(model, {
+            "--pp": (pp, 1), "--ep": (ep, 1), "--attn-dp": (attn_dp, 1), "--moe-imbalance": (moe_imbalance, 1.0),
+            "--osl": (osl, 128), "--expert-dtype": (expert_dtype, None), "--kv-dtype": (kv_dtype, None),
+            "--activation-dtype": (activation_dtype, "bf16"), "--reserve": (reserve, None),
+            "--max-num-tokens": (max_num_tokens, DEFAULT_MAX_NUM_TOKENS), "--mtp": (mtp, 0),
+            "--mtp-acceptance": (mtp_acceptance, DEFAULT_MTP_ACCEPTANCE), "--comm-library": (comm_library, "nccl"),
+            "--overlap-ep": (overlap_ep, False), "--cp": (cp, 1),
+        })  # fmt: skip
+        run_diffusion(workload, replace(diffusion, weight_dtype=weight_dtype), hardware, system, gpus, batch, ideal,
+                      ops, out, tp, isl)  # fmt: skip
         return
     if diffusion.given():
         raise RooflineError(f"{', '.join(diffusion.given())}: diffusion options; {model} is not a diffusion model")

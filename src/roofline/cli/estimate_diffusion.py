@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from roofline.cli.common import Output, OutputFormat
+from roofline.dtypes import DType, parse_dtype
 from roofline.errors import RooflineError
 from roofline.hardware_specs import Cluster, resolve_cluster
 from roofline.ir import Precision
@@ -24,6 +25,7 @@ from roofline.workloads.diffusion_dit import DiffusionTransformer, Request
 from roofline.workloads.diffusion_lm import DiffusionLM
 from roofline.workloads.dit_presets import preset_request
 
+DEFAULT_ISL = 1024  # estimate's --isl default: for a diffusion LM the prompt length
 OP_KEYS = ("step_ops", "once_ops")  # the operator rows of a diffusion estimate's dict
 ATTENTION_KERNELS = ("fa2", "fa3")
 
@@ -44,6 +46,7 @@ class DiffusionOptions:
     preset: str | None = None
     attention_kernel: str | None = None
     compiled: bool | None = None
+    weight_dtype: str | None = None  # a language-model option too, so not in given()
 
     @property
     def runtime(self) -> DiffusionRuntime:
@@ -96,8 +99,19 @@ def _dit_request(dit: DiffusionTransformer, o: DiffusionOptions, batch: int) -> 
     return Request(width=width, height=height, frames=frames, batch=batch)
 
 
+def _weight_dtype(o: DiffusionOptions, shipped: DType) -> DType:
+    return parse_dtype(o.weight_dtype) if o.weight_dtype else shipped
+
+
+def _at_least_one(**values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise RooflineError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
 def run_dit(dit: DiffusionTransformer, o: DiffusionOptions, hardware: str | None, system: str | None,
             gpus: int | None, batch: int, ideal: bool) -> tuple[dict[str, Any], Cluster]:  # fmt: skip
+    _at_least_one(batch=batch, gpus=gpus, steps=o.steps, sp=o.sp, ring=o.ring)
     llm_only = [flag for flag, value in (("--gen-len", o.gen_len), ("--block-len", o.block_len), ("--cache", o.cache),
                                          ("--compare-ar", o.compare_ar)) if value is not None]  # fmt: skip
     if llm_only:
@@ -105,9 +119,11 @@ def run_dit(dit: DiffusionTransformer, o: DiffusionOptions, hardware: str | None
     cfg = dit.cfg_default if o.cfg is None else o.cfg
     cfg_parallel_gpus = 2 if o.cfg_parallel else 1
     sp, ring = o.sp or 1, o.ring or 1
-    scenario = DitScenario(_dit_request(dit, o, batch), o.steps or dit.default_steps, cfg, sp, o.cfg_parallel,
-                           Precision(weight=dit.weight_dtype), ring, o.runtime)  # fmt: skip
-    cluster = resolve_cluster(hardware=hardware, system=system, num_gpus=gpus or sp * cfg_parallel_gpus)
+    steps = dit.default_steps if o.steps is None else o.steps
+    scenario = DitScenario(_dit_request(dit, o, batch), steps, cfg, sp, o.cfg_parallel,
+                           Precision(weight=_weight_dtype(o, dit.weight_dtype)), ring, o.runtime)  # fmt: skip
+    cluster = resolve_cluster(hardware=hardware, system=system,
+                              num_gpus=sp * cfg_parallel_gpus if gpus is None else gpus)  # fmt: skip
     data = estimate_dit(dit, cluster, scenario, ideal=ideal).to_dict()
     ring_text = f" (ring {ring})" if ring > 1 else ""
     data["title"] = (f"{dit.id} on {cluster.num_gpus} x {cluster.accelerator.id}, sp={sp}{ring_text}"
@@ -121,11 +137,14 @@ def run_dlm(lm: DiffusionLM, o: DiffusionOptions, hardware: str | None, system: 
                                          ("--sp", o.sp), ("--ring", o.ring), ("--preset", o.preset))
                 if value is not None]  # fmt: skip
     if dit_only or o.cfg_parallel:
-        raise RooflineError(f"{', '.join(dit_only) or '--cfg-parallel'} apply to diffusion transformers, not {lm.id}")
-    gen = o.gen_len or lm.default_gen_len
-    precision = Precision(weight=lm.weight_dtype, kv_cache=lm.kv_cache_dtype)
-    scenario = DlmScenario(isl, gen, o.steps or gen, o.block_len or gen, o.cache or "none", batch, tp, precision,
-                           o.runtime)  # fmt: skip
+        raise RooflineError(f"{', '.join(dit_only) or '--cfg-parallel'}: options of diffusion transformers, not of "
+                            f"the diffusion language model {lm.id} (its GPUs: --tp)")  # fmt: skip
+    _at_least_one(batch=batch, tp=tp, isl=isl, gen_len=o.gen_len, steps=o.steps, block_len=o.block_len)
+    gen = lm.default_gen_len if o.gen_len is None else o.gen_len
+    precision = Precision(weight=_weight_dtype(o, lm.weight_dtype), kv_cache=lm.kv_cache_dtype)
+    steps = gen if o.steps is None else o.steps
+    scenario = DlmScenario(isl, gen, steps, gen if o.block_len is None else o.block_len, o.cache or "none", batch,
+                           tp, precision, o.runtime)  # fmt: skip
     cluster = resolve_cluster(hardware=hardware, system=system, num_gpus=tp)
     result = estimate_dlm(lm, cluster, scenario, ideal=ideal)
     if o.compare_ar:
@@ -143,8 +162,14 @@ def run_dlm(lm: DiffusionLM, o: DiffusionOptions, hardware: str | None, system: 
 def run_diffusion_data(workload: Workload, o: DiffusionOptions, hardware: str | None, system: str | None,
                        gpus: int | None, batch: int, tp: int, isl: int, ideal: bool = False
                        ) -> tuple[dict[str, Any], Cluster]:  # fmt: skip
-    """The estimate's dict (with its operator rows) and the cluster it ran on."""
+    """The estimate's dict (with its operator rows) and the cluster it ran on. A DiT takes no --tp
+    (it splits with --sp) and no --isl (its text is its encoders' tokens)."""
     if isinstance(workload, DiffusionTransformer):
+        if tp != 1:
+            raise RooflineError(f"{workload.id}: a DiT splits over GPUs with --sp (sequence parallelism), not --tp")
+        if isl != DEFAULT_ISL:
+            raise RooflineError(f"--isl is a prompt length; {workload.id}'s text is its encoders' "
+                                f"{workload.text_tokens} tokens")  # fmt: skip
         return run_dit(workload, o, hardware, system, gpus, batch, ideal)
     if isinstance(workload, DiffusionLM):
         return run_dlm(workload, o, hardware, system, tp, isl, batch, ideal)

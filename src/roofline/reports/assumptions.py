@@ -83,6 +83,8 @@ DIFFUSION_INPUTS = (
     ("width", "Width (pixels)"), ("height", "Height (pixels)"), ("frames", "Frames"), ("tp", "Tensor parallel"),
     ("batch", "Batch (outputs or sequences)"), ("steps", "Denoising steps"), ("prompt_len", "Prompt (tokens)"),
     ("gen_len", "Generated tokens"), ("block_len", "Block length (tokens)"), ("cache", "Cache variant"),
+    ("attention_kernel", "Attention kernel"), ("attention_fraction", "Attention fraction charged (of bf16 peak)"),
+    ("compiled", "torch.compile (fused elementwise; else eager PyTorch)"),
 )  # fmt: skip
 
 
@@ -90,7 +92,8 @@ def diffusion_inputs(data: dict[str, Any], cluster: Cluster, ideal: bool) -> lis
     """The inputs of a diffusion estimate (its dict) and the hardware assumptions behind it."""
     rows: list[tuple[str, Any]] = [("Tool", f"roofline {__version__}")]
     rows += [(label, data[key]) for key, label in DIFFUSION_INPUTS if key in data]
-    rows += [("Kernel-time model", kernel_time_model(cluster, ideal)), *_fractions(cluster, ideal)]
+    fractions = [row for row in _fractions(cluster, ideal) if not row[0].startswith("Achievable attention")]
+    rows += [("Kernel-time model", kernel_time_model(cluster, ideal)), *fractions]  # attention: the charged one
     if "assumptions" in data:
         rows.append(("Assumptions", data["assumptions"]))
     return rows

@@ -187,6 +187,11 @@ def diffusion_roofline_data(data: dict[str, Any], cluster: Cluster) -> RooflineD
     rows = list(data["step_ops"])
     phases = list(dict.fromkeys(r["phase"] for r in rows))
     kinds = {k["phase"]: k for k in data.get("step_kinds", [])}
+    dropped: list[str] = []
+    if len(phases) > 2:  # a prefix cache has one step kind per block: the full pass and the costliest other
+        costliest = max(phases[1:], key=lambda p: kinds[p]["total_s"] if p in kinds else 0.0)
+        dropped = [p for p in phases[1:] if p != costliest]
+        phases = [phases[0], costliest]
     panels = [row_points(p, int(data["batch"]), [r for r in rows if r["phase"] == p]) for p in phases]
     titles = tuple(p + (f", x {kinds[p]['steps']} steps" if p in kinds else "") for p in phases)
     omitted = sorted({n for pp in panels for n in pp.omitted})
@@ -195,6 +200,8 @@ def diffusion_roofline_data(data: dict[str, Any], cluster: Cluster) -> RooflineD
     caption = (f"{data.get('attention_kernel', '')} attention, {runtime}; {KERNEL_MODEL}. Point area = share of "
                f"the step's operator time. Left out: communication and ops without FLOPs "
                f"({', '.join(omitted) or 'none'}).")  # fmt: skip
+    if dropped:
+        caption += f" Not drawn: {len(dropped)} other step kinds ({dropped[0]} ... {dropped[-1]})."
     return RooflineData(str(data.get("title", data["model"])), caption, ceilings(acc), memory_slopes(acc),
                         DType.BF16.value, panels[0], tuple(panels[1:]), titles)  # fmt: skip
 

@@ -213,7 +213,7 @@ def roofline_figure(data: RooflineData, peaks: bool = False) -> Figure:
         batches = ", ".join(str(d.batch) for d in data.decode)
         groups = [(data.prefill,), data.decode]
         names = [f"prefill (batch {data.prefill.batch})", f"decode step (batch {batches})"]
-    fig = _figure(7 * len(groups) + (1 if len(groups) == 1 else 0), 6.8)
+    fig = _figure(14 if len(groups) > 1 else 9.5, 6.8)
     axes = fig.subplots(1, len(groups), sharey=True, squeeze=False)[0]
     for ax, points, name in zip(axes, groups, names, strict=True):
         _draw_roofs(ax, data, x_lo, x_hi, peaks)

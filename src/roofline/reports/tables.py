@@ -235,11 +235,24 @@ def diffusion_table(data: dict[str, Any]) -> Table:
     return table
 
 
+def step_kinds_table(kinds: list[dict[str, Any]]) -> Table:
+    """A diffusion LM's kinds of step: tokens recomputed, how many steps, time per step and in all."""
+    table = Table(title="Steps by the tokens they recompute", title_justify="left")
+    for column in ("step", "tokens", "steps", "time per step", "time in all", "FLOPs per step"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for k in kinds:
+        table.add_row(k["phase"], f"{k['tokens']:,}", f"{k['steps']:,}", format_time(k["step_s"]),
+                      format_time(k["total_s"]), format_count(k["step_flops"]))  # fmt: skip
+    return table
+
+
 def diffusion_view(data: dict[str, Any]) -> Group:
     """The summary, then one operator table per step kind: the DiT's denoising step and its once-per-
     request operators; each distinct step of a diffusion LM (full pass, cached block step)."""
     parts: list[Table] = [diffusion_table(data)]
     kinds = {k["phase"]: k for k in data.get("step_kinds", [])}
+    if kinds:
+        parts.append(step_kinds_table(list(kinds.values())))
     rows = [*data.get("step_ops", []), *data.get("once_ops", [])]
     for phase in dict.fromkeys(r["phase"] for r in rows):
         kind = kinds.get(phase)

@@ -88,9 +88,16 @@ def write_estimate(path: Path, result: EstimateResult, inputs: list[tuple[str, A
                                 Sheet("Summary", summary_columns, estimate_summary_rows(result), charts)])  # fmt: skip
 
 
+DIFFUSION_OP_COLUMNS = (OP_COLUMNS[0], Column("steps", "Steps of this kind", number_format="#,##0", width=9),
+                        *OP_COLUMNS[1:])  # fmt: skip
+
+
 def diffusion_summary_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Every scalar of a diffusion estimate: times in ms, sizes in GiB, shares in %."""
     rows = []
+    for kind in data.get("step_kinds", []):
+        rows += [_metric(f"{kind['phase']}: steps", kind["steps"], "#,##0"),
+                 _metric(f"{kind['phase']}: time per step (ms)", kind["step_s"] * MS, TIME_MS)]  # fmt: skip
     for key, value in data.items():
         if isinstance(value, dict):
             rows += diffusion_summary_rows({f"{key}.{k}": v for k, v in value.items()})
@@ -117,7 +124,7 @@ def write_diffusion(path: Path, data: dict[str, Any], inputs: list[tuple[str, An
         end = next((i for i, r in enumerate(ops) if r["phase"] != first), len(ops))
         charts = (Chart(f"{first}: time per operator (ms)", "Results", "name", "time_s", 0, end, "E2"),)
     summary_columns = (METRIC, Column("value", "Value", width=16, per_row_format=True))
-    write_sheets(path, inputs, [Sheet("Results", OP_COLUMNS, ops),
+    write_sheets(path, inputs, [Sheet("Results", DIFFUSION_OP_COLUMNS, ops),
                                 Sheet("Summary", summary_columns, diffusion_summary_rows(data), charts)])  # fmt: skip
 
 

@@ -102,6 +102,11 @@ class RooflineCostModel:
         self._overlap_exponent = math.inf if ideal else acc.efficiency.overlap_exponent
         self._attention_fraction = acc.efficiency.attention_fraction_for(attention_kernel)
 
+    @property
+    def attention_fraction(self) -> float:
+        """The achievable attention fraction this model charges (1 under --ideal)."""
+        return 1.0 if self.ideal else self._attention_fraction
+
     def math_dtype(self, dtype: DType) -> DType:
         """The format the math runs in on this accelerator: the op's own, or bf16 for 4-bit weights
         the hardware cannot multiply natively (weight-only kernels dequantize them)."""

@@ -23,7 +23,7 @@ from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import Collective, CollectiveKind, Op, OpClass, OpKind, Placement, Precision
 from roofline.simulator.collectives import group_topology
 from roofline.simulator.cost import OpCost, RooflineCostModel
-from roofline.simulator.diffusion_runtime import DiffusionRuntime, apply_runtime
+from roofline.simulator.diffusion_runtime import DiffusionRuntime, apply_runtime, kernel_label
 from roofline.simulator.plan import ParallelPlan
 from roofline.workloads.diffusion_dit import DiffusionTransformer, Request
 
@@ -82,12 +82,14 @@ def _costs(model: RooflineCostModel, cluster: Cluster, ops: list[Op], s: DitScen
     return costs
 
 
-def op_row(c: OpCost, phase: str) -> dict[str, Any]:
-    """One operator of a diffusion step as a row: the keys of the LLM estimate's operator rows."""
+def op_row(c: OpCost, phase: str, steps: int) -> dict[str, Any]:
+    """One operator of a diffusion step as a row: the keys of the LLM estimate's operator rows, and
+    how many steps of this kind the request runs (the request's time is the sum of steps x time_s)."""
     op, n = c.op, c.op.count
     flops, moved = op.flops * n, op.bytes * n
     return {
-        "phase": phase, "name": op.name, "op_class": op.op_class.value, "kind": op.kind.value, "count": n,
+        "phase": phase, "steps": steps, "name": op.name, "op_class": op.op_class.value, "kind": op.kind.value,
+        "count": n,
         "flops": flops, "bytes": moved, "arithmetic_intensity_flops_per_byte": flops / moved if moved else 0.0,
         "compute_s": c.compute_s * n, "memory_s": c.memory_s * n, "communication_s": c.comm_s * n,
         "overhead_s": c.overhead_s * n, "time_s": c.total_s, "bound": c.bound, "detail": c.detail,
@@ -116,6 +118,8 @@ class DitResult:
     capacity_bytes: float
     attention_bytes: float  # flash working set: q, k, v, out (+ a ring's K/V block in flight)
     reserve_bytes: float  # the accelerator's runtime reserve (CUDA context, workspaces, allocator slack)
+    attention_kernel: str  # the kernel family as charged (kernel_label)
+    attention_fraction: float
     scores_if_materialized_bytes: float  # one layer's N^2 score matrix, never stored by flash attention
     step_ops: tuple[dict[str, Any], ...]
     once_ops: tuple[dict[str, Any], ...]
@@ -148,7 +152,8 @@ class DitResult:
             "num_gpus": self.num_gpus, "gpus_per_request": s.gpus_per_request, "sp": s.sp, "ring": s.ring,
             "ulysses": s.sp // s.ring,
             "cfg": s.cfg, "cfg_parallel": s.cfg_parallel, "forwards_per_step": self.forwards_per_step,
-            "attention_kernel": s.runtime.kernel, "compiled": s.runtime.compiled,
+            "attention_kernel": self.attention_kernel, "attention_fraction": self.attention_fraction,
+            "compiled": s.runtime.compiled,
             "width": r.width, "height": r.height, "frames": r.frames, "batch": r.batch, "steps": s.steps,
             "image_tokens": self.image_tokens, "text_tokens": self.text_tokens,
             "step_s": self.step_s, "step_no_overlap_s": self.step_no_overlap_s, "step_flops": self.step_flops,
@@ -178,7 +183,7 @@ def _step_ops(dit: DiffusionTransformer, s: DitScenario, tokens: int) -> tuple[l
     if not s.cfg:
         return dit.forward_ops(tokens, b, p, s.sp, s.ring), 1
     if s.cfg_parallel:  # each half of the GPUs runs one branch, then the predictions are gathered
-        message = 2.0 * b * tokens * dit.patch_dim * p.activation.bytes_per_element
+        message = 2.0 * b * -(-tokens // s.sp) * dit.patch_dim * p.activation.bytes_per_element  # this GPU's tokens
         gather = Op(name="cfg_all_gather", kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION,
                     dtype=p.activation, collective=Collective(CollectiveKind.ALL_GATHER, "cfg", message))  # fmt: skip
         return [*dit.forward_ops(tokens, b, p, s.sp, s.ring), gather], 2
@@ -190,8 +195,9 @@ def _step_ops(dit: DiffusionTransformer, s: DitScenario, tokens: int) -> tuple[l
 
 def estimate_dit(dit: DiffusionTransformer, cluster: Cluster, scenario: DitScenario, ideal: bool = False) -> DitResult:
     if cluster.num_gpus % scenario.gpus_per_request:
-        raise RooflineError(f"--gpus {cluster.num_gpus} is not a multiple of the {scenario.gpus_per_request} GPUs "
-                            "one request uses (sp x 2 with --cfg-parallel)")  # fmt: skip
+        split = f"sp {scenario.sp}" + (" x 2 for CFG parallel" if scenario.cfg_parallel else "")
+        raise RooflineError(f"{cluster.num_gpus} GPUs is not a multiple of the {scenario.gpus_per_request} GPUs one "
+                            f"request uses ({split})")  # fmt: skip
     dit.check_sp(scenario.sp, scenario.ring)
     runtime = scenario.runtime
     model = RooflineCostModel(cluster, ParallelPlan(), ideal=ideal, attention_kernel=runtime.kernel)
@@ -217,6 +223,8 @@ def estimate_dit(dit: DiffusionTransformer, cluster: Cluster, scenario: DitScena
         capacity_bytes=cluster.accelerator.memory.capacity,
         attention_bytes=attention_memory[0], scores_if_materialized_bytes=attention_memory[1],
         reserve_bytes=cluster.accelerator.runtime_reserve,
-        step_ops=tuple(op_row(c, "denoise step") for c in costs),
-        once_ops=tuple(op_row(c, "once per request") for c in once_costs),
+        attention_kernel=kernel_label(runtime, cluster.accelerator, model.attention_fraction),
+        attention_fraction=model.attention_fraction,
+        step_ops=tuple(op_row(c, "denoise step", scenario.steps) for c in costs),
+        once_ops=tuple(op_row(c, "once per request", 1) for c in once_costs),
     )  # fmt: skip

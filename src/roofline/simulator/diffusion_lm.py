@@ -20,7 +20,7 @@ from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import Op, OpKind, Phase, Placement, Precision, StepShape
 from roofline.simulator.cost import RooflineCostModel
 from roofline.simulator.diffusion import op_row
-from roofline.simulator.diffusion_runtime import DiffusionRuntime, apply_runtime
+from roofline.simulator.diffusion_runtime import DiffusionRuntime, apply_runtime, kernel_label
 from roofline.simulator.plan import ParallelPlan
 from roofline.workloads.diffusion_lm import DiffusionLM
 
@@ -89,6 +89,8 @@ class DlmResult:
     activation_bytes: float
     capacity_bytes: float
     reserve_bytes: float = 0.0  # the accelerator's runtime reserve
+    attention_kernel: str = ""  # the kernel family as charged (kernel_label)
+    attention_fraction: float = 0.0
     step_kinds: tuple[dict[str, Any], ...] = ()  # one per distinct recomputed-token count: tokens, steps, step_s
     step_ops: tuple[dict[str, Any], ...] = ()  # operator rows of each step kind (one step of it)
     ar: dict[str, Any] | None = None
@@ -103,7 +105,8 @@ class DlmResult:
         data: dict[str, Any] = {
             "model": self.model, "kind": "diffusion_lm", "hardware": self.hardware, "num_gpus": self.num_gpus,
             "tp": s.tp, "batch": s.batch, "prompt_len": s.prompt_len, "gen_len": s.gen_len, "steps": s.steps,
-            "block_len": s.block_len, "cache": s.cache, "attention_kernel": s.runtime.kernel,
+            "block_len": s.block_len, "cache": s.cache, "attention_kernel": self.attention_kernel,
+            "attention_fraction": self.attention_fraction,
             "compiled": s.runtime.compiled, "latency_s": self.latency_s,
             "step_mean_s": self.latency_s / s.steps, "flops": self.flops, "tokens_per_s": self.tokens_per_s,
             "tokens_per_s_per_gpu": self.tokens_per_s / self.num_gpus,
@@ -129,8 +132,9 @@ def estimate_dlm(lm: DiffusionLM, cluster: Cluster, s: DlmScenario, ideal: bool 
         costs = [model.cost(op) for op in (ops if ideal else apply_runtime(ops, s.runtime))]
         step_s, step_flops = sum(c.total_s for c in costs), sum(c.op.flops * c.op.count for c in costs)
         label = f"{tokens}-token step"
-        kinds.append({"phase": label, "tokens": tokens, "steps": steps, "step_s": step_s, "total_s": steps * step_s})
-        rows += [op_row(c, label) for c in costs]
+        kinds.append({"phase": label, "tokens": tokens, "steps": steps, "step_s": step_s, "total_s": steps * step_s,
+                      "step_flops": step_flops})  # fmt: skip
+        rows += [op_row(c, label, steps) for c in costs]
         latency, flops = latency + steps * step_s, flops + steps * step_flops
     placement = Placement(tp=s.tp, layer_start=0, layer_end=lm.num_layers)
     full = StepShape(Phase.DECODE, s.batch, s.sequence, s.sequence)
@@ -141,5 +145,7 @@ def estimate_dlm(lm: DiffusionLM, cluster: Cluster, s: DlmScenario, ideal: bool 
         flops=flops * s.tp, weights_bytes=lm.weight_bytes(s.precision, placement), kv_cache_bytes=kv,
         activation_bytes=lm.activation_bytes(full, s.precision, placement) + logits,
         capacity_bytes=cluster.accelerator.memory.capacity, reserve_bytes=cluster.accelerator.runtime_reserve,
+        attention_kernel=kernel_label(s.runtime, cluster.accelerator, model.attention_fraction),
+        attention_fraction=model.attention_fraction,
         step_kinds=tuple(kinds), step_ops=tuple(rows),
     )  # fmt: skip

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
+from roofline.hardware_specs.schema import Accelerator
 from roofline.ir import Op, OpKind
 from roofline.yaml_io import read_yaml
 
@@ -38,6 +39,14 @@ class DiffusionRuntime:
 
     def describe(self) -> str:
         return f"{self.kernel} attention, {'torch.compile (fused elementwise)' if self.compiled else 'eager PyTorch'}"
+
+
+def kernel_label(runtime: DiffusionRuntime, accelerator: Accelerator, fraction: float) -> str:
+    """The attention kernel as charged: the family, or the accelerator's default when it lists no
+    fraction for that family (say so: the default may be another kernel)."""
+    if runtime.kernel in accelerator.efficiency.attention_kernels:
+        return f"{runtime.kernel} ({fraction:.0%} of peak)"
+    return f"{runtime.kernel} not listed for {accelerator.id}: its default attention fraction ({fraction:.0%})"
 
 
 def eager_passes(name: str) -> int:

@@ -5,12 +5,14 @@ measured - 1; the summary groups rows by model kind, GPU count and runtime."""
 
 from __future__ import annotations
 
+import re
 import statistics
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from roofline.errors import RooflineError
@@ -74,32 +76,38 @@ class DiffusionCase(BaseModel):
         return f"{self.request}, {self.steps} steps{', CFG' if self.cfg else ''}{parallel}"
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=4)
 def load_cases(path: Path = DATA_FILE) -> tuple[DiffusionCase, ...]:
-    import yaml
-
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(raw, list):
-        raise RooflineError(f"'{path}' must hold a list of measurements")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RooflineError(f"cannot read '{path}': {exc}") from None
+    except yaml.YAMLError:
+        raise RooflineError(f"'{path}' is not valid YAML; it must be a list of measurements") from None
+    if not isinstance(raw, list) or not all(isinstance(row, dict) for row in raw):
+        raise RooflineError(f"'{path}' must hold a list of measurements (mappings of fields)")
     return tuple(validate_into(DiffusionCase, row, f"'{path}' row {i + 1}") for i, row in enumerate(raw))  # type: ignore[misc]
 
 
-def _request(text: str, batch: int = 1) -> Request:
-    parts = [int(v) for v in text.lower().split("x")]
-    return Request(width=parts[0], height=parts[1], frames=parts[2] if len(parts) > 2 else 1, batch=batch)
+def _request(case: DiffusionCase, batch: int = 1) -> Request:
+    match = re.fullmatch(r"(\d+)x(\d+)(?:x(\d+))?", (case.request or "").strip().lower())
+    if not match or min(int(v) for v in match.groups() if v is not None) < 1:
+        raise RooflineError(f"{case.id}: request must be WxH or WxHxF with positive sizes, got {case.request!r}")
+    width, height, frames = match.groups()
+    return Request(width=int(width), height=int(height), frames=int(frames or 1), batch=batch)
 
 
 def predict_latency_s(case: DiffusionCase) -> float:
+    """The prediction for the row's scope: denoising only, or the whole request (unknown: the whole)."""
     workload = get_workload(case.model)
     cluster = resolve_cluster(hardware=case.hardware, num_gpus=case.gpus)
     precision = Precision(weight=workload.weight_dtype)
     if isinstance(workload, DiffusionTransformer):
-        if case.request is None:
-            raise RooflineError(f"{case.id}: a DiT row needs 'request' (WxH or WxHxF)")
         cfg = workload.cfg_default if case.cfg is None else case.cfg
-        scenario = DitScenario(_request(case.request), case.steps, cfg, case.sp, precision=precision, ring=case.ring,
+        scenario = DitScenario(_request(case), case.steps, cfg, case.sp, precision=precision, ring=case.ring,
                                runtime=case.runtime)  # fmt: skip
-        return estimate_dit(workload, cluster, scenario).latency_s
+        result = estimate_dit(workload, cluster, scenario)
+        return result.denoise_s if case.scope == "denoise_only" else result.latency_s
     if isinstance(workload, DiffusionLM):
         if case.prompt_len is None or case.gen_len is None:
             raise RooflineError(f"{case.id}: a diffusion-LM row needs prompt_len and gen_len")
