@@ -41,10 +41,11 @@ IMAGE = Request(width=1024, height=1024)
 VIDEO_720P = Request(width=1280, height=720, frames=81)
 
 
-@pytest.mark.parametrize("model_id", ["flux.1-dev", "sd3.5-large", "wan2.1-t2v-14b"])
+@pytest.mark.parametrize("model_id", ["flux.1-dev", "sd3.5-large", "wan2.1-t2v-14b", "wan2.1-t2v-1.3b"])
 def test_dit_params_match_published(model_id: str) -> None:
     """FLUX.1-dev: '12 billion parameter' (model card; derived 11.90B). SD3.5 Large: 8.1B (model card;
     derived 8.14B with the 192^2 x 2432 position table). Wan2.1 T2V: '14B' (README; derived 14.28B).
+    Wan2.1 T2V 1.3B: 1.42B from its 2.84 GB bf16 checkpoint (derived 1.418B; '1.3B' is the name).
     Within 2%, or half the rounding step of a nominal '12B' / '14B'."""
     w = dit(model_id)
     assert w.published_params is not None
