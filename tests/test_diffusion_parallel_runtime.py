@@ -308,8 +308,8 @@ def test_published_rows_are_sourced_and_predictable() -> None:
 
 def test_published_latency_errors_stay_within_bounds() -> None:
     """Single-GPU DiT rows: the errors measured when the FA2 attention kernel and the eager elementwise
-    passes were added (compiled 14.5% MAPE, eager 20.4%, 21.0% with the Wan 1.3B row; before them about 27% and 45%). The bounds fail if
-    either cause is dropped."""
+    passes were added (compiled 14.5% MAPE, eager 20.4%, 21.0% with the Wan 1.3B row; before them about
+    27% and 45%). The bounds fail if either cause is dropped."""
     rows_, summary = validate_diffusion()
     groups = {g.group: g for g in summary}
     assert groups["DiT, 1 GPU, torch.compile"].mape < 0.20
