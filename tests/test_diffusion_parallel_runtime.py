@@ -396,3 +396,10 @@ def test_memory_against_a_published_peak() -> None:
     for model_id, peak_mb in (("flux.1-dev", 37_603), ("sd3.5-large", 32_217)):
         total = run(model_id, IMAGE).memory_bytes
         assert 0.92 * peak_mb * 2**20 < total < 1.0 * peak_mb * 1e6 * 1.01
+
+
+def test_plot_refuses_language_model_options_for_diffusion(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["plot", "roofline", "--model", "flux.1-dev", "--hardware", "h100-sxm", "--pp", "2",
+                                 "-o", str(tmp_path / "p.png")])  # fmt: skip
+    assert result.exit_code == 2 and "--pp" in result.output
+    assert not (tmp_path / "p.png").exists()

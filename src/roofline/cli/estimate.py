@@ -87,6 +87,21 @@ def llm_only_given(values: dict[str, tuple[object, object]]) -> list[str]:
     return [flag for flag, (value, default) in values.items() if value != default]
 
 
+def llm_option_values(pp: int, ep: int, attn_dp: int, moe_imbalance: float, osl: int, expert_dtype: str | None,
+                      kv_dtype: str | None, activation_dtype: str, reserve: str | None, max_num_tokens: int, mtp: int,
+                      mtp_acceptance: float, comm_library: str, overlap_ep: bool, cp: int
+                      ) -> dict[str, tuple[object, object]]:  # fmt: skip
+    """The language-model-only options of estimate / plot with their defaults: {flag: (value, default)}."""
+    return {
+        "--pp": (pp, 1), "--ep": (ep, 1), "--attn-dp": (attn_dp, 1), "--moe-imbalance": (moe_imbalance, 1.0),
+        "--osl": (osl, 128), "--expert-dtype": (expert_dtype, None), "--kv-dtype": (kv_dtype, None),
+        "--activation-dtype": (activation_dtype, "bf16"), "--reserve": (reserve, None),
+        "--max-num-tokens": (max_num_tokens, DEFAULT_MAX_NUM_TOKENS), "--mtp": (mtp, 0),
+        "--mtp-acceptance": (mtp_acceptance, DEFAULT_MTP_ACCEPTANCE), "--comm-library": (comm_library, "nccl"),
+        "--overlap-ep": (overlap_ep, False), "--cp": (cp, 1),
+    }  # fmt: skip
+
+
 def refuse_llm_options(model: str, values: dict[str, tuple[object, object]]) -> None:
     given = llm_only_given(values)
     if given:
@@ -201,14 +216,9 @@ def estimate_command(
                                  sp, ring, preset, attention_kernel, compiled)  # fmt: skip
     workload = get_workload(model)
     if is_diffusion(workload):
-        refuse_llm_options(model, {
-            "--pp": (pp, 1), "--ep": (ep, 1), "--attn-dp": (attn_dp, 1), "--moe-imbalance": (moe_imbalance, 1.0),
-            "--osl": (osl, 128), "--expert-dtype": (expert_dtype, None), "--kv-dtype": (kv_dtype, None),
-            "--activation-dtype": (activation_dtype, "bf16"), "--reserve": (reserve, None),
-            "--max-num-tokens": (max_num_tokens, DEFAULT_MAX_NUM_TOKENS), "--mtp": (mtp, 0),
-            "--mtp-acceptance": (mtp_acceptance, DEFAULT_MTP_ACCEPTANCE), "--comm-library": (comm_library, "nccl"),
-            "--overlap-ep": (overlap_ep, False), "--cp": (cp, 1),
-        })  # fmt: skip
+        refuse_llm_options(model, llm_option_values(pp, ep, attn_dp, moe_imbalance, osl, expert_dtype, kv_dtype,
+                                                    activation_dtype, reserve, max_num_tokens, mtp, mtp_acceptance,
+                                                    comm_library, overlap_ep, cp))  # fmt: skip
         run_diffusion(workload, replace(diffusion, weight_dtype=weight_dtype), hardware, system, gpus, batch, ideal,
                       ops, out, tp, isl)  # fmt: skip
         return

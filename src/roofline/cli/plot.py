@@ -75,9 +75,27 @@ def plot_command(
         raise RooflineError(f"'{output}' already exists; pass --force to overwrite it")
     batches = _ints(batch, "--batch")
     diffusion = DiffusionOptions(resolution, video, steps, cfg, cfg_parallel, gen_len, block_len, cache, None, sp, ring,
-                                 preset, attention_kernel, compiled)  # fmt: skip
+                                 preset, attention_kernel, compiled, weight_dtype)  # fmt: skip
     workload = get_workload(model)
     if is_diffusion(workload):
+        values = est.llm_option_values(
+            pp,
+            ep,
+            attn_dp,
+            moe_imbalance,
+            osl,
+            expert_dtype,
+            kv_dtype,
+            activation_dtype,
+            reserve,
+            max_num_tokens,
+            mtp,
+            mtp_acceptance,
+            comm_library,
+            overlap_ep,
+            cp,
+        )
+        est.refuse_llm_options(model, {**values, "--serve": (serve, False)})
         if kind != "roofline":
             raise RooflineError(f"{model} is a diffusion model: plot roofline draws its steps; breakdown, scaling "
                                 "and compare are for language models (numbers: roofline estimate --model "
