@@ -228,6 +228,53 @@ def test_plan_recheck_runs_the_serving_simulator(monkeypatch: pytest.MonkeyPatch
     assert checks[0]["simulated_tpot_p99_s"] > 0 and math.isfinite(checks[0]["simulated_ttft_p99_s"])
 
 
+def test_plan_falls_back_when_the_simulator_rejects_the_cheapest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The two cheapest picks fail their re-check: the planner goes on down the list and recommends the
+    third, the cheapest the simulator confirms."""
+    from roofline.planner import search
+
+    calls: list[dict] = []
+
+    def fake_recheck(workload, request, engine, picks):  # type: ignore[no-untyped-def]
+        ((_, _, row),) = picks
+        calls.append(row)
+        return [fake_check(row, len(calls) >= 3)]
+
+    monkeypatch.setattr(search, "recheck", fake_recheck)
+    request = PlanRequest("llama-3.1-8b", 256, 32, 2.0, 5.0, 0.1, ("h100-sxm",), recheck=1, top=5)
+    result = plan(request)
+    assert len(result.recheck) == 3 and [c["meets_slo"] for c in result.recheck] == [False, False, True]
+    assert result.recommended is not None and result.recommended["gpus"] == calls[2]["gpus"]
+    assert result.recommended["tp"] == calls[2]["tp"] and result.recommended["batch_limit"] == calls[2]["batch_limit"]
+    assert calls[0] == result.best[0]  # the re-check starts at the cheapest pick
+    text = search_view_text(result)
+    assert "Recommended:" in text and "2 cheaper picks missed a target" in text
+
+
+def test_plan_gives_up_after_four_times_the_recheck_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from roofline.planner import search
+
+    monkeypatch.setattr(search, "recheck", lambda w, r, e, picks: [fake_check(picks[0][2], False)])
+    result = plan(PlanRequest("llama-3.1-8b", 256, 32, 2.0, 5.0, 0.1, ("h100-sxm",), recheck=2, top=5))
+    assert len(result.recheck) == 2 * recheck.RECHECK_FALLBACK and result.recommended is None
+    assert "None of the 8 picks re-checked" in search_view_text(result)
+
+
+def fake_check(row: dict, meets: bool) -> dict:  # type: ignore[type-arg]
+    return {**recheck._key(row), "planned_ttft_p99_s": row["ttft_p99_s"], "simulated_ttft_p99_s": 0.1,
+            "planned_tpot_p99_s": row["tpot_p99_s"], "simulated_tpot_p99_s": 0.01, "meets_slo": meets}  # fmt: skip
+
+
+def search_view_text(result) -> str:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    from roofline.cli.plan import _view
+
+    console = Console(width=200, record=True)
+    console.print(_view(result))
+    return console.export_text()
+
+
 def test_plan_bad_input_is_one_line_exit_2() -> None:
     out = runner.invoke(app, ["plan", "--model", "llama-3.1-8b", "--isl", "512", "--osl", "64", "--rate", "1",
                               "--ttft-p99", "2s", "--tpot-p99", "50ms", "--price", "h100-sxm=abc"])  # fmt: skip

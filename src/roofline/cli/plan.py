@@ -88,6 +88,20 @@ def _recheck_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _recommendation(result: PlanResult) -> Text:
+    r = result.recommended
+    if r is None:
+        return Text(f"None of the {len(result.recheck)} picks re-checked meets every target in simulation: the "
+                    "queueing approximation is optimistic here; relax a target or raise --recheck.",
+                    style="bold yellow")  # fmt: skip
+    missed = sum(1 for c in result.recheck if not c.get("meets_slo", True))
+    note = f" ({missed} cheaper pick{'s' if missed != 1 else ''} missed a target in simulation)" if missed else ""
+    ttft_ms, tpot_ms = r["simulated_ttft_p99_s"] * 1e3, r["simulated_tpot_p99_s"] * 1e3
+    return Text(f"Recommended: {r['hardware']} {r['weight_dtype']}, tp {r['tp']} x pp {r['pp']} x attn-dp "
+                f"{r['attn_dp']}, {r['dp']} replicas, {r['gpus']} GPUs, batch limit {r['batch_limit']}: simulated "
+                f"TTFT p99 {ttft_ms:,.1f} ms, TPOT p99 {tpot_ms:,.2f} ms{note}.", style="bold green")  # fmt: skip
+
+
 def _view(result: PlanResult) -> Group:
     req = result.request
     priced = bool(req.prices_per_gpu_hour)
@@ -100,10 +114,7 @@ def _view(result: PlanResult) -> Group:
         parts.append(_rows_table(f"Cheapest configurations that meet the targets ({order})", result.best, priced))
         if result.recheck:
             parts.append(_recheck_table(result.recheck))
-            if any(not r.get("meets_slo", True) for r in result.recheck):
-                parts.append(Text("The simulator finds picks above that miss a target: the queueing approximation "
-                                  "is optimistic for them; prefer a pick the simulator confirms, or raise --recheck.",
-                                  style="bold yellow"))  # fmt: skip
+            parts.append(_recommendation(result))
     else:
         labels = {"memory": "memory", "tpot_p99": "TPOT p99", "ttft_p99": "TTFT p99", "gpus": "--max-gpus"}
         counts = ", ".join(f"{labels[k]} {n:,}" for k, n in result.failing.items() if n)
@@ -162,5 +173,6 @@ def _data(result: PlanResult) -> dict[str, Any]:
                     "prices_per_gpu_hour": req.prices_per_gpu_hour, "engine": req.engine},
         "feasible": result.feasible, "searched": result.searched, "search_s": result.search_s,
         "failing": result.failing,
-        "best": result.best, "closest": result.closest, "recheck": result.recheck, "pareto": result.pareto,
+        "best": result.best, "closest": result.closest, "recheck": result.recheck,
+        "recommended": result.recommended, "pareto": result.pareto,
     }  # fmt: skip

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from roofline.planner.search import PlanRequest
 
 RECHECK_REQUESTS = 300
+RECHECK_FALLBACK = 4  # when none of the --recheck picks holds in simulation, try up to 4x as many in all
 
 
 def recheck(workload: Workload, request: PlanRequest, engine: EngineConfig,

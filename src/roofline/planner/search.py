@@ -22,7 +22,7 @@ from roofline.hardware_specs import Cluster
 from roofline.ir import Precision
 from roofline.planner import grid, slo
 from roofline.planner.pareto import pareto_front
-from roofline.planner.recheck import recheck
+from roofline.planner.recheck import RECHECK_FALLBACK, recheck
 from roofline.simulator.fast import FastModel, evaluate
 from roofline.simulator.serving.engine_config import EngineConfig, load_engine
 from roofline.workloads import get_autoregressive
@@ -219,6 +219,7 @@ class PlanResult:
     search_s: float
     recheck: list[dict[str, Any]] = field(default_factory=list)
     failing: dict[str, int] = field(default_factory=dict)  # valid configurations failing each limit
+    recommended: dict[str, Any] | None = None  # the cheapest pick the serving simulator confirms
 
     @property
     def feasible(self) -> bool:
@@ -253,8 +254,27 @@ def plan(request: PlanRequest) -> PlanResult:
     front = fits[pareto_front(s["tokens_per_s_per_gpu"][fits], s["tokens_per_s_per_user"][fits])]
     pareto = [_row(cands, s, int(i), []) for i in front]
     searched_s = time.perf_counter() - start
-    picked = _best_per_layout(ranked[ok[ranked]], c, request.top)[: request.recheck]
-    checks = recheck(workload, request, engine, [(cands.hardware[int(c["hardware"][i])],
-                     cands.precisions[int(c["precision"][i])], best[j]) for j, i in enumerate(picked)])  # fmt: skip
+    order = _best_per_layout(ranked[ok[ranked]], c, request.recheck * RECHECK_FALLBACK)
+    picks = [(cands.hardware[int(c["hardware"][i])], cands.precisions[int(c["precision"][i])], _row(cands, s, i, []))
+             for i in order]  # fmt: skip
+    checks, recommended = _recheck_in_order(workload, request, engine, picks)
     failing = {k: int(np.sum(s["valid"] & ~(v[k] <= 1.0))) for k in FAILURES}
-    return PlanResult(request, best, closest, pareto, len(c["batch"]), searched_s, checks, failing)
+    return PlanResult(request, best, closest, pareto, len(c["batch"]), searched_s, checks, failing, recommended)
+
+
+def _recheck_in_order(workload: Workload, request: PlanRequest, engine: EngineConfig,
+                      picks: list[tuple[str, Precision, dict[str, Any]]]
+                      ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:  # fmt: skip
+    """Simulate the `request.recheck` cheapest picks; when none of them meets the targets, go on down
+    the list one pick at a time (up to RECHECK_FALLBACK x as many) until one does. Returns every check
+    and the cheapest pick the simulator confirms (its planned row and simulated p99s), if any."""
+    checks: list[dict[str, Any]] = []
+    recommended: dict[str, Any] | None = None
+    for n, pick in enumerate(picks):
+        if n >= request.recheck and recommended is not None:
+            break
+        done = recheck(workload, request, engine, [pick])
+        checks += done
+        if recommended is None and done and done[0].get("meets_slo"):
+            recommended = {**pick[2], **done[0]}
+    return checks, recommended
