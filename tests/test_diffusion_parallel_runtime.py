@@ -276,7 +276,6 @@ def test_xlsx_for_diffusion(tmp_path: Path, args: tuple[str, ...]) -> None:
     ("plan", "--rate", "1", "--isl", "100", "--osl", "100", "--ttft-p99", "1", "--tpot-p99", "0.1"),
     ("sweep",),
     ("memory",),
-    ("report", "-o", "REPORT.html"),
     ("plot", "breakdown", "-o", "PLOT.png"),
 ])  # fmt: skip
 def test_serving_commands_refuse_diffusion_kinds(tmp_path: Path, model_id: str, command: tuple[str, ...]) -> None:
@@ -403,3 +402,23 @@ def test_plot_refuses_language_model_options_for_diffusion(tmp_path: Path) -> No
                                  "-o", str(tmp_path / "p.png")])  # fmt: skip
     assert result.exit_code == 2 and "--pp" in result.output
     assert not (tmp_path / "p.png").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ("--model", "wan2.1-t2v-14b", "--gpus", "8", "--sp", "8", "--preset", "720p-5s"),
+    ("--model", "llada-8b", "--gen-len", "64", "--block-len", "32", "--cache", "dual", "--compare-ar", "llama-3.1-8b"),
+])  # fmt: skip
+def test_html_report_of_a_diffusion_model(tmp_path: Path, args: tuple[str, ...]) -> None:
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", "--hardware", "h100-sxm", *args, "-o", str(out), "--no-figures"])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    data = json.loads(runner.invoke(app, ["estimate", "--hardware", "h100-sxm", *args, "--format", "json"]).stdout)
+    for section in ("summary", "memory", "operators", "assumptions", "sources"):
+        assert f'id="{section}"' in page
+    for row in data["step_ops"]:
+        assert f"<td>{row['name']}</td>" in page
+    assert "Attention fraction charged" in page and "<script" not in page
+    refused = runner.invoke(app, ["report", "--hardware", "h100-sxm", *args, "--kv-dtype", "fp8", "-o",
+                                  str(tmp_path / "x.html")])  # fmt: skip
+    assert refused.exit_code == 2 and not (tmp_path / "x.html").exists()

@@ -14,11 +14,14 @@ from roofline import __version__
 from roofline.cli import estimate as est
 from roofline.cli.common import write_new_file
 from roofline.cli.estimate import Query, QueryOptions
+from roofline.cli.estimate_diffusion import DiffusionOptions, is_diffusion, run_diffusion_data
 from roofline.errors import RooflineError
+from roofline.hardware_specs import Cluster
 from roofline.reports import html
-from roofline.reports.assumptions import estimate_inputs, hardware_sources, parallelism
+from roofline.reports.assumptions import diffusion_inputs, estimate_inputs, hardware_sources, parallelism
 from roofline.simulator import estimate
 from roofline.simulator.results import EstimateResult
+from roofline.workloads import get_workload
 
 SCALING_BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 
@@ -42,6 +45,29 @@ def _figures(q: Query, result: EstimateResult) -> list[html.Figure]:
     except (ImportError, AttributeError, TypeError) as exc:
         typer.echo(f"warning: no figures in the report ({type(exc).__name__}: {exc})", err=True)
         return []
+
+
+def _diffusion_figures(data: dict[str, Any], cluster: Cluster) -> list[html.Figure]:
+    try:
+        from roofline.reports import plot_data, plots
+
+        fig = plots.roofline_figure(plot_data.diffusion_roofline_data(data, cluster))
+        return [("Operators of each step on the roofline", html.figure_png(fig))]
+    except (ImportError, AttributeError, TypeError) as exc:
+        typer.echo(f"warning: no figures in the report ({type(exc).__name__}: {exc})", err=True)
+        return []
+
+
+def _diffusion_header(data: dict[str, Any], cluster: Cluster) -> list[tuple[str, Any]]:
+    acc = cluster.accelerator
+    return [
+        ("model", f"{data['model']} ({data['kind']})"),
+        ("hardware", f"{acc.id} ({acc.name})"),
+        ("system", f"{cluster.describe()}: {cluster.system.name}"),
+        ("attention", f"{data['attention_kernel']}, {'torch.compile' if data['compiled'] else 'eager PyTorch'}"),
+        ("tool", f"roofline {__version__}"),
+        ("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
+    ]
 
 
 def _header(q: Query, result: EstimateResult) -> list[tuple[str, Any]]:
@@ -72,12 +98,37 @@ def report_command(
     comm_library: str = est.COMM_LIBRARY, overlap_ep: bool = est.OVERLAP_EP, cp: int = est.CP, sp: int | None = est.SP,
     ideal: bool = typer.Option(False, "--ideal", help="pure roofline: every achievable fraction 1, no overheads"),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="draw the figures (a few seconds)"),
+    resolution: str | None = est.RESOLUTION, video: str | None = est.VIDEO, preset: str | None = est.PRESET,
+    steps: int | None = est.STEPS, cfg: bool | None = est.CFG, cfg_parallel: bool = est.CFG_PARALLEL,
+    ring: int | None = est.RING, gen_len: int | None = est.GEN_LEN, block_len: int | None = est.BLOCK_LEN,
+    cache: str | None = est.CACHE, compare_ar: str | None = est.COMPARE_AR,
+    attention_kernel: str | None = est.ATTENTION_KERNEL, compiled: bool | None = est.COMPILED,
 ) -> None:  # fmt: skip
     """Write one estimate as a self-contained HTML page with figures and the source of every hardware number."""
     if output.suffix.lower() not in (".html", ".htm"):
         raise RooflineError(f"-o {output}: the report is HTML; the file name must end in .html")
     if output.exists() and not force:  # before any work
         raise RooflineError(f"'{output}' already exists; pass --force to overwrite it")
+    diffusion = DiffusionOptions(resolution, video, steps, cfg, cfg_parallel, gen_len, block_len, cache, compare_ar,
+                                 sp, ring, preset, attention_kernel, compiled, weight_dtype)  # fmt: skip
+    workload = get_workload(model)
+    if is_diffusion(workload):
+        est.refuse_llm_options(model, est.llm_option_values(pp, ep, attn_dp, moe_imbalance, osl, expert_dtype,
+                                                            kv_dtype, activation_dtype, reserve, max_num_tokens, mtp,
+                                                            mtp_acceptance, comm_library, overlap_ep, cp))  # fmt: skip
+        data, cluster = run_diffusion_data(workload, diffusion, hardware, system, gpus, batch, tp, isl, ideal)
+        page = html.diffusion_page(
+            data,
+            _diffusion_header(data, cluster),
+            diffusion_inputs(data, cluster, ideal),
+            hardware_sources(cluster),
+            _diffusion_figures(data, cluster) if figures else [],
+        )
+        write_new_file(output, page, force)
+        sys.stderr.write(f"wrote {output}\n")
+        return
+    if diffusion.given():
+        raise RooflineError(f"{', '.join(diffusion.given())}: diffusion options; {model} is not a diffusion model")
     options = QueryOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batch, isl, osl,
                            weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens,
                            mtp, mtp_acceptance, comm_library, overlap_ep, cp, sp)  # fmt: skip

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from roofline.reports.tables import format_gib, summary_text_rows
-from roofline.simulator.results import EstimateResult, MemoryResult, PhaseResult
+from roofline.reports.tables import format_gib, metric_rows, summary_text_rows
+from roofline.simulator.results import EstimateResult, MemoryResult, PhaseResult, op_row_dict
 from roofline.units import format_bytes, format_count, format_time
 
 Figure = tuple[str, bytes]  # (title, PNG bytes)
@@ -128,12 +128,18 @@ OP_NUMERIC = tuple(range(2, 11))
 
 
 def op_rows(phase: PhaseResult) -> list[tuple[Any, ...]]:
-    total = sum(op.time_s for op in phase.ops) or 1.0
-    return [(op.name, op.op_class, op.count, format_count(op.flops), format_bytes(op.bytes),
-             f"{op.arithmetic_intensity_flops_per_byte:,.1f}", format_time(op.compute_s), format_time(op.memory_s),
-             format_time(op.communication_s) if op.communication_s else "-", format_time(op.time_s),
-             f"{100 * op.time_s / total:.1f}%", f"{op.bound}: {op.detail}" if op.detail else op.bound)
-            for op in phase.ops]  # fmt: skip
+    return dict_op_rows([op_row_dict(op) for op in phase.ops])
+
+
+def dict_op_rows(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Operator rows (op_row_dict keys) as table cells, each with its share of the rows' time."""
+    total = sum(r["time_s"] for r in rows) or 1.0
+    return [(r["name"], r["op_class"], r["count"], format_count(r["flops"]), format_bytes(r["bytes"]),
+             f"{r['arithmetic_intensity_flops_per_byte']:,.1f}", format_time(r["compute_s"]),
+             format_time(r["memory_s"]), format_time(r["communication_s"]) if r["communication_s"] else "-",
+             format_time(r["time_s"]), f"{100 * r['time_s'] / total:.1f}%",
+             f"{r['bound']}: {r['detail']}" if r["detail"] else r["bound"])
+            for r in rows]  # fmt: skip
 
 
 def png_data_uri(png: bytes) -> str:
@@ -183,10 +189,43 @@ def estimate_page(result: EstimateResult, header: Pairs, assumptions: Pairs, sou
         ("assumptions", "Assumptions", _meta(assumptions)),
         ("sources", "Hardware numbers and their sources", _sources(sources)),
     ]
+    return _page(title_of(r), header, sections)
+
+
+def diffusion_page(data: dict[str, Any], header: Pairs, assumptions: Pairs, sources: Sequence[tuple[str, str, str]],
+                   figures: Sequence[Figure]) -> str:  # fmt: skip
+    """A diffusion estimate (its dict with operator rows): summary, memory, figures, one operator
+    table per step kind, assumptions, sources."""
+    scalars = {k: v for k, v in data.items() if k not in ("memory", "compare_ar")}
+    summary = table(("metric", "value"), metric_rows(scalars), numeric=(1,))
+    if "compare_ar" in data:
+        summary += "<h3>Autoregressive comparison</h3>\n" + table(
+            ("metric", "value"), metric_rows(data["compare_ar"]), numeric=(1,)
+        )
+    memory = table(("item", "size"), metric_rows(data["memory"]), numeric=(1,))
+    kinds = {k["phase"]: k for k in data.get("step_kinds", [])}
+    rows = [*data.get("step_ops", []), *data.get("once_ops", [])]
+    operators = "\n".join(
+        f"<h3>{escape(phase)}" + (f", x {kinds[phase]['steps']:,} steps" if phase in kinds else "") + "</h3>\n"
+        + table(OP_HEADER, dict_op_rows([r for r in rows if r["phase"] == phase]), "wide", OP_NUMERIC)
+        for phase in dict.fromkeys(r["phase"] for r in rows)
+    )  # fmt: skip
+    sections = [
+        ("summary", "Summary", summary),
+        ("memory", "Memory per GPU", memory),
+        ("figures", "Figures", _figures(figures)),
+        ("operators", "Operators", operators or '<p class="note">No operator rows.</p>'),
+        ("assumptions", "Assumptions", _meta(assumptions)),
+        ("sources", "Hardware numbers and their sources", _sources(sources)),
+    ]
+    return _page(str(data.get("title", data["model"])), header, sections)
+
+
+def _page(heading: str, header: Pairs, sections: Sequence[tuple[str, str, str]]) -> str:
     nav = " ".join(f'<a href="#{key}">{escape(name)}</a>' for key, name, _ in sections)
     parts = [f'<section id="{key}"><h2>{escape(name)}</h2>\n{body}</section>' for key, name, body in sections]
     body = f'<div class="cols">{parts[0]}\n{parts[1]}</div>\n' + "\n".join(parts[2:])
-    title = f"roofline report: {title_of(r)}"
+    title = f"roofline report: {heading}"
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -198,7 +237,7 @@ def estimate_page(result: EstimateResult, header: Pairs, assumptions: Pairs, sou
 <body>
 <main>
 <header>
-<h1>{escape(title_of(r))}</h1>
+<h1>{escape(heading)}</h1>
 {_meta(header)}
 <nav>{nav}</nav>
 </header>

@@ -212,27 +212,35 @@ def diffusion_table(data: dict[str, Any]) -> Table:
     table = Table(title=data.get("title", data["model"]), title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    for key, value in metric_rows(data):
+        table.add_row(key, value)
+    return table
 
-    def show(key: str, value: Any) -> str:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return str(value)
-        if key.endswith("_s") and not key.endswith("per_s"):  # a time, not a rate
-            return format_time(value)
-        if key.endswith("_bytes"):
-            return format_gib(value)
-        if key.endswith(("share", "ratio")):
-            return f"{value:.3g}" if key.endswith("ratio") else f"{100 * value:.1f}%"
-        return f"{value:,.4g}" if isinstance(value, float) else f"{value:,}"
 
+def format_metric(key: str, value: Any) -> str:
+    """A value of a diffusion estimate's dict in human units, by its key's suffix (_s, _bytes, share)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if key.endswith("_s") and not key.endswith("per_s"):  # a time, not a rate
+        return format_time(value)
+    if key.endswith("_bytes"):
+        return format_gib(value)
+    if key.endswith(("share", "ratio")):
+        return f"{value:.3g}" if key.endswith("ratio") else f"{100 * value:.1f}%"
+    return f"{value:,.4g}" if isinstance(value, float) else f"{value:,}"
+
+
+def metric_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """The scalars of a diffusion estimate's dict (nested dicts as key.sub), formatted."""
+    rows = []
     for key, value in data.items():
         if key == "title" or isinstance(value, list):
             continue
         if isinstance(value, dict):
-            for sub, v in value.items():
-                table.add_row(f"{key}.{sub}", show(sub, v))
+            rows += [(f"{key}.{sub}", format_metric(sub, v)) for sub, v in value.items()]
         else:
-            table.add_row(key, show(key, value))
-    return table
+            rows.append((key, format_metric(key, value)))
+    return rows
 
 
 def step_kinds_table(kinds: list[dict[str, Any]]) -> Table:
