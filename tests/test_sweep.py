@@ -136,7 +136,9 @@ def test_table_and_json_to_stdout() -> None:
 @pytest.mark.parametrize(
     ("option", "value"),
     [("--max-num-tokens", "0"), ("--max-num-tokens", "-5"), ("--tp", "0"), ("--pp", "-1"), ("--ep", "0"),
-     ("--attn-dp", "-2"), ("--batch", "0"), ("--batch", "-4"), ("--isl", "0"), ("--osl", "-1")],
+     ("--attn-dp", "-2"), ("--batch", "0"), ("--batch", "-4"), ("--isl", "0"), ("--osl", "-1"),
+     ("--request-rate", "abc"), ("--request-rate", "0"), ("--request-rate", "inf"), ("--request-rate", ","),
+     ("--num-requests", "3")],
 )  # fmt: skip
 def test_bad_numbers_are_one_line_exit_2(option: str, value: str) -> None:
     args = ["sweep", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--quiet", option, value]
@@ -144,3 +146,38 @@ def test_bad_numbers_are_one_line_exit_2(option: str, value: str) -> None:
     assert out.exit_code == 2, (out.output, out.exception)
     assert out.stderr.startswith("error:") and out.stderr.strip().count("\n") == 0, out.stderr
     assert "Traceback" not in out.output
+
+
+SERVED = ["sweep", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--batch", "64,256", "--isl", "1024",
+          "--osl", "256", "--request-rate", "2,40", "--num-requests", "120", "--quiet"]  # fmt: skip
+
+
+def test_request_rates_serve_every_configuration(tmp_path: Path) -> None:
+    """Load curves: each (configuration, rate) is one simulated point. At 2 requests/s the GPU keeps up
+    (output = rate x osl); at 40 requests/s a 64-sequence batch limit saturates it and TTFT queues up,
+    which a 256 limit relieves."""
+    out = tmp_path / "load.csv"
+    result = runner.invoke(app, [*SERVED, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = _csv(out)
+    assert [(r["batch"], r["request_rate"]) for r in rows] == [("64", "2.0"), ("64", "40.0"), ("256", "2.0"),
+                                                               ("256", "40.0")]  # fmt: skip
+    low = rows[0]
+    assert float(low["output_tokens_per_s"]) == pytest.approx(2 * 256, rel=0.15)
+    assert float(low["ttft_p99_s"]) >= float(low["ttft_s"]) and float(low["tpot_p99_s"]) >= float(low["tpot_s"])
+    assert float(rows[1]["ttft_s"]) > 10 * float(low["ttft_s"])  # saturated: requests wait for a slot
+    assert float(rows[3]["ttft_s"]) < float(rows[1]["ttft_s"])
+    assert float(rows[3]["mean_batch"]) > 64
+
+
+def test_request_rates_in_the_workbook_and_not_with_exact(tmp_path: Path) -> None:
+    out = tmp_path / "load.xlsx"
+    assert runner.invoke(app, [*SERVED, "-o", str(out)]).exit_code == 0
+    headers = [c.value for c in next(openpyxl.load_workbook(out)["Results"].iter_rows(max_row=1))]
+    assert "Request rate (requests/s)" in headers and "TTFT p99 (ms)" in headers
+    plain = tmp_path / "plain.xlsx"
+    assert runner.invoke(app, ["sweep", *GRID, "-o", str(plain)]).exit_code == 0
+    plain_headers = [c.value for c in next(openpyxl.load_workbook(plain)["Results"].iter_rows(max_row=1))]
+    assert "Request rate (requests/s)" not in plain_headers  # estimate sweeps keep their columns
+    exact = runner.invoke(app, [*SERVED, "--exact"])
+    assert exact.exit_code == 2 and "--exact" in exact.output

@@ -18,7 +18,7 @@ from roofline.errors import RooflineError
 from roofline.planner import grid
 from roofline.planner.sweep import AXES, SweepRequest, run_sweep
 from roofline.reports.formats import to_csv, to_json
-from roofline.reports.workbook import SWEEP_COLUMNS, best_rows, write_workbook
+from roofline.reports.workbook import SWEEP_COLUMNS, best_rows, present_columns, write_workbook
 from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS
 from roofline.simulator.serving.engine_config import load_engine
 
@@ -70,8 +70,11 @@ TABLE_KEYS = (
     "batch",
     "isl",
     "osl",
+    "request_rate",
     "ttft_s",
     "tpot_s",
+    "ttft_p99_s",
+    "tpot_p99_s",
     "output_tokens_per_s_per_gpu",
     "output_tokens_per_s_per_user",
     "memory_bytes",
@@ -80,7 +83,7 @@ TABLE_KEYS = (
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:
-    columns = [c for c in SWEEP_COLUMNS if c.key in TABLE_KEYS]
+    columns = [c for c in present_columns(SWEEP_COLUMNS, rows) if c.key in TABLE_KEYS]
     table = Table(title=f"{len(rows)} configurations")
     for column in columns:
         table.add_column(column.header, justify="left" if column.number_format == "General" else "right")
@@ -118,6 +121,10 @@ def sweep_command(
     max_num_tokens: int = typer.Option(DEFAULT_MAX_NUM_TOKENS, "--max-num-tokens", help="engine token budget per step"),
     engine: str | None = typer.Option(None, "--engine", help="add an engine profile's host overheads (trtllm, vllm)"),
     exact: bool = typer.Option(False, "--exact", help="full estimator per configuration (slow), not the fast path"),
+    request_rate: str | None = typer.Option(
+        None, "--request-rate", help="serve every configuration at these rates (requests/s, comma list): load "
+        "curves from the serving simulator; --batch is then the batch limit, --engine the engine (trtllm)"),
+    num_requests: int = typer.Option(300, "--num-requests", help="with --request-rate: requests simulated per point"),
     output: Path | None = typer.Option(None, "--output", "-o", help="write FILE.csv, FILE.parquet or FILE.xlsx"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing output file"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
@@ -131,8 +138,9 @@ def sweep_command(
     axes = {name: grid.parse_ints(texts[name], "--" + name.replace("_", "-")) for name in AXES}
     dtypes: tuple[str | None, ...] = tuple(grid.parse_names(weight_dtype)) if weight_dtype else (None,)
     profile = load_engine(engine) if engine else None
+    rates = _rates(request_rate) if request_rate is not None else ()
     request = SweepRequest(tuple(grid.parse_names(model)), tuple(grid.parse_names(hardware)), axes, dtypes, kv_dtype,
-                           max_num_tokens, profile, exact)  # fmt: skip
+                           max_num_tokens, profile, exact, rates, num_requests)  # fmt: skip
     with _progress(quiet, request.size) as bar:
         task = bar.add_task("sweep", total=request.size) if bar else None
         rows, skipped = run_sweep(request, (lambda n: bar.advance(task, n)) if bar else None)
@@ -156,6 +164,16 @@ def sweep_command(
         Console(width=200).print(_table(rows))
 
 
+def _rates(text: str) -> tuple[float, ...]:
+    try:
+        rates = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise RooflineError(f"--request-rate takes requests/s separated by commas, e.g. 1,2,4; got '{text}'") from None
+    if not rates:
+        raise RooflineError("--request-rate needs at least one rate")
+    return rates
+
+
 def _describe(row: dict[str, Any]) -> str:
     return (f"{row['model']} on {row['hardware']} tp {row['tp']} pp {row['pp']} batch {row['batch']}: "
             f"{row['output_tokens_per_s_per_gpu']:,.0f} tokens/s per GPU")  # fmt: skip
@@ -163,7 +181,7 @@ def _describe(row: dict[str, Any]) -> str:
 
 def _inputs(request: SweepRequest, engine: str | None) -> list[tuple[str, Any]]:
     axes = request.axes
-    return [
+    rows: list[tuple[str, Any]] = [
         ("Tool", f"roofline {__version__}"),
         ("Estimator", "full estimator per configuration" if request.exact else "fast path (vectorised roofline)"),
         ("Models", ", ".join(request.models)),
@@ -182,6 +200,15 @@ def _inputs(request: SweepRequest, engine: str | None) -> list[tuple[str, Any]]:
         ("Engine step overhead (ms)", request.engine.step_overhead * 1e3 if request.engine else 0.0),
         ("Engine per-sequence overhead (us)", request.engine.per_sequence_overhead * 1e6 if request.engine else 0.0),
         ("Activations", "bf16"),
-        ("TPOT", "decode step at the mean decode context; TTFT: prefill of the whole batch"),
-        ("Throughput", "batch / TPOT (steady decode), per GPU over tp x pp x attention-DP GPUs"),
     ]
+    if request.request_rates:
+        return [*rows, *(
+            ("Estimator", "serving simulator: each configuration served at each rate (Poisson arrivals)"),
+            ("Request rates (requests/s)", ", ".join(f"{r:g}" for r in request.request_rates)),
+            ("Requests simulated per point", request.num_requests),
+            ("Engine", engine or "trtllm (default)"),
+            ("Batch", "the engine's batch limit per replica (max_batch)"),
+            ("TTFT / TPOT", "mean and p99 over the simulated requests; throughput: achieved output tokens/s"),
+        )]  # fmt: skip
+    return [*rows, ("TPOT", "decode step at the mean decode context; TTFT: prefill of the whole batch"),
+            ("Throughput", "batch / TPOT (steady decode), per GPU over tp x pp x attention-DP GPUs")]  # fmt: skip

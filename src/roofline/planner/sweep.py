@@ -1,8 +1,11 @@
 """`sweep`: `estimate` over a grid of parameters, on the fast path (or, with `exact`, the full
-estimator one configuration at a time), as rows in SI units."""
+estimator one configuration at a time), as rows in SI units. With request rates, each configuration
+is served instead: Poisson arrivals at every rate through the engine's scheduler (simulator/serving),
+the batch axis being the engine's batch limit, so the rows trace load curves."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +19,7 @@ from roofline.simulator.engine import estimate
 from roofline.simulator.fast import FastModel, configs_from, evaluate
 from roofline.simulator.memory import memory_result
 from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS, ParallelPlan, Scenario, prefill_chunks
-from roofline.simulator.serving.engine_config import EngineConfig
+from roofline.simulator.serving.engine_config import EngineConfig, load_engine
 from roofline.workloads import get_autoregressive
 
 AXES = ("tp", "pp", "ep", "attn_dp", "batch", "isl", "osl")
@@ -30,8 +33,10 @@ class SweepRequest:
     weight_dtypes: tuple[str | None, ...] = (None,)  # None: as shipped
     kv_dtype: str | None = None
     max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS
-    engine: EngineConfig | None = None  # host overheads added to TTFT and TPOT when given
+    engine: EngineConfig | None = None  # host overheads added to TTFT and TPOT when given; serve: the engine
     exact: bool = False
+    request_rates: tuple[float, ...] = ()  # requests/s per configuration: serve each (Poisson) instead
+    num_requests: int = 300  # simulated requests per served point
 
     def __post_init__(self) -> None:
         if self.max_num_tokens < 1:
@@ -39,13 +44,19 @@ class SweepRequest:
         for name, values in self.axes.items():
             if not values or min(values) < 1:
                 raise RooflineError(f"--{name.replace('_', '-')}: values must be positive integers")
+        if any(not (0 < r < math.inf) for r in self.request_rates):
+            raise RooflineError("--request-rate: rates must be positive and finite (requests/s)")
+        if self.num_requests < 10:
+            raise RooflineError(f"--num-requests must be at least 10, not {self.num_requests}")
+        if self.request_rates and self.exact:
+            raise RooflineError("--exact is for estimate sweeps; with --request-rate every point is simulated")
 
     @property
     def size(self) -> int:
         n = len(self.models) * len(self.hardware) * len(self.weight_dtypes)
         for values in self.axes.values():
             n *= len(values)
-        return n
+        return n * max(1, len(self.request_rates))
 
 
 def _row(model: str, hardware: str, weights: str, kv: str, cfg: dict[str, int], ttft_s: float, tpot_s: float,
@@ -72,7 +83,7 @@ def run_sweep(request: SweepRequest, progress: Callable[[int], None] | None = No
         precisions = [grid.precision_for(workload, d, request.kv_dtype) for d in request.weight_dtypes]
         configs = [{"hardware": h, "precision": p, **c} for h in range(len(clusters)) for p in range(len(precisions))
                    for c in grid.product_rows(request.axes)]  # fmt: skip
-        run = _exact if request.exact else _fast
+        run = _serve if request.request_rates else _exact if request.exact else _fast
         rows += run(workload.id, request, clusters, precisions, configs, skipped, progress)
     return rows, skipped
 
@@ -115,10 +126,7 @@ def _exact(model_id: str, request: SweepRequest, clusters: list[Any], precisions
             if progress:
                 progress(1)
             continue
-        mem = memory_result(workload, cluster, scenario)
-        memory = {"weights_bytes": mem.weights_bytes, "kv_cache_bytes": mem.kv_cache_bytes,
-                  "activation_bytes": mem.activation_bytes, "memory_bytes": mem.total_bytes,
-                  "capacity_bytes": mem.capacity_bytes, "fits": mem.fits}  # fmt: skip
+        memory = _memory(workload, cluster, scenario)
         ttft, tpot = result.ttft_s, result.tpot_s
         engine = request.engine
         if engine is not None:  # host overheads as FastModel adds them: per step, per sequence in a step
@@ -129,4 +137,53 @@ def _exact(model_id: str, request: SweepRequest, clusters: list[Any], precisions
         rows.append(_row(model_id, hardware, grid.dtype_label(p), p.kv_cache.value, cfg, ttft, tpot, memory))
         if progress:
             progress(1)
+    return rows
+
+
+def _memory(workload: Any, cluster: Any, scenario: Scenario) -> dict[str, Any]:
+    mem = memory_result(workload, cluster, scenario)
+    return {"weights_bytes": mem.weights_bytes, "kv_cache_bytes": mem.kv_cache_bytes,
+            "activation_bytes": mem.activation_bytes, "memory_bytes": mem.total_bytes,
+            "capacity_bytes": mem.capacity_bytes, "fits": mem.fits}  # fmt: skip
+
+
+def _serve(model_id: str, request: SweepRequest, clusters: list[Any], precisions: list[Any],
+           configs: list[dict[str, int]], skipped: dict[str, int], progress: Callable[[int], None] | None
+           ) -> list[dict[str, Any]]:  # fmt: skip
+    """Each configuration served at each rate: the batch axis is the replica's batch limit and the
+    engine's token budget is --max-num-tokens (both fixed, not the trtllm-bench heuristic)."""
+    from roofline.simulator.serving import Load, serve
+
+    workload = get_autoregressive(model_id)
+    engine = request.engine or load_engine()
+    rates = request.request_rates
+    rows = []
+    for cfg in configs:
+        p, hardware = precisions[cfg["precision"]], request.hardware[cfg["hardware"]]
+        try:
+            plan = ParallelPlan(tp=cfg["tp"], pp=cfg["pp"], ep=cfg["ep"], attn_dp=cfg["attn_dp"])
+            scenario = Scenario(cfg["batch"], cfg["isl"], cfg["osl"], p, plan, max_num_tokens=request.max_num_tokens)
+            cluster = resolve_cluster(hardware=hardware, num_gpus=plan.num_gpus)
+            memory = _memory(workload, cluster, scenario)
+            limited = engine.model_copy(update={"max_batch": -(-cfg["batch"] // plan.attn_dp), "limits": "fixed",
+                                                "max_num_tokens": request.max_num_tokens})  # fmt: skip
+            served = [serve(workload, cluster, scenario, limited,
+                            Load("request_rate", rate, num_requests=request.num_requests)).to_dict()
+                      for rate in rates]  # fmt: skip
+        except RooflineError as exc:
+            skipped[str(exc)] = skipped.get(str(exc), 0) + len(rates)
+            if progress:
+                progress(len(rates))
+            continue
+        for rate, data in zip(rates, served, strict=True):
+            row = _row(model_id, hardware, grid.dtype_label(p), p.kv_cache.value, cfg, data["ttft_ms"]["mean"] / 1e3,
+                       data["tpot_ms"]["mean"] / 1e3, memory)  # fmt: skip
+            rows.append({**row, "request_rate": rate, "ttft_p99_s": data["ttft_ms"]["p99"] / 1e3,
+                         "tpot_p99_s": data["tpot_ms"]["p99"] / 1e3,
+                         "output_tokens_per_s": data["output_tokens_per_s"],
+                         "output_tokens_per_s_per_gpu": data["output_tokens_per_s_per_gpu"],
+                         "output_tokens_per_s_per_user": data["output_tokens_per_s_per_user"],
+                         "mean_batch": data["mean_batch"]})  # fmt: skip
+        if progress:
+            progress(len(rates))
     return rows

@@ -45,8 +45,12 @@ SWEEP_COLUMNS = (
     Column("batch", "Batch (sequences)", number_format="#,##0"),
     Column("isl", "Input length (tokens)", number_format="#,##0"),
     Column("osl", "Output length (tokens)", number_format="#,##0"),
+    Column("request_rate", "Request rate (requests/s)", number_format="#,##0.###"),
     Column("ttft_s", "TTFT (ms)", 1e3, "#,##0.00"),
     Column("tpot_s", "TPOT (ms)", 1e3, "#,##0.000"),
+    Column("ttft_p99_s", "TTFT p99 (ms)", 1e3, "#,##0.00"),
+    Column("tpot_p99_s", "TPOT p99 (ms)", 1e3, "#,##0.000"),
+    Column("mean_batch", "Mean batch run (sequences)", number_format="#,##0.0"),
     Column("output_tokens_per_s", "Output throughput (tokens/s)", number_format="#,##0", width=14),
     Column("output_tokens_per_s_per_gpu", "Throughput per GPU (tokens/s/GPU)", number_format="#,##0", width=14),
     Column("output_tokens_per_s_per_user", "Speed per user (tokens/s/user)", number_format="#,##0.0", width=14),
@@ -130,8 +134,15 @@ def _summary(ws: Worksheet, columns: Sequence[Column], rows: Sequence[dict[str, 
         ws.append([])
 
 
+def present_columns(columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> list[Column]:
+    """The columns some row has a value for (a served sweep's rates and p99s; not an estimate's)."""
+    keys = {k for row in rows for k, v in row.items() if v is not None}
+    return [c for c in columns if c.key in keys]
+
+
 def write_workbook(path: Path, inputs: Sequence[tuple[str, Any]], rows: Sequence[dict[str, Any]],
                    columns: Sequence[Column] = SWEEP_COLUMNS) -> None:  # fmt: skip
+    columns = present_columns(columns, rows)
     book = Workbook(write_only=True)
     _inputs(book.create_sheet("Inputs"), inputs)
     results = book.create_sheet("Results")
