@@ -143,6 +143,7 @@ def test_presets(model_id: str, preset: str, frames: int, tokens: int) -> None:
     ("--model", "llada-8b", "--osl", "64"),
     ("--model", "flux.1-dev", "--kv-dtype", "fp8"),
     ("--model", "wan2.1-t2v-14b", "--mtp", "2"),
+    ("--model", "llada-8b", "--gpus", "4"),  # a diffusion LM runs on its --tp GPUs
 ])  # fmt: skip
 def test_preset_and_ring_misuse_exit_2(args: tuple[str, ...]) -> None:
     result = runner.invoke(app, ["estimate", "--hardware", "h100-sxm", *args])

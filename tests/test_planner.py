@@ -260,6 +260,36 @@ def test_plan_gives_up_after_four_times_the_recheck_budget(monkeypatch: pytest.M
     assert "None of the 8 picks re-checked" in search_view_text(result)
 
 
+def test_plan_recheck_zero_simulates_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from roofline.planner import search
+
+    def boom(*args: object) -> list:  # type: ignore[type-arg]
+        raise AssertionError("--recheck 0 must not simulate")
+
+    monkeypatch.setattr(search, "recheck", boom)
+    result = plan(PlanRequest("llama-3.1-8b", 256, 32, 2.0, 5.0, 0.1, ("h100-sxm",), recheck=0, top=3))
+    assert result.recheck == [] and result.recommended is None and result.best
+
+
+def test_recommended_first_pick_counts_no_missed_cheaper_picks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first pick holds and the next two do not: it is recommended, and none of the picks that
+    failed was cheaper. The JSON carries it."""
+    from roofline.planner import search
+
+    calls: list[dict] = []  # type: ignore[type-arg]
+
+    def fake_recheck(workload, request, engine, picks):  # type: ignore[no-untyped-def]
+        calls.append(picks[0][2])
+        return [fake_check(picks[0][2], len(calls) == 1)]
+
+    monkeypatch.setattr(search, "recheck", fake_recheck)
+    result = plan(PlanRequest("llama-3.1-8b", 256, 32, 2.0, 5.0, 0.1, ("h100-sxm",), recheck=3, top=5))
+    assert [c["meets_slo"] for c in result.recheck] == [True, False, False]
+    assert result.recommended is not None and result.recommended["gpus"] == calls[0]["gpus"]
+    text = search_view_text(result)
+    assert "Recommended:" in text and "cheaper pick" not in text
+
+
 def fake_check(row: dict, meets: bool) -> dict:  # type: ignore[type-arg]
     return {**recheck._key(row), "planned_ttft_p99_s": row["ttft_p99_s"], "simulated_ttft_p99_s": 0.1,
             "planned_tpot_p99_s": row["tpot_p99_s"], "simulated_tpot_p99_s": 0.01, "meets_slo": meets}  # fmt: skip

@@ -181,3 +181,17 @@ def test_request_rates_in_the_workbook_and_not_with_exact(tmp_path: Path) -> Non
     assert "Request rate (requests/s)" not in plain_headers  # estimate sweeps keep their columns
     exact = runner.invoke(app, [*SERVED, "--exact"])
     assert exact.exit_code == 2 and "--exact" in exact.output
+
+
+def test_served_sweep_inputs_name_the_engine_and_skip_uneven_attention_dp() -> None:
+    import json
+
+    out = runner.invoke(app, ["sweep", "--model", "mixtral-8x7b", "--hardware", "h100-sxm", "--weight-dtype", "fp8",
+                              "--batch", "3,4", "--attn-dp", "2", "--ep", "2", "--request-rate", "1",
+                              "--num-requests", "20", "--format", "json", "--quiet"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["inputs"]["Estimator"].startswith("serving simulator")
+    assert data["inputs"]["Engine"] == "trtllm" and data["inputs"]["Engine step overhead (ms)"] > 0
+    assert [r["batch"] for r in data["rows"]] == [4]  # 3 does not split over 2 attention-DP replicas
+    assert any("does not split evenly" in reason for reason in data["skipped"])

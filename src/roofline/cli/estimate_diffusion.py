@@ -132,7 +132,7 @@ def run_dit(dit: DiffusionTransformer, o: DiffusionOptions, hardware: str | None
 
 
 def run_dlm(lm: DiffusionLM, o: DiffusionOptions, hardware: str | None, system: str | None, tp: int, isl: int,
-            batch: int, ideal: bool) -> tuple[dict[str, Any], Cluster]:  # fmt: skip
+            batch: int, ideal: bool, gpus: int | None = None) -> tuple[dict[str, Any], Cluster]:  # fmt: skip
     dit_only = [flag for flag, value in (("--resolution", o.resolution), ("--video", o.video), ("--cfg", o.cfg),
                                          ("--sp", o.sp), ("--ring", o.ring), ("--preset", o.preset))
                 if value is not None]  # fmt: skip
@@ -140,6 +140,9 @@ def run_dlm(lm: DiffusionLM, o: DiffusionOptions, hardware: str | None, system: 
         raise RooflineError(f"{', '.join(dit_only) or '--cfg-parallel'}: options of diffusion transformers, not of "
                             f"the diffusion language model {lm.id} (its GPUs: --tp)")  # fmt: skip
     _at_least_one(batch=batch, tp=tp, isl=isl, gen_len=o.gen_len, steps=o.steps, block_len=o.block_len)
+    if gpus is not None and gpus != tp:
+        raise RooflineError(f"{lm.id} runs on its --tp GPUs ({tp}); --gpus {gpus} does not apply (one request, no "
+                            "replicas)")  # fmt: skip
     gen = lm.default_gen_len if o.gen_len is None else o.gen_len
     precision = Precision(weight=_weight_dtype(o, lm.weight_dtype), kv_cache=lm.kv_cache_dtype)
     steps = gen if o.steps is None else o.steps
@@ -152,9 +155,12 @@ def run_dlm(lm: DiffusionLM, o: DiffusionOptions, hardware: str | None, system: 
 
         ar = estimate(get_autoregressive(o.compare_ar), cluster, Scenario(batch, isl, gen, plan=ParallelPlan(tp=tp)),
                       ideal=ideal)  # fmt: skip
-        ar_data = {"model": ar.model, "latency_s": ar.e2e_latency_s, "tokens_per_s": batch * gen / ar.e2e_latency_s,
-                   "runs_on": "the LLM estimator: a serving engine's fused kernels and default attention, not "
-                              "eager PyTorch"}  # fmt: skip
+        ar_data = {
+            "model": ar.model,
+            "latency_s": ar.e2e_latency_s,
+            "tokens_per_s": batch * gen / ar.e2e_latency_s,
+            "runs_on": "serving-engine kernels",
+        }  # the LLM estimator, not eager PyTorch
         result = replace(result, ar=ar_data)
     data = result.to_dict()
     data["title"] = f"{lm.id} on {tp} x {cluster.accelerator.id}, cache {scenario.cache}"
@@ -174,7 +180,7 @@ def run_diffusion_data(workload: Workload, o: DiffusionOptions, hardware: str | 
                                 f"{workload.text_tokens} tokens")  # fmt: skip
         return run_dit(workload, o, hardware, system, gpus, batch, ideal)
     if isinstance(workload, DiffusionLM):
-        return run_dlm(workload, o, hardware, system, tp, isl, batch, ideal)
+        return run_dlm(workload, o, hardware, system, tp, isl, batch, ideal, gpus)
     raise RooflineError(f"{workload.id}: no diffusion estimator for kind {workload.kind}")  # pragma: no cover
 
 

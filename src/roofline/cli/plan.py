@@ -94,12 +94,17 @@ def _recommendation(result: PlanResult) -> Text:
         return Text(f"None of the {len(result.recheck)} picks re-checked meets every target in simulation: the "
                     "queueing approximation is optimistic here; relax a target or raise --recheck.",
                     style="bold yellow")  # fmt: skip
-    missed = sum(1 for c in result.recheck if not c.get("meets_slo", True))
-    note = f" ({missed} cheaper pick{'s' if missed != 1 else ''} missed a target in simulation)" if missed else ""
+    missed = next(i for i, c in enumerate(result.recheck) if c.get("meets_slo"))  # the checks before it failed
+    note = f" ({missed} cheaper pick{_s(missed)} missed a target in simulation)" if missed else ""
     ttft_ms, tpot_ms = r["simulated_ttft_p99_s"] * 1e3, r["simulated_tpot_p99_s"] * 1e3
     return Text(f"Recommended: {r['hardware']} {r['weight_dtype']}, tp {r['tp']} x pp {r['pp']} x attn-dp "
-                f"{r['attn_dp']}, {r['dp']} replicas, {r['gpus']} GPUs, batch limit {r['batch_limit']}: simulated "
-                f"TTFT p99 {ttft_ms:,.1f} ms, TPOT p99 {tpot_ms:,.2f} ms{note}.", style="bold green")  # fmt: skip
+                f"{r['attn_dp']}, {r['dp']} replica{_s(r['dp'])}, {r['gpus']} GPU{_s(r['gpus'])}, batch limit "
+                f"{r['batch_limit']}: simulated TTFT p99 {ttft_ms:,.1f} ms, TPOT p99 {tpot_ms:,.2f} ms{note}.",
+                style="bold green")  # fmt: skip
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
 
 
 def _view(result: PlanResult) -> Group:

@@ -20,7 +20,7 @@ from roofline.planner.sweep import AXES, SweepRequest, run_sweep
 from roofline.reports.formats import to_csv, to_json
 from roofline.reports.workbook import SWEEP_COLUMNS, best_rows, present_columns, write_workbook
 from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS
-from roofline.simulator.serving.engine_config import load_engine
+from roofline.simulator.serving.engine_config import DEFAULT_ENGINE, load_engine
 
 SUFFIXES = (".csv", ".parquet", ".xlsx")
 LIST_HELP = "comma list or range START:STOP[:+STEP|:xFACTOR]"
@@ -181,34 +181,37 @@ def _describe(row: dict[str, Any]) -> str:
 
 def _inputs(request: SweepRequest, engine: str | None) -> list[tuple[str, Any]]:
     axes = request.axes
+    served = bool(request.request_rates)
+    profile = request.engine or (load_engine() if served else None)
+    if served:
+        estimator = "serving simulator: each configuration served at each rate (Poisson arrivals)"
+    else:
+        estimator = "full estimator per configuration" if request.exact else "fast path (vectorised roofline)"
     rows: list[tuple[str, Any]] = [
         ("Tool", f"roofline {__version__}"),
-        ("Estimator", "full estimator per configuration" if request.exact else "fast path (vectorised roofline)"),
+        ("Estimator", estimator),
         ("Models", ", ".join(request.models)),
         ("Hardware", ", ".join(request.hardware)),
         ("Weight formats", ", ".join(d or "as shipped" for d in request.weight_dtypes)),
         ("KV-cache format", request.kv_dtype or "follows the weight format"),
         ("Input lengths (tokens)", ", ".join(map(str, axes["isl"]))),
         ("Output lengths (tokens)", ", ".join(map(str, axes["osl"]))),
-        ("Batch (sequences per replica)", ", ".join(map(str, axes["batch"]))),
-        (
-            "TP / PP / EP / attention DP",
-            " / ".join(", ".join(map(str, axes[k])) for k in ("tp", "pp", "ep", "attn_dp")),
-        ),
+        ("Batch limit (sequences per replica)" if served else "Batch (sequences per replica)",
+         ", ".join(map(str, axes["batch"]))),
+        ("TP / PP / EP / attention DP",
+         " / ".join(", ".join(map(str, axes[k])) for k in ("tp", "pp", "ep", "attn_dp"))),
         ("Engine token budget per step (max_num_tokens)", request.max_num_tokens),
-        ("Engine host overheads", engine or "none (as `roofline estimate`)"),
-        ("Engine step overhead (ms)", request.engine.step_overhead * 1e3 if request.engine else 0.0),
-        ("Engine per-sequence overhead (us)", request.engine.per_sequence_overhead * 1e6 if request.engine else 0.0),
+        ("Engine", (engine or DEFAULT_ENGINE) if served else engine or "none (host overheads off, as `estimate`)"),
+        ("Engine step overhead (ms)", profile.step_overhead * 1e3 if profile else 0.0),
+        ("Engine per-sequence overhead (us)", profile.per_sequence_overhead * 1e6 if profile else 0.0),
         ("Activations", "bf16"),
-    ]
-    if request.request_rates:
-        return [*rows, *(
-            ("Estimator", "serving simulator: each configuration served at each rate (Poisson arrivals)"),
+    ]  # fmt: skip
+    if served:
+        return [
+            *rows,
             ("Request rates (requests/s)", ", ".join(f"{r:g}" for r in request.request_rates)),
             ("Requests simulated per point", request.num_requests),
-            ("Engine", engine or "trtllm (default)"),
-            ("Batch", "the engine's batch limit per replica (max_batch)"),
             ("TTFT / TPOT", "mean and p99 over the simulated requests; throughput: achieved output tokens/s"),
-        )]  # fmt: skip
+        ]
     return [*rows, ("TPOT", "decode step at the mean decode context; TTFT: prefill of the whole batch"),
             ("Throughput", "batch / TPOT (steady decode), per GPU over tp x pp x attention-DP GPUs")]  # fmt: skip

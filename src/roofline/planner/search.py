@@ -254,7 +254,7 @@ def plan(request: PlanRequest) -> PlanResult:
     front = fits[pareto_front(s["tokens_per_s_per_gpu"][fits], s["tokens_per_s_per_user"][fits])]
     pareto = [_row(cands, s, int(i), []) for i in front]
     searched_s = time.perf_counter() - start
-    order = _best_per_layout(ranked[ok[ranked]], c, request.recheck * RECHECK_FALLBACK)
+    order = _best_per_layout(ranked[ok[ranked]], c, request.recheck * RECHECK_FALLBACK) if request.recheck else []
     picks = [(cands.hardware[int(c["hardware"][i])], cands.precisions[int(c["precision"][i])], _row(cands, s, i, []))
              for i in order]  # fmt: skip
     checks, recommended = _recheck_in_order(workload, request, engine, picks)
@@ -270,7 +270,9 @@ def _recheck_in_order(workload: Workload, request: PlanRequest, engine: EngineCo
     and the cheapest pick the simulator confirms (its planned row and simulated p99s), if any."""
     checks: list[dict[str, Any]] = []
     recommended: dict[str, Any] | None = None
-    for n, pick in enumerate(picks):
+    if request.recheck == 0:  # --recheck 0: no simulation at all
+        return checks, recommended
+    for n, pick in enumerate(picks[: request.recheck * RECHECK_FALLBACK]):
         if n >= request.recheck and recommended is not None:
             break
         done = recheck(workload, request, engine, [pick])

@@ -161,29 +161,39 @@ def _serve(model_id: str, request: SweepRequest, clusters: list[Any], precisions
     for cfg in configs:
         p, hardware = precisions[cfg["precision"]], request.hardware[cfg["hardware"]]
         try:
+            if cfg["batch"] % cfg["attn_dp"]:
+                raise RooflineError(f"batch limit {cfg['batch']} does not split evenly over {cfg['attn_dp']} "
+                                    "attention-DP replicas")  # fmt: skip
             plan = ParallelPlan(tp=cfg["tp"], pp=cfg["pp"], ep=cfg["ep"], attn_dp=cfg["attn_dp"])
             scenario = Scenario(cfg["batch"], cfg["isl"], cfg["osl"], p, plan, max_num_tokens=request.max_num_tokens)
             cluster = resolve_cluster(hardware=hardware, num_gpus=plan.num_gpus)
             memory = _memory(workload, cluster, scenario)
-            limited = engine.model_copy(update={"max_batch": -(-cfg["batch"] // plan.attn_dp), "limits": "fixed",
-                                                "max_num_tokens": request.max_num_tokens})  # fmt: skip
-            served = [serve(workload, cluster, scenario, limited,
-                            Load("request_rate", rate, num_requests=request.num_requests)).to_dict()
-                      for rate in rates]  # fmt: skip
         except RooflineError as exc:
             skipped[str(exc)] = skipped.get(str(exc), 0) + len(rates)
             if progress:
                 progress(len(rates))
             continue
-        for rate, data in zip(rates, served, strict=True):
-            row = _row(model_id, hardware, grid.dtype_label(p), p.kv_cache.value, cfg, data["ttft_ms"]["mean"] / 1e3,
-                       data["tpot_ms"]["mean"] / 1e3, memory)  # fmt: skip
-            rows.append({**row, "request_rate": rate, "ttft_p99_s": data["ttft_ms"]["p99"] / 1e3,
-                         "tpot_p99_s": data["tpot_ms"]["p99"] / 1e3,
-                         "output_tokens_per_s": data["output_tokens_per_s"],
-                         "output_tokens_per_s_per_gpu": data["output_tokens_per_s_per_gpu"],
-                         "output_tokens_per_s_per_user": data["output_tokens_per_s_per_user"],
-                         "mean_batch": data["mean_batch"]})  # fmt: skip
-        if progress:
-            progress(len(rates))
+        limited = engine.model_copy(update={"max_batch": cfg["batch"] // plan.attn_dp, "limits": "fixed",
+                                            "max_num_tokens": request.max_num_tokens})  # fmt: skip
+        for rate in rates:
+            try:
+                data = serve(workload, cluster, scenario, limited,
+                             Load("request_rate", rate, num_requests=request.num_requests)).to_dict()  # fmt: skip
+            except RooflineError as exc:  # this rate only; the configuration's other rates still run
+                skipped[str(exc)] = skipped.get(str(exc), 0) + 1
+            else:
+                rows.append(_served_row(model_id, hardware, p, cfg, rate, data, memory))
+            if progress:
+                progress(1)
     return rows
+
+
+def _served_row(model_id: str, hardware: str, precision: Any, cfg: dict[str, int], rate: float,
+                data: dict[str, Any], memory: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    row = _row(model_id, hardware, grid.dtype_label(precision), precision.kv_cache.value, cfg,
+               data["ttft_ms"]["mean"] / 1e3, data["tpot_ms"]["mean"] / 1e3, memory)  # fmt: skip
+    return {**row, "request_rate": rate, "ttft_p99_s": data["ttft_ms"]["p99"] / 1e3,
+            "tpot_p99_s": data["tpot_ms"]["p99"] / 1e3, "output_tokens_per_s": data["output_tokens_per_s"],
+            "output_tokens_per_s_per_gpu": data["output_tokens_per_s_per_gpu"],
+            "output_tokens_per_s_per_user": data["output_tokens_per_s_per_user"],
+            "mean_batch": data["mean_batch"]}  # fmt: skip
