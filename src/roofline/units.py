@@ -14,7 +14,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, Field, PlainSerializer
 
 _DECIMAL = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
 _BINARY = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}
@@ -115,11 +115,13 @@ Bytes = Annotated[
 BytesPerSecond = Annotated[
     float,
     BeforeValidator(_validator(Dimension.BANDWIDTH)),
+    Field(gt=0),  # a bandwidth of 0 would divide by zero downstream
     PlainSerializer(lambda v: format_rate(v, "B/s"), when_used="json"),
 ]
 FlopsPerSecond = Annotated[
     float,
     BeforeValidator(_validator(Dimension.FLOP_RATE)),
+    Field(gt=0),  # a missing format is `n/a`, not 0
     PlainSerializer(lambda v: format_rate(v, "FLOP/s"), when_used="json"),
 ]
 Seconds = Annotated[

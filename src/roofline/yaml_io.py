@@ -17,6 +17,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RooflineError(f"cannot read '{path}': {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise RooflineError(f"'{path}' is not a UTF-8 text file; give a YAML file") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

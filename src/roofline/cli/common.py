@@ -72,6 +72,8 @@ class Output:
             raise RooflineError(f"--format xlsx: the output file name must end in .xlsx, got '{path}'")
         if is_xlsx_name and fmt is not OutputFormat.xlsx:
             raise RooflineError(f"-o {path}: a .xlsx file takes --format xlsx, not {fmt.value}")
+        if path is not None and path.is_dir():
+            raise RooflineError(f"-o {path} is a directory; give a file name")
         if path is not None and path.exists() and not force:
             raise RooflineError(f"'{path}' already exists; pass --force to overwrite it")
         return cls(fmt, path, force)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -41,8 +42,8 @@ def parse_prices(text: str | None) -> dict[str, float]:
             raise RooflineError(
                 f"--price: cannot read '{item}'; write ID=DOLLARS_PER_GPU_HOUR, e.g. h100-sxm=2.5"
             ) from None
-        if prices[name.strip()] <= 0:
-            raise RooflineError(f"--price: '{item}' must be positive")
+        if not (math.isfinite(prices[name.strip()]) and prices[name.strip()] > 0):  # NaN fails both
+            raise RooflineError(f"--price: '{item}' must be a finite positive number of $/GPU-hour")
     return prices
 
 

@@ -58,7 +58,7 @@ def plot_command(
     cp: int = est.CP, sp: int | None = est.SP,
     peaks: bool = typer.Option(False, "--peaks", help="roofline: also draw the spec peaks, dashed"),
     serve: bool = typer.Option(False, "--serve", help="scaling: add tokens/s per GPU vs per user (Pareto)"),
-    dpi: int = typer.Option(100, "--dpi", help="PNG resolution"),
+    dpi: int = typer.Option(100, "--dpi", min=20, max=1200, help="PNG resolution (20 to 1200)"),
     resolution: str | None = est.RESOLUTION, video: str | None = est.VIDEO, preset: str | None = est.PRESET,
     steps: int | None = est.STEPS, cfg: bool | None = est.CFG, cfg_parallel: bool = est.CFG_PARALLEL,
     ring: int | None = est.RING, gen_len: int | None = est.GEN_LEN, block_len: int | None = est.BLOCK_LEN,

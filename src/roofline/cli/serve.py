@@ -44,6 +44,7 @@ from roofline.reports import tables
 from roofline.reports.assumptions import engine_inputs, estimate_inputs
 from roofline.reports.formats import flatten, to_csv, to_json
 from roofline.reports.xlsx_views import write_serve
+from roofline.simulator.plan import MAX_DRAFT_TOKENS
 from roofline.simulator.serving import EngineConfig, Load, load_engine, serve
 from roofline.simulator.serving.disaggregated import serve_disaggregated
 from roofline.simulator.serving.engine_config import DEFAULT_ENGINE
@@ -92,6 +93,10 @@ def _engine_profile(engine: str, kv_memory_fraction: float | None, max_batch: in
     return load_engine(engine).model_copy(update={k: v for k, v in knobs.items() if v is not None})
 
 
+DEFAULT_DRAFT_TOKENS = 4
+DEFAULT_DRAFT_ACCEPTANCE = 0.7
+
+
 def _pools(text: str) -> tuple[int, int]:
     try:
         prefill, decode = (int(x) for x in text.split(":"))
@@ -111,7 +116,8 @@ def serve_command(
     max_throughput: bool = typer.Option(False, "--max-throughput", help="offline: every request queued at t = 0"),
     request_rate: str | None = typer.Option(None, "--request-rate", help="Poisson arrivals, requests/s ('inf')"),
     concurrency: int | None = typer.Option(None, "--concurrency", help="closed loop with this many clients"),
-    num_requests: int | None = typer.Option(None, "--num-requests", help="requests to simulate (default 1000)"),
+    num_requests: int | None = typer.Option(
+        None, "--num-requests", help="requests to simulate (default 1000; with --trace: its first N)"),
     isl_spread: float = typer.Option(0.0, "--isl-spread", help="prompt lengths uniform in isl x [1 -/+ spread]"),
     osl_spread: float = typer.Option(0.0, "--osl-spread", help="output lengths uniform in osl x [1 -/+ spread]"),
     trace: Path | None = typer.Option(None, "--trace", help="CSV of arrival_s,isl,osl rows (replaces the load)"),
@@ -124,8 +130,10 @@ def serve_command(
     block_size: int | None = typer.Option(None, "--block-size", help="KV block size in tokens"),
     step_overhead_ms: float | None = typer.Option(None, "--step-overhead-ms", help="host time per engine step"),
     draft_model: str | None = typer.Option(None, "--draft-model", help="speculative decoding with this draft model"),
-    draft_tokens: int = typer.Option(4, "--draft-tokens", help="tokens the draft model proposes per step"),
-    draft_acceptance: float = typer.Option(0.7, "--draft-acceptance", help="chance each draft token is accepted"),
+    draft_tokens: int = typer.Option(
+        DEFAULT_DRAFT_TOKENS, "--draft-tokens", help="tokens the draft model proposes per step"),
+    draft_acceptance: float = typer.Option(
+        DEFAULT_DRAFT_ACCEPTANCE, "--draft-acceptance", help="chance each draft token is accepted"),
     disaggregate: str | None = typer.Option(
         None, "--disaggregate", help="P:D prefill and decode replicas (KV sent between pools over the fabric)"
     ),
@@ -146,13 +154,21 @@ def serve_command(
                            weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, profile.max_num_tokens,
                            mtp, mtp_acceptance, comm_library, overlap_ep, cp, sp)  # fmt: skip
     q = Query.build(options)
+    if mtp and not q.workload.mtp_layers:
+        raise RooflineError(f"{q.workload.id} ships no MTP layers; drop --mtp (or use --draft-model)")
+    if draft_model is None and (draft_tokens != DEFAULT_DRAFT_TOKENS or draft_acceptance != DEFAULT_DRAFT_ACCEPTANCE):
+        raise RooflineError("--draft-tokens and --draft-acceptance describe a --draft-model; give one or drop them")
+    if disaggregate is not None and gpus is not None:
+        raise RooflineError("--disaggregate P:D sets the replicas (P + D of tp x pp GPUs each); drop --gpus")
+    if trace is not None and (isl_spread or osl_spread):
+        raise RooflineError("--trace gives the requests' lengths; drop --isl-spread / --osl-spread")
     load = _load(max_throughput, request_rate, concurrency, num_requests=num_requests, isl_spread=isl_spread,
                  osl_spread=osl_spread, seed=seed, prefix_hit=prefix_hit,
                  trace=read_trace(trace) if trace is not None else None)  # fmt: skip
     draft = None
     if draft_model is not None:
-        if draft_tokens < 1 or not 0 < draft_acceptance <= 1:
-            raise RooflineError("--draft-tokens must be >= 1 and --draft-acceptance in (0, 1]")
+        if not 1 <= draft_tokens <= MAX_DRAFT_TOKENS or not 0 < draft_acceptance <= 1:
+            raise RooflineError(f"--draft-tokens must be in [1, {MAX_DRAFT_TOKENS}] and --draft-acceptance in (0, 1]")
         if mtp:
             raise RooflineError("choose one drafter: --mtp or --draft-model")
         draft = Draft(get_autoregressive(draft_model), draft_tokens, draft_acceptance)

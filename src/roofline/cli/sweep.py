@@ -31,6 +31,8 @@ def _check_output(output: Path | None, force: bool) -> None:
         return
     if output.suffix.lower() not in SUFFIXES:
         raise RooflineError(f"-o {output}: the file name must end in {', '.join(SUFFIXES)}")
+    if output.is_dir():
+        raise RooflineError(f"-o {output} is a directory; give a file name")
     if output.exists() and not force:
         raise RooflineError(f"'{output}' already exists; pass --force to overwrite it")
     if output.suffix.lower() == ".parquet":

@@ -119,6 +119,9 @@ def resolve_cluster(
         raise RooflineError(f"--gpus must be at least 1, got {num_gpus}")
     if hardware is None and system is None:
         raise RooflineError("name the hardware: --hardware ID (see `roofline hardware list`) or --system ID")
+    for flag, value in (("--hardware", hardware), ("--system", system)):
+        if value is not None and not value.strip():
+            raise RooflineError(f"{flag} is empty; give an id (roofline hardware list) or a YAML path")
     accelerator = _accelerator_for(catalog, hardware) if hardware else None
     if system is not None:
         chosen = _system_for(catalog, system)

@@ -14,7 +14,7 @@ from roofline.ir import Precision
 from roofline.workloads.base import Workload
 
 _RANGE = re.compile(r"^(\d+):(\d+)(?::([x*+])(\d+))?$")
-MAX_VALUES = 100_000
+MAX_VALUES = 10_000  # values one axis may take
 
 
 def parse_ints(text: str, option: str) -> list[int]:
@@ -29,7 +29,10 @@ def parse_ints(text: str, option: str) -> list[int]:
             if start < 1 or stop < start or step < 1 or (op in "x*" and step < 2):
                 raise RooflineError(f"{option}: range '{item}' needs 1 <= START <= STOP and a step >= 1 (factor >= 2)")
             value = start
-            while value <= stop and len(values) < MAX_VALUES:
+            while value <= stop:
+                if len(values) >= MAX_VALUES:
+                    raise RooflineError(f"{option}: more than {MAX_VALUES:,} values; use a coarser step "
+                                        "(e.g. xFACTOR)")  # fmt: skip
                 values.append(value)
                 value = value * step if op in "x*" else value + step
         else:

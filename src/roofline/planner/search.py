@@ -24,6 +24,7 @@ from roofline.planner import grid, slo
 from roofline.planner.pareto import pareto_front
 from roofline.planner.recheck import RECHECK_FALLBACK, recheck
 from roofline.simulator.fast import FastModel, evaluate
+from roofline.simulator.plan import MAX_SEQUENCE_TOKENS
 from roofline.simulator.serving.engine_config import EngineConfig, load_engine
 from roofline.workloads import get_autoregressive
 from roofline.workloads.base import Workload
@@ -31,6 +32,9 @@ from roofline.workloads.base import Workload
 DEFAULT_BATCHES = (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 SECONDS_PER_HOUR = 3600.0
 MAX_BATCH_LIMIT = 65536  # sequences per replica; far above any engine's batch limit
+
+
+MAX_RECHECK = 20  # each re-check is a serving simulation of a few seconds
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,10 @@ class PlanRequest:
                 raise RooflineError(f"{option} must be a finite positive number, not {value:g}")
         if self.max_gpus < 1:
             raise RooflineError(f"--max-gpus must be >= 1, not {self.max_gpus}")
-        if self.top < 1 or self.recheck < 0:
-            raise RooflineError("--top must be >= 1 and --recheck >= 0")
+        if self.top < 1 or not 0 <= self.recheck <= MAX_RECHECK:
+            raise RooflineError(f"--top must be >= 1 and --recheck in [0, {MAX_RECHECK}]")
+        if self.isl + self.osl > MAX_SEQUENCE_TOKENS:
+            raise RooflineError(f"--isl + --osl at most {MAX_SEQUENCE_TOKENS:,} tokens (beyond any context window)")
         if not self.batches or min(self.batches) < 1 or max(self.batches) > MAX_BATCH_LIMIT:
             raise RooflineError(f"--batch: batch limits must be between 1 and {MAX_BATCH_LIMIT:,}")
         unpriced = [h for h in self.hardware if self.prices_per_gpu_hour and h not in self.prices_per_gpu_hour]

@@ -18,11 +18,19 @@ from roofline.planner import grid
 from roofline.simulator.engine import estimate
 from roofline.simulator.fast import FastModel, configs_from, evaluate
 from roofline.simulator.memory import memory_result
-from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS, ParallelPlan, Scenario, prefill_chunks
+from roofline.simulator.plan import (
+    DEFAULT_MAX_NUM_TOKENS,
+    MAX_SEQUENCE_TOKENS,
+    ParallelPlan,
+    Scenario,
+    prefill_chunks,
+)
 from roofline.simulator.serving.engine_config import EngineConfig, load_engine
+from roofline.simulator.serving.service import MAX_REQUESTS
 from roofline.workloads import get_autoregressive
 
 AXES = ("tp", "pp", "ep", "attn_dp", "batch", "isl", "osl")
+MAX_CONFIGURATIONS = 2_000_000  # grid points of one sweep (served points count once per rate)
 
 
 @dataclass(frozen=True)
@@ -46,8 +54,13 @@ class SweepRequest:
                 raise RooflineError(f"--{name.replace('_', '-')}: values must be positive integers")
         if any(not (0 < r < math.inf) for r in self.request_rates):
             raise RooflineError("--request-rate: rates must be positive and finite (requests/s)")
-        if self.num_requests < 10:
-            raise RooflineError(f"--num-requests must be at least 10, not {self.num_requests}")
+        if not 10 <= self.num_requests <= MAX_REQUESTS:
+            raise RooflineError(f"--num-requests must be between 10 and {MAX_REQUESTS:,}, not {self.num_requests}")
+        if max(self.axes["isl"]) + max(self.axes["osl"]) > MAX_SEQUENCE_TOKENS:
+            raise RooflineError(f"--isl + --osl at most {MAX_SEQUENCE_TOKENS:,} tokens (beyond any context window)")
+        if self.size > MAX_CONFIGURATIONS:
+            raise RooflineError(f"the grid has {self.size:,} points; at most {MAX_CONFIGURATIONS:,} (narrow the "
+                                "ranges or use coarser steps)")  # fmt: skip
         if self.request_rates and self.exact:
             raise RooflineError("--exact is for estimate sweeps; with --request-rate every point is simulated")
 

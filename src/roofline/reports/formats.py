@@ -5,12 +5,25 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 
 def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, default=_default) + "\n"
+    """Strict JSON: infinities and NaN (a rate of inf, a trace's load) become the strings "inf",
+    "-inf" and "nan", which every parser reads."""
+    return json.dumps(_finite(data), indent=2, default=_default, allow_nan=False) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _default(value: Any) -> Any:

@@ -25,6 +25,9 @@ from roofline.simulator.plan import ParallelPlan
 from roofline.workloads.diffusion_lm import DiffusionLM
 
 CACHES = ("none", "prefix", "dual")
+MAX_SEQUENCE_TOKENS = 10_000_000  # beyond any diffusion LM's context; keeps the arithmetic bounded
+MAX_STEPS = 10_000_000
+MAX_BLOCKS = 65_536
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,9 @@ class DlmScenario:
             raise RooflineError(f"--cache must be one of {', '.join(CACHES)}, got {self.cache!r}")
         if min(self.prompt_len, self.gen_len, self.steps, self.block_len, self.batch) < 1:
             raise RooflineError("--isl, --gen-len, --steps, --block-len and --batch must be at least 1")
+        if self.sequence > MAX_SEQUENCE_TOKENS or self.steps > MAX_STEPS or self.blocks > MAX_BLOCKS:
+            raise RooflineError(f"prompt + generation at most {MAX_SEQUENCE_TOKENS:,} tokens, --steps at most "
+                                f"{MAX_STEPS:,}, at most {MAX_BLOCKS:,} blocks (--gen-len / --block-len)")  # fmt: skip
         if self.gen_len % self.block_len:
             raise RooflineError(f"--gen-len {self.gen_len} must be a multiple of --block-len {self.block_len}")
         if self.steps % self.blocks:
@@ -57,13 +63,15 @@ class DlmScenario:
     def sequence(self) -> int:
         return self.prompt_len + self.gen_len
 
-    def step_tokens(self) -> list[int]:
-        """Tokens each step recomputes, in order."""
-        per_block, out = self.steps // self.blocks, []
+    def step_counts(self) -> Counter[int]:
+        """How many steps recompute each token count (the first step of a block: the whole sequence)."""
+        per_block, counts = self.steps // self.blocks, Counter[int]()
         for k in range(self.blocks):
             cached = {"none": self.sequence, "prefix": self.gen_len - k * self.block_len, "dual": self.block_len}
-            out += [self.sequence] + [cached[self.cache]] * (per_block - 1)
-        return out
+            counts[self.sequence] += 1
+            if per_block > 1:
+                counts[cached[self.cache]] += per_block - 1
+        return counts
 
 
 def step_ops(lm: DiffusionLM, s: DlmScenario, tokens: int) -> list[Op]:
@@ -127,7 +135,7 @@ def estimate_dlm(lm: DiffusionLM, cluster: Cluster, s: DlmScenario, ideal: bool 
     lm.check_parallel(s.tp, 1)
     model = RooflineCostModel(cluster, ParallelPlan(tp=s.tp), ideal=ideal, attention_kernel=s.runtime.kernel)
     latency, flops, kinds, rows = 0.0, 0.0, [], []
-    for tokens, steps in sorted(Counter(s.step_tokens()).items(), reverse=True):  # full steps first
+    for tokens, steps in sorted(s.step_counts().items(), reverse=True):  # full steps first
         ops = step_ops(lm, s, tokens)
         costs = [model.cost(op) for op in (ops if ideal else apply_runtime(ops, s.runtime))]
         step_s, step_flops = sum(c.total_s for c in costs), sum(c.op.flops * c.op.count for c in costs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from roofline.errors import RooflineError
@@ -39,7 +40,7 @@ class ParallelPlan:
             )
         if self.attn_dp > 1 and self.ep != group:
             raise RooflineError(f"--attn-dp {self.attn_dp} needs --ep {group} (experts over all tp x attn-dp GPUs)")
-        if self.moe_imbalance < 1.0:
+        if not self.moe_imbalance >= 1.0 or math.isinf(self.moe_imbalance):  # NaN fails >=
             raise RooflineError(f"--moe-imbalance is the busiest GPU over the mean, >= 1; got {self.moe_imbalance}")
 
     @property
@@ -77,6 +78,11 @@ DEFAULT_MAX_NUM_TOKENS = 8192
 DEFAULT_MTP_ACCEPTANCE = 0.85
 
 
+MAX_SEQUENCE_TOKENS = 10_000_000  # isl + osl: beyond any model's context window, keeps step counts bounded
+MAX_PREFILL_CHUNKS = 100_000  # prefill steps one prompt may take (isl / max_num_tokens)
+MAX_DRAFT_TOKENS = 64  # speculative tokens per step (MTP or a draft model); real engines use <= 8
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A batch of `batch` sequences per replica with `isl` prompt and `osl` output tokens."""
@@ -97,12 +103,18 @@ class Scenario:
     sequence_parallel: bool = False  # TP all-reduces as reduce-scatter + all-gather, norms on 1/tp tokens
 
     def __post_init__(self) -> None:
-        if self.mtp_drafts < 0 or not 0.0 < self.mtp_acceptance <= 1.0:
-            raise RooflineError("--mtp must be >= 0 and --mtp-acceptance in (0, 1]")
+        if not 0 <= self.mtp_drafts <= MAX_DRAFT_TOKENS or not 0.0 < self.mtp_acceptance <= 1.0:
+            raise RooflineError(f"--mtp must be in [0, {MAX_DRAFT_TOKENS}] and --mtp-acceptance in (0, 1]")
         checks = (("batch", self.batch), ("isl", self.isl), ("osl", self.osl), ("max-num-tokens", self.max_num_tokens))
         for name, value in checks:
             if value < 1:
                 raise RooflineError(f"--{name} must be at least 1, got {value}")
+        if self.isl + self.osl > MAX_SEQUENCE_TOKENS:
+            raise RooflineError(f"isl + osl = {self.isl + self.osl:,} tokens; at most {MAX_SEQUENCE_TOKENS:,} are "
+                                "modelled (beyond any model's context window)")  # fmt: skip
+        if self.isl > MAX_PREFILL_CHUNKS * self.max_num_tokens:
+            raise RooflineError(f"a {self.isl:,}-token prompt in chunks of --max-num-tokens {self.max_num_tokens} is "
+                                f"over {MAX_PREFILL_CHUNKS:,} prefill steps; raise --max-num-tokens")  # fmt: skip
 
     @property
     def tokens_per_decode_step(self) -> float:

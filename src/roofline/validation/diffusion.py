@@ -10,7 +10,7 @@ import statistics
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -86,7 +86,14 @@ def load_cases(path: Path = DATA_FILE) -> tuple[DiffusionCase, ...]:
         raise RooflineError(f"'{path}' is not valid YAML; it must be a list of measurements") from None
     if not isinstance(raw, list) or not all(isinstance(row, dict) for row in raw):
         raise RooflineError(f"'{path}' must hold a list of measurements (mappings of fields)")
-    return tuple(validate_into(DiffusionCase, row, f"'{path}' row {i + 1}") for i, row in enumerate(raw))  # type: ignore[misc]
+    cases = tuple(cast(DiffusionCase, validate_into(DiffusionCase, row, f"'{path}' row {i + 1}"))
+                  for i, row in enumerate(raw))  # fmt: skip
+    seen: set[str] = set()
+    for case in cases:
+        if case.id in seen:
+            raise RooflineError(f"'{path}': id '{case.id}' appears twice; ids must be unique")
+        seen.add(case.id)
+    return cases
 
 
 def _request(case: DiffusionCase, batch: int = 1) -> Request:
@@ -104,7 +111,10 @@ def predict_latency_s(case: DiffusionCase) -> float:
     precision = Precision(weight=workload.weight_dtype)
     if isinstance(workload, DiffusionTransformer):
         cfg = workload.cfg_default if case.cfg is None else case.cfg
-        scenario = DitScenario(_request(case), case.steps, cfg, case.sp, precision=precision, ring=case.ring,
+        request = _request(case)
+        if request.frames > 1 and not workload.is_video:
+            raise RooflineError(f"{case.id}: {case.model} makes images; its request must be WxH, not {case.request}")
+        scenario = DitScenario(request, case.steps, cfg, case.sp, precision=precision, ring=case.ring,
                                runtime=case.runtime)  # fmt: skip
         result = estimate_dit(workload, cluster, scenario)
         return result.denoise_s if case.scope == "denoise_only" else result.latency_s

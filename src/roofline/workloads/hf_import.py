@@ -85,6 +85,8 @@ def read_config(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise RooflineError(f"cannot read '{path}': {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise RooflineError(f"'{path}' is not a UTF-8 text file; give a config.json") from None
     except json.JSONDecodeError as exc:
         raise RooflineError(f"'{path}' is not valid JSON (line {exc.lineno}): {exc.msg}") from None
     if not isinstance(data, dict):

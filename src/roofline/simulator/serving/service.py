@@ -20,6 +20,7 @@ from roofline.simulator.serving.step_model import Draft, StepTimeModel
 from roofline.workloads.base import Workload
 
 DEFAULT_REQUESTS = 1000
+MAX_REQUESTS = 1_000_000  # simulated requests of one run (memory and time stay bounded)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class Load:
     seed: int = 0
     prefix_hit: float = 0.0
     trace: Requests | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.num_requests is not None and not 1 <= self.num_requests <= MAX_REQUESTS:
+            raise RooflineError(f"--num-requests must be between 1 and {MAX_REQUESTS:,}, got {self.num_requests}")
 
 
 def per_attention_replica(engine: EngineConfig, scenario: Scenario) -> EngineConfig:
@@ -67,8 +72,10 @@ def kv_capacity_tokens(workload: Workload, cluster: Cluster, scenario: Scenario,
 
 
 def build_requests(scenario: Scenario, load: Load, batch_hint: int) -> Requests:
-    if load.trace is not None:
-        return load.trace
+    if load.trace is not None:  # --num-requests: the trace's first N requests
+        n = len(load.trace) if load.num_requests is None else min(load.num_requests, len(load.trace))
+        t = load.trace
+        return Requests(t.arrival_s[:n], t.isl[:n], t.osl[:n])
     rng = np.random.default_rng(load.seed)
     n = load.num_requests or (
         max(DEFAULT_REQUESTS, 3 * batch_hint) if load.mode == "max_throughput" else DEFAULT_REQUESTS
