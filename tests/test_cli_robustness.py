@@ -97,6 +97,10 @@ def test_trace_num_requests_takes_the_first_n(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["requests"] == 4
     spread = runner.invoke(app, ["serve", "-m", "llama-3.1-8b", *H100, "--trace", str(trace), "--isl-spread", "0.5"])
     assert spread.exit_code == 2
+    bom = tmp_path / "bom.csv"  # as spreadsheets save "CSV UTF-8"
+    bom.write_bytes(b"\xef\xbb\xbf" + trace.read_bytes())
+    saved = runner.invoke(app, ["serve", "-m", "llama-3.1-8b", *H100, "--trace", str(bom), "--format", "json"])
+    assert saved.exit_code == 0 and json.loads(saved.stdout)["requests"] == 10, saved.output
 
 
 def test_validate_diffusion_rows_are_checked(tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ def read_trace(path: Path) -> Requests:
 
 def _parse_trace(path: Path) -> Requests:
     rows: list[tuple[float, int, int]] = []
-    with path.open(newline="") as handle:
+    with path.open(encoding="utf-8-sig", newline="") as handle:  # a spreadsheet's BOM is not a column name
         reader = csv.DictReader(handle)
         missing = {"arrival_s", "isl", "osl"} - set(reader.fieldnames or [])
         if missing:
