@@ -160,7 +160,7 @@ def test_request_rates_serve_every_configuration(tmp_path: Path) -> None:
     result = runner.invoke(app, [*SERVED, "-o", str(out)])
     assert result.exit_code == 0, result.output
     rows = _csv(out)
-    assert [(r["batch"], r["request_rate"]) for r in rows] == [("64", "2.0"), ("64", "40.0"), ("256", "2.0"),
+    assert [(r["batch"], r["request_rate_per_s"]) for r in rows] == [("64", "2.0"), ("64", "40.0"), ("256", "2.0"),
                                                                ("256", "40.0")]  # fmt: skip
     low = rows[0]
     assert float(low["output_tokens_per_s"]) == pytest.approx(2 * 256, rel=0.15)

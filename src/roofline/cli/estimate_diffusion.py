@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,7 +22,7 @@ from roofline.simulator.diffusion_runtime import DiffusionRuntime
 from roofline.workloads.base import Workload
 from roofline.workloads.diffusion_dit import DiffusionTransformer, Request
 from roofline.workloads.diffusion_lm import DiffusionLM
-from roofline.workloads.dit_presets import preset_request
+from roofline.workloads.dit_presets import parse_size, preset_request
 
 DEFAULT_ISL = 1024  # estimate's --isl default: for a diffusion LM the prompt length
 OP_KEYS = ("step_ops", "once_ops")  # the operator rows of a diffusion estimate's dict
@@ -69,17 +68,6 @@ def is_diffusion(workload: Workload) -> bool:
     return isinstance(workload, DiffusionTransformer | DiffusionLM)
 
 
-def _size(text: str, option: str, parts: int) -> tuple[int, ...]:
-    match = re.fullmatch(r"\s*" + r"\s*[xX]\s*".join([r"(\d+)"] * parts) + r"\s*", text)
-    if not match:
-        shape = "WxH" if parts == 2 else "WxHxF"
-        raise RooflineError(f"{option} must look like {shape}, e.g. {'1024x1024' if parts == 2 else '1280x720x81'}")
-    values = tuple(int(v) for v in match.groups())
-    if min(values) < 1:
-        raise RooflineError(f"{option}: every size must be at least 1")
-    return values
-
-
 def _dit_request(dit: DiffusionTransformer, o: DiffusionOptions, batch: int) -> Request:
     given = [flag for flag, value in (("--resolution", o.resolution), ("--video", o.video), ("--preset", o.preset))
              if value]  # fmt: skip
@@ -89,9 +77,9 @@ def _dit_request(dit: DiffusionTransformer, o: DiffusionOptions, batch: int) -> 
     if o.preset:
         return preset_request(dit, o.preset, batch)
     if o.video:
-        width, height, frames = _size(o.video, "--video", 3)
+        width, height, frames = parse_size(o.video, "--video", 3)
     elif o.resolution:
-        (width, height), frames = _size(o.resolution, "--resolution", 2), dit.default_frames
+        (width, height), frames = parse_size(o.resolution, "--resolution", 2), dit.default_frames
     else:
         (width, height), frames = dit.default_resolution, dit.default_frames
     if frames > 1 and not dit.is_video:

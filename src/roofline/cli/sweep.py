@@ -72,7 +72,7 @@ TABLE_KEYS = (
     "batch",
     "isl",
     "osl",
-    "request_rate",
+    "request_rate_per_s",
     "ttft_s",
     "tpot_s",
     "ttft_p99_s",
@@ -183,7 +183,7 @@ def _describe(row: dict[str, Any]) -> str:
 
 def _inputs(request: SweepRequest, engine: str | None) -> list[tuple[str, Any]]:
     axes = request.axes
-    served = bool(request.request_rates)
+    served = bool(request.request_rates_per_s)
     profile = request.engine or (load_engine() if served else None)
     if served:
         estimator = "serving simulator: each configuration served at each rate (Poisson arrivals)"
@@ -211,7 +211,7 @@ def _inputs(request: SweepRequest, engine: str | None) -> list[tuple[str, Any]]:
     if served:
         return [
             *rows,
-            ("Request rates (requests/s)", ", ".join(f"{r:g}" for r in request.request_rates)),
+            ("Request rates (requests/s)", ", ".join(f"{r:g}" for r in request.request_rates_per_s)),
             ("Requests simulated per point", request.num_requests),
             ("TTFT / TPOT", "mean and p99 over the simulated requests; throughput: achieved output tokens/s"),
         ]

@@ -43,7 +43,7 @@ class SweepRequest:
     max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS
     engine: EngineConfig | None = None  # host overheads added to TTFT and TPOT when given; serve: the engine
     exact: bool = False
-    request_rates: tuple[float, ...] = ()  # requests/s per configuration: serve each (Poisson) instead
+    request_rates_per_s: tuple[float, ...] = ()  # requests/s per configuration: serve each (Poisson) instead
     num_requests: int = 300  # simulated requests per served point
 
     def __post_init__(self) -> None:
@@ -52,7 +52,7 @@ class SweepRequest:
         for name, values in self.axes.items():
             if not values or min(values) < 1:
                 raise RooflineError(f"--{name.replace('_', '-')}: values must be positive integers")
-        if any(not (0 < r < math.inf) for r in self.request_rates):
+        if any(not (0 < r < math.inf) for r in self.request_rates_per_s):
             raise RooflineError("--request-rate: rates must be positive and finite (requests/s)")
         if not 10 <= self.num_requests <= MAX_REQUESTS:
             raise RooflineError(f"--num-requests must be between 10 and {MAX_REQUESTS:,}, not {self.num_requests}")
@@ -61,7 +61,7 @@ class SweepRequest:
         if self.size > MAX_CONFIGURATIONS:
             raise RooflineError(f"the grid has {self.size:,} points; at most {MAX_CONFIGURATIONS:,} (narrow the "
                                 "ranges or use coarser steps)")  # fmt: skip
-        if self.request_rates and self.exact:
+        if self.request_rates_per_s and self.exact:
             raise RooflineError("--exact is for estimate sweeps; with --request-rate every point is simulated")
 
     @property
@@ -69,7 +69,7 @@ class SweepRequest:
         n = len(self.models) * len(self.hardware) * len(self.weight_dtypes)
         for values in self.axes.values():
             n *= len(values)
-        return n * max(1, len(self.request_rates))
+        return n * max(1, len(self.request_rates_per_s))
 
 
 def _row(model: str, hardware: str, weights: str, kv: str, cfg: dict[str, int], ttft_s: float, tpot_s: float,
@@ -96,7 +96,7 @@ def run_sweep(request: SweepRequest, progress: Callable[[int], None] | None = No
         precisions = [grid.precision_for(workload, d, request.kv_dtype) for d in request.weight_dtypes]
         configs = [{"hardware": h, "precision": p, **c} for h in range(len(clusters)) for p in range(len(precisions))
                    for c in grid.product_rows(request.axes)]  # fmt: skip
-        run = _serve if request.request_rates else _exact if request.exact else _fast
+        run = _serve if request.request_rates_per_s else _exact if request.exact else _fast
         rows += run(workload.id, request, clusters, precisions, configs, skipped, progress)
     return rows, skipped
 
@@ -169,7 +169,7 @@ def _serve(model_id: str, request: SweepRequest, clusters: list[Any], precisions
 
     workload = get_autoregressive(model_id)
     engine = request.engine or load_engine()
-    rates = request.request_rates
+    rates = request.request_rates_per_s
     rows = []
     for cfg in configs:
         p, hardware = precisions[cfg["precision"]], request.hardware[cfg["hardware"]]
@@ -205,7 +205,7 @@ def _served_row(model_id: str, hardware: str, precision: Any, cfg: dict[str, int
                 data: dict[str, Any], memory: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
     row = _row(model_id, hardware, grid.dtype_label(precision), precision.kv_cache.value, cfg,
                data["ttft_ms"]["mean"] / 1e3, data["tpot_ms"]["mean"] / 1e3, memory)  # fmt: skip
-    return {**row, "request_rate": rate, "ttft_p99_s": data["ttft_ms"]["p99"] / 1e3,
+    return {**row, "request_rate_per_s": rate, "ttft_p99_s": data["ttft_ms"]["p99"] / 1e3,
             "tpot_p99_s": data["tpot_ms"]["p99"] / 1e3, "output_tokens_per_s": data["output_tokens_per_s"],
             "output_tokens_per_s_per_gpu": data["output_tokens_per_s_per_gpu"],
             "output_tokens_per_s_per_user": data["output_tokens_per_s_per_user"],

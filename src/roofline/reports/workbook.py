@@ -45,7 +45,7 @@ SWEEP_COLUMNS = (
     Column("batch", "Batch (sequences)", number_format="#,##0"),
     Column("isl", "Input length (tokens)", number_format="#,##0"),
     Column("osl", "Output length (tokens)", number_format="#,##0"),
-    Column("request_rate", "Request rate (requests/s)", number_format="#,##0.###"),
+    Column("request_rate_per_s", "Request rate (requests/s)", number_format="#,##0.###"),
     Column("ttft_s", "TTFT (ms)", 1e3, "#,##0.00"),
     Column("tpot_s", "TPOT (ms)", 1e3, "#,##0.000"),
     Column("ttft_p99_s", "TTFT p99 (ms)", 1e3, "#,##0.00"),

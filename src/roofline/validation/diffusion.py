@@ -5,7 +5,6 @@ measured - 1; the summary groups rows by model kind, GPU count and runtime."""
 
 from __future__ import annotations
 
-import re
 import statistics
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,6 +23,7 @@ from roofline.simulator.diffusion_runtime import DiffusionRuntime
 from roofline.workloads import get_workload
 from roofline.workloads.diffusion_dit import DiffusionTransformer, Request
 from roofline.workloads.diffusion_lm import DiffusionLM
+from roofline.workloads.dit_presets import parse_size
 from roofline.yaml_io import validate_into
 
 DATA_FILE = Path(__file__).parent / "diffusion_published.yaml"
@@ -97,11 +97,9 @@ def load_cases(path: Path = DATA_FILE) -> tuple[DiffusionCase, ...]:
 
 
 def _request(case: DiffusionCase, batch: int = 1) -> Request:
-    match = re.fullmatch(r"(\d+)x(\d+)(?:x(\d+))?", (case.request or "").strip().lower())
-    if not match or min(int(v) for v in match.groups() if v is not None) < 1:
-        raise RooflineError(f"{case.id}: request must be WxH or WxHxF with positive sizes, got {case.request!r}")
-    width, height, frames = match.groups()
-    return Request(width=int(width), height=int(height), frames=int(frames or 1), batch=batch)
+    text = case.request or ""
+    sizes = parse_size(text, f"{case.id}: request", 3 if text.lower().count("x") == 2 else 2)
+    return Request(width=sizes[0], height=sizes[1], frames=sizes[2] if len(sizes) == 3 else 1, batch=batch)
 
 
 def predict_latency_s(case: DiffusionCase) -> float:

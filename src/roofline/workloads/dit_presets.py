@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,6 +29,18 @@ class Preset(BaseModel):
 def presets() -> dict[str, Preset]:
     raw = read_yaml(PRESETS_FILE)
     return {name: validate_into(Preset, spec, f"preset '{name}'") for name, spec in raw.items()}  # type: ignore[misc]
+
+
+def parse_size(text: str, option: str, parts: int) -> tuple[int, ...]:
+    """'1024x1024' (parts 2) or '1280x720x81' (parts 3) as positive integers."""
+    match = re.fullmatch(r"\s*" + r"\s*[xX]\s*".join([r"(\d+)"] * parts) + r"\s*", text)
+    if not match:
+        shape = "WxH" if parts == 2 else "WxHxF"
+        raise RooflineError(f"{option} must look like {shape}, e.g. {'1024x1024' if parts == 2 else '1280x720x81'}")
+    values = tuple(int(v) for v in match.groups())
+    if min(values) < 1:
+        raise RooflineError(f"{option}: every size must be at least 1")
+    return values
 
 
 def frames_for(dit: DiffusionTransformer, seconds: float) -> int:
