@@ -14,7 +14,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, PlainSerializer
+from pydantic import BeforeValidator, Field, PlainSerializer, SerializationInfo, ValidationInfo
 
 _DECIMAL = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
 _BINARY = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}
@@ -63,7 +63,9 @@ _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Z
 
 def parse_quantity(text: Any, dimension: Dimension) -> float:
     """Parse "3.35 TB/s" into 3.35e12 (bytes/s). Bare numbers and wrong dimensions are rejected."""
-    if isinstance(text, bool) or isinstance(text, (int, float)):
+    if isinstance(text, bool):
+        raise ValueError(f"expected a quantity with a unit (e.g. '3.35 {_example(dimension)}'), got {text!r}")
+    if isinstance(text, (int, float)):
         raise ValueError(f"bare number {text!r} has no unit; write it with one, e.g. '{text} {_example(dimension)}'")
     if not isinstance(text, str):
         raise ValueError(f"expected a quantity with a unit ({_example(dimension)}), got {text!r}")
@@ -99,45 +101,122 @@ def _example(dimension: Dimension) -> str:
     }[dimension]
 
 
-def _validator(dimension: Dimension) -> Callable[[Any], float]:
-    def validate(value: Any) -> float:
+# Validation context flag: plain numbers are SI values (Python callers: `replace(memory_bandwidth=10e12)`).
+# YAML files are validated without it, so a bare number there stays an error.
+SI_NUMBERS = "si_numbers"
+# Serialization context flag: write quantities exactly, with units, so that they read back identical.
+EXACT_UNITS = "exact_units"
+
+
+def parse_si_number(value: Any, dimension: Dimension) -> float:
+    """A plain number taken as an SI value (bytes, bytes/s ...): finite and non-negative."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        example = f"3.35 {_example(dimension)}"
+        raise ValueError(f"expected a number in SI units or a quantity like '{example}', got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{value!r} must be a finite, non-negative quantity")
+    return number
+
+
+def _context_flag(info: ValidationInfo | SerializationInfo, flag: str) -> bool:
+    context = info.context
+    return isinstance(context, dict) and bool(context.get(flag))
+
+
+def _validator(dimension: Dimension) -> Callable[[Any, ValidationInfo], float]:
+    def validate(value: Any, info: ValidationInfo) -> float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and _context_flag(info, SI_NUMBERS):
+            return parse_si_number(value, dimension)
         return parse_quantity(value, dimension)
 
     return validate
+
+
+def _serializer(dimension: Dimension, display: Callable[[float], str]) -> PlainSerializer:
+    """JSON output: the display string (rounded, for people), or with EXACT_UNITS in the
+    serialization context the exact string that parses back to the same float (for YAML files)."""
+
+    def serialize(value: float, info: SerializationInfo) -> str:
+        return format_exact(value, dimension) if _context_flag(info, EXACT_UNITS) else display(value)
+
+    return PlainSerializer(serialize, when_used="json")
 
 
 # Pydantic field types: a YAML string with a unit in, an SI float out.
 Bytes = Annotated[
     float,
     BeforeValidator(_validator(Dimension.BYTES)),
-    PlainSerializer(lambda v: f"{format_bytes(v)} ({format_bytes(v, binary=True)})", when_used="json"),
+    _serializer(Dimension.BYTES, lambda v: f"{format_bytes(v)} ({format_bytes(v, binary=True)})"),
 ]
 BytesPerSecond = Annotated[
     float,
     BeforeValidator(_validator(Dimension.BANDWIDTH)),
     Field(gt=0),  # a bandwidth of 0 would divide by zero downstream
-    PlainSerializer(lambda v: format_rate(v, "B/s"), when_used="json"),
+    _serializer(Dimension.BANDWIDTH, lambda v: format_rate(v, "B/s")),
 ]
 FlopsPerSecond = Annotated[
     float,
     BeforeValidator(_validator(Dimension.FLOP_RATE)),
     Field(gt=0),  # a missing format is `n/a`, not 0
-    PlainSerializer(lambda v: format_rate(v, "FLOP/s"), when_used="json"),
+    _serializer(Dimension.FLOP_RATE, lambda v: format_rate(v, "FLOP/s")),
 ]
 Seconds = Annotated[
-    float, BeforeValidator(_validator(Dimension.TIME)), PlainSerializer(lambda v: format_time(v), when_used="json")
+    float, BeforeValidator(_validator(Dimension.TIME)), _serializer(Dimension.TIME, lambda v: format_time(v))
 ]
 Watts = Annotated[
-    float, BeforeValidator(_validator(Dimension.POWER)), PlainSerializer(lambda v: f"{v:g} W", when_used="json")
+    float, BeforeValidator(_validator(Dimension.POWER)), _serializer(Dimension.POWER, lambda v: f"{v:g} W")
 ]
 Hertz = Annotated[
     float,
     BeforeValidator(_validator(Dimension.FREQUENCY)),
-    PlainSerializer(lambda v: format_rate(v, "Hz"), when_used="json"),
+    _serializer(Dimension.FREQUENCY, lambda v: format_rate(v, "Hz")),
 ]
 
 
 # ---- formatting (edges only) -------------------------------------------------------------------
+
+# The units `format_exact` writes, per dimension: (unit, factor), each parsed by `parse_quantity`.
+_EXACT_UNITS: dict[Dimension, tuple[tuple[str, float], ...]] = {
+    Dimension.BYTES: tuple((f"{p}B", f) for p, f in [*_DECIMAL.items(), *_BINARY.items()] if p != "K"),
+    Dimension.BANDWIDTH: tuple((f"{p}B/s", f) for p, f in [*_DECIMAL.items(), *_BINARY.items()] if p != "K"),
+    Dimension.FLOP_RATE: tuple((f"{p}FLOP/s", f) for p, f in _DECIMAL.items() if p != "K"),
+    Dimension.TIME: (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)),
+    Dimension.POWER: tuple((f"{p}W", f) for p, f in _DECIMAL.items() if p != "K"),
+    Dimension.FREQUENCY: tuple((f"{p}Hz", f) for p, f in _DECIMAL.items() if p != "K"),
+}
+
+
+def _number_text(number: float) -> str:
+    """Shortest text that reads back as this float: 3.35, 80, 1e-06 (never '80.0')."""
+    text = repr(number)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _significant_digits(text: str) -> int:
+    mantissa = text.split("e")[0].replace("-", "").replace(".", "")
+    return len(mantissa.strip("0"))
+
+
+def format_exact(value: float, dimension: Dimension) -> str:
+    """A quantity written so that `parse_quantity` reads back the identical float.
+
+    Among the units whose printed number round-trips, the one with the fewest significant digits
+    wins, then a number >= 1, then the largest prefix: 85899345920 B -> '80 GiB', 3.35e12 B/s ->
+    '3.35 TB/s', 2e-6 s -> '2 us', 50e6 B -> '50 MB'. A plain unit always round-trips.
+    """
+    units = _EXACT_UNITS[dimension]
+    if value == 0:
+        return f"0 {units[0][0]}"
+    candidates: list[tuple[int, bool, float, str]] = []
+    for unit, factor in units:
+        text = _number_text(value / factor)
+        if float(text) * factor == value:
+            candidates.append((_significant_digits(text), abs(value / factor) < 1, -factor, f"{text} {unit}"))
+    if not candidates:  # unreachable for finite values: the factor-1 unit always round-trips
+        return f"{_number_text(value)} {units[0][0]}"
+    return min(candidates)[3]
+
 
 
 def format_rate(value: float, unit: str) -> str:

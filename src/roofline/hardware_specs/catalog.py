@@ -2,7 +2,8 @@
 
 User files come from `--hardware ./my-gpu.yaml` (a path) or from directories listed in the
 environment variable ROOFLINE_HARDWARE_PATH (separated by ':'). A user file with an id that is
-already in the catalog replaces the packaged entry.
+already in the catalog replaces the packaged entry. A file that says `base: ID` starts from the
+catalog entry ID and gives only the fields it changes (see yaml_io.merge_base).
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
 from roofline.errors import RooflineError, UnknownIdError
 from roofline.hardware_specs.schema import Accelerator, Link, System
-from roofline.yaml_io import load_model_file, yaml_files
+from roofline.yaml_io import in_base_order, load_model_data, load_model_file, yaml_files
 
 DATA_DIR = Path(__file__).parent / "data"
 ENV_VAR = "ROOFLINE_HARDWARE_PATH"
@@ -42,9 +44,27 @@ class HardwareCatalog:
         return HardwareCatalog(dict(self.accelerators), dict(self.links), dict(self.systems))
 
     def add_file(self, path: Path) -> BaseModel:
-        item = load_model_file(path, _KINDS)
+        item = load_model_file(path, _KINDS, self.find_base)
         self.add(item)
         return item
+
+    def find_base(self, base_id: str, kind: str | None) -> BaseModel:
+        """The entry a file's `base:` names, among the file's kind (any kind when it gives none)."""
+        tables: dict[str, dict[str, Any]] = {"accelerator": self.accelerators, "link": self.links,
+                                             "system": self.systems}  # fmt: skip
+        if kind in tables:
+            table = tables[kind]
+            if base_id not in table:
+                raise UnknownIdError(kind, base_id, list(table))
+            item: BaseModel = table[base_id]
+            return item
+        for table in tables.values():
+            if base_id in table:
+                return table[base_id]
+        raise UnknownIdError("hardware", base_id, [*self.accelerators, *self.systems, *self.links])
+
+    def knows(self, base_id: str) -> bool:
+        return base_id in self.accelerators or base_id in self.systems or base_id in self.links
 
     def accelerator(self, accelerator_id: str) -> Accelerator:
         if accelerator_id not in self.accelerators:
@@ -88,12 +108,89 @@ def _user_dirs() -> list[Path]:
 def _load(user_dirs: tuple[Path, ...]) -> HardwareCatalog:
     catalog = HardwareCatalog()
     for directory in (DATA_DIR, *user_dirs):
-        for path in yaml_files(directory):
-            catalog.add_file(path)
+        _add_directory(catalog, directory)
     catalog.check_references()
     return catalog
+
+
+def _add_directory(catalog: HardwareCatalog, directory: Path) -> None:
+    for path, data in in_base_order(yaml_files(directory), catalog.knows):
+        catalog.add(load_model_data(data, f"'{path}'", _KINDS, catalog.find_base))
 
 
 def load_catalog() -> HardwareCatalog:
     """The packaged catalog plus the directories in ROOFLINE_HARDWARE_PATH (cached per setting)."""
     return _load(tuple(_user_dirs()))
+
+
+# ---- one entry by id, path or object (what the API and the CLI take) ------------------------------------
+
+
+def _as_file(value: str | os.PathLike[str]) -> Path | None:
+    """The path a value names: any PathLike, a str ending in .yaml/.yml, or a str naming a file."""
+    if not isinstance(value, str):
+        return Path(value)
+    return Path(value) if value.endswith((".yaml", ".yml")) or Path(value).is_file() else None
+
+
+def _item_from_file(catalog: HardwareCatalog, path: Path, what: str) -> BaseModel:
+    if path.is_dir():
+        raise RooflineError(f"{what} file '{path}' is a directory; give a YAML file")
+    if not path.is_file():
+        raise RooflineError(f"{what} file '{path}' does not exist")
+    return catalog.add_file(path)
+
+
+def accelerator_from(catalog: HardwareCatalog, hardware: str | os.PathLike[str] | Accelerator) -> Accelerator:
+    """An accelerator by catalog id, YAML path or object; files and objects not in the catalog are
+    added to `catalog` (give a copy: the cached catalog must not change)."""
+    if isinstance(hardware, Accelerator):
+        if catalog.accelerators.get(hardware.id) != hardware:
+            catalog.add(hardware)
+        return hardware
+    path = _as_file(hardware)
+    if path is not None:
+        item = _item_from_file(catalog, path, "hardware")
+        if not isinstance(item, Accelerator):
+            raise RooflineError(f"'{path}' describes a {item.kind}, --hardware needs an accelerator")  # type: ignore[attr-defined]
+        return item
+    assert isinstance(hardware, str)
+    if hardware in catalog.systems and hardware not in catalog.accelerators:
+        raise RooflineError(f"'{hardware}' is a system, not an accelerator; use --system {hardware}")
+    return catalog.accelerator(hardware)
+
+
+def system_from(catalog: HardwareCatalog, system: str | os.PathLike[str] | System) -> System:
+    """A system by catalog id, YAML path or object (added to `catalog` when not in it)."""
+    if isinstance(system, System):
+        if catalog.systems.get(system.id) != system:
+            catalog.add(system)
+        return system
+    if not isinstance(system, str) or system.endswith((".yaml", ".yml")):
+        item = _item_from_file(catalog, Path(system), "system")
+        if not isinstance(item, System):
+            raise RooflineError(f"'{system}' is not a system file (kind: system)")
+        return item
+    return catalog.system(system)
+
+
+def get_accelerator(hardware: str | os.PathLike[str] | Accelerator) -> Accelerator:
+    """An accelerator by catalog id (h100-sxm), YAML path (may say `base: ID`) or object."""
+    return accelerator_from(load_catalog().copy(), hardware)
+
+
+def get_system(system: str | os.PathLike[str] | System) -> System:
+    """A system by catalog id (dgx-h100), YAML path or object."""
+    return system_from(load_catalog().copy(), system)
+
+
+def get_link(link: str | os.PathLike[str] | Link) -> Link:
+    """A link by catalog id (nvlink4), YAML path or object."""
+    if isinstance(link, Link):
+        return link
+    if not isinstance(link, str) or link.endswith((".yaml", ".yml")):
+        item = _item_from_file(load_catalog().copy(), Path(link), "link")
+        if not isinstance(item, Link):
+            raise RooflineError(f"'{link}' is not a link file (kind: link)")
+        return item
+    return load_catalog().link(link)

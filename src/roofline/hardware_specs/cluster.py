@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from roofline.errors import RooflineError
-from roofline.hardware_specs.catalog import HardwareCatalog, load_catalog
+from roofline.hardware_specs.catalog import HardwareCatalog, accelerator_from, load_catalog, system_from
 from roofline.hardware_specs.schema import Accelerator, Attachment, Link, System, Wiring
 
 
@@ -58,32 +58,6 @@ def _fabric(catalog: HardwareCatalog, attachment: Attachment) -> Fabric:
                   sockets=attachment.sockets, cross_socket_fraction=attachment.cross_socket_fraction)  # fmt: skip
 
 
-def _accelerator_for(catalog: HardwareCatalog, hardware: str) -> Accelerator:
-    path = Path(hardware)
-    if hardware.endswith((".yaml", ".yml")) or path.is_file():
-        if not path.is_file():
-            raise RooflineError(f"hardware file '{hardware}' does not exist")
-        item = catalog.add_file(path)
-        if not isinstance(item, Accelerator):
-            raise RooflineError(f"'{hardware}' describes a {item.kind}, --hardware needs an accelerator")  # type: ignore[attr-defined]
-        return item
-    if hardware in catalog.systems and hardware not in catalog.accelerators:
-        raise RooflineError(f"'{hardware}' is a system, not an accelerator; use --system {hardware}")
-    return catalog.accelerator(hardware)
-
-
-def _system_for(catalog: HardwareCatalog, system: str) -> System:
-    path = Path(system)
-    if system.endswith((".yaml", ".yml")):
-        if not path.is_file():
-            raise RooflineError(f"system file '{system}' does not exist")
-        item = catalog.add_file(path)
-        if not isinstance(item, System):
-            raise RooflineError(f"'{system}' is not a system file (kind: system)")
-        return item
-    return catalog.system(system)
-
-
 PLACEHOLDER_LINK = "pcie5"  # a one-device system never crosses it; System needs a scale-up attachment
 
 
@@ -103,33 +77,33 @@ def _single_device_system(catalog: HardwareCatalog, accelerator: Accelerator) ->
 
 
 def resolve_cluster(
-    hardware: str | None = None,
-    system: str | None = None,
+    hardware: str | os.PathLike[str] | Accelerator | None = None,
+    system: str | os.PathLike[str] | System | None = None,
     num_gpus: int = 1,
     catalog: HardwareCatalog | None = None,
 ) -> Cluster:
     """Pick the system for `--hardware ID [--gpus N]` or `--system ID`.
 
+    Each may be a catalog id, a YAML path or an object (a `replace()` copy, a file with `base:`).
     With only an accelerator, its `default_system` is used and as many nodes as the GPU count
     needs (h100-sxm with 16 GPUs = two DGX H100 nodes). An accelerator without one (a calibrated
-    host profile) runs alone: one device, a synthetic single-device system.
+    host profile) runs alone: one device, a synthetic single-device system. A custom accelerator
+    sits on its default system's links (see `fits_system` for the ones `--system` accepts).
     """
-    catalog = (catalog or load_catalog()).copy()  # files given by path stay out of the shared cache
+    given = catalog or load_catalog()
+    catalog = given.copy()  # files given by path and objects stay out of the shared cache
     if num_gpus < 1:
         raise RooflineError(f"--gpus must be at least 1, got {num_gpus}")
     if hardware is None and system is None:
         raise RooflineError("name the hardware: --hardware ID (see `roofline hardware list`) or --system ID")
     for flag, value in (("--hardware", hardware), ("--system", system)):
-        if value is not None and not value.strip():
+        if isinstance(value, str) and not value.strip():
             raise RooflineError(f"{flag} is empty; give an id (roofline hardware list) or a YAML path")
-    accelerator = _accelerator_for(catalog, hardware) if hardware else None
+    accelerator = accelerator_from(catalog, hardware) if hardware is not None else None
     if system is not None:
-        chosen = _system_for(catalog, system)
-        if accelerator is not None and chosen.accelerator != accelerator.id:
-            raise RooflineError(
-                f"system '{chosen.id}' holds {chosen.accelerator}, not {accelerator.id}; "
-                "drop --hardware or pick another system"
-            )
+        chosen = system_from(catalog, system)
+        if accelerator is not None and not fits_system(catalog, accelerator, chosen):
+            raise RooflineError(_misfit_message(given, accelerator, chosen))
     else:
         assert accelerator is not None
         if accelerator.default_system is not None:
@@ -137,7 +111,7 @@ def resolve_cluster(
         elif num_gpus == 1:
             chosen = _single_device_system(catalog, accelerator)
         else:
-            raise RooflineError(f"'{accelerator.id}' has no default_system; give one with --system ID")
+            raise RooflineError(_no_node_message(catalog, accelerator, num_gpus))
     accelerator = accelerator or catalog.accelerator(chosen.accelerator)
     scale_out = _fabric(catalog, chosen.scale_out) if chosen.scale_out else None
     if num_gpus > chosen.gpus_per_node and scale_out is None:
@@ -152,3 +126,48 @@ def resolve_cluster(
         scale_out=scale_out,
         num_gpus=num_gpus,
     )
+
+
+def fits_system(catalog: HardwareCatalog, accelerator: Accelerator, system: System) -> bool:
+    """Whether `--system` may hold this accelerator.
+
+    A system holds the accelerator it names. An accelerator also fits its own `default_system`, and
+    every system built for the accelerator its default system holds: it stands in for that part
+    (a `base: h100-sxm` file or an `h100.replace(...)` copy inherits default_system dgx-h100, so it
+    fits dgx-h100 and any other node of H100 SXMs, but not a node of B200s).
+    """
+    if system.accelerator == accelerator.id or accelerator.default_system == system.id:
+        return True
+    default = catalog.systems.get(accelerator.default_system or "")
+    return default is not None and default.accelerator == system.accelerator
+
+
+def _misfit_message(catalog: HardwareCatalog, accelerator: Accelerator, system: System) -> str:
+    message = (f"system '{system.id}' holds {system.accelerator}, not {accelerator.id}; "
+               "drop --hardware or pick another system")  # fmt: skip
+    if catalog.accelerators.get(accelerator.id) == accelerator:
+        return message  # a catalog accelerator: the message it always had
+    return (f"{message}, or let '{accelerator.id}' stand in for {system.accelerator}: add "
+            f"`default_system: {system.id}` (or `base: {system.accelerator}`) to its YAML")
+
+
+def _no_node_message(catalog: HardwareCatalog, accelerator: Accelerator, num_gpus: int) -> str:
+    """What to add to an accelerator without a default system that is asked for several GPUs."""
+    twin = _closest_catalog_accelerator(catalog, accelerator)
+    fix = f" or add `default_system: {twin.default_system}` (or `base: {twin.id}`) to its YAML," if twin else ""
+    return (f"'{accelerator.id}' has no default_system; give one with --system ID,{fix} "
+            f"so its {num_gpus} GPUs have a node to sit in")
+
+
+def _closest_catalog_accelerator(catalog: HardwareCatalog, accelerator: Accelerator) -> Accelerator | None:
+    """The catalog accelerator with a node type most like this one: same architecture, then same
+    vendor, then the nearest memory bandwidth and capacity."""
+
+    def distance(other: Accelerator) -> tuple[bool, bool, float]:
+        pairs = ((other.memory.bandwidth, accelerator.memory.bandwidth),
+                 (other.memory.capacity or 1.0, accelerator.memory.capacity or 1.0))  # fmt: skip
+        spread = sum(abs(math.log(a / b)) for a, b in pairs)
+        return other.architecture != accelerator.architecture, other.vendor != accelerator.vendor, spread
+
+    placed = [a for a in catalog.accelerators.values() if a.default_system and a.id != accelerator.id]
+    return min(placed, key=lambda a: (*distance(a), a.id), default=None)

@@ -8,12 +8,22 @@ SI floats once loaded. Peaks are dense (no 2:4 sparsity); link bandwidths are pe
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    WrapSerializer,
+    model_validator,
+)
 
 from roofline.dtypes import DType
-from roofline.units import Bytes, BytesPerSecond, FlopsPerSecond, Hertz, Seconds, Watts
+from roofline.overrides import replace_fields
+from roofline.units import EXACT_UNITS, Bytes, BytesPerSecond, FlopsPerSecond, Hertz, Seconds, Watts
 
 Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
 Source = Annotated[str, Field(min_length=3)]
@@ -22,12 +32,29 @@ Source = Annotated[str, Field(min_length=3)]
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    def replace(self, **changes: Any) -> Self:
+        """A what-if copy, validated like a YAML file: `h100.replace(memory_bandwidth="4.8 TB/s")`.
+
+        Keys: a field (`runtime_reserve`), a nested field with underscores (`compute_bf16`) or dots
+        (`**{"memory.bandwidth": ...}`). Values: strings with units as in YAML, or plain numbers in
+        SI units (`memory_bandwidth=4.8e12`). Bad values raise a one-line RooflineError.
+        """
+        return replace_fields(self, changes)
+
 
 def _not_available(value: Any) -> Any:
     return None if isinstance(value, str) and value.strip().lower() in {"n/a", "na", "none"} else value
 
 
-OptionalPeak = Annotated[FlopsPerSecond | None, BeforeValidator(_not_available)]
+def _write_not_available(value: Any, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+    """A missing format is written `n/a` in exact (YAML) output, as the catalog files write it."""
+    exact = isinstance(info.context, dict) and info.context.get(EXACT_UNITS)
+    return "n/a" if value is None and exact else handler(value)
+
+
+OptionalPeak = Annotated[
+    FlopsPerSecond | None, BeforeValidator(_not_available), WrapSerializer(_write_not_available, when_used="json")
+]
 
 
 class MemorySpec(Frozen):

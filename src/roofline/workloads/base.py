@@ -7,15 +7,18 @@ which kind it is (no if/elif chains).
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from roofline.dtypes import DType
 from roofline.ir import Op, Placement, Precision, StepShape
+from roofline.overrides import replace_fields
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,23 @@ class Workload(BaseModel, ABC):
     kv_cache_dtype: DType = Field(
         default=DType.BF16, description="KV format engines use by default for this checkpoint (vLLM/SGLang 'auto')"
     )
+
+    def replace(self, **changes: Any) -> Self:
+        """A what-if copy of the same kind, validated like a YAML file:
+        `llama.replace(num_hidden_layers=40)`; nested fields with underscores or dots (see overrides)."""
+        return replace_fields(self, changes)
+
+    @classmethod
+    def from_hf_config(cls, path: str | os.PathLike[str], model_id: str | None = None) -> Workload:
+        """A model from a local Hugging Face config.json (nothing is downloaded); `model_id`
+        defaults to the config's folder name."""
+        from roofline.errors import RooflineError
+        from roofline.workloads.hf_import import import_hf_config
+
+        workload = import_hf_config(Path(path), model_id)
+        if not isinstance(workload, cls):
+            raise RooflineError(f"'{path}' describes a {workload.kind} model, not a {cls.__name__}")
+        return workload
 
     @property
     def shipped_precision(self) -> Precision:

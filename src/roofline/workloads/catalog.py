@@ -1,31 +1,54 @@
-"""Model catalog: packaged YAML (workloads/data) plus user files by path or ROOFLINE_MODEL_PATH."""
+"""Model catalog: packaged YAML (workloads/data) plus user files by path or ROOFLINE_MODEL_PATH.
+
+A model YAML may say `base: ID` and give only the fields it changes (yaml_io.merge_base); a
+local Hugging Face config.json is imported (never downloaded) wherever a model is named.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
 
 from roofline.errors import RooflineError, UnknownIdError
 from roofline.workloads.base import WORKLOAD_KINDS, Workload
-from roofline.yaml_io import load_model_file, yaml_files
+from roofline.yaml_io import BaseLookup, in_base_order, load_model_data, read_yaml, yaml_files
 
 DATA_DIR = Path(__file__).parent / "data"
 ENV_VAR = "ROOFLINE_MODEL_PATH"
 
 
-def load_workload_file(path: Path) -> Workload:
-    item = load_model_file(path, WORKLOAD_KINDS)
+def _base_finder(models: Mapping[str, Workload]) -> BaseLookup:
+    def find_base(base_id: str, kind: str | None) -> BaseModel:
+        if base_id not in models:
+            raise UnknownIdError("model", base_id, list(models))
+        return models[base_id]
+
+    return find_base
+
+
+def _load_data(data: dict[str, Any], origin: str, models: Mapping[str, Workload]) -> Workload:
+    item = load_model_data(data, origin, WORKLOAD_KINDS, _base_finder(models))
     assert isinstance(item, Workload)
     return item
+
+
+def load_workload_file(path: Path) -> Workload:
+    """A model YAML; `base: ID` starts from the catalog model ID."""
+    data = read_yaml(path)
+    return _load_data(data, f"'{path}'", model_catalog() if "base" in data else {})
 
 
 @lru_cache(maxsize=8)
 def _load(user_dirs: tuple[Path, ...]) -> dict[str, Workload]:
     models: dict[str, Workload] = {}
     for directory in (DATA_DIR, *user_dirs):
-        for path in yaml_files(directory):
-            workload = load_workload_file(path)
+        for path, data in in_base_order(yaml_files(directory), models.__contains__):
+            workload = _load_data(data, f"'{path}'", models)
             models[workload.id] = workload
     return models
 
@@ -39,20 +62,39 @@ def model_catalog() -> dict[str, Workload]:
     return _load(dirs)
 
 
-def get_workload(model: str) -> Workload:
-    """A catalog id, or a path to a workload YAML file."""
-    if model.endswith((".yaml", ".yml")):
-        path = Path(model)
-        if not path.is_file():
-            raise RooflineError(f"model file '{model}' does not exist")
-        return load_workload_file(path)
+MODEL_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def get_workload(model: str | os.PathLike[str] | Workload) -> Workload:
+    """A model by catalog id, model YAML path, local Hugging Face config.json path, or object
+    (returned as is)."""
+    if isinstance(model, Workload):
+        return model
+    if not isinstance(model, str) or model.endswith(MODEL_SUFFIXES):
+        return load_workload_path(Path(model))
     catalog = model_catalog()
-    if model not in catalog:
-        raise UnknownIdError("model", model, list(catalog))
-    return catalog[model]
+    if model in catalog:
+        return catalog[model]
+    if Path(model).exists():
+        return load_workload_path(Path(model))
+    raise UnknownIdError("model", model, list(catalog))
 
 
-def get_autoregressive(model: str) -> Workload:
+def load_workload_path(path: Path) -> Workload:
+    """A model YAML file (`base:` allowed) or a Hugging Face config.json (imported, not downloaded)."""
+    if path.is_dir():
+        hint = f"; give {path / 'config.json'}" if (path / "config.json").is_file() else ""
+        raise RooflineError(f"model path '{path}' is a directory, not a model YAML or config.json{hint}")
+    if not path.is_file():
+        raise RooflineError(f"model file '{path}' does not exist")
+    if path.suffix.lower() == ".json":
+        return Workload.from_hf_config(path)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return load_workload_file(path)
+    raise RooflineError(f"model file '{path}' must be a model YAML (.yaml) or a Hugging Face config (.json)")
+
+
+def get_autoregressive(model: str | os.PathLike[str] | Workload) -> Workload:
     """`get_workload` for the commands that model autoregressive serving (memory, serve, plan, sweep,
     plot, report, validate): diffusion kinds are refused with the way to estimate them."""
     workload = get_workload(model)
