@@ -1,10 +1,11 @@
-"""`roofline validate`: predict every row of a published-measurements file and report the errors."""
+"""`roofline validate`: predict every row of a published-measurements file and report the errors.
+
+Parses the options, calls `roofline.validation.run_validation` and renders what it returns."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Group
@@ -15,18 +16,14 @@ from roofline.cli.common import Output, OutputFormat
 from roofline.errors import RooflineError
 from roofline.reports.formats import to_csv, to_json
 from roofline.reports.xlsx_views import write_validation
-from roofline.validation import ValidationReport, validate_file
-
-# src/roofline/cli/validate.py -> parents[3] is the repository root; its sibling shared/ holds the data
-DEFAULT_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "validation" / "published.csv"
-
-
-def _data_path(data: Path | None) -> Path:
-    if data is not None:
-        return data
-    if not DEFAULT_DATA.is_file():
-        raise RooflineError(f"no --data given and the default file '{DEFAULT_DATA}' does not exist; pass --data FILE")
-    return DEFAULT_DATA
+from roofline.validation import (
+    SCENARIO_METRICS,
+    DiffusionValidation,
+    ValidationReport,
+    default_data_path,
+    report_inputs,
+    run_validation,
+)
 
 
 def _number(value: float) -> str:
@@ -56,6 +53,15 @@ def _summary_table(report: ValidationReport) -> Table:
     return table
 
 
+def _counts_table(report: ValidationReport) -> Table:
+    table = Table(title="Rows per scenario", title_justify="left")
+    for column in ("scenario", "predicted", "skipped"):
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+    for c in report.per_scenario():
+        table.add_row(c.scenario, str(c.predicted), str(c.skipped))
+    return table
+
+
 def _skipped_table(report: ValidationReport) -> Table:
     table = Table(title=f"Skipped rows ({len(report.skipped)}): not predicted", title_justify="left")
     table.add_column("case")
@@ -64,17 +70,6 @@ def _skipped_table(report: ValidationReport) -> Table:
     for s in report.skipped:
         table.add_row(s.case.case_id, s.case.scenario, s.reason)
     return table
-
-
-def _csv_rows(report: ValidationReport) -> list[dict[str, Any]]:
-    """Predicted and skipped rows in file order; a skipped row has no prediction and says why."""
-    rows = [(r.case.line, {**r.to_dict(), "skipped": ""}) for r in report.rows]
-    for s in report.skipped:
-        c = s.case
-        rows.append((c.line, {"case_id": c.case_id, "scenario": c.scenario, "model": c.model, "hardware": c.hardware,
-                              "num_gpus": c.num_gpus, "isl": c.isl, "osl": c.osl, "load": c.load, "metric": c.metric,
-                              "measured": c.value, "predicted": None, "error": None, "skipped": s.reason}))  # fmt: skip
-    return [row for _, row in sorted(rows, key=lambda item: item[0])]
 
 
 def _progress(done: int, total: int) -> None:
@@ -87,8 +82,8 @@ def validate_command(
         None, "--data", help="measurements CSV in the schema of shared/validation/README.md "
         "(default: ../shared/validation/published.csv next to the repository)"),
     scenarios: list[str] = typer.Option(
-        [], "--scenario", help="only rows of this scenario (repeatable): max_throughput, request_rate, "
-        "concurrency, gemm, memory_copy, allreduce"),
+        [], "--scenario", help="only rows of this scenario (repeatable): any scenario of the file; predicted: "
+        f"{', '.join(SCENARIO_METRICS)}"),
     max_requests: int | None = typer.Option(
         None, "--max-requests", help="cap the simulated requests of each serving run (quicker, less steady)"),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", metavar="<format>",
@@ -101,70 +96,58 @@ def validate_command(
 ) -> None:  # fmt: skip
     """Predict each row of a measurements file; print prediction, measurement and error, then MAPE per metric."""
     out = Output.check(fmt, output, force)
-    if diffusion:
-        if scenarios or max_requests is not None:
-            raise RooflineError("--scenario and --max-requests are for the LLM measurements, not --diffusion")
-        _validate_diffusion(data, out)
-        return
+    if diffusion and out.fmt is OutputFormat.xlsx:
+        raise RooflineError("--diffusion writes table, json or csv; drop --format xlsx")
     progress = _progress if sys.stderr.isatty() else None
-    path = _data_path(data)
-    report = validate_file(path, scenarios, max_requests, progress)
+    result = run_validation(data, scenarios, max_requests, diffusion, progress)
+    if isinstance(result, DiffusionValidation):
+        _render_diffusion(result, out)
+    else:
+        _render(result, out, default_data_path(data), scenarios, max_requests)
+
+
+def _render(report: ValidationReport, out: Output, path: Path, scenarios: list[str], max_requests: int | None) -> None:
     if out.fmt is OutputFormat.json:
         out.text(to_json(report.to_dict()))
     elif out.fmt is OutputFormat.csv:
-        out.text(to_csv(_csv_rows(report)))
+        out.text(to_csv(report.csv_rows()))
     elif out.fmt is OutputFormat.xlsx:
-        inputs = _inputs(path, scenarios, max_requests, report)
+        inputs = report_inputs(path, scenarios, max_requests, report, __version__)
         out.workbook(lambda file: write_validation(file, report, inputs))
     else:
-        parts: list[Table] = [_rows_table(report), _summary_table(report)]
+        parts: list[Table] = [_rows_table(report), _summary_table(report), _counts_table(report)]
         if report.skipped:
             parts.append(_skipped_table(report))
         out.table(Group(*parts))
 
 
-def _inputs(path: Path, scenarios: list[str], max_requests: int | None,
-            report: ValidationReport) -> list[tuple[str, Any]]:  # fmt: skip
-    return [
-        ("Tool", f"roofline {__version__}"),
-        ("Measurements file", str(path)),
-        ("Scenarios", ", ".join(scenarios) or "all"),
-        ("Simulated requests per serving run", max_requests or "as the benchmark ran them"),
-        ("Rows predicted / skipped", f"{len(report.rows)} / {len(report.skipped)}"),
-        ("Error", "predicted / measured - 1 (> 0: over-prediction); APE = |error|; MAPE = mean APE"),
-        ("Serving rows", "replayed as benchmarked (validation/benchmark_setups.yaml)"),
-    ]
-
-
-def _validate_diffusion(data: Path | None, out: Output) -> None:
-    from roofline.validation.diffusion import DATA_FILE, validate_diffusion
-
-    if out.fmt is OutputFormat.xlsx:
-        raise RooflineError("--diffusion writes table, json or csv; drop --format xlsx")
-    path = data or DATA_FILE
-    if not path.is_file():
-        raise RooflineError(f"--data '{path}' does not exist")
-    rows, summary = validate_diffusion(path)
+def _render_diffusion(result: DiffusionValidation, out: Output) -> None:
     if out.fmt is OutputFormat.json:
-        out.text(to_json({"rows": [r.to_dict() for r in rows], "summary": [s.to_dict() for s in summary]}))
+        out.text(to_json(result.to_dict()))
     elif out.fmt is OutputFormat.csv:
-        out.text(to_csv([r.to_dict() for r in rows]))
+        out.text(to_csv(result.csv_rows()))
     else:
-        table = Table(title="Diffusion models: predicted vs published latency (error = predicted / measured - 1; "
-                      "* = shown, not in the summary)", title_justify="left")  # fmt: skip
-        for column in ("id", "hardware", "gpus", "setting", "runtime", "measured", "predicted", "error"):
-            table.add_column(
-                column, justify="right" if column in ("gpus", "measured", "predicted", "error") else "left"
-            )
-        for r in rows:
-            c = r.case
-            table.add_row(c.id + ("" if c.in_summary else " *"), c.hardware, str(c.gpus), c.setting(),
-                          c.runtime.describe(), f"{c.measured_latency_s:,.4g} s", f"{r.predicted_s:,.4g} s",
-                          f"{r.error:+.1%}")  # fmt: skip
-        totals = Table(title="Error per group (APE = |error|; mean error signed)", title_justify="left")
-        for column in ("group", "rows", "MAPE", "median APE", "max APE", "mean error"):
-            totals.add_column(column, justify="left" if column == "group" else "right")
-        for g in summary:
-            totals.add_row(g.group, str(g.count), f"{g.mape:.1%}", f"{g.median_ape:.1%}", f"{g.max_ape:.1%}",
-                           f"{g.mean_error:+.1%}")  # fmt: skip
-        out.table(Group(table, totals))
+        out.table(Group(_diffusion_rows_table(result), _diffusion_summary_table(result)))
+
+
+def _diffusion_rows_table(result: DiffusionValidation) -> Table:
+    table = Table(title="Diffusion models: predicted vs published latency (error = predicted / measured - 1; "
+                  "* = shown, not in the summary)", title_justify="left")  # fmt: skip
+    for column in ("id", "hardware", "gpus", "setting", "runtime", "measured", "predicted", "error"):
+        table.add_column(column, justify="right" if column in ("gpus", "measured", "predicted", "error") else "left")
+    for r in result.rows:
+        c = r.case
+        table.add_row(c.id + ("" if c.in_summary else " *"), c.hardware, str(c.gpus), c.setting(),
+                      c.runtime.describe(), f"{c.measured_latency_s:,.4g} s", f"{r.predicted_s:,.4g} s",
+                      f"{r.error:+.1%}")  # fmt: skip
+    return table
+
+
+def _diffusion_summary_table(result: DiffusionValidation) -> Table:
+    totals = Table(title="Error per group (APE = |error|; mean error signed)", title_justify="left")
+    for column in ("group", "rows", "MAPE", "median APE", "max APE", "mean error"):
+        totals.add_column(column, justify="left" if column == "group" else "right")
+    for g in result.summary:
+        totals.add_row(g.group, str(g.count), f"{g.mape:.1%}", f"{g.median_ape:.1%}", f"{g.max_ape:.1%}",
+                       f"{g.mean_error:+.1%}")  # fmt: skip
+    return totals

@@ -1,8 +1,14 @@
 """Reading a measurements file in the schema of ../shared/validation/README.md.
 
-Every value is checked as the file is read: a wrong scenario, metric, number or missing column is
-one RooflineError naming the line and the column, so a bad file never yields a partial report.
-Whether a row can be predicted (a known model, hardware and combination) is decided later, per row.
+Only the columns every row needs (REQUIRED_COLUMNS) are checked up front; a file may leave out the
+others and may carry more (notes, runtime, ...). A column that one row's scenario needs
+(SCENARIO_COLUMNS) and the file lacks is an error naming that line. Every value is checked as the
+file is read: a bad number, dtype, id or load of a known scenario is one RooflineError naming the
+line and the column, so a bad file never yields a partial report. Any scenario and metric name is
+read; whether a row can be predicted (a predicted scenario and metric, a known model and hardware)
+is decided later, per row. A training file (README "Training measurements": no scenario column,
+seq_len / global_batch / micro_batch instead) is read with its own columns; its rows get the
+scenario TRAINING.
 """
 
 from __future__ import annotations
@@ -16,22 +22,39 @@ from pathlib import Path
 from roofline.dtypes import DType, parse_dtype
 from roofline.errors import RooflineError
 
+# The columns of the schema (README); a file needs only REQUIRED_COLUMNS and those its rows need.
 COLUMNS = (
     "case_id", "source", "model", "hardware", "num_gpus", "tp", "pp", "ep", "weight_dtype", "kv_dtype",
     "isl", "osl", "scenario", "load", "metric", "value",
 )  # fmt: skip
+REQUIRED_COLUMNS = ("case_id", "hardware", "num_gpus", "scenario", "metric", "value")
 
 SERVING_METRICS = ("output_tokens_per_s", "ttft_ms", "tpot_ms")
+# The scenarios the predictors know and the metrics each one predicts (predict.PREDICTORS).
 SCENARIO_METRICS: dict[str, tuple[str, ...]] = {
     "max_throughput": ("output_tokens_per_s",),
     "request_rate": SERVING_METRICS,
     "concurrency": SERVING_METRICS,
-    "gemm": ("tflops",),
+    "gemm": ("tflops", "gbps", "latency_us"),
     "memory_copy": ("gbps",),
-    "allreduce": ("busbw_gbps",),
+    "allreduce": ("busbw_gbps", "latency_us"),
 }
 SERVING_SCENARIOS = ("max_throughput", "request_rate", "concurrency")
+# Columns a row of a predicted scenario needs beyond REQUIRED_COLUMNS: a file without one is an error.
+SCENARIO_COLUMNS: dict[str, tuple[str, ...]] = {
+    "max_throughput": ("model", "isl", "osl"),
+    "request_rate": ("model", "isl", "osl", "load"),
+    "concurrency": ("model", "isl", "osl", "load"),
+    "gemm": ("load",),
+    "memory_copy": ("load",),
+    "allreduce": ("load",),
+}
 STREAM_KERNELS = ("copy", "scale", "add", "triad")
+
+TRAINING = "training"  # the scenario given to the rows of a training file
+TRAINING_MARKERS = ("seq_len", "global_batch", "micro_batch")  # with no scenario column: a training file
+TRAINING_REQUIRED_COLUMNS = ("case_id", "hardware", "num_gpus", *TRAINING_MARKERS, "precision", "metric", "value")
+TRAINING_PRECISIONS = ("bf16", "fp8-cs", "fp8-ds", "mxfp8", "nvfp4")
 
 LoadValue = float | tuple[int, int, int] | str | None
 
@@ -58,6 +81,7 @@ class Case:
     load_value: LoadValue
     metric: str
     value: float
+    runtime: str = ""  # the software that produced the number (`runtime`, or a training file's `framework`)
 
     def run_key(self) -> tuple[object, ...]:
         """What the prediction depends on: rows that differ only in metric share one simulation."""
@@ -76,6 +100,18 @@ class _Row:
 
     def text(self, column: str) -> str:
         return (self.raw.get(column) or "").strip()
+
+    def required_text(self, column: str) -> str:
+        text = self.text(column)
+        if not text:
+            raise self.fail(column, "is empty; every row needs one")
+        return text
+
+    def need(self, column: str, scenario: str) -> None:
+        """A column this row's scenario cannot do without; the header is every key of `raw`."""
+        if column not in self.raw:
+            raise RooflineError(f"{self.path} line {self.line}: scenario {scenario} needs column '{column}', "
+                                "which the file does not have")  # fmt: skip
 
     def integer(self, column: str, required: bool = False) -> int | None:
         text = self.text(column)
@@ -157,40 +193,76 @@ _LOAD_PARSERS: dict[str, tuple[Callable[[str], LoadValue], str]] = {
 }
 
 
-def _case(row: _Row) -> Case:
-    scenario = row.text("scenario")
-    if scenario not in SCENARIO_METRICS:
-        raise row.fail("scenario", f"unknown scenario '{scenario}'; known: {', '.join(SCENARIO_METRICS)}")
-    metric = row.text("metric")
-    if metric not in SCENARIO_METRICS[scenario]:
-        known = ", ".join(SCENARIO_METRICS[scenario])
-        raise row.fail("metric", f"unknown metric '{metric}' for scenario {scenario}; known: {known}")
+def _load_value(row: _Row, scenario: str) -> LoadValue:
+    """The parsed load of a predicted scenario; None for any other (its load is kept as text)."""
+    if scenario not in _LOAD_PARSERS:
+        return None
     parse, expected = _LOAD_PARSERS[scenario]
     load = row.text("load")
     try:
-        load_value = parse(load)
+        return parse(load)
     except ValueError:
         raise row.fail("load", f"'{load}' is not a {scenario} load; expected {expected}") from None
-    serving = scenario in SERVING_SCENARIOS
+
+
+def _num_gpus(row: _Row) -> int:
     num_gpus = row.integer("num_gpus", required=True)
     assert num_gpus is not None
+    return num_gpus
+
+
+def _case(row: _Row) -> Case:
+    """A row of the measurements schema (published.csv, kernels*.csv, runtimes.csv)."""
+    scenario = row.required_text("scenario")
+    metric = row.required_text("metric")
+    for column in SCENARIO_COLUMNS.get(scenario, ()):
+        row.need(column, scenario)
+    load_value = _load_value(row, scenario)
+    serving = scenario in SERVING_SCENARIOS
     return Case(
         line=row.line, case_id=row.text("case_id"), source=row.text("source"), model=row.text("model"),
-        hardware=row.text("hardware"), num_gpus=num_gpus, tp=row.integer("tp"), pp=row.integer("pp"),
+        hardware=row.text("hardware"), num_gpus=_num_gpus(row), tp=row.integer("tp"), pp=row.integer("pp"),
         ep=row.integer("ep"), weight_dtype=row.dtype("weight_dtype"), kv_dtype=row.dtype("kv_dtype"),
         isl=row.integer("isl", required=serving), osl=row.integer("osl", required=serving),
-        scenario=scenario, load=load, load_value=load_value, metric=metric, value=row.number("value"),
+        scenario=scenario, load=row.text("load"), load_value=load_value, metric=metric, value=row.number("value"),
+        runtime=row.text("runtime"),
     )  # fmt: skip
+
+
+def _training_case(row: _Row) -> Case:
+    """A row of a training file: checked like any row, described in `load` (key=value), never predicted."""
+    for column in ("vpp", "cp", "etp", "dp"):
+        row.integer(column)
+    lengths = {column: row.integer(column, required=True) for column in TRAINING_MARKERS}
+    precision = row.required_text("precision")
+    if precision not in TRAINING_PRECISIONS:
+        raise row.fail("precision", f"unknown precision '{precision}'; known: {', '.join(TRAINING_PRECISIONS)}")
+    setting = ";".join([*(f"{k}={v}" for k, v in lengths.items()), f"precision={precision}"])
+    return Case(
+        line=row.line, case_id=row.text("case_id"), source=row.text("source"), model=row.text("model"),
+        hardware=row.text("hardware"), num_gpus=_num_gpus(row), tp=row.integer("tp"), pp=row.integer("pp"),
+        ep=row.integer("ep"), weight_dtype=None, kv_dtype=None, isl=None, osl=None, scenario=TRAINING,
+        load=setting, load_value=None, metric=row.required_text("metric"), value=row.number("value"),
+        runtime=row.text("framework"),
+    )  # fmt: skip
+
+
+def _row_reader(path: Path, header: list[str]) -> Callable[[_Row], Case]:
+    """The schema of the file from its header; RooflineError naming the columns it lacks."""
+    training = "scenario" not in header and all(c in header for c in TRAINING_MARKERS)
+    required = TRAINING_REQUIRED_COLUMNS if training else REQUIRED_COLUMNS
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise RooflineError(f"{path} line 1: missing column(s) {', '.join(missing)}")
+    return _training_case if training else _case
 
 
 def parse_cases(path: Path, lines: Iterable[str]) -> list[Case]:
     reader = csv.DictReader(lines)
     if reader.fieldnames is None:
-        raise RooflineError(f"{path} is empty; expected a header line with {', '.join(COLUMNS)}")
+        raise RooflineError(f"{path} is empty; expected a header line with at least {', '.join(REQUIRED_COLUMNS)}")
     header = [name.strip() for name in reader.fieldnames]
-    missing = [c for c in COLUMNS if c not in header]
-    if missing:
-        raise RooflineError(f"{path} line 1: missing column(s) {', '.join(missing)}")
+    read_row = _row_reader(path, header)
     reader.fieldnames = header
     cases: list[Case] = []
     seen: dict[str, int] = {}
@@ -199,7 +271,7 @@ def parse_cases(path: Path, lines: Iterable[str]) -> list[Case]:
         if None in raw:  # more fields than the header has
             extra = len(header) + len(raw[None])
             raise RooflineError(f"{path} line {row.line}: {extra} fields, the header has {len(header)}")
-        case = _case(row)
+        case = read_row(row)
         if not case.case_id:
             raise row.fail("case_id", "is empty; every row needs a unique id")
         if case.case_id in seen:

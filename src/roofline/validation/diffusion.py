@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from roofline.errors import RooflineError
 from roofline.hardware_specs import resolve_cluster
 from roofline.ir import Precision
+from roofline.result import Result
 from roofline.simulator.diffusion import DitScenario, estimate_dit
 from roofline.simulator.diffusion_lm import DlmScenario, estimate_dlm
 from roofline.simulator.diffusion_runtime import DiffusionRuntime
@@ -174,3 +175,34 @@ def summarize(rows: list[DiffusionRow]) -> list[GroupSummary]:
 def validate_diffusion(path: Path = DATA_FILE) -> tuple[list[DiffusionRow], list[GroupSummary]]:
     rows = [DiffusionRow(case, predict_latency_s(case)) for case in load_cases(path)]
     return rows, summarize(rows)
+
+
+@dataclass(frozen=True, repr=False)
+class DiffusionValidation(Result):
+    """The diffusion rows predicted against their published latencies, and the summary per group."""
+
+    rows: tuple[DiffusionRow, ...]
+    summary: tuple[GroupSummary, ...]
+
+    @classmethod
+    def from_file(cls, path: Path | None = None) -> DiffusionValidation:
+        """Predict every row of `path` (default: the packaged diffusion_published.yaml)."""
+        path = path or DATA_FILE
+        if not path.is_file():
+            raise RooflineError(f"--data '{path}' does not exist")
+        rows, summary = validate_diffusion(path)
+        return cls(tuple(rows), tuple(summary))
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `roofline validate --diffusion --format json` prints."""
+        return {"rows": [r.to_dict() for r in self.rows], "summary": [s.to_dict() for s in self.summary]}
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        """One row per measurement (`--format csv`)."""
+        return [r.to_dict() for r in self.rows]
+
+    def records(self) -> list[dict[str, Any]]:
+        return self.csv_rows()
+
+    def overview(self) -> list[tuple[str, Any]]:
+        return [(f"{g.group} MAPE ({g.count})", f"{g.mape:.1%}") for g in self.summary]

@@ -1,9 +1,11 @@
-"""One predictor per scenario of the measurements schema, in the registry `PREDICTORS`.
+"""One predictor per predicted scenario of the measurements schema, in the registry `PREDICTORS`.
 
 A predictor takes a `Case` and returns the predicted value of every metric its run yields (a
-serving run gives throughput, TTFT and TPOT at once), with a note stating each assumption it had
-to make. It raises RooflineError when it cannot predict the row (unknown id, unsupported
-combination); the caller lists such rows as skipped with that message.
+serving run gives throughput, TTFT and TPOT at once; a GEMM its TFLOP/s, bandwidth and latency),
+with a note stating each assumption it had to make. It raises RooflineError when it cannot predict
+the row (unknown id, unsupported combination); the caller lists such rows as skipped with that
+message. `not_predicted` says, before any model runs, why a row is outside what is predicted (a
+scenario or metric without a predictor, a training row, a serving row of another engine).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from roofline.simulator import ParallelPlan, Scenario
 from roofline.simulator.collectives import CollectiveModel, group_topology
 from roofline.simulator.cost import RooflineCostModel
 from roofline.simulator.serving import EngineConfig, Load, load_engine, serve
-from roofline.validation.cases import SCENARIO_METRICS, Case
+from roofline.validation.cases import SCENARIO_METRICS, SERVING_SCENARIOS, TRAINING, Case
 from roofline.workloads import Workload, get_autoregressive
 from roofline.yaml_io import read_yaml, validate_into
 
@@ -165,6 +167,8 @@ def _serving(case: Case, options: Options) -> Prediction:
 
 # ---- kernel scenarios -------------------------------------------------------------------------
 
+OUTPUT_BYTES_PER_ELEMENT = 2.0  # a GEMM writes C in 16 bits (BF16 output), whatever its input format
+
 
 def _one_gpu(case: Case) -> Cluster:
     if case.num_gpus != 1:
@@ -175,7 +179,9 @@ def _one_gpu(case: Case) -> Cluster:
 def _gemm(case: Case, options: Options) -> Prediction:
     """One C[M,N] = A[M,K] B[K,N] in the row's format, timed by the operator cost model (peak x
     the MAMF fraction x wave utilization, or HBM time if larger, plus one kernel overhead).
-    A and B are read in the format, C is written in 16 bits."""
+    A and B are read in the format, C is written in 16 bits. From the one time: tflops = 2MNK /
+    time, latency_us = time, gbps = (MK + KN) x format bytes + 2MN bytes over time (DeepGEMM's
+    MK + KN + 2MN for FP8 inputs, kernels.csv)."""
     assert isinstance(case.load_value, tuple)
     m, n, k = case.load_value
     cluster = _one_gpu(case)
@@ -190,8 +196,10 @@ def _gemm(case: Case, options: Options) -> Prediction:
     op = Op(name="gemm", kind=OpKind.MATMUL, op_class=OpClass.MLP, dtype=dtype, flops=2.0 * m * n * k,
             weight_bytes=k * n * element, activation_bytes=m * k * element + m * n * max(element, 2.0),
             shape=MatmulShape(m=m, n=n, k=k))  # fmt: skip
-    cost = RooflineCostModel(cluster).cost(op)
-    return Prediction({"tflops": op.flops / cost.total_s / 1e12}, "; ".join(notes))
+    time_s = RooflineCostModel(cluster).cost(op).total_s
+    moved_bytes = (m * k + k * n) * element + m * n * OUTPUT_BYTES_PER_ELEMENT
+    values = {"tflops": op.flops / time_s / 1e12, "gbps": moved_bytes / time_s / 1e9, "latency_us": time_s * 1e6}
+    return Prediction(values, "; ".join(notes))
 
 
 def _memory_copy(case: Case, options: Options) -> Prediction:
@@ -203,14 +211,16 @@ def _memory_copy(case: Case, options: Options) -> Prediction:
 
 
 def _allreduce(case: Case, options: Options) -> Prediction:
-    """nccl-tests all-reduce over num_gpus GPUs of one node: the collective model's bus bandwidth."""
+    """An all-reduce of `load` bytes over num_gpus GPUs of one node, timed by the collective model:
+    nccl-tests' bus bandwidth, and the time itself (latency_us)."""
     assert isinstance(case.load_value, float)
     n = case.num_gpus
     if n < 2:
         raise RooflineError("an all-reduce needs at least 2 GPUs; the row has num_gpus 1")
     cluster = resolve_cluster(hardware=_hardware(case), num_gpus=n)
     cost = CollectiveModel().cost(CollectiveKind.ALL_REDUCE, case.load_value, group_topology(cluster, n))
-    return Prediction({"busbw_gbps": cost.busbw_bytes_per_s / 1e9}, f"{cost.algorithm}/{cost.protocol}")
+    values = {"busbw_gbps": cost.busbw_bytes_per_s / 1e9, "latency_us": cost.time_s * 1e6}
+    return Prediction(values, f"{cost.algorithm}/{cost.protocol}")
 
 
 PREDICTORS: dict[str, Predictor] = {
@@ -222,6 +232,25 @@ PREDICTORS: dict[str, Predictor] = {
     "allreduce": _allreduce,
 }
 assert set(PREDICTORS) == set(SCENARIO_METRICS), "every scenario of the schema needs a predictor"
+
+
+# Engines whose published serving rows benchmark_setups.yaml replays (empty: the runtime is not given).
+REPLAYED_RUNTIMES = ("", "trtllm")
+
+
+def not_predicted(case: Case) -> str | None:
+    """Why the row is outside what the predictors cover (it is skipped with this reason), or None."""
+    if case.scenario == TRAINING:
+        return "training is not modelled yet"
+    if case.scenario not in PREDICTORS:
+        return f"scenario '{case.scenario}' is not predicted yet (predicted: {', '.join(PREDICTORS)})"
+    metrics = SCENARIO_METRICS[case.scenario]
+    if case.metric not in metrics:
+        return f"metric '{case.metric}' is not predicted for scenario {case.scenario} (predicted: {', '.join(metrics)})"
+    if case.scenario in SERVING_SCENARIOS and case.runtime.lower() not in REPLAYED_RUNTIMES:
+        return (f"runtime '{case.runtime}' is not predicted yet: serving rows are replayed as TensorRT-LLM's "
+                "benchmarks ran them (benchmark_setups.yaml)")  # fmt: skip
+    return None
 
 
 def metric_value(prediction: Prediction, case: Case) -> float:

@@ -2,20 +2,33 @@
 
 error = predicted / measured - 1 (signed: > 0 is an over-prediction); APE = |error|. The summary
 gives, per (scenario, metric), the count, the mean APE (MAPE), the median APE and the largest APE.
-Rows that cannot be predicted are listed as skipped with the reason, never dropped.
+Rows that cannot be predicted are listed as skipped with the reason, never dropped, and counted
+per scenario beside the predicted ones.
 """
 
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from roofline.errors import RooflineError
+from roofline.result import Result
 from roofline.validation.cases import SCENARIO_METRICS, Case, read_cases
-from roofline.validation.predict import PREDICTORS, Options, Prediction, metric_value
+from roofline.validation.predict import PREDICTORS, Options, Prediction, metric_value, not_predicted
+
+
+def _case_dict(c: Case) -> dict[str, Any]:
+    return {
+        "case_id": c.case_id, "scenario": c.scenario, "model": c.model, "hardware": c.hardware,
+        "num_gpus": c.num_gpus, "tp": c.tp, "pp": c.pp, "ep": c.ep,
+        "weight_dtype": c.weight_dtype.value if c.weight_dtype else None,
+        "kv_dtype": c.kv_dtype.value if c.kv_dtype else None, "isl": c.isl, "osl": c.osl, "load": c.load,
+        "metric": c.metric, "measured": c.value,
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -33,15 +46,8 @@ class RowResult:
         return self.predicted / self.measured - 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        c = self.case
-        return {
-            "case_id": c.case_id, "scenario": c.scenario, "model": c.model, "hardware": c.hardware,
-            "num_gpus": c.num_gpus, "tp": c.tp, "pp": c.pp, "ep": c.ep,
-            "weight_dtype": c.weight_dtype.value if c.weight_dtype else None,
-            "kv_dtype": c.kv_dtype.value if c.kv_dtype else None, "isl": c.isl, "osl": c.osl, "load": c.load,
-            "metric": c.metric, "measured": self.measured, "predicted": self.predicted, "error": self.error,
-            "note": self.note, "source": c.source,
-        }  # fmt: skip
+        return {**_case_dict(self.case), "predicted": self.predicted, "error": self.error, "note": self.note,
+                "source": self.case.source}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,10 @@ class Skipped:
 
     def to_dict(self) -> dict[str, Any]:
         return {"case_id": self.case.case_id, "reason": self.reason}
+
+    def csv_row(self) -> dict[str, Any]:
+        """The columns of a predicted row's to_dict, with no prediction."""
+        return {**_case_dict(self.case), "predicted": None, "error": None, "note": "", "source": self.case.source}
 
 
 @dataclass(frozen=True)
@@ -68,20 +78,76 @@ class SummaryRow:
 
 
 @dataclass(frozen=True)
-class ValidationReport:
+class ScenarioCount:
+    """How many rows of one scenario were predicted and how many skipped."""
+
+    scenario: str
+    predicted: int
+    skipped: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scenario": self.scenario, "predicted": self.predicted, "skipped": self.skipped}
+
+
+@dataclass(frozen=True, repr=False)
+class ValidationReport(Result):
+    """Every row predicted (`rows`: measured, predicted, error) or skipped with its reason, and the
+    error per scenario and metric (`summary`: MAPE, median and max APE). `to_frame()` is the table
+    `--format csv` prints: predicted and skipped rows in file order."""
+
     rows: tuple[RowResult, ...]
     skipped: tuple[Skipped, ...]
     summary: tuple[SummaryRow, ...]
 
     def to_dict(self) -> dict[str, Any]:
+        """What `roofline validate --format json` prints."""
         return {
             "rows": [r.to_dict() for r in self.rows],
             "summary": [s.to_dict() for s in self.summary],
             "skipped": [s.to_dict() for s in self.skipped],
+            "per_scenario": [c.to_dict() for c in self.per_scenario()],
         }
 
     def summary_for(self, scenario: str, metric: str) -> SummaryRow | None:
         return next((s for s in self.summary if (s.scenario, s.metric) == (scenario, metric)), None)
+
+    def per_scenario(self) -> tuple[ScenarioCount, ...]:
+        """Predicted and skipped rows per scenario, in the order the scenarios first appear in the file."""
+        cases = sorted([r.case for r in self.rows] + [s.case for s in self.skipped], key=lambda c: c.line)
+        scenarios = dict.fromkeys(c.scenario for c in cases)
+        predicted = Counter(r.case.scenario for r in self.rows)
+        skipped = Counter(s.case.scenario for s in self.skipped)
+        return tuple(ScenarioCount(s, predicted[s], skipped[s]) for s in scenarios)
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        """Predicted and skipped rows in file order (`--format csv`); a skipped row has no prediction
+        and says why in `skipped` (empty for a predicted row)."""
+        rows = [(r.case.line, {**r.to_dict(), "skipped": ""}) for r in self.rows]
+        rows += [(s.case.line, {**s.csv_row(), "skipped": s.reason}) for s in self.skipped]
+        return [row for _, row in sorted(rows, key=lambda item: item[0])]
+
+    def records(self) -> list[dict[str, Any]]:
+        return self.csv_rows()
+
+    def overview(self) -> list[tuple[str, Any]]:
+        pairs: list[tuple[str, Any]] = [("predicted / skipped", f"{len(self.rows)} / {len(self.skipped)}")]
+        return pairs + [(f"{s.scenario} {s.metric} MAPE ({s.count})", f"{s.mape:.1%}") for s in self.summary]
+
+
+def report_inputs(path: Path, scenarios: Sequence[str], max_requests: int | None, report: ValidationReport,
+                  version: str) -> list[tuple[str, Any]]:  # fmt: skip
+    """The Inputs sheet of the workbook: what was run, on what, and how many rows were predicted."""
+    skipped = ", ".join(f"{c.scenario} {c.skipped}" for c in report.per_scenario() if c.skipped)
+    return [
+        ("Tool", f"roofline {version}"),
+        ("Measurements file", str(path)),
+        ("Scenarios", ", ".join(scenarios) or "all"),
+        ("Simulated requests per serving run", max_requests or "as the benchmark ran them"),
+        ("Rows predicted / skipped", f"{len(report.rows)} / {len(report.skipped)}"),
+        ("Skipped rows per scenario", skipped or "none"),
+        ("Error", "predicted / measured - 1 (> 0: over-prediction); APE = |error|; MAPE = mean APE"),
+        ("Serving rows", "replayed as benchmarked (validation/benchmark_setups.yaml)"),
+    ]
 
 
 def _regime(case: Case) -> str | None:
@@ -107,36 +173,54 @@ def summarize(rows: Sequence[RowResult]) -> tuple[SummaryRow, ...]:
     )
 
 
+Runs = dict[tuple[object, ...], Prediction | RooflineError]  # one model run per configuration
+
+
+def _predict(case: Case, options: Options, runs: Runs) -> RowResult | Skipped:
+    """The case's prediction, from the run of its configuration (made once, kept in `runs`), or why not."""
+    reason = not_predicted(case)
+    if reason is not None:
+        return Skipped(case, reason)
+    key = case.run_key()
+    if key not in runs:
+        try:
+            runs[key] = PREDICTORS[case.scenario](case, options)
+        except RooflineError as exc:
+            runs[key] = exc
+    outcome = runs[key]
+    if isinstance(outcome, RooflineError):
+        return Skipped(case, str(outcome))
+    try:
+        return RowResult(case, metric_value(outcome, case), outcome.note)
+    except RooflineError as exc:
+        return Skipped(case, str(exc))
+
+
 def predict_cases(
     cases: Sequence[Case], options: Options, progress: Callable[[int, int], None] | None = None
 ) -> ValidationReport:
     """Predict each case; one model run per distinct configuration (the metrics of a run share it)."""
-    runs: dict[tuple[object, ...], Prediction | RooflineError] = {}
+    runs: Runs = {}
     rows: list[RowResult] = []
     skipped: list[Skipped] = []
     for index, case in enumerate(cases):
-        key = case.run_key()
-        if key not in runs:
-            try:
-                runs[key] = PREDICTORS[case.scenario](case, options)
-            except RooflineError as exc:
-                runs[key] = exc
-        outcome = runs[key]
-        try:
-            if isinstance(outcome, RooflineError):
-                raise outcome
-            rows.append(RowResult(case, metric_value(outcome, case), outcome.note))
-        except RooflineError as exc:
-            skipped.append(Skipped(case, str(exc)))
+        outcome = _predict(case, options, runs)
+        if isinstance(outcome, RowResult):
+            rows.append(outcome)
+        else:
+            skipped.append(outcome)
         if progress is not None:
             progress(index + 1, len(cases))
     return ValidationReport(tuple(rows), tuple(skipped), summarize(rows))
 
 
 def select(cases: Sequence[Case], scenarios: Sequence[str]) -> list[Case]:
-    unknown = [s for s in scenarios if s not in SCENARIO_METRICS]
+    """The cases of `scenarios` (all when empty); a scenario may be a predicted one or any in the file."""
+    in_file = [s for s in dict.fromkeys(c.scenario for c in cases) if s not in SCENARIO_METRICS]
+    unknown = [s for s in scenarios if s not in SCENARIO_METRICS and s not in in_file]
     if unknown:
-        raise RooflineError(f"unknown scenario '{unknown[0]}'; known: {', '.join(SCENARIO_METRICS)}")
+        others = f"; in the file: {', '.join(in_file)}" if in_file else ""
+        raise RooflineError(f"unknown scenario '{unknown[0]}'; known: {', '.join(SCENARIO_METRICS)}{others}")
     return [c for c in cases if not scenarios or c.scenario in scenarios]
 
 
