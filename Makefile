@@ -22,6 +22,7 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+	$(BIN)/mypy --strict tests/typing/api_user.py
 
 test: lint typecheck
 	$(BIN)/python -m pytest

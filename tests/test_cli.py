@@ -108,13 +108,19 @@ ESTIMATE_KEYS = {
     "num_gpus",
     "parallel",
     "batch",
+    "batch_scope",
     "isl",
     "osl",
     "precision",
     "ideal",
+    "fits",
+    "timed",
+    "hypothetical",
     "ttft_s",
+    "ttft_batch_s",
     "tpot_s",
-    "e2e_latency_s",
+    "e2e_s",
+    "e2e_batch_s",
     "output_tokens_per_s",
     "output_tokens_per_s_per_gpu",
     "decode_tokens_per_s",
@@ -126,6 +132,7 @@ ESTIMATE_KEYS = {
     "memory",
     "kv_cache_bytes",
     "weights_bytes",
+    "warnings",
     "ops",
 }
 MEMORY_KEYS = {
@@ -135,8 +142,10 @@ MEMORY_KEYS = {
     "reserve_bytes",
     "capacity_bytes",
     "kv_cache_bytes_per_token",
+    "kv_capacity_tokens",
     "max_batch",
     "max_context_tokens",
+    "context_window_tokens",
     "total_bytes",
     "fits",
     "margin_bytes",
@@ -461,10 +470,10 @@ def test_estimate_json_top_level_keys(tp8_json: dict[str, Any]) -> None:
 def test_estimate_json_nested_keys(tp8_json: dict[str, Any]) -> None:
     assert set(tp8_json["memory"]) == MEMORY_KEYS
     assert set(tp8_json["parallel"]) == {"tp", "pp", "dp", "ep", "attn_dp", "cp"}
-    assert set(tp8_json["precision"]) == {"weight", "activation", "kv_cache"}
+    assert set(tp8_json["precision"]) == {"weight", "experts", "activation", "kv_cache"}
     assert set(tp8_json["prefill"]) == PHASE_KEYS
     assert set(tp8_json["decode"]) == PHASE_KEYS
-    assert {"ttft_no_overlap_s", "tpot_no_overlap_s"} <= set(tp8_json["bounds"])
+    assert {"ttft_batch_no_overlap_s", "tpot_no_overlap_s"} <= set(tp8_json["bounds"])
 
 
 def test_estimate_json_ops_rows(tp8_json: dict[str, Any]) -> None:
@@ -485,22 +494,27 @@ def test_estimate_json_values(tp8_json: dict[str, Any]) -> None:
     assert (d["model"], d["hardware"], d["system"]) == ("llama-3.1-70b", "h100-sxm", "dgx-h100")
     assert (d["batch"], d["isl"], d["osl"]) == (4, 2048, 256)
     assert d["parallel"] == {"tp": 8, "pp": 1, "dp": 1, "ep": 1, "attn_dp": 1, "cp": 1}
-    assert d["precision"] == {"weight": "bf16", "activation": "bf16", "kv_cache": "bf16"}
-    assert d["ideal"] is False
+    assert d["precision"] == {"weight": "bf16", "experts": "bf16", "activation": "bf16", "kv_cache": "bf16"}
+    assert d["ideal"] is False and d["fits"] is True and d["timed"] is True and d["hypothetical"] is False
     for key in (
         "ttft_s",
+        "ttft_batch_s",
         "tpot_s",
-        "e2e_latency_s",
+        "e2e_s",
+        "e2e_batch_s",
         "output_tokens_per_s",
         "decode_tokens_per_s",
         "prefill_tokens_per_s",
     ):
         assert isinstance(d[key], float) and d[key] > 0, key
-    assert d["ttft_s"] < d["e2e_latency_s"]
+    assert d["ttft_s"] < d["e2e_s"] <= d["e2e_batch_s"]
+    # 4 prompts of 2048 tokens fit one 8192-token prefill step: every request's TTFT is the batch's
+    assert d["ttft_s"] == pytest.approx(d["ttft_batch_s"])
+    assert d["e2e_s"] == pytest.approx(d["ttft_s"] + (d["osl"] - 1) * d["tpot_s"])
     assert d["prefill"]["bound"] in BOUNDS and d["decode"]["bound"] in BOUNDS
     assert d["prefill"]["communication_s"] > 0  # tp 8 all-reduces
     # the README's definitions
-    assert d["output_tokens_per_s"] == pytest.approx(d["batch"] * d["osl"] / d["e2e_latency_s"])
+    assert d["output_tokens_per_s"] == pytest.approx(d["batch"] * d["osl"] / d["e2e_batch_s"])
     assert d["decode_tokens_per_s"] == pytest.approx(d["batch"] / d["tpot_s"])
     assert d["output_tokens_per_s_per_gpu"] == pytest.approx(d["output_tokens_per_s"] / d["num_gpus"])
     assert d["kv_cache_bytes"] == d["memory"]["kv_cache_bytes"]
@@ -577,7 +591,7 @@ def test_weight_dtype_fp8_on_h100() -> None:
 
 def test_int4_weights_default_to_fp8_kv() -> None:
     d = estimate_json(*LLAMA8, "--weight-dtype", "int4", "--no-ops")
-    assert d["precision"] == {"weight": "int4", "activation": "bf16", "kv_cache": "fp8"}
+    assert d["precision"] == {"weight": "int4", "experts": "int4", "activation": "bf16", "kv_cache": "fp8"}
 
 
 def test_reserve_option() -> None:
@@ -636,23 +650,28 @@ def test_memory_405b_fits_on_eight_h200() -> None:
     d = as_json(
         "memory", "--model", "llama-3.1-405b", "--hardware", "h200-sxm", "--tp", "8", "--isl", "8192", "--osl", "1024"
     )
-    assert set(d) == {"model", "hardware", "system", "num_gpus", "parallel", "batch", "isl", "osl"} | MEMORY_KEYS
+    assert set(d) == {"model", "hardware", "system", "num_gpus", "parallel", "batch", "batch_scope", "isl", "osl",
+                      "precision", "fits", "memory", "warnings"}  # fmt: skip
+    assert set(d["memory"]) == MEMORY_KEYS
     assert (d["model"], d["hardware"], d["system"], d["num_gpus"]) == ("llama-3.1-405b", "h200-sxm", "dgx-h200", 8)
-    assert d["fits"] is True
-    assert d["max_batch"] >= 1
-    assert d["margin_bytes"] > 0
-    assert d["total_bytes"] <= d["capacity_bytes"]
+    m = d["memory"]
+    assert d["fits"] is True and m["fits"] is True
+    assert m["max_batch"] >= 1
+    assert m["margin_bytes"] > 0
+    assert m["total_bytes"] <= m["capacity_bytes"]
 
 
 def test_memory_70b_on_one_h100_does_not_fit_and_is_not_an_error() -> None:
     d = as_json("memory", *LLAMA70)
+    m = d["memory"]
     assert d["fits"] is False
-    assert d["margin_bytes"] < 0
-    assert d["weights_bytes"] > 140e9  # 70.6 B parameters x 2 B
-    assert d["weights_bytes"] > d["capacity_bytes"]
-    assert d["max_batch"] == 0
-    assert d["kv_cache_bytes_per_token"] == 327680
+    assert m["margin_bytes"] < 0
+    assert m["weights_bytes"] > 140e9  # 70.6 B parameters x 2 B
+    assert m["weights_bytes"] > m["capacity_bytes"]
+    assert m["max_batch"] == 0 and m["kv_capacity_tokens"] == 0
+    assert m["kv_cache_bytes_per_token"] == 327680
     text = ok("memory", *LLAMA70).stdout
+    assert text.startswith("DOES NOT FIT.") and "fits with --tp 2" in text  # said first, with a layout that fits
     assert "NO" in text and "margin" in text
 
 
@@ -672,15 +691,16 @@ def test_memory_table_and_csv() -> None:
         assert label in text, label
     (row,) = as_csv("memory", *LLAMA8)
     assert row["model"] == "llama-3.1-8b" and row["fits"] == "True"
-    assert float(row["kv_cache_bytes_per_token"]) == 131072
+    assert float(row["memory.kv_cache_bytes_per_token"]) == 131072
 
 
 def test_memory_matches_estimate_memory() -> None:
     options = ("--tp", "4", "--pp", "2", "--batch", "8", "--isl", "4096", "--osl", "512")
     memory = as_json("memory", *LLAMA70, *options)
     estimate = estimate_json(*LLAMA70, *options, "--no-ops")
-    assert {k: memory[k] for k in MEMORY_KEYS} == estimate["memory"]
-    assert memory["parallel"] == estimate["parallel"]
+    assert memory["memory"] == estimate["memory"]  # one memory document
+    for key in ("model", "hardware", "system", "num_gpus", "parallel", "batch", "isl", "osl", "precision", "fits"):
+        assert memory[key] == estimate[key], key
 
 
 # ---- user hardware files -------------------------------------------------------------------------

@@ -166,7 +166,9 @@ def test_comm_sweep_csv_like_nccl_tests() -> None:
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["comm", "all-reduce", "--system", "dgx-h100", "--bytes", "256"], "no unit"),
+        (["comm", "all-reduce", "--system", "dgx-h100", "--bytes", "lots"], "cannot read"),
+        (["comm", "all-reduce", "--system", "dgx-h100", "--bytes", "0"], "positive number of bytes"),
+        (["comm", "all-reduce", "--system", "dgx-h100", "--bytes", "8 GB/s"], "expected bytes"),
         (
             ["comm", "all-reduce", "--system", "dgx-h100", "--bytes", "1MiB", "--library", "mpi"],
             "unknown communication",
@@ -179,6 +181,17 @@ def test_comm_sweep_csv_like_nccl_tests() -> None:
 def test_comm_cli_bad_input(args: list[str], says: str) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and says in result.stderr
+
+
+def test_comm_bytes_takes_a_bare_byte_count() -> None:
+    """nccl-tests takes sizes in bytes: --bytes 268435456 is 256 MiB, the same collective as --bytes 256MiB."""
+    import json
+
+    base = ["comm", "all-reduce", "--system", "dgx-h100", "--format", "json", "--bytes"]
+    bare, unit = (json.loads(runner.invoke(app, [*base, size]).stdout) for size in ("268435456", "256MiB"))
+    assert bare == unit and bare["size_bytes"] == 268435456
+    small = json.loads(runner.invoke(app, [*base, "256"]).stdout)
+    assert small["size_bytes"] == 256 and small["time_s"] < bare["time_s"]
 
 
 def test_two_batch_overlap_hides_ep_all_to_all_under_compute() -> None:

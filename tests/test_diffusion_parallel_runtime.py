@@ -348,20 +348,17 @@ def test_denoise_only_rows_compare_the_denoising_loop() -> None:
 
 
 def test_diffusion_roofline_panels() -> None:
-    from roofline.cli.estimate_diffusion import DiffusionOptions, run_diffusion_data
+    from roofline.api import estimate_diffusion
     from roofline.reports.plot_data import diffusion_roofline_data
 
-    wan = get_workload("wan2.1-t2v-14b")
-    data, cluster = run_diffusion_data(wan, DiffusionOptions(preset="720p-5s"), "h100-sxm", None, None, 1, 1, 1024)
-    roof = diffusion_roofline_data(data, cluster)
+    wan = estimate_diffusion("wan2.1-t2v-14b", "h100-sxm", preset="720p-5s")
+    roof = diffusion_roofline_data(wan.to_dict(), wan.cluster)
     assert roof.decode == () and roof.panel_titles == ("denoise step",)
     top = max(roof.prefill.points, key=lambda p: p.time_share)
     assert top.name == "self_attention" and top.time_share > 0.5  # one row for cond + uncond
     assert top.achieved_flops_per_s == pytest.approx(989.4e12 * 0.35, rel=0.01)  # FA2 on the H100's bf16 peak
-    lm = get_workload("llada-8b")
-    data, cluster = run_diffusion_data(lm, DiffusionOptions(gen_len=64, block_len=32, cache="dual"), "h100-sxm", None,
-                                       None, 1, 1, 256)  # fmt: skip
-    roof = diffusion_roofline_data(data, cluster)
+    lm = estimate_diffusion("llada-8b", "h100-sxm", gen_len=64, block_len=32, cache="dual", isl=256)
+    roof = diffusion_roofline_data(lm.to_dict(), lm.cluster)
     assert roof.panel_titles == ("320-token step, x 2 steps", "32-token step, x 62 steps")
 
 

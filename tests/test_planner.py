@@ -52,7 +52,7 @@ def test_vectorised_equals_scalar_loop() -> None:
     together = evaluate(model, configs_from(rows), precisions)
     for i, row in enumerate(rows):
         alone = evaluate(FastModel(w, grid.clusters_for(hardware)), configs_from([row]), precisions)
-        for key in ("tpot_s", "ttft_s", "total_bytes"):
+        for key in ("tpot_s", "ttft_batch_s", "total_bytes"):
             assert together[key][i] == pytest.approx(alone[key][0], rel=1e-12), (row, key)
         assert together["fits"][i] == alone["fits"][0]
 
@@ -97,9 +97,9 @@ def test_fast_path_against_the_full_estimator(case: tuple) -> None:
     fast = FastModel(w, [cluster])
     layout = Layout(tp, ep, adp, w.shipped_precision)
     tpot = fast.tpot_s(layout, isl, osl, _one(0), _one(batch), _one(pp))[0]
-    ttft = fast.ttft_s(layout, isl, _one(0), _one(batch), _one(pp))[0]
+    ttft = fast.ttft_batch_s(layout, isl, _one(0), _one(batch), _one(pp))[0]
     assert tpot == pytest.approx(full.tpot_s, rel=0.05)
-    assert ttft == pytest.approx(full.ttft_s, rel=0.05)
+    assert ttft == pytest.approx(full.ttft_batch_s, rel=0.05)
 
 
 @pytest.mark.parametrize("model_id,hardware,tp,ep,pp", [("llama-3.1-70b", "h100-sxm", 2, 1, 1),
@@ -189,7 +189,7 @@ def test_plan_finds_a_known_feasible_configuration() -> None:
     scenario = Scenario(best["batch_limit"], 1024, 256, precision, ParallelPlan())
     full = estimate(w, resolve_cluster("h100-sxm"), scenario)
     assert full.memory.fits and full.tpot_s < 0.1
-    assert best["batch_limit"] / (full.ttft_s + 255 * full.tpot_s) >= 2.0 / 0.9 * 0.95  # host overheads aside
+    assert best["batch_limit"] / (full.ttft_batch_s + 255 * full.tpot_s) >= 2.0 / 0.9 * 0.95  # host overheads aside
     assert all(row["gpus"] >= 1 for row in result.pareto)
 
 

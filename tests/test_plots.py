@@ -12,8 +12,8 @@ import pytest
 from matplotlib.collections import PathCollection
 from typer.testing import CliRunner
 
+from roofline.api.query import LlmOptions, Query, build_query
 from roofline.cli.app import app
-from roofline.cli.estimate import Query, QueryOptions
 from roofline.reports import plot_data, plots
 from roofline.simulator import estimate
 
@@ -35,8 +35,7 @@ def _close_figures() -> Iterator[None]:
 
 
 def _query(model: str = "llama-3.1-8b", hardware: str = "h100-sxm", tp: int = 1, batch: int = 8) -> Query:
-    return Query.build(QueryOptions(model, hardware, None, None, tp, 1, 1, 1, 1.0, batch, 256, 8, None, None, None,
-                                    "bf16", None, 8192))  # fmt: skip
+    return build_query(LlmOptions(model, hardware, tp=tp, batch=batch, isl=256, osl=8))
 
 
 def _plot(kind: str, base: list[str], out: Path, *extra: str) -> tuple[int, str]:

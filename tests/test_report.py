@@ -125,7 +125,7 @@ def test_page_content(page: Path) -> None:
                     "Hardware numbers and their sources"):  # fmt: skip
         assert f">{heading}" in text, heading
     for fact in ("llama-3.1-70b", "h100-sxm", "dgx-h100", "tp 8, pp 1", "weights bf16", "roofline ", "UTC",
-                 "TTFT (prefill of the batch)", "TPOT (mean decode step)", "output tokens/s", "fits in memory",
+                 "prefill of the batch (last request", "TPOT (mean decode step)", "output tokens/s", "fits in memory",
                  "Prefill of the batch", "One decode step", "qkv_proj", "Engine token budget per step",
                  "Achievable memory bandwidth", "Kernel-time model"):  # fmt: skip
         assert fact in text, fact
@@ -153,7 +153,7 @@ def test_embedded_figures_are_real_pngs(page: Path) -> None:
 def test_page_in_a_headless_browser(page: Path, chromium: str, tmp_path: Path) -> None:
     dom = _browser(chromium, tmp_path / "profile-dom", "--dump-dom", page.as_uri())
     assert "<title>roofline report: llama-3.1-70b on 8 x h100-sxm (dgx-h100)</title>" in dom.stdout
-    assert "TTFT (prefill of the batch)" in dom.stdout and "qkv_proj" in dom.stdout
+    assert "TTFT (mean request, batch arriving at once)" in dom.stdout and "qkv_proj" in dom.stdout
     assert dom.stdout.count("<img") == 3 and dom.stdout.count('src="data:image/png;base64,') == 3
     assert _console_errors(dom.stderr) == []
     shot = tmp_path / "page.png"

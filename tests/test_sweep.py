@@ -43,7 +43,7 @@ def test_csv_rows_and_derived_columns(tmp_path: Path) -> None:
         w, resolve_cluster("b200", num_gpus=2), Scenario(64, 512, 64, w.shipped_precision, ParallelPlan(tp=2))
     )
     assert float(row["tpot_s"]) == pytest.approx(full.tpot_s, rel=0.05)
-    assert float(row["ttft_s"]) == pytest.approx(full.ttft_s, rel=0.05)
+    assert float(row["ttft_batch_s"]) == pytest.approx(full.ttft_batch_s, rel=0.05)
 
 
 def test_xlsx_workbook(tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ def test_xlsx_workbook(tmp_path: Path) -> None:
     assert inputs["Input lengths (tokens)"] == "512" and inputs["Output lengths (tokens)"] == "64"
     ws = book["Results"]
     header = [c.value for c in ws[1]]
-    assert {"TPOT (ms)", "TTFT (ms)", "Memory per GPU incl. reserve (GiB)"} <= set(header)
+    assert {"TPOT (ms)", "Prefill of the batch (ms)", "Memory per GPU incl. reserve (GiB)"} <= set(header)
     assert ws.freeze_panes == "A2"
     assert ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(header))}{len(rows) + 1}"
     tpot = header.index("TPOT (ms)") + 1

@@ -108,9 +108,11 @@ def test_estimate_summary_and_charts(estimate_files: tuple[dict[str, Any], Workb
     summary = {r["Metric"]: r for r in _records(ws)}
     memory = data["memory"]
     expected = {
-        "TTFT (ms)": data["ttft_s"] * 1e3,
+        "TTFT, mean per request (ms)": data["ttft_s"] * 1e3,
+        "Prefill of the batch, last request's TTFT (ms)": data["ttft_batch_s"] * 1e3,
         "TPOT (ms)": data["tpot_s"] * 1e3,
-        "End-to-end latency (ms)": data["e2e_latency_s"] * 1e3,
+        "End-to-end latency, mean per request (ms)": data["e2e_s"] * 1e3,
+        "End-to-end latency of the batch (ms)": data["e2e_batch_s"] * 1e3,
         "Output throughput (tokens/s)": data["output_tokens_per_s"],
         "Output throughput per GPU (tokens/s/GPU)": data["output_tokens_per_s_per_gpu"],
         "Decode throughput, batch / TPOT (tokens/s)": data["decode_tokens_per_s"],
@@ -121,7 +123,8 @@ def test_estimate_summary_and_charts(estimate_files: tuple[dict[str, Any], Workb
     }
     for label, value in expected.items():
         assert summary[label]["Value"] == pytest.approx(value), label
-    assert summary["TTFT (ms)"]["No-overlap bound"] == pytest.approx(data["bounds"]["ttft_no_overlap_s"] * 1e3)
+    assert summary["Prefill of the batch, last request's TTFT (ms)"]["No-overlap bound"] == pytest.approx(
+        data["bounds"]["ttft_batch_no_overlap_s"] * 1e3)  # fmt: skip
     assert summary["Fits in memory"]["Value"] == ("yes" if memory["fits"] else "no")
     assert summary["Decode bound"]["Value"] == data["decode"]["bound"]
     # one bar chart of time per operator per phase, over that phase's rows of Results
@@ -147,15 +150,16 @@ def test_serve_workbook_matches_json(tmp_path: Path) -> None:
     ws = book["Results"]
     assert _check_table(ws, 3) == ["Metric", "Mean (ms)", "p50 (ms)", "p90 (ms)", "p99 (ms)"]
     results = {r["Metric"]: r for r in _records(ws)}
-    for key, label in (("ttft_ms", "TTFT"), ("tpot_ms", "TPOT"), ("e2e_ms", "End-to-end latency")):
+    for key, label in (("ttft", "TTFT per request"), ("tpot", "TPOT"), ("e2e", "End-to-end latency")):
         for stat in ("mean", "p50", "p90", "p99"):
             column = "Mean (ms)" if stat == "mean" else f"{stat} (ms)"
-            assert results[label][column] == pytest.approx(data[key][stat])
+            seconds = data[f"{key}_s" if stat == "mean" else f"{key}_{stat}_s"]  # SI keys: ttft_s, ttft_p50_s ...
+            assert results[label][column] == pytest.approx(seconds * 1e3)
     summary = {r["Metric"]: r["Value"] for r in _records(book["Summary"])}
     assert summary["Output throughput (tokens/s)"] == pytest.approx(data["output_tokens_per_s"])
     assert summary["Speed per user (tokens/s/user)"] == pytest.approx(data["output_tokens_per_s_per_user"])
-    assert summary["TTFT p99 (ms)"] == pytest.approx(data["ttft_ms"]["p99"])
-    assert summary["TPOT p50 (ms)"] == pytest.approx(data["tpot_ms"]["p50"])
+    assert summary["TTFT per request p99 (ms)"] == pytest.approx(data["ttft_p99_s"] * 1e3)
+    assert summary["TPOT p50 (ms)"] == pytest.approx(data["tpot_p50_s"] * 1e3)
     assert summary["Requests"] == data["requests"] and summary["KV capacity per replica (tokens)"] == data[
         "kv_capacity_tokens"]  # fmt: skip
     assert book["Summary"].freeze_panes == "A2" and book["Summary"].auto_filter.ref

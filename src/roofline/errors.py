@@ -19,3 +19,8 @@ class UnknownIdError(RooflineError):
         super().__init__(f"unknown {what} '{given}'; {hint}")
         self.given = given
         self.known = known
+
+
+class DoesNotFitError(RooflineError):
+    """Asked for the latency of a configuration that does not fit in memory. The message says how
+    far it is over and how to time it anyway (`ignore_memory=True`, `--ignore-memory`)."""

@@ -149,7 +149,7 @@ def _predict_model(run: ModelRunResult, before: Accelerator, after: Accelerator)
     spec = run.spec
     old = estimate(spec.workload, _cluster(before), spec.scenario)
     new = estimate(spec.workload, _cluster(after), spec.scenario)
-    return ModelComparison(run, old.ttft_s, old.tpot_s, new.ttft_s, new.tpot_s)
+    return ModelComparison(run, old.ttft_batch_s, old.tpot_s, new.ttft_batch_s, new.tpot_s)
 
 
 def _predict_collectives(measured: Sequence[Measurement], accelerator: Accelerator) -> list[CollectiveComparison]:

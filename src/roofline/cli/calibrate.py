@@ -13,8 +13,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from roofline.api import calibrate
 from roofline.calibration import require_torch
-from roofline.errors import RooflineError
+from roofline.cli.common import OutputFormat, emit, text_format_option
+from roofline.reports.formats import to_csv, to_json
 
 
 def _progress_bar() -> Any:
@@ -85,18 +87,10 @@ def calibrate_command(
         None, "--passes", help="passes over the kernels, the fastest kept (default 1; 2 with --full on a CPU)"
     ),
     force: bool = typer.Option(False, "--force", help="overwrite earlier outputs in the directory"),
+    fmt: OutputFormat = text_format_option(help="table (summary tables) or json (the report's document)"),
 ) -> None:  # fmt: skip
     """Measure the device with PyTorch, compare with the cost model, write DIR/<hardware>-calibrated.yaml."""
     require_torch()
-    from roofline.calibration.report import PLOT_PNG, REPORT_CSV, REPORT_MD, check_outputs, profile_filename
-    from roofline.calibration.runner import CalibrationOptions, run_calibration
-
-    known = [f"{hardware or 'host'}-calibrated.yaml"] if hardware or device == "cpu" else []
-    check_outputs(output, force, [REPORT_MD, REPORT_CSV, PLOT_PNG, *known])
-    if passes is not None and passes < 1:
-        raise RooflineError(f"--passes must be at least 1, got {passes}")
-    options = CalibrationOptions(device=device, full=not quick, hardware=hardware, threads=threads, model=model,
-                                 memory_fraction=memory_fraction, model_runs=model_runs, passes=passes)  # fmt: skip
     with _progress_bar() as bar:
         task = bar.add_task("", total=None) if bar is not None else None
 
@@ -104,19 +98,16 @@ def calibrate_command(
             if bar is not None:
                 bar.update(task, completed=index, total=total, description=what)
 
-        result = run_calibration(options, progress)
-    check_outputs(output, force, [profile_filename(result)])
-    _write(result, output)
-
-
-def _write(result: Any, output: Path) -> None:
-    from roofline.calibration.report import write_outputs
-    from roofline.reports.calibration_plot import write_calibration_plot
-
-    paths = write_outputs(result, output)
-    write_calibration_plot(result, paths["plot"])
-    console = Console(width=140)
-    for table in _summary_tables(result, paths):
-        console.print(table)
-    for note in result.notes:
+        report = calibrate(output, device=device, quick=quick, hardware=hardware, threads=threads, model=model,
+                           model_runs=model_runs, memory_fraction=memory_fraction, passes=passes, force=force,
+                           progress=progress)  # fmt: skip
+    if fmt is OutputFormat.json:
+        emit(to_json(report.to_dict()))
+    elif fmt is OutputFormat.csv:
+        emit(to_csv(report.records()))
+    else:
+        console = Console(width=140)
+        for table in _summary_tables(report.result, report.paths):
+            console.print(table)
+    for note in report.result.notes:
         typer.echo(f"note: {note}", err=True)

@@ -13,8 +13,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from roofline.cli import tables
 from roofline.errors import RooflineError
-from roofline.reports import tables
 
 XLSX_COMMANDS = "estimate, serve, validate and sweep"
 
@@ -100,3 +100,8 @@ class Output:
         except OSError as exc:
             raise RooflineError(f"cannot write '{self.path}': {exc.strerror}") from None
         typer.echo(f"wrote {self.path}", err=True)
+
+
+def warn(message: str) -> None:
+    """A warning from the library's result, on stderr (stdout stays the answer)."""
+    typer.echo(f"warning: {message}", err=True)

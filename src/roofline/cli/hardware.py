@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import typer
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
 
-from roofline.cli.common import OutputFormat, emit, text_format_option
+import typer
+from pydantic import BaseModel
+
+from roofline.cli import tables
+from roofline.cli.common import XLSX_COMMANDS, OutputFormat, emit, text_format_option
+from roofline.errors import RooflineError
 from roofline.hardware_specs import load_catalog
-from roofline.reports import tables
+from roofline.overrides import to_yaml
 from roofline.reports.formats import flatten, to_csv, to_json
 
 app = typer.Typer(help="Accelerators, links and systems in the catalog.", no_args_is_help=True)
@@ -44,20 +51,58 @@ def _raw(data: object) -> object:
     return getattr(data, "value", data)
 
 
+class ShowFormat(StrEnum):
+    """`show`'s formats: the common ones plus yaml, which reads back as a hardware or model file."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    yaml = "yaml"
+    xlsx = "xlsx"  # refused with the commands that write workbooks named
+
+
+def _no_xlsx(ctx: typer.Context, value: ShowFormat) -> ShowFormat:
+    if value is ShowFormat.xlsx:
+        raise RooflineError(f"'{ctx.command_path}' prints table, json or csv (or yaml); --format xlsx "
+                            f"(with -o FILE.xlsx) is for {XLSX_COMMANDS}")  # fmt: skip
+    return value
+
+
+def show_format_option(help: str) -> Any:
+    return typer.Option(ShowFormat.table, "--format", help=help, callback=_no_xlsx,
+                        metavar="<table|json|csv|yaml>")  # fmt: skip
+
+
+def _item(hardware: str) -> BaseModel:
+    """A catalog id, or a hardware YAML path (`base:` resolved) of any kind."""
+    if hardware.endswith((".yaml", ".yml")) or Path(hardware).is_file():
+        catalog = load_catalog().copy()
+        path = Path(hardware)
+        if not path.is_file():
+            raise RooflineError(f"hardware file '{hardware}' does not exist")
+        return catalog.add_file(path)
+    catalog = load_catalog()
+    item = catalog.accelerators.get(hardware) or catalog.systems.get(hardware) or catalog.links.get(hardware)
+    if item is None:
+        catalog.accelerator(hardware)  # raises with close matches
+    assert item is not None
+    return item
+
+
 @app.command("show")
 def show(
-    hardware_id: str = typer.Argument(..., help="accelerator, system or link id"),
-    fmt: OutputFormat = text_format_option(help="table (YAML-like, with units) or json (SI)"),
+    hardware_id: str = typer.Argument(..., help="accelerator, system or link id (or a hardware YAML path)"),
+    fmt: ShowFormat = show_format_option(
+        "table (YAML-like, with units), json (SI), csv, or yaml (exact: save it, edit it, use it with --hardware)"
+    ),
 ) -> None:
     """Show one accelerator, system or link with every number's source."""
-    catalog = load_catalog()
-    item = catalog.accelerators.get(hardware_id) or catalog.systems.get(hardware_id) or catalog.links.get(hardware_id)
-    if item is None:
-        catalog.accelerator(hardware_id)  # raises with close matches
-        return
-    if fmt is OutputFormat.json:
+    item = _item(hardware_id)
+    if fmt is ShowFormat.yaml:
+        emit(to_yaml(item))
+    elif fmt is ShowFormat.json:
         emit(to_json(_raw(item.model_dump(mode="python"))))
-    elif fmt is OutputFormat.csv:
+    elif fmt is ShowFormat.csv:
         emit(to_csv([flatten(_raw(item.model_dump(mode="python")))]))  # type: ignore[arg-type]
     else:
         import yaml

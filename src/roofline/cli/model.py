@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 import yaml
 
+from roofline.cli import tables
 from roofline.cli.common import OutputFormat, emit, text_format_option, write_new_file
-from roofline.ir import Precision
-from roofline.reports import tables
+from roofline.cli.hardware import ShowFormat, show_format_option
+from roofline.overrides import to_yaml
 from roofline.reports.formats import to_csv, to_json
 from roofline.workloads import get_workload, model_catalog
 from roofline.workloads.hf_import import import_hf_config
+from roofline.workloads.summary import model_document, model_summary
 
 app = typer.Typer(help="Models (workloads) in the catalog, and Hugging Face config import.", no_args_is_help=True)
-
-
-def _summary(workload_id: str) -> dict[str, Any]:
-    """Identity, parameter counts and KV bytes per token for the shipped formats (SI, counts)."""
-    w = get_workload(workload_id)
-    counts, precision = w.parameter_counts(), w.shipped_precision
-    return {
-        "id": w.id,
-        "kind": w.kind,
-        "name": w.name,
-        "total_params": counts.total,
-        "active_params": counts.active,
-        "active_params_non_embedding": counts.active_non_embedding,
-        "published_params": w.published_params,
-        "published_active_params": w.published_active_params,
-        "weight_dtype": precision.weight.value,
-        "expert_weight_dtype": precision.experts.value,
-        "kv_cache_dtype": precision.kv_cache.value,
-        "kv_cache_bytes_per_token": w.kv_cache_bytes_per_token(precision),
-        "kv_cache_bytes_per_token_bf16": w.kv_cache_bytes_per_token(Precision()),
-    }
 
 
 @app.command("list")
@@ -46,27 +26,28 @@ def list_models(fmt: OutputFormat = text_format_option()) -> None:
     if fmt is OutputFormat.table:
         tables.print_renderable(tables.model_list(models))
     elif fmt is OutputFormat.json:
-        emit(to_json([_summary(m.id) for m in models]))
+        emit(to_json([model_summary(m) for m in models]))
     else:
-        emit(to_csv([_summary(m.id) for m in models]))
+        emit(to_csv([model_summary(m) for m in models]))
 
 
 @app.command("show")
 def show(
-    model: str = typer.Argument(..., help="model id or path to a model YAML"),
-    fmt: OutputFormat = text_format_option(help="table (YAML), json or csv"),
+    model: str = typer.Argument(..., help="model id, path to a model YAML or to a Hugging Face config.json"),
+    fmt: ShowFormat = show_format_option(
+        "table (YAML), json, csv, or yaml (the model file alone: save it, edit it, use it with --model)"
+    ),
 ) -> None:
     """Show a model's architecture, parameter counts by component and KV bytes per token."""
     w = get_workload(model)
-    data = {
-        **w.model_dump(mode="json", exclude_none=True),
-        **_summary(model),
-        "parameters_by_component": w.parameter_counts().by_component,
-    }
-    if fmt is OutputFormat.json:
+    if fmt is ShowFormat.yaml:
+        emit(to_yaml(w))
+        return
+    data = model_document(w)
+    if fmt is ShowFormat.json:
         emit(to_json(data))
-    elif fmt is OutputFormat.csv:
-        emit(to_csv([_summary(model)]))
+    elif fmt is ShowFormat.csv:
+        emit(to_csv([model_summary(w)]))
     else:
         emit(yaml.safe_dump(data, sort_keys=False, width=120))
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import re
 from typing import Any
 
 import typer
@@ -11,44 +9,20 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from roofline.api import plan
 from roofline.cli.common import OutputFormat, emit, text_format_option
-from roofline.errors import RooflineError
-from roofline.planner import grid
-from roofline.planner.search import DEFAULT_BATCHES, PlanRequest, PlanResult, plan
+from roofline.planner.search import PlanResult
 from roofline.reports.formats import to_csv, to_json
-from roofline.units import Dimension, parse_quantity
 
 PARETO_SHOWN = 12
 
 
-def parse_latency(text: str, option: str) -> float:
-    """'500ms', '2 s', '40us'; a bare number is milliseconds."""
-    try:
-        if re.fullmatch(r"\s*(\d+\.?\d*|\.\d+)\s*", text):
-            return float(text) * 1e-3
-        return parse_quantity(text, Dimension.TIME)
-    except ValueError as exc:
-        raise RooflineError(f"{option}: {exc}") from None
-
-
-def parse_prices(text: str | None) -> dict[str, float]:
-    """'h100-sxm=2.5,b200=5' -> $/GPU-hour by accelerator."""
-    prices: dict[str, float] = {}
-    for item in grid.parse_names(text) if text else []:
-        name, _, value = item.partition("=")
-        try:
-            prices[name.strip()] = float(value)
-        except ValueError:
-            raise RooflineError(
-                f"--price: cannot read '{item}'; write ID=DOLLARS_PER_GPU_HOUR, e.g. h100-sxm=2.5"
-            ) from None
-        if not (math.isfinite(prices[name.strip()]) and prices[name.strip()] > 0):  # NaN fails both
-            raise RooflineError(f"--price: '{item}' must be a finite positive number of $/GPU-hour")
-    return prices
-
-
 def _fmt(value: Any, scale: float = 1.0, digits: int = 1) -> str:
     return "-" if value is None else f"{value * scale:,.{digits}f}"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:,.0f}%"
 
 
 def _rows_table(title: str, rows: list[dict[str, Any]], priced: bool, with_failures: bool = False) -> Table:
@@ -62,7 +36,7 @@ def _rows_table(title: str, rows: list[dict[str, Any]], priced: bool, with_failu
     for r in rows:
         cells = [r["hardware"], r["weight_dtype"], *(str(r[k]) for k in ("tp", "pp", "ep", "attn_dp", "dp", "gpus")),
                  str(r["batch_limit"]), _fmt(r["ttft_p99_s"], 1e3), _fmt(r["tpot_p99_s"], 1e3, 2),
-                 _fmt(r["utilisation"], 100, 0) + "%", _fmt(r["tokens_per_s_per_gpu"], digits=0),
+                 _percent(r["utilisation"]), _fmt(r["tokens_per_s_per_gpu"], digits=0),
                  _fmt(r["tokens_per_s_per_user"]), _fmt(r["memory_bytes"], 2**-30)]  # fmt: skip
         cells += [_fmt(r["usd_per_hour"], digits=2), _fmt(r["usd_per_million_tokens"], digits=3)] if priced else []
         cells += ["; ".join(r["failed"])] if with_failures else []
@@ -111,7 +85,7 @@ def _s(count: int) -> str:
 def _view(result: PlanResult) -> Group:
     req = result.request
     priced = bool(req.prices_per_gpu_hour)
-    head = (f"{req.model}: {req.rate_per_s:g} requests/s of {req.isl} -> {req.osl} tokens, TTFT p99 <= "
+    head = (f"{req.model_id}: {req.rate_per_s:g} requests/s of {req.isl} -> {req.osl} tokens, TTFT p99 <= "
             f"{req.ttft_p99_s * 1e3:g} ms, TPOT p99 <= {req.tpot_p99_s * 1e3:g} ms, at most {req.max_gpus} GPUs "
             f"({result.searched:,} configurations in {result.search_s:.2f} s)")  # fmt: skip
     parts: list[Any] = [Text(head, style="bold")]
@@ -152,33 +126,12 @@ def plan_command(
     fmt: OutputFormat = text_format_option(),
 ) -> None:  # fmt: skip
     """Cheapest configurations that serve --rate within TTFT and TPOT p99 targets, and the Pareto frontier."""
-    request = PlanRequest(
-        model=model, isl=isl, osl=osl, rate_per_s=rate, ttft_p99_s=parse_latency(ttft_p99, "--ttft-p99"),
-        tpot_p99_s=parse_latency(tpot_p99, "--tpot-p99"),
-        hardware=tuple(grid.parse_names(hardware)) if hardware else (),
-        max_gpus=max_gpus, prices_per_gpu_hour=parse_prices(price),
-        weight_dtypes=tuple(grid.parse_names(weight_dtype)) if weight_dtype else (),
-        batches=tuple(grid.parse_ints(batch, "--batch")) if batch else DEFAULT_BATCHES, engine=engine,
-        top=top, recheck=recheck,
-    )  # fmt: skip
-    result = plan(request)
+    report = plan(model, hardware, isl=isl, osl=osl, rate=rate, ttft_p99=ttft_p99, tpot_p99=tpot_p99,
+                  max_gpus=max_gpus, price=price, weight_dtype=weight_dtype, batch=batch, engine=engine, top=top,
+                  recheck=recheck)  # fmt: skip
     if fmt is OutputFormat.json:
-        emit(to_json(_data(result)))
+        emit(to_json(report.to_dict()))
     elif fmt is OutputFormat.csv:
-        sections = (("best", result.best), ("closest", result.closest), ("pareto", result.pareto))
-        emit(to_csv([{"section": name, **row} for name, rows in sections for row in rows]))
+        emit(to_csv(report.records()))
     else:
-        Console(width=200).print(_view(result))
-
-
-def _data(result: PlanResult) -> dict[str, Any]:
-    req = result.request
-    return {
-        "request": {"model": req.model, "isl": req.isl, "osl": req.osl, "rate_per_s": req.rate_per_s,
-                    "ttft_p99_s": req.ttft_p99_s, "tpot_p99_s": req.tpot_p99_s, "max_gpus": req.max_gpus,
-                    "prices_per_gpu_hour": req.prices_per_gpu_hour, "engine": req.engine},
-        "feasible": result.feasible, "searched": result.searched, "search_s": result.search_s,
-        "failing": result.failing,
-        "best": result.best, "closest": result.closest, "recheck": result.recheck,
-        "recommended": result.recommended, "pareto": result.pareto,
-    }  # fmt: skip
+        Console(width=200).print(_view(report.result))

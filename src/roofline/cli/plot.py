@@ -8,9 +8,10 @@ from pathlib import Path
 
 import typer
 
+from roofline.api import estimate_diffusion
+from roofline.api.diffusion import DiffusionOptions, is_diffusion
+from roofline.api.query import LlmOptions, build_query
 from roofline.cli import estimate as est
-from roofline.cli.estimate import Query, QueryOptions
-from roofline.cli.estimate_diffusion import DiffusionOptions, is_diffusion, run_diffusion_data
 from roofline.errors import RooflineError, UnknownIdError
 from roofline.reports import plot_data
 from roofline.simulator import estimate
@@ -63,7 +64,7 @@ def plot_command(
     steps: int | None = est.STEPS, cfg: bool | None = est.CFG, cfg_parallel: bool = est.CFG_PARALLEL,
     ring: int | None = est.RING, gen_len: int | None = est.GEN_LEN, block_len: int | None = est.BLOCK_LEN,
     cache: str | None = est.CACHE, attention_kernel: str | None = est.ATTENTION_KERNEL,
-    compiled: bool | None = est.COMPILED,
+    compile: bool | None = est.COMPILE, settings: list[str] = est.SET,
 ) -> None:  # fmt: skip
     """Draw a roofline, a time/memory breakdown, scaling curves or a hardware comparison (a diffusion
     model: the roofline of its denoising steps)."""
@@ -74,8 +75,8 @@ def plot_command(
     if output.exists() and not force:  # before any work
         raise RooflineError(f"'{output}' already exists; pass --force to overwrite it")
     batches = _ints(batch, "--batch")
-    diffusion = DiffusionOptions(resolution, video, steps, cfg, cfg_parallel, gen_len, block_len, cache, None, sp, ring,
-                                 preset, attention_kernel, compiled, weight_dtype)  # fmt: skip
+    diffusion = DiffusionOptions(resolution, video, steps, cfg, cfg_parallel, gen_len, block_len, cache, None, None,
+                                 ring, preset, attention_kernel, compile)  # fmt: skip
     workload = get_workload(model)
     if is_diffusion(workload):
         values = est.llm_option_values(
@@ -100,31 +101,38 @@ def plot_command(
             raise RooflineError(f"{model} is a diffusion model: plot roofline draws its steps; breakdown, scaling "
                                 "and compare are for language models (numbers: roofline estimate --model "
                                 f"{model})")  # fmt: skip
-        found, cluster = run_diffusion_data(workload, diffusion, hardware, system, gpus, _one(batches, kind), tp, isl)
-        plots.save(plots.roofline_figure(plot_data.diffusion_roofline_data(found, cluster), peaks), output, force, dpi)
+        found = estimate_diffusion(
+            workload, hardware, system=system, gpus=gpus, tp=tp, batch=_one(batches, kind), isl=isl,
+            weight_dtype=weight_dtype, sp=sp, ring=ring, preset=preset, attention_kernel=attention_kernel,
+            compile=compile, resolution=resolution, video=video, steps=steps, cfg=cfg, cfg_parallel=cfg_parallel,
+            gen_len=gen_len, block_len=block_len, cache=cache, ignore_memory=True, set=settings,
+        )  # fmt: skip
+        titled = {**found.to_dict(), "title": found.title}
+        plots.save(plots.roofline_figure(plot_data.diffusion_roofline_data(titled, found.cluster), peaks), output,
+                   force, dpi)  # fmt: skip
         typer.echo(f"wrote {output}", err=True)
         return
-    if diffusion.given():
-        raise RooflineError(f"{', '.join(diffusion.given())}: diffusion options; {model} is not a diffusion model")
+    est.refuse_diffusion_options(model, diffusion)
     hardware_ids, dtypes = _items(hardware), _items(weight_dtype)
     if kind != "compare" and (len(hardware_ids) > 1 or len(dtypes) > 1):
         raise RooflineError("lists of --hardware or --weight-dtype are for `plot compare`")
-    options = QueryOptions(model, hardware_ids[0], system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batches[0], isl,
-                           osl, dtypes[0], expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens, mtp,
-                           mtp_acceptance, comm_library, overlap_ep, cp, sp)  # fmt: skip
+    options = LlmOptions(workload, hardware_ids[0], system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batches[0], isl,
+                         osl, dtypes[0], expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens, mtp,
+                         mtp_acceptance, comm_library, overlap_ep, cp, sp, settings)  # fmt: skip
     if kind == "compare":
         one = _one(batches, kind)
-        queries = [Query.build(replace(options, hardware=h, weight_dtype=d, batch=one)) for h in hardware_ids
+        queries = [build_query(replace(options, hardware=h, weight_dtype=d, batch=one)) for h in hardware_ids
                    for d in dtypes]  # fmt: skip
         results = [estimate(q.workload, q.cluster, q.scenario) for q in queries]
         accelerators = [q.cluster.accelerator for q in queries]
         fig = plots.compare_figure(plot_data.compare_data(results, accelerators, queries[0].scenario))
     else:
-        q = Query.build(options)
+        q = build_query(options)
+        est.show_warnings(q.warnings)
         if kind == "roofline":
             fig = plots.roofline_figure(plot_data.roofline_data(q.workload, q.cluster, q.scenario, batches), peaks)
         elif kind == "breakdown":
-            q = Query.build(replace(options, batch=_one(batches, kind)))
+            q = build_query(replace(options, batch=_one(batches, kind)))
             result = estimate(q.workload, q.cluster, q.scenario)
             fig = plots.breakdown_figure(plot_data.breakdown_data(result, q.scenario))
         else:

@@ -11,15 +11,15 @@ from typing import Any
 import typer
 
 from roofline import __version__
+from roofline.api import estimate, estimate_diffusion
+from roofline.api.diffusion import DiffusionOptions, is_diffusion
+from roofline.api.query import Query
 from roofline.cli import estimate as est
 from roofline.cli.common import write_new_file
-from roofline.cli.estimate import Query, QueryOptions
-from roofline.cli.estimate_diffusion import DiffusionOptions, is_diffusion, run_diffusion_data
 from roofline.errors import RooflineError
 from roofline.hardware_specs import Cluster
 from roofline.reports import html
 from roofline.reports.assumptions import diffusion_inputs, estimate_inputs, hardware_sources, parallelism
-from roofline.simulator import estimate
 from roofline.simulator.results import EstimateResult
 from roofline.workloads import get_workload
 
@@ -96,45 +96,58 @@ def report_command(
     kv_dtype: str | None = est.KV_DTYPE, activation_dtype: str = est.ACT_DTYPE, reserve: str | None = est.RESERVE,
     max_num_tokens: int = est.MAX_NUM_TOKENS, mtp: int = est.MTP, mtp_acceptance: float = est.MTP_ACCEPT,
     comm_library: str = est.COMM_LIBRARY, overlap_ep: bool = est.OVERLAP_EP, cp: int = est.CP, sp: int | None = est.SP,
-    ideal: bool = typer.Option(False, "--ideal", help="pure roofline: every achievable fraction 1, no overheads"),
+    ideal: bool = est.IDEAL, ignore_memory: bool = est.IGNORE_MEMORY, settings: list[str] = est.SET,
     figures: bool = typer.Option(True, "--figures/--no-figures", help="draw the figures (a few seconds)"),
     resolution: str | None = est.RESOLUTION, video: str | None = est.VIDEO, preset: str | None = est.PRESET,
     steps: int | None = est.STEPS, cfg: bool | None = est.CFG, cfg_parallel: bool = est.CFG_PARALLEL,
     ring: int | None = est.RING, gen_len: int | None = est.GEN_LEN, block_len: int | None = est.BLOCK_LEN,
     cache: str | None = est.CACHE, compare_ar: str | None = est.COMPARE_AR,
-    attention_kernel: str | None = est.ATTENTION_KERNEL, compiled: bool | None = est.COMPILED,
+    attention_kernel: str | None = est.ATTENTION_KERNEL, compile: bool | None = est.COMPILE,
 ) -> None:  # fmt: skip
     """Write one estimate as a self-contained HTML page with figures and the source of every hardware number."""
     if output.suffix.lower() not in (".html", ".htm"):
         raise RooflineError(f"-o {output}: the report is HTML; the file name must end in .html")
     if output.exists() and not force:  # before any work
         raise RooflineError(f"'{output}' already exists; pass --force to overwrite it")
-    diffusion = DiffusionOptions(resolution, video, steps, cfg, cfg_parallel, gen_len, block_len, cache, compare_ar,
-                                 sp, ring, preset, attention_kernel, compiled, weight_dtype)  # fmt: skip
     workload = get_workload(model)
     if is_diffusion(workload):
         est.refuse_llm_options(model, est.llm_option_values(pp, ep, attn_dp, moe_imbalance, osl, expert_dtype,
                                                             kv_dtype, activation_dtype, reserve, max_num_tokens, mtp,
                                                             mtp_acceptance, comm_library, overlap_ep, cp))  # fmt: skip
-        data, cluster = run_diffusion_data(workload, diffusion, hardware, system, gpus, batch, tp, isl, ideal)
-        page = html.diffusion_page(
-            data,
-            _diffusion_header(data, cluster),
-            diffusion_inputs(data, cluster, ideal),
-            hardware_sources(cluster),
-            _diffusion_figures(data, cluster) if figures else [],
-        )
+        found = estimate_diffusion(
+            workload, hardware, system=system, gpus=gpus, tp=tp, batch=batch, isl=isl, weight_dtype=weight_dtype,
+            sp=sp, ring=ring, preset=preset, attention_kernel=attention_kernel, compile=compile, ideal=ideal,
+            resolution=resolution, video=video, steps=steps, cfg=cfg, cfg_parallel=cfg_parallel, gen_len=gen_len,
+            block_len=block_len, cache=cache, compare_ar=compare_ar, ignore_memory=True, set=settings,
+        )  # fmt: skip
+        if not found.fits and not ignore_memory:
+            raise RooflineError(f"{found.model} does not fit on {found.hardware}; add --ignore-memory to report its "
+                                "latency anyway (marked hypothetical)")  # fmt: skip
+        data = {**found.to_dict(), "title": found.title}
+        page = html.diffusion_page(data, _diffusion_header(data, found.cluster),
+                                   diffusion_inputs(data, found.cluster, ideal), hardware_sources(found.cluster),
+                                   _diffusion_figures(data, found.cluster) if figures else [])  # fmt: skip
         write_new_file(output, page, force)
         sys.stderr.write(f"wrote {output}\n")
         return
-    if diffusion.given():
-        raise RooflineError(f"{', '.join(diffusion.given())}: diffusion options; {model} is not a diffusion model")
-    options = QueryOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batch, isl, osl,
-                           weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens,
-                           mtp, mtp_acceptance, comm_library, overlap_ep, cp, sp)  # fmt: skip
-    q = Query.build(options)
-    result = estimate(q.workload, q.cluster, q.scenario, ideal=ideal)
-    page = html.estimate_page(result, _header(q, result), estimate_inputs(q.workload, q.cluster, q.scenario, ideal),
+    est.refuse_diffusion_options(model, DiffusionOptions(resolution, video, steps, cfg, cfg_parallel, gen_len,
+                                                         block_len, cache, compare_ar, None, ring, preset,
+                                                         attention_kernel, compile))  # fmt: skip
+    found_llm = estimate(
+        workload, hardware, system=system, gpus=gpus, tp=tp, pp=pp, ep=ep, attn_dp=attn_dp,
+        moe_imbalance=moe_imbalance, batch=batch, isl=isl, osl=osl, weight_dtype=weight_dtype,
+        expert_dtype=expert_dtype, kv_dtype=kv_dtype, activation_dtype=activation_dtype, reserve=reserve,
+        max_num_tokens=max_num_tokens, mtp=mtp, mtp_acceptance=mtp_acceptance, comm_library=comm_library,
+        overlap_ep=overlap_ep, cp=cp, sp=sp, ideal=ideal, ignore_memory=ignore_memory, set=settings,
+    )  # fmt: skip
+    est.show_warnings(found_llm.warnings)
+    if found_llm.detail is None or found_llm.query is None:
+        raise RooflineError(f"{found_llm.does_not_fit_message()}; add --ignore-memory to report its latency anyway "
+                            "(marked hypothetical)")  # fmt: skip
+    q, result = found_llm.query, found_llm.detail
+    header = _header(q, result) + ([("memory", "DOES NOT FIT: the latency is hypothetical (--ignore-memory)")]
+                                   if found_llm.hypothetical else [])  # fmt: skip
+    page = html.estimate_page(result, header, estimate_inputs(q.workload, q.cluster, q.scenario, ideal),
                               hardware_sources(q.cluster), _figures(q, result) if figures else [],
                               result.to_dict(with_ops=False)["bounds"]["headline"])  # fmt: skip
     write_new_file(output, page, force)

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from roofline.dtypes import DType, default_kv_dtype, parse_dtype
 from roofline.errors import RooflineError
-from roofline.hardware_specs import Cluster, resolve_cluster
+from roofline.hardware_specs import Accelerator, Cluster, resolve_cluster
 from roofline.hardware_specs.catalog import load_catalog
 from roofline.ir import Precision
 from roofline.workloads.base import Workload
@@ -75,7 +75,7 @@ def default_hardware() -> list[str]:
     return sorted(a.id for a in accs if a.status == "released" and a.default_system)
 
 
-def clusters_for(hardware: Sequence[str]) -> list[Cluster]:
+def clusters_for(hardware: Sequence[str | Accelerator]) -> list[Cluster]:
     """One cluster per accelerator (its default system); the GPU count only matters for validation."""
     return [resolve_cluster(hardware=h) for h in hardware]
 

@@ -39,7 +39,7 @@ MAX_RECHECK = 20  # each re-check is a serving simulation of a few seconds
 
 @dataclass(frozen=True)
 class PlanRequest:
-    model: str
+    model: str | Workload  # an id, a path or a Workload object
     isl: int
     osl: int
     rate_per_s: float
@@ -53,6 +53,10 @@ class PlanRequest:
     engine: str = "trtllm"
     top: int = 5
     recheck: int = 3  # best configurations re-checked with the serving simulator
+
+    @property
+    def model_id(self) -> str:
+        return self.model.id if isinstance(self.model, Workload) else self.model
 
     def __post_init__(self) -> None:
         if self.isl < 1 or self.osl < 2:
@@ -126,7 +130,7 @@ def score(model: FastModel, cands: Candidates, request: PlanRequest, engine: Eng
     c = cands.columns
     full = evaluate(model, c, cands.precisions, engine)
     one = evaluate(model, {**c, "batch": np.ones_like(c["batch"])}, cands.precisions, engine, phases=("prefill",))
-    tpot, prefill_batch, prefill_one = full["tpot_s"], full["ttft_s"], one["ttft_s"]
+    tpot, prefill_batch, prefill_one = full["tpot_s"], full["ttft_batch_s"], one["ttft_batch_s"]
     batch, osl = c["batch"].astype(float), request.osl
     capacity = slo.capacity_requests_per_s(batch, tpot, prefill_batch, osl)
     dp = slo.replicas_needed(request.rate_per_s, capacity, prefill_one, tpot, request.ttft_p99_s)
@@ -163,6 +167,9 @@ def score(model: FastModel, cands: Candidates, request: PlanRequest, engine: Eng
 
 
 FAILURES = ("memory", "tpot_p99", "ttft_p99", "gpus")
+# what a configuration that does not fit in memory leaves empty (it cannot run, so it has no latency)
+TIMED_KEYS = ("tpot_p99_s", "ttft_p99_s", "utilisation", "capacity_requests_per_s", "tokens_per_s_per_gpu",
+              "tokens_per_s_per_user")  # fmt: skip
 
 
 def violations(s: dict[str, np.ndarray], request: PlanRequest) -> dict[str, np.ndarray]:
@@ -183,11 +190,12 @@ def _row(cands: Candidates, s: dict[str, np.ndarray], i: int, failed: list[str])
         **{k: int(c[k][i]) for k in ("tp", "pp", "ep", "attn_dp")}, "dp": int(s["dp"][i]), "gpus": int(s["gpus"][i]),
         "batch_limit": int(c["batch"][i]),
     }  # fmt: skip
+    unfit = not bool(s["fits"][i])  # a configuration that cannot run: no latency or throughput shown
     for key in ("tpot_p99_s", "ttft_p99_s", "utilisation", "capacity_requests_per_s", "tokens_per_s_per_gpu",
                 "tokens_per_s_per_user", "memory_bytes", "usd_per_hour", "usd_per_million_tokens"):  # fmt: skip
         value = float(s[key][i])
-        row[key] = None if math.isnan(value) else value
-    row["failed"] = failed
+        row[key] = None if math.isnan(value) or (unfit and key in TIMED_KEYS) else value
+    row["failed"] = [f for f in failed if not unfit or not f.startswith(("TPOT", "TTFT"))]
     return row
 
 

@@ -6,14 +6,14 @@ the batch axis being the engine's batch limit, so the rows trace load curves."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from roofline.errors import RooflineError
-from roofline.hardware_specs import resolve_cluster
+from roofline.hardware_specs import Accelerator, resolve_cluster
 from roofline.planner import grid
 from roofline.simulator.engine import estimate
 from roofline.simulator.fast import FastModel, configs_from, evaluate
@@ -25,9 +25,9 @@ from roofline.simulator.plan import (
     Scenario,
     prefill_chunks,
 )
-from roofline.simulator.serving.engine_config import EngineConfig, load_engine
+from roofline.simulator.serving.engine_config import DEFAULT_ENGINE, EngineConfig, load_engine
 from roofline.simulator.serving.service import MAX_REQUESTS
-from roofline.workloads import get_autoregressive
+from roofline.workloads import Workload, get_autoregressive
 
 AXES = ("tp", "pp", "ep", "attn_dp", "batch", "isl", "osl")
 MAX_CONFIGURATIONS = 2_000_000  # grid points of one sweep (served points count once per rate)
@@ -35,8 +35,8 @@ MAX_CONFIGURATIONS = 2_000_000  # grid points of one sweep (served points count 
 
 @dataclass(frozen=True)
 class SweepRequest:
-    models: tuple[str, ...]
-    hardware: tuple[str, ...]
+    models: tuple[str | Workload, ...]  # ids, paths or objects
+    hardware: tuple[str | Accelerator, ...]
     axes: dict[str, list[int]]  # AXES -> values
     weight_dtypes: tuple[str | None, ...] = (None,)  # None: as shipped
     kv_dtype: str | None = None
@@ -72,14 +72,15 @@ class SweepRequest:
         return n * max(1, len(self.request_rates_per_s))
 
 
-def _row(model: str, hardware: str, weights: str, kv: str, cfg: dict[str, int], ttft_s: float, tpot_s: float,
-         memory: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def _row(model: str, hardware: str, weights: str, kv: str, cfg: dict[str, int], ttft_batch_s: float,
+         tpot_s: float, memory: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """An estimate row: `ttft_batch_s` is the prefill of the whole batch (every prompt at once)."""
     gpus = cfg["tp"] * cfg["pp"] * cfg["attn_dp"]
     throughput = cfg["batch"] / tpot_s
     return {
         "model": model, "hardware": hardware, "weight_dtype": weights, "kv_dtype": kv,
         **{k: cfg[k] for k in ("tp", "pp", "ep", "attn_dp")}, "gpus": gpus,
-        **{k: cfg[k] for k in ("batch", "isl", "osl")}, "ttft_s": ttft_s, "tpot_s": tpot_s,
+        **{k: cfg[k] for k in ("batch", "isl", "osl")}, "ttft_batch_s": ttft_batch_s, "tpot_s": tpot_s,
         "output_tokens_per_s": throughput, "output_tokens_per_s_per_gpu": throughput / gpus,
         "output_tokens_per_s_per_user": 1.0 / tpot_s, **memory,
     }  # fmt: skip
@@ -91,20 +92,19 @@ def run_sweep(request: SweepRequest, progress: Callable[[int], None] | None = No
     rows: list[dict[str, Any]] = []
     skipped: dict[str, int] = {}
     clusters = grid.clusters_for(request.hardware)
-    for model_id in request.models:
-        workload = get_autoregressive(model_id)
+    for model in request.models:
+        workload = get_autoregressive(model)
         precisions = [grid.precision_for(workload, d, request.kv_dtype) for d in request.weight_dtypes]
         configs = [{"hardware": h, "precision": p, **c} for h in range(len(clusters)) for p in range(len(precisions))
                    for c in grid.product_rows(request.axes)]  # fmt: skip
         run = _serve if request.request_rates_per_s else _exact if request.exact else _fast
-        rows += run(workload.id, request, clusters, precisions, configs, skipped, progress)
+        rows += run(workload, request, clusters, precisions, configs, skipped, progress)
     return rows, skipped
 
 
-def _fast(model_id: str, request: SweepRequest, clusters: list[Any], precisions: list[Any],
+def _fast(workload: Workload, request: SweepRequest, clusters: list[Any], precisions: list[Any],
           configs: list[dict[str, int]], skipped: dict[str, int], progress: Callable[[int], None] | None
           ) -> list[dict[str, Any]]:  # fmt: skip
-    workload = get_autoregressive(model_id)
     model = FastModel(workload, clusters, max_num_tokens=request.max_num_tokens)
     result = evaluate(model, configs_from(configs), precisions, request.engine, progress=progress)
     for message, count in result.errors.items():
@@ -115,17 +115,16 @@ def _fast(model_id: str, request: SweepRequest, clusters: list[Any], precisions:
         cfg = configs[i]
         memory = {k.replace("total_bytes", "memory_bytes"): float(result[k][i]) for k in keys}
         memory["fits"] = bool(result["fits"][i])
-        p = precisions[cfg["precision"]]
-        rows.append(_row(model_id, request.hardware[cfg["hardware"]], grid.dtype_label(p), p.kv_cache.value, cfg,
-                         float(result["ttft_s"][i]), float(result["tpot_s"][i]), memory))  # fmt: skip
+        p, label = precisions[cfg["precision"]], clusters[cfg["hardware"]].accelerator.id
+        rows.append(_row(workload.id, label, grid.dtype_label(p), p.kv_cache.value, cfg,
+                         float(result["ttft_batch_s"][i]), float(result["tpot_s"][i]), memory))  # fmt: skip
     return rows
 
 
-def _exact(model_id: str, request: SweepRequest, clusters: list[Any], precisions: list[Any],
+def _exact(workload: Workload, request: SweepRequest, clusters: list[Any], precisions: list[Any],
            configs: list[dict[str, int]], skipped: dict[str, int], progress: Callable[[int], None] | None
            ) -> list[dict[str, Any]]:  # fmt: skip
     """The full estimator (engine.estimate), one configuration at a time."""
-    workload = get_autoregressive(model_id)
     rows = []
     for cfg in configs:
         p, hardware = precisions[cfg["precision"]], request.hardware[cfg["hardware"]]
@@ -140,14 +139,15 @@ def _exact(model_id: str, request: SweepRequest, clusters: list[Any], precisions
                 progress(1)
             continue
         memory = _memory(workload, cluster, scenario)
-        ttft, tpot = result.ttft_s, result.tpot_s
+        ttft, tpot = result.ttft_batch_s, result.tpot_s
         engine = request.engine
         if engine is not None:  # host overheads as FastModel adds them: per step, per sequence in a step
             steps = sum(r for _, r in prefill_chunks(cfg["batch"], cfg["isl"], request.max_num_tokens, cfg["attn_dp"]))
             passes = -(-cfg["isl"] // request.max_num_tokens)
             ttft += steps * engine.step_overhead + passes * cfg["batch"] * engine.per_sequence_overhead
             tpot += engine.step_overhead + cfg["batch"] * engine.per_sequence_overhead
-        rows.append(_row(model_id, hardware, grid.dtype_label(p), p.kv_cache.value, cfg, ttft, tpot, memory))
+        label = clusters[cfg["hardware"]].accelerator.id
+        rows.append(_row(workload.id, label, grid.dtype_label(p), p.kv_cache.value, cfg, ttft, tpot, memory))
         if progress:
             progress(1)
     return rows
@@ -160,14 +160,13 @@ def _memory(workload: Any, cluster: Any, scenario: Scenario) -> dict[str, Any]:
             "capacity_bytes": mem.capacity_bytes, "fits": mem.fits}  # fmt: skip
 
 
-def _serve(model_id: str, request: SweepRequest, clusters: list[Any], precisions: list[Any],
+def _serve(workload: Workload, request: SweepRequest, clusters: list[Any], precisions: list[Any],
            configs: list[dict[str, int]], skipped: dict[str, int], progress: Callable[[int], None] | None
            ) -> list[dict[str, Any]]:  # fmt: skip
     """Each configuration served at each rate: the batch axis is the replica's batch limit and the
     engine's token budget is --max-num-tokens (both fixed, not the trtllm-bench heuristic)."""
     from roofline.simulator.serving import Load, serve
 
-    workload = get_autoregressive(model_id)
     engine = request.engine or load_engine()
     rates = request.request_rates_per_s
     rows = []
@@ -195,7 +194,8 @@ def _serve(model_id: str, request: SweepRequest, clusters: list[Any], precisions
             except RooflineError as exc:  # this rate only; the configuration's other rates still run
                 skipped[str(exc)] = skipped.get(str(exc), 0) + 1
             else:
-                rows.append(_served_row(model_id, hardware, p, cfg, rate, data, memory))
+                label = clusters[cfg["hardware"]].accelerator.id
+                rows.append(_served_row(workload.id, label, p, cfg, rate, data, memory))
             if progress:
                 progress(1)
     return rows
@@ -203,10 +203,61 @@ def _serve(model_id: str, request: SweepRequest, clusters: list[Any], precisions
 
 def _served_row(model_id: str, hardware: str, precision: Any, cfg: dict[str, int], rate: float,
                 data: dict[str, Any], memory: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    row = _row(model_id, hardware, grid.dtype_label(precision), precision.kv_cache.value, cfg,
-               data["ttft_ms"]["mean"] / 1e3, data["tpot_ms"]["mean"] / 1e3, memory)  # fmt: skip
+    """A served row: `ttft_s` is the mean per request (arrival to first token), as serve reports it."""
+    row = _row(model_id, hardware, grid.dtype_label(precision), precision.kv_cache.value, cfg, math.nan,
+               data["tpot_ms"]["mean"] / 1e3, memory)  # fmt: skip
+    row = {("ttft_s" if k == "ttft_batch_s" else k): (data["ttft_ms"]["mean"] / 1e3 if k == "ttft_batch_s" else v)
+           for k, v in row.items()}  # fmt: skip
     return {**row, "request_rate_per_s": rate, "ttft_p99_s": data["ttft_ms"]["p99"] / 1e3,
             "tpot_p99_s": data["tpot_ms"]["p99"] / 1e3, "output_tokens_per_s": data["output_tokens_per_s"],
             "output_tokens_per_s_per_gpu": data["output_tokens_per_s_per_gpu"],
             "output_tokens_per_s_per_user": data["output_tokens_per_s_per_user"],
             "mean_batch": data["mean_batch"]}  # fmt: skip
+
+
+def sweep_inputs(request: SweepRequest, engine: str | None, version: str) -> list[tuple[str, Any]]:
+    """The assumptions of a sweep as the workbook's Inputs sheet (and the JSON's "inputs") list them."""
+    axes = request.axes
+    served = bool(request.request_rates_per_s)
+    profile = request.engine or (load_engine() if served else None)
+    if served:
+        estimator = "serving simulator: each configuration served at each rate (Poisson arrivals)"
+    else:
+        estimator = "full estimator per configuration" if request.exact else "fast path (vectorised roofline)"
+    rows: list[tuple[str, Any]] = [
+        ("Tool", f"roofline {version}"),
+        ("Estimator", estimator),
+        ("Models", ", ".join(m if isinstance(m, str) else m.id for m in request.models)),
+        ("Hardware", ", ".join(h if isinstance(h, str) else h.id for h in request.hardware)),
+        ("Weight formats", ", ".join(d or "as shipped" for d in request.weight_dtypes)),
+        ("KV-cache format", request.kv_dtype or "follows the weight format"),
+        ("Input lengths (tokens)", ", ".join(map(str, axes["isl"]))),
+        ("Output lengths (tokens)", ", ".join(map(str, axes["osl"]))),
+        ("Batch limit (sequences per replica)" if served else "Batch (sequences per replica)",
+         ", ".join(map(str, axes["batch"]))),
+        ("TP / PP / EP / attention DP",
+         " / ".join(", ".join(map(str, axes[k])) for k in ("tp", "pp", "ep", "attn_dp"))),
+        ("Engine token budget per step (max_num_tokens)", request.max_num_tokens),
+        ("Engine", (engine or DEFAULT_ENGINE) if served else engine or "none (host overheads off, as `estimate`)"),
+        ("Engine step overhead (ms)", profile.step_overhead * 1e3 if profile else 0.0),
+        ("Engine per-sequence overhead (us)", profile.per_sequence_overhead * 1e6 if profile else 0.0),
+        ("Activations", "bf16"),
+    ]  # fmt: skip
+    if served:
+        return [
+            *rows,
+            ("Request rates (requests/s)", ", ".join(f"{r:g}" for r in request.request_rates_per_s)),
+            ("Requests simulated per point", request.num_requests),
+            ("TTFT / TPOT", "mean and p99 over the simulated requests (TTFT per request, arrival to first token); "
+                            "throughput: achieved output tokens/s"),
+        ]  # fmt: skip
+    return [*rows, ("TPOT", "decode step at the mean decode context; prefill of the batch: every prompt at once"),
+            ("Throughput", "batch / TPOT (steady decode), per GPU over tp x pp x attention-DP GPUs"),
+            ("Configurations that do not fit", "their latency and throughput are left empty unless timed on "
+                                               "request (--ignore-memory; marked hypothetical)")]  # fmt: skip
+
+
+def best_rows(rows: Sequence[dict[str, Any]], key: str = "output_tokens_per_s_per_gpu") -> list[dict[str, Any]]:
+    """Configurations that fit, highest `key` first."""
+    fits = [r for r in rows if r.get("fits") and isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+    return sorted(fits, key=lambda r: -r[key])

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from roofline.reports.tables import format_gib, metric_rows, summary_text_rows
+from roofline.reports.text import format_gib, metric_rows, summary_text_rows
 from roofline.simulator.results import EstimateResult, MemoryResult, PhaseResult, op_row_dict
 from roofline.units import format_bytes, format_count, format_time
 

@@ -241,8 +241,8 @@ def memory_parts(memory: MemoryResult) -> dict[str, float]:
 
 
 def breakdown_data(result: EstimateResult, scenario: Scenario) -> Breakdown:
-    phases = {"prefill": result.ttft_s, "decode": result.tpot_s}
-    groups = {"prefill": group_times(result.prefill.ops, result.ttft_s),
+    phases = {"prefill": result.ttft_batch_s, "decode": result.tpot_s}
+    groups = {"prefill": group_times(result.prefill.ops, result.ttft_batch_s),
               "decode": group_times(result.decode.ops, result.tpot_s)}  # fmt: skip
     fit = "fits" if result.memory.fits else "DOES NOT FIT"
     caption = (f"{assumptions(scenario)}. Time shares from the operator rows (decode: the middle step), "
@@ -258,7 +258,7 @@ def breakdown_data(result: EstimateResult, scenario: Scenario) -> Breakdown:
 class BatchPoint:
     batch: int
     tpot_s: float
-    ttft_s: float
+    ttft_batch_s: float  # prefill of the whole batch
     output_tokens_per_s: float
     decode_tokens_per_s_per_gpu: float  # batch / TPOT over all GPUs (with replicas)
     tokens_per_s_per_user: float  # 1 / TPOT
@@ -269,7 +269,7 @@ def batch_sweep(workload: Workload, cluster: Cluster, scenario: Scenario, batche
     out = []
     for b in batches:
         r = estimate(workload, cluster, replace(scenario, batch=b))
-        out.append(BatchPoint(b, r.tpot_s, r.ttft_s, r.output_tokens_per_s, r.decode_tokens_per_s / r.num_gpus,
+        out.append(BatchPoint(b, r.tpot_s, r.ttft_batch_s, r.output_tokens_per_s, r.decode_tokens_per_s / r.num_gpus,
                               1.0 / r.tpot_s, r.memory.fits))  # fmt: skip
     return out
 
@@ -277,7 +277,7 @@ def batch_sweep(workload: Workload, cluster: Cluster, scenario: Scenario, batche
 @dataclass(frozen=True)
 class PromptPoint:
     isl: int
-    ttft_s: float
+    ttft_batch_s: float
     fits: bool
 
 
@@ -285,7 +285,7 @@ def prompt_sweep(workload: Workload, cluster: Cluster, scenario: Scenario, isls:
     out = []
     for isl in isls:
         r = estimate(workload, cluster, replace(scenario, isl=isl, osl=1))
-        out.append(PromptPoint(isl, r.ttft_s, r.memory.fits))
+        out.append(PromptPoint(isl, r.ttft_batch_s, r.memory.fits))
     return out
 
 
@@ -353,14 +353,14 @@ class CompareRow:
     hardware: str
     weight_dtype: str
     num_gpus: int
-    ttft_s: float
+    ttft_batch_s: float
     tpot_s: float
     output_tokens_per_s_per_gpu: float
     fits: bool
 
 
 def compare_row(result: EstimateResult) -> CompareRow:
-    return CompareRow(result.hardware, result.weight_dtype, result.num_gpus, result.ttft_s, result.tpot_s,
+    return CompareRow(result.hardware, result.weight_dtype, result.num_gpus, result.ttft_batch_s, result.tpot_s,
                       result.output_tokens_per_s / result.num_gpus, result.memory.fits)  # fmt: skip
 
 

@@ -342,9 +342,10 @@ def scaling_figure(data: ScalingData) -> Figure:
     _mark_fit(tps, batches, [p.output_tokens_per_s for p in data.batches], fits, "tab:green", "output tokens/s")
     tps.set(xscale="log", yscale="log", xlabel="batch (sequences)", ylabel="output tokens/s (all GPUs)",
             title="throughput vs batch")  # fmt: skip
-    scale, unit = _time_unit(max(p.ttft_s for p in data.prompts))
+    scale, unit = _time_unit(max(p.ttft_batch_s for p in data.prompts))
     isls = [p.isl for p in data.prompts]
-    _mark_fit(ttft, isls, [p.ttft_s * scale for p in data.prompts], [p.fits for p in data.prompts], "tab:red", "TTFT")
+    _mark_fit(ttft, isls, [p.ttft_batch_s * scale for p in data.prompts], [p.fits for p in data.prompts], "tab:red",
+              "TTFT")  # fmt: skip
     ttft.set(xscale="log", yscale="log", xlabel="prompt length (tokens)", ylabel=f"TTFT ({unit})",
              title=f"TTFT vs prompt length (batch {data.ttft_batch})")  # fmt: skip
     for i, curve in enumerate(data.kv):
@@ -397,9 +398,9 @@ def compare_figure(data: CompareData) -> Figure:
     axes = fig.subplots(1, 3)
     rows = {(r.hardware, r.weight_dtype): r for r in data.rows}
     width = 0.8 / len(data.dtypes)
-    t_scale, t_unit = _time_unit(max(r.ttft_s for r in data.rows))
+    t_scale, t_unit = _time_unit(max(r.ttft_batch_s for r in data.rows))
     p_scale, p_unit = _time_unit(max(r.tpot_s for r in data.rows))
-    metrics = (("TTFT", f"TTFT ({t_unit})", lambda r: r.ttft_s * t_scale),
+    metrics = (("TTFT", f"TTFT ({t_unit})", lambda r: r.ttft_batch_s * t_scale),
                ("TPOT", f"TPOT ({p_unit})", lambda r: r.tpot_s * p_scale),
                ("tokens/s per GPU", "output tokens/s per GPU", lambda r: r.output_tokens_per_s_per_gpu))  # fmt: skip
     for ax, (title, ylabel, value) in zip(axes, metrics, strict=True):

@@ -19,6 +19,8 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from roofline.planner.sweep import best_rows
+
 GIB = 2.0**30
 
 
@@ -46,7 +48,8 @@ SWEEP_COLUMNS = (
     Column("isl", "Input length (tokens)", number_format="#,##0"),
     Column("osl", "Output length (tokens)", number_format="#,##0"),
     Column("request_rate_per_s", "Request rate (requests/s)", number_format="#,##0.###"),
-    Column("ttft_s", "TTFT (ms)", 1e3, "#,##0.00"),
+    Column("ttft_batch_s", "Prefill of the batch (ms)", 1e3, "#,##0.00"),
+    Column("ttft_s", "TTFT, mean per request (ms)", 1e3, "#,##0.00"),
     Column("tpot_s", "TPOT (ms)", 1e3, "#,##0.000"),
     Column("ttft_p99_s", "TTFT p99 (ms)", 1e3, "#,##0.00"),
     Column("tpot_p99_s", "TPOT p99 (ms)", 1e3, "#,##0.000"),
@@ -105,12 +108,6 @@ def _inputs(ws: Worksheet, inputs: Sequence[tuple[str, Any]]) -> None:
     ws.append([_header(ws, "Assumption"), _header(ws, "Value")])
     for key, value in inputs:
         ws.append([key, value if isinstance(value, (int, float, bool)) or value is None else str(value)])
-
-
-def best_rows(rows: Sequence[dict[str, Any]], key: str = "output_tokens_per_s_per_gpu") -> list[dict[str, Any]]:
-    """Configurations that fit, highest `key` first."""
-    fits = [r for r in rows if r.get("fits") and isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
-    return sorted(fits, key=lambda r: -r[key])
 
 
 def _summary(ws: Worksheet, columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> None:

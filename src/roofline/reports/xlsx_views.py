@@ -49,9 +49,12 @@ def estimate_summary_rows(result: EstimateResult) -> list[dict[str, Any]]:
     m = result.memory
     gib = "#,##0.00"
     return [
-        _metric("TTFT (ms)", result.ttft_s * MS, TIME_MS, bound=result.ttft_no_overlap_s * MS),
+        _metric("TTFT, mean per request (ms)", result.ttft_s * MS, TIME_MS),
+        _metric("Prefill of the batch, last request's TTFT (ms)", result.ttft_batch_s * MS, TIME_MS,
+                bound=result.ttft_batch_no_overlap_s * MS),
         _metric("TPOT (ms)", result.tpot_s * MS, TIME_MS, bound=result.tpot_no_overlap_s * MS),
-        _metric("End-to-end latency (ms)", result.e2e_latency_s * MS, TIME_MS),
+        _metric("End-to-end latency, mean per request (ms)", result.e2e_s * MS, TIME_MS),
+        _metric("End-to-end latency of the batch (ms)", result.e2e_batch_s * MS, TIME_MS),
         _metric("Output throughput (tokens/s)", result.output_tokens_per_s, "#,##0"),
         _metric("Output throughput per GPU (tokens/s/GPU)", result.output_tokens_per_s / result.num_gpus, "#,##0"),
         _metric("Decode throughput, batch / TPOT (tokens/s)", result.decode_tokens_per_s, "#,##0"),
@@ -129,7 +132,12 @@ def write_diffusion(path: Path, data: dict[str, Any], inputs: list[tuple[str, An
 
 
 PERCENTILES = ("mean", "p50", "p90", "p99")
-LATENCIES = (("ttft_ms", "TTFT"), ("tpot_ms", "TPOT"), ("e2e_ms", "End-to-end latency"))
+LATENCIES = (("ttft", "TTFT per request"), ("tpot", "TPOT"), ("e2e", "End-to-end latency"))
+
+
+def _latency_s(data: dict[str, Any], key: str, statistic: str) -> float:
+    """serve's flat SI keys: ttft_s (mean), ttft_p50_s ..."""
+    return float(data[f"{key}_s" if statistic == "mean" else f"{key}_{statistic}_s"])
 
 
 def serve_summary_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -139,7 +147,7 @@ def serve_summary_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
         _metric("Speed per user (tokens/s/user)", data["output_tokens_per_s_per_user"], "#,##0.0"),
     ]
     for key, label in LATENCIES:
-        rows += [_metric(f"{label} {p} (ms)", data[key][p], TIME_MS) for p in ("p50", "p90", "p99")]
+        rows += [_metric(f"{label} {p} (ms)", _latency_s(data, key, p) * MS, TIME_MS) for p in ("p50", "p90", "p99")]
     rows += [
         _metric("Requests", data["requests"], "#,##0"),
         _metric("Simulated duration (s)", data["duration_s"], "#,##0.000"),
@@ -159,7 +167,7 @@ def write_serve(path: Path, data: dict[str, Any], inputs: list[tuple[str, Any]])
     Summary: throughput, the latency percentiles, batch and queueing."""
     columns = (METRIC, *(Column(p, f"{p.capitalize() if p == 'mean' else p} (ms)", number_format=TIME_MS)
                          for p in PERCENTILES))  # fmt: skip
-    rows = [{"metric": label, **{p: data[key][p] for p in PERCENTILES}} for key, label in LATENCIES]
+    rows = [{"metric": label, **{p: _latency_s(data, key, p) * MS for p in PERCENTILES}} for key, label in LATENCIES]
     summary_columns = (METRIC, Column("value", "Value", width=16, per_row_format=True))
     write_sheets(path, inputs, [Sheet("Results", columns, rows), Sheet("Summary", summary_columns,
                                                                        serve_summary_rows(data))])  # fmt: skip

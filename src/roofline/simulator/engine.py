@@ -131,10 +131,37 @@ def time_prefill(
     chunks = prefill_chunks(scenario.batch, scenario.isl, budget, scenario.plan.attn_dp)
     timings = [(time_step(workload, step, scenario, model, placements), repeat) for step, repeat in chunks]
     last = timings[-1][0]
-    ttft_s = sum(t.slowest_stage_s * r for t, r in timings) + last.time_s - last.slowest_stage_s
+    batch_s = sum(t.slowest_stage_s * r for t, r in timings) + last.time_s - last.slowest_stage_s
     overlap_sum = sum(t.time_s * r for t, r in timings)
-    no_overlap_s = ttft_s * sum(t.no_overlap_s * r for t, r in timings) / overlap_sum
-    return ttft_s, no_overlap_s, timings
+    no_overlap_s = batch_s * sum(t.no_overlap_s * r for t, r in timings) / overlap_sum
+    return batch_s, no_overlap_s, timings
+
+
+def mean_request_ttft_s(scenario: Scenario, timings: Sequence[tuple[StepTiming, int]]) -> float:
+    """Mean time to first token over the batch's requests when they all arrive at once and the
+    engine serves them first come, first served: a request's first token comes with the step that
+    finishes its prompt (its slowest stage after the steps before it, then the pipeline's drain).
+
+    Short prompts are packed `step.batch` to a step, so each step finishes that many requests; a
+    long prompt's chunks run back to back, so each round of chunks finishes `step.batch` requests
+    (the last round the rest). The last request's TTFT is the batch's prefill time."""
+    budget = scenario.max_num_tokens * scenario.plan.cp
+    chunks = prefill_chunks(scenario.batch, scenario.isl, budget, scenario.plan.attn_dp)
+    events: list[tuple[float, float, int]] = []  # (stage time to add, drain, requests finished)
+    if scenario.isl < budget:
+        for (step, _), (timing, repeat) in zip(chunks, timings, strict=True):
+            events += [(timing.slowest_stage_s, timing.time_s - timing.slowest_stage_s, step.batch)] * repeat
+    else:
+        last = timings[-1][0]
+        per_round = sum(t.slowest_stage_s for t, _ in timings)
+        events = [(per_round, last.time_s - last.slowest_stage_s, chunks[0][0].batch)] * timings[0][1]
+    elapsed, total_s, left = 0.0, 0.0, scenario.batch
+    for stage_s, drain_s, finished in events:
+        elapsed += stage_s
+        done = min(finished, left)
+        total_s += done * (elapsed + drain_s)
+        left -= done
+    return total_s / scenario.batch
 
 
 def decode_contexts(isl: int, osl: int, samples: int = MAX_DECODE_SAMPLES) -> list[int]:
@@ -152,7 +179,7 @@ def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bo
         raise RooflineError(f"{workload.id} ships no MTP layers; drop --mtp")
     placements = stage_placements(workload, plan)
     model = RooflineCostModel(cluster, plan, ideal=ideal, library=load_library(scenario.comm_library))
-    ttft_s, ttft_no_overlap_s, prefill = time_prefill(workload, scenario, model, placements)
+    ttft_batch_s, ttft_no_overlap_s, prefill = time_prefill(workload, scenario, model, placements)
     micro = scenario.micro_batch
     contexts = decode_contexts(scenario.isl, scenario.osl)
     verify = 1 + scenario.mtp_drafts  # the main model checks the drafts and adds one token of its own
@@ -186,11 +213,12 @@ def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bo
         activation_dtype=precision.activation.value,
         kv_cache_dtype=precision.kv_cache.value,
         ideal=ideal,
-        ttft_s=ttft_s,
+        ttft_s=mean_request_ttft_s(scenario, prefill),
+        ttft_batch_s=ttft_batch_s,
         tpot_s=tpot_s,
-        ttft_no_overlap_s=ttft_no_overlap_s,
+        ttft_batch_no_overlap_s=ttft_no_overlap_s,
         tpot_no_overlap_s=tpot_no_overlap_s,
-        prefill=_phase_result(Phase.PREFILL, scenario.isl, prefill, ttft_s, ttft_no_overlap_s),
+        prefill=_phase_result(Phase.PREFILL, scenario.isl, prefill, ttft_batch_s, ttft_no_overlap_s),
         decode=_phase_result(Phase.DECODE, contexts[len(contexts) // 2], [(middle, 1)], tpot_s, tpot_no_overlap_s),
         memory=memory_result(workload, cluster, scenario),
     )

@@ -494,8 +494,8 @@ class FastModel:
         context = round(float(np.mean(decode_contexts(isl, osl))))
         return self.decode_step_s(layout, context, h, batch, pp, engine)
 
-    def ttft_s(self, layout: Layout, isl: int, h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
-               engine: EngineConfig | None = None) -> np.ndarray:  # fmt: skip
+    def ttft_batch_s(self, layout: Layout, isl: int, h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
+                     engine: EngineConfig | None = None) -> np.ndarray:  # fmt: skip
         """Prefill of the whole batch in engine steps of at most max_num_tokens per attention replica
         (plan.prefill_chunks); consecutive steps overlap in the pipeline (engine.time_prefill)."""
         budget, replicas = self.max_num_tokens, layout.attn_dp
@@ -562,7 +562,7 @@ class FastModel:
 # ---- many configurations --------------------------------------------------------------------------
 
 CONFIG_FIELDS = ("hardware", "precision", "tp", "pp", "ep", "attn_dp", "batch", "isl", "osl")
-RESULT_FIELDS = ("tpot_s", "ttft_s", "weights_bytes", "kv_cache_bytes", "activation_bytes", "reserve_bytes",
+RESULT_FIELDS = ("tpot_s", "ttft_batch_s", "weights_bytes", "kv_cache_bytes", "activation_bytes", "reserve_bytes",
                  "total_bytes", "capacity_bytes")  # fmt: skip
 
 
@@ -616,7 +616,7 @@ def evaluate(model: FastModel, configs: dict[str, np.ndarray], precisions: Seque
         if "decode" in phases:
             arrays["tpot_s"][sel] = model.tpot_s(layout, int(isl), int(osl), h, batch, pp, engine)
         if "prefill" in phases:
-            arrays["ttft_s"][sel] = model.ttft_s(layout, int(isl), h, batch, pp, engine)
+            arrays["ttft_batch_s"][sel] = model.ttft_batch_s(layout, int(isl), h, batch, pp, engine)
         if "memory" in phases:
             for name, values in model.memory(layout, int(isl), int(osl), h, batch, pp).items():
                 arrays[name][sel] = values

@@ -50,32 +50,76 @@ def worst_stage(workload: Workload, scenario: Scenario, batch: int, context_toke
     return max(stages, key=lambda s: s.total_bytes)
 
 
-def _largest(fits: Callable[[int], bool], low: int = 1) -> int:
-    """Largest n >= low with fits(n), assuming fits is monotone (0 when even `low` does not fit)."""
+def _largest(fits: Callable[[int], bool], low: int = 1, high_limit: int = _MAX_SEARCH) -> int:
+    """Largest n in [low, high_limit] with fits(n), assuming fits is monotone (0 when even `low` does
+    not fit)."""
     if not fits(low):
         return 0
     high = low
-    while high < _MAX_SEARCH and fits(high * 2):
-        high *= 2
-    if high >= _MAX_SEARCH:
-        return _MAX_SEARCH
-    lo, hi = high, high * 2  # fits(lo) and not fits(hi)
+    while high < high_limit and fits(min(high * 2, high_limit)):
+        high = min(high * 2, high_limit)
+    if high >= high_limit:
+        return high_limit
+    lo, hi = high, min(high * 2, high_limit)  # fits(lo) and not fits(hi)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
     return lo
 
 
+def reserve_bytes(cluster: Cluster, scenario: Scenario) -> float:
+    """The runtime's own memory per GPU: --reserve, else the accelerator's runtime_reserve."""
+    return cluster.accelerator.runtime_reserve if scenario.reserve_bytes is None else scenario.reserve_bytes
+
+
+@dataclass(frozen=True)
+class KvCapacity:
+    """The KV cache one replica can hold: what is left on the most loaded GPU after the weights, the
+    runtime reserve and the activations of the largest step, times the engine's KV share."""
+
+    free_bytes: float  # per GPU, before the KV share
+    kv_memory_fraction: float
+    bytes_per_token: float  # per GPU, averaged over a sequence of `length` tokens (windows capped)
+    replicas: int  # attention-DP replicas, each holding its own sequences
+
+    @property
+    def tokens(self) -> int:
+        if self.free_bytes <= 0:
+            return 0
+        if self.bytes_per_token <= 0:
+            return 1 << 40
+        return int(self.free_bytes * self.kv_memory_fraction / self.bytes_per_token) * self.replicas
+
+
+def kv_capacity(workload: Workload, cluster: Cluster, scenario: Scenario, batch: int, length: int,
+                kv_memory_fraction: float = 1.0) -> KvCapacity:  # fmt: skip
+    """One rule for every path (estimate's max batch, serve's KV budget): the most loaded stage's
+    weights and the activations of the largest prefill step of `batch` sequences, and the reserve,
+    come off the GPU's capacity; the KV bytes per token are those of the stage that holds the most."""
+    stage = worst_stage(workload, scenario, batch, length)
+    free = cluster.accelerator.memory.capacity - reserve_bytes(cluster, scenario) - stage.weights_bytes
+    free -= stage.activation_bytes
+    placements = stage_placements(workload, scenario.plan)
+    worst = max(placements, key=lambda p: workload.kv_cache_bytes(length, scenario.precision, p))
+    per_token = workload.kv_cache_bytes(length, scenario.precision, worst) / length / scenario.plan.cp
+    return KvCapacity(free, kv_memory_fraction, per_token, scenario.plan.attn_dp)
+
+
 def memory_result(workload: Workload, cluster: Cluster, scenario: Scenario) -> MemoryResult:
+    """Memory of `scenario.batch` sequences of isl + osl tokens, and the largest batch and context
+    that fit: the batch from the KV capacity (`kv_capacity`, the rule serve uses too), the context
+    capped at the model's own window."""
     acc = cluster.accelerator
-    reserve = acc.runtime_reserve if scenario.reserve_bytes is None else scenario.reserve_bytes
+    reserve = reserve_bytes(cluster, scenario)
     capacity = acc.memory.capacity
     context = scenario.isl + scenario.osl
+    window = workload.max_position_embeddings or _MAX_SEARCH
 
     def fits(batch: int, tokens: int) -> bool:
         return worst_stage(workload, scenario, batch, tokens).total_bytes + reserve <= capacity
 
     worst = worst_stage(workload, scenario, scenario.batch, context)
+    kv = kv_capacity(workload, cluster, scenario, scenario.batch, context)
     return MemoryResult(
         weights_bytes=worst.weights_bytes,
         kv_cache_bytes=worst.kv_cache_bytes,
@@ -83,6 +127,8 @@ def memory_result(workload: Workload, cluster: Cluster, scenario: Scenario) -> M
         reserve_bytes=reserve,
         capacity_bytes=capacity,
         kv_cache_bytes_per_token=workload.kv_cache_bytes_per_token(scenario.precision),
-        max_batch=_largest(lambda b: fits(b, context)),
-        max_context_tokens=_largest(lambda c: fits(scenario.batch, c)),
+        kv_capacity_tokens=kv.tokens,
+        max_batch=min(kv.tokens // context, _MAX_SEARCH),
+        max_context_tokens=_largest(lambda c: fits(scenario.batch, c), high_limit=window),
+        context_window_tokens=workload.max_position_embeddings,
     )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from roofline.ir import Phase
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,10 @@ class MemoryResult:
     reserve_bytes: float
     capacity_bytes: float
     kv_cache_bytes_per_token: float  # whole model, one replica, no window caps
-    max_batch: int
-    max_context_tokens: int
+    kv_capacity_tokens: int  # tokens of KV the replica holds once weights, reserve, activations are in
+    max_batch: int  # sequences of isl + osl tokens that fit in that KV capacity
+    max_context_tokens: int  # tokens per sequence at this batch, at most the model's window
+    context_window_tokens: int | None = None  # the model's max_position_embeddings
 
     @property
     def total_bytes(self) -> float:
@@ -129,22 +132,29 @@ class EstimateResult:
     activation_dtype: str
     kv_cache_dtype: str
     ideal: bool
-    ttft_s: float
+    ttft_s: float  # mean over the batch's requests, all arriving at once (first come, first served)
+    ttft_batch_s: float  # prefill of the whole batch: the last request's first token
     tpot_s: float
-    ttft_no_overlap_s: float
+    ttft_batch_no_overlap_s: float
     tpot_no_overlap_s: float
     prefill: PhaseResult
     decode: PhaseResult
     memory: MemoryResult
 
     @property
-    def e2e_latency_s(self) -> float:
+    def e2e_s(self) -> float:
+        """Mean end-to-end latency of a request: its first token, then osl - 1 decode steps."""
         return self.ttft_s + (self.osl - 1) * self.tpot_s
 
     @property
+    def e2e_batch_s(self) -> float:
+        """The whole batch from its arrival to its last token."""
+        return self.ttft_batch_s + (self.osl - 1) * self.tpot_s
+
+    @property
     def output_tokens_per_s(self) -> float:
-        """All replicas: batch x osl tokens per replica over the end-to-end latency."""
-        return self.dp * self.batch * self.osl / self.e2e_latency_s
+        """All replicas: batch x osl tokens per replica over the batch's end-to-end latency."""
+        return self.dp * self.batch * self.osl / self.e2e_batch_s
 
     @property
     def decode_tokens_per_s(self) -> float:
@@ -153,7 +163,7 @@ class EstimateResult:
 
     @property
     def prefill_tokens_per_s(self) -> float:
-        return self.dp * self.batch * self.isl / self.ttft_s
+        return self.dp * self.batch * self.isl / self.ttft_batch_s
 
     def to_dict(self, with_ops: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -179,8 +189,10 @@ class EstimateResult:
             },
             "ideal": self.ideal,
             "ttft_s": self.ttft_s,
+            "ttft_batch_s": self.ttft_batch_s,
             "tpot_s": self.tpot_s,
-            "e2e_latency_s": self.e2e_latency_s,
+            "e2e_s": self.e2e_s,
+            "e2e_batch_s": self.e2e_batch_s,
             "output_tokens_per_s": self.output_tokens_per_s,
             "output_tokens_per_s_per_gpu": self.output_tokens_per_s / self.num_gpus,
             "decode_tokens_per_s": self.decode_tokens_per_s,
@@ -188,7 +200,7 @@ class EstimateResult:
             "prefill_tokens_per_s": self.prefill_tokens_per_s,
             "bounds": {
                 "headline": "per operator max((compute^p + memory^p)^(1/p), communication) + kernel overhead",
-                "ttft_no_overlap_s": self.ttft_no_overlap_s,
+                "ttft_batch_no_overlap_s": self.ttft_batch_no_overlap_s,
                 "tpot_no_overlap_s": self.tpot_no_overlap_s,
             },
             "prefill": self.prefill.to_dict(),
@@ -202,6 +214,8 @@ class EstimateResult:
         return data
 
     def ops_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame([op_row_dict(row) for row in (*self.prefill.ops, *self.decode.ops)])
 
 

@@ -10,8 +10,8 @@ import numpy as np
 
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
-from roofline.simulator.memory import worst_stage
-from roofline.simulator.plan import Scenario, stage_placements
+from roofline.simulator.memory import kv_capacity
+from roofline.simulator.plan import Scenario
 from roofline.simulator.serving.engine_config import EngineConfig
 from roofline.simulator.serving.limits import trtllm_bench_limits
 from roofline.simulator.serving.requests import Requests, lengths, poisson_arrivals
@@ -53,22 +53,16 @@ def per_attention_replica(engine: EngineConfig, scenario: Scenario) -> EngineCon
 
 
 def kv_capacity_tokens(workload: Workload, cluster: Cluster, scenario: Scenario, engine: EngineConfig) -> int:
-    """Tokens of KV one replica holds: the engine's fraction of the memory left on the most loaded
-    GPU after weights, reserve and the largest step's activations, over the per-token KV bytes."""
-    acc = cluster.accelerator
-    reserve = acc.runtime_reserve if scenario.reserve_bytes is None else scenario.reserve_bytes
+    """Tokens of KV one replica holds (memory.kv_capacity, the rule estimate uses): the engine's
+    fraction of what is left after weights, reserve and the largest step's activations."""
     length = scenario.isl + scenario.osl
-    stage = worst_stage(workload, scenario, max(1, scenario.plan.attn_dp), length)
-    free = acc.memory.capacity - reserve - stage.weights_bytes - stage.activation_bytes
-    if free <= 0:
-        raise RooflineError(f"{workload.id} does not fit: weights and activations need more than "
-                            f"{acc.memory.capacity / 2**30:.0f} GiB per GPU; use more GPUs (--tp / --pp)")  # fmt: skip
-    worst = max(
-        stage_placements(workload, scenario.plan), key=lambda p: workload.kv_cache_bytes(length, scenario.precision, p)
-    )
-    per_token = workload.kv_cache_bytes(length, scenario.precision, worst) / length / scenario.plan.cp
-    replicas = scenario.plan.attn_dp  # each attention replica holds its own sequences
-    return int(free * engine.kv_memory_fraction / per_token) * replicas if per_token > 0 else 1 << 40
+    capacity = kv_capacity(workload, cluster, scenario, max(1, scenario.plan.attn_dp), length,
+                           engine.kv_memory_fraction)  # fmt: skip
+    if capacity.free_bytes <= 0:
+        gib = cluster.accelerator.memory.capacity / 2**30
+        raise RooflineError(f"{workload.id} does not fit: weights and activations need more than {gib:.0f} GiB "
+                            "per GPU; use more GPUs (--tp / --pp)")  # fmt: skip
+    return capacity.tokens
 
 
 def build_requests(scenario: Scenario, load: Load, batch_hint: int) -> Requests:

@@ -1,0 +1,106 @@
+"""`rl.calibrate`: measure this GPU (or the host CPU) with PyTorch, fit the cost model's
+efficiencies, and (with `output`) write the calibrated profile, reports and plot. Needs PyTorch."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from roofline.calibration import require_torch
+from roofline.errors import RooflineError
+from roofline.result import Result, html_table
+
+if TYPE_CHECKING:
+    from roofline.calibration.runner import CalibrationResult
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+def _summary(s: Any) -> dict[str, Any]:
+    return {"count": s.count, "median_abs": s.median_abs, "mean_abs": s.mean_abs, "max_abs": s.max_abs}
+
+
+@dataclass(frozen=True, repr=False)
+class CalibrationReport(Result):
+    """The measurements, the fit (|error| before and after on fitted and held-out shapes, the
+    efficiencies), the model-level runs and the files written (`paths`; empty without `output`)."""
+
+    result: CalibrationResult
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def calibrated(self) -> Any:
+        """The calibrated Accelerator (use it as `hardware=` in estimate, serve ...)."""
+        return self.result.calibrated
+
+    def to_dict(self) -> dict[str, Any]:
+        from roofline.calibration.report import efficiency_changes, summary_rows
+
+        r = self.result
+        return {
+            "device": r.device.name, "device_kind": r.device.kind, "hardware": r.hardware_id, "date": r.date,
+            "mode": r.mode, "clock": r.clock, "elapsed_s": r.elapsed_s, "interrupted": r.interrupted,
+            "errors": [{"kernels": s.scope, "shapes": s.shapes, "before": _summary(s.before),
+                        "after": _summary(s.after)} for s in summary_rows(r)],
+            "efficiency": [{"knob": k, "before": b, "after": a} for k, b, a in efficiency_changes(r.fit.before,
+                                                                                                   r.fit.after)],
+            "model_runs": [{"model": c.run.spec.workload.id, "measured_ttft_s": c.run.measured_ttft_s,
+                            "measured_tpot_s": c.run.measured_tpot_s, "ttft_before_s": c.ttft_before_s,
+                            "ttft_after_s": c.ttft_after_s, "tpot_before_s": c.tpot_before_s,
+                            "tpot_after_s": c.tpot_after_s} for c in r.model_runs],
+            "catalog_differences": list(r.catalog_differences), "notes": list(r.notes),
+            "files": {k: str(p) for k, p in self.paths.items()},
+        }  # fmt: skip
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every measured case with its predictions before and after fitting (report.csv)."""
+        from roofline.calibration.report import case_rows
+
+        return case_rows(self.result)
+
+    def _repr_html_(self) -> str:
+        d = self.to_dict()
+        pairs = [("device", d["device"]), ("hardware", d["hardware"]), ("mode", d["mode"])]
+        pairs += [(f"{e['kernels']} {e['shapes']} median |error|",
+                   f"{e['before']['median_abs']:.1%} -> {e['after']['median_abs']:.1%}") for e in d["errors"]]
+        return html_table("CalibrationReport", pairs)
+
+
+def calibrate(
+    output: str | os.PathLike[str] | None = None, *, device: str = "auto", quick: bool = True,
+    hardware: str | None = None, threads: int | None = None, model: str = "llama-3.1-8b", model_runs: bool = True,
+    memory_fraction: float | None = None, passes: int | None = None, force: bool = False,
+    progress: Progress | None = None,
+) -> CalibrationReport:  # fmt: skip
+    """Measure the device with PyTorch and fit the efficiencies (`roofline calibrate`); with `output`
+    (a directory) also write `<hardware>-calibrated.yaml`, report.md, report.csv and the plot, never
+    over earlier outputs without `force`."""
+    require_torch()
+    from roofline.calibration.report import PLOT_PNG, REPORT_CSV, REPORT_MD, check_outputs, profile_filename
+    from roofline.calibration.runner import CalibrationOptions, run_calibration
+
+    out = Path(output) if output is not None else None
+    known = [f"{hardware or 'host'}-calibrated.yaml"] if hardware or device == "cpu" else []
+    if out is not None:
+        check_outputs(out, force, [REPORT_MD, REPORT_CSV, PLOT_PNG, *known])
+    if passes is not None and passes < 1:
+        raise RooflineError(f"--passes must be at least 1, got {passes}")
+    options = CalibrationOptions(device=device, full=not quick, hardware=hardware, threads=threads, model=model,
+                                 memory_fraction=memory_fraction, model_runs=model_runs, passes=passes)  # fmt: skip
+    result = run_calibration(options, progress)
+    if out is None:
+        return CalibrationReport(result)
+    check_outputs(out, force, [profile_filename(result)])
+    return CalibrationReport(result, write_calibration(result, out))
+
+
+def write_calibration(result: CalibrationResult, output: Path) -> dict[str, Path]:
+    from roofline.calibration.report import write_outputs
+    from roofline.reports.calibration_plot import write_calibration_plot
+
+    paths = write_outputs(result, output)
+    write_calibration_plot(result, paths["plot"])
+    return paths
