@@ -255,6 +255,17 @@ def test_validate_json_is_to_dict() -> None:
     assert len(api.to_frame()) == len(api.records())
 
 
+def test_hardware_and_model_show_json_is_to_dict() -> None:
+    from roofline.hardware_specs.catalog import get_link
+
+    assert cli_json("hardware", "show", "h100-sxm") == normal(rl.hardware("h100-sxm").to_dict())
+    assert cli_json("hardware", "show", "gb200-nvl72") == normal(rl.system("gb200-nvl72").to_dict())
+    assert cli_json("hardware", "show", "nvlink5") == normal(get_link("nvlink5").to_dict())
+    assert cli_json("model", "show", "deepseek-v3") == normal(rl.model("deepseek-v3").to_dict())
+    config = str(FIXTURES / "hf" / "llama-3.1-8b" / "config.json")
+    assert cli_json("model", "show", config) == normal(rl.Model.from_hf_config(config).to_dict())
+
+
 # ---- results as values ------------------------------------------------------------------------------
 
 

@@ -433,16 +433,15 @@ def test_ctrl_c_keeps_what_was_measured(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert "Interrupted" in paths["report"].read_text() and paths["profile"].exists()
 
 
-def test_cuda_path_end_to_end_with_a_fake_gpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The GPU orchestration without a GPU: a fake torch reports an H100 PCIe with 110 SMs (the
-    catalog says 114) and two devices, kernels 'measure' the cost model's own times with known efficiencies, the
-    collectives are stubbed. Checks catalog matching, the memory cap, the fit on the catalog's
-    tiles, the calibrated profile that keeps the catalog node, and the collective comparison."""
+@pytest.fixture
+def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[float]]:
+    """A fake torch that reports an H100 PCIe with 110 SMs (the catalog says 114) and two devices;
+    kernels 'measure' the cost model's own times with known efficiencies; collectives are stubbed.
+    Returns the fake torch and the memory caps it was given."""
     from types import SimpleNamespace
 
     from roofline.calibration import bench
     from roofline.calibration import runner as calibration_runner
-    from roofline.calibration.report import write_outputs
     from roofline.calibration.timing import Timing
 
     caps: list[float] = []
@@ -474,6 +473,18 @@ def test_cuda_path_end_to_end_with_a_fake_gpu(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setattr(calibration_runner, "require_torch", lambda: fake_torch)
     monkeypatch.setattr(bench.BenchRunner, "run", fake_run)
     monkeypatch.setattr(calibration_runner, "run_collectives", fake_collectives)
+    return fake_torch, caps
+
+
+def test_cuda_path_end_to_end_with_a_fake_gpu(fake_gpu: tuple[Any, list[float]], tmp_path: Path) -> None:
+    """The GPU orchestration without a GPU: a fake torch reports an H100 PCIe with 110 SMs (the
+    catalog says 114) and two devices, kernels 'measure' the cost model's own times with known efficiencies, the
+    collectives are stubbed. Checks catalog matching, the memory cap, the fit on the catalog's
+    tiles, the calibrated profile that keeps the catalog node, and the collective comparison."""
+    from roofline.calibration import runner as calibration_runner
+    from roofline.calibration.report import write_outputs
+
+    fake_torch, caps = fake_gpu
     result = calibration_runner.run_calibration(calibration_runner.CalibrationOptions(device="auto", model_runs=False))
     assert fake_torch.backends.cuda.matmul.allow_tf32 is False and caps == [pytest.approx(0.5 * 80e9 / 85.5e9)]
     assert result.base.id == "h100-pcie" and result.calibrated.id == "h100-pcie-calibrated"
@@ -496,3 +507,22 @@ def test_cuda_path_end_to_end_with_a_fake_gpu(monkeypatch: pytest.MonkeyPatch, t
         and cluster.accelerator.efficiency.memory_bandwidth_fraction == after.memory_bandwidth_fraction
     )
     assert "## Collectives" in paths["report"].read_text()
+
+
+def test_calibrate_json_is_the_apis_to_dict(fake_gpu: tuple[Any, list[float]], tmp_path: Path) -> None:
+    """`roofline calibrate --format json` prints rl.calibrate(...).to_dict() for the same options (the
+    fake GPU measures the same times twice); both write the four files."""
+    import json
+
+    import roofline as rl
+
+    report = rl.calibrate(tmp_path / "api", device="auto", model_runs=False)
+    result = runner.invoke(app, ["calibrate", "-o", str(tmp_path / "cli"), "--no-model-runs", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    printed, returned = json.loads(result.stdout), json.loads(report.to_json())
+    for document in (printed, returned):
+        document.pop("elapsed_s")  # the wall time of each run
+        assert set(document.pop("files")) == {"profile", "report", "csv", "plot"}
+    assert printed == returned
+    assert returned["hardware"] == "h100-pcie" and returned["errors"]
+    assert report.calibrated.id == "h100-pcie-calibrated" and len(report.to_frame()) == len(report.records())

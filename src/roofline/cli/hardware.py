@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import typer
-from pydantic import BaseModel
 
 from roofline.cli import tables
 from roofline.cli.common import XLSX_COMMANDS, OutputFormat, emit, text_format_option
 from roofline.errors import RooflineError
 from roofline.hardware_specs import load_catalog
+from roofline.hardware_specs.catalog import get_hardware_item
 from roofline.overrides import to_yaml
 from roofline.reports.formats import flatten, to_csv, to_json
 
@@ -32,23 +31,14 @@ def list_hardware(fmt: OutputFormat = text_format_option()) -> None:
         tables.print_renderable(tables.links_table(links))
         return
     data = {
-        "accelerators": [a.model_dump(mode="python", round_trip=False, exclude={"notes"}) for a in accelerators],
-        "systems": [s.model_dump(mode="python") for s in systems],
-        "links": [link.model_dump(mode="python") for link in links],
+        "accelerators": [{k: v for k, v in a.to_dict().items() if k != "notes"} for a in accelerators],
+        "systems": [s.to_dict() for s in systems],
+        "links": [link.to_dict() for link in links],
     }
     if fmt is OutputFormat.json:
-        emit(to_json(_raw(data)))
+        emit(to_json(data))
     else:
-        emit(to_csv([flatten(_raw(a.model_dump(mode="python"))) for a in accelerators]))  # type: ignore[arg-type]
-
-
-def _raw(data: object) -> object:
-    """model_dump(mode='python') keeps SI floats; enums become their values."""
-    if isinstance(data, dict):
-        return {k: _raw(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_raw(v) for v in data]
-    return getattr(data, "value", data)
+        emit(to_csv([flatten(a.to_dict()) for a in accelerators]))
 
 
 class ShowFormat(StrEnum):
@@ -73,22 +63,6 @@ def show_format_option(help: str) -> Any:
                         metavar="<table|json|csv|yaml>")  # fmt: skip
 
 
-def _item(hardware: str) -> BaseModel:
-    """A catalog id, or a hardware YAML path (`base:` resolved) of any kind."""
-    if hardware.endswith((".yaml", ".yml")) or Path(hardware).is_file():
-        catalog = load_catalog().copy()
-        path = Path(hardware)
-        if not path.is_file():
-            raise RooflineError(f"hardware file '{hardware}' does not exist")
-        return catalog.add_file(path)
-    catalog = load_catalog()
-    item = catalog.accelerators.get(hardware) or catalog.systems.get(hardware) or catalog.links.get(hardware)
-    if item is None:
-        catalog.accelerator(hardware)  # raises with close matches
-    assert item is not None
-    return item
-
-
 @app.command("show")
 def show(
     hardware_id: str = typer.Argument(..., help="accelerator, system or link id (or a hardware YAML path)"),
@@ -97,13 +71,13 @@ def show(
     ),
 ) -> None:
     """Show one accelerator, system or link with every number's source."""
-    item = _item(hardware_id)
+    item = get_hardware_item(hardware_id)
     if fmt is ShowFormat.yaml:
         emit(to_yaml(item))
     elif fmt is ShowFormat.json:
-        emit(to_json(_raw(item.model_dump(mode="python"))))
+        emit(to_json(item.to_dict()))
     elif fmt is ShowFormat.csv:
-        emit(to_csv([flatten(_raw(item.model_dump(mode="python")))]))  # type: ignore[arg-type]
+        emit(to_csv([flatten(item.to_dict())]))
     else:
         import yaml
 

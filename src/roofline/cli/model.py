@@ -14,7 +14,7 @@ from roofline.overrides import to_yaml
 from roofline.reports.formats import to_csv, to_json
 from roofline.workloads import get_workload, model_catalog
 from roofline.workloads.hf_import import import_hf_config
-from roofline.workloads.summary import model_document, model_summary
+from roofline.workloads.summary import model_summary
 
 app = typer.Typer(help="Models (workloads) in the catalog, and Hugging Face config import.", no_args_is_help=True)
 
@@ -43,7 +43,7 @@ def show(
     if fmt is ShowFormat.yaml:
         emit(to_yaml(w))
         return
-    data = model_document(w)
+    data = w.to_dict()
     if fmt is ShowFormat.json:
         emit(to_json(data))
     elif fmt is ShowFormat.csv:

@@ -194,3 +194,19 @@ def get_link(link: str | os.PathLike[str] | Link) -> Link:
             raise RooflineError(f"'{link}' is not a link file (kind: link)")
         return item
     return load_catalog().link(link)
+
+
+def get_hardware_item(item: str | os.PathLike[str]) -> Accelerator | System | Link:
+    """An accelerator, system or link by catalog id, or a hardware YAML path of any kind (`base:`
+    resolved): what `roofline hardware show` shows."""
+    text = os.fspath(item)
+    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+        path = Path(text)
+        if not path.is_file():
+            raise RooflineError(f"hardware file '{text}' does not exist")
+        found = load_catalog().copy().add_file(path)
+        assert isinstance(found, Accelerator | System | Link)
+        return found
+    catalog = load_catalog()
+    hit = catalog.accelerators.get(text) or catalog.systems.get(text) or catalog.links.get(text)
+    return hit if hit is not None else catalog.accelerator(text)  # raises with close matches

@@ -41,6 +41,19 @@ class Frozen(BaseModel):
         """
         return replace_fields(self, changes)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field in SI units (enums as their values): `roofline hardware show ID --format json`."""
+        return plain(self.model_dump(mode="python"))
+
+
+def plain(data: Any) -> Any:
+    """model_dump(mode='python') keeps SI floats; enums become their values."""
+    if isinstance(data, dict):
+        return {k: plain(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [plain(v) for v in data]
+    return getattr(data, "value", data)
+
 
 def _not_available(value: Any) -> Any:
     return None if isinstance(value, str) and value.strip().lower() in {"n/a", "na", "none"} else value

@@ -65,6 +65,12 @@ class Workload(BaseModel, ABC):
         `llama.replace(num_hidden_layers=40)`; nested fields with underscores or dots (see overrides)."""
         return replace_fields(self, changes)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The architecture, parameter counts and KV bytes per token: `roofline model show --format json`."""
+        from roofline.workloads.summary import model_document
+
+        return model_document(self)
+
     @classmethod
     def from_hf_config(cls, path: str | os.PathLike[str], model_id: str | None = None) -> Workload:
         """A model from a local Hugging Face config.json (nothing is downloaded); `model_id`
