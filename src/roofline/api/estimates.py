@@ -289,7 +289,7 @@ def estimate(
 def estimate_query(q: Query, ideal: bool = False, ignore_memory: bool = False) -> Estimate:
     memory = memory_result(q.workload, q.cluster, q.scenario)
     timed = memory.fits or ignore_memory
-    detail = run_estimate(q.workload, q.cluster, q.scenario, ideal=ideal) if timed else None
+    detail = run_estimate(q.workload, q.cluster, q.scenario, ideal=ideal, memory=memory) if timed else None
     hint = "" if memory.fits else fit_hint(q)
     return Estimate(**_report_fields(q), memory=memory, fit_hint=hint, ideal=ideal, detail=detail,
                     hypothetical=timed and not memory.fits)  # fmt: skip

@@ -115,9 +115,10 @@ def _render(report: ValidationReport, out: Output, path: Path, scenarios: list[s
         inputs = report_inputs(path, scenarios, max_requests, report, __version__)
         out.workbook(lambda file: write_validation(file, report, inputs))
     else:
-        parts: list[Table] = [_rows_table(report), _summary_table(report), _counts_table(report)]
+        parts: list[Table] = [_rows_table(report)]
         if report.skipped:
             parts.append(_skipped_table(report))
+        parts += [_counts_table(report), _summary_table(report)]  # the errors last: what a terminal's tail shows
         out.table(Group(*parts))
 
 

@@ -14,7 +14,7 @@ from roofline.simulator.context_parallel import context_parallel
 from roofline.simulator.cost import OpCost, RooflineCostModel
 from roofline.simulator.memory import memory_result
 from roofline.simulator.plan import Scenario, prefill_chunks, stage_placements
-from roofline.simulator.results import EstimateResult, OpRow, PhaseResult
+from roofline.simulator.results import EstimateResult, MemoryResult, OpRow, PhaseResult
 from roofline.simulator.sequence_parallel import sequence_parallel
 from roofline.workloads.base import Workload
 
@@ -173,7 +173,10 @@ def decode_contexts(isl: int, osl: int, samples: int = MAX_DECODE_SAMPLES) -> li
     return [isl + 1 + int((i + 0.5) * steps / samples) for i in range(samples)]
 
 
-def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bool = False) -> EstimateResult:
+def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bool = False,
+             memory: MemoryResult | None = None) -> EstimateResult:  # fmt: skip
+    """Prefill and decode timed operator by operator; `memory`: the scenario's memory_result when the
+    caller has it already."""
     plan, precision = scenario.plan, scenario.precision
     if scenario.mtp_drafts and not workload.mtp_layers:
         raise RooflineError(f"{workload.id} ships no MTP layers; drop --mtp")
@@ -220,5 +223,5 @@ def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bo
         tpot_no_overlap_s=tpot_no_overlap_s,
         prefill=_phase_result(Phase.PREFILL, scenario.isl, prefill, ttft_batch_s, ttft_no_overlap_s),
         decode=_phase_result(Phase.DECODE, contexts[len(contexts) // 2], [(middle, 1)], tpot_s, tpot_no_overlap_s),
-        memory=memory_result(workload, cluster, scenario),
+        memory=memory if memory is not None else memory_result(workload, cluster, scenario),
     )
