@@ -255,6 +255,12 @@ def test_validate_json_is_to_dict() -> None:
     assert len(api.to_frame()) == len(api.records())
 
 
+def test_validate_diffusion_json_is_to_dict() -> None:
+    api = rl.validate(diffusion=True)
+    assert cli_json("validate", "--diffusion") == normal(api.to_dict())
+    assert len(api.to_frame()) == len(api.rows) > 20
+
+
 def test_hardware_and_model_show_json_is_to_dict() -> None:
     from roofline.hardware_specs.catalog import get_link
 

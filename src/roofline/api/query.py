@@ -53,8 +53,12 @@ def cluster_of(hardware: HardwareArg, system: SystemArg, num_gpus: int, settings
 
 def reserve_bytes(text: str | float | None) -> float | None:
     """--reserve: '4 GiB' (a number is bytes in Python)."""
-    if text is None or isinstance(text, int | float):
-        return None if text is None else float(text)
+    if text is None:
+        return None
+    if isinstance(text, int | float):
+        if not 0 <= text < float("inf"):
+            raise RooflineError(f"--reserve must be a finite, non-negative number of bytes, got {text}")
+        return float(text)
     try:
         return parse_quantity(text, Dimension.BYTES)
     except ValueError as exc:
