@@ -367,7 +367,7 @@ def test_recheck_gives_each_attention_replica_its_share_of_the_batch(monkeypatch
 
     class Result:
         def to_dict(self) -> dict:
-            return {"ttft_ms": {"p99": 100.0}, "tpot_ms": {"p99": 10.0}}
+            return {"ttft_p99_s": 0.1, "tpot_p99_s": 0.01}
 
     def fake_serve(workload, cluster, scenario, engine, load):  # type: ignore[no-untyped-def]
         seen.append((scenario, engine))

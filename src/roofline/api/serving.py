@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from roofline.api.query import HardwareArg, LlmOptions, ModelArg, Query, Settings, SystemArg, build_query, model_of
 from roofline.errors import RooflineError
 from roofline.result import Result, html_table
@@ -26,8 +24,6 @@ from roofline.units import format_time
 
 DEFAULT_DRAFT_TOKENS = 4
 DEFAULT_DRAFT_ACCEPTANCE = 0.7
-LATENCIES = ("ttft", "tpot", "e2e")
-PERCENTILES = (50, 90, 99)
 
 
 def load_of(max_throughput: bool, rate: float | str | None, concurrency: int | None, **kw: Any) -> Load:
@@ -80,15 +76,6 @@ def _pools(text: str) -> tuple[int, int]:
     return prefill, decode
 
 
-def _stats(name: str, values: np.ndarray) -> dict[str, float]:
-    """mean and percentiles in seconds, keyed `ttft_s`, `ttft_p50_s`, ... (nan when nothing was measured)."""
-    if len(values) == 0:
-        return {f"{name}_s": math.nan, **{f"{name}_p{p}_s": math.nan for p in PERCENTILES}}
-    found = np.percentile(values, PERCENTILES)
-    return {f"{name}_s": float(values.mean()), **{f"{name}_p{p}_s": float(v) for p, v in zip(PERCENTILES, found,
-                                                                                          strict=True)}}  # fmt: skip
-
-
 @dataclass(frozen=True, repr=False)
 class ServeReport(Result):
     """A simulated serving run: tokens/s (all replicas, per GPU, per user), mean and p50 / p90 / p99
@@ -113,8 +100,7 @@ class ServeReport(Result):
     load_inputs: tuple[tuple[str, Any], ...] = field(default=(), repr=False, compare=False)
 
     def _latency(self) -> dict[str, float]:
-        sim = self.result.sim
-        return {**_stats("ttft", sim.ttft_s), **_stats("tpot", sim.tpot_s), **_stats("e2e", sim.e2e_s)}
+        return self.result.latency()
 
     @property
     def ttft_s(self) -> float:
@@ -178,18 +164,10 @@ class ServeReport(Result):
         return self.result.kv_capacity_tokens
 
     def to_dict(self) -> dict[str, Any]:
-        r, sim, latency = self.result, self.result.sim, self._latency()
         return {
             "model": self.model, "hardware": self.hardware, "system": self.system, "tp": self.tp, "pp": self.pp,
             "ep": self.ep, "dp": self.dp, "attn_dp": self.attn_dp, "cp": self.cp, "isl": self.isl, "osl": self.osl,
-            "mode": r.load.mode, "load": r.load.value, "engine": r.engine, "num_gpus": r.num_gpus,
-            "replicas": r.replicas, "requests": r.total_requests or int(len(sim.osl)) * r.replicas,
-            "output_tokens_per_s": r.output_tokens_per_s,
-            "output_tokens_per_s_per_gpu": r.output_tokens_per_s / r.num_gpus,
-            "output_tokens_per_s_per_user": self.output_tokens_per_s_per_user,
-            "mean_batch": sim.mean_batch, "max_batch": sim.max_batch, "kv_capacity_tokens": r.kv_capacity_tokens,
-            "preemptions": sim.preemptions, "steps": sim.steps, "duration_s": sim.duration_s, **latency,
-            "warnings": list(self.warnings),
+            **self.result.to_dict(), "warnings": list(self.warnings),
         }  # fmt: skip
 
     def overview(self) -> list[tuple[str, Any]]:

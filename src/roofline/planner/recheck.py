@@ -44,7 +44,7 @@ def recheck(workload: Workload, request: PlanRequest, engine: EngineConfig,
         except RooflineError as exc:
             out.append({**_key(row), "error": str(exc)})
             continue
-        ttft, tpot = data["ttft_ms"]["p99"] / 1e3, data["tpot_ms"]["p99"] / 1e3
+        ttft, tpot = data["ttft_p99_s"], data["tpot_p99_s"]
         out.append({
             **_key(row), "planned_ttft_p99_s": row["ttft_p99_s"], "simulated_ttft_p99_s": ttft,
             "planned_tpot_p99_s": row["tpot_p99_s"], "simulated_tpot_p99_s": tpot,

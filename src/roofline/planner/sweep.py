@@ -72,15 +72,16 @@ class SweepRequest:
         return n * max(1, len(self.request_rates_per_s))
 
 
-def _row(model: str, hardware: str, weights: str, kv: str, cfg: dict[str, int], ttft_batch_s: float,
+def _row(model: str, hardware: str, weights: str, kv: str, cfg: dict[str, int], ttft: tuple[str, float],
          tpot_s: float, memory: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    """An estimate row: `ttft_batch_s` is the prefill of the whole batch (every prompt at once)."""
+    """A row; `ttft` names its TTFT: ("ttft_batch_s", the prefill of the whole batch) for an estimate,
+    ("ttft_s", the mean request's) for a served row."""
     gpus = cfg["tp"] * cfg["pp"] * cfg["attn_dp"]
     throughput = cfg["batch"] / tpot_s
     return {
         "model": model, "hardware": hardware, "weight_dtype": weights, "kv_dtype": kv,
         **{k: cfg[k] for k in ("tp", "pp", "ep", "attn_dp")}, "gpus": gpus,
-        **{k: cfg[k] for k in ("batch", "isl", "osl")}, "ttft_batch_s": ttft_batch_s, "tpot_s": tpot_s,
+        **{k: cfg[k] for k in ("batch", "isl", "osl")}, ttft[0]: ttft[1], "tpot_s": tpot_s,
         "output_tokens_per_s": throughput, "output_tokens_per_s_per_gpu": throughput / gpus,
         "output_tokens_per_s_per_user": 1.0 / tpot_s, **memory,
     }  # fmt: skip
@@ -117,7 +118,8 @@ def _fast(workload: Workload, request: SweepRequest, clusters: list[Any], precis
         memory["fits"] = bool(result["fits"][i])
         p, label = precisions[cfg["precision"]], clusters[cfg["hardware"]].accelerator.id
         rows.append(_row(workload.id, label, grid.dtype_label(p), p.kv_cache.value, cfg,
-                         float(result["ttft_batch_s"][i]), float(result["tpot_s"][i]), memory))  # fmt: skip
+                         ("ttft_batch_s", float(result["ttft_batch_s"][i])), float(result["tpot_s"][i]),
+                         memory))  # fmt: skip
     return rows
 
 
@@ -147,7 +149,8 @@ def _exact(workload: Workload, request: SweepRequest, clusters: list[Any], preci
             ttft += steps * engine.step_overhead + passes * cfg["batch"] * engine.per_sequence_overhead
             tpot += engine.step_overhead + cfg["batch"] * engine.per_sequence_overhead
         label = clusters[cfg["hardware"]].accelerator.id
-        rows.append(_row(workload.id, label, grid.dtype_label(p), p.kv_cache.value, cfg, ttft, tpot, memory))
+        rows.append(_row(workload.id, label, grid.dtype_label(p), p.kv_cache.value, cfg, ("ttft_batch_s", ttft), tpot,
+                         memory))  # fmt: skip
         if progress:
             progress(1)
     return rows
@@ -204,12 +207,10 @@ def _serve(workload: Workload, request: SweepRequest, clusters: list[Any], preci
 def _served_row(model_id: str, hardware: str, precision: Any, cfg: dict[str, int], rate: float,
                 data: dict[str, Any], memory: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
     """A served row: `ttft_s` is the mean per request (arrival to first token), as serve reports it."""
-    row = _row(model_id, hardware, grid.dtype_label(precision), precision.kv_cache.value, cfg, math.nan,
-               data["tpot_ms"]["mean"] / 1e3, memory)  # fmt: skip
-    row = {("ttft_s" if k == "ttft_batch_s" else k): (data["ttft_ms"]["mean"] / 1e3 if k == "ttft_batch_s" else v)
-           for k, v in row.items()}  # fmt: skip
-    return {**row, "request_rate_per_s": rate, "ttft_p99_s": data["ttft_ms"]["p99"] / 1e3,
-            "tpot_p99_s": data["tpot_ms"]["p99"] / 1e3, "output_tokens_per_s": data["output_tokens_per_s"],
+    row = _row(model_id, hardware, grid.dtype_label(precision), precision.kv_cache.value, cfg,
+               ("ttft_s", data["ttft_s"]), data["tpot_s"], memory)  # fmt: skip
+    return {**row, "request_rate_per_s": rate, "ttft_p99_s": data["ttft_p99_s"],
+            "tpot_p99_s": data["tpot_p99_s"], "output_tokens_per_s": data["output_tokens_per_s"],
             "output_tokens_per_s_per_gpu": data["output_tokens_per_s_per_gpu"],
             "output_tokens_per_s_per_user": data["output_tokens_per_s_per_user"],
             "mean_batch": data["mean_batch"]}  # fmt: skip

@@ -159,8 +159,8 @@ def _serving(case: Case, options: Options) -> Prediction:
     result = serve(workload, cluster, scenario, engine, load).to_dict()
     values = {
         "output_tokens_per_s": result["output_tokens_per_s"],
-        "ttft_ms": result["ttft_ms"]["mean"],
-        "tpot_ms": result["tpot_ms"]["mean"],
+        "ttft_ms": result["ttft_s"] * 1e3,  # the measurements' metric unit
+        "tpot_ms": result["tpot_s"] * 1e3,
     }
     return Prediction(values, "; ".join(notes))
 

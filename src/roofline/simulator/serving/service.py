@@ -79,11 +79,16 @@ def build_requests(scenario: Scenario, load: Load, batch_hint: int) -> Requests:
     return Requests(poisson_arrivals(n, rate, rng), isl, osl)
 
 
-def _stats(values: np.ndarray) -> dict[str, float]:
-    if len(values) == 0:
-        return {"mean": math.nan, "p50": math.nan, "p90": math.nan, "p99": math.nan}
-    p50, p90, p99 = np.percentile(values, [50, 90, 99])
-    return {"mean": float(values.mean()), "p50": float(p50), "p90": float(p90), "p99": float(p99)}
+PERCENTILES = (50, 90, 99)
+
+
+def latency_stats(name: str, values_s: np.ndarray) -> dict[str, float]:
+    """Mean and percentiles in seconds, keyed `ttft_s`, `ttft_p50_s` ... (nan when nothing was measured)."""
+    if len(values_s) == 0:
+        return {f"{name}_s": math.nan, **{f"{name}_p{p}_s": math.nan for p in PERCENTILES}}
+    found = np.percentile(values_s, PERCENTILES)
+    return {f"{name}_s": float(values_s.mean()),
+            **{f"{name}_p{p}_s": float(v) for p, v in zip(PERCENTILES, found, strict=True)}}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -101,9 +106,16 @@ class ServeResult:
         """All data-parallel replicas together."""
         return self.sim.output_tokens_per_s * self.replicas
 
+    def latency(self) -> dict[str, float]:
+        """TTFT (arrival to first token), TPOT and end-to-end of the requests: mean and percentiles (s)."""
+        sim = self.sim
+        return {**latency_stats("ttft", sim.ttft_s), **latency_stats("tpot", sim.tpot_s),
+                **latency_stats("e2e", sim.e2e_s)}  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
-        ms = 1e3
-        ttft, tpot, e2e = (_stats(x * ms) for x in (self.sim.ttft_s, self.sim.tpot_s, self.sim.e2e_s))
+        """SI units, the unit in every key (the document `roofline serve --format json` extends)."""
+        latency = self.latency()
+        tpot = latency["tpot_s"]
         return {
             "mode": self.load.mode,
             "load": self.load.value,
@@ -113,16 +125,14 @@ class ServeResult:
             "requests": self.total_requests or int(len(self.sim.osl)) * self.replicas,
             "output_tokens_per_s": self.output_tokens_per_s,
             "output_tokens_per_s_per_gpu": self.output_tokens_per_s / self.num_gpus,
-            "output_tokens_per_s_per_user": 1e3 / tpot["mean"] if tpot["mean"] > 0 else math.nan,
+            "output_tokens_per_s_per_user": 1.0 / tpot if tpot > 0 else math.nan,
             "mean_batch": self.sim.mean_batch,
             "max_batch": self.sim.max_batch,
             "kv_capacity_tokens": self.kv_capacity_tokens,
             "preemptions": self.sim.preemptions,
             "steps": self.sim.steps,
             "duration_s": self.sim.duration_s,
-            "ttft_ms": ttft,
-            "tpot_ms": tpot,
-            "e2e_ms": e2e,
+            **latency,
         }
 
 
