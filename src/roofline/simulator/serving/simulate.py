@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +66,51 @@ class _State:
     generated: np.ndarray  # output tokens emitted (float: MTP emits fractional expected tokens)
     first: np.ndarray
     finish: np.ndarray
+
+
+def _quiet_steps(decoding: np.ndarray, generated: np.ndarray, osl: np.ndarray, per_step: float,
+                 kv_tokens: Callable[[np.ndarray], int], capacity_tokens: int, block: int,
+                 engine: EngineConfig) -> int:  # fmt: skip
+    """Decode steps from now after which no sequence has finished and the paged KV cache has not
+    overflowed (no preemption): steps a decode-only batch takes unchanged but for its context.
+
+    After j steps a sequence holds at most ceil(j x per_step) more tokens, so at most that rounded up to
+    whole blocks more KV: j is safe while (sequences x that) fits the free cache. Fractional tokens per
+    step (speculative decoding) keep a step of margin for rounding."""
+    margin = 0 if per_step == 1.0 else 1
+    remaining = float((osl[decoding] - generated[decoding]).min())
+    quiet = math.ceil(remaining / per_step) - 1 - margin
+    if engine.reserve_full_sequence or quiet <= 0:
+        return max(0, quiet)
+    room = capacity_tokens - kv_tokens(decoding)
+    if room < 0:
+        return 0
+    growth_tokens = (room // (len(decoding) * block)) * block  # whole blocks each sequence may still take
+    return max(0, min(quiet, math.floor(growth_tokens / per_step) - margin))
+
+
+def _run_quiet(model: StepTimeModel, decodes: int, context: float, per_step: float, most: int, t: float,
+               horizon_s: float) -> tuple[int, float, float]:  # fmt: skip
+    """Up to `most` decode-only steps, stopping before a step that starts at or after the next arrival:
+    (steps taken, clock after them, their summed time)."""
+    busy_s, taken = 0.0, 0
+    while taken < most and t < horizon_s:
+        dt = model.step_s(decodes, context + taken * per_step)
+        t += dt
+        busy_s += dt
+        taken += 1
+    return taken, t, busy_s
+
+
+def _advance(generated: np.ndarray, decoding: np.ndarray, per_step: float, steps: int) -> None:
+    """Every decoding sequence emits `steps` x per_step tokens, summed as step-by-step would."""
+    if per_step == 1.0:
+        generated[decoding] += float(steps)
+        return
+    tokens = generated[decoding]
+    for _ in range(steps):
+        tokens += per_step
+    generated[decoding] = tokens
 
 
 def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_capacity_tokens: int,
@@ -152,6 +198,21 @@ def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_
                 continue
             raise RooflineError("the scheduler is stuck: a request cannot be admitted (KV cache too small)")
         context = float((isl[decoding] + st.generated[decoding]).mean()) if len(decoding) else 0.0
+        if not chunks and len(decoding) == len(running):
+            # a decode-only stretch: nothing changes but the context until a finish, an arrival or a full cache
+            quiet = _quiet_steps(decoding, st.generated, osl, per_step, kv_tokens, kv_capacity_tokens, block, engine)
+            if quiet:
+                horizon = float(arrival[next_arrival]) if next_arrival < released else math.inf
+                taken, t, busy_s = _run_quiet(model, len(decoding), context, per_step, quiet, t, horizon)
+                _advance(st.generated, decoding, per_step, taken)
+                steps += taken
+                batch_time += busy_s * len(running)
+                max_batch = max(max_batch, len(running))
+                if steps > MAX_STEPS:
+                    raise RooflineError(f"simulation passed {MAX_STEPS} steps; use fewer requests")
+                if t >= horizon:  # the next arrival is due before the next step
+                    continue
+                context = float((isl[decoding] + st.generated[decoding]).mean())
         dt = model.step_s(len(decoding), context, chunks)
         t += dt
         steps += 1

@@ -19,6 +19,7 @@ flight; its period is max(one micro-batch through all stages, pp x the slowest s
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, overload
@@ -73,6 +74,58 @@ def _interp2(x: np.ndarray, y: np.ndarray, gx: np.ndarray, gy: np.ndarray, table
     )
 
 
+class _LogAxis:
+    """A grid's log coordinates as Python floats: locating a point is one bisect, no numpy round-trip."""
+
+    __slots__ = ("logs", "last")
+
+    def __init__(self, grid: np.ndarray) -> None:
+        self.logs: list[float] = [math.log(float(g)) for g in grid]
+        self.last = len(self.logs) - 2
+
+    def locate(self, x: float) -> tuple[int, float]:
+        """Cell i and fraction f of log(max(x, 1)) in it, clamped to the grid as _interp1/_interp2 do."""
+        logs = self.logs
+        lx = math.log(x) if x > 1.0 else 0.0
+        if lx <= logs[0]:
+            lx = logs[0]
+        elif lx >= logs[-1]:
+            lx = logs[-1]
+        i = bisect_right(logs, lx) - 1
+        i = 0 if i < 0 else (self.last if i > self.last else i)
+        return i, (lx - logs[i]) / (logs[i + 1] - logs[i])
+
+
+class _Curve:
+    """A 1-D table on a log axis, read with plain float arithmetic (np.interp's formula)."""
+
+    __slots__ = ("axis", "values")
+
+    def __init__(self, grid: np.ndarray, values: np.ndarray) -> None:
+        self.axis, self.values = _LogAxis(grid), [float(v) for v in values]
+
+    def __call__(self, x: float) -> float:
+        i, f = self.axis.locate(x)
+        v0 = self.values[i]
+        return v0 + (self.values[i + 1] - v0) * f if f else v0
+
+
+class _Surface:
+    """A 2-D table bilinear in (log x, log y), clamped at the edges: _interp2 on floats."""
+
+    __slots__ = ("x", "y", "rows")
+
+    def __init__(self, gx: np.ndarray, gy: np.ndarray, table: np.ndarray) -> None:
+        self.x, self.y, self.rows = _LogAxis(gx), _LogAxis(gy), table.tolist()
+
+    def __call__(self, x: float, y: float) -> float:
+        i, fx = self.x.locate(x)
+        j, fy = self.y.locate(y)
+        lo, hi = self.rows[i], self.rows[i + 1]
+        return (lo[j] * (1 - fx) * (1 - fy) + hi[j] * fx * (1 - fy)
+                + lo[j + 1] * (1 - fx) * fy + hi[j + 1] * fx * fy)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Draft:
     """Speculative decoding with a separate draft model: `tokens` drafted one at a time per step,
@@ -123,6 +176,10 @@ class StepTimeModel:
              for c in self.context_grid]
             for p in self.chunk_grid
         ]).clip(min=0.0)  # fmt: skip
+        self._base_curve = _Curve(self.token_grid, self.base_s)
+        self._head_curve = _Curve(self.token_grid, self.head_s)
+        self._decode_surface = _Surface(self.decode_grid, self.context_grid, self.decode_attention_s)
+        self._prefill_surface = _Surface(self.chunk_grid, self.context_grid, self.prefill_attention_s)
 
     @property
     def verify_tokens(self) -> int:
@@ -175,19 +232,23 @@ class StepTimeModel:
 
     def step_s(self, decodes: int, decode_context: float, chunks: Sequence[tuple[int, int]] = ()) -> float:
         """One engine step: `decodes` sequences at mean context `decode_context`, prefill chunks as
-        (new tokens, context reached)."""
-        tokens = decodes * self._verify + sum(p for p, _ in chunks)
+        (new tokens, context reached). Plain float arithmetic on the tables (called once per simulated step)."""
+        verify = self._verify
+        tokens = decodes * verify
+        for p, _ in chunks:
+            tokens += p
         if tokens == 0:
             return 0.0
-        emitting = decodes * self._verify + len(chunks)  # a prompt chunk's logits: its last token at most
-        t = float(self.body(tokens)) + float(self.head(emitting))
+        head = self._head_curve
+        emitting = decodes * verify + len(chunks)  # a prompt chunk's logits: its last token at most
+        t = (self._base_curve(tokens) - head(tokens)) + head(emitting)
         if decodes:
-            t += float(self.decode_attention(np.array(decodes), np.array(decode_context)))
-        if decodes and self._draft_model is not None and self.draft is not None:
-            t += self.draft.tokens * self._draft_model.step_s(decodes, decode_context)
+            t += self._decode_surface(decodes, decode_context)
+            if self._draft_model is not None and self.draft is not None:
+                t += self.draft.tokens * self._draft_model.step_s(decodes, decode_context)
         if chunks:  # attention-DP replicas take prompts of their own: the busiest one sets the pace
-            arr = np.array(chunks, dtype=float)
-            per_chunk = self.prefill_attention(arr[:, 0], arr[:, 1])
-            t += max(float(per_chunk.sum()) / self.scenario.plan.attn_dp, float(per_chunk.max()))
+            surface = self._prefill_surface
+            per_chunk = [surface(p, c) if p > 0 else 0.0 for p, c in chunks]
+            t += max(sum(per_chunk) / self.scenario.plan.attn_dp, max(per_chunk))
         sequences = decodes + len(chunks)
         return t + self.engine.step_overhead + sequences * self.engine.per_sequence_overhead
