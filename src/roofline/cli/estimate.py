@@ -12,9 +12,7 @@ from roofline.api.diffusion import DEFAULT_ISL, DiffusionOptions, is_diffusion
 from roofline.cli import tables
 from roofline.cli.common import Output, OutputFormat, emit, text_format_option, warn
 from roofline.errors import RooflineError
-from roofline.reports.assumptions import diffusion_inputs, estimate_inputs
 from roofline.reports.formats import flatten, to_csv, to_json
-from roofline.reports.xlsx_views import write_diffusion, write_estimate
 from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS, DEFAULT_MTP_ACCEPTANCE
 from roofline.workloads import get_workload
 
@@ -125,14 +123,21 @@ def render_estimate(result: Estimate, out: Output, ops: bool) -> None:
     elif out.fmt is OutputFormat.csv:
         out.text(to_csv(result.records() if ops and result.timed else [flatten(result.to_dict(ops=False))]))
     elif out.fmt is OutputFormat.xlsx:
-        if result.detail is None or result.query is None:
-            raise RooflineError(f"{result.does_not_fit_message()}; no workbook without its latency: add "
-                                "--ignore-memory to write one (marked hypothetical)")  # fmt: skip
-        q, detail = result.query, result.detail
-        inputs = estimate_inputs(q.workload, q.cluster, q.scenario, result.ideal)
-        out.workbook(lambda path: write_estimate(path, detail, inputs))
+        _estimate_workbook(result, out)
     else:
         out.table(tables.estimate_view(result, with_ops=ops))
+
+
+def _estimate_workbook(result: Estimate, out: Output) -> None:
+    from roofline.reports.assumptions import estimate_inputs  # openpyxl and the serving inputs: xlsx only
+    from roofline.reports.xlsx_views import write_estimate
+
+    if result.detail is None or result.query is None:
+        raise RooflineError(f"{result.does_not_fit_message()}; no workbook without its latency: add "
+                            "--ignore-memory to write one (marked hypothetical)")  # fmt: skip
+    q, detail = result.query, result.detail
+    inputs = estimate_inputs(q.workload, q.cluster, q.scenario, result.ideal)
+    out.workbook(lambda path: write_estimate(path, detail, inputs))
 
 
 def render_diffusion(result: DiffusionEstimate, out: Output, ops: bool) -> None:
@@ -144,6 +149,9 @@ def render_diffusion(result: DiffusionEstimate, out: Output, ops: bool) -> None:
         scalars = {k: v for k, v in data.items() if not isinstance(v, list)}
         out.text(to_csv(result.records() if ops and result.timed else [flatten(scalars)]))
     elif out.fmt is OutputFormat.xlsx:
+        from roofline.reports.assumptions import diffusion_inputs  # openpyxl and the serving inputs: xlsx only
+        from roofline.reports.xlsx_views import write_diffusion
+
         titled = {**data, "title": result.title}
         out.workbook(lambda path: write_diffusion(path, titled, diffusion_inputs(titled, result.cluster,
                                                                                  result.ideal)))  # fmt: skip
