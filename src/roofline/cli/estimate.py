@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from roofline.api import DiffusionEstimate, Estimate, estimate, estimate_diffusion, memory
-from roofline.api.diffusion import DEFAULT_ISL, DiffusionOptions, is_diffusion
+from roofline.api.diffusion_options import DEFAULT_ISL, DiffusionOptions, is_diffusion
 from roofline.cli import tables
 from roofline.cli.common import Output, OutputFormat, emit, text_format_option, warn
 from roofline.errors import RooflineError

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,7 +37,10 @@ class ParameterCounts:
 
 
 class Workload(BaseModel, ABC):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    # image/video diffusion transformers and diffusion LMs: `roofline estimate` times them per
+    # image, video or request (a class flag, so asking does not import their modules)
+    is_diffusion: ClassVar[bool] = False
 
     kind: str
     id: str
