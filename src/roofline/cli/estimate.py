@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from roofline.api import DiffusionEstimate, Estimate, estimate, estimate_diffusion, memory
+from roofline.api import Estimate, estimate, memory
 from roofline.api.diffusion_options import DEFAULT_ISL, DiffusionOptions, is_diffusion
 from roofline.cli import tables
 from roofline.cli.common import Output, OutputFormat, emit, text_format_option, warn
@@ -15,6 +15,9 @@ from roofline.errors import RooflineError
 from roofline.reports.formats import flatten, to_csv, to_json
 from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS, DEFAULT_MTP_ACCEPTANCE
 from roofline.workloads import get_workload
+
+if TYPE_CHECKING:
+    from roofline.api import DiffusionEstimate
 
 MODEL = typer.Option(..., "--model", "-m", help="model id (roofline model list), a model YAML or a HF config.json")
 HARDWARE = typer.Option(None, "--hardware", help="accelerator id (roofline hardware list) or YAML path")
@@ -183,6 +186,8 @@ def estimate_command(
         refuse_llm_options(model, llm_option_values(pp, ep, attn_dp, moe_imbalance, osl, expert_dtype, kv_dtype,
                                                     activation_dtype, reserve, max_num_tokens, mtp, mtp_acceptance,
                                                     comm_library, overlap_ep, cp))  # fmt: skip
+        from roofline.api import estimate_diffusion  # the diffusion estimators load for a diffusion model only
+
         result = estimate_diffusion(
             workload, hardware, system=system, gpus=gpus, tp=tp, batch=batch, isl=isl, weight_dtype=weight_dtype,
             sp=sp, ring=ring, preset=preset, attention_kernel=attention_kernel, compile=compile, ideal=ideal,
