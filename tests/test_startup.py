@@ -124,3 +124,33 @@ def test_user_error_is_one_line_and_exit_2() -> None:
     result = CliRunner().invoke(app_module.app, ["estimate", "--model", "nope", "--hardware", "h100-sxm"])
     assert result.exit_code == 2
     assert result.output.strip().startswith("error: ") and "nope" in result.output
+
+
+def test_estimate_of_a_dense_model_builds_only_its_kind() -> None:
+    modules = _modules_after(ESTIMATE)["modules"]
+    kinds = {m for m in modules if m.startswith("roofline.workloads.") and m.rsplit(".", 1)[1] in
+             {"moe", "mla", "deepseek_v4", "hybrid", "diffusion_dit", "diffusion_lm"}}  # fmt: skip
+    assert not kinds and "roofline.workloads.dense" in modules
+
+
+def test_every_packaged_model_file_is_named_by_its_id_and_loads_alone_as_in_the_catalog() -> None:
+    from roofline.workloads import catalog
+    from roofline.yaml_io import read_yaml, yaml_files
+
+    files = yaml_files(catalog.DATA_DIR)
+    assert [read_yaml(p)["id"] for p in files] == [p.stem for p in files]
+    whole = catalog.model_catalog()
+    assert sorted(whole) == sorted(p.stem for p in files)
+    for model_id, model in whole.items():
+        alone = catalog._packaged_alone(model_id)
+        assert alone is None or alone == model, model_id  # None: a file with base: comes from the catalog
+
+
+def test_kinds_are_listed_in_order_and_load_on_lookup() -> None:
+    from roofline.workloads import WORKLOAD_KINDS
+    from roofline.workloads.moe import MoETransformer
+
+    assert list(WORKLOAD_KINDS)[:7] == ["dense", "moe", "deepseek_v4", "dit", "diffusion_lm", "hybrid", "mla_moe"]
+    assert WORKLOAD_KINDS["moe"] is MoETransformer and "nope" not in WORKLOAD_KINDS
+    with pytest.raises(KeyError):
+        WORKLOAD_KINDS["nope"]
