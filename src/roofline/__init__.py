@@ -12,13 +12,11 @@ roofline` stays quick.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("roofline")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0"
+# pyproject.toml's version (a test keeps the two equal); a constant, since asking
+# importlib.metadata costs tens of milliseconds at every start of the CLI
+__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from roofline.api import *  # noqa: F403  (the names of roofline.api.__all__, for type checkers)

@@ -12,6 +12,10 @@ from pydantic import BaseModel, ValidationError
 from roofline.errors import RooflineError, UnknownIdError
 from roofline.units import EXACT_UNITS
 
+# libyaml's scanner and parser when PyYAML has them (several times faster), under the same safe
+# constructor: the data are the same as yaml.safe_load's
+_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 # Finds the entry a file's `base:` names: (base id, the file's kind or None) -> the catalog entry;
 # raises UnknownIdError for an id it does not hold.
 BaseLookup = Callable[[str, str | None], BaseModel]
@@ -25,7 +29,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise RooflineError(f"'{path}' is not a UTF-8 text file; give a YAML file") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from roofline.api.diffusion_options import DEFAULT_ISL, DiffusionOptions
 from roofline.api.query import HardwareArg, ModelArg, Settings, SystemArg, cluster_of, model_of
 from roofline.dtypes import DType, parse_dtype
 from roofline.errors import DoesNotFitError, RooflineError
@@ -16,63 +17,13 @@ from roofline.simulator import ParallelPlan, Scenario
 from roofline.simulator import estimate as run_estimate
 from roofline.simulator.diffusion import DitResult, DitScenario, estimate_dit
 from roofline.simulator.diffusion_lm import DlmResult, DlmScenario, estimate_dlm
-from roofline.simulator.diffusion_runtime import DiffusionRuntime
 from roofline.units import format_bytes, format_time
-from roofline.workloads import Workload, get_workload
 from roofline.workloads.diffusion_dit import DiffusionTransformer, Request
 from roofline.workloads.diffusion_lm import DiffusionLM
 from roofline.workloads.dit_presets import parse_size, preset_request
 
-DEFAULT_ISL = 1024  # estimate's --isl default: for a diffusion LM the prompt length
 OP_KEYS = ("step_ops", "once_ops")  # the operator rows of a diffusion estimate's dict
-ATTENTION_KERNELS = ("fa2", "fa3")
 GIB = 2**30
-
-
-def is_diffusion(workload: Workload) -> bool:
-    return isinstance(workload, DiffusionTransformer | DiffusionLM)
-
-
-def refuse_diffusion_for_estimate(model: ModelArg) -> None:
-    workload = model if isinstance(model, Workload) else get_workload(model)
-    if is_diffusion(workload):
-        raise RooflineError(f"{workload.id} is a diffusion model ({workload.kind}); use estimate_diffusion("
-                            f"'{workload.id}', ...) (the CLI's roofline estimate dispatches by itself)")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class DiffusionOptions:
-    resolution: str | None = None
-    video: str | None = None
-    steps: int | None = None
-    cfg: bool | None = None
-    cfg_parallel: bool = False
-    gen_len: int | None = None
-    block_len: int | None = None
-    cache: str | None = None
-    compare_ar: str | None = None
-    sp: int | None = None  # GPUs splitting the tokens; None: no sequence parallelism
-    ring: int | None = None  # ring-attention degree inside sp
-    preset: str | None = None
-    attention_kernel: str | None = None
-    compile: bool | None = None
-    weight_dtype: str | None = None  # a language-model option too, so not in given()
-
-    @property
-    def runtime(self) -> DiffusionRuntime:
-        if self.attention_kernel is not None and self.attention_kernel not in ATTENTION_KERNELS:
-            raise RooflineError(f"--attention-kernel must be one of {', '.join(ATTENTION_KERNELS)}, "
-                                f"got {self.attention_kernel!r}")  # fmt: skip
-        return DiffusionRuntime(self.attention_kernel, bool(self.compile))
-
-    def given(self) -> list[str]:
-        """The diffusion-only options given (--sp is not one: language models take it too)."""
-        names = {"resolution": "--resolution", "video": "--video", "steps": "--steps", "cfg": "--cfg/--no-cfg",
-                 "gen_len": "--gen-len", "block_len": "--block-len", "cache": "--cache",
-                 "compare_ar": "--compare-ar", "ring": "--ring", "preset": "--preset",
-                 "attention_kernel": "--attention-kernel", "compile": "--compile/--eager"}  # fmt: skip
-        listed = [flag for attr, flag in names.items() if getattr(self, attr) is not None]
-        return listed + (["--cfg-parallel"] if self.cfg_parallel else [])
 
 
 def _dit_request(dit: DiffusionTransformer, o: DiffusionOptions, batch: int) -> Request:

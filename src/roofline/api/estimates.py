@@ -277,7 +277,7 @@ def estimate(
     """Prefill and decode latency, throughput and memory of one configuration of an autoregressive
     model (`roofline estimate`). Parameters are the command's options (`--attn-dp` -> `attn_dp`).
     A diffusion model: use `estimate_diffusion`."""
-    from roofline.api.diffusion import refuse_diffusion_for_estimate
+    from roofline.api.diffusion_options import refuse_diffusion_for_estimate
 
     refuse_diffusion_for_estimate(model)
     q = build_query(LlmOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batch, isl, osl,

@@ -1,20 +1,141 @@
-"""The `roofline` command. Bad input is one line on stderr and exit code 2, never a traceback."""
+"""The `roofline` command. Bad input is one line on stderr and exit code 2, never a traceback.
+
+Each subcommand's module is imported only when that command runs (or shows its own --help):
+`roofline --help` and `roofline estimate` do not pay for the planner, the serving simulator,
+openpyxl or matplotlib.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Any
+from collections.abc import Iterator, MutableMapping
+from typing import Any, NamedTuple
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
+from typer.models import CommandInfo, TyperInfo
 
 from roofline import __version__
-from roofline.cli import comm, estimate, hardware, model, serve, validate
 from roofline.errors import RooflineError
 
 
-class _UserErrorsExit2(TyperGroup):
-    """Turns a RooflineError anywhere below into one line on stderr and exit code 2."""
+class _Entry(NamedTuple):
+    module: str
+    attribute: str  # a command function, or a typer.Typer for a group of commands
+    summary: str  # the first paragraph of the command's help: what `roofline --help` lists
+
+
+# In the order `roofline --help` lists them; a test keeps each summary equal to the command's own help.
+COMMANDS: dict[str, _Entry] = {
+    "estimate": _Entry("roofline.cli.estimate", "estimate_command",
+                       "Prefill and decode latency, throughput and memory for one configuration; for diffusion "
+                       "models\n(DiT image/video, diffusion LMs) the time per image, video or request instead."),
+    "memory": _Entry("roofline.cli.estimate", "memory_command",
+                     "Does it fit? Weights, KV cache, activations, reserve; the largest batch and context that fit."),
+    "sweep": _Entry("roofline.cli.sweep", "sweep_command",
+                    "Estimate a grid of configurations (lists and ranges of parallelism, batch, lengths, formats)."),
+    "plan": _Entry("roofline.cli.plan", "plan_command",
+                   "Cheapest configurations that serve --rate within TTFT and TPOT p99 targets, and the Pareto "
+                   "frontier."),
+    "validate": _Entry("roofline.cli.validate", "validate_command",
+                       "Predict each row of a measurements file; print prediction, measurement and error, then MAPE "
+                       "per metric."),
+    "serve": _Entry("roofline.cli.serve", "serve_command",
+                    "Serve a load: tokens/s, TTFT / TPOT / end-to-end latency percentiles, batch and queueing."),
+    "report": _Entry("roofline.cli.report", "report_command",
+                     "Write one estimate as a self-contained HTML page with figures and the source of every hardware "
+                     "number."),
+    "plot": _Entry("roofline.cli.plot", "plot_command",
+                   "Draw a roofline, a time/memory breakdown, scaling curves or a hardware comparison (a diffusion\n"
+                   "model: the roofline of its denoising steps)."),
+    "calibrate": _Entry("roofline.cli.calibrate", "calibrate_command",
+                        "Measure the device with PyTorch, compare with the cost model, write "
+                        "DIR/<hardware>-calibrated.yaml."),
+    "hardware": _Entry("roofline.cli.hardware", "app", "Accelerators, links and systems in the catalog."),
+    "model": _Entry("roofline.cli.model", "app", "Models (workloads) in the catalog, and Hugging Face config import."),
+    "comm": _Entry("roofline.cli.comm", "app",
+                   "Collective communication: time, algbw and busbw as nccl-tests reports them."),
+}  # fmt: skip
+
+
+def load_command(name: str, group: TyperGroup) -> Any:
+    """The click command `name` as `app.command(name)` / `app.add_typer(..., name=name)` would build it."""
+    entry = COMMANDS[name]
+    target = getattr(importlib.import_module(entry.module), entry.attribute)
+    if isinstance(target, typer.Typer):
+        return typer.main.get_group_from_info(
+            TyperInfo(target, name=name), pretty_exceptions_short=app.pretty_exceptions_short,
+            suggest_commands=group.suggest_commands, rich_markup_mode=group.rich_markup_mode,
+        )  # fmt: skip
+    return typer.main.get_command_from_info(
+        CommandInfo(name=name, callback=target), pretty_exceptions_short=app.pretty_exceptions_short,
+        rich_markup_mode=group.rich_markup_mode,
+    )  # fmt: skip
+
+
+class _LazyCommands(MutableMapping[str, Any]):
+    """A group's commands by name: every name is known at once, a command is built (its module
+    imported) the first time it is looked up."""
+
+    def __init__(self, group: TyperGroup, given: MutableMapping[str, Any]) -> None:
+        self._group = group
+        self._names = [*COMMANDS, *(name for name in given if name not in COMMANDS)]
+        self._built: dict[str, Any] = dict(given)
+
+    def built(self, name: str) -> Any:
+        return self._built.get(name)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            if name not in COMMANDS:
+                raise KeyError(name)
+            self._built[name] = load_command(name, self._group)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        if name not in self._names:
+            self._names.append(name)
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._names.remove(name)
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+
+class _RooflineGroup(TyperGroup):
+    """The top-level group: lists every command from COMMANDS without importing it, builds the
+    one that runs; a RooflineError anywhere below is one line on stderr and exit code 2."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lazy = _LazyCommands(self, self.commands)
+        self.commands = self.lazy
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.lazy)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """The command if built, else a stand-in with its name and summary (enough for the listing)."""
+        built = self.lazy.built(cmd_name)
+        if built is not None or cmd_name not in COMMANDS:
+            return built
+        return TyperCommand(name=cmd_name, help=COMMANDS[cmd_name].summary, rich_markup_mode=self.rich_markup_mode)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name is not None:
+            command = self.lazy[name]
+        return name, command, rest
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -26,24 +147,12 @@ class _UserErrorsExit2(TyperGroup):
 
 app = typer.Typer(
     name="roofline",
-    cls=_UserErrorsExit2,
+    cls=_RooflineGroup,
     help="Predict how LLM workloads run on accelerators: latency, throughput, memory fit.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(hardware.app, name="hardware")
-app.add_typer(model.app, name="model")
-app.add_typer(comm.app, name="comm")
-app.command("estimate")(estimate.estimate_command)
-app.command("memory")(estimate.memory_command)
-app.command("sweep")(__import__("roofline.cli.sweep", fromlist=["sweep_command"]).sweep_command)
-app.command("plan")(__import__("roofline.cli.plan", fromlist=["plan_command"]).plan_command)
-app.command("validate")(validate.validate_command)
-app.command("serve")(serve.serve_command)
-app.command("report")(__import__("roofline.cli.report", fromlist=["report_command"]).report_command)
-app.command("plot")(__import__("roofline.cli.plot", fromlist=["plot_command"]).plot_command)
-app.command("calibrate")(__import__("roofline.cli.calibrate", fromlist=["calibrate_command"]).calibrate_command)
 
 
 def _version(value: bool) -> None:

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from roofline.api import DiffusionEstimate, Estimate, estimate, estimate_diffusion, memory
-from roofline.api.diffusion import DEFAULT_ISL, DiffusionOptions, is_diffusion
+from roofline.api import Estimate, estimate, memory
+from roofline.api.diffusion_options import DEFAULT_ISL, DiffusionOptions, is_diffusion
 from roofline.cli import tables
 from roofline.cli.common import Output, OutputFormat, emit, text_format_option, warn
 from roofline.errors import RooflineError
-from roofline.reports.assumptions import diffusion_inputs, estimate_inputs
 from roofline.reports.formats import flatten, to_csv, to_json
-from roofline.reports.xlsx_views import write_diffusion, write_estimate
 from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS, DEFAULT_MTP_ACCEPTANCE
 from roofline.workloads import get_workload
+
+if TYPE_CHECKING:
+    from roofline.api import DiffusionEstimate
 
 MODEL = typer.Option(..., "--model", "-m", help="model id (roofline model list), a model YAML or a HF config.json")
 HARDWARE = typer.Option(None, "--hardware", help="accelerator id (roofline hardware list) or YAML path")
@@ -125,14 +126,21 @@ def render_estimate(result: Estimate, out: Output, ops: bool) -> None:
     elif out.fmt is OutputFormat.csv:
         out.text(to_csv(result.records() if ops and result.timed else [flatten(result.to_dict(ops=False))]))
     elif out.fmt is OutputFormat.xlsx:
-        if result.detail is None or result.query is None:
-            raise RooflineError(f"{result.does_not_fit_message()}; no workbook without its latency: add "
-                                "--ignore-memory to write one (marked hypothetical)")  # fmt: skip
-        q, detail = result.query, result.detail
-        inputs = estimate_inputs(q.workload, q.cluster, q.scenario, result.ideal)
-        out.workbook(lambda path: write_estimate(path, detail, inputs))
+        _estimate_workbook(result, out)
     else:
         out.table(tables.estimate_view(result, with_ops=ops))
+
+
+def _estimate_workbook(result: Estimate, out: Output) -> None:
+    from roofline.reports.assumptions import estimate_inputs  # openpyxl and the serving inputs: xlsx only
+    from roofline.reports.xlsx_views import write_estimate
+
+    if result.detail is None or result.query is None:
+        raise RooflineError(f"{result.does_not_fit_message()}; no workbook without its latency: add "
+                            "--ignore-memory to write one (marked hypothetical)")  # fmt: skip
+    q, detail = result.query, result.detail
+    inputs = estimate_inputs(q.workload, q.cluster, q.scenario, result.ideal)
+    out.workbook(lambda path: write_estimate(path, detail, inputs))
 
 
 def render_diffusion(result: DiffusionEstimate, out: Output, ops: bool) -> None:
@@ -144,6 +152,9 @@ def render_diffusion(result: DiffusionEstimate, out: Output, ops: bool) -> None:
         scalars = {k: v for k, v in data.items() if not isinstance(v, list)}
         out.text(to_csv(result.records() if ops and result.timed else [flatten(scalars)]))
     elif out.fmt is OutputFormat.xlsx:
+        from roofline.reports.assumptions import diffusion_inputs  # openpyxl and the serving inputs: xlsx only
+        from roofline.reports.xlsx_views import write_diffusion
+
         titled = {**data, "title": result.title}
         out.workbook(lambda path: write_diffusion(path, titled, diffusion_inputs(titled, result.cluster,
                                                                                  result.ideal)))  # fmt: skip
@@ -175,6 +186,8 @@ def estimate_command(
         refuse_llm_options(model, llm_option_values(pp, ep, attn_dp, moe_imbalance, osl, expert_dtype, kv_dtype,
                                                     activation_dtype, reserve, max_num_tokens, mtp, mtp_acceptance,
                                                     comm_library, overlap_ep, cp))  # fmt: skip
+        from roofline.api import estimate_diffusion  # the diffusion estimators load for a diffusion model only
+
         result = estimate_diffusion(
             workload, hardware, system=system, gpus=gpus, tp=tp, batch=batch, isl=isl, weight_dtype=weight_dtype,
             sp=sp, ring=ring, preset=preset, attention_kernel=attention_kernel, compile=compile, ideal=ideal,

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from roofline.api import estimate_diffusion
-from roofline.api.diffusion import DiffusionOptions, is_diffusion
+from roofline.api.diffusion_options import DiffusionOptions, is_diffusion
 from roofline.api.query import LlmOptions, build_query
 from roofline.cli import estimate as est
 from roofline.errors import RooflineError, UnknownIdError

@@ -12,7 +12,7 @@ import typer
 
 from roofline import __version__
 from roofline.api import estimate, estimate_diffusion
-from roofline.api.diffusion import DiffusionOptions, is_diffusion
+from roofline.api.diffusion_options import DiffusionOptions, is_diffusion
 from roofline.api.query import Query
 from roofline.cli import estimate as est
 from roofline.cli.common import write_new_file

@@ -3,18 +3,21 @@ the API's results (roofline.api) and the text rows of roofline.reports.text."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from roofline.api import DiffusionEstimate, Estimate, MemoryReport, ServeReport
+from roofline.api import MemoryReport
 from roofline.hardware_specs.schema import Accelerator, Link, System
 from roofline.reports.text import format_gib, memory_text_rows, metric_rows, summary_text_rows
 from roofline.simulator.results import MemoryResult, PhaseResult, op_row_dict
 from roofline.units import format_bytes, format_count, format_rate, format_time
 from roofline.workloads.base import Workload
+
+if TYPE_CHECKING:
+    from roofline.api import DiffusionEstimate, Estimate, ServeReport
 
 
 def title_of(r: MemoryReport) -> str:

@@ -30,7 +30,7 @@ Source = Annotated[str, Field(min_length=3)]
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     def replace(self, **changes: Any) -> Self:
         """A what-if copy, validated like a YAML file: `h100.replace(memory_bandwidth="4.8 TB/s")`.

@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roofline import __version__
 from roofline.hardware_specs import Cluster
 from roofline.hardware_specs.cluster import Fabric
 from roofline.simulator import Scenario
-from roofline.simulator.serving.engine_config import EngineConfig
 from roofline.units import format_bytes, format_rate, format_time
 from roofline.workloads import Workload
+
+if TYPE_CHECKING:
+    from roofline.simulator.serving.engine_config import EngineConfig
 
 GIB = 2.0**30
 

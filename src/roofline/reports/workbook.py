@@ -2,7 +2,8 @@
 assumptions), Results (one row per configuration, units in the headers, number formats, frozen
 header, autofilter) and Summary (the best configurations overall and per accelerator) -- and the
 generic `write_sheets` behind the workbooks of `estimate`, `serve` and `validate` (tables with the
-same styling, and bar charts). Values arrive in SI units; columns convert."""
+same styling, and bar charts). Values arrive in SI units; columns convert. openpyxl loads when a
+workbook is written, not when this module is imported."""
 
 from __future__ import annotations
 
@@ -10,16 +11,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.chart import BarChart, Reference
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
-
-from roofline.planner.sweep import best_rows
+if TYPE_CHECKING:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.chart import BarChart
+    from openpyxl.worksheet.worksheet import Worksheet
 
 GIB = 2.0**30
 
@@ -65,7 +62,7 @@ SWEEP_COLUMNS = (
     Column("fits", "Fits in memory", width=9),
 )
 SUMMARY_TOP = 10
-_HEADER_FILL = PatternFill("solid", fgColor="DDE5F0")
+_HEADER_FILL_RGB = "DDE5F0"
 
 
 def _cell(row: dict[str, Any], column: Column) -> Any:
@@ -78,14 +75,19 @@ def _cell(row: dict[str, Any], column: Column) -> Any:
 
 
 def _header(ws: Worksheet, value: Any) -> WriteOnlyCell:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Alignment, Font, PatternFill
+
     cell = WriteOnlyCell(ws, value=value)
-    cell.font, cell.fill = Font(bold=True), _HEADER_FILL
+    cell.font, cell.fill = Font(bold=True), PatternFill("solid", fgColor=_HEADER_FILL_RGB)
     cell.alignment = Alignment(wrap_text=True, vertical="top")
     return cell
 
 
 def _table(ws: Worksheet, columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> None:
     """Header and rows appended to a write-only sheet (much faster for large sweeps)."""
+    from openpyxl.cell import WriteOnlyCell
+
     ws.append([_header(ws, column.header) for column in columns])
     formats = [column.number_format for column in columns]
     for row in rows:
@@ -98,6 +100,8 @@ def _table(ws: Worksheet, columns: Sequence[Column], rows: Sequence[dict[str, An
 
 
 def _widths(ws: Worksheet, columns: Sequence[Column]) -> None:
+    from openpyxl.utils import get_column_letter
+
     for j, column in enumerate(columns, start=1):
         ws.column_dimensions[get_column_letter(j)].width = column.width
 
@@ -111,6 +115,11 @@ def _inputs(ws: Worksheet, inputs: Sequence[tuple[str, Any]]) -> None:
 
 
 def _summary(ws: Worksheet, columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> None:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    from roofline.planner.sweep import best_rows
+
     ranked = best_rows(rows)
     per_hardware: dict[str, dict[str, Any]] = {}
     for row in ranked:
@@ -139,6 +148,9 @@ def present_columns(columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -
 
 def write_workbook(path: Path, inputs: Sequence[tuple[str, Any]], rows: Sequence[dict[str, Any]],
                    columns: Sequence[Column] = SWEEP_COLUMNS) -> None:  # fmt: skip
+    from openpyxl import Workbook
+    from openpyxl.utils import get_column_letter
+
     columns = present_columns(columns, rows)
     book = Workbook(write_only=True)
     _inputs(book.create_sheet("Inputs"), inputs)
@@ -180,6 +192,8 @@ def chart_height_cm(bars: int) -> float:
 
 
 def _bar_chart(chart: Chart, ws: Worksheet, sheet: Sheet) -> BarChart:
+    from openpyxl.chart import BarChart, Reference
+
     keys = [column.key for column in sheet.columns]
     last = len(sheet.rows) if chart.last is None else chart.last
     first_row, last_row = chart.first + 2, last + 1  # the header is row 1
@@ -200,6 +214,9 @@ def _bar_chart(chart: Chart, ws: Worksheet, sheet: Sheet) -> BarChart:
 
 def write_sheets(path: Path, inputs: Sequence[tuple[str, Any]], sheets: Sequence[Sheet]) -> None:
     """An Inputs sheet (assumption, value) then one table sheet per `sheets`, charts included."""
+    from openpyxl import Workbook
+    from openpyxl.utils import get_column_letter
+
     book = Workbook(write_only=True)
     _inputs(book.create_sheet("Inputs"), inputs)
     written: dict[str, tuple[Worksheet, Sheet]] = {}

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roofline.reports.workbook import GIB, Chart, Column, Sheet, chart_height_cm, write_sheets
 from roofline.simulator.results import EstimateResult, op_row_dict
-from roofline.validation import ValidationReport
+
+if TYPE_CHECKING:
+    from roofline.validation import ValidationReport
 
 MS, US = 1e3, 1e6
 TIME_MS = "#,##0.000"

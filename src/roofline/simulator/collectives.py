@@ -37,7 +37,7 @@ HOP_FAMILY = {"nvlink": "nvlink", "c2c": "nvlink", "xgmi": "nvlink", "pcie": "pc
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class AlgorithmSpec(_Frozen):

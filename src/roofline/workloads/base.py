@@ -7,12 +7,13 @@ which kind it is (no if/elif chains).
 
 from __future__ import annotations
 
+import importlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,7 +38,10 @@ class ParameterCounts:
 
 
 class Workload(BaseModel, ABC):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    # image/video diffusion transformers and diffusion LMs: `roofline estimate` times them per
+    # image, video or request (a class flag, so asking does not import their modules)
+    is_diffusion: ClassVar[bool] = False
 
     kind: str
     id: str
@@ -152,7 +156,45 @@ class Workload(BaseModel, ABC):
 
 
 W = TypeVar("W", bound=type[Workload])
-WORKLOAD_KINDS: dict[str, type[Workload]] = {}
+
+# The packaged kinds and the module that registers each, in the order they are listed
+PACKAGED_KINDS = {
+    "dense": "roofline.workloads.dense", "moe": "roofline.workloads.moe",
+    "deepseek_v4": "roofline.workloads.deepseek_v4", "dit": "roofline.workloads.diffusion_dit",
+    "diffusion_lm": "roofline.workloads.diffusion_lm", "hybrid": "roofline.workloads.hybrid",
+    "mla_moe": "roofline.workloads.mla",
+}  # fmt: skip
+
+
+class _Kinds(MutableMapping[str, type[Workload]]):
+    """Workload classes by `kind:`. A packaged kind's module is imported the first time the kind is
+    looked up, so loading a dense model does not build the MoE, hybrid or diffusion classes."""
+
+    def __init__(self) -> None:
+        self._registered: dict[str, type[Workload]] = {}
+
+    def __getitem__(self, kind: str) -> type[Workload]:
+        if kind not in self._registered and kind in PACKAGED_KINDS:
+            importlib.import_module(PACKAGED_KINDS[kind])  # registers the kind (register_kind)
+        return self._registered[kind]
+
+    def __setitem__(self, kind: str, cls: type[Workload]) -> None:
+        self._registered[kind] = cls
+
+    def __delitem__(self, kind: str) -> None:
+        del self._registered[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*PACKAGED_KINDS, *(k for k in self._registered if k not in PACKAGED_KINDS)])
+
+    def __len__(self) -> int:
+        return len(set(PACKAGED_KINDS) | set(self._registered))
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in PACKAGED_KINDS or kind in self._registered
+
+
+WORKLOAD_KINDS: MutableMapping[str, type[Workload]] = _Kinds()
 
 
 def register_kind(name: str) -> Callable[[W], W]:

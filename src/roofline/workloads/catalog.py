@@ -53,13 +53,39 @@ def _load(user_dirs: tuple[Path, ...]) -> dict[str, Workload]:
     return models
 
 
-def model_catalog() -> dict[str, Workload]:
+def _user_dirs() -> tuple[Path, ...]:
     raw = os.environ.get(ENV_VAR, "")
     dirs = tuple(Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip())
     for directory in dirs:
         if not directory.is_dir():
             raise RooflineError(f"{ENV_VAR} names '{directory}', which is not a directory; fix or unset it")
-    return _load(dirs)
+    return dirs
+
+
+def model_catalog() -> dict[str, Workload]:
+    return _load(_user_dirs())
+
+
+@lru_cache(maxsize=64)
+def _packaged_alone(model_id: str) -> Workload | None:
+    """The packaged model `model_id` from its own file (named by its id; a test checks they all are),
+    read alone: the entry the whole catalog would hold, without reading and building the others.
+    None where that takes the catalog (no such file, or a `base:`)."""
+    path = DATA_DIR / f"{model_id}.yaml"
+    if Path(model_id).name != model_id or not path.is_file():
+        return None
+    data = read_yaml(path)
+    if "base" in data or data.get("id") != model_id:
+        return None
+    return _load_data(data, f"'{path}'", {})
+
+
+def _catalog_entry(model_id: str) -> Workload | None:
+    if not _user_dirs() and _load.cache_info().currsize == 0:  # packaged catalog only, not read yet
+        alone = _packaged_alone(model_id)
+        if alone is not None:
+            return alone
+    return model_catalog().get(model_id)
 
 
 MODEL_SUFFIXES = (".yaml", ".yml", ".json")
@@ -72,12 +98,12 @@ def get_workload(model: str | os.PathLike[str] | Workload) -> Workload:
         return model
     if not isinstance(model, str) or model.endswith(MODEL_SUFFIXES):
         return load_workload_path(Path(model))
-    catalog = model_catalog()
-    if model in catalog:
-        return catalog[model]
+    entry = _catalog_entry(model)
+    if entry is not None:
+        return entry
     if Path(model).exists():
         return load_workload_path(Path(model))
-    raise UnknownIdError("model", model, list(catalog))
+    raise UnknownIdError("model", model, list(model_catalog()))
 
 
 def load_workload_path(path: Path) -> Workload:

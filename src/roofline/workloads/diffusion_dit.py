@@ -14,7 +14,7 @@ assumed to be a flash kernel: no N^2 score matrix in memory.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -66,6 +66,7 @@ class Request(_Spec):
 
 @register_kind("dit")
 class DiffusionTransformer(Workload):
+    is_diffusion: ClassVar[bool] = True
     kind: Literal["dit"] = "dit"
     hidden_size: int = Field(gt=0)
     num_heads: int = Field(gt=0)

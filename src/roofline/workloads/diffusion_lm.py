@@ -5,7 +5,7 @@ query attend to the whole sequence and decides which tokens each denoising step 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -15,6 +15,7 @@ from roofline.workloads.dense import DenseTransformer
 
 @register_kind("diffusion_lm")
 class DiffusionLM(DenseTransformer):
+    is_diffusion: ClassVar[bool] = True
     kind: Literal["diffusion_lm"] = "diffusion_lm"  # type: ignore[assignment]
     mask_token_id: int | None = Field(default=None, ge=0)
     default_gen_len: int = Field(default=256, gt=0)
