@@ -35,10 +35,18 @@ def default_jobs() -> int:
     return os.cpu_count() or 1
 
 
+def executor_named(name: str) -> Executor:
+    """The executor of that name (the command line's --executor); RooflineError for another."""
+    if name == "local":
+        return "local"
+    if name == "dask":
+        return "dask"
+    raise RooflineError(f"unknown executor '{name}'; known: {', '.join(EXECUTORS)}")
+
+
 def check_options(executor: str, jobs: int | None, scheduler: str | None) -> int:
     """The number of local processes to use; RooflineError (one line) for a bad combination."""
-    if executor not in EXECUTORS:
-        raise RooflineError(f"unknown executor '{executor}'; known: {', '.join(EXECUTORS)}")
+    executor_named(executor)
     if jobs is not None and jobs < 1:
         raise RooflineError(f"--jobs must be at least 1, got {jobs}")
     if executor == "dask" and not scheduler:
