@@ -51,6 +51,8 @@ def check_options(executor: str, jobs: int | None, scheduler: str | None) -> int
         raise RooflineError(f"--jobs must be at least 1, got {jobs}")
     if executor == "dask" and not scheduler:
         raise RooflineError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.1:8786)")
+    if executor == "dask":
+        _distributed()  # the extra is installed: said before any work starts
     if executor != "dask" and scheduler:
         raise RooflineError("--scheduler is the address of a Dask scheduler: add --executor dask")
     return default_jobs() if jobs is None else jobs
@@ -160,7 +162,7 @@ def _run_dask(fn: Callable[[Chunk], Out], chunks: Sequence[Chunk], scheduler: st
     with _connect(distributed, scheduler) as client:
         futures = {client.submit(fn, chunk, pure=False): i for i, chunk in enumerate(chunks)}
         attempts = dict.fromkeys(range(len(chunks)), 0)
-        queue = distributed.as_completed(list(futures))
+        queue = distributed.as_completed(list(futures), loop=client.loop)
         for future in queue:
             index = futures.pop(future)
             try:
