@@ -111,20 +111,20 @@ def _pool_context() -> Any:
 def _run_processes(fn: Callable[[Chunk], Out], chunks: Sequence[Chunk], workers: int,
                    done: Done | None) -> list[Out]:  # fmt: skip
     results: dict[int, Out] = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context())
+    finished_all = False
+    try:
         pending: dict[Future[Out], int] = {pool.submit(fn, chunk): i for i, chunk in enumerate(chunks)}
-        try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    index = pending.pop(future)
-                    results[index] = future.result()
-                    if done is not None:
-                        done(index)
-        except BaseException:  # a failed chunk or Ctrl-C: do not wait for the rest
-            for future in pending:
-                future.cancel()
-            raise
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                index = pending.pop(future)
+                results[index] = future.result()
+                if done is not None:
+                    done(index)
+        finished_all = True
+    finally:  # a failed chunk or Ctrl-C: the chunks not started are dropped, not waited for
+        pool.shutdown(wait=finished_all, cancel_futures=True)
     return [results[i] for i in range(len(chunks))]
 
 
