@@ -168,6 +168,15 @@ def test_unreachable_scheduler_is_one_line_quickly(monkeypatch: pytest.MonkeyPat
     assert time.perf_counter() - start < 10
 
 
+@pytest.mark.parametrize(("address", "why"), [("nonsense", "missing port"), ("foo://1.2.3.4:1", "unknown scheme")])
+def test_malformed_scheduler_address_is_one_line(address: str, why: str) -> None:
+    pytest.importorskip("distributed")
+    result = runner.invoke(app, ["sweep", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--executor", "dask",
+                                 "--scheduler", address])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert f"--scheduler '{address}' is not a Dask scheduler address" in result.output and why in result.output
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     """Two worker processes of one thread each (processes: a test kills one)."""

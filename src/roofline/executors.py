@@ -139,7 +139,24 @@ def _distributed() -> Any:
     return distributed
 
 
+def _check_address(scheduler: str) -> None:
+    """A malformed address is said at once (a Client made with one lingers and times out at exit)."""
+    from distributed.comm import parse_address, registry
+    from distributed.comm.addressing import parse_host_port
+
+    try:
+        scheme, location = parse_address(scheduler)
+        if scheme not in registry.backends:
+            raise ValueError(f"unknown scheme '{scheme}'")
+        if scheme in ("tcp", "tls"):
+            parse_host_port(location)
+    except ValueError as exc:
+        raise RooflineError(f"--scheduler '{scheduler}' is not a Dask scheduler address such as "
+                            f"tcp://10.0.0.1:8786 ({exc})") from None  # fmt: skip
+
+
 def _connect(distributed: Any, scheduler: str) -> Any:
+    _check_address(scheduler)
     try:
         return distributed.Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -167,10 +184,11 @@ def _run_dask(fn: Callable[[Chunk], Out], chunks: Sequence[Chunk], scheduler: st
             index = futures.pop(future)
             try:
                 results[index] = future.result()
-            except lost:
+            except lost as exc:
                 attempts[index] += 1
                 if attempts[index] > DASK_RESUBMITS:
-                    raise
+                    raise RooflineError(f"chunk {index + 1} of {len(chunks)} lost its Dask worker "
+                                        f"{attempts[index]} times; giving up ({type(exc).__name__})") from None
                 retry = client.submit(fn, chunks[index], pure=False)
                 futures[retry] = index
                 queue.add(retry)
