@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 import roofline as rl
 from roofline import executors
+from roofline.cli import running
 from roofline.cli import sweep as sweep_cli
 from roofline.cli.app import app
 from roofline.errors import RooflineError
@@ -119,6 +120,19 @@ def test_missing_dask_extra_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None
         result = runner.invoke(app, [*command, "--executor", "dask", "--scheduler", "tcp://127.0.0.1:8786"])
         assert result.exit_code == 2, result.output
         assert "pip install 'roofline[dask]'" in result.output
+
+
+def test_progress_bar_only_on_a_terminal_without_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    with running.progress_bar("rows", quiet=False) as bar:
+        assert bar is None
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with running.progress_bar("rows", quiet=True) as bar:
+        assert bar is None
+    with running.progress_bar("rows", quiet=False) as bar:
+        assert bar is not None
+        bar.update(3, 10)  # a quick run: closed before SHOW_AFTER_S, never drawn
+    assert not bar._progress.live.is_started
 
 
 # ---- output files: whole or absent -----------------------------------------------------------------
