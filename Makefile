@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 $(BIN)/roofline: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,calibrate]' 'torch==2.13.0'
+	$(BIN)/python -m pip install --quiet -e '.[dev,calibrate,dask]' 'torch==2.13.0'
 	touch $@
 
 install: $(BIN)/roofline

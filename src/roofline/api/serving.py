@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,11 +207,12 @@ def serve(
     max_num_tokens: int | None = None, block_size: int | None = None, step_overhead_ms: float | None = None,
     draft_model: str | None = None, draft_tokens: int = DEFAULT_DRAFT_TOKENS,
     draft_acceptance: float = DEFAULT_DRAFT_ACCEPTANCE, disaggregate: str | None = None, ideal: bool = False,
-    set: Settings = (),
+    set: Settings = (), progress: Callable[[float], None] | None = None,
 ) -> ServeReport:  # fmt: skip
     """Serve a load through the engine's scheduler (`roofline serve`): tokens/s and TTFT / TPOT /
     end-to-end latency percentiles. `max_batch` is the engine's limit per scheduler (per attention-DP
-    rank); `request_rate` may be 'inf'."""
+    rank); `request_rate` may be 'inf'. `progress(fraction)` is told 0.0 when the simulation starts
+    and 1.0 when it ends (the simulator reports nothing in between yet)."""
     if not 0 <= prefix_hit < 1:
         raise RooflineError(f"--prefix-hit must be in [0, 1), got {prefix_hit}")
     if num_requests is not None and num_requests < 1:
@@ -240,14 +242,22 @@ def serve(
         if mtp:
             raise RooflineError("choose one drafter: --mtp or --draft-model")
         draft = Draft(model_of(draft_model, autoregressive=True), draft_tokens, draft_acceptance)
-    if disaggregate is not None:
-        if draft is not None:
-            raise RooflineError("--draft-model is not simulated with --disaggregate; drop one of them")
-        prefill, decode = _pools(disaggregate)
-        result = serve_disaggregated(q.workload, q.cluster, q.scenario, profile, load, prefill, decode, ideal)
-    else:
-        result = run_serve(q.workload, q.cluster, q.scenario, profile, load, ideal=ideal, draft=draft)
+    if progress is not None:
+        progress(0.0)
+    result = _simulate(q, profile, load, draft, disaggregate, ideal)
+    if progress is not None:
+        progress(1.0)
     plan, trace_name = q.scenario.plan, None if trace is None else os.fspath(trace)
     return ServeReport(q.workload.id, q.cluster.accelerator.id, q.cluster.system.id, plan.tp, plan.pp, plan.ep,
                        plan.dp, plan.attn_dp, plan.cp, isl, osl, result, q.warnings, q, profile,
                        _load_inputs(load, trace_name, draft, disaggregate))  # fmt: skip
+
+
+def _simulate(q: Query, profile: EngineConfig, load: Load, draft: Draft | None, disaggregate: str | None,
+              ideal: bool) -> ServeResult:  # fmt: skip
+    if disaggregate is not None:
+        if draft is not None:
+            raise RooflineError("--draft-model is not simulated with --disaggregate; drop one of them")
+        prefill, decode = _pools(disaggregate)
+        return serve_disaggregated(q.workload, q.cluster, q.scenario, profile, load, prefill, decode, ideal)
+    return run_serve(q.workload, q.cluster, q.scenario, profile, load, ideal=ideal, draft=draft)

@@ -8,6 +8,7 @@ from typing import Any
 
 from roofline import __version__
 from roofline.errors import RooflineError
+from roofline.executors import Executor
 from roofline.hardware_specs import Accelerator
 from roofline.planner import grid
 from roofline.planner.sweep import AXES, SweepRequest, best_rows, run_sweep, sweep_inputs
@@ -109,11 +110,15 @@ def sweep(
     batch: Axis = "1", isl: Axis = "1024", osl: Axis = "128", weight_dtype: Names | None = None,
     kv_dtype: str | None = None, max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS, engine: str | None = None,
     exact: bool = False, request_rate: float | str | Sequence[float] | None = None, num_requests: int = 300,
-    ignore_memory: bool = False, progress: Callable[[int], None] | None = None,
+    ignore_memory: bool = False, progress: Callable[[int], None] | None = None, jobs: int | None = 1,
+    executor: Executor = "local", scheduler: str | None = None,
 ) -> SweepTable:  # fmt: skip
     """Estimate a grid of configurations (`roofline sweep`): models x hardware x weight formats x the
     integer axes (lists "1,2,4", ranges "1:256:x2"). With `request_rate` every configuration is served
-    at each rate instead (batch = the engine's batch limit). `progress(n)` is called as points finish."""
+    at each rate instead (batch = the engine's batch limit). `progress(n)` is called as points finish.
+    The grid runs in chunks in this process (`jobs` 1), on `jobs` processes of this machine (None:
+    its cores) or, with `executor="dask"`, on the workers of the Dask scheduler at `scheduler`
+    ("tcp://host:8786", needs roofline[dask]); the table is the same wherever they ran."""
     values = {"tp": tp, "pp": pp, "ep": ep, "attn_dp": attn_dp, "batch": batch, "isl": isl, "osl": osl}
     axes = {name: axis_values(values[name], "--" + name.replace("_", "-")) for name in AXES}
     dtypes: tuple[str | None, ...] = tuple(names(weight_dtype)) if weight_dtype else (None,)
@@ -121,7 +126,7 @@ def sweep(
     served = rates(request_rate) if request_rate is not None else ()
     request = SweepRequest(tuple(entries(model)), tuple(entries(hardware)), axes, dtypes, kv_dtype, max_num_tokens,
                            profile, exact, served, num_requests)  # fmt: skip
-    rows, skipped = run_sweep(request, progress)
+    rows, skipped = run_sweep(request, progress, executor=executor, jobs=jobs, scheduler=scheduler)
     if not rows:
         reason = max(skipped.items(), key=lambda kv: kv[1])[0] if skipped else "empty grid"
         raise RooflineError(f"no configuration in the grid is valid (e.g. {reason})")

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from roofline.cli import tables
 from roofline.errors import RooflineError
+from roofline.files import write_whole
 
 XLSX_COMMANDS = "estimate, serve, validate and sweep"
 
@@ -34,7 +35,7 @@ def write_new_file(path: Path, text: str, force: bool) -> None:
     if path.exists() and not force:
         raise RooflineError(f"'{path}' already exists; pass --force to overwrite it")
     try:
-        path.write_text(text, encoding="utf-8")
+        write_whole(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))  # the whole file or none
     except OSError as exc:
         raise RooflineError(f"cannot write '{path}': {exc.strerror}") from None
 
@@ -96,7 +97,7 @@ class Output:
     def workbook(self, write: Callable[[Path], None]) -> None:
         assert self.fmt is OutputFormat.xlsx and self.path is not None
         try:
-            write(self.path)
+            write_whole(self.path, write)
         except OSError as exc:
             raise RooflineError(f"cannot write '{self.path}': {exc.strerror}") from None
         typer.echo(f"wrote {self.path}", err=True)

@@ -11,6 +11,7 @@ from roofline.api.serving import DEFAULT_DRAFT_ACCEPTANCE, DEFAULT_DRAFT_TOKENS
 from roofline.cli import estimate as est
 from roofline.cli import tables
 from roofline.cli.common import Output, OutputFormat
+from roofline.cli.running import QUIET, progress_bar
 from roofline.reports.assumptions import engine_inputs, estimate_inputs
 from roofline.reports.formats import flatten, to_csv, to_json
 from roofline.reports.xlsx_views import write_serve
@@ -52,21 +53,24 @@ def serve_command(
     ),
     ideal: bool = typer.Option(False, "--ideal", help="pure roofline step times (no efficiencies, no overheads)"),
     settings: list[str] = est.SET, fmt: OutputFormat = est.FORMAT, output: Path | None = est.OUTPUT,
-    force: bool = est.FORCE,
+    force: bool = est.FORCE, quiet: bool = QUIET,
 ) -> None:  # fmt: skip
     """Serve a load: tokens/s, TTFT / TPOT / end-to-end latency percentiles, batch and queueing."""
     out = Output.check(fmt, output, force)
-    report = serve(
-        model, hardware, system=system, gpus=gpus, tp=tp, pp=pp, ep=ep, attn_dp=attn_dp, moe_imbalance=moe_imbalance,
-        isl=isl, osl=osl, weight_dtype=weight_dtype, expert_dtype=expert_dtype, kv_dtype=kv_dtype,
-        activation_dtype=activation_dtype, reserve=reserve, mtp=mtp, mtp_acceptance=mtp_acceptance,
-        comm_library=comm_library, overlap_ep=overlap_ep, cp=cp, sp=sp, max_throughput=max_throughput,
-        request_rate=request_rate, concurrency=concurrency, num_requests=num_requests, isl_spread=isl_spread,
-        osl_spread=osl_spread, trace=trace, seed=seed, prefix_hit=prefix_hit, engine=engine,
-        kv_memory_fraction=kv_memory_fraction, max_batch=max_batch, max_num_tokens=max_num_tokens,
-        block_size=block_size, step_overhead_ms=step_overhead_ms, draft_model=draft_model, draft_tokens=draft_tokens,
-        draft_acceptance=draft_acceptance, disaggregate=disaggregate, ideal=ideal, set=settings,
-    )  # fmt: skip
+    with progress_bar("serving", quiet, counted=False) as bar:
+        report = serve(
+            model, hardware, system=system, gpus=gpus, tp=tp, pp=pp, ep=ep, attn_dp=attn_dp,
+            moe_imbalance=moe_imbalance, isl=isl, osl=osl, weight_dtype=weight_dtype, expert_dtype=expert_dtype,
+            kv_dtype=kv_dtype,
+            activation_dtype=activation_dtype, reserve=reserve, mtp=mtp, mtp_acceptance=mtp_acceptance,
+            comm_library=comm_library, overlap_ep=overlap_ep, cp=cp, sp=sp, max_throughput=max_throughput,
+            request_rate=request_rate, concurrency=concurrency, num_requests=num_requests, isl_spread=isl_spread,
+            osl_spread=osl_spread, trace=trace, seed=seed, prefix_hit=prefix_hit, engine=engine,
+            kv_memory_fraction=kv_memory_fraction, max_batch=max_batch, max_num_tokens=max_num_tokens,
+            block_size=block_size, step_overhead_ms=step_overhead_ms, draft_model=draft_model,
+            draft_tokens=draft_tokens, draft_acceptance=draft_acceptance, disaggregate=disaggregate, ideal=ideal,
+            set=settings, progress=bar.update if bar else None,
+        )  # fmt: skip
     est.show_warnings(report.warnings)
     data = report.to_dict()
     if out.fmt is OutputFormat.json:

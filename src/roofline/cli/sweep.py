@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import sys
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from roofline.api import SweepTable, sweep
 from roofline.cli.common import OutputFormat, emit
+from roofline.cli.running import EXECUTOR, QUIET, SCHEDULER, jobs_option, progress_bar
 from roofline.errors import RooflineError
+from roofline.executors import executor_named
+from roofline.files import write_whole
 from roofline.reports.formats import to_csv, to_json
 from roofline.reports.workbook import SWEEP_COLUMNS, present_columns, write_workbook
 from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS
@@ -44,14 +44,19 @@ def _pyarrow() -> None:
 
 
 def _write(output: Path, result: SweepTable) -> None:
+    """The whole file or none: written beside it, then renamed over it."""
     suffix = output.suffix.lower()
-    try:
+
+    def write(path: Path) -> None:
         if suffix == ".xlsx":
-            write_workbook(output, list(result.inputs), result.records())
+            write_workbook(path, list(result.inputs), result.records())
         elif suffix == ".parquet":
-            result.to_frame().to_parquet(output, index=False)
+            result.to_frame().to_parquet(path, index=False)
         else:
-            output.write_text(to_csv(result.records()), encoding="utf-8")
+            path.write_text(to_csv(result.records()), encoding="utf-8")
+
+    try:
+        write_whole(output, write)
     except OSError as exc:
         raise RooflineError(f"cannot write '{output}': {exc.strerror}") from None
 
@@ -82,13 +87,6 @@ def _table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _progress(quiet: bool) -> Any:
-    if quiet or not sys.stderr.isatty():
-        return nullcontext(None)
-    return Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True), transient=True)  # fmt: skip
-
-
 def _describe(row: dict[str, Any]) -> str:
     return (f"{row['model']} on {row['hardware']} tp {row['tp']} pp {row['pp']} batch {row['batch']}: "
             f"{row['output_tokens_per_s_per_gpu']:,.0f} tokens/s per GPU")  # fmt: skip
@@ -117,19 +115,20 @@ def sweep_command(
         False, "--ignore-memory", help="show the latency of configurations that do not fit (marked hypothetical)"),
     output: Path | None = typer.Option(None, "--output", "-o", help="write FILE.csv, FILE.parquet or FILE.xlsx"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing output file"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    jobs: int | None = jobs_option(1, "1, in this process"), executor: str = EXECUTOR,
+    scheduler: str | None = SCHEDULER, quiet: bool = QUIET,
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="stdout format without -o: table, json, csv"),
 ) -> None:  # fmt: skip
     """Estimate a grid of configurations (lists and ranges of parallelism, batch, lengths, formats)."""
     if fmt is OutputFormat.xlsx and (output is None or output.suffix.lower() != ".xlsx"):
         raise RooflineError("--format xlsx writes a binary workbook: add -o FILE.xlsx")
     _check_output(output, force)
-    with _progress(quiet) as bar:
-        task = bar.add_task("sweep", total=None) if bar else None
+    with progress_bar("sweep", quiet) as bar:
         result = sweep(model, hardware, tp=tp, pp=pp, ep=ep, attn_dp=attn_dp, batch=batch, isl=isl, osl=osl,
                        weight_dtype=weight_dtype, kv_dtype=kv_dtype, max_num_tokens=max_num_tokens, engine=engine,
                        exact=exact, request_rate=request_rate, num_requests=num_requests, ignore_memory=ignore_memory,
-                       progress=(lambda n: bar.advance(task, n)) if bar else None)  # fmt: skip
+                       progress=bar.advance if bar else None, jobs=jobs, executor=executor_named(executor),
+                       scheduler=scheduler)  # fmt: skip
     if result.skipped:
         reason, count = max(result.skipped.items(), key=lambda kv: kv[1])
         total = len(result.table) + sum(result.skipped.values())

@@ -4,7 +4,6 @@ Parses the options, calls `roofline.validation.run_validation` and renders what 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -13,7 +12,9 @@ from rich.table import Table
 
 from roofline import __version__
 from roofline.cli.common import Output, OutputFormat
+from roofline.cli.running import EXECUTOR, QUIET, SCHEDULER, jobs_option, progress_bar
 from roofline.errors import RooflineError
+from roofline.executors import executor_named
 from roofline.reports.formats import to_csv, to_json
 from roofline.reports.xlsx_views import write_validation
 from roofline.validation import (
@@ -72,11 +73,6 @@ def _skipped_table(report: ValidationReport) -> Table:
     return table
 
 
-def _progress(done: int, total: int) -> None:
-    sys.stderr.write(f"\rpredicting row {done}/{total}" + ("\n" if done == total else ""))
-    sys.stderr.flush()
-
-
 def validate_command(
     data: Path | None = typer.Option(
         None, "--data", help="measurements CSV in the schema of shared/validation/README.md "
@@ -93,13 +89,16 @@ def validate_command(
     diffusion: bool = typer.Option(
         False, "--diffusion", help="the diffusion models' published latencies instead (packaged YAML, or --data "
         "FILE.yaml in its schema)"),
+    jobs: int | None = jobs_option(None, "the machine's cores"), executor: str = EXECUTOR,
+    scheduler: str | None = SCHEDULER, quiet: bool = QUIET,
 ) -> None:  # fmt: skip
     """Predict each row of a measurements file; print prediction, measurement and error, then MAPE per metric."""
     out = Output.check(fmt, output, force)
     if diffusion and out.fmt is OutputFormat.xlsx:
         raise RooflineError("--diffusion writes table, json or csv; drop --format xlsx")
-    progress = _progress if sys.stderr.isatty() else None
-    result = run_validation(data, scenarios, max_requests, diffusion, progress)
+    with progress_bar("predicting rows", quiet or diffusion, total=None) as bar:
+        result = run_validation(data, scenarios, max_requests, diffusion, bar.update if bar else None,
+                                executor=executor_named(executor), jobs=jobs, scheduler=scheduler)  # fmt: skip
     if isinstance(result, DiffusionValidation):
         _render_diffusion(result, out)
     else:

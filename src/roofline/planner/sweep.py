@@ -8,11 +8,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from roofline.errors import RooflineError
+from roofline.executors import check_options, run_chunks
 from roofline.hardware_specs import Accelerator, resolve_cluster
 from roofline.planner import grid
 from roofline.simulator.engine import estimate
@@ -87,19 +89,69 @@ def _row(model: str, hardware: str, weights: str, kv: str, cfg: dict[str, int], 
     }  # fmt: skip
 
 
-def run_sweep(request: SweepRequest, progress: Callable[[int], None] | None = None
-              ) -> tuple[list[dict[str, Any]], dict[str, int]]:  # fmt: skip
-    """Rows for every valid configuration; and the reasons others were skipped, with counts."""
-    rows: list[dict[str, Any]] = []
+# Configurations per chunk of work (fixed, whatever runs them, so the rows come out the same):
+# the fast path is vectorised, the full estimator and the serving simulator take a while per point.
+FAST_CHUNK_CONFIGS = 131_072
+EXACT_CHUNK_CONFIGS = 16
+SERVED_CHUNK_CONFIGS = 4
+
+
+@dataclass(frozen=True)
+class SweepChunk:
+    """Configurations of one model to run in one task: the request and light index rows, picklable."""
+
+    request: SweepRequest
+    model: int  # index in request.models
+    configs: tuple[dict[str, int], ...]  # AXES + "hardware" and "precision" (indices)
+
+
+Outcome = tuple[list[dict[str, Any]], dict[str, int]]  # rows, skip reasons with their counts
+
+
+def sweep_chunks(request: SweepRequest) -> list[SweepChunk]:
+    """Every configuration of the grid, model by model, cut into chunks of a fixed size."""
+    size = (SERVED_CHUNK_CONFIGS if request.request_rates_per_s else EXACT_CHUNK_CONFIGS if request.exact
+            else FAST_CHUNK_CONFIGS)  # fmt: skip
+    configs = [{"hardware": h, "precision": p, **c} for h in range(len(request.hardware))
+               for p in range(len(request.weight_dtypes)) for c in grid.product_rows(request.axes)]  # fmt: skip
+    return [SweepChunk(request, m, tuple(configs[start:start + size]))
+            for m in range(len(request.models)) for start in range(0, len(configs), size)]  # fmt: skip
+
+
+def run_sweep_chunk(chunk: SweepChunk, progress: Callable[[int], None] | None = None) -> Outcome:
+    """The rows of one chunk's valid configurations, and why the others were skipped (what a worker runs)."""
+    request = chunk.request
     skipped: dict[str, int] = {}
     clusters = grid.clusters_for(request.hardware)
-    for model in request.models:
-        workload = get_autoregressive(model)
-        precisions = [grid.precision_for(workload, d, request.kv_dtype) for d in request.weight_dtypes]
-        configs = [{"hardware": h, "precision": p, **c} for h in range(len(clusters)) for p in range(len(precisions))
-                   for c in grid.product_rows(request.axes)]  # fmt: skip
-        run = _serve if request.request_rates_per_s else _exact if request.exact else _fast
-        rows += run(workload, request, clusters, precisions, configs, skipped, progress)
+    workload = get_autoregressive(request.models[chunk.model])
+    precisions = [grid.precision_for(workload, d, request.kv_dtype) for d in request.weight_dtypes]
+    run = _serve if request.request_rates_per_s else _exact if request.exact else _fast
+    rows = run(workload, request, clusters, precisions, list(chunk.configs), skipped, progress)
+    return rows, skipped
+
+
+def run_sweep(request: SweepRequest, progress: Callable[[int], None] | None = None, *, executor: str = "local",
+              jobs: int | None = 1, scheduler: str | None = None) -> Outcome:  # fmt: skip
+    """Rows for every valid configuration; and the reasons others were skipped, with counts. The
+    chunks run in this process (jobs 1), on `jobs` local processes (None: the machine's cores) or,
+    with `executor="dask"`, on the Dask cluster at `scheduler`; the rows are the same."""
+    workers = check_options(executor, jobs, scheduler)
+    chunks = sweep_chunks(request)
+    here = executor == "local" and (workers == 1 or len(chunks) == 1)
+    fn = partial(run_sweep_chunk, progress=progress) if here else run_sweep_chunk
+
+    def finished(index: int) -> None:
+        if progress is not None and not here:  # run here, the chunk reported its own progress
+            progress(len(chunks[index].configs) * max(1, len(request.request_rates_per_s)))
+
+    parts = run_chunks(fn, chunks, executor=executor, jobs=1 if here else workers, scheduler=scheduler,
+                       done=finished)  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    skipped: dict[str, int] = {}
+    for part_rows, part_skipped in parts:
+        rows += part_rows
+        for message, count in part_skipped.items():
+            skipped[message] = skipped.get(message, 0) + count
     return rows, skipped
 
 
