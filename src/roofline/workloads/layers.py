@@ -142,6 +142,7 @@ def elementwise_op(
     precision: Precision,
     count: int,
     kernels: int = 1,
+    sync: Sync | None = None,
 ) -> Op:
     a = precision.activation.bytes_per_element
     return Op(
@@ -153,6 +154,7 @@ def elementwise_op(
         activation_bytes=(elements_read + elements_written) * a,
         count=count,
         kernels=kernels,
+        sync=sync,
     )
 
 
