@@ -216,9 +216,8 @@ class HybridStack(Workload):
 
     def _block_ops(self, block: str, step: StepShape, precision: Precision, placement: Placement, n: int,
                    group_tokens: int | None = None) -> list[Op]:  # fmt: skip
-        tp = placement.tp
         if block == "mamba":
-            return mamba_ops(self.mamba, step, precision, tp, n)
+            return mamba_ops(self.mamba, step, precision, placement, n)
         if block == "attention":
             return attention_block_ops(self.attention, step, precision, placement, n)
         if block == "mlp":

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from roofline.dtypes import DType
 from roofline.ir import (
-    Collective,
     CollectiveKind,
     MatmulShape,
     Op,
@@ -156,22 +155,6 @@ def elementwise_op(
         kernels=kernels,
         sync=sync,
     )
-
-
-def tp_all_reduce(name: str, tokens: int, hidden: int, precision: Precision, tp: int, count: int) -> list[Op]:
-    if tp == 1:
-        return []
-    message = tokens * hidden * precision.activation.bytes_per_element
-    return [
-        Op(
-            name=name,
-            kind=OpKind.COLLECTIVE,
-            op_class=OpClass.COMMUNICATION,
-            dtype=precision.activation,
-            count=count,
-            collective=Collective(CollectiveKind.ALL_REDUCE, "tp", message),
-        )
-    ]
 
 
 @dataclass(frozen=True)
