@@ -14,6 +14,8 @@ def collective_op(sync: Sync, count: int) -> Op:
 
 def with_collectives(ops: list[Op], placement: Placement) -> list[Op]:
     """The graph's ops with the collectives its tags call for on this placement."""
+    if placement.tp == 1 and placement.ep == 1:
+        return ops  # every group the tags name has one GPU
     out: list[Op] = []
     for op in ops:
         out.append(op)
