@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from roofline.dtypes import DType
+from roofline.parallel.dims import split_heads, split_kv_heads, split_padded, split_width
 
 
 class Phase(StrEnum):
@@ -56,6 +57,20 @@ class Collective:
 
 
 @dataclass(frozen=True, slots=True)
+class Sync:
+    """What the ranks of a parallel group must exchange after an op, in the operator graph: a
+    row-parallel output's partial sums (all-reduce over 'tp'), a vocabulary slice (all-gather), tokens
+    to and from their experts (all-to-all over 'ep'). `roofline.parallel.collectives` inserts the
+    collective, named `name`, right after the op when the group has more than one GPU."""
+
+    name: str
+    kind: CollectiveKind
+    group: str
+    message_bytes: float
+    dtype: DType
+
+
+@dataclass(frozen=True, slots=True)
 class MatmulShape:
     """C[m, n] = A[m, k] @ B[k, n], repeated `batch` times (batched GEMM)."""
 
@@ -80,6 +95,7 @@ class Op:
     kernels: int = 1  # kernels launched per instance
     shape: MatmulShape | None = None
     collective: Collective | None = None
+    sync: Sync | None = None  # the collective the op's output needs under parallelism (graph tag)
 
     @property
     def bytes(self) -> float:
@@ -166,4 +182,29 @@ class Placement:
 
     def local_batch(self, batch: int) -> int:
         """Sequences one attention replica serves."""
-        return -(-batch // self.attn_dp)
+        return split_padded(batch, self.attn_dp)
+
+    # ---- one GPU's share of each named dimension of the operator graph (rules: parallel.dims) ----
+
+    def group_size(self, group: str) -> int:
+        """GPUs of a parallel group a collective runs over ('tp', 'ep'; 1 for the others here)."""
+        return self.tp if group == "tp" else self.ep if group == "ep" else 1
+
+    def heads(self, num_heads: int, what: str = "attention heads") -> int:
+        return split_heads(num_heads, self.tp, what)
+
+    def kv_heads(self, num_kv_heads: int) -> int:
+        return split_kv_heads(num_kv_heads, self.tp)
+
+    def ffn(self, width: int) -> int:
+        """Columns of a TP-split hidden width (dense MLP, shared experts)."""
+        return split_width(width, self.tp)
+
+    def vocab(self, vocab: int) -> int:
+        return split_padded(vocab, self.tp)
+
+    def experts(self, num_experts: float) -> float:
+        return num_experts / self.ep
+
+    def expert_ffn(self, width: int) -> int:
+        return split_width(width, self.expert_tp)

@@ -4,18 +4,17 @@ TPOT averaged over the generation as the context grows."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
-from roofline.ir import Collective, CollectiveKind, Op, OpClass, OpKind, Phase, Placement, StepShape
+from roofline.ir import Op, Phase, Placement, StepShape
+from roofline.parallel.stage import StageParallelism, stage_ops
 from roofline.simulator.collectives import load_library
-from roofline.simulator.context_parallel import context_parallel
 from roofline.simulator.cost import OpCost, RooflineCostModel
 from roofline.simulator.memory import memory_result
 from roofline.simulator.plan import Scenario, prefill_chunks, stage_placements
 from roofline.simulator.results import EstimateResult, MemoryResult, OpRow, PhaseResult
-from roofline.simulator.sequence_parallel import sequence_parallel
 from roofline.workloads.base import Workload
 
 MAX_DECODE_SAMPLES = 32  # decode steps actually timed; TPOT is their mean
@@ -32,26 +31,10 @@ class StepTiming:
 
 
 def _stage_ops(workload: Workload, step: StepShape, scenario: Scenario, placement: Placement) -> list[Op]:
-    ops = context_parallel(workload.build_ops(step, scenario.precision, placement), step, scenario.plan.cp)
-    if scenario.sequence_parallel:
-        ops = sequence_parallel(ops, placement.tp)
-    drafts = scenario.mtp_drafts
-    if step.phase is Phase.DECODE and drafts and placement.has_lm_head:
-        # the MTP head proposes `drafts` tokens one at a time for each sequence
-        draft = StepShape(Phase.DECODE, placement.local_batch(step.batch), 1, step.context_tokens)
-        ops += [replace(op, count=op.count * drafts) for op in workload.mtp_ops(draft, scenario.precision, placement)]
-    if scenario.plan.pp > 1 and not placement.has_lm_head:
-        message = workload.stage_boundary_bytes(step, scenario.precision)
-        ops.append(
-            Op(
-                name="pp_send_recv",
-                kind=OpKind.COLLECTIVE,
-                op_class=OpClass.COMMUNICATION,
-                dtype=scenario.precision.activation,
-                collective=Collective(CollectiveKind.SEND_RECV, "pp", message),
-            )
-        )
-    return ops
+    plan = scenario.plan
+    par = StageParallelism(pp=plan.pp, cp=plan.cp, sequence_parallel=scenario.sequence_parallel,
+                           mtp_drafts=scenario.mtp_drafts)  # fmt: skip
+    return stage_ops(workload, step, scenario.precision, placement, par)
 
 
 def time_step(

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from roofline.errors import RooflineError
 from roofline.ir import Op, Placement, Precision, StepShape
+from roofline.parallel.collectives import with_collectives
 from roofline.workloads.base import ParameterCounts, Workload
 from roofline.workloads.layers import (
     FULL,
@@ -121,7 +122,7 @@ class DecoderTransformer(Workload):
 
     def attention_ops(self, span: Span, step: StepShape, precision: Precision, placement: Placement,
                       count: int) -> list[Op]:  # fmt: skip
-        return attention_block_ops(self.attention, step, precision, placement.tp, count, span)
+        return attention_block_ops(self.attention, step, precision, placement, count, span)
 
     def kv_bytes_per_token_layer(self, precision: Precision, placement: Placement) -> float:
         return self.attention.kv_elements_per_token(placement.tp) * precision.kv_cache.bytes_per_element
@@ -191,17 +192,18 @@ class DecoderTransformer(Workload):
     # ---- operators -------------------------------------------------------------------------------
 
     def build_ops(self, step: StepShape, precision: Precision, placement: Placement) -> list[Op]:
-        """One GPU's operators. With attention data parallelism each attention replica runs
-        1/attn_dp of the sequences; the FFN hooks see the same local step."""
+        """One GPU's operators: the graph at this placement's dimension sizes, with its collectives.
+        With attention data parallelism each attention replica runs 1/attn_dp of the sequences; the
+        FFN hooks see the same local step."""
         local = StepShape(step.phase, placement.local_batch(step.batch), step.new_tokens, step.context_tokens)
-        tp, ops = placement.tp, []
+        ops: list[Op] = []
         spans, ffns = self._layer_groups(placement)
         if placement.has_embedding:
-            ops += embedding_ops(self.hidden_size, local, precision, tp)
+            ops += embedding_ops(self.hidden_size, local, precision)
         for span, count in spans.items():
             ops += self.attention_ops(span, local, precision, placement, count)
         for kind, count in ffns.items():
             ops += self.ffn_ops(kind, local, precision, placement, count, group_tokens=step.tokens)
         if placement.has_lm_head:
-            ops += lm_head_ops(self.hidden_size, self.vocab_size, local, precision, tp)
-        return ops
+            ops += lm_head_ops(self.hidden_size, self.vocab_size, local, precision, placement)
+        return with_collectives(ops, placement)

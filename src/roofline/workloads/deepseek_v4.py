@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 from roofline.dtypes import DType
 from roofline.ir import MatmulShape, Op, OpClass, OpKind, Placement, Precision, StepShape
 from roofline.workloads.base import ParameterCounts, register_kind
-from roofline.workloads.layers import Span, causal_kv_sum, elementwise_op, local_heads, matmul_op, tp_all_reduce
+from roofline.workloads.layers import Span, causal_kv_sum, elementwise_op, local_heads, matmul_op, partial_sum
 from roofline.workloads.moe import MoEFields
 
 
@@ -136,9 +136,9 @@ class DeepSeekV4(MoEFields):
 
     def attention_ops(self, span: Span, step: StepShape, precision: Precision, placement: Placement,
                       count: int) -> list[Op]:  # fmt: skip
-        t, d, tp, dim = step.tokens, self.hidden_size, placement.tp, self.kv_dim
-        n_l = local_heads(self.num_attention_heads, tp, "attention heads")
-        g_l = local_heads(self.o_groups, tp, "output groups")
+        t, d, dim = step.tokens, self.hidden_size, self.kv_dim
+        n_l = placement.heads(self.num_attention_heads)
+        g_l = placement.heads(self.o_groups, "output groups")
         a, w = precision.activation.bytes_per_element, precision.weight.bytes_per_element
         kv_b = precision.kv_cache.bytes_per_element
         streams = self.hc_mult * d
@@ -174,8 +174,9 @@ class DeepSeekV4(MoEFields):
             activation_bytes=t * g_l * (per_group + self.o_lora_rank) * a, count=count,
             shape=MatmulShape(m=t, n=self.o_lora_rank, k=per_group, batch=g_l),
         )  # fmt: skip
-        ops += [core, grouped, matmul_op("o_b_proj", OpClass.ATTENTION, t, d, g_l * self.o_lora_rank, precision, count)]
-        return ops + tp_all_reduce("attn_all_reduce", t, d, precision, tp, count)
+        out = matmul_op("o_b_proj", OpClass.ATTENTION, t, d, g_l * self.o_lora_rank, precision, count,
+                        sync=partial_sum("attn_all_reduce", t, d, precision))  # fmt: skip
+        return [*ops, core, grouped, out]
 
     def _indexer_ops(self, step: StepShape, precision: Precision, count: int) -> list[Op]:
         t, h, dh = step.tokens, self.index_n_heads, self.index_head_dim

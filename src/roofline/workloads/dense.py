@@ -43,7 +43,7 @@ class DenseTransformer(DecoderTransformer):
 
     def ffn_ops(self, kind: str, step: StepShape, precision: Precision, placement: Placement, count: int,
                 group_tokens: int | None = None) -> list[Op]:  # fmt: skip
-        return dense_mlp_ops(self.hidden_size, self.intermediate_size, self.gated, step, precision, placement.tp, count)
+        return dense_mlp_ops(self.hidden_size, self.intermediate_size, self.gated, step, precision, placement, count)
 
     def ffn_activation_width(self, kind: str, step: StepShape, placement: Placement) -> float:
         return (3 if self.gated else 2) * self.intermediate_size / placement.tp

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.ir import Op, OpClass, Placement, Precision, StepShape
+from roofline.parallel.collectives import with_collectives
 from roofline.workloads.base import ParameterCounts, Workload, register_kind
 from roofline.workloads.dense import mlp_params
 from roofline.workloads.layers import (
@@ -199,12 +200,12 @@ class HybridStack(Workload):
     def mtp_ops(self, step: StepShape, precision: Precision, placement: Placement) -> list[Op]:
         if not self.mtp_pattern:
             return []
-        t, tp = step.tokens, placement.tp
+        t = step.tokens
         ops = [matmul_op("eh_proj", OpClass.MLP, t, self.hidden_size, 2 * self.hidden_size, precision, 1)]
         for block, n in Counter(BLOCKS[c] for c in self.mtp_pattern).items():
             ops += self._block_ops(block, step, precision, placement, n)
-        ops += lm_head_ops(self.hidden_size, self.vocab_size, step, precision, tp)
-        return [replace(op, name=f"mtp_{op.name}") for op in ops]
+        ops += lm_head_ops(self.hidden_size, self.vocab_size, step, precision, placement)
+        return [replace(op, name=f"mtp_{op.name}") for op in with_collectives(ops, placement)]
 
     def mtp_weight_bytes(self, precision: Precision, placement: Placement) -> float:
         """Approximation: the MTP layers' parameters spread over the stage's GPUs in the expert format."""
@@ -215,22 +216,21 @@ class HybridStack(Workload):
 
     def _block_ops(self, block: str, step: StepShape, precision: Precision, placement: Placement, n: int,
                    group_tokens: int | None = None) -> list[Op]:  # fmt: skip
-        tp = placement.tp
         if block == "mamba":
-            return mamba_ops(self.mamba, step, precision, tp, n)
+            return mamba_ops(self.mamba, step, precision, placement, n)
         if block == "attention":
-            return attention_block_ops(self.attention, step, precision, tp, n)
+            return attention_block_ops(self.attention, step, precision, placement, n)
         if block == "mlp":
-            return dense_mlp_ops(self.hidden_size, self.intermediate_size, False, step, precision, tp, n)
+            return dense_mlp_ops(self.hidden_size, self.intermediate_size, False, step, precision, placement, n)
         return moe_ops(self.moe_shape, step, precision, placement, n, group_tokens)
 
     def build_ops(self, step: StepShape, precision: Precision, placement: Placement) -> list[Op]:
         local = StepShape(step.phase, placement.local_batch(step.batch), step.new_tokens, step.context_tokens)
-        tp, ops = placement.tp, []
+        ops: list[Op] = []
         if placement.has_embedding:
-            ops += embedding_ops(self.hidden_size, local, precision, tp)
+            ops += embedding_ops(self.hidden_size, local, precision)
         for block, n in self.blocks(placement).items():
             ops += self._block_ops(block, local, precision, placement, n, group_tokens=step.tokens)
         if placement.has_lm_head:
-            ops += lm_head_ops(self.hidden_size, self.vocab_size, local, precision, tp)
-        return ops
+            ops += lm_head_ops(self.hidden_size, self.vocab_size, local, precision, placement)
+        return with_collectives(ops, placement)

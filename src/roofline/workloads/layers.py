@@ -1,8 +1,13 @@
 """Operator builders shared by workload kinds: attention (MHA/GQA/MQA, windows), dense MLP,
-norms, embedding, LM head, sampling and the TP collectives that go with them.
+norms, embedding, LM head and sampling.
+
+Each builder writes its part of the operator graph once: the size of every parallel dimension
+(heads, KV heads, FFN width, vocabulary) comes from the `Placement` (`placement.heads(n)`, ...;
+rules in roofline.parallel.dims), and an op whose output the TP ranks must combine carries a
+`Sync` tag (`partial_sum`, ...) that roofline.parallel.collectives turns into the collective.
 
 Conventions: T = tokens in the step on this GPU's micro-batch, d = hidden size, `_l` = the
-local (per-GPU) share under tensor parallelism, a/w/kv = bytes per element of activations,
+local (per-GPU) share of a parallel dimension, a/w/kv = bytes per element of activations,
 weights and KV cache. Matmul FLOPs = 2 m n k.
 """
 
@@ -11,18 +16,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from roofline.dtypes import DType
-from roofline.errors import RooflineError
 from roofline.ir import (
-    Collective,
     CollectiveKind,
     MatmulShape,
     Op,
     OpClass,
     OpKind,
     Phase,
+    Placement,
     Precision,
     StepShape,
+    Sync,
 )
+from roofline.parallel.dims import split_heads, split_kv_heads
 
 
 @dataclass(frozen=True)
@@ -82,21 +88,19 @@ def causal_kv_sum(prior_tokens: int, new_tokens: int, window: int | None, span: 
 
 
 def local_heads(num_heads: int, tp: int, what: str) -> int:
-    if num_heads % tp:
-        raise RooflineError(f"{what} ({num_heads}) is not divisible by --tp {tp}; pick a tp that divides it")
-    return num_heads // tp
+    """Heads per GPU of a `tp`-way group (memory accounting; builders ask the placement)."""
+    return split_heads(num_heads, tp, what)
 
 
 def local_kv_heads(num_kv_heads: int, tp: int) -> int:
     """KV heads per GPU; when tp exceeds the KV heads, each GPU keeps one (replicated)."""
-    if num_kv_heads % tp == 0:
-        return num_kv_heads // tp
-    if tp % num_kv_heads == 0:
-        return 1
-    raise RooflineError(
-        f"KV heads ({num_kv_heads}) and --tp {tp} must divide one another (replication needs tp to be a "
-        "multiple of the KV heads)"
-    )
+    return split_kv_heads(num_kv_heads, tp)
+
+
+def partial_sum(name: str, tokens: int, hidden: int, precision: Precision) -> Sync:
+    """A row-parallel output: each TP rank holds partial sums of the [tokens, hidden] result."""
+    message = tokens * hidden * precision.activation.bytes_per_element
+    return Sync(name, CollectiveKind.ALL_REDUCE, "tp", message, precision.activation)
 
 
 def matmul_op(
@@ -108,6 +112,7 @@ def matmul_op(
     precision: Precision,
     count: int,
     weight_bytes_per_element: float | None = None,
+    sync: Sync | None = None,
 ) -> Op:
     """A weight matmul: activations [m, k] times weights [k, n]."""
     w = precision.weight.bytes_per_element if weight_bytes_per_element is None else weight_bytes_per_element
@@ -123,6 +128,7 @@ def matmul_op(
         activation_bytes=(m * k + m * n) * a,
         count=count,
         shape=MatmulShape(m=m, n=n, k=k),
+        sync=sync,
     )
 
 
@@ -135,6 +141,7 @@ def elementwise_op(
     precision: Precision,
     count: int,
     kernels: int = 1,
+    sync: Sync | None = None,
 ) -> Op:
     a = precision.activation.bytes_per_element
     return Op(
@@ -146,23 +153,8 @@ def elementwise_op(
         activation_bytes=(elements_read + elements_written) * a,
         count=count,
         kernels=kernels,
+        sync=sync,
     )
-
-
-def tp_all_reduce(name: str, tokens: int, hidden: int, precision: Precision, tp: int, count: int) -> list[Op]:
-    if tp == 1:
-        return []
-    message = tokens * hidden * precision.activation.bytes_per_element
-    return [
-        Op(
-            name=name,
-            kind=OpKind.COLLECTIVE,
-            op_class=OpClass.COMMUNICATION,
-            dtype=precision.activation,
-            count=count,
-            collective=Collective(CollectiveKind.ALL_REDUCE, "tp", message),
-        )
-    ]
 
 
 @dataclass(frozen=True)
@@ -188,14 +180,14 @@ def attention_block_ops(
     shape: AttentionShape,
     step: StepShape,
     precision: Precision,
-    tp: int,
+    placement: Placement,
     count: int,
     span: Span = FULL,
 ) -> list[Op]:
-    """Pre-norm attention block: norm, QKV, RoPE + KV append, attention core, output proj, TP all-reduce."""
+    """Pre-norm attention block: norm, QKV, RoPE + KV append, attention core, output proj (row-parallel)."""
     d, dh, t = shape.hidden_size, shape.head_dim, step.tokens
-    q_l = local_heads(shape.num_heads, tp, "attention heads")
-    kv_l = local_kv_heads(shape.num_kv_heads, tp)
+    q_l = placement.heads(shape.num_heads)
+    kv_l = placement.kv_heads(shape.num_kv_heads)
     kv_b = precision.kv_cache.bytes_per_element
     a = precision.activation.bytes_per_element
     kv_sum = causal_kv_sum(step.prior_tokens, step.new_tokens, None, span)
@@ -216,9 +208,9 @@ def attention_block_ops(
         matmul_op("qkv_proj", OpClass.ATTENTION, t, (q_l + 2 * kv_l) * dh, d, precision, count),
         elementwise_op("rope", OpClass.ATTENTION, t * (q_l + kv_l) * dh, t * (q_l + kv_l) * dh, 6.0, precision, count),
         core,
-        matmul_op("o_proj", OpClass.ATTENTION, t, d, q_l * dh, precision, count),
-        *tp_all_reduce("attn_all_reduce", t, d, precision, tp, count),
-    ]
+        matmul_op("o_proj", OpClass.ATTENTION, t, d, q_l * dh, precision, count,
+                  sync=partial_sum("attn_all_reduce", t, d, precision)),
+    ]  # fmt: skip
 
 
 def dense_mlp_ops(
@@ -227,23 +219,25 @@ def dense_mlp_ops(
     gated: bool,
     step: StepShape,
     precision: Precision,
-    tp: int,
+    placement: Placement,
     count: int,
 ) -> list[Op]:
-    """Pre-norm MLP block: norm, up (and gate) projection, activation, down projection, TP all-reduce."""
-    t, f_l = step.tokens, intermediate // tp
+    """Pre-norm MLP block: norm, up (and gate) projection (column-parallel), activation, down projection
+    (row-parallel)."""
+    t, f_l = step.tokens, placement.ffn(intermediate)
     up_width = 2 * f_l if gated else f_l
     return [
         elementwise_op("mlp_norm", OpClass.NORM, 2.0 * t * hidden, 2.0 * t * hidden, 5.0, precision, count),
         matmul_op("gate_up_proj" if gated else "up_proj", OpClass.MLP, t, up_width, hidden, precision, count),
         elementwise_op("activation", OpClass.MLP, t * up_width, t * f_l, 8.0, precision, count),
-        matmul_op("down_proj", OpClass.MLP, t, hidden, f_l, precision, count),
-        *tp_all_reduce("mlp_all_reduce", t, hidden, precision, tp, count),
-    ]
+        matmul_op("down_proj", OpClass.MLP, t, hidden, f_l, precision, count,
+                  sync=partial_sum("mlp_all_reduce", t, hidden, precision)),
+    ]  # fmt: skip
 
 
-def embedding_ops(hidden: int, step: StepShape, precision: Precision, tp: int) -> list[Op]:
-    """Vocab-parallel embedding lookup (rows gathered, then an all-reduce across TP)."""
+def embedding_ops(hidden: int, step: StepShape, precision: Precision) -> list[Op]:
+    """Vocab-parallel embedding lookup (each TP rank looks up the rows of its vocabulary slice,
+    zeros elsewhere: partial sums)."""
     t, a = step.tokens, precision.activation.bytes_per_element
     lookup = Op(
         name="embedding",
@@ -252,17 +246,20 @@ def embedding_ops(hidden: int, step: StepShape, precision: Precision, tp: int) -
         dtype=precision.activation,
         weight_bytes=t * hidden * a,
         activation_bytes=t * hidden * a,
+        sync=partial_sum("embedding_all_reduce", t, hidden, precision),
     )
-    return [lookup, *tp_all_reduce("embedding_all_reduce", t, hidden, precision, tp, 1)]
+    return [lookup]
 
 
-def lm_head_ops(hidden: int, vocab: int, step: StepShape, precision: Precision, tp: int) -> list[Op]:
-    """Final norm, LM head on the last token of each sequence, logits gather, sampling.
+def lm_head_ops(hidden: int, vocab: int, step: StepShape, precision: Precision, placement: Placement) -> list[Op]:
+    """Final norm, LM head (vocab-parallel) on the last token of each sequence, logits gather, sampling.
 
     The LM head stays in the activation format (quantized checkpoints keep it 16-bit).
     """
     # prefill needs the last position of each prompt; a decode step every new position (MTP verification)
-    rows, v_l = (step.batch if step.phase is Phase.PREFILL else step.tokens), -(-vocab // tp)
+    rows, v_l = (step.batch if step.phase is Phase.PREFILL else step.tokens), placement.vocab(vocab)
+    logits_bytes = rows * v_l * placement.tp * 4.0  # fp32 logits, the whole gathered buffer (nccl-tests size)
+    gather = Sync("logits_all_gather", CollectiveKind.ALL_GATHER, "tp", logits_bytes, precision.activation)
     ops = [
         elementwise_op("final_norm", OpClass.NORM, 2.0 * rows * hidden, rows * hidden, 5.0, precision, 1),
         matmul_op(
@@ -274,19 +271,9 @@ def lm_head_ops(hidden: int, vocab: int, step: StepShape, precision: Precision, 
             precision,
             1,
             weight_bytes_per_element=precision.activation.bytes_per_element,
+            sync=gather,
         ),
     ]
-    if tp > 1:
-        logits_bytes = rows * v_l * tp * 4.0  # fp32 logits, the whole gathered buffer (nccl-tests size)
-        ops.append(
-            Op(
-                name="logits_all_gather",
-                kind=OpKind.COLLECTIVE,
-                op_class=OpClass.COMMUNICATION,
-                dtype=precision.activation,
-                collective=Collective(CollectiveKind.ALL_GATHER, "tp", logits_bytes),
-            )
-        )
     sampling = Op(
         name="sampling",
         kind=OpKind.ELEMENTWISE,

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from roofline.dtypes import DType
-from roofline.ir import Op, OpClass, OpKind, Phase, Precision, StepShape
-from roofline.workloads.layers import elementwise_op, local_heads, matmul_op, tp_all_reduce
+from roofline.ir import Op, OpClass, OpKind, Phase, Placement, Precision, StepShape
+from roofline.workloads.layers import elementwise_op, matmul_op, partial_sum
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,12 @@ class MambaShape:
         return ssm + conv
 
 
-def mamba_ops(shape: MambaShape, step: StepShape, precision: Precision, tp: int, count: int) -> list[Op]:
-    t, d = step.tokens, shape.hidden
-    heads = local_heads(shape.num_heads, tp, "Mamba heads")
-    local_groups = local_heads(shape.n_groups, tp, "Mamba groups")
+def mamba_ops(shape: MambaShape, step: StepShape, precision: Precision, placement: Placement, count: int) -> list[Op]:
+    """Norm, in projection (column-parallel over heads and groups), conv1d, scan, gated norm, out
+    projection (row-parallel)."""
+    t, d, tp = step.tokens, shape.hidden, placement.tp
+    heads = placement.heads(shape.num_heads, "Mamba heads")
+    local_groups = placement.heads(shape.n_groups, "Mamba groups")
     inner = heads * shape.head_dim
     state_elems = heads * shape.head_dim * shape.state_size
     conv = shape.conv_width(tp)
@@ -86,6 +88,6 @@ def mamba_ops(shape: MambaShape, step: StepShape, precision: Precision, tp: int,
         ),  # fmt: skip
         scan,
         elementwise_op("mamba_gated_norm", OpClass.NORM, 2.0 * t * inner, t * inner, 6.0, precision, count),
-        matmul_op("mamba_out_proj", OpClass.ATTENTION, t, d, inner, precision, count),
-        *tp_all_reduce("mamba_all_reduce", t, d, precision, tp, count),
-    ]
+        matmul_op("mamba_out_proj", OpClass.ATTENTION, t, d, inner, precision, count,
+                  sync=partial_sum("mamba_all_reduce", t, d, precision)),
+    ]  # fmt: skip

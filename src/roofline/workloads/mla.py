@@ -26,7 +26,7 @@ from roofline.workloads.layers import (
     elementwise_op,
     local_heads,
     matmul_op,
-    tp_all_reduce,
+    partial_sum,
 )
 from roofline.workloads.moe import MoEFields
 
@@ -105,8 +105,8 @@ class MLATransformer(MoEFields):
 
     def attention_ops(self, span: Span, step: StepShape, precision: Precision, placement: Placement,
                       count: int) -> list[Op]:  # fmt: skip
-        t, d, tp = step.tokens, self.hidden_size, placement.tp
-        n_l = local_heads(self.num_attention_heads, tp, "attention heads")
+        t, d = step.tokens, self.hidden_size
+        n_l = placement.heads(self.num_attention_heads)
         ops = [elementwise_op("attn_norm", OpClass.NORM, 2.0 * t * d, 2.0 * t * d, 5.0, precision, count)]
         if self.q_lora_rank:
             ops += [
@@ -136,8 +136,9 @@ class MLATransformer(MoEFields):
             ops += self._indexer_ops(step, precision, count)
         core = self._naive_ops if step.phase is Phase.PREFILL else self._absorbed_ops
         ops += core(span, step, precision, n_l, count)
-        ops.append(matmul_op("o_proj", OpClass.ATTENTION, t, d, n_l * self.v_head_dim, precision, count))
-        return ops + tp_all_reduce("attn_all_reduce", t, d, precision, tp, count)
+        ops.append(matmul_op("o_proj", OpClass.ATTENTION, t, d, n_l * self.v_head_dim, precision, count,
+                             sync=partial_sum("attn_all_reduce", t, d, precision)))  # fmt: skip
+        return ops
 
     def _latent_bytes(self, precision: Precision) -> float:
         return self.latent_width * precision.kv_cache.bytes_per_element

@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from roofline.errors import RooflineError
 from roofline.ir import Op, OpClass, Placement, Precision, StepShape
+from roofline.parallel.collectives import with_collectives
 from roofline.workloads.base import register_kind
 from roofline.workloads.decoder import DecoderTransformer
 from roofline.workloads.dense import mlp_params
@@ -74,7 +75,7 @@ class MoEFields(DecoderTransformer):
                 group_tokens: int | None = None) -> list[Op]:  # fmt: skip
         if kind == "dense":
             return dense_mlp_ops(
-                self.hidden_size, self.intermediate_size, self.mlp == "gated", step, precision, placement.tp, count
+                self.hidden_size, self.intermediate_size, self.mlp == "gated", step, precision, placement, count
             )
         return moe_ops(self.moe_shape, step, precision, placement, count, group_tokens)
 
@@ -97,8 +98,8 @@ class MoEFields(DecoderTransformer):
         ops = [matmul_op("eh_proj", OpClass.MLP, t, self.hidden_size, 2 * self.hidden_size, precision, n)]
         ops += self.attention_ops(self.span_of(last), step, precision, placement, n)
         ops += self.ffn_ops("moe", step, precision, placement, n)
-        ops += lm_head_ops(self.hidden_size, self.vocab_size, step, precision, placement.tp)
-        return [replace(op, name=f"mtp_{op.name}") for op in ops]
+        ops += lm_head_ops(self.hidden_size, self.vocab_size, step, precision, placement)
+        return [replace(op, name=f"mtp_{op.name}") for op in with_collectives(ops, placement)]
 
     def mtp_weight_bytes(self, precision: Precision, placement: Placement) -> float:
         w = precision.weight.bytes_per_element

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from roofline.ir import Collective, CollectiveKind, MatmulShape, Op, OpClass, OpKind, Placement, Precision, StepShape
-from roofline.workloads.layers import elementwise_op, matmul_op, tp_all_reduce
+from roofline.ir import CollectiveKind, MatmulShape, Op, OpClass, OpKind, Placement, Precision, StepShape, Sync
+from roofline.workloads.layers import elementwise_op, matmul_op, partial_sum
 
 
 @dataclass(frozen=True)
@@ -68,42 +68,39 @@ def moe_weight_bytes(shape: MoEShape, precision: Precision, placement: Placement
     return routed + shared + (shape.router_params + shape.latent_params) * a
 
 
-def _all_to_all(name: str, tokens: float, shape: MoEShape, precision: Precision, placement: Placement) -> list[Op]:
-    """Dispatch or combine: each GPU sends its share of the tokens (TP ranks split the replicated
-    tokens), top_k copies of expert_width values each."""
-    if placement.ep == 1:
-        return []
+def _all_to_all(name: str, tokens: float, shape: MoEShape, precision: Precision, placement: Placement) -> Sync:
+    """Dispatch or combine over the EP group: each GPU sends its share of the tokens (TP ranks split
+    the replicated tokens), top_k copies of expert_width values each."""
     message = tokens / placement.tp * shape.top_k * shape.expert_width * precision.activation.bytes_per_element
-    return [
-        Op(name=name, kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION, dtype=precision.activation,
-           collective=Collective(CollectiveKind.ALL_TO_ALL, "ep", message))
-    ]  # fmt: skip
+    return Sync(name, CollectiveKind.ALL_TO_ALL, "ep", message, precision.activation)
 
 
 def _expert_gemm(name: str, rows: float, n: int, k: int, experts: float, per_expert_rows: float,
-                 precision: Precision, count: int) -> Op:  # fmt: skip
+                 precision: Precision, count: int, sync: Sync | None = None) -> Op:  # fmt: skip
     """`experts` expert matmuls of per_expert_rows x k times k x n, `rows` rows in all."""
     w, a = precision.experts.bytes_per_element, precision.activation.bytes_per_element
     shape = MatmulShape(m=max(1, math.ceil(per_expert_rows)), n=n, k=k, batch=max(1, round(experts)))
     return Op(
         name=name, kind=OpKind.MATMUL, op_class=OpClass.MLP, dtype=precision.experts,
         flops=2.0 * rows * n * k, weight_bytes=experts * k * n * w, activation_bytes=rows * (k + n) * a,
-        count=count, shape=shape,
+        count=count, shape=shape, sync=sync,
     )  # fmt: skip
 
 
 def moe_ops(shape: MoEShape, step: StepShape, precision: Precision, placement: Placement, count: int,
             group_tokens: int | None = None) -> list[Op]:  # fmt: skip
     """One MoE FFN block on one GPU. `step` is this GPU's attention replica's share; `group_tokens`
-    the distinct tokens the whole EP group routes (default: the share times the replicas)."""
+    the distinct tokens the whole EP group routes (default: the share times the replicas). Tokens
+    travel to their experts after the permute and back after the down projection (EP all-to-alls);
+    the last op's output goes back to replicated tokens over TP (`_tp_merge`)."""
     t, d, a = step.tokens, shape.hidden, precision.activation
     if group_tokens is None:
         group_tokens = t * placement.attn_dp
-    routed_rows = group_tokens * shape.top_k / placement.ep * placement.moe_imbalance
-    local_experts = shape.num_experts / placement.ep
-    touched = min(local_experts, distinct_experts(group_tokens, shape.num_experts, shape.top_k) / placement.ep)
+    routed_rows = placement.experts(group_tokens * shape.top_k) * placement.moe_imbalance
+    local_experts = placement.experts(shape.num_experts)
+    touched = min(local_experts, placement.experts(distinct_experts(group_tokens, shape.num_experts, shape.top_k)))
     rows_per_expert = routed_rows / max(touched, 1e-9)
-    width, f_l = shape.expert_width, shape.expert_intermediate // placement.expert_tp
+    width, f_l = shape.expert_width, placement.expert_ffn(shape.expert_intermediate)
     up = (2 if shape.gated else 1) * f_l
     ops = [
         elementwise_op("mlp_norm", OpClass.NORM, 2.0 * t * d, 2.0 * t * d, 5.0, precision, count),
@@ -116,50 +113,42 @@ def moe_ops(shape: MoEShape, step: StepShape, precision: Precision, placement: P
     if shape.latent:
         ops.append(matmul_op("latent_down_proj", OpClass.MLP, t, shape.latent, d, precision, count,
                              weight_bytes_per_element=a.bytes_per_element))  # fmt: skip
-    ops.append(elementwise_op("moe_permute", OpClass.MLP, t * width, t * shape.top_k * width, 0.0, precision, count))
-    ops += [op_with_count(o, count) for o in _all_to_all("moe_dispatch", t, shape, precision, placement)]
+    dispatch, combine = (_all_to_all(name, t, shape, precision, placement) for name in ("moe_dispatch", "moe_combine"))
+    merge = _tp_merge(shape, t, precision, placement)  # after the block's last op
     ops += [
+        elementwise_op(
+            "moe_permute", OpClass.MLP, t * width, t * shape.top_k * width, 0.0, precision, count, sync=dispatch
+        ),
         _expert_gemm("expert_up", routed_rows, up, width, touched, rows_per_expert, precision, count),
         elementwise_op("expert_activation", OpClass.MLP, routed_rows * up, routed_rows * f_l, 8.0, precision, count),
-        _expert_gemm("expert_down", routed_rows, width, f_l, touched, rows_per_expert, precision, count),
+        _expert_gemm("expert_down", routed_rows, width, f_l, touched, rows_per_expert, precision, count, combine),
     ]
-    ops += [op_with_count(o, count) for o in _all_to_all("moe_combine", t, shape, precision, placement)]
     ops.append(elementwise_op("expert_combine", OpClass.MLP, t * shape.top_k * width, t * width, 2.0 * shape.top_k,
-                              precision, count))  # fmt: skip
+                              precision, count, sync=None if shape.latent or shape.num_shared else merge))  # fmt: skip
     if shape.latent:
         ops.append(matmul_op("latent_up_proj", OpClass.MLP, t, d, shape.latent, precision, count,
-                             weight_bytes_per_element=a.bytes_per_element))  # fmt: skip
+                             weight_bytes_per_element=a.bytes_per_element,
+                             sync=None if shape.num_shared else merge))  # fmt: skip
     if shape.num_shared:
-        shared_f = shape.num_shared * shape.shared_intermediate // placement.tp
+        shared_f = placement.ffn(shape.num_shared * shape.shared_intermediate)
         shared_up = (2 if shape.gated else 1) * shared_f
         experts = precision.for_experts()
         ops += [
             matmul_op("shared_expert_up", OpClass.MLP, t, shared_up, d, experts, count),
             elementwise_op("shared_expert_activation", OpClass.MLP, t * shared_up, t * shared_f, 8.0, precision, count),
-            matmul_op("shared_expert_down", OpClass.MLP, t, d, shared_f, experts, count),
+            matmul_op("shared_expert_down", OpClass.MLP, t, d, shared_f, experts, count, sync=merge),
         ]
-    return ops + _tp_merge(shape, t, precision, placement, count)
+    return ops
 
 
-def _tp_merge(shape: MoEShape, tokens: int, precision: Precision, placement: Placement, count: int) -> list[Op]:
+def _tp_merge(shape: MoEShape, tokens: int, precision: Precision, placement: Placement) -> Sync:
     """Back to replicated tokens across the TP ranks: an all-reduce of partial sums when experts
     (ep == 1) or shared experts are tensor-split; with EP and no shared experts, each TP rank got
     its 1/tp of the tokens from the combine, and an all-gather restores the rest."""
-    if placement.tp == 1:
-        return []
     if placement.ep == 1 or shape.num_shared:
-        return tp_all_reduce("moe_all_reduce", tokens, shape.hidden, precision, placement.tp, count)
+        return partial_sum("moe_all_reduce", tokens, shape.hidden, precision)
     message = tokens * shape.hidden * precision.activation.bytes_per_element
-    return [
-        Op(name="moe_all_gather", kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION, dtype=precision.activation,
-           count=count, collective=Collective(CollectiveKind.ALL_GATHER, "tp", message))
-    ]  # fmt: skip
-
-
-def op_with_count(op: Op, count: int) -> Op:
-    from dataclasses import replace
-
-    return replace(op, count=count)
+    return Sync("moe_all_gather", CollectiveKind.ALL_GATHER, "tp", message, precision.activation)
 
 
 def moe_activation_width(shape: MoEShape, step: StepShape, placement: Placement) -> float:

@@ -1,0 +1,24 @@
+"""The collectives of the operator graph: each op tagged with a `Sync` is followed by its
+collective when the group it names has more than one GPU (TP all-reduces and gathers, EP
+all-to-alls); with one GPU the tag costs nothing."""
+
+from __future__ import annotations
+
+from roofline.ir import Collective, Op, OpClass, OpKind, Placement, Sync
+
+
+def collective_op(sync: Sync, count: int) -> Op:
+    return Op(name=sync.name, kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION, dtype=sync.dtype, count=count,
+              collective=Collective(sync.kind, sync.group, sync.message_bytes))  # fmt: skip
+
+
+def with_collectives(ops: list[Op], placement: Placement) -> list[Op]:
+    """The graph's ops with the collectives its tags call for on this placement."""
+    if placement.tp == 1 and placement.ep == 1:
+        return ops  # every group the tags name has one GPU
+    out: list[Op] = []
+    for op in ops:
+        out.append(op)
+        if op.sync is not None and placement.group_size(op.sync.group) > 1:
+            out.append(collective_op(op.sync, op.count))
+    return out
