@@ -23,6 +23,7 @@ from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
 from roofline.hardware_specs.schema import MatmulTile
 from roofline.ir import MatmulShape, Op, OpKind
+from roofline.memo import Memo
 from roofline.simulator.collectives import CollectiveModel, CommLibrary, GroupTopology, load_library
 from roofline.simulator.comm import topology_for
 from roofline.simulator.plan import ParallelPlan
@@ -101,6 +102,8 @@ class RooflineCostModel:
         self._overhead_s = 0.0 if ideal else acc.efficiency.kernel_overhead
         self._overlap_exponent = math.inf if ideal else acc.efficiency.overlap_exponent
         self._attention_fraction = acc.efficiency.attention_fraction_for(attention_kernel)
+        self._costs = Memo()
+        self.steps = Memo()  # the engine's step timings on this model (engine.time_step)
 
     @property
     def attention_fraction(self) -> float:
@@ -152,6 +155,11 @@ class RooflineCostModel:
         return cost.time_s, f"{cost.algorithm}/{cost.protocol} over {' + '.join(cost.levels) or '-'}"
 
     def cost(self, op: Op) -> OpCost:
+        """The op's cost (remembered: an op that comes back, in the next decode step or the next
+        configuration on this cluster and plan, is not costed again)."""
+        return self._costs.get(op, lambda: self._cost(op))
+
+    def _cost(self, op: Op) -> OpCost:
         is_comm = op.kind is OpKind.COLLECTIVE  # other ops may carry overlapped traffic (CP ring)
         comm_s, detail = self._comm(op)
         return OpCost(
@@ -163,3 +171,21 @@ class RooflineCostModel:
             detail=detail,
             overlap_exponent=self._overlap_exponent,
         )
+
+
+_SHARED_MODELS = Memo(max_entries=256)
+
+
+def shared_cost_model(cluster: Cluster, plan: ParallelPlan, ideal: bool = False, library: CommLibrary | None = None,
+                      attention_kernel: str | None = None) -> RooflineCostModel:  # fmt: skip
+    """The cost model of this cluster and plan, the same object for every call that names the same
+    hardware objects (the catalog hands out one object per id), so what it remembers is reused
+    across calls. A cluster equal in value but made of other objects gets a model of its own."""
+    library = library or load_library()
+    key = (id(cluster.system), id(cluster.accelerator), id(cluster.scale_up.link),
+           id(cluster.scale_out.link) if cluster.scale_out else None, cluster.num_gpus, id(library), plan, ideal,
+           attention_kernel)  # fmt: skip
+    model = _SHARED_MODELS.get(key, lambda: RooflineCostModel(cluster, plan, ideal, library, attention_kernel))
+    if model.cluster is cluster or model.cluster == cluster:
+        return model
+    return RooflineCostModel(cluster, plan, ideal, library, attention_kernel)  # an id reused by another object

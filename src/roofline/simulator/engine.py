@@ -11,7 +11,7 @@ from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import Op, Phase, Placement, StepShape
 from roofline.parallel.stage import StageParallelism, stage_ops
 from roofline.simulator.collectives import load_library
-from roofline.simulator.cost import OpCost, RooflineCostModel
+from roofline.simulator.cost import OpCost, RooflineCostModel, shared_cost_model
 from roofline.simulator.memory import memory_result
 from roofline.simulator.plan import Scenario, prefill_chunks, stage_placements
 from roofline.simulator.results import EstimateResult, MemoryResult, OpRow, PhaseResult
@@ -38,6 +38,19 @@ def _stage_ops(workload: Workload, step: StepShape, scenario: Scenario, placemen
 
 
 def time_step(
+    workload: Workload, step: StepShape, scenario: Scenario, model: RooflineCostModel, placements: Sequence[Placement]
+) -> StepTiming:
+    """One micro-batch through every stage, remembered on the cost model (the same step of the same
+    workload and scenario is timed once)."""
+    key = (id(workload), step, scenario.precision, scenario.plan.pp, scenario.plan.cp, scenario.sequence_parallel,
+           scenario.mtp_drafts, scenario.overlap_ep, tuple(placements))  # fmt: skip
+    owner, timing = model.steps.get(key, lambda: (workload, _time_step(workload, step, scenario, model, placements)))
+    if owner is workload:  # the id was not reused by another workload
+        return timing
+    return _time_step(workload, step, scenario, model, placements)
+
+
+def _time_step(
     workload: Workload, step: StepShape, scenario: Scenario, model: RooflineCostModel, placements: Sequence[Placement]
 ) -> StepTiming:
     costs: list[OpCost] = []
@@ -164,7 +177,7 @@ def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bo
     if scenario.mtp_drafts and not workload.mtp_layers:
         raise RooflineError(f"{workload.id} ships no MTP layers; drop --mtp")
     placements = stage_placements(workload, plan)
-    model = RooflineCostModel(cluster, plan, ideal=ideal, library=load_library(scenario.comm_library))
+    model = shared_cost_model(cluster, plan, ideal=ideal, library=load_library(scenario.comm_library))
     ttft_batch_s, ttft_no_overlap_s, prefill = time_prefill(workload, scenario, model, placements)
     micro = scenario.micro_batch
     contexts = decode_contexts(scenario.isl, scenario.osl)

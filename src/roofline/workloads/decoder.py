@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from roofline.errors import RooflineError
 from roofline.ir import Op, Placement, Precision, StepShape
+from roofline.memo import remembered
 from roofline.parallel.collectives import with_collectives
 from roofline.workloads.base import ParameterCounts, Workload
 from roofline.workloads.layers import (
@@ -84,7 +85,13 @@ class DecoderTransformer(Workload):
         return "dense"
 
     def _layer_groups(self, placement: Placement) -> tuple[Counter[Span], Counter[str]]:
-        layers = range(placement.layer_start, placement.layer_end)
+        """How many of the stage's layers have each attention span and each FFN kind (remembered
+        per workload and stage: every op graph and memory figure of the stage asks)."""
+        return remembered(self, ("layer_groups", placement.layer_start, placement.layer_end),
+                          lambda: self._count_layer_groups(placement.layer_start, placement.layer_end))  # fmt: skip
+
+    def _count_layer_groups(self, start: int, end: int) -> tuple[Counter[Span], Counter[str]]:
+        layers = range(start, end)
         return Counter(self.span_of(i) for i in layers), Counter(self.ffn_kind(i) for i in layers)
 
     # ---- FFN hooks (subclasses) ------------------------------------------------------------------
@@ -159,6 +166,11 @@ class DecoderTransformer(Workload):
             raise RooflineError(f"--pp {pp} exceeds the {self.num_hidden_layers} layers of {self.id}")
 
     def weight_bytes(self, precision: Precision, placement: Placement) -> float:
+        """Weights one GPU of this stage holds (remembered per workload, precision and placement)."""
+        key = ("weight_bytes", precision, placement)
+        return remembered(self, key, lambda: self._weight_bytes(precision, placement))
+
+    def _weight_bytes(self, precision: Precision, placement: Placement) -> float:
         w, a = precision.weight.bytes_per_element, precision.activation.bytes_per_element
         spans, ffns = self._layer_groups(placement)
         total = placement.num_layers * (self.attention_params(placement.tp) * w + self.norm_params * a)
