@@ -94,8 +94,9 @@ def _run_quiet(model: StepTimeModel, decodes: int, context: float, per_step: flo
     """Up to `most` decode-only steps, stopping before a step that starts at or after the next arrival:
     (steps taken, clock after them, their summed time)."""
     busy_s, taken = 0.0, 0
+    step_s = model.decode_only(decodes)
     while taken < most and t < horizon_s:
-        dt = model.step_s(decodes, context + taken * per_step)
+        dt = step_s(context + taken * per_step)
         t += dt
         busy_s += dt
         taken += 1

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, overload
 
@@ -29,7 +29,7 @@ import numpy as np
 from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import OpClass, Phase, StepShape
 from roofline.simulator.collectives import load_library
-from roofline.simulator.cost import RooflineCostModel
+from roofline.simulator.cost import shared_cost_model
 from roofline.simulator.engine import time_step
 from roofline.simulator.plan import Scenario, stage_placements
 from roofline.simulator.serving.engine_config import EngineConfig
@@ -125,6 +125,18 @@ class _Surface:
         return (lo[j] * (1 - fx) * (1 - fy) + hi[j] * fx * (1 - fy)
                 + lo[j + 1] * (1 - fx) * fy + hi[j + 1] * fx * fy)  # fmt: skip
 
+    def row(self, x: float) -> Callable[[float], float]:
+        """The surface at a fixed x as a function of y (x's cell and weights found once)."""
+        i, fx = self.x.locate(x)
+        lo, hi, locate = self.rows[i], self.rows[i + 1], self.y.locate
+        a, b = 1 - fx, fx
+
+        def at(y: float) -> float:
+            j, fy = locate(y)
+            return lo[j] * a * (1 - fy) + hi[j] * b * (1 - fy) + lo[j + 1] * a * fy + hi[j + 1] * b * fy
+
+        return at
+
 
 @dataclass(frozen=True)
 class Draft:
@@ -144,8 +156,7 @@ class StepTimeModel:
                  draft: Draft | None = None) -> None:  # fmt: skip
         self.workload, self.scenario, self.engine, self.draft = workload, scenario, engine, draft
         self._placements = stage_placements(workload, scenario.plan)
-        self._cost = RooflineCostModel(cluster, scenario.plan, ideal=ideal,
-                                       library=load_library(scenario.comm_library))  # fmt: skip
+        self._cost = shared_cost_model(cluster, scenario.plan, ideal=ideal, library=load_library(scenario.comm_library))
         self._pp = scenario.plan.pp
         self._verify = 1 + scenario.mtp_drafts + (draft.tokens if draft else 0)
         verify = self._verify
@@ -229,6 +240,21 @@ class StepTimeModel:
     def prefill_attention(self, chunk: np.ndarray, context: np.ndarray) -> np.ndarray:
         out = _interp2(chunk, context, self.chunk_grid, self.context_grid, self.prefill_attention_s)
         return np.where(np.asarray(chunk) > 0, out, 0.0)
+
+    def decode_only(self, decodes: int) -> Callable[[float], float]:
+        """step_s(decodes, context) as a function of the context alone, for a batch that only decodes:
+        what does not depend on the context (body, head, overheads, the decode count's cell of the
+        attention surface) is worked out once."""
+        verify = self._verify
+        tokens = decodes * verify
+        head = self._head_curve
+        fixed = (self._base_curve(tokens) - head(tokens)) + head(tokens)
+        overhead_s = self.engine.step_overhead + decodes * self.engine.per_sequence_overhead
+        attention = self._decode_surface.row(decodes)
+        if self._draft_model is not None and self.draft is not None:
+            drafts, drafted = self.draft.tokens, self._draft_model.decode_only(decodes)
+            return lambda context: fixed + attention(context) + drafts * drafted(context) + overhead_s
+        return lambda context: fixed + attention(context) + overhead_s
 
     def step_s(self, decodes: int, decode_context: float, chunks: Sequence[tuple[int, int]] = ()) -> float:
         """One engine step: `decodes` sequences at mean context `decode_context`, prefill chunks as
