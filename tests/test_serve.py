@@ -577,7 +577,19 @@ def test_preempted_sequences_keep_their_output(workload: Workload, cluster: Clus
         decode_tokens[0] += decodes
         return original(decodes, context, chunks)
 
+    decode_only = model.decode_only
+
+    def spy_stretch(decodes: int) -> Any:  # decode-only stretches read the step time through decode_only
+        step_s = decode_only(decodes)
+
+        def counted(context: float) -> float:
+            decode_tokens[0] += decodes
+            return step_s(context)
+
+        return counted
+
     model.step_s = spy  # type: ignore[method-assign,assignment,unused-ignore]
+    model.decode_only = spy_stretch  # type: ignore[method-assign,unused-ignore]
     requests = Requests(np.zeros(8), np.full(8, 100), np.full(8, 400))
     sim = simulate(model, requests, engine, kv_capacity_tokens=1200)
     assert sim.preemptions > 0 and np.isfinite(sim.finish_s).all()
@@ -635,3 +647,25 @@ def test_trace_rows_must_have_finite_arrivals(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00\x81")
     with pytest.raises(RooflineError, match="not a UTF-8"):
         read_trace(binary)
+
+
+def test_decode_only_is_step_s_of_a_decode_batch(step_model: StepTimeModel) -> None:
+    """The quiet stretches of the simulator read the step time through decode_only: the same number
+    as step_s for a batch that only decodes, on and off the grids."""
+    for decodes in (1, 3, 17, 200):
+        stretch = step_model.decode_only(decodes)
+        for context in (1.0, 2.5, 129.0, 1000.3, 4096.0, 9000.0):
+            assert stretch(context) == pytest.approx(step_model.step_s(decodes, context), rel=1e-12)
+
+
+def test_tables_are_filled_where_read(workload: Workload, cluster: Cluster, trtllm: EngineConfig) -> None:
+    """A step reads at most the four corners of its cell of each surface and two points of each curve;
+    nothing else of the grids is costed until the whole table is asked for, which then equals the
+    cost model at every grid point it holds."""
+    model = StepTimeModel(workload, cluster, scenario(), trtllm, max_context=4096, max_decode=256)
+    model.step_s(5, 300.0, [(100, 100)])
+    filled = sum(v is not None for row in model._decode_surface.rows for v in row)
+    assert 1 <= filled <= 4
+    assert sum(v is not None for v in model._base_curve.values) <= 6  # tokens, emitting rows, the decodes' own
+    table = model.decode_attention_s
+    assert table.shape == (len(model.decode_grid), len(model.context_grid)) and (table >= 0).all()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from roofline.errors import RooflineError
@@ -164,6 +165,9 @@ def _bandwidth(fabric: Fabric, peers: int, ideal: bool, extra_fraction: float = 
     return fabric.bandwidth_per_gpu_bytes_per_s * fraction
 
 
+Sizes = float | np.ndarray  # one message size (bytes) or an array of them; times follow the same shape
+
+
 class CollectiveModel:
     def __init__(self, library: CommLibrary | None = None, ideal: bool = False) -> None:
         self.library, self.ideal = library or load_library(), ideal
@@ -175,10 +179,11 @@ class CollectiveModel:
     def _base(self, spec: AlgorithmSpec, protocol: str) -> float:
         return 0.0 if self.ideal else spec.base_latency[protocol]
 
-    def _pipelined(self, latency_s: float, transfer_s: float) -> float:
+    def _pipelined(self, latency_s: float, transfer_s: Sizes) -> Sizes:
         """Latency + transfer + the pipeline's fill and drain: 2k sqrt(latency x transfer)."""
         k = 0.0 if self.ideal else self.library.pipeline_overhead
-        return latency_s + transfer_s + 2.0 * k * math.sqrt(latency_s * transfer_s)
+        root = np.sqrt if isinstance(transfer_s, np.ndarray) else math.sqrt
+        return latency_s + transfer_s + 2.0 * k * root(latency_s * transfer_s)
 
     def _proto(self, protocol: str) -> float:
         return 1.0 if self.ideal else self.library.protocols.get(protocol, 1.0)
@@ -191,7 +196,7 @@ class CollectiveModel:
         return bandwidth
 
     # each candidate returns time in seconds
-    def _ring(self, kind: CollectiveKind, size: float, topo: GroupTopology, protocol: str) -> float:
+    def _ring(self, kind: CollectiveKind, size: Sizes, topo: GroupTopology, protocol: str) -> Sizes:
         spec, n = self.library.algorithms["ring"], topo.size
         steps = {CollectiveKind.ALL_REDUCE: 2 * (n - 1), CollectiveKind.BROADCAST: n - 1}.get(kind, n - 1)
         # NCCL tuning.cc: nInterSteps = 2(nNodes - 1) for all-reduce, nNodes - 1 otherwise; never more than all
@@ -203,7 +208,7 @@ class CollectiveModel:
         moved = size * (bus_factor(kind, n) if kind is not CollectiveKind.BROADCAST else 1.0)
         return self._pipelined(latency, moved / (self._bottleneck(topo) * self._proto(protocol)))
 
-    def _tree(self, size: float, topo: GroupTopology, protocol: str) -> float:
+    def _tree(self, size: Sizes, topo: GroupTopology, protocol: str) -> Sizes:
         spec = self.library.algorithms["tree"]
         assert topo.inter is not None
         intra_hops = (topo.per_node - 1) * self._hop(spec, topo.intra, protocol)
@@ -215,39 +220,50 @@ class CollectiveModel:
         bandwidth = min(intra, nic) * self._proto(protocol)
         return self._pipelined(latency, 2.0 * size / bandwidth)
 
-    def _nvls(self, size: float, topo: GroupTopology) -> float:
+    def _nvls(self, size: Sizes, topo: GroupTopology) -> Sizes:
         spec = self.library.algorithms["nvls"]
         fractions = spec.algbw_fraction or {}
         fraction = 1.0 if self.ideal else fractions.get(topo.intra.link.id, fractions.get("default", 1.0))
         algbw = topo.intra.bandwidth_per_gpu_bytes_per_s * fraction
         return self._pipelined(self._base(spec, "Simple") + self._hop(spec, topo.intra, "Simple"), size / algbw)
 
-    def _hierarchical(self, size: float, topo: GroupTopology) -> float:
+    def _hierarchical(self, size: Sizes, topo: GroupTopology) -> Sizes:
         intra = GroupTopology(topo.per_node, topo.per_node, 1, topo.intra, None, topo.in_switch_reduction, topo.domain)
         inter = GroupTopology(topo.nodes, 1, topo.nodes, topo.intra, topo.inter, False)
-        gather = self.cost(CollectiveKind.REDUCE_SCATTER, size, intra).time_s
-        across = self.cost(CollectiveKind.ALL_REDUCE, size / topo.per_node, inter).time_s
+        gather = self._time(CollectiveKind.REDUCE_SCATTER, size, intra)
+        across = self._time(CollectiveKind.ALL_REDUCE, size / topo.per_node, inter)
         return 2 * gather + across
 
-    def _all_to_all(self, size: float, topo: GroupTopology) -> float:
+    def _time(self, kind: CollectiveKind, size: Sizes, topo: GroupTopology) -> Sizes:
+        if isinstance(size, np.ndarray):
+            return self.times(kind, size, topo)
+        return self.cost(kind, size, topo).time_s
+
+    def _all_to_all(self, size: Sizes, topo: GroupTopology) -> Sizes:
         spec = self.library.all_to_all
         assert spec is not None
         fraction = 1.0 if self.ideal else spec.bandwidth_fraction
         n, d = topo.size, topo.per_node
         intra_bytes, inter_bytes = size * (d - 1) / n, size * (n - d) / n
         intra_bw = _bandwidth(topo.intra, d - 1, self.ideal, domain=topo.domain) * fraction
-        time = intra_bytes / intra_bw if d > 1 else 0.0
-        hop = spec.hop_latency.get(HOP_FAMILY[topo.intra.link.family], 0.0)
-        if inter_bytes and topo.inter is not None:
+        time = intra_bytes / intra_bw if d > 1 else 0.0 * size
+        hop: Sizes = spec.hop_latency.get(HOP_FAMILY[topo.intra.link.family], 0.0)
+        if topo.inter is not None and n > d:  # the bytes that leave the domain pace it, at the NIC's hop
             out = _bandwidth(topo.inter, n - d, self.ideal, self.library.scale_out_fraction) * fraction
-            time = max(time, inter_bytes / out)
-            hop = spec.hop_latency.get(HOP_FAMILY[topo.inter.link.family], hop)
+            out_hop = spec.hop_latency.get(HOP_FAMILY[topo.inter.link.family], hop)
+            if isinstance(inter_bytes, np.ndarray):
+                leaves = inter_bytes != 0
+                time = np.where(leaves, np.maximum(time, inter_bytes / out), time)
+                hop = np.where(leaves, out_hop, hop)
+            elif inter_bytes:
+                time, hop = max(time, inter_bytes / out), out_hop
         return time + (0.0 if self.ideal else spec.base_latency + hop)
 
-    def candidates(self, kind: CollectiveKind, size: float, topo: GroupTopology) -> dict[tuple[str, str], float]:
+    def candidates(self, kind: CollectiveKind, size: Sizes, topo: GroupTopology) -> dict[tuple[str, str], Sizes]:
+        """Time of each (algorithm, protocol) that applies, for one size or an array of sizes."""
         if kind is CollectiveKind.ALL_TO_ALL:
             return {("all_to_all", "p2p"): self._all_to_all(size, topo)}
-        options: dict[tuple[str, str], float] = {}
+        options: dict[tuple[str, str], Sizes] = {}
         for protocol in self.library.algorithms["ring"].base_latency:
             options["ring", protocol] = self._ring(kind, size, topo, protocol)
         if kind is CollectiveKind.ALL_REDUCE and topo.nodes > 1 and "tree" in self.library.algorithms:
@@ -272,12 +288,28 @@ class CollectiveModel:
             if not options:
                 raise RooflineError(f"algorithm '{algorithm}' does not apply to {kind.value} on this group")
         (name, protocol), time = min(options.items(), key=lambda kv: kv[1])
-        return CollectiveCost(kind, size, topo.size, time, name, protocol, topo.levels)
+        return CollectiveCost(kind, size, topo.size, float(time), name, protocol, topo.levels)
 
-    def _send_recv(self, size: float, topo: GroupTopology) -> CollectiveCost:
+    def times(self, kind: CollectiveKind, sizes: np.ndarray, topo: GroupTopology) -> np.ndarray:
+        """`cost(kind, s, topo).time_s` for every s of `sizes`, in one pass of array arithmetic (the
+        same formulas: the fastest candidate per size)."""
+        sizes = np.asarray(sizes, dtype=float)
+        if topo.size <= 1 and kind is not CollectiveKind.SEND_RECV:
+            return np.zeros_like(sizes)
+        if kind is CollectiveKind.SEND_RECV:
+            latency_s, bandwidth, _ = self._send_recv_terms(topo)
+            return latency_s + sizes / bandwidth
+        options = list(self.candidates(kind, sizes, topo).values())
+        return np.minimum.reduce([np.broadcast_to(o, sizes.shape) for o in options])
+
+    def _send_recv_terms(self, topo: GroupTopology) -> tuple[float, float, Fabric]:
+        """Latency, bandwidth and fabric of a point-to-point transfer (a pipeline hand-off)."""
         spec = self.library.algorithms["ring"]
         fabric = topo.inter if topo.nodes > 1 and topo.inter is not None else topo.intra
         latency = self._base(spec, "Simple") + self._hop(spec, fabric, "Simple")
-        bandwidth = _bandwidth(fabric, 1, self.ideal)
+        return latency, _bandwidth(fabric, 1, self.ideal), fabric
+
+    def _send_recv(self, size: float, topo: GroupTopology) -> CollectiveCost:
+        latency, bandwidth, fabric = self._send_recv_terms(topo)
         return CollectiveCost(CollectiveKind.SEND_RECV, size, 2, latency + size / bandwidth, "p2p", "Simple",
                               (fabric.link.id,))  # fmt: skip

@@ -386,8 +386,7 @@ class FastModel:
             return np.full(len(SIZE_GRID_BYTES), np.inf)
         key = (h, kind, topo.size, topo.per_node, topo.nodes)
         if key not in self._sizes:
-            cost = self._collectives.cost
-            self._sizes[key] = np.array([cost(kind, float(s), topo).time_s for s in SIZE_GRID_BYTES])
+            self._sizes[key] = self._collectives.times(kind, SIZE_GRID_BYTES, topo)
         return self._sizes[key]
 
     def _topology(self, h: int, group: str, layout: Layout) -> GroupTopology | None:

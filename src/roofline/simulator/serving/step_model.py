@@ -97,45 +97,79 @@ class _LogAxis:
 
 
 class _Curve:
-    """A 1-D table on a log axis, read with plain float arithmetic (np.interp's formula)."""
+    """A 1-D table on a log axis, read with plain float arithmetic (np.interp's formula). Its values
+    are computed when a read first needs them (`value_at(index)`), so a simulation that visits a few
+    token counts costs a few evaluations of the cost model, not the whole grid."""
 
-    __slots__ = ("axis", "values")
+    __slots__ = ("axis", "values", "value_at")
 
-    def __init__(self, grid: np.ndarray, values: np.ndarray) -> None:
-        self.axis, self.values = _LogAxis(grid), [float(v) for v in values]
+    def __init__(self, grid: np.ndarray, value_at: Callable[[int], float]) -> None:
+        self.axis, self.value_at = _LogAxis(grid), value_at
+        self.values: list[float | None] = [None] * len(grid)
+
+    def at(self, i: int) -> float:
+        v = self.values[i]
+        if v is None:
+            v = self.values[i] = self.value_at(i)
+        return v
 
     def __call__(self, x: float) -> float:
         i, f = self.axis.locate(x)
-        v0 = self.values[i]
-        return v0 + (self.values[i + 1] - v0) * f if f else v0
+        v0 = self.at(i)
+        return v0 + (self.at(i + 1) - v0) * f if f else v0
+
+    def table(self) -> np.ndarray:
+        """Every value (computing the missing ones)."""
+        return np.array([self.at(i) for i in range(len(self.values))])
 
 
 class _Surface:
-    """A 2-D table bilinear in (log x, log y), clamped at the edges: _interp2 on floats."""
+    """A 2-D table bilinear in (log x, log y), clamped at the edges: _interp2 on floats. Values are
+    computed on first read (`value_at(i, j)`); a corner whose weight is zero is not needed."""
 
-    __slots__ = ("x", "y", "rows")
+    __slots__ = ("x", "y", "rows", "value_at")
 
-    def __init__(self, gx: np.ndarray, gy: np.ndarray, table: np.ndarray) -> None:
-        self.x, self.y, self.rows = _LogAxis(gx), _LogAxis(gy), table.tolist()
+    def __init__(self, gx: np.ndarray, gy: np.ndarray, value_at: Callable[[int, int], float]) -> None:
+        self.x, self.y, self.value_at = _LogAxis(gx), _LogAxis(gy), value_at
+        self.rows: list[list[float | None]] = [[None] * len(gy) for _ in gx]
+
+    def at(self, i: int, j: int) -> float:
+        v = self.rows[i][j]
+        if v is None:
+            v = self.rows[i][j] = self.value_at(i, j)
+        return v
+
+    def _weighted(self, i: int, j: int, weight: float) -> float:
+        return self.at(i, j) * weight if weight else 0.0
 
     def __call__(self, x: float, y: float) -> float:
         i, fx = self.x.locate(x)
         j, fy = self.y.locate(y)
-        lo, hi = self.rows[i], self.rows[i + 1]
-        return (lo[j] * (1 - fx) * (1 - fy) + hi[j] * fx * (1 - fy)
-                + lo[j + 1] * (1 - fx) * fy + hi[j + 1] * fx * fy)  # fmt: skip
+        return self._bilinear(i, j, 1 - fx, fx, fy)
+
+    def _bilinear(self, i: int, j: int, a: float, b: float, fy: float) -> float:
+        # the four corners as _interp2 sums them; a corner of weight zero adds 0.0 and is not computed
+        at = self.at
+        lo_j = at(i, j) * a * (1 - fy) if a and fy != 1 else 0.0
+        hi_j = at(i + 1, j) * b * (1 - fy) if b and fy != 1 else 0.0
+        lo_k = at(i, j + 1) * a * fy if a and fy else 0.0
+        hi_k = at(i + 1, j + 1) * b * fy if b and fy else 0.0
+        return lo_j + hi_j + lo_k + hi_k
 
     def row(self, x: float) -> Callable[[float], float]:
         """The surface at a fixed x as a function of y (x's cell and weights found once)."""
         i, fx = self.x.locate(x)
-        lo, hi, locate = self.rows[i], self.rows[i + 1], self.y.locate
-        a, b = 1 - fx, fx
+        a, b, locate, bilinear = 1 - fx, fx, self.y.locate, self._bilinear
 
         def at(y: float) -> float:
             j, fy = locate(y)
-            return lo[j] * a * (1 - fy) + hi[j] * b * (1 - fy) + lo[j + 1] * a * fy + hi[j + 1] * b * fy
+            return bilinear(i, j, a, b, fy)
 
         return at
+
+    def table(self) -> np.ndarray:
+        """Every value (computing the missing ones)."""
+        return np.array([[self.at(i, j) for j in range(len(row))] for i, row in enumerate(self.rows)])
 
 
 @dataclass(frozen=True)
@@ -169,28 +203,48 @@ class StepTimeModel:
         self._lanes = scenario.plan.attn_dp * self._pp
         max_tokens = max(engine.max_num_tokens * self._lanes, max_decode * verify) + max_decode * verify
         self.token_grid = token_grid(max_tokens)
-        base = [self._time(Phase.DECODE, int(t), 1, 1, with_head=True) for t in self.token_grid]
-        self.base_s = np.array([b[0] for b in base])
-        self.head_s = np.array([b[1] for b in base])  # LM head, logits gather, sampling: per emitting row
         self.decode_grid = log_grid(max_decode)
         self.context_grid = log_grid(max_context)
-        self.decode_attention_s = np.array([
-            [self._time(Phase.DECODE, int(d), verify, int(c) + verify - 1) - self.base(d * verify)
-             for c in self.context_grid]
-            for d in self.decode_grid
-        ]).clip(min=0.0)  # fmt: skip
         self.chunk_grid = log_grid(engine.max_num_tokens)  # body() carries the tile edges
-        lanes = self._lanes
-        self.prefill_attention_s = np.array([
-            [(self._time(Phase.PREFILL, lanes, int(p), max(int(p), int(c))) - self.body(lanes * p)
-              - self.head(lanes)) / self._pp
-             for c in self.context_grid]
-            for p in self.chunk_grid
-        ]).clip(min=0.0)  # fmt: skip
-        self._base_curve = _Curve(self.token_grid, self.base_s)
-        self._head_curve = _Curve(self.token_grid, self.head_s)
-        self._decode_surface = _Surface(self.decode_grid, self.context_grid, self.decode_attention_s)
-        self._prefill_surface = _Surface(self.chunk_grid, self.context_grid, self.prefill_attention_s)
+        # each table is filled where the simulation reads it (the values are those of the whole grid)
+        self._base_curve = _Curve(self.token_grid, lambda i: self._base_and_head(i)[0])
+        self._head_curve = _Curve(self.token_grid, lambda i: self._base_and_head(i)[1])
+        self._decode_surface = _Surface(self.decode_grid, self.context_grid, self._decode_attention_at)
+        self._prefill_surface = _Surface(self.chunk_grid, self.context_grid, self._prefill_attention_at)
+
+    def _base_and_head(self, i: int) -> tuple[float, float]:
+        """base(T) and head(T) at token-grid point i: T tokens at a context of one token."""
+        return self._time(Phase.DECODE, int(self.token_grid[i]), 1, 1, with_head=True)
+
+    def _decode_attention_at(self, i: int, j: int) -> float:
+        """What D decoding sequences at context c add over base(D x verify) (grid point i, j)."""
+        d, c, verify = int(self.decode_grid[i]), int(self.context_grid[j]), self._verify
+        return max(0.0, self._time(Phase.DECODE, d, verify, c + verify - 1) - self._base_curve(d * verify))
+
+    def _prefill_attention_at(self, i: int, j: int) -> float:
+        """What a chunk of P tokens reaching context C adds on its lane (grid point i, j)."""
+        p, c, lanes = int(self.chunk_grid[i]), int(self.context_grid[j]), self._lanes
+        step_s = self._time(Phase.PREFILL, lanes, p, max(p, c))
+        body_s = self._base_curve(lanes * p) - self._head_curve(lanes * p)
+        return max(0.0, (step_s - body_s - self._head_curve(lanes)) / self._pp)
+
+    @property
+    def base_s(self) -> np.ndarray:
+        """base(T) on the whole token grid."""
+        return self._base_curve.table()
+
+    @property
+    def head_s(self) -> np.ndarray:
+        """LM head, logits gather and sampling per emitting row, on the whole token grid."""
+        return self._head_curve.table()
+
+    @property
+    def decode_attention_s(self) -> np.ndarray:
+        return self._decode_surface.table()
+
+    @property
+    def prefill_attention_s(self) -> np.ndarray:
+        return self._prefill_surface.table()
 
     @property
     def verify_tokens(self) -> int:
