@@ -39,7 +39,7 @@ from roofline.simulator.serving import simulate as simulate_module
 from roofline.simulator.serving.limits import trtllm_bench_limits
 from roofline.simulator.serving.requests import Requests, lengths, poisson_arrivals, read_trace
 from roofline.simulator.serving.service import per_attention_replica
-from roofline.simulator.serving.simulate import SimulationResult, simulate
+from roofline.simulator.serving.simulate import SimulationResult, _run_quiet, simulate
 from roofline.simulator.serving.step_model import StepTimeModel
 from roofline.workloads import get_workload
 from roofline.workloads.base import Workload
@@ -577,19 +577,20 @@ def test_preempted_sequences_keep_their_output(workload: Workload, cluster: Clus
         decode_tokens[0] += decodes
         return original(decodes, context, chunks)
 
-    decode_only = model.decode_only
+    decode_only_many = model.decode_only_many
 
-    def spy_stretch(decodes: int) -> Any:  # decode-only stretches read the step time through decode_only
-        step_s = decode_only(decodes)
+    def spy_stretch(decodes: int) -> Any:  # decode-only stretches read step times a block at a time
+        step_s = decode_only_many(decodes)
 
-        def counted(context: float) -> float:
-            decode_tokens[0] += decodes
-            return step_s(context)
+        def counted(contexts: np.ndarray) -> np.ndarray:
+            times = step_s(contexts)
+            decode_tokens[0] += decodes * len(contexts)
+            return times
 
         return counted
 
     model.step_s = spy  # type: ignore[method-assign,assignment,unused-ignore]
-    model.decode_only = spy_stretch  # type: ignore[method-assign,unused-ignore]
+    model.decode_only_many = spy_stretch  # type: ignore[method-assign,unused-ignore]
     requests = Requests(np.zeros(8), np.full(8, 100), np.full(8, 400))
     sim = simulate(model, requests, engine, kv_capacity_tokens=1200)
     assert sim.preemptions > 0 and np.isfinite(sim.finish_s).all()
@@ -650,12 +651,14 @@ def test_trace_rows_must_have_finite_arrivals(tmp_path: Path) -> None:
 
 
 def test_decode_only_is_step_s_of_a_decode_batch(step_model: StepTimeModel) -> None:
-    """The quiet stretches of the simulator read the step time through decode_only: the same number
-    as step_s for a batch that only decodes, on and off the grids."""
+    """The quiet stretches of the simulator read step times through decode_only_many (a block of
+    contexts at once): the same numbers as step_s for a batch that only decodes, on and off the grids."""
+    contexts = (1.0, 2.5, 129.0, 1000.3, 4096.0, 9000.0)
     for decodes in (1, 3, 17, 200):
-        stretch = step_model.decode_only(decodes)
-        for context in (1.0, 2.5, 129.0, 1000.3, 4096.0, 9000.0):
+        stretch, block = step_model.decode_only(decodes), step_model.decode_only_many(decodes)
+        for context in contexts:
             assert stretch(context) == pytest.approx(step_model.step_s(decodes, context), rel=1e-12)
+        assert block(np.array(contexts)) == pytest.approx([stretch(c) for c in contexts], rel=1e-12)
 
 
 def test_tables_are_filled_where_read(workload: Workload, cluster: Cluster, trtllm: EngineConfig) -> None:
@@ -669,3 +672,18 @@ def test_tables_are_filled_where_read(workload: Workload, cluster: Cluster, trtl
     assert sum(v is not None for v in model._base_curve.values) <= 6  # tokens, emitting rows, the decodes' own
     table = model.decode_attention_s
     assert table.shape == (len(model.decode_grid), len(model.context_grid)) and (table >= 0).all()
+
+
+@pytest.mark.parametrize("horizon_s", [0.0, 0.05, 0.4, math.inf])
+def test_quiet_stretch_stops_where_a_step_by_step_loop_does(step_model: StepTimeModel, horizon_s: float) -> None:
+    """Blocks of decode-only steps (doubling) stop before the first step that starts at or after the
+    next arrival, with the clock and busy time a step-by-step loop sums."""
+    decodes, context, most, start_s = 12, 300.0, 1000, 0.01
+    step_s = step_model.decode_only(decodes)
+    t, busy_s, taken = start_s, 0.0, 0
+    while taken < most and t < horizon_s:
+        dt = step_s(context + taken)
+        t, busy_s, taken = t + dt, busy_s + dt, taken + 1
+    got = _run_quiet(step_model, decodes, context, 1.0, most, start_s, horizon_s)
+    assert got[0] == taken
+    assert got[1:] == pytest.approx((t, busy_s), rel=1e-12)

@@ -77,11 +77,19 @@ def _interp2(x: np.ndarray, y: np.ndarray, gx: np.ndarray, gy: np.ndarray, table
 class _LogAxis:
     """A grid's log coordinates as Python floats: locating a point is one bisect, no numpy round-trip."""
 
-    __slots__ = ("logs", "last")
+    __slots__ = ("logs", "last", "array")
 
     def __init__(self, grid: np.ndarray) -> None:
         self.logs: list[float] = [math.log(float(g)) for g in grid]
         self.last = len(self.logs) - 2
+        self.array = np.array(self.logs)
+
+    def locate_many(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`locate` for an array of points."""
+        logs = self.array
+        lx = np.clip(np.log(np.maximum(x, 1.0)), logs[0], logs[-1])
+        i = np.clip(np.searchsorted(logs, lx, side="right") - 1, 0, self.last)
+        return i, (lx - logs[i]) / (logs[i + 1] - logs[i])
 
     def locate(self, x: float) -> tuple[int, float]:
         """Cell i and fraction f of log(max(x, 1)) in it, clamped to the grid as _interp1/_interp2 do."""
@@ -166,6 +174,27 @@ class _Surface:
             return bilinear(i, j, a, b, fy)
 
         return at
+
+    def row_many(self, x: float) -> Callable[[np.ndarray], np.ndarray]:
+        """`row(x)` for an array of y: one pass of array arithmetic, the cells it reads filled first."""
+        i, fx = self.x.locate(x)
+        a, b = 1 - fx, fx
+
+        def at(y: np.ndarray) -> np.ndarray:
+            j, fy = self.y.locate_many(y)
+            cells = np.unique(j).tolist()
+            lo, hi = self._filled(i, cells, a != 0), self._filled(i + 1, cells, b != 0)
+            return lo[j] * a * (1 - fy) + hi[j] * b * (1 - fy) + lo[j + 1] * a * fy + hi[j + 1] * b * fy
+
+        return at
+
+    def _filled(self, i: int, cells: list[int], needed: bool) -> np.ndarray:
+        """Row i as an array with both corners of each cell computed (zeros where never needed)."""
+        if needed:
+            for j in cells:
+                self.at(i, j)
+                self.at(i, j + 1)
+        return np.array([0.0 if v is None else v for v in self.rows[i]])
 
     def table(self) -> np.ndarray:
         """Every value (computing the missing ones)."""
@@ -295,20 +324,33 @@ class StepTimeModel:
         out = _interp2(chunk, context, self.chunk_grid, self.context_grid, self.prefill_attention_s)
         return np.where(np.asarray(chunk) > 0, out, 0.0)
 
+    def _decode_only_parts(self, decodes: int) -> tuple[float, float]:
+        """What a decode-only step of `decodes` sequences costs whatever the context: body and head of
+        its tokens, and the host overheads."""
+        tokens = decodes * self._verify
+        head = self._head_curve
+        fixed = (self._base_curve(tokens) - head(tokens)) + head(tokens)
+        return fixed, self.engine.step_overhead + decodes * self.engine.per_sequence_overhead
+
     def decode_only(self, decodes: int) -> Callable[[float], float]:
         """step_s(decodes, context) as a function of the context alone, for a batch that only decodes:
         what does not depend on the context (body, head, overheads, the decode count's cell of the
         attention surface) is worked out once."""
-        verify = self._verify
-        tokens = decodes * verify
-        head = self._head_curve
-        fixed = (self._base_curve(tokens) - head(tokens)) + head(tokens)
-        overhead_s = self.engine.step_overhead + decodes * self.engine.per_sequence_overhead
+        fixed, overhead_s = self._decode_only_parts(decodes)
         attention = self._decode_surface.row(decodes)
         if self._draft_model is not None and self.draft is not None:
             drafts, drafted = self.draft.tokens, self._draft_model.decode_only(decodes)
             return lambda context: fixed + attention(context) + drafts * drafted(context) + overhead_s
         return lambda context: fixed + attention(context) + overhead_s
+
+    def decode_only_many(self, decodes: int) -> Callable[[np.ndarray], np.ndarray]:
+        """`decode_only(decodes)` for an array of contexts (one vectorised call for a run of steps)."""
+        fixed, overhead_s = self._decode_only_parts(decodes)
+        attention = self._decode_surface.row_many(decodes)
+        if self._draft_model is not None and self.draft is not None:
+            drafts, drafted = self.draft.tokens, self._draft_model.decode_only_many(decodes)
+            return lambda contexts: fixed + attention(contexts) + drafts * drafted(contexts) + overhead_s
+        return lambda contexts: fixed + attention(contexts) + overhead_s
 
     def step_s(self, decodes: int, decode_context: float, chunks: Sequence[tuple[int, int]] = ()) -> float:
         """One engine step: `decodes` sequences at mean context `decode_context`, prefill chunks as
