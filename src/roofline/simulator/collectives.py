@@ -21,8 +21,8 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from roofline.errors import RooflineError
@@ -165,7 +165,10 @@ def _bandwidth(fabric: Fabric, peers: int, ideal: bool, extra_fraction: float = 
     return fabric.bandwidth_per_gpu_bytes_per_s * fraction
 
 
-Sizes = float | np.ndarray  # one message size (bytes) or an array of them; times follow the same shape
+if TYPE_CHECKING:  # numpy loads only where arrays of sizes are asked for (the estimate never does)
+    import numpy as np
+
+    Sizes = float | np.ndarray  # one message size (bytes) or an array of them; times follow the same shape
 
 
 class CollectiveModel:
@@ -182,8 +185,11 @@ class CollectiveModel:
     def _pipelined(self, latency_s: float, transfer_s: Sizes) -> Sizes:
         """Latency + transfer + the pipeline's fill and drain: 2k sqrt(latency x transfer)."""
         k = 0.0 if self.ideal else self.library.pipeline_overhead
-        root = np.sqrt if isinstance(transfer_s, np.ndarray) else math.sqrt
-        return latency_s + transfer_s + 2.0 * k * root(latency_s * transfer_s)
+        if isinstance(transfer_s, (int, float)):
+            return latency_s + transfer_s + 2.0 * k * math.sqrt(latency_s * transfer_s)
+        import numpy as np
+
+        return latency_s + transfer_s + 2.0 * k * np.sqrt(latency_s * transfer_s)
 
     def _proto(self, protocol: str) -> float:
         return 1.0 if self.ideal else self.library.protocols.get(protocol, 1.0)
@@ -235,9 +241,9 @@ class CollectiveModel:
         return 2 * gather + across
 
     def _time(self, kind: CollectiveKind, size: Sizes, topo: GroupTopology) -> Sizes:
-        if isinstance(size, np.ndarray):
-            return self.times(kind, size, topo)
-        return self.cost(kind, size, topo).time_s
+        if isinstance(size, (int, float)):
+            return self.cost(kind, size, topo).time_s
+        return self.times(kind, size, topo)
 
     def _all_to_all(self, size: Sizes, topo: GroupTopology) -> Sizes:
         spec = self.library.all_to_all
@@ -251,7 +257,9 @@ class CollectiveModel:
         if topo.inter is not None and n > d:  # the bytes that leave the domain pace it, at the NIC's hop
             out = _bandwidth(topo.inter, n - d, self.ideal, self.library.scale_out_fraction) * fraction
             out_hop = spec.hop_latency.get(HOP_FAMILY[topo.inter.link.family], hop)
-            if isinstance(inter_bytes, np.ndarray):
+            if not isinstance(inter_bytes, (int, float)):
+                import numpy as np
+
                 leaves = inter_bytes != 0
                 time = np.where(leaves, np.maximum(time, inter_bytes / out), time)
                 hop = np.where(leaves, out_hop, hop)
@@ -293,6 +301,8 @@ class CollectiveModel:
     def times(self, kind: CollectiveKind, sizes: np.ndarray, topo: GroupTopology) -> np.ndarray:
         """`cost(kind, s, topo).time_s` for every s of `sizes`, in one pass of array arithmetic (the
         same formulas: the fastest candidate per size)."""
+        import numpy as np
+
         sizes = np.asarray(sizes, dtype=float)
         if topo.size <= 1 and kind is not CollectiveKind.SEND_RECV:
             return np.zeros_like(sizes)
