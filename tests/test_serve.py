@@ -687,3 +687,14 @@ def test_quiet_stretch_stops_where_a_step_by_step_loop_does(step_model: StepTime
     got = _run_quiet(step_model, decodes, context, 1.0, most, start_s, horizon_s)
     assert got[0] == taken
     assert got[1:] == pytest.approx((t, busy_s), rel=1e-12)
+
+
+def test_serve_reports_progress_as_requests_finish() -> None:
+    """rl.serve's progress hears 0, then the growing fraction of requests finished, then 1."""
+    import roofline as rl
+
+    seen: list[float] = []
+    rl.serve("llama-3.1-8b", "h100-sxm", isl=128, osl=32, request_rate=50, num_requests=200, progress=seen.append)
+    assert seen[0] == 0.0 and seen[-1] == 1.0
+    middle = seen[1:-1]
+    assert len(middle) >= 10 and middle == sorted(middle) and all(0.0 < f <= 1.0 for f in middle)

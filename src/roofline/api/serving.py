@@ -211,8 +211,9 @@ def serve(
 ) -> ServeReport:  # fmt: skip
     """Serve a load through the engine's scheduler (`roofline serve`): tokens/s and TTFT / TPOT /
     end-to-end latency percentiles. `max_batch` is the engine's limit per scheduler (per attention-DP
-    rank); `request_rate` may be 'inf'. `progress(fraction)` is told 0.0 when the simulation starts
-    and 1.0 when it ends (the simulator reports nothing in between yet)."""
+    rank); `request_rate` may be 'inf'. `progress(fraction)` is told 0.0 when the simulation starts,
+    the fraction of requests finished as it goes (by a percent at least; a disaggregated run reports
+    only its ends), and 1.0 when it ends."""
     if not 0 <= prefix_hit < 1:
         raise RooflineError(f"--prefix-hit must be in [0, 1), got {prefix_hit}")
     if num_requests is not None and num_requests < 1:
@@ -244,7 +245,7 @@ def serve(
         draft = Draft(model_of(draft_model, autoregressive=True), draft_tokens, draft_acceptance)
     if progress is not None:
         progress(0.0)
-    result = _simulate(q, profile, load, draft, disaggregate, ideal)
+    result = _simulate(q, profile, load, draft, disaggregate, ideal, progress)
     if progress is not None:
         progress(1.0)
     plan, trace_name = q.scenario.plan, None if trace is None else os.fspath(trace)
@@ -254,10 +255,10 @@ def serve(
 
 
 def _simulate(q: Query, profile: EngineConfig, load: Load, draft: Draft | None, disaggregate: str | None,
-              ideal: bool) -> ServeResult:  # fmt: skip
+              ideal: bool, progress: Callable[[float], None] | None = None) -> ServeResult:  # fmt: skip
     if disaggregate is not None:
         if draft is not None:
             raise RooflineError("--draft-model is not simulated with --disaggregate; drop one of them")
         prefill, decode = _pools(disaggregate)
         return serve_disaggregated(q.workload, q.cluster, q.scenario, profile, load, prefill, decode, ideal)
-    return run_serve(q.workload, q.cluster, q.scenario, profile, load, ideal=ideal, draft=draft)
+    return run_serve(q.workload, q.cluster, q.scenario, profile, load, ideal=ideal, draft=draft, progress=progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -137,9 +138,11 @@ class ServeResult:
 
 
 def serve(workload: Workload, cluster: Cluster, scenario: Scenario, engine: EngineConfig, load: Load,
-          ideal: bool = False, draft: Draft | None = None) -> ServeResult:  # fmt: skip
+          ideal: bool = False, draft: Draft | None = None,
+          progress: Callable[[float], None] | None = None) -> ServeResult:  # fmt: skip
     """Simulate one replica (tp x pp x cp GPUs, attention-DP inside) and scale by the replicas:
-    requests are spread evenly over data-parallel replicas, so each sees rate / dp."""
+    requests are spread evenly over data-parallel replicas, so each sees rate / dp. `progress`: the
+    fraction of the replica's requests finished, as the simulation goes."""
     replicas = scenario.plan.dp
     engine = per_attention_replica(engine, scenario)
     capacity = kv_capacity_tokens(workload, cluster, scenario, engine)
@@ -166,5 +169,5 @@ def serve(workload: Workload, cluster: Cluster, scenario: Scenario, engine: Engi
             raise RooflineError(f"--concurrency {concurrency} does not split evenly over {replicas} data-parallel "
                                 "replicas; use a multiple of the replica count")  # fmt: skip
         concurrency //= replicas
-    sim = simulate(model, requests, engine, capacity, concurrency, load.prefix_hit, engine.request_overhead)
+    sim = simulate(model, requests, engine, capacity, concurrency, load.prefix_hit, engine.request_overhead, progress)
     return ServeResult(load, engine.id, scenario.plan.num_gpus, replicas, capacity, sim, total)

@@ -124,11 +124,13 @@ def _advance(generated: np.ndarray, decoding: np.ndarray, per_step: float, steps
 
 def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_capacity_tokens: int,
              concurrency: int | None = None, prefix_hit: float = 0.0,
-             request_overhead_s: float = 0.0) -> SimulationResult:  # fmt: skip
+             request_overhead_s: float = 0.0,
+             progress: Callable[[float], None] | None = None) -> SimulationResult:  # fmt: skip
     """Run every request through the scheduler. `concurrency`: closed loop with that many clients
     (arrivals then come from completions); `prefix_hit`: fraction of each prompt found in the
     prefix cache (not recomputed); `request_overhead_s`: front-end time before a request reaches
-    the scheduler and after its last token (half each way)."""
+    the scheduler and after its last token (half each way); `progress(fraction)`: told the fraction of
+    requests finished as it grows (by a percent at least)."""
     n = len(requests)
     isl, osl = requests.isl.astype(np.int64), requests.osl.astype(np.int64)
     prompt = np.maximum(1, np.round(isl * (1.0 - prefix_hit))).astype(np.int64)  # prompt tokens to compute
@@ -150,6 +152,7 @@ def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_
     waiting: deque[int] = deque()
     running = np.zeros(0, np.int64)  # in admission order
     next_arrival, t, steps, preemptions = 0, 0.0, 0, 0
+    completed, reported = 0, 0  # requests finished, and how many the last progress call counted
     released = min(concurrency, n) if concurrency is not None else n
     batch_time, max_batch = 0.0, 0
     reserved = -(-(isl + osl) // block) * block  # whole-sequence reservation, in blocks
@@ -243,6 +246,10 @@ def simulate(model: StepTimeModel, requests: Requests, engine: EngineConfig, kv_
             finished = running[done]
             st.finish[finished] = t
             running = running[~done]
+            completed += len(finished)
+            if progress is not None and completed >= reported + n / 100:
+                reported = completed
+                progress(completed / n)
             if concurrency is not None:
                 for _ in finished:
                     if released < n:  # the client gets its answer, then sends the next request
