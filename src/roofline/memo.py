@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-MAX_ENTRIES = 1 << 16  # per table; a table that fills is cleared (the next lookups recompute)
+MAX_ENTRIES = 1 << 14  # per table; a table that fills is cleared (the next lookups recompute)
 
 
 class Memo:

@@ -173,7 +173,7 @@ class RooflineCostModel:
         )
 
 
-_SHARED_MODELS = Memo(max_entries=256)
+_SHARED_MODELS = Memo(max_entries=64)  # each holds up to two tables of MAX_ENTRIES
 
 
 def shared_cost_model(cluster: Cluster, plan: ParallelPlan, ideal: bool = False, library: CommLibrary | None = None,

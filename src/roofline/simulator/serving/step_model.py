@@ -1,7 +1,8 @@
 """Step time of a mixed continuous-batching step, fast enough for a simulation of thousands of steps.
 
 A step holds D decode sequences (mean context c) and prefill chunks of P_i new tokens reaching
-context C_i. The cost model is evaluated on grids once and interpolated (log-log):
+context C_i. The cost model is evaluated on grids and interpolated (log-log); a grid value is
+computed the first time a step reads it, so a simulation pays only for the cells it visits:
 - base(T): every operator for T tokens with a context of one token: matmuls, norms, collectives,
   LM head, sampling -- what depends on the token count only; head(R), its LM-head and sampling
   part, is paid only for the R rows that emit a token (decodes, and a prompt chunk's last token);
@@ -146,9 +147,6 @@ class _Surface:
         if v is None:
             v = self.rows[i][j] = self.value_at(i, j)
         return v
-
-    def _weighted(self, i: int, j: int, weight: float) -> float:
-        return self.at(i, j) * weight if weight else 0.0
 
     def __call__(self, x: float, y: float) -> float:
         i, fx = self.x.locate(x)
