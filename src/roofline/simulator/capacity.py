@@ -16,9 +16,10 @@ memory.py), `validate` (through estimate and serve), the diffusion estimates (si
 for DiT image/video models, simulator/diffusion_lm.py for diffusion LMs) and the assumptions rows of
 the workbook and the HTML report (reports/assumptions.py).
 
-The arithmetic takes Python floats and numpy arrays alike (plain operators, `np.floor` /
-`np.where`, never `max()` or `int()` on an array), so the vectorised fast path and the scalar
-estimator call the same functions.
+The arithmetic takes Python floats and numpy arrays alike (plain operators only: `// 1` for the
+floor, comparisons multiplied in for the cases, never `max()`, `int()` or `if` on a value), so the
+vectorised fast path and the scalar estimator call the same functions; numpy itself is not imported,
+which keeps `estimate` free of it.
 """
 
 from __future__ import annotations
@@ -26,16 +27,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-import numpy as np
-from numpy.typing import NDArray
-
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
     from roofline.hardware_specs.schema import Accelerator
 
 UNBOUNDED_KV_TOKENS = float(1 << 40)  # a model whose tokens cost no KV (e.g. windows capped to nothing)
 
-FloatArray = NDArray[np.float64]
-Bytes = TypeVar("Bytes", float, FloatArray)
+Bytes = TypeVar("Bytes", float, "NDArray[np.float64]")
 
 
 def reserve_bytes(accelerator: Accelerator, requested_bytes: float | None = None) -> float:
@@ -51,15 +51,15 @@ def free_bytes(capacity: Bytes, reserve: Bytes, weights: Bytes, activations: Byt
 
 
 def kv_tokens(free: Bytes, kv_memory_fraction: float | Bytes, bytes_per_token: float | Bytes,
-              replicas: int | Bytes = 1) -> FloatArray:  # fmt: skip
-    """KV tokens the replicas hold, as whole numbers in floats (a 0-d array for scalar inputs):
-    floor(free x fraction / bytes per token) per replica, x replicas; 0 when nothing is free,
-    UNBOUNDED_KV_TOKENS when a token costs nothing. np.floor equals int() for these positive values."""
-    per_token = np.asarray(bytes_per_token, dtype=float)
-    costly = per_token > 0
-    per_replica = np.floor(free * np.asarray(kv_memory_fraction) / np.where(costly, per_token, 1.0))
-    held = np.where(costly, per_replica * replicas, UNBOUNDED_KV_TOKENS)
-    return np.where(np.asarray(free) > 0, held, 0.0)
+              replicas: int | Bytes = 1) -> Bytes:  # fmt: skip
+    """KV tokens the replicas hold, as whole numbers in floats: floor(free x fraction / bytes per
+    token) per replica, x replicas; 0 when nothing is free, UNBOUNDED_KV_TOKENS when a token costs
+    nothing. Floor is `// 1` (float or array alike; int() for these positive values); the cases are
+    chosen by multiplying with the comparisons, so no branch depends on the type."""
+    costly, free_token = bytes_per_token > 0, bytes_per_token <= 0
+    per_replica = (free * kv_memory_fraction / (bytes_per_token + free_token)) // 1  # denominator 1 when free
+    held = per_replica * replicas * costly + UNBOUNDED_KV_TOKENS * free_token
+    return held * (free > 0) + 0.0  # + 0.0: no -0.0 where nothing is free
 
 
 def kv_tokens_int(free: float, kv_memory_fraction: float, bytes_per_token: float, replicas: int = 1) -> int:
