@@ -158,7 +158,7 @@ class DiffusionEstimate(Result):
 
     @property
     def memory_bytes(self) -> float:
-        return float(self.detail.to_dict(with_ops=False)["memory"]["total_bytes"])
+        return self.detail.memory_bytes
 
     @property
     def capacity_bytes(self) -> float:
@@ -166,7 +166,7 @@ class DiffusionEstimate(Result):
 
     @property
     def fits(self) -> bool:
-        return self.memory_bytes <= self.capacity_bytes
+        return self.detail.fits  # capacity.py's rule
 
     @property
     def hypothetical(self) -> bool:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from roofline import __version__
 from roofline.hardware_specs import Cluster
 from roofline.hardware_specs.cluster import Fabric
-from roofline.simulator import Scenario
+from roofline.simulator import Scenario, capacity
 from roofline.units import format_bytes, format_rate, format_time
 from roofline.workloads import Workload
 
@@ -47,7 +47,7 @@ def estimate_inputs(workload: Workload, cluster: Cluster, scenario: Scenario, id
                     with_batch: bool = True) -> list[tuple[str, Any]]:  # fmt: skip
     """Every assumption of one estimate (or of a serving run's step model, without the batch)."""
     acc, p = cluster.accelerator, scenario.precision
-    reserve = acc.runtime_reserve if scenario.reserve_bytes is None else scenario.reserve_bytes
+    reserve = capacity.reserve_bytes(acc, scenario.reserve_bytes)
     rows: list[tuple[str, Any]] = [
         ("Tool", f"roofline {__version__}"),
         ("Model", f"{workload.id} ({workload.name})"),

@@ -299,14 +299,14 @@ class KVCurve:
 def kv_curves(workload: Workload, cluster: Cluster, scenario: Scenario, batches: list[int],
               contexts: list[int]) -> tuple[list[KVCurve], float]:  # fmt: skip
     """KV cache per GPU vs context (isl + osl) for a few batches, and the memory left for it
-    (capacity - weights - activations - reserve at the scenario's own shape)."""
+    (MemoryResult.free_bytes, capacity.py's rule, at the scenario's own shape)."""
     curves = []
     for b in batches:
         kv = tuple(memory_result(workload, cluster, replace(scenario, batch=b, isl=c, osl=1)).kv_cache_bytes
                    for c in contexts)  # fmt: skip
         curves.append(KVCurve(b, tuple(c + 1 for c in contexts), kv))
     m = memory_result(workload, cluster, scenario)
-    return curves, m.capacity_bytes - m.weights_bytes - m.activation_bytes - m.reserve_bytes
+    return curves, m.free_bytes
 
 
 def powers_of_two(low: int, high: int) -> list[int]:

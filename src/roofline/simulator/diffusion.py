@@ -21,6 +21,7 @@ from typing import Any
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import Collective, CollectiveKind, Op, OpClass, OpKind, Placement, Precision
+from roofline.simulator import capacity as capacity_rule
 from roofline.simulator.collectives import group_topology
 from roofline.simulator.cost import OpCost, RooflineCostModel
 from roofline.simulator.diffusion_runtime import DiffusionRuntime, apply_runtime, kernel_label
@@ -142,8 +143,14 @@ class DitResult:
 
     @property
     def memory_bytes(self) -> float:
-        return (self.weights_bytes + self.encoder_weights_bytes + self.activation_bytes + self.attention_bytes
-                + self.reserve_bytes)  # fmt: skip
+        """capacity.used_bytes: the DiT's and its encoders' / VAE's weights, no KV cache, the activations
+        with the attention working set, the reserve."""
+        return capacity_rule.used_bytes(self.weights_bytes + self.encoder_weights_bytes, 0.0,
+                                        self.activation_bytes + self.attention_bytes, self.reserve_bytes)
+
+    @property
+    def fits(self) -> bool:
+        return bool(capacity_rule.fits(self.memory_bytes, self.capacity_bytes))
 
     def to_dict(self, with_ops: bool = True) -> dict[str, Any]:
         s, r = self.scenario, self.scenario.request
@@ -165,7 +172,7 @@ class DitResult:
                 "activation_bytes": self.activation_bytes, "attention_bytes": self.attention_bytes,
                 "reserve_bytes": self.reserve_bytes, "total_bytes": self.memory_bytes,
                 "capacity_bytes": self.capacity_bytes,
-                "fits": self.memory_bytes <= self.capacity_bytes,
+                "fits": self.fits,
                 "scores_if_materialized_bytes": self.scores_if_materialized_bytes,
                 "attention": "flash attention assumed: the N^2 scores are never stored",
             },
@@ -222,7 +229,7 @@ def estimate_dit(dit: DiffusionTransformer, cluster: Cluster, scenario: DitScena
         activation_bytes=dit.activation_peak_bytes(tokens, batch, scenario.precision, scenario.sp),
         capacity_bytes=cluster.accelerator.memory.capacity,
         attention_bytes=attention_memory[0], scores_if_materialized_bytes=attention_memory[1],
-        reserve_bytes=cluster.accelerator.runtime_reserve,
+        reserve_bytes=capacity_rule.reserve_bytes(cluster.accelerator),
         attention_kernel=kernel_label(runtime, cluster.accelerator, model.attention_fraction),
         attention_fraction=model.attention_fraction,
         step_ops=tuple(op_row(c, "denoise step", scenario.steps) for c in costs),

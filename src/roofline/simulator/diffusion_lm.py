@@ -18,6 +18,7 @@ from typing import Any
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import Op, OpKind, Phase, Placement, Precision, StepShape
+from roofline.simulator import capacity as capacity_rule
 from roofline.simulator.cost import RooflineCostModel
 from roofline.simulator.diffusion import op_row
 from roofline.simulator.diffusion_runtime import DiffusionRuntime, apply_runtime, kernel_label
@@ -107,9 +108,18 @@ class DlmResult:
     def tokens_per_s(self) -> float:
         return self.scenario.batch * self.scenario.gen_len / self.latency_s
 
+    @property
+    def memory_bytes(self) -> float:
+        return capacity_rule.used_bytes(self.weights_bytes, self.kv_cache_bytes, self.activation_bytes,
+                                        self.reserve_bytes)  # fmt: skip
+
+    @property
+    def fits(self) -> bool:
+        return bool(capacity_rule.fits(self.memory_bytes, self.capacity_bytes))
+
     def to_dict(self, with_ops: bool = True) -> dict[str, Any]:
         s = self.scenario
-        memory = self.weights_bytes + self.kv_cache_bytes + self.activation_bytes + self.reserve_bytes
+        memory = self.memory_bytes
         data: dict[str, Any] = {
             "model": self.model, "kind": "diffusion_lm", "hardware": self.hardware, "num_gpus": self.num_gpus,
             "tp": s.tp, "batch": s.batch, "prompt_len": s.prompt_len, "gen_len": s.gen_len, "steps": s.steps,
@@ -121,7 +131,7 @@ class DlmResult:
             "memory": {"weights_bytes": self.weights_bytes, "kv_cache_bytes": self.kv_cache_bytes,
                        "activation_bytes": self.activation_bytes, "reserve_bytes": self.reserve_bytes,
                        "total_bytes": memory,
-                       "capacity_bytes": self.capacity_bytes, "fits": memory <= self.capacity_bytes},
+                       "capacity_bytes": self.capacity_bytes, "fits": self.fits},
         }  # fmt: skip
         if self.ar is not None:
             data["compare_ar"] = {**self.ar, "speedup_ratio": self.ar["latency_s"] / self.latency_s}
@@ -152,7 +162,8 @@ def estimate_dlm(lm: DiffusionLM, cluster: Cluster, s: DlmScenario, ideal: bool 
         model=lm.id, hardware=cluster.accelerator.id, num_gpus=s.tp, scenario=s, latency_s=latency,
         flops=flops * s.tp, weights_bytes=lm.weight_bytes(s.precision, placement), kv_cache_bytes=kv,
         activation_bytes=lm.activation_bytes(full, s.precision, placement) + logits,
-        capacity_bytes=cluster.accelerator.memory.capacity, reserve_bytes=cluster.accelerator.runtime_reserve,
+        capacity_bytes=cluster.accelerator.memory.capacity,
+        reserve_bytes=capacity_rule.reserve_bytes(cluster.accelerator),
         attention_kernel=kernel_label(s.runtime, cluster.accelerator, model.attention_fraction),
         attention_fraction=model.attention_fraction,
         step_kinds=tuple(kinds), step_ops=tuple(rows),

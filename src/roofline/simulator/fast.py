@@ -23,7 +23,8 @@ Then, as numpy arrays over configurations (hardware, pipeline stages pp, batch B
     TPOT      = one decode step at the mean context of the decode steps the estimator samples
     TTFT      = the batch's prefill steps (plan.prefill_chunks) one after another, pipelined
     memory    = weights + KV x sequences per replica + the largest prefill step's activations on the
-                most loaded stage, plus the runtime reserve, against capacity: the rule of memory.py
+                most loaded stage, plus the runtime reserve, against capacity: the rule of capacity.py,
+                the same functions memory.py calls
     engine    = optional host overheads of an engine profile: per step and per sequence in a step
 
 Configurations are grouped by layout, formats and isl/osl; inside a group everything is numpy.
@@ -41,6 +42,7 @@ from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import CollectiveKind, Op, OpKind, Phase, Placement, Precision, StepShape
+from roofline.simulator import capacity as capacity_rule
 from roofline.simulator.collectives import CollectiveModel, GroupTopology, load_library
 from roofline.simulator.comm import topology_for
 from roofline.simulator.cost import RooflineCostModel
@@ -284,7 +286,7 @@ class HardwareArrays:
             tile_m=np.array([[t.m for t in ts[:width]] for ts in tiles], float),
             tile_n=np.array([[t.n for t in ts[:width]] for ts in tiles], float),
             capacity_bytes=np.array([a.memory.capacity for a in accs]),
-            reserve_bytes=np.array([a.runtime_reserve for a in accs]),
+            reserve_bytes=np.array([capacity_rule.reserve_bytes(a) for a in accs]),
             domain_gpus=np.array([c.system.gpus_per_domain for c in clusters]),
             scale_out=np.array([c.scale_out is not None for c in clusters]),
         )
@@ -531,19 +533,21 @@ class FastModel:
             return np.minimum(attn_dp, batch), self.max_num_tokens
         return np.minimum(batch, self.max_num_tokens // isl * attn_dp), isl
 
-    def memory(self, layout: Layout, isl: int, osl: int, h: np.ndarray, batch: np.ndarray,
-               pp: np.ndarray) -> dict[str, np.ndarray]:  # fmt: skip
-        """Per GPU on the most loaded stage, as memory.memory_result: weights, KV for isl + osl tokens
-        of every sequence of the replica, the largest prefill step's activations; fits with the reserve."""
-        w, precision = self.workload, layout.precision
-        out = {k: np.zeros(len(batch)) for k in ("weights_bytes", "kv_cache_bytes", "activation_bytes")}
+    def stage_bytes(self, layout: Layout, isl: int, osl: int, batch: np.ndarray, pp: np.ndarray
+                    ) -> dict[str, np.ndarray]:  # fmt: skip
+        """Per GPU on the most loaded stage, as memory.worst_stage: weights, KV for isl + osl tokens of
+        every sequence of the replica, the largest prefill step's activations; and the KV bytes per
+        token of the stage that holds the most (memory.kv_capacity)."""
+        w, precision, length = self.workload, layout.precision, isl + osl
+        keys = ("weights_bytes", "kv_cache_bytes", "activation_bytes", "kv_bytes_per_token")
+        out = {k: np.zeros(len(batch)) for k in keys}
         prompts, new = self.largest_prefill_step(isl, batch, layout.attn_dp)
         for p in np.unique(pp):
             sel = np.flatnonzero(pp == p)
             stages = stage_placements(w, layout.plan(int(p)))
             weights = np.array([w.weight_bytes(precision, s) for s in stages])[:, None]
-            kv = np.array([w.kv_cache_bytes(isl + osl, precision, s) for s in stages])[:, None]
-            kv = kv * (-(-batch[sel] // layout.attn_dp))[None]
+            per_sequence = np.array([w.kv_cache_bytes(length, precision, s) for s in stages])[:, None]
+            kv = per_sequence * (-(-batch[sel] // layout.attn_dp))[None]
             uniq, where = np.unique(prompts[sel], return_inverse=True)
             act = np.array([[w.activation_bytes(StepShape(Phase.PREFILL, int(n), new, new), precision, s)
                              for n in uniq] for s in stages])[:, where]  # fmt: skip
@@ -552,10 +556,29 @@ class FastModel:
             out["weights_bytes"][sel] = weights[worst, 0]
             out["kv_cache_bytes"][sel] = kv[worst, cols]
             out["activation_bytes"][sel] = act[worst, cols]
+            out["kv_bytes_per_token"][sel] = per_sequence.max() / length
+        return out
+
+    def memory(self, layout: Layout, isl: int, osl: int, h: np.ndarray, batch: np.ndarray,
+               pp: np.ndarray) -> dict[str, np.ndarray]:  # fmt: skip
+        """Per GPU on the most loaded stage, as memory.memory_result (stage_bytes), with the reserve
+        and the fit of capacity.py."""
+        out = self.stage_bytes(layout, isl, osl, batch, pp)
+        del out["kv_bytes_per_token"]
         reserve, capacity = self.hw.reserve_bytes[h], self.hw.capacity_bytes[h]
-        total = out["weights_bytes"] + out["kv_cache_bytes"] + out["activation_bytes"] + reserve
+        total = capacity_rule.used_bytes(out["weights_bytes"], out["kv_cache_bytes"], out["activation_bytes"], reserve)
         return {**out, "reserve_bytes": reserve, "total_bytes": total, "capacity_bytes": capacity,
-                "fits": total <= capacity}  # fmt: skip
+                "fits": capacity_rule.fits(total, capacity)}  # fmt: skip
+
+    def kv_capacity(self, layout: Layout, isl: int, osl: int, h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
+                    kv_memory_fraction: float = 1.0) -> dict[str, np.ndarray]:  # fmt: skip
+        """What memory.kv_capacity gives one configuration, over arrays of them: the bytes left per GPU
+        after weights, reserve and activations, and the KV tokens a replica holds (capacity.py)."""
+        out = self.stage_bytes(layout, isl, osl, batch, pp)
+        free = capacity_rule.free_bytes(self.hw.capacity_bytes[h], self.hw.reserve_bytes[h], out["weights_bytes"],
+                                        out["activation_bytes"])  # fmt: skip
+        tokens = capacity_rule.kv_tokens(free, kv_memory_fraction, out["kv_bytes_per_token"], layout.attn_dp)
+        return {"free_bytes": free, "kv_bytes_per_token": out["kv_bytes_per_token"], "kv_capacity_tokens": tokens}
 
 
 # ---- many configurations --------------------------------------------------------------------------

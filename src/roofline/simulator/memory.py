@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import Placement
+from roofline.simulator import capacity as cap
+from roofline.simulator.capacity import KvCapacity
 from roofline.simulator.plan import Scenario, prefill_chunks, stage_placements
 from roofline.simulator.results import MemoryResult
 from roofline.workloads.base import Workload
@@ -22,7 +24,7 @@ class _StageMemory:
     activation_bytes: float
 
     @property
-    def total_bytes(self) -> float:
+    def total_bytes(self) -> float:  # without the reserve: the stage's own bytes
         return self.weights_bytes + self.kv_cache_bytes + self.activation_bytes
 
 
@@ -67,38 +69,15 @@ def _largest(fits: Callable[[int], bool], low: int = 1, high_limit: int = _MAX_S
     return lo
 
 
-def reserve_bytes(cluster: Cluster, scenario: Scenario) -> float:
-    """The runtime's own memory per GPU: --reserve, else the accelerator's runtime_reserve."""
-    return cluster.accelerator.runtime_reserve if scenario.reserve_bytes is None else scenario.reserve_bytes
-
-
-@dataclass(frozen=True)
-class KvCapacity:
-    """The KV cache one replica can hold: what is left on the most loaded GPU after the weights, the
-    runtime reserve and the activations of the largest step, times the engine's KV share."""
-
-    free_bytes: float  # per GPU, before the KV share
-    kv_memory_fraction: float
-    bytes_per_token: float  # per GPU, averaged over a sequence of `length` tokens (windows capped)
-    replicas: int  # attention-DP replicas, each holding its own sequences
-
-    @property
-    def tokens(self) -> int:
-        if self.free_bytes <= 0:
-            return 0
-        if self.bytes_per_token <= 0:
-            return 1 << 40
-        return int(self.free_bytes * self.kv_memory_fraction / self.bytes_per_token) * self.replicas
-
-
 def kv_capacity(workload: Workload, cluster: Cluster, scenario: Scenario, batch: int, length: int,
                 kv_memory_fraction: float = 1.0) -> KvCapacity:  # fmt: skip
     """One rule for every path (estimate's max batch, serve's KV budget): the most loaded stage's
     weights and the activations of the largest prefill step of `batch` sequences, and the reserve,
     come off the GPU's capacity; the KV bytes per token are those of the stage that holds the most."""
     stage = worst_stage(workload, scenario, batch, length)
-    free = cluster.accelerator.memory.capacity - reserve_bytes(cluster, scenario) - stage.weights_bytes
-    free -= stage.activation_bytes
+    acc = cluster.accelerator
+    free = cap.free_bytes(acc.memory.capacity, cap.reserve_bytes(acc, scenario.reserve_bytes), stage.weights_bytes,
+                          stage.activation_bytes)  # fmt: skip
     placements = stage_placements(workload, scenario.plan)
     worst = max(placements, key=lambda p: workload.kv_cache_bytes(length, scenario.precision, p))
     per_token = workload.kv_cache_bytes(length, scenario.precision, worst) / length / scenario.plan.cp
@@ -109,14 +88,15 @@ def memory_result(workload: Workload, cluster: Cluster, scenario: Scenario) -> M
     """Memory of `scenario.batch` sequences of isl + osl tokens, and the largest batch and context
     that fit: the batch from the KV capacity (`kv_capacity`, the rule serve uses too), the context
     capped at the model's own window."""
-    acc = cluster.accelerator
-    reserve = reserve_bytes(cluster, scenario)
-    capacity = acc.memory.capacity
+    reserve = cap.reserve_bytes(cluster.accelerator, scenario.reserve_bytes)
+    capacity = cluster.accelerator.memory.capacity
     context = scenario.isl + scenario.osl
     window = workload.max_position_embeddings or _MAX_SEARCH
 
     def fits(batch: int, tokens: int) -> bool:
-        return worst_stage(workload, scenario, batch, tokens).total_bytes + reserve <= capacity
+        stage = worst_stage(workload, scenario, batch, tokens)
+        used = cap.used_bytes(stage.weights_bytes, stage.kv_cache_bytes, stage.activation_bytes, reserve)
+        return bool(cap.fits(used, capacity))
 
     worst = worst_stage(workload, scenario, scenario.batch, context)
     kv = kv_capacity(workload, cluster, scenario, scenario.batch, context)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from roofline.ir import Phase
+from roofline.simulator import capacity as cap
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,11 +98,16 @@ class MemoryResult:
 
     @property
     def total_bytes(self) -> float:
-        return self.weights_bytes + self.kv_cache_bytes + self.activation_bytes + self.reserve_bytes
+        return cap.used_bytes(self.weights_bytes, self.kv_cache_bytes, self.activation_bytes, self.reserve_bytes)
 
     @property
     def fits(self) -> bool:
-        return self.total_bytes <= self.capacity_bytes
+        return bool(cap.fits(self.total_bytes, self.capacity_bytes))
+
+    @property
+    def free_bytes(self) -> float:
+        """What is left for the KV cache: capacity - reserve - weights - activations (capacity.py)."""
+        return cap.free_bytes(self.capacity_bytes, self.reserve_bytes, self.weights_bytes, self.activation_bytes)
 
     @property
     def margin_bytes(self) -> float:

@@ -54,12 +54,12 @@ def per_attention_replica(engine: EngineConfig, scenario: Scenario) -> EngineCon
 
 
 def kv_capacity_tokens(workload: Workload, cluster: Cluster, scenario: Scenario, engine: EngineConfig) -> int:
-    """Tokens of KV one replica holds (memory.kv_capacity, the rule estimate uses): the engine's
-    fraction of what is left after weights, reserve and the largest step's activations."""
+    """Tokens of KV one replica holds (memory.kv_capacity on the rule of capacity.py, as estimate):
+    the engine's fraction of what is left after weights, reserve and the largest step's activations."""
     length = scenario.isl + scenario.osl
     capacity = kv_capacity(workload, cluster, scenario, max(1, scenario.plan.attn_dp), length,
                            engine.kv_memory_fraction)  # fmt: skip
-    if capacity.free_bytes <= 0:
+    if not capacity.has_room:
         gib = cluster.accelerator.memory.capacity / 2**30
         raise RooflineError(f"{workload.id} does not fit: weights and activations need more than {gib:.0f} GiB "
                             "per GPU; use more GPUs (--tp / --pp)")  # fmt: skip
