@@ -322,13 +322,15 @@ class StageTimes:
 class ContextOps:
     """The decode ops whose size grows with the context (attention over the KV cache, a sparse
     indexer), at every context a TPOT samples: FLOPs and bytes per instance are the table's at the
-    first context plus u x what one sequence adds at that context. Each sequence attends to its
-    own context, so the growth is one sequence's times u: checked at u = 2, 3 and the largest u
-    at the last context. Windows, top-k selection and compression are exact: every context is
-    built, at u = 1."""
+    first context plus what the step adds at that context, shared + u x per sequence (each
+    sequence attends to its own context; a compressed index is read once per step). Built at
+    u = 1 and 2 (exact at every context, _growth), checked at u = 3 and the largest u at the last
+    context."""
 
     rows: np.ndarray  # op indices: no GEMM shape, collective message or count changes with the context
-    flops_per_sequence: np.ndarray  # (rows, contexts): over the first context, for one sequence
+    flops_shared: np.ndarray  # (rows, contexts): over the first context, once per step
+    flops_per_sequence: np.ndarray  # (rows, contexts): over the first context, per sequence
+    bytes_shared: np.ndarray
     bytes_per_sequence: np.ndarray
     checked: int  # the largest u checked
 
@@ -343,23 +345,52 @@ def _context_ops(workload: Workload, layout: Layout, contexts: tuple[int, ...], 
         rows = _op_rows(workload, layout, StepShape(Phase.DECODE, u * layout.attn_dp, 1, context))
         return _op_signature(rows), _quantities(rows)
 
-    signature, first = at(1, contexts[0])
-    growth = []
-    for context in contexts:
-        sig, q = at(1, context)
-        if sig != signature:
-            return None
-        growth.append(q - first)
-    per_sequence = np.stack(growth, axis=2)  # (ops, 7, contexts)
-    rows = np.flatnonzero((per_sequence != 0.0).any(axis=(1, 2)))
-    if (per_sequence[rows][:, [Q_MESSAGE, Q_M, Q_N, Q_K, Q_GEMM_BATCH]] != 0.0).any():
+    signature, one = _growth(at, 1, contexts)
+    two = _growth(at, 2, contexts)[1]
+    if one is None or two is None:
+        return None
+    shared, per_sequence = 2.0 * one - two, two - one  # growth(u) = shared + u x per_sequence
+    rows = np.flatnonzero((one != 0.0).any(axis=(1, 2)) | (two != 0.0).any(axis=(1, 2)))
+    if (per_sequence[rows][:, [Q_MESSAGE, Q_M, Q_N, Q_K, Q_GEMM_BATCH]] != 0.0).any() or (
+        shared[rows][:, [Q_MESSAGE, Q_M, Q_N, Q_K, Q_GEMM_BATCH]] != 0.0
+    ).any():
         return None  # a GEMM or a collective grows with the context: not this model
-    for u in sorted({2, 3, u_top}):
+    for u in sorted({3, u_top} - {1, 2}):
         (sig_a, a), (sig_b, b) = at(u, contexts[0]), at(u, contexts[-1])
-        expected = u * per_sequence[:, :, -1]
+        expected = shared[:, :, -1] + u * per_sequence[:, :, -1]
         if sig_a != signature or sig_b != signature or not np.allclose(b - a, expected, rtol=1e-9, atol=1e-9):
             return None
-    return ContextOps(rows, per_sequence[rows, Q_FLOPS], per_sequence[rows, Q_BYTES], u_top)
+    return ContextOps(rows, shared[rows, Q_FLOPS], per_sequence[rows, Q_FLOPS], shared[rows, Q_BYTES],
+                      per_sequence[rows, Q_BYTES], u_top)  # fmt: skip
+
+
+def _growth(at: Callable[[int, int], tuple[list[tuple[object, ...]], np.ndarray]], u: int,
+            contexts: tuple[int, ...]) -> tuple[list[tuple[object, ...]], np.ndarray | None]:  # fmt: skip
+    """(ops, 7, contexts): a step of u sequences per replica, its quantities over the first
+    context's. Built at the two ends and three inner contexts; when those five lie on one line
+    (plain attention: FLOPs and KV bytes in proportion to the context) the line gives the rest. A
+    window or a top-k selection bends the curve one way (concave), so any inner point off the
+    chord shows it; then, as for compressed or chunked attention, every context is built. With the
+    first context's op signature; None when the operator list itself changes."""
+    signature, first = at(u, contexts[0])
+    n = len(contexts)
+    probes = sorted({0, n // 4, n // 2, 3 * n // 4, n - 1})
+    built: dict[int, np.ndarray] = {}
+
+    def build(i: int) -> bool:
+        sig, q = at(u, contexts[i])
+        built[i] = q - first
+        return sig == signature
+
+    if not all(build(i) for i in probes):
+        return signature, None
+    x = np.array(contexts, dtype=float)
+    line = built[n - 1][:, :, None] * ((x - x[0]) / (x[-1] - x[0]))
+    if all(np.allclose(line[:, :, i], built[i], rtol=1e-12, atol=1e-9) for i in probes):
+        return signature, line
+    if not all(build(i) for i in range(n) if i not in built):
+        return signature, None
+    return signature, np.stack([built[i] for i in range(n)], axis=2)
 
 
 def _part_sums(part: np.ndarray, time: np.ndarray) -> np.ndarray:
@@ -525,8 +556,10 @@ class FastModel:
         time[rows] = 0.0
         fixed = _part_sums(table.part, time)
         seg = d.segments(table, u, s)
-        flops = Rows.of(table, rows, Q_FLOPS)(u, s, seg)[:, None] + u * ctx.flops_per_sequence[:, :, None]
-        bytes_ = Rows.of(table, rows, Q_BYTES)(u, s, seg)[:, None] + u * ctx.bytes_per_sequence[:, :, None]
+        flops = (Rows.of(table, rows, Q_FLOPS)(u, s, seg)[:, None] + ctx.flops_shared[:, :, None]
+                 + u * ctx.flops_per_sequence[:, :, None])  # fmt: skip
+        bytes_ = (Rows.of(table, rows, Q_BYTES)(u, s, seg)[:, None] + ctx.bytes_shared[:, :, None]
+                  + u * ctx.bytes_per_sequence[:, :, None])  # fmt: skip
         compute = flops * d.seconds_per_flop[rows, h][:, None, None]
         memory = bytes_ * (1.0 / self.hw.memory_bytes_per_s[h])
         growing = self._op_s(h, compute, memory, table.kernels[rows][:, None, None]) * table.count[rows][:, None, None]
