@@ -11,8 +11,7 @@ import pytest
 
 from roofline.hardware_specs import resolve_cluster
 from roofline.planner import grid
-from roofline.simulator import ParallelPlan, Scenario, estimate
-from roofline.simulator import fast
+from roofline.simulator import ParallelPlan, Scenario, estimate, fast
 from roofline.simulator.cost import MIN_SPLIT_K, kernel_time_s, wave_utilization
 from roofline.simulator.engine import decode_contexts
 from roofline.simulator.fast import FastModel, Layout
@@ -59,7 +58,8 @@ def test_wave_utilization_scalar_and_array_agree() -> None:
     for sm in (78, 132, 304):
         arrays = wave_utilization(m.astype(float), n.astype(float), k.astype(float), batch.astype(float), float(sm),
                                   tiles)  # fmt: skip
-        scalars = [wave_utilization(int(a), int(b), int(c), int(d), sm, tiles) for a, b, c, d in zip(m, n, k, batch)]
+        shapes = zip(m.tolist(), n.tolist(), k.tolist(), batch.tolist(), strict=True)
+        scalars = [wave_utilization(a, b, c, d, sm, tiles) for a, b, c, d in shapes]
         np.testing.assert_array_equal(arrays, scalars)
 
 
@@ -80,7 +80,7 @@ def test_kernel_time_scalar_and_array_agree() -> None:
     c[::7], m[::11] = 0.0, 0.0
     for p in (1.0, 2.0, 3.5, math.inf):
         arrays = kernel_time_s(c, m, p)
-        scalars = [kernel_time_s(float(a), float(b), p) for a, b in zip(c, m)]
+        scalars = [kernel_time_s(float(a), float(b), p) for a, b in zip(c, m, strict=True)]
         np.testing.assert_allclose(arrays, scalars, rtol=1e-15, atol=0.0)  # numpy's vector pow: last bit
 
 
