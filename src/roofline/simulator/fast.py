@@ -496,11 +496,12 @@ class FastModel:
         seg = d.segments(table, u, s)
         compute = d.flops(u, s, seg) * d.seconds_per_flop[:, h : h + 1]
         mm = table.matmuls
-        if len(mm):
-            m = np.maximum(1.0, np.rint(d.gemm_m(u, s, seg)))
-            batch = 1.0 if d.single_gemms else np.maximum(1.0, np.rint(d.gemm_batch(u, s, seg)))
-            tiles = list(zip(hw.tile_m[h], hw.tile_n[h], strict=True))
-            compute[mm] /= wave_utilization(m, table.n[mm, None], table.k[mm, None], batch, hw.sm_count[h], tiles)
+        if len(mm):  # integer GEMM shapes, as the estimator's (and integer division is the fast one)
+            m = np.maximum(1.0, np.rint(d.gemm_m(u, s, seg))).astype(np.int64)
+            batch = 1 if d.single_gemms else np.maximum(1.0, np.rint(d.gemm_batch(u, s, seg))).astype(np.int64)
+            tiles = [(int(a), int(b)) for a, b in zip(hw.tile_m[h], hw.tile_n[h], strict=True)]
+            n, k = table.n[mm, None].astype(np.int64), table.k[mm, None].astype(np.int64)
+            compute[mm] /= wave_utilization(m, n, k, batch, int(hw.sm_count[h]), tiles)
         time = self._op_s(h, compute, d.bytes(u, s, seg) * (1.0 / hw.memory_bytes_per_s[h]), table.kernels[:, None])
         rows = d.collective_rows
         if len(rows):
@@ -509,9 +510,9 @@ class FastModel:
         time *= table.count[:, None]
         return time
 
-    def _stages(self, parts: np.ndarray, layout: Layout, h: np.ndarray, s: np.ndarray, new_tokens: int,
+    def _stages(self, parts: Sequence[np.ndarray], layout: Layout, h: np.ndarray, s: np.ndarray, new_tokens: int,
                 boundary_bytes_per_token: float, pp: np.ndarray) -> StageTimes:  # fmt: skip
-        """Part times (3, ..., configs) of one micro-batch of s sequences split over pp stages as
+        """Part times (3 arrays of shape (..., configs)) of one micro-batch of s sequences split over pp stages as
         plan.stage_placements does, the hand-offs added."""
         layers_s, embedding_s, head_s = parts
         crosses = (layout.tp * layout.attn_dp * pp > self.hw.domain_gpus[h]) & self.hw.scale_out[h]
@@ -548,28 +549,47 @@ class FastModel:
         return found
 
     def _decode_parts_on(self, table: OpTable, d: _Derived, ctx: ContextOps, h: int, u: np.ndarray,
-                         s: np.ndarray) -> np.ndarray:  # fmt: skip
-        """(3, contexts, configs) on accelerator h: the ops that do not grow with the context
-        timed once, those that do at every context."""
+                         s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """On accelerator h: the parts (3, configs) of the ops that do not grow with the context,
+        those of the ops that do (3, contexts, distinct u) and each configuration's column in the
+        latter. The growing ops are timed at every context, once per distinct u (they are not
+        whole-step ops, so s does not enter)."""
         time = self._op_times_on(table, d, h, u, s)
         rows = ctx.rows
         time[rows] = 0.0
         fixed = _part_sums(table.part, time)
-        seg = d.segments(table, u, s)
-        flops = (Rows.of(table, rows, Q_FLOPS)(u, s, seg)[:, None] + ctx.flops_shared[:, :, None]
-                 + u * ctx.flops_per_sequence[:, :, None])  # fmt: skip
-        bytes_ = (Rows.of(table, rows, Q_BYTES)(u, s, seg)[:, None] + ctx.bytes_shared[:, :, None]
-                  + u * ctx.bytes_per_sequence[:, :, None])  # fmt: skip
+        uu, where = np.unique(u, return_inverse=True)
+        seg = (segment(table.local.grid, uu), None)
+        flops = (Rows.of(table, rows, Q_FLOPS)(uu, uu, seg)[:, None] + ctx.flops_shared[:, :, None]
+                 + uu * ctx.flops_per_sequence[:, :, None])  # fmt: skip
+        bytes_ = (Rows.of(table, rows, Q_BYTES)(uu, uu, seg)[:, None] + ctx.bytes_shared[:, :, None]
+                  + uu * ctx.bytes_per_sequence[:, :, None])  # fmt: skip
         compute = flops * d.seconds_per_flop[rows, h][:, None, None]
         memory = bytes_ * (1.0 / self.hw.memory_bytes_per_s[h])
         growing = self._op_s(h, compute, memory, table.kernels[rows][:, None, None]) * table.count[rows][:, None, None]
-        return fixed[:, None] + _part_sums(table.part[rows], growing)
+        return fixed, _part_sums(table.part[rows], growing), where.ravel()
 
     def decode_periods_s(self, layout: Layout, contexts: Sequence[int], h: np.ndarray, batch: np.ndarray,
                          pp: np.ndarray, engine: EngineConfig | None = None) -> np.ndarray:  # fmt: skip
         """(contexts, configs): the decode step of `batch` sequences at each context, as
         engine.estimate times it: with m micro-batches in flight, the slower of one micro-batch
         through every stage and m times the slowest stage (the pipeline period)."""
+        return self._decode_s(layout, contexts, h, batch, pp, engine, mean=False)
+
+    def decode_step_s(self, layout: Layout, context: int, h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
+                      engine: EngineConfig | None = None) -> np.ndarray:  # fmt: skip
+        """One decode step of `batch` sequences at `context` tokens: the pipeline period (engine.estimate)."""
+        return self._decode_s(layout, [context], h, batch, pp, engine, mean=True)
+
+    def tpot_s(self, layout: Layout, isl: int, osl: int, h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
+               engine: EngineConfig | None = None) -> np.ndarray:  # fmt: skip
+        """TPOT as engine.estimate defines it: the mean period of the decode steps it samples
+        (engine.decode_contexts), one token per sequence each."""
+        return self._decode_s(layout, decode_contexts(isl, osl), h, batch, pp, engine, mean=True)
+
+    def _decode_s(self, layout: Layout, contexts: Sequence[int], h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
+                  engine: EngineConfig | None, mean: bool) -> np.ndarray:  # fmt: skip
+        """Periods (contexts, configs), or their mean (configs,), accelerator by accelerator."""
         micro_batches = np.minimum(pp, batch)
         micro = -(-batch // micro_batches)
         u_max = int(-(-micro.max() // layout.attn_dp))
@@ -577,28 +597,38 @@ class FastModel:
         s = np.maximum(micro, 1).astype(float)
         u = np.ceil(s / layout.attn_dp)
         ctx = self.context_ops(layout, tuple(contexts), u_max) if len(contexts) > 1 else None
-        if ctx is not None and not table.group_ops[ctx.rows].any():
-            parts = _by_hardware(h, lambda hv, sel: self._decode_parts_on(table, derived, ctx, hv, u[sel], s[sel]))
-        else:  # one table per context: exact, slower
-            parts = np.stack([self.part_times(*self.table(layout, Phase.DECODE, 1, c, u_max), h, u, s)
-                              for c in contexts], axis=1)  # fmt: skip
-        st = self._stages(parts, layout, h, s, 1, table.boundary_bytes_per_token, pp)
-        period_s = np.maximum(st.total_s, micro_batches * st.slowest_s)
+        if ctx is not None and table.group_ops[ctx.rows].any():
+            ctx = None
+        per_context = [] if ctx is not None else [self.table(layout, Phase.DECODE, 1, c, u_max) for c in contexts]
+
+        def periods(parts: Sequence[np.ndarray], sel: np.ndarray) -> np.ndarray:
+            st = self._stages(parts, layout, h[sel], s[sel], 1, table.boundary_bytes_per_token, pp[sel])
+            return np.maximum(st.total_s, micro_batches[sel] * st.slowest_s)
+
+        def on(hv: int, sel: np.ndarray) -> np.ndarray:
+            if ctx is None:  # one table per context: exact, slower
+                each = [_part_sums(t.part, self._op_times_on(t, d, hv, u[sel], s[sel])) for t, d in per_context]
+                period_s = periods(np.stack(each, axis=1), sel)
+                return period_s.sum(axis=0) / len(contexts) if mean else period_s
+            fixed, growing, where = self._decode_parts_on(table, derived, ctx, hv, u[sel], s[sel])
+
+            def parts_at(cols: np.ndarray) -> tuple[np.ndarray, ...]:  # (contexts, configs) where they grow
+                return tuple(fixed[i, cols] + growing[i][:, where[cols]] if growing[i].any() else fixed[i, cols]
+                             for i in range(_PARTS))  # fmt: skip
+
+            if not mean:
+                return periods(parts_at(np.arange(len(sel))), sel)
+            # one stage: the period is the sum of the parts, so its mean is the parts' mean
+            out = fixed.sum(axis=0) + (growing.sum(axis=(0, 1)) / len(contexts))[where]
+            staged = np.flatnonzero(pp[sel] > 1)
+            if len(staged):
+                out[staged] = periods(parts_at(staged), sel[staged]).sum(axis=0) / len(contexts)
+            return out
+
+        out = _by_hardware(h, on)
         if engine is not None:
-            period_s = period_s + engine.step_overhead + batch * engine.per_sequence_overhead
-        return np.asarray(period_s, dtype=float)
-
-    def decode_step_s(self, layout: Layout, context: int, h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
-                      engine: EngineConfig | None = None) -> np.ndarray:  # fmt: skip
-        """One decode step of `batch` sequences at `context` tokens: the pipeline period (engine.estimate)."""
-        return self.decode_periods_s(layout, [context], h, batch, pp, engine)[0]
-
-    def tpot_s(self, layout: Layout, isl: int, osl: int, h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
-               engine: EngineConfig | None = None) -> np.ndarray:  # fmt: skip
-        """TPOT as engine.estimate defines it: the mean period of the decode steps it samples
-        (engine.decode_contexts), one token per sequence each."""
-        contexts = decode_contexts(isl, osl)
-        return self.decode_periods_s(layout, contexts, h, batch, pp, engine).sum(axis=0) / len(contexts)
+            out = out + engine.step_overhead + batch * engine.per_sequence_overhead
+        return np.asarray(out, dtype=float)
 
     def ttft_batch_s(self, layout: Layout, isl: int, h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
                      engine: EngineConfig | None = None) -> np.ndarray:  # fmt: skip
