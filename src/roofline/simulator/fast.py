@@ -510,10 +510,10 @@ class FastModel:
         time *= table.count[:, None]
         return time
 
-    def _stages(self, parts: Sequence[np.ndarray], layout: Layout, h: np.ndarray, s: np.ndarray, new_tokens: int,
-                boundary_bytes_per_token: float, pp: np.ndarray) -> StageTimes:  # fmt: skip
-        """Part times (3 arrays of shape (..., configs)) of one micro-batch of s sequences split over pp stages as
-        plan.stage_placements does, the hand-offs added."""
+    def _stages(self, parts: np.ndarray | Sequence[np.ndarray], layout: Layout, h: np.ndarray, s: np.ndarray,
+                new_tokens: int, boundary_bytes_per_token: float, pp: np.ndarray) -> StageTimes:  # fmt: skip
+        """Part times (3 arrays of shape (..., configs)) of one micro-batch of s sequences split
+        over pp stages as plan.stage_placements does, the hand-offs added."""
         layers_s, embedding_s, head_s = parts
         crosses = (layout.tp * layout.attn_dp * pp > self.hw.domain_gpus[h]) & self.hw.scale_out[h]
         hand_off_s = comm_time(self._pp_tables, 2 * h + crosses, s * new_tokens * boundary_bytes_per_token)
@@ -601,7 +601,7 @@ class FastModel:
             ctx = None
         per_context = [] if ctx is not None else [self.table(layout, Phase.DECODE, 1, c, u_max) for c in contexts]
 
-        def periods(parts: Sequence[np.ndarray], sel: np.ndarray) -> np.ndarray:
+        def periods(parts: np.ndarray | Sequence[np.ndarray], sel: np.ndarray) -> np.ndarray:
             st = self._stages(parts, layout, h[sel], s[sel], 1, table.boundary_bytes_per_token, pp[sel])
             return np.maximum(st.total_s, micro_batches[sel] * st.slowest_s)
 
