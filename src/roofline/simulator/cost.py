@@ -68,9 +68,9 @@ class OpCost:
         return max(parts, key=lambda k: parts[k])
 
 
-# The smallest K chunk a split-K GEMM gives each SM: a modelling choice of this project (cuBLAS and
-# CUTLASS pick split-K by heuristics they do not publish); a chunk of 256 keeps each split's
-# k-loop a few tiles deep, so splitting never charges a GEMM less than its k-loop can deliver.
+# The smallest K chunk a split-K GEMM gives each SM. A modelling choice of this project (there
+# since the first engine), not a published library constant: cuBLAS and CUTLASS choose split-K
+# by internal heuristics. Not a hardware property, so not in the accelerator YAML.
 MIN_SPLIT_K = 256
 
 Num = TypeVar("Num", float, "NDArray[Any]")  # a Python number, or a numpy array of configurations

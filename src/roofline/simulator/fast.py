@@ -13,14 +13,16 @@ concave in u and come out within a few per cent.
 Then, as numpy arrays over configurations (hardware, pipeline stages pp, batch B):
 
     op time   = (p-norm(FLOPs / (peak x fraction x wave utilisation), bytes / (bandwidth x fraction)) or comm
-                 + kernels x kernel overhead) x count                 -- the per-op model of cost.py
+                 + kernels x kernel overhead) x count  -- cost.py's own functions: kernel_time_s,
+                 wave_utilization, RooflineCostModel.flops_rate
     comm      = the collective model (collectives.py) tabulated on a message-size grid per hardware
                 and group (4 points per octave), linear in between: alpha + beta x size per segment
     stages    = layers are split over pp stages; a stage of n layers costs n / L of the layer time
                 (exact for uniform stacks; the few dense-FFN layers of some MoE models are averaged),
                 the first adds the embedding, the last the LM head, all but the last the hand-off
     step      = max(sum of stages, micro-batches x slowest stage)     -- the engine's pipeline period
-    TPOT      = one decode step at the mean context of the decode steps the estimator samples
+    TPOT      = the mean step over the decode contexts the estimator samples (engine.decode_contexts);
+                the ops that grow with the context (ContextOps) are timed at each, the rest once
     TTFT      = the batch's prefill steps (plan.prefill_chunks) one after another, pipelined
     memory    = weights + KV x sequences per replica + the largest prefill step's activations on the
                 most loaded stage, plus the runtime reserve, against capacity: the rule of memory.py
