@@ -137,12 +137,9 @@ def test_pipeline_parallel_splits_weights_and_adds_hops() -> None:
 
 def test_wave_quantization() -> None:
     """A 128x256-tile GEMM with exactly 132 tiles fills one H100 wave; 133 tiles need two waves."""
-    from roofline.hardware_specs.schema import MatmulTile
-    from roofline.ir import MatmulShape
-
-    tiles = [MatmulTile(m=128, n=256)]
-    assert wave_utilization(MatmulShape(m=128 * 12, n=256 * 11, k=4096), 132, tiles) == pytest.approx(1.0)
-    assert wave_utilization(MatmulShape(m=128 * 133, n=256, k=4096), 132, tiles) == pytest.approx(133 / 264)
+    tiles = [(128, 256)]
+    assert wave_utilization(128 * 12, 256 * 11, 4096, 1, 132, tiles) == pytest.approx(1.0)
+    assert wave_utilization(128 * 133, 256, 4096, 1, 132, tiles) == pytest.approx(133 / 264)
 
 
 def test_decode_contexts_sample_the_whole_generation() -> None:

@@ -1,7 +1,7 @@
 """The vectorised fast path (simulator/fast.py) and the capacity planner (roofline.planner).
 
 The fast path is held to the full estimator it is built from: per-step times equal to
-engine.time_step where the quantities are exactly linear, TPOT/TTFT within 5% of engine.estimate
+engine.time_step where the quantities are exactly linear, TPOT/TTFT within 1% of engine.estimate
 (the issue asks 15%) and the same memory fit as memory.memory_result. The queueing pieces are
 checked against a simulated M/D/1 queue and hand-worked Erlang C values.
 """
@@ -98,8 +98,12 @@ def test_fast_path_against_the_full_estimator(case: tuple) -> None:
     layout = Layout(tp, ep, adp, w.shipped_precision)
     tpot = fast.tpot_s(layout, isl, osl, _one(0), _one(batch), _one(pp))[0]
     ttft = fast.ttft_batch_s(layout, isl, _one(0), _one(batch), _one(pp))[0]
-    assert tpot == pytest.approx(full.tpot_s, rel=0.05)
-    assert ttft == pytest.approx(full.ttft_batch_s, rel=0.05)
+    # TPOT is the estimator's own mean over its sampled decode steps (test_formulas holds it to
+    # 1e-12 where nothing is interpolated); what is left here is the fast path's interpolation of
+    # the MoE experts a step touches (u grid, <= 0.7% on these cases) and of collective times
+    # (message-size grid, ~1e-4): 1%, down from 5% when TPOT was one step at the mean context
+    assert tpot == pytest.approx(full.tpot_s, rel=0.01)
+    assert ttft == pytest.approx(full.ttft_batch_s, rel=0.01)
 
 
 @pytest.mark.parametrize("model_id,hardware,tp,ep,pp", [("llama-3.1-70b", "h100-sxm", 2, 1, 1),

@@ -29,7 +29,7 @@ from roofline.calibration.cases import FITTED_FAMILIES, BenchCase, Family
 from roofline.dtypes import DType
 from roofline.hardware_specs.schema import Accelerator, EfficiencySpec, MatmulTile
 from roofline.ir import OpKind
-from roofline.simulator.cost import wave_utilization
+from roofline.simulator.cost import kernel_time_s, wave_utilization
 
 FloatArray = np.ndarray
 MIN_FRACTION, MAX_FRACTION = 1e-4, 1.0
@@ -73,8 +73,9 @@ class Predictor:
         if key not in self._waves:
             sm = self.accelerator.sram.sm_count
             self._waves[key] = np.array(
-                [wave_utilization(c.op.shape, sm, list(tiles)) if c.op.shape is not None else 1.0 for c in self.cases]
-            )
+                [wave_utilization(s.m, s.n, s.k, s.batch, sm, key) if (s := c.op.shape) is not None else 1.0
+                 for c in self.cases]
+            )  # fmt: skip
         return self._waves[key]
 
     def times(self, eff: EfficiencySpec) -> FloatArray:
@@ -83,16 +84,7 @@ class Predictor:
         fraction = np.where(self.is_attention, eff.attention_fraction, fraction)
         compute_s = self.flops / (self.peak * fraction)
         memory_s = self.bytes / (self.accelerator.memory.bandwidth * eff.memory_bandwidth_fraction)
-        return _p_norm(compute_s, memory_s, eff.overlap_exponent) + self.kernels * eff.kernel_overhead
-
-
-def _p_norm(c: FloatArray, m: FloatArray, p: float) -> FloatArray:
-    big = np.maximum(c, m)
-    if math.isinf(p):
-        return big
-    safe = np.where(big > 0, big, 1.0)
-    both = (c > 0) & (m > 0)
-    return np.where(both, safe * ((c / safe) ** p + (m / safe) ** p) ** (1.0 / p), big)
+        return kernel_time_s(compute_s, memory_s, eff.overlap_exponent) + self.kernels * eff.kernel_overhead
 
 
 def relative_errors(predicted_s: FloatArray, measured_s: FloatArray) -> FloatArray:

@@ -16,17 +16,21 @@ roofline.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
-from roofline.hardware_specs.schema import MatmulTile
-from roofline.ir import MatmulShape, Op, OpKind
+from roofline.ir import Op, OpKind
 from roofline.memo import Memo
 from roofline.simulator.collectives import CollectiveModel, CommLibrary, GroupTopology, load_library
 from roofline.simulator.comm import topology_for
 from roofline.simulator.plan import ParallelPlan
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +45,8 @@ class OpCost:
 
     @property
     def kernel_s(self) -> float:
-        """Compute and memory of one kernel: the p-norm of the two (max() when p is infinite)."""
-        c, m, p = self.compute_s, self.memory_s, self.overlap_exponent
-        if math.isinf(p) or c == 0.0 or m == 0.0:
-            return max(c, m)
-        big = max(c, m)
-        return big * ((c / big) ** p + (m / big) ** p) ** (1.0 / p)
+        """Compute and memory of one kernel: their p-norm (kernel_time_s)."""
+        return kernel_time_s(self.compute_s, self.memory_s, self.overlap_exponent)
 
     @property
     def time_s(self) -> float:
@@ -69,21 +69,66 @@ class OpCost:
         return max(parts, key=lambda k: parts[k])
 
 
-def wave_utilization(shape: MatmulShape, sm_count: int, tiles: list[MatmulTile], min_split_k: int = 256) -> float:
-    """Useful fraction of the tile slots a GEMM occupies, best over the kernel's tile choices.
+# The smallest K chunk a split-K GEMM gives each SM. A modelling choice of this project (there
+# since the first engine), not a published library constant: cuBLAS and CUTLASS choose split-K
+# by internal heuristics. Not a hardware property, so not in the accelerator YAML.
+MIN_SPLIT_K = 256
+
+Num = TypeVar("Num", float, "NDArray[Any]")  # a Python number, or a numpy array of configurations
+
+
+_NUMBER = (int, float)  # Python numbers: the scalar estimate runs on them and never imports numpy
+
+
+def _numpy() -> Any:
+    """numpy, for the array forms of the formulas below (whoever passes arrays has imported it)."""
+    import numpy
+
+    return numpy
+
+
+def kernel_time_s(compute_s: Num, memory_s: Num, overlap_exponent: float) -> Num:
+    """One kernel's time from its compute and memory times: (compute^p + memory^p)^(1/p), max()
+    when p is infinite. Python floats, or numpy arrays over configurations (element-wise).
+
+    A side that is 0 gives exactly the other side ((0 + 1)^(1/p) = 1): the scalar form returns it
+    without the powers, which is the same number."""
+    p = overlap_exponent
+    if isinstance(compute_s, _NUMBER) and isinstance(memory_s, _NUMBER):
+        big: Any = compute_s if compute_s >= memory_s else memory_s
+        if compute_s == 0 or memory_s == 0 or math.isinf(p):
+            return big
+        safe: Any = big
+    else:
+        np = _numpy()
+        big = np.maximum(compute_s, memory_s)
+        if math.isinf(p):
+            return big
+        safe = np.where(big > 0, big, 1.0)  # both 0: 0 x (0 + 0)^(1/p) = 0
+    return big * ((compute_s / safe) ** p + (memory_s / safe) ** p) ** (1.0 / p)
+
+
+def wave_utilization(m: Num, n: Num, k: Num, batch: Num, sm_count: float | NDArray[Any],
+                     tiles: Sequence[tuple[float, float]], min_split_k: int = MIN_SPLIT_K) -> Num:  # fmt: skip
+    """Useful fraction of the tile slots a GEMM C[m, n] = A[m, k] B[k, n] (`batch` of them)
+    occupies, best over the kernel's output tiles (tile m, tile n). Python numbers, or numpy
+    arrays over configurations (element-wise; then m must be an array).
 
     Output tiles are spread over the SMs in waves; a partial last wave and tiles hanging over
     the matrix edge do no useful work (wave and tile quantization). When there are fewer tiles
     than SMs, K is split (split-K, as cuBLAS does for skinny GEMMs) into chunks of at least
     `min_split_k` so the idle SMs get work.
     """
-    best = 0.0
-    for tile in tiles:
-        count = math.ceil(shape.m / tile.m) * math.ceil(shape.n / tile.n) * shape.batch
-        splits = max(1, min(sm_count // count, shape.k // min_split_k)) if count < sm_count else 1
-        waves = math.ceil(count * splits / sm_count)
-        useful = shape.m * shape.n * shape.batch * splits
-        best = max(best, useful / (waves * sm_count * tile.m * tile.n))
+    numbers = isinstance(m, _NUMBER) and isinstance(sm_count, _NUMBER)  # the estimator's hot path: all Python ints
+    maximum, minimum = (max, min) if numbers else (_numpy().maximum, _numpy().minimum)
+    useful = m * n * batch
+    max_splits = k // min_split_k
+    best: Any = 0.0
+    for tile_m, tile_n in tiles:
+        count = -(-m // tile_m) * -(-n // tile_n) * batch  # ceil(m / tile m) x ceil(n / tile n) x batch
+        splits = maximum(1, minimum(sm_count // count, max_splits))  # 1 once the tiles fill the SMs
+        waves = -(-(count * splits) // sm_count)
+        best = maximum(best, useful * splits / (waves * sm_count * tile_m * tile_n))
     return best
 
 
@@ -102,6 +147,8 @@ class RooflineCostModel:
         self._overhead_s = 0.0 if ideal else acc.efficiency.kernel_overhead
         self._overlap_exponent = math.inf if ideal else acc.efficiency.overlap_exponent
         self._attention_fraction = acc.efficiency.attention_fraction_for(attention_kernel)
+        self._sm_count = acc.sram.sm_count
+        self._tiles = [(t.m, t.n) for t in acc.efficiency.matmul_tiles]
         self._costs = Memo()
         self.steps = Memo()  # the engine's step timings on this model (engine.time_step)
 
@@ -128,21 +175,31 @@ class RooflineCostModel:
         assert peak is not None
         return peak
 
+    def flops_rate(self, kind: OpKind, dtype: DType) -> tuple[float, float]:
+        """The peak FLOP/s an op of this kind and format runs against, and the achievable fraction
+        of it before wave quantization: elementwise ops on the fp32 vector units at the full peak,
+        attention at the attention fraction, matmuls at the math format's matmul fraction (every
+        fraction 1 under --ideal); collectives do no math (an infinite rate). Raises RooflineError
+        for a format the accelerator cannot run."""
+        if kind is OpKind.COLLECTIVE:
+            return math.inf, 1.0
+        if kind is OpKind.ELEMENTWISE:
+            return self.peak_flops_per_s(DType.FP32), 1.0  # vector units, not tensor cores
+        dtype = self.math_dtype(dtype)
+        peak = self.peak_flops_per_s(dtype)
+        if self.ideal:
+            return peak, 1.0
+        if kind is OpKind.ATTENTION:
+            return peak, self._attention_fraction
+        return peak, self.cluster.accelerator.efficiency.matmul_fraction_for(dtype)
+
     def _compute_s(self, op: Op) -> float:
         if op.flops == 0:
             return 0.0
-        acc = self.cluster.accelerator
-        if op.kind is OpKind.ELEMENTWISE:
-            return op.flops / self.peak_flops_per_s(DType.FP32)  # vector units, not tensor cores
-        dtype = self.math_dtype(op.dtype)
-        peak = self.peak_flops_per_s(dtype)
-        if self.ideal:
-            return op.flops / peak
-        if op.kind is OpKind.ATTENTION:
-            return op.flops / (peak * self._attention_fraction)
-        fraction = acc.efficiency.matmul_fraction_for(dtype)
-        if op.shape is not None:
-            fraction *= wave_utilization(op.shape, acc.sram.sm_count, acc.efficiency.matmul_tiles)
+        peak, fraction = self.flops_rate(op.kind, op.dtype)
+        if op.kind is OpKind.MATMUL and op.shape is not None and not self.ideal:
+            s = op.shape
+            fraction *= wave_utilization(s.m, s.n, s.k, s.batch, self._sm_count, self._tiles)
         return op.flops / (peak * fraction)
 
     def _comm(self, op: Op) -> tuple[float, str]:

@@ -13,14 +13,16 @@ concave in u and come out within a few per cent.
 Then, as numpy arrays over configurations (hardware, pipeline stages pp, batch B):
 
     op time   = (p-norm(FLOPs / (peak x fraction x wave utilisation), bytes / (bandwidth x fraction)) or comm
-                 + kernels x kernel overhead) x count                 -- the per-op model of cost.py
+                 + kernels x kernel overhead) x count  -- cost.py's own functions: kernel_time_s,
+                 wave_utilization, RooflineCostModel.flops_rate
     comm      = the collective model (collectives.py) tabulated on a message-size grid per hardware
                 and group (4 points per octave), linear in between: alpha + beta x size per segment
     stages    = layers are split over pp stages; a stage of n layers costs n / L of the layer time
                 (exact for uniform stacks; the few dense-FFN layers of some MoE models are averaged),
                 the first adds the embedding, the last the LM head, all but the last the hand-off
     step      = max(sum of stages, micro-batches x slowest stage)     -- the engine's pipeline period
-    TPOT      = one decode step at the mean context of the decode steps the estimator samples
+    TPOT      = the mean step over the decode contexts the estimator samples (engine.decode_contexts);
+                the ops that grow with the context (ContextOps) are timed at each, the rest once
     TTFT      = the batch's prefill steps (plan.prefill_chunks) one after another, pipelined
     memory    = weights + KV x sequences per replica + the largest prefill step's activations on the
                 most loaded stage, plus the runtime reserve, against capacity: the rule of capacity.py,
@@ -45,7 +47,7 @@ from roofline.ir import CollectiveKind, Op, OpKind, Phase, Placement, Precision,
 from roofline.simulator import capacity as capacity_rule
 from roofline.simulator.collectives import CollectiveModel, GroupTopology, load_library
 from roofline.simulator.comm import topology_for
-from roofline.simulator.cost import RooflineCostModel
+from roofline.simulator.cost import RooflineCostModel, kernel_time_s, wave_utilization
 from roofline.simulator.engine import decode_contexts
 from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS, ParallelPlan, stage_placements
 from roofline.simulator.serving.engine_config import EngineConfig
@@ -53,9 +55,9 @@ from roofline.workloads.base import Workload
 
 SIZE_STEPS_PER_OCTAVE = 4
 SIZE_GRID_BYTES = 2.0 ** (np.arange(0, SIZE_STEPS_PER_OCTAVE * 44 + 1) / SIZE_STEPS_PER_OCTAVE)  # 1 B .. 16 TB
-MIN_SPLIT_K = 256  # as cost.wave_utilization
 _PARTS = 3  # layers, embedding, LM head
 _KIND_CODE = {OpKind.MATMUL: 0, OpKind.ATTENTION: 1, OpKind.ELEMENTWISE: 2, OpKind.COLLECTIVE: 3}
+_KINDS = tuple(_KIND_CODE)  # code -> OpKind
 
 
 @dataclass(frozen=True)
@@ -247,17 +249,6 @@ def comm_time(tables: np.ndarray, rows: np.ndarray, size_bytes: np.ndarray) -> n
     return tables[rows, i] * (1.0 - w) + tables[rows, i + 1] * w
 
 
-def overlap(compute_s: np.ndarray, memory_s: np.ndarray, p: float) -> np.ndarray:
-    """(compute^p + memory^p)^(1/p), as RooflineCostModel's OpCost.kernel_s (max() when p is inf)."""
-    big = np.maximum(compute_s, memory_s)
-    if math.isinf(p):
-        return big
-    safe = np.where(big > 0, big, 1.0)
-    both = (compute_s > 0) & (memory_s > 0)
-    norm = big * ((compute_s / safe) ** p + (memory_s / safe) ** p) ** (1.0 / p)
-    return np.where(both, norm, big)
-
-
 @dataclass(frozen=True)
 class HardwareArrays:
     """Per-accelerator numbers from the YAML, as arrays over the model's clusters."""
@@ -292,46 +283,18 @@ class HardwareArrays:
         )
 
 
-def wave_utilization(m: np.ndarray, n: np.ndarray, k: np.ndarray, batch: np.ndarray | None, sm: np.ndarray,
-                     tile_m: np.ndarray, tile_n: np.ndarray) -> np.ndarray:  # fmt: skip
-    """cost.wave_utilization on arrays: the best over the tiles (last axis of tile_m / tile_n);
-    batch None means 1."""
-    useful = m * n if batch is None else m * n * batch
-    max_splits = np.maximum(1.0, np.floor(k / MIN_SPLIT_K))
-    best = np.zeros(np.broadcast(m, sm).shape)
-    for t in range(tile_m.shape[-1]):
-        tm, tn = tile_m[..., t], tile_n[..., t]
-        count = np.ceil(m / tm) * np.ceil(n / tn)
-        if batch is not None:
-            count *= batch
-        # split-K only when there are fewer tiles than SMs: splits = clip(floor(sm / count), 1, max_splits)
-        splits = np.maximum(1.0, np.minimum(np.floor(sm / count), max_splits))
-        splits[count >= sm] = 1.0
-        waves = np.ceil(count * splits / sm)
-        np.maximum(best, useful * splits / (waves * (sm * tm * tn)), out=best)
-    return best
-
-
 def _inverse(peak: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
         return np.where(peak > 0, 1.0 / peak, 1e30)
 
 
 def _peak_for(model: RooflineCostModel, kind: int, dtype: DType) -> float:
-    """Achievable FLOP/s of an op before wave quantization, as cost.RooflineCostModel._compute_s."""
-    acc = model.cluster.accelerator
+    """Achievable FLOP/s of an op before wave quantization (cost.RooflineCostModel.flops_rate)."""
     try:
-        if kind == _KIND_CODE[OpKind.ELEMENTWISE]:
-            return model.peak_flops_per_s(DType.FP32)
-        if kind == _KIND_CODE[OpKind.COLLECTIVE]:
-            return math.inf
-        math_dtype = model.math_dtype(dtype)
-        peak = model.peak_flops_per_s(math_dtype)
+        peak, fraction = model.flops_rate(_KINDS[kind], dtype)
     except RooflineError:
         return 0.0  # the format cannot run here: infinite time
-    if kind == _KIND_CODE[OpKind.ATTENTION]:
-        return peak * acc.efficiency.attention_fraction
-    return peak * acc.efficiency.matmul_fraction_for(math_dtype)
+    return peak * fraction
 
 
 @dataclass(frozen=True)
@@ -359,6 +322,99 @@ class StageTimes:
     slowest_s: np.ndarray
 
 
+@dataclass(frozen=True)
+class ContextOps:
+    """The decode ops whose size grows with the context (attention over the KV cache, a sparse
+    indexer), at every context a TPOT samples: FLOPs and bytes per instance are the table's at the
+    first context plus what the step adds at that context, shared + u x per sequence (each
+    sequence attends to its own context; a compressed index is read once per step). Built at
+    u = 1 and 2 (exact at every context, _growth), checked at u = 3 and the largest u at the last
+    context."""
+
+    rows: np.ndarray  # op indices: no GEMM shape, collective message or count changes with the context
+    flops_shared: np.ndarray  # (rows, contexts): over the first context, once per step
+    flops_per_sequence: np.ndarray  # (rows, contexts): over the first context, per sequence
+    bytes_shared: np.ndarray
+    bytes_per_sequence: np.ndarray
+    checked: int  # the largest u checked
+
+
+def _op_signature(rows: list[tuple[int, Op]]) -> list[tuple[object, ...]]:
+    """What must not change with the context: each op's part, name, kind, format, count, kernels."""
+    return [(i, op.name, op.kind, op.dtype, op.count, op.kernels) for i, op in rows]
+
+
+def _context_ops(workload: Workload, layout: Layout, contexts: tuple[int, ...], u_top: int) -> ContextOps | None:
+    def at(u: int, context: int) -> tuple[list[tuple[object, ...]], np.ndarray]:
+        rows = _op_rows(workload, layout, StepShape(Phase.DECODE, u * layout.attn_dp, 1, context))
+        return _op_signature(rows), _quantities(rows)
+
+    signature, one = _growth(at, 1, contexts)
+    two = _growth(at, 2, contexts)[1]
+    if one is None or two is None:
+        return None
+    shared, per_sequence = 2.0 * one - two, two - one  # growth(u) = shared + u x per_sequence
+    rows = np.flatnonzero((one != 0.0).any(axis=(1, 2)) | (two != 0.0).any(axis=(1, 2)))
+    if (per_sequence[rows][:, [Q_MESSAGE, Q_M, Q_N, Q_K, Q_GEMM_BATCH]] != 0.0).any() or (
+        shared[rows][:, [Q_MESSAGE, Q_M, Q_N, Q_K, Q_GEMM_BATCH]] != 0.0
+    ).any():
+        return None  # a GEMM or a collective grows with the context: not this model
+    for u in sorted({3, u_top} - {1, 2}):
+        (sig_a, a), (sig_b, b) = at(u, contexts[0]), at(u, contexts[-1])
+        expected = shared[:, :, -1] + u * per_sequence[:, :, -1]
+        if sig_a != signature or sig_b != signature or not np.allclose(b - a, expected, rtol=1e-9, atol=1e-9):
+            return None
+    return ContextOps(rows, shared[rows, Q_FLOPS], per_sequence[rows, Q_FLOPS], shared[rows, Q_BYTES],
+                      per_sequence[rows, Q_BYTES], u_top)  # fmt: skip
+
+
+def _growth(at: Callable[[int, int], tuple[list[tuple[object, ...]], np.ndarray]], u: int,
+            contexts: tuple[int, ...]) -> tuple[list[tuple[object, ...]], np.ndarray | None]:  # fmt: skip
+    """(ops, 7, contexts): a step of u sequences per replica, its quantities over the first
+    context's. Built at the two ends and three inner contexts; when those five lie on one line
+    (plain attention: FLOPs and KV bytes in proportion to the context) the line gives the rest. A
+    window or a top-k selection bends the curve one way (concave), so any inner point off the
+    chord shows it; then, as for compressed or chunked attention, every context is built. With the
+    first context's op signature; None when the operator list itself changes."""
+    signature, first = at(u, contexts[0])
+    n = len(contexts)
+    probes = sorted({0, n // 4, n // 2, 3 * n // 4, n - 1})
+    built: dict[int, np.ndarray] = {}
+
+    def build(i: int) -> bool:
+        sig, q = at(u, contexts[i])
+        built[i] = q - first
+        return sig == signature
+
+    if not all(build(i) for i in probes):
+        return signature, None
+    x = np.array(contexts, dtype=float)
+    line = built[n - 1][:, :, None] * ((x - x[0]) / (x[-1] - x[0]))
+    if all(np.allclose(line[:, :, i], built[i], rtol=1e-12, atol=1e-9) for i in probes):
+        return signature, line
+    if not all(build(i) for i in range(n) if i not in built):
+        return signature, None
+    return signature, np.stack([built[i] for i in range(n)], axis=2)
+
+
+def _part_sums(part: np.ndarray, time: np.ndarray) -> np.ndarray:
+    """(3, ...): the rows of `time` (ops first, sorted by part) summed per part."""
+    bounds = np.searchsorted(part, np.arange(_PARTS + 1))
+    return np.stack([time[bounds[i] : bounds[i + 1]].sum(axis=0) for i in range(_PARTS)])
+
+
+def _by_hardware(h: np.ndarray, compute: Callable[[int, np.ndarray], np.ndarray]) -> np.ndarray:
+    """compute(accelerator, selection) for each accelerator in h, joined along the last axis (configs)."""
+    kinds = np.unique(h)
+    if len(kinds) == 1:
+        return compute(int(kinds[0]), np.arange(len(h)))
+    pieces = [(sel, compute(int(hv), sel)) for hv in kinds for sel in [np.flatnonzero(h == hv)]]
+    out = np.empty((*pieces[0][1].shape[:-1], len(h)))
+    for sel, values in pieces:
+        out[..., sel] = values
+    return out
+
+
 class FastModel:
     """One workload on a set of clusters (one per accelerator); tables built lazily and kept."""
 
@@ -370,6 +426,7 @@ class FastModel:
         self._collectives = CollectiveModel(load_library(comm_library))
         self._tables: dict[tuple[Layout, Phase, int, int], tuple[OpTable, _Derived]] = {}
         self._sizes: dict[tuple[int, CollectiveKind, int, int, int], np.ndarray] = {}
+        self._context_ops: dict[tuple[Layout, tuple[int, ...]], ContextOps | None] = {}
         hand_off = [self._pp_topologies(c) for c in self.clusters]
         self._pp_tables = np.stack([self._size_table(h, CollectiveKind.SEND_RECV, t) for h, pair in enumerate(hand_off)
                                     for t in pair])  # fmt: skip
@@ -428,45 +485,41 @@ class FastModel:
                    s: np.ndarray) -> np.ndarray:  # fmt: skip
         """(3, configs): seconds of all layers, the embedding and the LM head for one step of s
         sequences, u of them on each attention replica."""
-        kinds = np.unique(h)
-        if len(kinds) == 1:
-            return self._part_times_on(table, derived, int(kinds[0]), u, s)
-        out = np.empty((_PARTS, len(u)))
-        for hv in kinds:
-            sel = np.flatnonzero(h == hv)
-            out[:, sel] = self._part_times_on(table, derived, int(hv), u[sel], s[sel])
-        return out
+        return _by_hardware(h, lambda hv, sel: _part_sums(table.part, self._op_times_on(table, derived, hv, u[sel],
+                                                                                          s[sel])))  # fmt: skip
 
-    def _part_times_on(self, table: OpTable, d: _Derived, h: int, u: np.ndarray, s: np.ndarray) -> np.ndarray:
-        """part_times on one accelerator: its numbers are scalars here."""
+    def _op_s(self, h: int, compute_s: np.ndarray, memory_s: np.ndarray, kernels: np.ndarray) -> np.ndarray:
+        """One instance of ops on accelerator h: compute and memory overlapped (cost.kernel_time_s),
+        plus the kernel overheads (cost.RooflineCostModel.cost)."""
+        return kernel_time_s(compute_s, memory_s, self.hw.overlap_exponent[h]) + kernels * self.hw.kernel_overhead_s[h]
+
+    def _op_times_on(self, table: OpTable, d: _Derived, h: int, u: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """(ops, configs): every op's seconds (all its instances) on accelerator h."""
         hw = self.hw
         seg = d.segments(table, u, s)
         compute = d.flops(u, s, seg) * d.seconds_per_flop[:, h : h + 1]
         mm = table.matmuls
-        if len(mm):
-            m = np.maximum(1.0, np.rint(d.gemm_m(u, s, seg)))
-            batch = None if d.single_gemms else np.maximum(1.0, np.rint(d.gemm_batch(u, s, seg)))
-            util = wave_utilization(m, table.n[mm, None], table.k[mm, None], batch, hw.sm_count[h], hw.tile_m[h],
-                                    hw.tile_n[h])  # fmt: skip
-            compute[mm] /= util
-        time = overlap(compute, d.bytes(u, s, seg) * (1.0 / hw.memory_bytes_per_s[h]), hw.overlap_exponent[h])
-        time += table.kernels[:, None] * hw.kernel_overhead_s[h]
+        if len(mm):  # integer GEMM shapes, as the estimator's (and integer division is the fast one)
+            m = np.maximum(1.0, np.rint(d.gemm_m(u, s, seg))).astype(np.int64)
+            batch = 1 if d.single_gemms else np.maximum(1.0, np.rint(d.gemm_batch(u, s, seg))).astype(np.int64)
+            tiles = [(int(a), int(b)) for a, b in zip(hw.tile_m[h], hw.tile_n[h], strict=True)]
+            n, k = table.n[mm, None].astype(np.int64), table.k[mm, None].astype(np.int64)
+            compute[mm] /= wave_utilization(m, n, k, batch, int(hw.sm_count[h]), tiles)
+        time = self._op_s(h, compute, d.bytes(u, s, seg) * (1.0 / hw.memory_bytes_per_s[h]), table.kernels[:, None])
         rows = d.collective_rows
         if len(rows):
             tables = d.comm_tables[h * len(rows) : (h + 1) * len(rows)]
             time[rows] = comm_time(tables, np.arange(len(rows))[:, None], d.message_bytes(u, s, seg))
         time *= table.count[:, None]
-        bounds = np.searchsorted(table.part, np.arange(_PARTS + 1))
-        return np.stack([time[bounds[i] : bounds[i + 1]].sum(axis=0) for i in range(_PARTS)])
+        return time
 
-    def stage_times(self, table: OpTable, derived: _Derived, layout: Layout, h: np.ndarray, sequences: np.ndarray,
-                    new_tokens: int, pp: np.ndarray) -> StageTimes:  # fmt: skip
-        """One step of `sequences` (micro-batch) through pp stages, split as plan.stage_placements does."""
-        s = np.maximum(sequences, 1).astype(float)
-        u = np.ceil(s / layout.attn_dp)
-        layers_s, embedding_s, head_s = self.part_times(table, derived, h, u, s)
+    def _stages(self, parts: np.ndarray | Sequence[np.ndarray], layout: Layout, h: np.ndarray, s: np.ndarray,
+                new_tokens: int, boundary_bytes_per_token: float, pp: np.ndarray) -> StageTimes:  # fmt: skip
+        """Part times (3 arrays of shape (..., configs)) of one micro-batch of s sequences split
+        over pp stages as plan.stage_placements does, the hand-offs added."""
+        layers_s, embedding_s, head_s = parts
         crosses = (layout.tp * layout.attn_dp * pp > self.hw.domain_gpus[h]) & self.hw.scale_out[h]
-        hand_off_s = comm_time(self._pp_tables, 2 * h + crosses, s * new_tokens * table.boundary_bytes_per_token)
+        hand_off_s = comm_time(self._pp_tables, 2 * h + crosses, s * new_tokens * boundary_bytes_per_token)
         hand_off_s = np.where(pp > 1, hand_off_s, 0.0)
         n = self.workload.num_layers
         base, extra = np.divmod(n, pp)
@@ -477,23 +530,108 @@ class FastModel:
         slowest = np.where(pp == 1, total, np.maximum(np.maximum(first, last), middle))
         return StageTimes(total, slowest)
 
+    def stage_times(self, table: OpTable, derived: _Derived, layout: Layout, h: np.ndarray, sequences: np.ndarray,
+                    new_tokens: int, pp: np.ndarray) -> StageTimes:  # fmt: skip
+        """One step of `sequences` (micro-batch) through pp stages, split as plan.stage_placements does."""
+        s = np.maximum(sequences, 1).astype(float)
+        u = np.ceil(s / layout.attn_dp)
+        parts = self.part_times(table, derived, h, u, s)
+        return self._stages(parts, layout, h, s, new_tokens, table.boundary_bytes_per_token, pp)
+
+    def context_ops(self, layout: Layout, contexts: tuple[int, ...], u_max: int) -> ContextOps | None:
+        """The decode ops that grow with the context, at `contexts` (see ContextOps); None when some
+        op's growth is not one sequence's growth times u (then each context gets its own table)."""
+        key = (layout, contexts)
+        if key in self._context_ops:
+            cached = self._context_ops[key]
+            if cached is None or cached.checked >= u_max:
+                return cached
+        u_top = 1 << max(1, math.ceil(math.log2(max(u_max, 2))))  # powers of two, as table()
+        found = _context_ops(self.workload, layout, contexts, u_top)
+        self._context_ops[key] = found
+        return found
+
+    def _decode_parts_on(self, table: OpTable, d: _Derived, ctx: ContextOps, h: int, u: np.ndarray,
+                         s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """On accelerator h: the parts (3, configs) of the ops that do not grow with the context,
+        those of the ops that do (3, contexts, distinct u) and each configuration's column in the
+        latter. The growing ops are timed at every context, once per distinct u (they are not
+        whole-step ops, so s does not enter)."""
+        time = self._op_times_on(table, d, h, u, s)
+        rows = ctx.rows
+        time[rows] = 0.0
+        fixed = _part_sums(table.part, time)
+        uu, where = np.unique(u, return_inverse=True)
+        seg = (segment(table.local.grid, uu), None)
+        flops = (Rows.of(table, rows, Q_FLOPS)(uu, uu, seg)[:, None] + ctx.flops_shared[:, :, None]
+                 + uu * ctx.flops_per_sequence[:, :, None])  # fmt: skip
+        bytes_ = (Rows.of(table, rows, Q_BYTES)(uu, uu, seg)[:, None] + ctx.bytes_shared[:, :, None]
+                  + uu * ctx.bytes_per_sequence[:, :, None])  # fmt: skip
+        compute = flops * d.seconds_per_flop[rows, h][:, None, None]
+        memory = bytes_ * (1.0 / self.hw.memory_bytes_per_s[h])
+        growing = self._op_s(h, compute, memory, table.kernels[rows][:, None, None]) * table.count[rows][:, None, None]
+        return fixed, _part_sums(table.part[rows], growing), where.ravel()
+
+    def decode_periods_s(self, layout: Layout, contexts: Sequence[int], h: np.ndarray, batch: np.ndarray,
+                         pp: np.ndarray, engine: EngineConfig | None = None) -> np.ndarray:  # fmt: skip
+        """(contexts, configs): the decode step of `batch` sequences at each context, as
+        engine.estimate times it: with m micro-batches in flight, the slower of one micro-batch
+        through every stage and m times the slowest stage (the pipeline period)."""
+        return self._decode_s(layout, contexts, h, batch, pp, engine, mean=False)
+
     def decode_step_s(self, layout: Layout, context: int, h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
                       engine: EngineConfig | None = None) -> np.ndarray:  # fmt: skip
         """One decode step of `batch` sequences at `context` tokens: the pipeline period (engine.estimate)."""
-        micro_batches = np.minimum(pp, batch)
-        micro = -(-batch // micro_batches)
-        table, derived = self.table(layout, Phase.DECODE, 1, context, int(-(-micro.max() // layout.attn_dp)))
-        st = self.stage_times(table, derived, layout, h, micro, 1, pp)
-        step_s = np.maximum(st.total_s, micro_batches * st.slowest_s)
-        if engine is not None:
-            step_s = step_s + engine.step_overhead + batch * engine.per_sequence_overhead
-        return step_s
+        return self._decode_s(layout, [context], h, batch, pp, engine, mean=True)
 
     def tpot_s(self, layout: Layout, isl: int, osl: int, h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
                engine: EngineConfig | None = None) -> np.ndarray:  # fmt: skip
-        """TPOT: the decode step at the mean context of the steps engine.estimate samples."""
-        context = round(float(np.mean(decode_contexts(isl, osl))))
-        return self.decode_step_s(layout, context, h, batch, pp, engine)
+        """TPOT as engine.estimate defines it: the mean period of the decode steps it samples
+        (engine.decode_contexts), one token per sequence each."""
+        return self._decode_s(layout, decode_contexts(isl, osl), h, batch, pp, engine, mean=True)
+
+    def _decode_s(self, layout: Layout, contexts: Sequence[int], h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
+                  engine: EngineConfig | None, mean: bool) -> np.ndarray:  # fmt: skip
+        """Periods (contexts, configs), or their mean (configs,), accelerator by accelerator."""
+        micro_batches = np.minimum(pp, batch)
+        micro = -(-batch // micro_batches)
+        u_max = int(-(-micro.max() // layout.attn_dp))
+        table, derived = self.table(layout, Phase.DECODE, 1, contexts[0], u_max)
+        s = np.maximum(micro, 1).astype(float)
+        u = np.ceil(s / layout.attn_dp)
+        ctx = self.context_ops(layout, tuple(contexts), u_max) if len(contexts) > 1 else None
+        if ctx is not None and table.group_ops[ctx.rows].any():
+            ctx = None
+        per_context = [] if ctx is not None else [self.table(layout, Phase.DECODE, 1, c, u_max) for c in contexts]
+
+        def periods(parts: np.ndarray | Sequence[np.ndarray], sel: np.ndarray) -> np.ndarray:
+            st = self._stages(parts, layout, h[sel], s[sel], 1, table.boundary_bytes_per_token, pp[sel])
+            return np.maximum(st.total_s, micro_batches[sel] * st.slowest_s)
+
+        def on(hv: int, sel: np.ndarray) -> np.ndarray:
+            if ctx is None:  # one table per context: exact, slower
+                each = [_part_sums(t.part, self._op_times_on(t, d, hv, u[sel], s[sel])) for t, d in per_context]
+                period_s = periods(np.stack(each, axis=1), sel)
+                return period_s.sum(axis=0) / len(contexts) if mean else period_s
+            fixed, growing, where = self._decode_parts_on(table, derived, ctx, hv, u[sel], s[sel])
+
+            def parts_at(cols: np.ndarray) -> tuple[np.ndarray, ...]:  # (contexts, configs) where they grow
+                return tuple(fixed[i, cols] + growing[i][:, where[cols]] if growing[i].any() else fixed[i, cols]
+                             for i in range(_PARTS))  # fmt: skip
+
+            if not mean:
+                return periods(parts_at(np.arange(len(sel))), sel)
+            # one stage: the period is the sum of the parts, so its mean is the parts' mean
+            out = fixed.sum(axis=0) + (growing.sum(axis=(0, 1)) / len(contexts))[where]
+            staged = np.flatnonzero(pp[sel] > 1)
+            if len(staged):
+                out[staged] = periods(parts_at(staged), sel[staged]).sum(axis=0) / len(contexts)
+            return out
+
+        out = _by_hardware(h, on)
+        if engine is not None:
+            out = out + engine.step_overhead + batch * engine.per_sequence_overhead
+        return np.asarray(out, dtype=float)
 
     def ttft_batch_s(self, layout: Layout, isl: int, h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
                      engine: EngineConfig | None = None) -> np.ndarray:  # fmt: skip
