@@ -54,27 +54,6 @@ def token_grid(high: int) -> np.ndarray:
     return np.unique(np.concatenate([log_grid(high), edges, edges + 1, [high]])).astype(np.int64)
 
 
-def _interp1(x: np.ndarray | float, grid: np.ndarray, values: np.ndarray) -> np.ndarray:
-    return np.interp(np.log(np.maximum(x, 1.0)), np.log(grid), values)
-
-
-def _interp2(x: np.ndarray, y: np.ndarray, gx: np.ndarray, gy: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Bilinear in (log x, log y), clamped at the grid's edges."""
-    lx, ly = np.log(gx), np.log(gy)
-    px = np.clip(np.log(np.maximum(x, 1.0)), lx[0], lx[-1])
-    py = np.clip(np.log(np.maximum(y, 1.0)), ly[0], ly[-1])
-    i = np.clip(np.searchsorted(lx, px, side="right") - 1, 0, len(lx) - 2)
-    j = np.clip(np.searchsorted(ly, py, side="right") - 1, 0, len(ly) - 2)
-    fx = (px - lx[i]) / (lx[i + 1] - lx[i])
-    fy = (py - ly[j]) / (ly[j + 1] - ly[j])
-    return (
-        table[i, j] * (1 - fx) * (1 - fy)
-        + table[i + 1, j] * fx * (1 - fy)
-        + table[i, j + 1] * (1 - fx) * fy
-        + table[i + 1, j + 1] * fx * fy
-    )
-
-
 class _LogAxis:
     """A grid's log coordinates as Python floats: locating a point is one bisect, no numpy round-trip."""
 
@@ -93,7 +72,7 @@ class _LogAxis:
         return i, (lx - logs[i]) / (logs[i + 1] - logs[i])
 
     def locate(self, x: float) -> tuple[int, float]:
-        """Cell i and fraction f of log(max(x, 1)) in it, clamped to the grid as _interp1/_interp2 do."""
+        """Cell i and fraction f of log(max(x, 1)) in it, clamped to the grid's ends."""
         logs = self.logs
         lx = math.log(x) if x > 1.0 else 0.0
         if lx <= logs[0]:
@@ -133,7 +112,7 @@ class _Curve:
 
 
 class _Surface:
-    """A 2-D table bilinear in (log x, log y), clamped at the edges: _interp2 on floats. Values are
+    """A 2-D table bilinear in (log x, log y), clamped at the edges, on floats. Values are
     computed on first read (`value_at(i, j)`); a corner whose weight is zero is not needed."""
 
     __slots__ = ("x", "y", "rows", "value_at")
@@ -154,7 +133,7 @@ class _Surface:
         return self._bilinear(i, j, 1 - fx, fx, fy)
 
     def _bilinear(self, i: int, j: int, a: float, b: float, fy: float) -> float:
-        # the four corners as _interp2 sums them; a corner of weight zero adds 0.0 and is not computed
+        # the four corners in a fixed order; a corner of weight zero adds 0.0 and is not computed
         at = self.at
         lo_j = at(i, j) * a * (1 - fy) if a and fy != 1 else 0.0
         hi_j = at(i + 1, j) * b * (1 - fy) if b and fy != 1 else 0.0
@@ -305,22 +284,24 @@ class StepTimeModel:
 
     def head(self, rows: float | np.ndarray) -> np.ndarray:
         """LM head + logits gather + sampling for `rows` sequences that emit a token."""
-        return _interp1(rows, self.token_grid, self.head_s)
+        return np.vectorize(self._head_curve, otypes=[float])(rows)
 
     def body(self, tokens: float | np.ndarray) -> np.ndarray:
         """Every operator but the head, for `tokens` tokens."""
         return self.base(tokens) - self.head(tokens)
 
     def base(self, tokens: float | np.ndarray) -> np.ndarray:
-        return _interp1(tokens, self.token_grid, self.base_s)
+        return np.vectorize(self._base_curve, otypes=[float])(tokens)
 
     def decode_attention(self, decodes: np.ndarray, context: np.ndarray) -> np.ndarray:
-        out = _interp2(decodes, context, self.decode_grid, self.context_grid, self.decode_attention_s)
-        return np.where(np.asarray(decodes) > 0, out, 0.0)
+        """The decode surface at each (decodes, context) pair; 0 where nothing decodes."""
+        read = np.vectorize(lambda d, c: self._decode_surface(d, c) if d > 0 else 0.0, otypes=[float])
+        return read(decodes, context)
 
     def prefill_attention(self, chunk: np.ndarray, context: np.ndarray) -> np.ndarray:
-        out = _interp2(chunk, context, self.chunk_grid, self.context_grid, self.prefill_attention_s)
-        return np.where(np.asarray(chunk) > 0, out, 0.0)
+        """The prefill surface at each (chunk, context) pair; 0 for an empty chunk."""
+        read = np.vectorize(lambda p, c: self._prefill_surface(p, c) if p > 0 else 0.0, otypes=[float])
+        return read(chunk, context)
 
     def _decode_only_parts(self, decodes: int) -> tuple[float, float]:
         """What a decode-only step of `decodes` sequences costs whatever the context: body and head of
