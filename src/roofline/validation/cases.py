@@ -38,6 +38,11 @@ SCENARIO_METRICS: dict[str, tuple[str, ...]] = {
     "gemm": ("tflops", "gbps", "latency_us"),
     "memory_copy": ("gbps",),
     "allreduce": ("busbw_gbps", "latency_us"),
+    "grouped_gemm": ("tflops", "gbps", "latency_us"),
+    "attention_kernel": ("tflops", "gbps", "latency_us"),
+    "moe_experts": ("latency_us",),
+    "ep_dispatch": ("latency_us", "gbps"),
+    "ep_combine": ("latency_us", "gbps"),
 }
 SERVING_SCENARIOS = ("max_throughput", "request_rate", "concurrency")
 # Columns a row of a predicted scenario needs beyond REQUIRED_COLUMNS: a file without one is an error.
@@ -48,7 +53,14 @@ SCENARIO_COLUMNS: dict[str, tuple[str, ...]] = {
     "gemm": ("load",),
     "memory_copy": ("load",),
     "allreduce": ("load",),
+    "grouped_gemm": ("load",),
+    "attention_kernel": ("load",),
+    "moe_experts": ("load",),
+    "ep_dispatch": ("load",),
+    "ep_combine": ("load",),
 }
+# Kernel scenarios whose load is `key=value;key=value` (README of the validation data).
+KEY_VALUE_SCENARIOS = ("grouped_gemm", "attention_kernel", "moe_experts", "ep_dispatch", "ep_combine")
 STREAM_KERNELS = ("copy", "scale", "add", "triad")
 
 TRAINING = "training"  # the scenario given to the rows of a training file
@@ -56,7 +68,8 @@ TRAINING_MARKERS = ("seq_len", "global_batch", "micro_batch")  # with no scenari
 TRAINING_REQUIRED_COLUMNS = ("case_id", "hardware", "num_gpus", *TRAINING_MARKERS, "precision", "metric", "value")
 TRAINING_PRECISIONS = ("bf16", "fp8-cs", "fp8-ds", "mxfp8", "nvfp4")
 
-LoadValue = float | tuple[int, int, int] | str | None
+KeyValues = tuple[tuple[str, str], ...]  # a key=value load, in the order written
+LoadValue = float | tuple[int, int, int] | KeyValues | str | None
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,34 @@ class Case:
     metric: str
     value: float
     runtime: str = ""  # the software that produced the number (`runtime`, or a training file's `framework`)
+    notes: str = ""  # the file's free-text `notes` column (kernel rows: quantisation mode, kernel source, ...)
+
+    @property
+    def gemm_shape(self) -> tuple[int, int, int]:
+        """M, N, K of a `gemm` row's load."""
+        value = self.load_value
+        if not (isinstance(value, tuple) and len(value) == 3 and all(isinstance(v, int) for v in value)):
+            raise RooflineError(f"row {self.case_id}: the load '{self.load}' is not MxNxK")
+        return value  # type: ignore[return-value]
+
+    @property
+    def load_fields(self) -> dict[str, str]:
+        """The keys of a `key=value;...` load (kernel scenarios), lower-case keys; {} for any other load."""
+        if isinstance(self.load_value, tuple) and self.load_value and isinstance(self.load_value[0], tuple):
+            return {key: value for key, value in self.load_value}
+        return {}
+
+    def load_int(self, key: str, default: int | None = None) -> int:
+        """An integer key of the load; RooflineError naming the row when it is missing or not a whole number."""
+        text = self.load_fields.get(key)
+        if text is None:
+            if default is not None:
+                return default
+            raise RooflineError(f"row {self.case_id}: the {self.scenario} load has no '{key}'")
+        try:
+            return int(text)
+        except ValueError:
+            raise RooflineError(f"row {self.case_id}: '{key}={text}' is not a whole number") from None
 
     def run_key(self) -> tuple[object, ...]:
         """What the prediction depends on: rows that differ only in metric share one simulation."""
@@ -183,6 +224,21 @@ def _no_load(text: str) -> None:
     return None
 
 
+def _key_values(text: str) -> KeyValues:
+    """`key=value;key=value` (kernel loads): pairs with non-empty keys and values, keys lower-case."""
+    pairs = []
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError
+        pairs.append((key.strip().lower(), value.strip()))
+    if not pairs:
+        raise ValueError
+    return tuple(pairs)
+
+
 _LOAD_PARSERS: dict[str, tuple[Callable[[str], LoadValue], str]] = {
     "max_throughput": (_no_load, "empty"),
     "request_rate": (_rate, "requests/s (a positive number) or 'inf'"),
@@ -190,6 +246,7 @@ _LOAD_PARSERS: dict[str, tuple[Callable[[str], LoadValue], str]] = {
     "gemm": (_gemm_shape, "MxNxK, e.g. 4096x4096x4096"),
     "memory_copy": (_stream_kernel, " or ".join(STREAM_KERNELS)),
     "allreduce": (_positive, "a message size in bytes"),
+    **{scenario: (_key_values, "key=value pairs separated by ';'") for scenario in KEY_VALUE_SCENARIOS},
 }
 
 
@@ -225,7 +282,7 @@ def _case(row: _Row) -> Case:
         ep=row.integer("ep"), weight_dtype=row.dtype("weight_dtype"), kv_dtype=row.dtype("kv_dtype"),
         isl=row.integer("isl", required=serving), osl=row.integer("osl", required=serving),
         scenario=scenario, load=row.text("load"), load_value=load_value, metric=metric, value=row.number("value"),
-        runtime=row.text("runtime"),
+        runtime=row.text("runtime"), notes=row.text("notes"),
     )  # fmt: skip
 
 
@@ -243,7 +300,7 @@ def _training_case(row: _Row) -> Case:
         hardware=row.text("hardware"), num_gpus=_num_gpus(row), tp=row.integer("tp"), pp=row.integer("pp"),
         ep=row.integer("ep"), weight_dtype=None, kv_dtype=None, isl=None, osl=None, scenario=TRAINING,
         load=setting, load_value=None, metric=row.required_text("metric"), value=row.number("value"),
-        runtime=row.text("framework"),
+        runtime=row.text("framework"), notes=row.text("notes"),
     )  # fmt: skip
 
 

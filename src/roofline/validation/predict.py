@@ -21,10 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from roofline.dtypes import DType, default_kv_dtype
 from roofline.errors import RooflineError
 from roofline.hardware_specs import Cluster, resolve_cluster
-from roofline.ir import CollectiveKind, MatmulShape, Op, OpClass, OpKind, Precision
+from roofline.ir import CollectiveKind, Precision
 from roofline.simulator import ParallelPlan, Scenario
 from roofline.simulator.collectives import CollectiveModel, group_topology
-from roofline.simulator.cost import RooflineCostModel
 from roofline.simulator.serving import EngineConfig, Load, load_engine, serve
 from roofline.validation.cases import SCENARIO_METRICS, SERVING_SCENARIOS, TRAINING, Case
 from roofline.workloads import Workload, get_autoregressive
@@ -167,39 +166,11 @@ def _serving(case: Case, options: Options) -> Prediction:
 
 # ---- kernel scenarios -------------------------------------------------------------------------
 
-OUTPUT_BYTES_PER_ELEMENT = 2.0  # a GEMM writes C in 16 bits (BF16 output), whatever its input format
-
 
 def _one_gpu(case: Case) -> Cluster:
     if case.num_gpus != 1:
         raise RooflineError(f"scenario {case.scenario} is measured on one GPU; the row has num_gpus {case.num_gpus}")
     return resolve_cluster(hardware=_hardware(case))
-
-
-def _gemm(case: Case, options: Options) -> Prediction:
-    """One C[M,N] = A[M,K] B[K,N] in the row's format, timed by the operator cost model (peak x
-    the MAMF fraction x wave utilization, or HBM time if larger, plus one kernel overhead).
-    A and B are read in the format, C is written in 16 bits. From the one time: tflops = 2MNK /
-    time, latency_us = time, gbps = (MK + KN) x format bytes + 2MN bytes over time (DeepGEMM's
-    MK + KN + 2MN for FP8 inputs, kernels.csv)."""
-    assert isinstance(case.load_value, tuple)
-    m, n, k = case.load_value
-    cluster = _one_gpu(case)
-    notes = []
-    dtype = case.weight_dtype
-    if dtype is None:
-        dtype = DType.BF16
-        notes.append("weight_dtype not published: bf16")
-    if cluster.accelerator.compute.peak_flops_per_s(dtype) is None:
-        raise RooflineError(f"{cluster.accelerator.id} has no {dtype.value} tensor-core math for a GEMM")
-    element = dtype.bytes_per_element
-    op = Op(name="gemm", kind=OpKind.MATMUL, op_class=OpClass.MLP, dtype=dtype, flops=2.0 * m * n * k,
-            weight_bytes=k * n * element, activation_bytes=m * k * element + m * n * max(element, 2.0),
-            shape=MatmulShape(m=m, n=n, k=k))  # fmt: skip
-    time_s = RooflineCostModel(cluster).cost(op).total_s
-    moved_bytes = (m * k + k * n) * element + m * n * OUTPUT_BYTES_PER_ELEMENT
-    values = {"tflops": op.flops / time_s / 1e12, "gbps": moved_bytes / time_s / 1e9, "latency_us": time_s * 1e6}
-    return Prediction(values, "; ".join(notes))
 
 
 def _memory_copy(case: Case, options: Options) -> Prediction:
@@ -223,6 +194,36 @@ def _allreduce(case: Case, options: Options) -> Prediction:
     return Prediction(values, f"{cost.algorithm}/{cost.protocol}")
 
 
+def _gemm(case: Case, options: Options) -> Prediction:
+    from roofline.validation.predict_gemm import gemm
+
+    return gemm(case, _one_gpu(case))
+
+
+def _grouped_gemm(case: Case, options: Options) -> Prediction:
+    from roofline.validation.predict_gemm import grouped_gemm
+
+    return grouped_gemm(case, _one_gpu(case))
+
+
+def _attention_kernel(case: Case, options: Options) -> Prediction:
+    from roofline.validation.predict_attention import attention_kernel
+
+    return attention_kernel(case, _one_gpu(case))
+
+
+def _moe_experts(case: Case, options: Options) -> Prediction:
+    from roofline.validation.predict_moe import moe_experts
+
+    return moe_experts(case, _one_gpu(case))
+
+
+def _ep_all_to_all(case: Case, options: Options) -> Prediction:
+    from roofline.validation.predict_ep import ep_all_to_all
+
+    return ep_all_to_all(case)
+
+
 PREDICTORS: dict[str, Predictor] = {
     "max_throughput": _serving,
     "request_rate": _serving,
@@ -230,6 +231,11 @@ PREDICTORS: dict[str, Predictor] = {
     "gemm": _gemm,
     "memory_copy": _memory_copy,
     "allreduce": _allreduce,
+    "grouped_gemm": _grouped_gemm,
+    "attention_kernel": _attention_kernel,
+    "moe_experts": _moe_experts,
+    "ep_dispatch": _ep_all_to_all,
+    "ep_combine": _ep_all_to_all,
 }
 assert set(PREDICTORS) == set(SCENARIO_METRICS), "every scenario of the schema needs a predictor"
 

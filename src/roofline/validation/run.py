@@ -71,7 +71,7 @@ def chunk_cases(cases: Sequence[Case], max_requests: int | None, jobs: int) -> l
     per_chunk = max(1, min(MAX_RUNS_PER_CHUNK, math.ceil(len(ordered) / (jobs * CHUNKS_PER_JOB))))
     chunks = [RowChunk(tuple(cheap), max_requests)] if cheap else []
     for start in range(0, len(ordered), per_chunk):
-        rows = [case for run in ordered[start:start + per_chunk] for case in run]
+        rows = [case for run in ordered[start : start + per_chunk] for case in run]
         chunks.append(RowChunk(tuple(rows), max_requests))
     return chunks
 
