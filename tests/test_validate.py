@@ -76,7 +76,7 @@ def test_every_schema_scenario_has_a_predictor() -> None:
 
 
 def test_json_structure(small: dict[str, Any]) -> None:
-    assert set(small) == {"rows", "summary", "skipped", "per_scenario"}
+    assert set(small) == {"rows", "summary", "breakdown", "skipped", "per_scenario"}
     with FIXTURE.open() as handle:
         ids = [r["case_id"] for r in csv.DictReader(handle)]
     listed = [r["case_id"] for r in small["rows"]] + [s["case_id"] for s in small["skipped"]]
@@ -87,7 +87,8 @@ def test_json_structure(small: dict[str, Any]) -> None:
         assert row["predicted"] > 0
         assert row["error"] == pytest.approx(row["predicted"] / row["measured"] - 1)
     for entry in small["summary"]:
-        assert set(entry) == {"scenario", "metric", "count", "mape", "median_ape", "max_ape"}
+        assert set(entry) == {"scenario", "metric", "count", "mape", "median_ape", "max_ape", "held_out_count",
+                              "held_out_mape"}  # fmt: skip
         scenario, _, regime = entry["scenario"].partition(" (")  # sub-groups: "request_rate (finite)"
         apes = [abs(r["error"]) for r in small["rows"] if (r["scenario"], r["metric"]) == (scenario, entry["metric"])
                 and (not regime or (r["load"].strip().lower() == "inf") == (regime == "rate inf)"))]  # fmt: skip

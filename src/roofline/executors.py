@@ -187,8 +187,10 @@ def _run_dask(fn: Callable[[Chunk], Out], chunks: Sequence[Chunk], scheduler: st
             except lost as exc:
                 attempts[index] += 1
                 if attempts[index] > DASK_RESUBMITS:
-                    raise RooflineError(f"chunk {index + 1} of {len(chunks)} lost its Dask worker "
-                                        f"{attempts[index]} times; giving up ({type(exc).__name__})") from None
+                    raise RooflineError(
+                        f"chunk {index + 1} of {len(chunks)} lost its Dask worker "
+                        f"{attempts[index]} times; giving up ({type(exc).__name__})"
+                    ) from None
                 retry = client.submit(fn, chunks[index], pure=False)
                 futures[retry] = index
                 queue.add(retry)

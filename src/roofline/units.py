@@ -218,7 +218,6 @@ def format_exact(value: float, dimension: Dimension) -> str:
     return min(candidates)[3]
 
 
-
 def format_rate(value: float, unit: str) -> str:
     """Decimal-prefixed rate: 3.35e12, 'B/s' -> '3.35 TB/s'."""
     for prefix, factor in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):

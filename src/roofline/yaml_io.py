@@ -155,9 +155,7 @@ def load_model_data(
     return validate_into(kinds[kind], data, origin)
 
 
-def load_model_file(
-    path: Path, kinds: Mapping[str, type[BaseModel]], find_base: BaseLookup | None = None
-) -> BaseModel:
+def load_model_file(path: Path, kinds: Mapping[str, type[BaseModel]], find_base: BaseLookup | None = None) -> BaseModel:
     """Load a YAML file whose `kind:` field picks the model class among `kinds`; `base: ID` (with
     `find_base`) starts from a catalog entry."""
     return load_model_data(read_yaml(path), f"'{path}'", kinds, find_base)
@@ -165,3 +163,8 @@ def load_model_file(
 
 def yaml_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*.y*ml") if p.suffix in {".yaml", ".yml"})
+
+
+# The measurement rows a constant of a YAML file was fitted on (roofline.validation.fitted reads them):
+# a list of case ids / `first..last` ranges for the constants of that mapping, or constant -> such a list.
+FittedOn = list[str] | dict[str, list[str]]

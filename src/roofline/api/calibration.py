@@ -64,8 +64,13 @@ class CalibrationReport(Result):
     def _repr_html_(self) -> str:
         d = self.to_dict()
         pairs = [("device", d["device"]), ("hardware", d["hardware"]), ("mode", d["mode"])]
-        pairs += [(f"{e['kernels']} {e['shapes']} median |error|",
-                   f"{e['before']['median_abs']:.1%} -> {e['after']['median_abs']:.1%}") for e in d["errors"]]
+        pairs += [
+            (
+                f"{e['kernels']} {e['shapes']} median |error|",
+                f"{e['before']['median_abs']:.1%} -> {e['after']['median_abs']:.1%}",
+            )
+            for e in d["errors"]
+        ]
         return html_table("CalibrationReport", pairs)
 
 

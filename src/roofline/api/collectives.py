@@ -91,9 +91,13 @@ class CollectiveTiming(Result):
 
     def overview(self) -> list[tuple[str, Any]]:
         c = self.cost
-        return [("collective", f"{c.kind.value} over {c.group_size} GPUs ({self.library})"),
-                ("size", format_bytes(c.size_bytes, binary=True)), ("time", format_time(c.time_s)),
-                ("busbw", format_rate(c.busbw_bytes_per_s, "B/s")), ("algorithm", f"{c.algorithm}/{c.protocol}")]
+        return [
+            ("collective", f"{c.kind.value} over {c.group_size} GPUs ({self.library})"),
+            ("size", format_bytes(c.size_bytes, binary=True)),
+            ("time", format_time(c.time_s)),
+            ("busbw", format_rate(c.busbw_bytes_per_s, "B/s")),
+            ("algorithm", f"{c.algorithm}/{c.protocol}"),
+        ]
 
 
 @dataclass(frozen=True, repr=False)

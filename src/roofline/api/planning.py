@@ -38,8 +38,11 @@ def latency_s(value: Latency, option: str) -> float:
 def prices(value: str | Mapping[str, float] | None) -> dict[str, float]:
     """'h100-sxm=2.5,b200=5' (or a mapping) -> $/GPU-hour by accelerator."""
     found: dict[str, float] = {}
-    items = value.items() if isinstance(value, Mapping) else (
-        (item.partition("=")[0], item.partition("=")[2]) for item in (grid.parse_names(value) if value else []))
+    items = (
+        value.items()
+        if isinstance(value, Mapping)
+        else ((item.partition("=")[0], item.partition("=")[2]) for item in (grid.parse_names(value) if value else []))
+    )
     for name, text in items:
         try:
             found[name.strip()] = float(text)
@@ -116,4 +119,3 @@ def plan(
         top=top, recheck=recheck,
     )  # fmt: skip
     return PlanReport(run_plan(request))
-

@@ -21,8 +21,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 SHOW_AFTER_S = 1.0
 
 EXECUTOR = typer.Option(
-    "local", "--executor", metavar="<local|dask>",
-    help="where the work runs: local (--jobs processes) or dask (the cluster at --scheduler; roofline[dask])")
+    "local",
+    "--executor",
+    metavar="<local|dask>",
+    help="where the work runs: local (--jobs processes) or dask (the cluster at --scheduler; roofline[dask])",
+)
 SCHEDULER = typer.Option(None, "--scheduler", help="with --executor dask: the scheduler's address, tcp://HOST:8786")
 QUIET = typer.Option(False, "--quiet", "-q", help="no progress bar")
 

@@ -40,7 +40,7 @@ def does_not_fit(r: MemoryReport | DiffusionEstimate, timed: bool | None) -> Tex
         f"{format_gib(r.capacity_bytes)}")  # fmt: skip
     then = {True: " The latency below is hypothetical (--ignore-memory).", None: "",
             False: " Latency not computed; --ignore-memory times it anyway."}[timed]  # fmt: skip
-    return Text(f"DOES NOT FIT. {message[len('does not fit: '):]}.{then}", style="bold red")
+    return Text(f"DOES NOT FIT. {message[len('does not fit: ') :]}.{then}", style="bold red")
 
 
 def estimate_summary(result: Estimate) -> Table:
@@ -72,6 +72,7 @@ def memory_view(report: MemoryReport) -> Group:
     parts += [Text(title_of(report) + f", batch per replica x isl / osl {batch_text(report)}"),
               memory_table(report.memory)]  # fmt: skip
     return Group(*parts)
+
 
 def op_rows_table(title: str, rows: list[dict[str, Any]]) -> Table:
     """Operator rows (the dicts of `op_row_dict` or the diffusion estimators): work, time, share, bound."""
@@ -105,7 +106,6 @@ def op_rows_table(title: str, rows: list[dict[str, Any]]) -> Table:
 def ops_table(phase: PhaseResult) -> Table:
     title = f"{phase.phase.value} step operators (context {phase.context_tokens} tokens), per replica"
     return op_rows_table(title, [op_row_dict(r) for r in phase.ops])
-
 
 
 def estimate_view(result: Estimate, with_ops: bool) -> Group:
@@ -254,4 +254,3 @@ def model_list(models: list[Workload]) -> Table:
 
 def print_renderable(renderable: object) -> None:
     Console(width=140).print(renderable)
-

@@ -25,6 +25,7 @@ from roofline.validation import (
     report_inputs,
     run_validation,
 )
+from roofline.validation.report import SummaryRow
 
 
 def _number(value: float) -> str:
@@ -45,12 +46,30 @@ def _rows_table(report: ValidationReport) -> Table:
     return table
 
 
+def _held_out(s: SummaryRow) -> tuple[str, str]:
+    """Rows no constant was fitted on and their MAPE ('-' when every row was fitted on)."""
+    return str(s.held_out_count), "-" if s.held_out_mape is None else f"{s.held_out_mape:.1%}"
+
+
 def _summary_table(report: ValidationReport) -> Table:
-    table = Table(title="Error per scenario and metric (APE = |error|)", title_justify="left")
-    for column in ("scenario", "metric", "rows", "MAPE", "median APE", "max APE"):
+    table = Table(title="Error per scenario and metric (APE = |error|; held out: rows no constant was fitted on)",
+                  title_justify="left")  # fmt: skip
+    for column in ("scenario", "metric", "rows", "MAPE", "median APE", "max APE", "held out", "MAPE held out"):
         table.add_column(column, justify="left" if column in ("scenario", "metric") else "right")
     for s in report.summary:
-        table.add_row(s.scenario, s.metric, str(s.count), f"{s.mape:.1%}", f"{s.median_ape:.1%}", f"{s.max_ape:.1%}")
+        table.add_row(s.scenario, s.metric, str(s.count), f"{s.mape:.1%}", f"{s.median_ape:.1%}", f"{s.max_ape:.1%}",
+                      *_held_out(s))  # fmt: skip
+    return table
+
+
+def _breakdown_table(report: ValidationReport) -> Table:
+    table = Table(title="Error per scenario, metric, hardware and dtype", title_justify="left")
+    for column in ("scenario", "metric", "hardware", "dtype", "rows", "MAPE", "median APE", "held out",
+                   "MAPE held out"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("scenario", "metric", "hardware", "dtype") else "right")
+    for s in report.breakdown:
+        table.add_row(s.scenario, s.metric, s.hardware, s.dtype, str(s.count), f"{s.mape:.1%}", f"{s.median_ape:.1%}",
+                      *_held_out(s))  # fmt: skip
     return table
 
 
@@ -117,7 +136,11 @@ def _render(report: ValidationReport, out: Output, path: Path, scenarios: list[s
         parts: list[Table] = [_rows_table(report)]
         if report.skipped:
             parts.append(_skipped_table(report))
-        parts += [_counts_table(report), _summary_table(report)]  # the errors last: what a terminal's tail shows
+        parts += [
+            _counts_table(report),
+            _breakdown_table(report),
+            _summary_table(report),
+        ]  # the errors last: what a terminal's tail shows
         out.table(Group(*parts))
 
 

@@ -147,16 +147,20 @@ def _misfit_message(catalog: HardwareCatalog, accelerator: Accelerator, system: 
                "drop --hardware or pick another system")  # fmt: skip
     if catalog.accelerators.get(accelerator.id) == accelerator:
         return message  # a catalog accelerator: the message it always had
-    return (f"{message}, or let '{accelerator.id}' stand in for {system.accelerator}: add "
-            f"`default_system: {system.id}` (or `base: {system.accelerator}`) to its YAML")
+    return (
+        f"{message}, or let '{accelerator.id}' stand in for {system.accelerator}: add "
+        f"`default_system: {system.id}` (or `base: {system.accelerator}`) to its YAML"
+    )
 
 
 def _no_node_message(catalog: HardwareCatalog, accelerator: Accelerator, num_gpus: int) -> str:
     """What to add to an accelerator without a default system that is asked for several GPUs."""
     twin = _closest_catalog_accelerator(catalog, accelerator)
     fix = f" or add `default_system: {twin.default_system}` (or `base: {twin.id}`) to its YAML," if twin else ""
-    return (f"'{accelerator.id}' has no default_system; give one with --system ID,{fix} "
-            f"so its {num_gpus} GPUs have a node to sit in")
+    return (
+        f"'{accelerator.id}' has no default_system; give one with --system ID,{fix} "
+        f"so its {num_gpus} GPUs have a node to sit in"
+    )
 
 
 def _closest_catalog_accelerator(catalog: HardwareCatalog, accelerator: Accelerator) -> Accelerator | None:

@@ -24,6 +24,7 @@ from pydantic import (
 from roofline.dtypes import DType
 from roofline.overrides import replace_fields
 from roofline.units import EXACT_UNITS, Bytes, BytesPerSecond, FlopsPerSecond, Hertz, Seconds, Watts
+from roofline.yaml_io import FittedOn
 
 Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
 Source = Annotated[str, Field(min_length=3)]
@@ -143,6 +144,7 @@ class EfficiencySpec(Frozen):
     attention_kernels: dict[str, Fraction] = Field(default_factory=dict)
     overlap_exponent: float = Field(default=2.0, ge=1.0)
     source: Source
+    fitted_on: FittedOn = Field(default_factory=list, description="measurement rows these fractions were fitted on")
 
     @model_validator(mode="after")
     def _check_formats(self) -> EfficiencySpec:
@@ -203,6 +205,7 @@ class Link(Frozen):
     wiring: Wiring
     latency: Seconds = Field(description="one hop, end to end, small message")
     achievable_fraction: Fraction = Field(description="of the per-direction line rate, large messages")
+    fitted_on: FittedOn = Field(default_factory=list, description="measurement rows the fraction was fitted on")
     source: Source
     notes: str = ""
 

@@ -52,8 +52,12 @@ def estimate_summary_rows(result: EstimateResult) -> list[dict[str, Any]]:
     gib = "#,##0.00"
     return [
         _metric("TTFT, mean per request (ms)", result.ttft_s * MS, TIME_MS),
-        _metric("Prefill of the batch, last request's TTFT (ms)", result.ttft_batch_s * MS, TIME_MS,
-                bound=result.ttft_batch_no_overlap_s * MS),
+        _metric(
+            "Prefill of the batch, last request's TTFT (ms)",
+            result.ttft_batch_s * MS,
+            TIME_MS,
+            bound=result.ttft_batch_no_overlap_s * MS,
+        ),
         _metric("TPOT (ms)", result.tpot_s * MS, TIME_MS, bound=result.tpot_no_overlap_s * MS),
         _metric("End-to-end latency, mean per request (ms)", result.e2e_s * MS, TIME_MS),
         _metric("End-to-end latency of the batch (ms)", result.e2e_batch_s * MS, TIME_MS),

@@ -30,7 +30,7 @@ from roofline.hardware_specs.cluster import Cluster, Fabric
 from roofline.hardware_specs.schema import Wiring
 from roofline.ir import CollectiveKind
 from roofline.units import Seconds
-from roofline.yaml_io import read_yaml, validate_into
+from roofline.yaml_io import FittedOn, read_yaml, validate_into
 
 DATA_DIR = Path(__file__).parent / "data" / "comm"
 HOP_FAMILY = {"nvlink": "nvlink", "c2c": "nvlink", "xgmi": "nvlink", "pcie": "pcie", "infiniband": "network",
@@ -63,6 +63,7 @@ class CommLibrary(_Frozen):
     scale_out_fraction: float = Field(default=1.0, gt=0)
     pipeline_overhead: float = Field(default=0.0, ge=0)
     source: str
+    fitted_on: FittedOn = Field(default_factory=list, description="measurement rows constants were fitted on")
 
 
 def library_ids() -> list[str]:

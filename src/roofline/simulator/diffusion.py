@@ -145,8 +145,12 @@ class DitResult:
     def memory_bytes(self) -> float:
         """capacity.used_bytes: the DiT's and its encoders' / VAE's weights, no KV cache, the activations
         with the attention working set, the reserve."""
-        return capacity_rule.used_bytes(self.weights_bytes + self.encoder_weights_bytes, 0.0,
-                                        self.activation_bytes + self.attention_bytes, self.reserve_bytes)
+        return capacity_rule.used_bytes(
+            self.weights_bytes + self.encoder_weights_bytes,
+            0.0,
+            self.activation_bytes + self.attention_bytes,
+            self.reserve_bytes,
+        )
 
     @property
     def fits(self) -> bool:

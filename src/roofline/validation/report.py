@@ -1,7 +1,10 @@
 """Predict every row of a measurements file and summarise the errors per (scenario, metric).
 
 error = predicted / measured - 1 (signed: > 0 is an over-prediction); APE = |error|. The summary
-gives, per (scenario, metric), the count, the mean APE (MAPE), the median APE and the largest APE.
+gives, per (scenario, metric), the count, the mean APE (MAPE), the median APE and the largest APE,
+and the same on the rows no packaged constant was fitted on (`held_out_*`: a row some constant was
+fitted on, listed by `roofline.validation.fitted`, scores the fit, not the model). `breakdown` splits
+each (scenario, metric) further by hardware and dtype.
 Rows that cannot be predicted are listed as skipped with the reason, never dropped, and counted
 per scenario beside the predicted ones.
 """
@@ -18,6 +21,7 @@ from typing import Any
 from roofline.errors import RooflineError
 from roofline.result import Result
 from roofline.validation.cases import SCENARIO_METRICS, Case, read_cases
+from roofline.validation.fitted import fitted_rows
 from roofline.validation.predict import PREDICTORS, Options, Prediction, metric_value, not_predicted
 
 
@@ -36,6 +40,7 @@ class RowResult:
     case: Case
     predicted: float
     note: str = ""
+    fitted_on: tuple[str, ...] = ()  # packaged constants fitted on this row (empty: a held-out row)
 
     @property
     def measured(self) -> float:
@@ -47,7 +52,7 @@ class RowResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {**_case_dict(self.case), "predicted": self.predicted, "error": self.error, "note": self.note,
-                "source": self.case.source}  # fmt: skip
+                "source": self.case.source, "fitted_on": list(self.fitted_on)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -60,21 +65,30 @@ class Skipped:
 
     def csv_row(self) -> dict[str, Any]:
         """The columns of a predicted row's to_dict, with no prediction."""
-        return {**_case_dict(self.case), "predicted": None, "error": None, "note": "", "source": self.case.source}
+        return {**_case_dict(self.case), "predicted": None, "error": None, "note": "", "source": self.case.source,
+                "fitted_on": []}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class SummaryRow:
+    """The errors of one group of rows; `held_out_*` over the rows no constant was fitted on (None: none)."""
+
     scenario: str
     metric: str
     count: int
     mape: float
     median_ape: float
     max_ape: float
+    held_out_count: int = 0
+    held_out_mape: float | None = None
+    hardware: str = ""  # breakdown rows: the group's hardware and dtype ("" in the summary)
+    dtype: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"scenario": self.scenario, "metric": self.metric, "count": self.count, "mape": self.mape,
-                "median_ape": self.median_ape, "max_ape": self.max_ape}  # fmt: skip
+        group = {"hardware": self.hardware, "dtype": self.dtype} if self.hardware or self.dtype else {}
+        return {"scenario": self.scenario, "metric": self.metric, **group, "count": self.count, "mape": self.mape,
+                "median_ape": self.median_ape, "max_ape": self.max_ape, "held_out_count": self.held_out_count,
+                "held_out_mape": self.held_out_mape}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -99,11 +113,17 @@ class ValidationReport(Result):
     skipped: tuple[Skipped, ...]
     summary: tuple[SummaryRow, ...]
 
+    @property
+    def breakdown(self) -> tuple[SummaryRow, ...]:
+        """The errors per (scenario, metric, hardware, dtype)."""
+        return breakdown(self.rows)
+
     def to_dict(self) -> dict[str, Any]:
         """What `roofline validate --format json` prints."""
         return {
             "rows": [r.to_dict() for r in self.rows],
             "summary": [s.to_dict() for s in self.summary],
+            "breakdown": [s.to_dict() for s in self.breakdown],
             "skipped": [s.to_dict() for s in self.skipped],
             "per_scenario": [c.to_dict() for c in self.per_scenario()],
         }
@@ -158,19 +178,34 @@ def _regime(case: Case) -> str | None:
     return f"{case.scenario} (rate inf)" if str(case.load).strip().lower() == "inf" else f"{case.scenario} (finite)"
 
 
+def _summary_row(rows: Sequence[RowResult], scenario: str, metric: str, hardware: str = "",
+                 dtype: str = "") -> SummaryRow:  # fmt: skip
+    apes = [abs(r.error) for r in rows]
+    held_out = [abs(r.error) for r in rows if not r.fitted_on]
+    return SummaryRow(scenario, metric, len(apes), statistics.fmean(apes), statistics.median(apes), max(apes),
+                      len(held_out), statistics.fmean(held_out) if held_out else None, hardware, dtype)  # fmt: skip
+
+
 def summarize(rows: Sequence[RowResult]) -> tuple[SummaryRow, ...]:
     """One summary row per (scenario, metric), in the order they first appear, then the sub-groups."""
-    groups: dict[tuple[str, str], list[float]] = {}
+    groups: dict[tuple[str, str], list[RowResult]] = {}
     for row in rows:
-        groups.setdefault((row.case.scenario, row.case.metric), []).append(abs(row.error))
+        groups.setdefault((row.case.scenario, row.case.metric), []).append(row)
     for row in rows:
         regime = _regime(row.case)
         if regime is not None:
-            groups.setdefault((regime, row.case.metric), []).append(abs(row.error))
-    return tuple(
-        SummaryRow(scenario, metric, len(apes), statistics.fmean(apes), statistics.median(apes), max(apes))
-        for (scenario, metric), apes in groups.items()
-    )
+            groups.setdefault((regime, row.case.metric), []).append(row)
+    return tuple(_summary_row(members, scenario, metric) for (scenario, metric), members in groups.items())
+
+
+def breakdown(rows: Sequence[RowResult]) -> tuple[SummaryRow, ...]:
+    """One row per (scenario, metric, hardware, weight dtype), in the order they first appear."""
+    groups: dict[tuple[str, str, str, str], list[RowResult]] = {}
+    for row in rows:
+        c = row.case
+        dtype = c.weight_dtype.value if c.weight_dtype else ""
+        groups.setdefault((c.scenario, c.metric, c.hardware, dtype), []).append(row)
+    return tuple(_summary_row(members, *key) for key, members in groups.items())
 
 
 Runs = dict[tuple[object, ...], Prediction | RooflineError]  # one model run per configuration
@@ -191,7 +226,7 @@ def _predict(case: Case, options: Options, runs: Runs) -> RowResult | Skipped:
     if isinstance(outcome, RooflineError):
         return Skipped(case, str(outcome))
     try:
-        return RowResult(case, metric_value(outcome, case), outcome.note)
+        return RowResult(case, metric_value(outcome, case), outcome.note, fitted_rows().get(case.case_id, ()))
     except RooflineError as exc:
         return Skipped(case, str(exc))
 

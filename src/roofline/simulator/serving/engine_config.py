@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from roofline.errors import RooflineError
 from roofline.units import Seconds
-from roofline.yaml_io import read_yaml, validate_into
+from roofline.yaml_io import FittedOn, read_yaml, validate_into
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "engines"
 DEFAULT_ENGINE = "trtllm"
@@ -36,6 +36,7 @@ class EngineConfig(BaseModel):
         default=0.0, description="front end per request (HTTP / gRPC, tokenise, detokenise): adds to TTFT and E2E"
     )
     source: str
+    fitted_on: FittedOn = Field(default_factory=list, description="measurement rows constants were fitted on")
 
 
 def engine_ids() -> list[str]:
