@@ -29,7 +29,7 @@ from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster, Fabric
 from roofline.hardware_specs.schema import Wiring
 from roofline.ir import CollectiveKind
-from roofline.units import Seconds
+from roofline.units import Bytes, Seconds
 from roofline.yaml_io import FittedOn, read_yaml, validate_into
 
 DATA_DIR = Path(__file__).parent / "data" / "comm"
@@ -53,6 +53,36 @@ class AllToAllSpec(_Frozen):
     bandwidth_fraction: float = Field(default=1.0, gt=0, le=1)
 
 
+class CustomAllReduceSpec(_Frozen):
+    """One-shot and two-shot all-reduce kernels over peer-mapped memory of one NVLink domain
+    (TensorRT-LLM's custom AllReduce; vLLM and SGLang ship the same design), used for messages up
+    to `max_bytes` (the IPC workspace); larger ones go to the base library. Per link id ('default'
+    for the others): a launch-and-barrier latency, a latency per peer (flags polled per peer), and
+    the fraction of the per-GPU NVLink bandwidth each kernel reaches.
+
+    one-shot: each GPU reads every peer's whole buffer and reduces it:
+        time = launch + (n - 1) peer + (n - 1) size / (bandwidth x oneshot fraction)
+    two-shot: reduce-scatter then all-gather through peer memory, two barriers:
+        time = launch + 2 (n - 1) peer + 2 (n - 1) / n x size / (bandwidth x twoshot fraction)
+    """
+
+    max_bytes: Bytes
+    launch_latency: dict[str, Seconds]
+    peer_latency: dict[str, Seconds]
+    oneshot_fraction: dict[str, float]
+    twoshot_fraction: dict[str, float]
+    source: str
+    fitted_on: FittedOn = Field(default_factory=list)
+
+    @staticmethod
+    def for_link(table: dict[str, float], link_id: str) -> float:
+        if link_id in table:
+            return table[link_id]
+        if "default" not in table:
+            raise RooflineError(f"custom_all_reduce has no value for link {link_id} and no 'default'")
+        return table["default"]
+
+
 class CommLibrary(_Frozen):
     id: str
     name: str
@@ -60,6 +90,7 @@ class CommLibrary(_Frozen):
     protocols: dict[str, float] = Field(default_factory=dict)
     algorithms: dict[str, AlgorithmSpec] = Field(default_factory=dict)
     all_to_all: AllToAllSpec | None = None
+    custom_all_reduce: CustomAllReduceSpec | None = None
     scale_out_fraction: float = Field(default=1.0, gt=0)
     pipeline_overhead: float = Field(default=0.0, ge=0)
     source: str
@@ -241,6 +272,31 @@ class CollectiveModel:
         across = self._time(CollectiveKind.ALL_REDUCE, size / topo.per_node, inter)
         return 2 * gather + across
 
+    def _custom_all_reduce(self, size: Sizes, topo: GroupTopology) -> dict[tuple[str, str], Sizes]:
+        """One-shot and two-shot peer-memory all-reduces (CustomAllReduceSpec); sizes above the
+        workspace get an infinite time (the base library's algorithms take them)."""
+        spec = self.library.custom_all_reduce
+        assert spec is not None
+        link, n = topo.intra.link.id, topo.size
+        bandwidth = _bandwidth(topo.intra, n - 1, True)  # the fractions below are this library's own
+        launch = 0.0 if self.ideal else spec.for_link(spec.launch_latency, link)
+        peer = 0.0 if self.ideal else spec.for_link(spec.peer_latency, link)
+        one = 1.0 if self.ideal else spec.for_link(spec.oneshot_fraction, link)
+        two = 1.0 if self.ideal else spec.for_link(spec.twoshot_fraction, link)
+        oneshot = launch + (n - 1) * peer + (n - 1) * size / (bandwidth * one)
+        twoshot = launch + 2 * (n - 1) * peer + 2.0 * (n - 1) / n * size / (bandwidth * two)
+        if isinstance(size, (int, float)):
+            if size > spec.max_bytes:
+                return {}
+            return {("oneshot", "custom"): oneshot, ("twoshot", "custom"): twoshot}
+        import numpy as np
+
+        over = np.asarray(size) > spec.max_bytes
+        return {
+            ("oneshot", "custom"): np.where(over, np.inf, oneshot),
+            ("twoshot", "custom"): np.where(over, np.inf, twoshot),
+        }
+
     def _time(self, kind: CollectiveKind, size: Sizes, topo: GroupTopology) -> Sizes:
         if isinstance(size, (int, float)):
             return self.cost(kind, size, topo).time_s
@@ -283,6 +339,9 @@ class CollectiveModel:
         nvls_ok = topo.in_switch_reduction and topo.nodes == 1 and topo.size > 1
         if kind is CollectiveKind.ALL_REDUCE and nvls_ok and "nvls" in self.library.algorithms:
             options["nvls", "Simple"] = self._nvls(size, topo)
+        custom_ok = topo.nodes == 1 and topo.size > 1 and topo.intra.link.family == "nvlink"
+        if kind is CollectiveKind.ALL_REDUCE and custom_ok and self.library.custom_all_reduce is not None:
+            options.update(self._custom_all_reduce(size, topo))
         return options
 
     def cost(self, kind: CollectiveKind, size: float, topo: GroupTopology, algorithm: str | None = None

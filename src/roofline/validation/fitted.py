@@ -89,3 +89,21 @@ def fitted_rows() -> dict[str, tuple[str, ...]]:
         for case_id, constants in fitted_in(read_yaml(path), path.stem).items():
             merged.setdefault(case_id, []).extend(constants)
     return {case_id: tuple(dict.fromkeys(constants)) for case_id, constants in merged.items()}
+
+
+def compress_ids(case_ids: list[str] | tuple[str, ...]) -> list[str]:
+    """The inverse of expand_ids over a list: runs of consecutive ids as `first..last`, in sorted order."""
+    parsed = sorted((m["prefix"], int(m["number"]), len(m["number"]), cid) for cid in case_ids
+                    if (m := _ID.match(cid)) is not None)  # fmt: skip
+    out: list[str] = []
+    run: list[tuple[str, int, int, str]] = []
+    for item in parsed:
+        if run and (item[0], item[1], item[2]) == (run[-1][0], run[-1][1] + 1, run[-1][2]):
+            run.append(item)
+            continue
+        if run:
+            out.append(run[0][3] if len(run) == 1 else f"{run[0][3]}..{run[-1][3]}")
+        run = [item]
+    if run:
+        out.append(run[0][3] if len(run) == 1 else f"{run[0][3]}..{run[-1][3]}")
+    return out

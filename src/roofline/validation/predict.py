@@ -23,7 +23,7 @@ from roofline.errors import RooflineError
 from roofline.hardware_specs import Cluster, resolve_cluster
 from roofline.ir import CollectiveKind, Precision
 from roofline.simulator import ParallelPlan, Scenario
-from roofline.simulator.collectives import CollectiveModel, group_topology
+from roofline.simulator.collectives import CollectiveModel, group_topology, load_library
 from roofline.simulator.serving import EngineConfig, Load, load_engine, serve
 from roofline.validation.cases import SCENARIO_METRICS, SERVING_SCENARIOS, TRAINING, Case
 from roofline.workloads import Workload, get_autoregressive
@@ -181,17 +181,30 @@ def _memory_copy(case: Case, options: Options) -> Prediction:
     return Prediction({"gbps": bytes_per_s / 1e9})
 
 
+# Rows whose notes name the library that ran them (kernels-aic.csv: TensorRT-LLM's own AllReduce);
+# any other all-reduce row is nccl-tests, timed with NCCL.
+ALLREDUCE_LIBRARIES = {"trt-llm allreduce": "trtllm"}
+
+
+def _allreduce_library(case: Case) -> str:
+    notes = case.notes.lower()
+    return next((library for marker, library in ALLREDUCE_LIBRARIES.items() if marker in notes), "nccl")
+
+
 def _allreduce(case: Case, options: Options) -> Prediction:
-    """An all-reduce of `load` bytes over num_gpus GPUs of one node, timed by the collective model:
-    nccl-tests' bus bandwidth, and the time itself (latency_us)."""
+    """An all-reduce of `load` bytes over num_gpus GPUs of one node, timed by the collective model
+    with the library that ran it (NCCL for nccl-tests rows, TensorRT-LLM's custom kernels where the
+    row says so): nccl-tests' bus bandwidth, and the time itself (latency_us)."""
     assert isinstance(case.load_value, float)
     n = case.num_gpus
     if n < 2:
         raise RooflineError("an all-reduce needs at least 2 GPUs; the row has num_gpus 1")
     cluster = resolve_cluster(hardware=_hardware(case), num_gpus=n)
-    cost = CollectiveModel().cost(CollectiveKind.ALL_REDUCE, case.load_value, group_topology(cluster, n))
+    library = _allreduce_library(case)
+    model = CollectiveModel(load_library(library))
+    cost = model.cost(CollectiveKind.ALL_REDUCE, case.load_value, group_topology(cluster, n))
     values = {"busbw_gbps": cost.busbw_bytes_per_s / 1e9, "latency_us": cost.time_s * 1e6}
-    return Prediction(values, f"{cost.algorithm}/{cost.protocol}")
+    return Prediction(values, f"{library}: {cost.algorithm}/{cost.protocol}")
 
 
 def _gemm(case: Case, options: Options) -> Prediction:
