@@ -78,6 +78,7 @@ class MatmulShape:
     n: int
     k: int
     batch: int = 1
+    scaling: str | None = None  # FP8 scales: "tensor" (per-tensor) or "block" (128x128 weights, 1x128 activations)
 
 
 @dataclass(frozen=True, slots=True)

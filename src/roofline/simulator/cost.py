@@ -27,6 +27,7 @@ from roofline.ir import Op, OpKind
 from roofline.memo import Memo
 from roofline.simulator.collectives import CollectiveModel, CommLibrary, GroupTopology, load_library
 from roofline.simulator.comm import topology_for
+from roofline.simulator.gemm_efficiency import GemmCurve, curve_for, k_efficiency
 from roofline.simulator.plan import ParallelPlan
 
 if TYPE_CHECKING:
@@ -175,12 +176,13 @@ class RooflineCostModel:
         assert peak is not None
         return peak
 
-    def flops_rate(self, kind: OpKind, dtype: DType) -> tuple[float, float]:
+    def flops_rate(self, kind: OpKind, dtype: DType, scaling: str | None = None) -> tuple[float, float]:
         """The peak FLOP/s an op of this kind and format runs against, and the achievable fraction
         of it before wave quantization: elementwise ops on the fp32 vector units at the full peak,
-        attention at the attention fraction, matmuls at the math format's matmul fraction (every
-        fraction 1 under --ideal); collectives do no math (an infinite rate). Raises RooflineError
-        for a format the accelerator cannot run."""
+        attention at the attention fraction, matmuls at the steady-state fraction of the
+        architecture's GEMM curve for the format and FP8 `scaling` (gemm_efficiency), else the
+        accelerator's matmul fraction (every fraction 1 under --ideal); collectives do no math (an
+        infinite rate). Raises RooflineError for a format the accelerator cannot run."""
         if kind is OpKind.COLLECTIVE:
             return math.inf, 1.0
         if kind is OpKind.ELEMENTWISE:
@@ -191,16 +193,33 @@ class RooflineCostModel:
             return peak, 1.0
         if kind is OpKind.ATTENTION:
             return peak, self._attention_fraction
-        return peak, self.cluster.accelerator.efficiency.matmul_fraction_for(dtype)
+        curve = curve_for(self.cluster.accelerator.architecture, dtype, scaling)  # by shape: _compute_s
+        return peak, curve.fraction if curve else self.cluster.accelerator.efficiency.matmul_fraction_for(dtype)
+
+    def gemm_curve(self, op: Op) -> GemmCurve | None:
+        """The shape curve of a matmul op on this architecture (gemm_efficiency), None: no curve
+        (not a matmul, --ideal, or a part that keeps its single matmul fractions)."""
+        if op.kind is not OpKind.MATMUL or self.ideal:
+            return None
+        scaling = op.shape.scaling if op.shape is not None else None
+        return curve_for(self.cluster.accelerator.architecture, self.math_dtype(op.dtype), scaling)
 
     def _compute_s(self, op: Op) -> float:
         if op.flops == 0:
             return 0.0
-        peak, fraction = self.flops_rate(op.kind, op.dtype)
+        peak, fraction = self.flops_rate(op.kind, op.dtype, op.shape.scaling if op.shape is not None else None)
+        curve = self.gemm_curve(op)
         if op.kind is OpKind.MATMUL and op.shape is not None and not self.ideal:
             s = op.shape
             fraction *= wave_utilization(s.m, s.n, s.k, s.batch, self._sm_count, self._tiles)
+            if curve is not None:  # the per-tile prologue/epilogue; one CTA's serial K loop as a floor
+                fraction *= k_efficiency(s.k, curve.k_half)
+                return max(op.flops / (peak * fraction), s.k * curve.k_step_s)
         return op.flops / (peak * fraction)
+
+    def _gemm_latency_s(self, op: Op) -> float:
+        curve = self.gemm_curve(op)
+        return 0.0 if curve is None else curve.latency_s
 
     def _comm(self, op: Op) -> tuple[float, str]:
         if op.collective is None:
@@ -224,7 +243,7 @@ class RooflineCostModel:
             compute_s=0.0 if is_comm else self._compute_s(op),
             memory_s=0.0 if is_comm else op.bytes / self._memory_bytes_per_s,
             comm_s=comm_s,
-            overhead_s=0.0 if is_comm else op.kernels * self._overhead_s,
+            overhead_s=0.0 if is_comm else op.kernels * self._overhead_s + self._gemm_latency_s(op),
             detail=detail,
             overlap_exponent=self._overlap_exponent,
         )

@@ -1,0 +1,251 @@
+"""Fit GEMM efficiency curves (simulator.gemm_efficiency) from a measured kernel table.
+
+The table is any measurements file in the validation schema (`roofline validate --data`): its
+`gemm` rows (metric `latency_us` or `tflops`, load `MxNxK`) on accelerators of the catalog. Rows are
+grouped by architecture family and math format (FP8 scaling from the notes: `quant=fp8_block` or
+"block scaling" = block-scaled, else per-tensor). For each group the four curve numbers (fraction,
+k_half, k_step_s, latency_s) are fitted by Levenberg-Marquardt least squares on log time, with the
+accelerator's own peak, HBM bandwidth x memory fraction, SM count, tiles, kernel overhead and overlap
+exponent -- the same formula the cost model evaluates. Deterministic: fixed start, fixed steps.
+
+Fitted vs held out: with `hold_out="shapes"` every other (N, K) shape of a group (in sorted order)
+is held out, so every curve is checked on shapes it never saw; the YAML lists both sets of case ids.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from roofline.dtypes import DType
+from roofline.errors import RooflineError
+from roofline.hardware_specs import get_accelerator
+from roofline.hardware_specs.schema import Accelerator
+from roofline.simulator.cost import wave_utilization
+from roofline.simulator.gemm_efficiency import format_key, scale_bytes
+from roofline.validation.cases import Case, read_cases
+from roofline.yaml_io import dump_yaml
+
+OUTPUT_BYTES = 2.0  # C is written in 16 bits
+START = (0.7, 512.0, 1e-9, 1e-6)  # fraction, k_half, k_step_s, latency_s: where every fit starts
+PRIOR_WEIGHT = 1e-3  # a faint pull of log-parameters to START: keeps unobservable ones finite
+ITERATIONS = 80
+
+
+def scaling_of(case: Case) -> str | None:
+    """FP8 scaling mode of a GEMM row from its notes: `quant=fp8_block` or a note of fine-grained /
+    block scaling (DeepGEMM rows of kernels.csv) -> "block"; other fp8 rows -> "tensor"."""
+    if case.weight_dtype is None or case.weight_dtype.compute_dtype is not DType.FP8:
+        return None
+    notes = case.notes.lower()
+    if "quant=fp8_block" in notes or "block scaling" in notes or "block-scaled" in notes:
+        return "block"
+    return "tensor"
+
+
+@dataclass(frozen=True)
+class GemmRow:
+    """One measured GEMM on one accelerator."""
+
+    case_id: str
+    accelerator: Accelerator
+    dtype: DType
+    scaling: str | None
+    m: int
+    n: int
+    k: int
+    time_s: float
+
+    @property
+    def key(self) -> str:
+        return format_key(self.dtype, self.scaling)
+
+
+def gemm_rows(cases: Iterable[Case]) -> list[GemmRow]:
+    """The timed GEMM rows of a file (latency_us, or tflops turned into time); other rows are skipped."""
+    rows = []
+    for case in cases:
+        if case.scenario != "gemm" or case.metric not in ("latency_us", "tflops"):
+            continue
+        m, n, k = case.gemm_shape
+        time_s = case.value * 1e-6 if case.metric == "latency_us" else 2.0 * m * n * k / (case.value * 1e12)
+        dtype = case.weight_dtype or DType.BF16
+        rows.append(GemmRow(case.case_id, get_accelerator(case.hardware), dtype, scaling_of(case), m, n, k, time_s))
+    return rows
+
+
+def family_of(accelerator: Accelerator) -> str:
+    """The family a part's curves belong to: the packaged family it maps to, else the first word of
+    its architecture ("Ampere")."""
+    from roofline.simulator.gemm_efficiency import curves_for
+
+    family = curves_for(accelerator.architecture)
+    return family.family if family is not None else accelerator.architecture.split()[0].lower()
+
+
+# ---- the model (the cost model's formula, on numpy arrays) ---------------------------------------
+
+
+class _Arrays:
+    """Per-row constants of the cost formula."""
+
+    def __init__(self, rows: Sequence[GemmRow]) -> None:
+        import numpy as np
+
+        self.k = np.array([r.k for r in rows], float)
+        self.flops = np.array([2.0 * r.m * r.n * r.k for r in rows])
+        self.log_time = np.log([r.time_s for r in rows])
+        peaks, memory, waves, overhead, exponent = [], [], [], [], []
+        for r in rows:
+            acc = r.accelerator
+            peak = acc.compute.peak_flops_per_s(r.dtype.compute_dtype)
+            if peak is None:
+                raise RooflineError(f"row {r.case_id}: {acc.id} has no {r.dtype.value} tensor-core math")
+            eff = acc.efficiency
+            peaks.append(peak)
+            moved = (r.m * r.k + r.k * r.n) * r.dtype.bytes_per_element + r.m * r.n * OUTPUT_BYTES
+            moved += scale_bytes(r.m, r.n, r.k, r.dtype, r.scaling)
+            memory.append(moved / (acc.memory.bandwidth * eff.memory_bandwidth_fraction))
+            tiles = [(t.m, t.n) for t in eff.matmul_tiles]
+            waves.append(wave_utilization(r.m, r.n, r.k, 1, acc.sram.sm_count, tiles))
+            overhead.append(eff.kernel_overhead)
+            exponent.append(eff.overlap_exponent)
+        self.peak, self.memory_s = np.array(peaks), np.array(memory)
+        self.wave, self.overhead_s, self.p = np.array(waves), np.array(overhead), np.array(exponent)
+
+    def time_s(self, fraction: float, k_half: float, k_step_s: float, latency_s: float) -> Any:
+        import numpy as np
+
+        compute = self.flops / (self.peak * fraction * self.wave * (self.k / (self.k + k_half)))
+        compute = np.maximum(compute, self.k * k_step_s)
+        big = np.maximum(compute, self.memory_s)
+        pnorm = big * ((compute / big) ** self.p + (self.memory_s / big) ** self.p) ** (1.0 / self.p)
+        return pnorm + self.overhead_s + latency_s
+
+
+def _params(theta: Any) -> tuple[float, float, float, float]:
+    fraction, k_half, k_step_s, latency_s = (math.exp(float(t)) for t in theta)
+    return min(fraction, 1.0), k_half, k_step_s, latency_s
+
+
+def fit_curve(rows: Sequence[GemmRow]) -> tuple[tuple[float, float, float, float], float]:
+    """The four curve numbers that best fit these rows in log time, and the rms log error."""
+    import numpy as np
+
+    data = _Arrays(rows)
+    start = np.log(START)
+    scale = math.sqrt(PRIOR_WEIGHT)
+
+    def residuals(theta: Any) -> Any:
+        model = np.log(data.time_s(*_params(theta)))
+        return np.concatenate([model - data.log_time, scale * (theta - start)])
+
+    theta, damping = start.copy(), 1e-2
+    current = residuals(theta)
+    for _ in range(ITERATIONS):
+        jacobian = np.empty((len(current), len(theta)))
+        for j in range(len(theta)):
+            step = np.zeros_like(theta)
+            step[j] = 1e-6
+            jacobian[:, j] = (residuals(theta + step) - current) / 1e-6
+        normal = jacobian.T @ jacobian
+        gradient = jacobian.T @ current
+        trial = theta - np.linalg.solve(normal + damping * np.diag(np.diag(normal) + 1e-12), gradient)
+        trial[0] = min(trial[0], 0.0)  # fraction <= 1
+        trial_residuals = residuals(trial)
+        if trial_residuals @ trial_residuals < current @ current:
+            theta, current, damping = trial, trial_residuals, damping * 0.3
+        else:
+            damping *= 10.0
+    fit_error = np.log(data.time_s(*_params(theta))) - data.log_time
+    return _params(theta), float(np.sqrt(np.mean(fit_error**2)))
+
+
+# ---- splitting, grouping, writing ----------------------------------------------------------------
+
+
+def split_rows(rows: Sequence[GemmRow], hold_out: str) -> tuple[list[GemmRow], list[GemmRow]]:
+    """(fitted, held out). `hold_out="shapes"`: every other (N, K) of the group in sorted order is
+    held out (the first kept); "none": all rows fitted."""
+    if hold_out == "none":
+        return list(rows), []
+    if hold_out != "shapes":
+        raise RooflineError(f"unknown hold-out rule '{hold_out}'; use 'shapes' or 'none'")
+    shapes = sorted({(r.n, r.k) for r in rows})
+    held = set(shapes[1::2])
+    return [r for r in rows if (r.n, r.k) not in held], [r for r in rows if (r.n, r.k) in held]
+
+
+def group_rows(rows: Iterable[GemmRow]) -> dict[tuple[str, str], list[GemmRow]]:
+    """Rows by (family, format key), in file order."""
+    groups: dict[tuple[str, str], list[GemmRow]] = defaultdict(list)
+    for row in rows:
+        groups[(family_of(row.accelerator), row.key)].append(row)
+    return dict(groups)
+
+
+def id_ranges(case_ids: Iterable[str]) -> list[str]:
+    """Case ids as a short list: runs of consecutive ids with one prefix become `first..last`."""
+    parsed = []
+    for case_id in case_ids:
+        match = re.fullmatch(r"(.*?)(\d+)", case_id)
+        parsed.append((match.group(1), int(match.group(2)), len(match.group(2))) if match else (case_id, -1, 0))
+    out: list[str] = []
+    run: list[tuple[str, int, int]] = []
+
+    def close() -> None:
+        if run:
+            first, last = (f"{p}{n:0{w}d}" for p, n, w in (run[0], run[-1]))
+            out.append(first if len(run) == 1 else f"{first}..{last}")
+            run.clear()
+
+    for item in sorted(parsed):
+        if item[1] < 0:
+            close()
+            out.append(item[0])
+        elif run and item[0] == run[-1][0] and item[2] == run[-1][2] and item[1] == run[-1][1] + 1:
+            run.append(item)
+        else:
+            close()
+            run.append(item)
+    close()
+    return out
+
+
+def fit_table(rows: Sequence[GemmRow], hold_out: str = "shapes") -> dict[str, dict[str, dict[str, Any]]]:
+    """{family: {format key: curve fields}} fitted from the rows."""
+    out: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for (family, key), group in sorted(group_rows(rows).items()):
+        fitted, held = split_rows(group, hold_out)
+        (fraction, k_half, k_step_s, latency_s), rms = fit_curve(fitted)
+        out[family][key] = {
+            "fraction": round(fraction, 4), "k_half": round(k_half, 1), "k_step_s": float(f"{k_step_s:.4g}"),
+            "latency_s": float(f"{latency_s:.4g}"), "rms_log_error": round(rms, 4),
+            "fitted_on": id_ranges(r.case_id for r in fitted), "held_out": id_ranges(r.case_id for r in held),
+        }  # fmt: skip
+    return dict(out)
+
+
+def curve_file_data(family: str, curves: dict[str, dict[str, Any]], source: str, architectures: Sequence[str],
+                    measured_on: Sequence[str], note: str = "") -> dict[str, Any]:  # fmt: skip
+    """The YAML mapping of one family's curve file (simulator.gemm_efficiency.GemmCurveFile)."""
+    return {"kind": "gemm_curves", "family": family, "architectures": list(architectures),
+            "measured_on": list(measured_on), "aliases": {"fp16": "bf16"}, "formats": curves,
+            "source": source, "note": note}  # fmt: skip
+
+
+def read_table(path: Path) -> list[GemmRow]:
+    """The GEMM rows of a measurements file; RooflineError (one line) when it has none."""
+    rows = gemm_rows(read_cases(path))
+    if not rows:
+        raise RooflineError(f"'{path}' has no gemm rows with latency_us or tflops to fit")
+    return rows
+
+
+def write_curve_file(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(dump_yaml(data), encoding="utf-8")

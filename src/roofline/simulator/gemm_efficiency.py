@@ -1,0 +1,130 @@
+"""GEMM efficiency by shape, per architecture family and math format, as data.
+
+One curve per (family, format) -- format is the math dtype and, for FP8, its scaling mode
+(`fp8` = per-tensor scales, `fp8_block` = 128x128 weight / 1x128 activation scales; `fp4` = NVFP4).
+A GEMM C[m, n] = A[m, k] B[k, n] on that family is timed from four numbers:
+
+    compute_s = flops / (peak x fraction x wave utilization x k / (k + k_half))
+    floor_s   = k x k_step_s                (a CTA's serial K loop when the output tiles are few)
+    kernel_s  = p-norm(max(compute_s, floor_s), memory_s) + kernel overhead + latency_s
+
+- `fraction`: the steady-state share of the dense peak the main loop reaches (large M, N, K);
+- `k_half`: the K at which the per-tile prologue/epilogue (accumulator set-up, scale loads, the
+  write of C) costs as much as the K loop: the main loop is k / (k + k_half) of a tile's time;
+- `k_step_s`: seconds per K element of one CTA's pipeline (load + MMA + scale promotion) -- with
+  fewer output tiles than SMs (small M) this serial loop, not HBM bandwidth, sets the time;
+- `latency_s`: fixed time per call beyond the accelerator's kernel overhead (prologue, the extra
+  launches the runtime's GEMM path makes).
+
+Curves live in `data/gemm/*.yaml`, each file naming the architectures it applies to (matched
+against the start of the accelerator's `architecture`); parts with no file keep their YAML
+`matmul_fraction`. The fit that writes the files is `roofline.calibration.kernel_table`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from roofline.dtypes import DType
+from roofline.errors import RooflineError
+from roofline.yaml_io import read_yaml, validate_into
+
+DATA_DIR = Path(__file__).parent / "data" / "gemm"
+SCALING_MODES = ("tensor", "block")  # FP8 per-tensor scales; FP8 128x128/1x128 block scales
+FP8_BLOCK_WEIGHT = 128 * 128  # weight values sharing one FP32 scale (DeepSeek-V3 FP8 recipe)
+FP8_BLOCK_ACTIVATION = 128  # activation values (1 x 128) sharing one FP32 scale
+SCALE_BYTES = 4.0  # an FP32 scale
+
+Positive = Annotated[float, Field(gt=0.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+
+
+class GemmCurve(BaseModel):
+    """The four numbers of one (family, format) curve, with the rows they were fitted on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fraction: Annotated[float, Field(gt=0.0, le=1.0)]
+    k_half: NonNegative
+    k_step_s: NonNegative
+    latency_s: NonNegative
+    rms_log_error: NonNegative | None = None  # of the fit, on the rows it was fitted on
+    fitted_on: list[str] = Field(default_factory=list)
+    held_out: list[str] = Field(default_factory=list)
+
+
+class GemmCurveFile(BaseModel):
+    """One family's curves (`data/gemm/gemm-<family>.yaml`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["gemm_curves"]
+    family: str
+    architectures: list[str] = Field(min_length=1)  # accelerator.architecture starts with one of these
+    measured_on: list[str] = Field(default_factory=list)
+    aliases: dict[str, str] = Field(default_factory=dict)  # a format timed as another (fp16 -> bf16)
+    formats: dict[str, GemmCurve]
+    source: str = Field(min_length=3)
+    note: str = ""
+
+    def curve(self, key: str) -> GemmCurve | None:
+        return self.formats.get(self.aliases.get(key, key))
+
+
+def format_key(dtype: DType, scaling: str | None) -> str:
+    """The curve a math format and scaling mode use: `fp8_block` for block-scaled FP8, else the
+    compute dtype's name (mxfp4 runs on the fp4 curve: the files hold NVFP4 measurements)."""
+    name = dtype.compute_dtype.value
+    return "fp8_block" if name == "fp8" and scaling == "block" else name
+
+
+def read_curve_file(path: Path) -> GemmCurveFile:
+    """One curve file, checked (RooflineError naming the file when it does not fit the schema)."""
+    return validate_into(GemmCurveFile, read_yaml(path), f"'{path}'")
+
+
+@lru_cache(maxsize=1)
+def packaged_curves() -> tuple[GemmCurveFile, ...]:
+    return tuple(read_curve_file(p) for p in sorted(DATA_DIR.glob("*.yaml")))
+
+
+@lru_cache(maxsize=64)
+def curves_for(architecture: str) -> GemmCurveFile | None:
+    """The packaged family whose `architectures` prefix the accelerator's architecture; None: the
+    accelerator keeps its single matmul fractions."""
+    for family in packaged_curves():
+        if any(architecture.startswith(prefix) for prefix in family.architectures):
+            return family
+    return None
+
+
+@lru_cache(maxsize=4096)
+def curve_for(architecture: str, dtype: DType, scaling: str | None) -> GemmCurve | None:
+    """The curve of this architecture, math format and scaling mode; None when none is packaged."""
+    family = curves_for(architecture)
+    return None if family is None else family.curve(format_key(dtype, scaling))
+
+
+def k_efficiency(k: Any, k_half: float) -> Any:
+    """The main loop's share of a tile's time, k / (k + k_half) (numbers or numpy arrays)."""
+    return k / (k + k_half)
+
+
+def scale_bytes(m: float, n: float, k: float, dtype: DType, scaling: str | None) -> float:
+    """Bytes of FP8 block scales a GEMM reads beyond its values: one FP32 per 128x128 weight block
+    and per 1x128 activation group. (FP4 scales are inside its 4.5 / 4.25 bits per value.)"""
+    if format_key(dtype, scaling) != "fp8_block":
+        return 0.0
+    weight_blocks = -(-k // 128) * -(-n // 128)
+    activation_groups = m * -(-k // FP8_BLOCK_ACTIVATION)
+    return SCALE_BYTES * (weight_blocks + activation_groups)
+
+
+def check_scaling(scaling: str | None) -> str | None:
+    if scaling is not None and scaling not in SCALING_MODES:
+        raise RooflineError(f"unknown FP8 scaling '{scaling}'; use one of {', '.join(SCALING_MODES)}")
+    return scaling
