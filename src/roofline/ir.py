@@ -79,6 +79,7 @@ class MatmulShape:
     k: int
     batch: int = 1
     scaling: str | None = None  # FP8 scales: "tensor" (per-tensor) or "block" (128x128 weights, 1x128 activations)
+    kernel: str | None = None  # GEMM library where it has a curve of its own ("deepgemm"); None: the runtime's default
 
 
 @dataclass(frozen=True, slots=True)

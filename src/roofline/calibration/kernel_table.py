@@ -48,6 +48,16 @@ def scaling_of(case: Case) -> str | None:
     return "tensor"
 
 
+def kernel_of(case: Case) -> str | None:
+    """The GEMM library of a row where it is not the runtime's default path: `kernel_source=` of the
+    notes (AIC; `torch_flow` is the default path -> None), or DeepGEMM named by the source."""
+    for item in case.notes.split(";"):
+        key, _, value = item.strip().partition("=")
+        if key == "kernel_source":
+            return None if value.strip() == "torch_flow" else value.strip()
+    return "deepgemm" if "deepgemm" in case.source.lower() else None
+
+
 @dataclass(frozen=True)
 class GemmRow:
     """One measured GEMM on one accelerator."""
@@ -60,10 +70,12 @@ class GemmRow:
     n: int
     k: int
     time_s: float
+    kernel: str | None = None
 
     @property
     def key(self) -> str:
-        return format_key(self.dtype, self.scaling)
+        key = format_key(self.dtype, self.scaling)
+        return f"{key}@{self.kernel}" if self.kernel else key
 
 
 def gemm_rows(cases: Iterable[Case]) -> list[GemmRow]:
@@ -75,7 +87,8 @@ def gemm_rows(cases: Iterable[Case]) -> list[GemmRow]:
         m, n, k = case.gemm_shape
         time_s = case.value * 1e-6 if case.metric == "latency_us" else 2.0 * m * n * k / (case.value * 1e12)
         dtype = case.weight_dtype or DType.BF16
-        rows.append(GemmRow(case.case_id, get_accelerator(case.hardware), dtype, scaling_of(case), m, n, k, time_s))
+        accelerator = get_accelerator(case.hardware)
+        rows.append(GemmRow(case.case_id, accelerator, dtype, scaling_of(case), m, n, k, time_s, kernel_of(case)))
     return rows
 
 
@@ -233,9 +246,16 @@ def fit_table(rows: Sequence[GemmRow], hold_out: str = "shapes") -> dict[str, di
 
 def curve_file_data(family: str, curves: dict[str, dict[str, Any]], source: str, architectures: Sequence[str],
                     measured_on: Sequence[str], note: str = "") -> dict[str, Any]:  # fmt: skip
-    """The YAML mapping of one family's curve file (simulator.gemm_efficiency.GemmCurveFile)."""
+    """The YAML mapping of one family's curve file (simulator.gemm_efficiency.GemmCurveFile). A format
+    measured only through a named library (`fp8_block@deepgemm` on Blackwell: TensorRT-LLM runs its
+    block-scaled FP8 GEMMs on DeepGEMM there) is that format's default (an alias)."""
+    aliases = {"fp16": "bf16"}
+    for key in sorted(curves):
+        plain, _, kernel = key.partition("@")
+        if kernel and plain not in curves:
+            aliases.setdefault(plain, key)
     return {"kind": "gemm_curves", "family": family, "architectures": list(architectures),
-            "measured_on": list(measured_on), "aliases": {"fp16": "bf16"}, "formats": curves,
+            "measured_on": list(measured_on), "aliases": aliases, "formats": curves,
             "source": source, "note": note}  # fmt: skip
 
 

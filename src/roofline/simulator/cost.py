@@ -176,11 +176,12 @@ class RooflineCostModel:
         assert peak is not None
         return peak
 
-    def flops_rate(self, kind: OpKind, dtype: DType, scaling: str | None = None) -> tuple[float, float]:
+    def flops_rate(self, kind: OpKind, dtype: DType, scaling: str | None = None,
+                   kernel: str | None = None) -> tuple[float, float]:  # fmt: skip
         """The peak FLOP/s an op of this kind and format runs against, and the achievable fraction
         of it before wave quantization: elementwise ops on the fp32 vector units at the full peak,
         attention at the attention fraction, matmuls at the steady-state fraction of the
-        architecture's GEMM curve for the format and FP8 `scaling` (gemm_efficiency), else the
+        architecture's GEMM curve for the format, FP8 `scaling` and `kernel` (gemm_efficiency), else the
         accelerator's matmul fraction (every fraction 1 under --ideal); collectives do no math (an
         infinite rate). Raises RooflineError for a format the accelerator cannot run."""
         if kind is OpKind.COLLECTIVE:
@@ -193,7 +194,7 @@ class RooflineCostModel:
             return peak, 1.0
         if kind is OpKind.ATTENTION:
             return peak, self._attention_fraction
-        curve = curve_for(self.cluster.accelerator.architecture, dtype, scaling)  # by shape: _compute_s
+        curve = curve_for(self.cluster.accelerator.architecture, dtype, scaling, kernel)  # by shape: _compute_s
         return peak, curve.fraction if curve else self.cluster.accelerator.efficiency.matmul_fraction_for(dtype)
 
     def gemm_curve(self, op: Op) -> GemmCurve | None:
@@ -201,14 +202,16 @@ class RooflineCostModel:
         (not a matmul, --ideal, or a part that keeps its single matmul fractions)."""
         if op.kind is not OpKind.MATMUL or self.ideal:
             return None
-        scaling = op.shape.scaling if op.shape is not None else None
-        return curve_for(self.cluster.accelerator.architecture, self.math_dtype(op.dtype), scaling)
+        scaling, kernel = (op.shape.scaling, op.shape.kernel) if op.shape is not None else (None, None)
+        return curve_for(self.cluster.accelerator.architecture, self.math_dtype(op.dtype), scaling, kernel)
 
     def _compute_s(self, op: Op) -> float:
         if op.flops == 0:
             return 0.0
-        peak, fraction = self.flops_rate(op.kind, op.dtype, op.shape.scaling if op.shape is not None else None)
         curve = self.gemm_curve(op)
+        peak, fraction = self.flops_rate(op.kind, op.dtype)
+        if curve is not None:
+            fraction = curve.fraction
         if op.kind is OpKind.MATMUL and op.shape is not None and not self.ideal:
             s = op.shape
             fraction *= wave_utilization(s.m, s.n, s.k, s.batch, self._sm_count, self._tiles)

@@ -1,7 +1,9 @@
 """GEMM efficiency by shape, per architecture family and math format, as data.
 
 One curve per (family, format) -- format is the math dtype and, for FP8, its scaling mode
-(`fp8` = per-tensor scales, `fp8_block` = 128x128 weight / 1x128 activation scales; `fp4` = NVFP4).
+(`fp8` = per-tensor scales, `fp8_block` = 128x128 weight / 1x128 activation scales; `fp4` = NVFP4);
+a GEMM library measured apart from the runtime's default has keys `<format>@<kernel>`
+(`fp8_block@deepgemm`), and `aliases` say which curve a format uses by default.
 A GEMM C[m, n] = A[m, k] B[k, n] on that family is timed from four numbers:
 
     compute_s = flops / (peak x fraction x wave utilization x k / (k + k_half))
@@ -71,7 +73,10 @@ class GemmCurveFile(BaseModel):
     source: str = Field(min_length=3)
     note: str = ""
 
-    def curve(self, key: str) -> GemmCurve | None:
+    def curve(self, key: str, kernel: str | None = None) -> GemmCurve | None:
+        """The curve of a format key; with `kernel`, that library's own curve where the file has one."""
+        if kernel is not None and f"{key}@{kernel}" in self.formats:
+            return self.formats[f"{key}@{kernel}"]
         return self.formats.get(self.aliases.get(key, key))
 
 
@@ -103,10 +108,11 @@ def curves_for(architecture: str) -> GemmCurveFile | None:
 
 
 @lru_cache(maxsize=4096)
-def curve_for(architecture: str, dtype: DType, scaling: str | None) -> GemmCurve | None:
-    """The curve of this architecture, math format and scaling mode; None when none is packaged."""
+def curve_for(architecture: str, dtype: DType, scaling: str | None, kernel: str | None = None) -> GemmCurve | None:
+    """The curve of this architecture, math format, scaling mode (and GEMM library, where a curve of
+    its own is packaged); None when none is packaged."""
     family = curves_for(architecture)
-    return None if family is None else family.curve(format_key(dtype, scaling))
+    return None if family is None else family.curve(format_key(dtype, scaling), kernel)
 
 
 def k_efficiency(k: Any, k_half: float) -> Any:
