@@ -27,7 +27,7 @@ from roofline.errors import RooflineError
 from roofline.hardware_specs import get_accelerator
 from roofline.hardware_specs.schema import Accelerator
 from roofline.simulator.cost import wave_utilization
-from roofline.simulator.gemm_efficiency import format_key, scale_bytes
+from roofline.simulator.gemm_efficiency import BEST_CASE_KERNEL, format_key, scale_bytes
 from roofline.validation.cases import Case, read_cases
 from roofline.yaml_io import dump_yaml
 
@@ -48,14 +48,25 @@ def scaling_of(case: Case) -> str | None:
     return "tensor"
 
 
+# GEMM library of a row by its publication (lower-case text of `source`): DeepGEMM's README tables; the
+# best-case BLAS microbenchmarks (MAMF max-achievable-matmul search with torch.mm; Azure's cuBLASLt GEMM
+# benchmark), which time the vendor BLAS at its best tile choice, not a serving runtime's GEMM path.
+KERNEL_BY_SOURCE = {
+    "deepgemm": "deepgemm",
+    "ml-engineering": BEST_CASE_KERNEL,
+    "ai-benchmarking-guide": BEST_CASE_KERNEL,
+}
+
+
 def kernel_of(case: Case) -> str | None:
     """The GEMM library of a row where it is not the runtime's default path: `kernel_source=` of the
-    notes (AIC; `torch_flow` is the default path -> None), or DeepGEMM named by the source."""
+    notes (AIC; `torch_flow` is the default path -> None), else by the publication (KERNEL_BY_SOURCE)."""
     for item in case.notes.split(";"):
         key, _, value = item.strip().partition("=")
         if key == "kernel_source":
             return None if value.strip() == "torch_flow" else value.strip()
-    return "deepgemm" if "deepgemm" in case.source.lower() else None
+    source = case.source.lower()
+    return next((kernel for marker, kernel in KERNEL_BY_SOURCE.items() if marker in source), None)
 
 
 @dataclass(frozen=True)
@@ -82,8 +93,12 @@ def gemm_rows(cases: Iterable[Case]) -> list[GemmRow]:
     """The timed GEMM rows of a file (latency_us, or tflops turned into time); other rows are skipped."""
     rows = []
     for case in cases:
-        if case.scenario != "gemm" or case.metric not in ("latency_us", "tflops"):
-            continue
+        if (
+            case.scenario != "gemm"
+            or case.metric not in ("latency_us", "tflops")
+            or kernel_of(case) == BEST_CASE_KERNEL
+        ):
+            continue  # best-case BLAS rows are the accelerator's matmul_fraction, not a curve
         m, n, k = case.gemm_shape
         time_s = case.value * 1e-6 if case.metric == "latency_us" else 2.0 * m * n * k / (case.value * 1e12)
         dtype = case.weight_dtype or DType.BF16
@@ -227,6 +242,22 @@ def id_ranges(case_ids: Iterable[str]) -> list[str]:
             close()
             run.append(item)
     close()
+    return out
+
+
+def expand_ids(items: Iterable[str]) -> set[str]:
+    """The case ids an `id_ranges` list names (`ka00001..ka00003` -> ka00001, ka00002, ka00003)."""
+    out = set()
+    for item in items:
+        first, sep, last = item.partition("..")
+        if not sep:
+            out.add(item)
+            continue
+        head, tail = re.fullmatch(r"(.*?)(\d+)", first), re.fullmatch(r"(.*?)(\d+)", last)
+        if head is None or tail is None or head.group(1) != tail.group(1):
+            raise RooflineError(f"'{item}' is not a range of case ids with one prefix")
+        width = len(head.group(2))
+        out.update(f"{head.group(1)}{i:0{width}d}" for i in range(int(head.group(2)), int(tail.group(2)) + 1))
     return out
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TypedDict
 
 from roofline.calibration.kernel_table import curve_file_data, fit_table, read_table, write_curve_file
 from roofline.simulator.gemm_efficiency import DATA_DIR
@@ -19,7 +20,15 @@ SOURCE = (
     "every other (N, K) shape of each format held out); hopper fp8_block@deepgemm from the DeepGEMM README "
     "FP8 GEMM rows of validation/kernels.csv (H800, DeepGEMM 327ec92, April 2025), same hold-out"
 )
-FAMILIES = {
+
+
+class Family(TypedDict):
+    architectures: list[str]
+    measured_on: list[str]
+    note: str
+
+
+FAMILIES: dict[str, Family] = {
     "hopper": {
         "architectures": ["Hopper"],
         "measured_on": ["h100-sxm", "h200-sxm", "h800"],

@@ -208,10 +208,9 @@ class RooflineCostModel:
     def _compute_s(self, op: Op) -> float:
         if op.flops == 0:
             return 0.0
+        scaling, kernel = (op.shape.scaling, op.shape.kernel) if op.shape is not None else (None, None)
+        peak, fraction = self.flops_rate(op.kind, op.dtype, scaling, kernel)
         curve = self.gemm_curve(op)
-        peak, fraction = self.flops_rate(op.kind, op.dtype)
-        if curve is not None:
-            fraction = curve.fraction
         if op.kind is OpKind.MATMUL and op.shape is not None and not self.ideal:
             s = op.shape
             fraction *= wave_utilization(s.m, s.n, s.k, s.batch, self._sm_count, self._tiles)

@@ -3,7 +3,9 @@
 One curve per (family, format) -- format is the math dtype and, for FP8, its scaling mode
 (`fp8` = per-tensor scales, `fp8_block` = 128x128 weight / 1x128 activation scales; `fp4` = NVFP4);
 a GEMM library measured apart from the runtime's default has keys `<format>@<kernel>`
-(`fp8_block@deepgemm`), and `aliases` say which curve a format uses by default.
+(`fp8_block@deepgemm`), and `aliases` say which curve a format uses by default. The curves are the
+serving runtime's GEMMs (TensorRT-LLM); kernel `blas_best` (a best-case cuBLAS microbenchmark) is
+timed with the accelerator's single best-shape `matmul_fraction` instead.
 A GEMM C[m, n] = A[m, k] B[k, n] on that family is timed from four numbers:
 
     compute_s = flops / (peak x fraction x wave utilization x k / (k + k_half))
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,6 +42,7 @@ SCALING_MODES = ("tensor", "block")  # FP8 per-tensor scales; FP8 128x128/1x128 
 FP8_BLOCK_WEIGHT = 128 * 128  # weight values sharing one FP32 scale (DeepSeek-V3 FP8 recipe)
 FP8_BLOCK_ACTIVATION = 128  # activation values (1 x 128) sharing one FP32 scale
 SCALE_BYTES = 4.0  # an FP32 scale
+BEST_CASE_KERNEL = "blas_best"  # the vendor BLAS at its best shape/tiles: the accelerator's matmul_fraction (MAMF)
 
 Positive = Annotated[float, Field(gt=0.0)]
 NonNegative = Annotated[float, Field(ge=0.0)]
@@ -89,7 +92,7 @@ def format_key(dtype: DType, scaling: str | None) -> str:
 
 def read_curve_file(path: Path) -> GemmCurveFile:
     """One curve file, checked (RooflineError naming the file when it does not fit the schema)."""
-    return validate_into(GemmCurveFile, read_yaml(path), f"'{path}'")
+    return cast(GemmCurveFile, validate_into(GemmCurveFile, read_yaml(path), f"'{path}'"))
 
 
 @lru_cache(maxsize=1)
@@ -112,10 +115,12 @@ def curve_for(architecture: str, dtype: DType, scaling: str | None, kernel: str 
     """The curve of this architecture, math format, scaling mode (and GEMM library, where a curve of
     its own is packaged); None when none is packaged."""
     family = curves_for(architecture)
-    return None if family is None else family.curve(format_key(dtype, scaling), kernel)
+    if family is None or kernel == BEST_CASE_KERNEL:
+        return None
+    return family.curve(format_key(dtype, scaling), kernel)
 
 
-def k_efficiency(k: Any, k_half: float) -> Any:
+def k_efficiency(k: Any, k_half: Any) -> Any:
     """The main loop's share of a tile's time, k / (k + k_half) (numbers or numpy arrays)."""
     return k / (k + k_half)
 

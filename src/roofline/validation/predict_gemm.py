@@ -55,7 +55,8 @@ def _curve_note(model: RooflineCostModel, op: Op) -> str:
     acc = model.cluster.accelerator
     family = curves_for(acc.architecture)
     if family is None or model.gemm_curve(op) is None:
-        return f"{acc.id} {op.dtype.value}: single matmul fraction (no GEMM curve)"
+        why = "best-case BLAS benchmark" if op.shape is not None and op.shape.kernel else "no GEMM curve"
+        return f"{acc.id} {op.dtype.value}: single best-shape matmul fraction ({why})"
     assert op.shape is not None
     key = format_key(model.math_dtype(op.dtype), op.shape.scaling)
     if op.shape.kernel and family.curve(key, op.shape.kernel) is not family.curve(key):
