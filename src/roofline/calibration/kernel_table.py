@@ -25,10 +25,14 @@ from typing import Any
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.hardware_specs import get_accelerator
+from roofline.hardware_specs.cluster import resolve_cluster
 from roofline.hardware_specs.schema import Accelerator
-from roofline.simulator.cost import wave_utilization
-from roofline.simulator.gemm_efficiency import BEST_CASE_KERNEL, format_key, scale_bytes
+from roofline.ir import Op
+from roofline.simulator.cost import shared_cost_model, wave_utilization
+from roofline.simulator.gemm_efficiency import BEST_CASE_KERNEL, format_key, gemm_op, scale_bytes
+from roofline.simulator.plan import ParallelPlan
 from roofline.validation.cases import Case, read_cases
+from roofline.workloads.quantize import quantize_op
 from roofline.yaml_io import dump_yaml
 
 OUTPUT_BYTES = 2.0  # C is written in 16 bits
@@ -82,6 +86,7 @@ class GemmRow:
     k: int
     time_s: float
     kernel: str | None = None
+    quantize_s: float = 0.0  # the activation-quantise pass the timed call includes (cost model's time)
 
     @property
     def key(self) -> str:
@@ -102,9 +107,27 @@ def gemm_rows(cases: Iterable[Case]) -> list[GemmRow]:
         m, n, k = case.gemm_shape
         time_s = case.value * 1e-6 if case.metric == "latency_us" else 2.0 * m * n * k / (case.value * 1e12)
         dtype = case.weight_dtype or DType.BF16
-        accelerator = get_accelerator(case.hardware)
-        rows.append(GemmRow(case.case_id, accelerator, dtype, scaling_of(case), m, n, k, time_s, kernel_of(case)))
+        accelerator, scaling, kernel = get_accelerator(case.hardware), scaling_of(case), kernel_of(case)
+        quantize_s = input_quantize_s(case, gemm_op(m, n, k, dtype, scaling, kernel), accelerator)
+        rows.append(GemmRow(case.case_id, accelerator, dtype, scaling, m, n, k, time_s, kernel, quantize_s))
     return rows
+
+
+def times_linear_forward(case: Case) -> bool:
+    """The row timed TensorRT-LLM's Linear.forward on a bf16 input (AIC gemm rows: notes carry
+    `kernel_source=`), which quantises the input itself before a low-precision GEMM."""
+    return "kernel_source=" in case.notes
+
+
+def input_quantize_s(case: Case, gemm: Op, accelerator: Accelerator) -> float:
+    """Seconds of the activation-quantise pass inside the row's timed call, as the cost model prices
+    it (workloads.quantize); 0 for rows that time the GEMM alone or a bf16 GEMM."""
+    if not times_linear_forward(case):
+        return 0.0
+    quantize = quantize_op(gemm, fused_too=True)
+    if quantize is None:
+        return 0.0
+    return shared_cost_model(resolve_cluster(hardware=accelerator), ParallelPlan()).cost(quantize).total_s
 
 
 def family_of(accelerator: Accelerator) -> str:
@@ -128,6 +151,7 @@ class _Arrays:
         self.k = np.array([r.k for r in rows], float)
         self.flops = np.array([2.0 * r.m * r.n * r.k for r in rows])
         self.log_time = np.log([r.time_s for r in rows])
+        self.quantize_s = np.array([r.quantize_s for r in rows])
         peaks, memory, waves, overhead, exponent = [], [], [], [], []
         for r in rows:
             acc = r.accelerator
@@ -153,7 +177,7 @@ class _Arrays:
         compute = np.maximum(compute, self.k * k_step_s)
         big = np.maximum(compute, self.memory_s)
         pnorm = big * ((compute / big) ** self.p + (self.memory_s / big) ** self.p) ** (1.0 / self.p)
-        return pnorm + self.overhead_s + latency_s
+        return pnorm + self.overhead_s + latency_s + self.quantize_s
 
 
 def _params(theta: Any) -> tuple[float, float, float, float]:

@@ -27,7 +27,7 @@ from roofline.ir import Op, OpKind
 from roofline.memo import Memo
 from roofline.simulator.collectives import CollectiveModel, CommLibrary, GroupTopology, load_library
 from roofline.simulator.comm import topology_for
-from roofline.simulator.gemm_efficiency import GemmCurve, curve_for, k_efficiency
+from roofline.simulator.gemm_efficiency import GemmCurve, curve_for, is_activation_quantize, k_efficiency
 from roofline.simulator.plan import ParallelPlan
 
 if TYPE_CHECKING:
@@ -237,7 +237,15 @@ class RooflineCostModel:
         configuration on this cluster and plan, is not costed again)."""
         return self._costs.get(op, lambda: self._cost(op))
 
+    def runs_weight_only(self, dtype: DType) -> bool:
+        """This low-precision format has no tensor-core math here: its GEMMs dequantise the weights and
+        multiply bf16 activations (math_dtype), so no activation-quantise pass runs."""
+        return self.math_dtype(dtype) is not dtype.compute_dtype
+
     def _cost(self, op: Op) -> OpCost:
+        if is_activation_quantize(op) and self.runs_weight_only(op.dtype):
+            return OpCost(op=op, compute_s=0.0, memory_s=0.0, comm_s=0.0, overhead_s=0.0, detail="weight-only: no pass",
+                          overlap_exponent=self._overlap_exponent)  # fmt: skip
         is_comm = op.kind is OpKind.COLLECTIVE  # other ops may carry overlapped traffic (CP ring)
         comm_s, detail = self._comm(op)
         return OpCost(

@@ -49,10 +49,11 @@ from roofline.simulator.collectives import CollectiveModel, GroupTopology, load_
 from roofline.simulator.comm import topology_for
 from roofline.simulator.cost import RooflineCostModel, kernel_time_s, wave_utilization
 from roofline.simulator.engine import decode_contexts
-from roofline.simulator.gemm_efficiency import k_efficiency
+from roofline.simulator.gemm_efficiency import is_activation_quantize, k_efficiency
 from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS, ParallelPlan, stage_placements
 from roofline.simulator.serving.engine_config import EngineConfig
 from roofline.workloads.base import Workload
+from roofline.workloads.quantize import with_activation_quantize
 
 SIZE_STEPS_PER_OCTAVE = 4
 SIZE_GRID_BYTES = 2.0 ** (np.arange(0, SIZE_STEPS_PER_OCTAVE * 44 + 1) / SIZE_STEPS_PER_OCTAVE)  # 1 B .. 16 TB
@@ -105,6 +106,7 @@ class OpTable:
     group_ops: np.ndarray  # bool (ops,)
     boundary_bytes_per_token: float  # pipeline hand-off per token of the step
     scalings: tuple[str | None, ...] = ()  # FP8 scaling mode of each op's GEMM (MatmulShape.scaling)
+    quantize: np.ndarray | None = None  # bool (ops,): activation-quantise ops (free where the GEMM is weight-only)
 
     @property
     def matmuls(self) -> np.ndarray:
@@ -122,7 +124,9 @@ def _parts(layout: Layout, layers: int) -> list[Placement]:
 
 def _op_rows(workload: Workload, layout: Layout, step: StepShape) -> list[tuple[int, Op]]:
     parts = _parts(layout, workload.num_layers)
-    return [(i, op) for i, p in enumerate(parts) for op in workload.build_ops(step, layout.precision, p)]
+    act = layout.precision.activation
+    return [(i, op) for i, p in enumerate(parts)
+            for op in with_activation_quantize(workload.build_ops(step, layout.precision, p), act)]  # fmt: skip
 
 
 def _quantities(rows: list[tuple[int, Op]]) -> np.ndarray:
@@ -184,6 +188,7 @@ def build_table(workload: Workload, layout: Layout, phase: Phase, new: int, cont
         collectives=tuple((op.collective.kind, op.collective.group) if op.collective else None for op in ops),
         n=first[:, Q_N], k=first[:, Q_K], local=local, group=group, group_ops=group_ops,
         boundary_bytes_per_token=per_token, scalings=tuple(op.shape.scaling if op.shape else None for op in ops),
+        quantize=np.array([is_activation_quantize(op) for op in ops], bool),
     )  # fmt: skip
 
 
@@ -451,6 +456,18 @@ class FastModel:
             self._sizes[key] = self._collectives.times(kind, SIZE_GRID_BYTES, topo)
         return self._sizes[key]
 
+    def _weight_only_quantize(self, table: OpTable, h: int) -> np.ndarray:
+        """Indices of the activation-quantise ops that do not run on accelerator h (weight-only GEMMs)."""
+        assert table.quantize is not None
+        rows = np.flatnonzero(table.quantize)
+        keep = []
+        for j in rows:
+            try:
+                keep.append(self._costs[h].runs_weight_only(table.dtypes[j]))
+            except RooflineError:
+                keep.append(True)
+        return rows[np.array(keep, bool)]
+
     def _gemm_curves(self, table: OpTable, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(matmuls, 1) arrays of the GEMM curve numbers k_half, k_step_s, latency_s on accelerator h
         (cost.RooflineCostModel.gemm_curve; 0 where the op has no curve)."""
@@ -537,6 +554,8 @@ class FastModel:
         time = self._op_s(h, compute, d.bytes(u, s, seg) * (1.0 / hw.memory_bytes_per_s[h]), table.kernels[:, None])
         if len(mm):
             time[mm] += latency_s
+        if table.quantize is not None and table.quantize.any():
+            time[self._weight_only_quantize(table, h)] = 0.0  # cost.RooflineCostModel._cost
         rows = d.collective_rows
         if len(rows):
             tables = d.comm_tables[h * len(rows) : (h + 1) * len(rows)]

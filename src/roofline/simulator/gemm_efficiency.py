@@ -35,14 +35,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
+from roofline.ir import MatmulShape, Op, OpClass, OpKind
 from roofline.yaml_io import read_yaml, validate_into
 
 DATA_DIR = Path(__file__).parent / "data" / "gemm"
 SCALING_MODES = ("tensor", "block")  # FP8 per-tensor scales; FP8 128x128/1x128 block scales
-FP8_BLOCK_WEIGHT = 128 * 128  # weight values sharing one FP32 scale (DeepSeek-V3 FP8 recipe)
+FP8_BLOCK_SIDE = 128  # 128 x 128 weight values share one FP32 scale (DeepSeek-V3 FP8 recipe)
 FP8_BLOCK_ACTIVATION = 128  # activation values (1 x 128) sharing one FP32 scale
 SCALE_BYTES = 4.0  # an FP32 scale
 BEST_CASE_KERNEL = "blas_best"  # the vendor BLAS at its best shape/tiles: the accelerator's matmul_fraction (MAMF)
+
+QUANTIZE_SUFFIX = ".quantize"  # an activation-quantise op is named after its GEMM: "<gemm>.quantize"
+LOW_PRECISION = (DType.FP8, DType.FP4)  # compute dtypes whose GEMMs take quantised activations
 
 Positive = Annotated[float, Field(gt=0.0)]
 NonNegative = Annotated[float, Field(ge=0.0)]
@@ -125,14 +129,43 @@ def k_efficiency(k: Any, k_half: Any) -> Any:
     return k / (k + k_half)
 
 
-def scale_bytes(m: float, n: float, k: float, dtype: DType, scaling: str | None) -> float:
-    """Bytes of FP8 block scales a GEMM reads beyond its values: one FP32 per 128x128 weight block
-    and per 1x128 activation group. (FP4 scales are inside its 4.5 / 4.25 bits per value.)"""
+def weight_scale_bytes(n: float, k: float, dtype: DType, scaling: str | None) -> float:
+    """Bytes of FP8 block scales of a [k, n] weight: one FP32 per 128x128 block. (FP4 scales are
+    inside its 4.5 / 4.25 bits per value; per-tensor scales are one number.)"""
     if format_key(dtype, scaling) != "fp8_block":
         return 0.0
-    weight_blocks = -(-k // 128) * -(-n // 128)
-    activation_groups = m * -(-k // FP8_BLOCK_ACTIVATION)
-    return SCALE_BYTES * (weight_blocks + activation_groups)
+    return SCALE_BYTES * -(-k // FP8_BLOCK_SIDE) * -(-n // FP8_BLOCK_SIDE)
+
+
+def activation_scale_bytes(m: float, k: float, dtype: DType, scaling: str | None) -> float:
+    """Bytes of FP8 block scales of an [m, k] activation: one FP32 per 1x128 group."""
+    if format_key(dtype, scaling) != "fp8_block":
+        return 0.0
+    return SCALE_BYTES * m * -(-k // FP8_BLOCK_ACTIVATION)
+
+
+def scale_bytes(m: float, n: float, k: float, dtype: DType, scaling: str | None) -> float:
+    """Bytes of FP8 block scales a GEMM C[m, n] = A[m, k] B[k, n] reads beyond its values."""
+    return weight_scale_bytes(n, k, dtype, scaling) + activation_scale_bytes(m, k, dtype, scaling)
+
+
+def gemm_op(m: int, n: int, k: int, dtype: DType, scaling: str | None = None, kernel: str | None = None) -> Op:
+    """One C[m, n] = A[m, k] B[k, n] as the cost model times it: A and B read in the format (with
+    FP8 block scales), C written in 16 bits."""
+    element = dtype.bytes_per_element
+    weight_bytes = k * n * element + weight_scale_bytes(n, k, dtype, scaling)
+    activation_bytes = m * k * element + m * n * max(element, 2.0) + activation_scale_bytes(m, k, dtype, scaling)
+    return Op(name="gemm", kind=OpKind.MATMUL, op_class=OpClass.MLP, dtype=dtype, flops=2.0 * m * n * k,
+              weight_bytes=weight_bytes, activation_bytes=activation_bytes,
+              shape=MatmulShape(m=m, n=n, k=k, scaling=scaling, kernel=kernel))  # fmt: skip
+
+
+def is_activation_quantize(op: Op) -> bool:
+    """An activation-quantise op (workloads.quantize): elementwise, named "<gemm>.quantize", in the
+    GEMM's low-precision format."""
+    return (
+        op.kind is OpKind.ELEMENTWISE and op.name.endswith(QUANTIZE_SUFFIX) and op.dtype.compute_dtype in LOW_PRECISION
+    )
 
 
 def check_scaling(scaling: str | None) -> str | None:
