@@ -156,3 +156,85 @@ def test_isolated_eager_rows_pay_the_paired_dispatch_overhead() -> None:
     added_us = gemm(eager, cluster).values["latency_us"] - gemm(graph, cluster).values["latency_us"]
     assert added_us == pytest.approx(timing_overhead_s(eager) * 1e6)
     assert math.isclose(len(method.pairs), len(expand_ids(method.fitted_on)))
+
+
+def _estimate_ops(model: str, hardware: str, weight_dtype: str | None = None) -> tuple[dict, list[dict]]:
+    import roofline as rl
+
+    result = rl.estimate(model=model, hardware=hardware, tp=8, batch=8, isl=512, osl=16, weight_dtype=weight_dtype)
+    data = result.to_dict()
+    return data, [op for op in data["ops"] if op["phase"] == "decode"]
+
+
+def test_block_fp8_models_quantise_their_activations_and_read_block_scales() -> None:
+    _, ops = _estimate_ops("deepseek-v3", "h200-sxm")
+    names = {op["name"] for op in ops}
+    assert "o_proj.quantize" in names and "o_proj" in names
+    quantize = next(op for op in ops if op["name"] == "o_proj.quantize")
+    assert quantize["time_s"] > 0
+
+
+def test_per_tensor_fp8_fuses_the_cast_and_fp4_on_hopper_runs_weight_only() -> None:
+    _, llama_fp8 = _estimate_ops("llama-3.1-70b", "h100-sxm", "fp8")
+    assert not any(op["name"].endswith(".quantize") for op in llama_fp8)
+    data, llama_fp4 = _estimate_ops("llama-3.1-70b", "h100-sxm", "fp4")
+    quantize = [op for op in llama_fp4 if op["name"].endswith(".quantize")]
+    assert quantize and all(op["time_s"] == 0.0 for op in quantize)
+    assert any("weight-only" in w for w in data["warnings"])
+    _, blackwell_fp4 = _estimate_ops("llama-3.1-70b", "b200", "fp4")
+    assert all(op["time_s"] > 0 for op in blackwell_fp4 if op["name"].endswith(".quantize"))
+
+
+def test_block_scale_bytes_are_one_fp32_per_128x128_weight_block() -> None:
+    from roofline.ir import Precision
+    from roofline.workloads.layers import matmul_op
+
+    tensor = matmul_op("w", OpClass.MLP, 1, 7168, 2048, Precision(weight=DType.FP8), 1)
+    block = matmul_op("w", OpClass.MLP, 1, 7168, 2048, Precision(weight=DType.FP8, fp8_scaling="block"), 1)
+    assert block.shape is not None and block.shape.scaling == "block"
+    assert block.weight_bytes - tensor.weight_bytes == 4 * (2048 // 128) * (7168 // 128)
+
+
+def _h100_bf16_table(tmp_path: Path) -> Path:
+    """The H100 bf16 rows of the fit fixture, with every time 1.25x: a 'slower H100' of the user's."""
+    import csv
+
+    with FIT_ROWS.open(newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["hardware"] == "h100-sxm" and r["weight_dtype"] == "bf16"]
+    for row in rows:
+        row["value"] = str(float(row["value"]) * 1.25)
+    path = tmp_path / "mine.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_calibrate_kernel_table_writes_a_profile_whose_own_curves_the_estimate_uses(tmp_path: Path) -> None:
+    from roofline.api.calibration import calibrate_kernel_table
+
+    report = calibrate_kernel_table(_h100_bf16_table(tmp_path), tmp_path / "out")
+    profile = report.paths["h100-sxm profile"]
+    mine, catalog = _model(str(profile)), _model("h100-sxm")
+    assert set(mine.cluster.accelerator.efficiency.gemm_curves) == {"bf16"}
+    op = _matmul(DType.BF16, 4096, 8192, 8192)
+    assert mine.cost(op).total_s == pytest.approx(1.25 * catalog.cost(op).total_s, rel=0.06)
+    fp8 = _matmul(DType.FP8, 4096, 8192, 8192)  # no fp8 rows in the table: the family curve
+    assert mine.gemm_curve(fp8) is catalog.gemm_curve(fp8)
+
+
+def test_calibrate_cli_bad_kernel_table_is_one_error_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from roofline.cli.app import app
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    result = CliRunner().invoke(app, ["calibrate", "--device", "none", "--kernel-table", str(bad), "-o", str(tmp_path)])
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "missing column" in result.stderr
+    good = CliRunner().invoke(app, ["calibrate", "--device", "none", "--kernel-table", str(_h100_bf16_table(tmp_path)),
+                                    "-o", str(tmp_path / "o"), "--format", "json"])  # fmt: skip
+    assert good.exit_code == 0, good.output
+    assert "h100-sxm" in good.stdout

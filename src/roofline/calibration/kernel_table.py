@@ -32,6 +32,7 @@ from roofline.simulator.cost import shared_cost_model, wave_utilization
 from roofline.simulator.gemm_efficiency import BEST_CASE_KERNEL, format_key, gemm_op, scale_bytes
 from roofline.simulator.plan import ParallelPlan
 from roofline.validation.cases import Case, read_cases
+from roofline.validation.harness import timing_overhead_s
 from roofline.workloads.quantize import quantize_op
 from roofline.yaml_io import dump_yaml
 
@@ -87,6 +88,7 @@ class GemmRow:
     time_s: float
     kernel: str | None = None
     quantize_s: float = 0.0  # the activation-quantise pass the timed call includes (cost model's time)
+    harness_s: float = 0.0  # what the row's timing method adds (validation.harness)
 
     @property
     def key(self) -> str:
@@ -109,7 +111,8 @@ def gemm_rows(cases: Iterable[Case]) -> list[GemmRow]:
         dtype = case.weight_dtype or DType.BF16
         accelerator, scaling, kernel = get_accelerator(case.hardware), scaling_of(case), kernel_of(case)
         quantize_s = input_quantize_s(case, gemm_op(m, n, k, dtype, scaling, kernel), accelerator)
-        rows.append(GemmRow(case.case_id, accelerator, dtype, scaling, m, n, k, time_s, kernel, quantize_s))
+        harness_s = timing_overhead_s(case)
+        rows.append(GemmRow(case.case_id, accelerator, dtype, scaling, m, n, k, time_s, kernel, quantize_s, harness_s))
     return rows
 
 
@@ -151,7 +154,7 @@ class _Arrays:
         self.k = np.array([r.k for r in rows], float)
         self.flops = np.array([2.0 * r.m * r.n * r.k for r in rows])
         self.log_time = np.log([r.time_s for r in rows])
-        self.quantize_s = np.array([r.quantize_s for r in rows])
+        self.extra_s = np.array([r.quantize_s + r.harness_s for r in rows])
         peaks, memory, waves, overhead, exponent = [], [], [], [], []
         for r in rows:
             acc = r.accelerator
@@ -177,7 +180,7 @@ class _Arrays:
         compute = np.maximum(compute, self.k * k_step_s)
         big = np.maximum(compute, self.memory_s)
         pnorm = big * ((compute / big) ** self.p + (self.memory_s / big) ** self.p) ** (1.0 / self.p)
-        return pnorm + self.overhead_s + latency_s + self.quantize_s
+        return pnorm + self.overhead_s + latency_s + self.extra_s
 
 
 def _params(theta: Any) -> tuple[float, float, float, float]:
@@ -289,13 +292,7 @@ def fit_table(rows: Sequence[GemmRow], hold_out: str = "shapes") -> dict[str, di
     """{family: {format key: curve fields}} fitted from the rows."""
     out: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for (family, key), group in sorted(group_rows(rows).items()):
-        fitted, held = split_rows(group, hold_out)
-        (fraction, k_half, k_step_s, latency_s), rms = fit_curve(fitted)
-        out[family][key] = {
-            "fraction": round(fraction, 4), "k_half": round(k_half, 1), "k_step_s": float(f"{k_step_s:.4g}"),
-            "latency_s": float(f"{latency_s:.4g}"), "rms_log_error": round(rms, 4),
-            "fitted_on": id_ranges(r.case_id for r in fitted), "held_out": id_ranges(r.case_id for r in held),
-        }  # fmt: skip
+        out[family][key] = _curve_fields(group, hold_out)
     return dict(out)
 
 
@@ -318,9 +315,57 @@ def read_table(path: Path) -> list[GemmRow]:
     """The GEMM rows of a measurements file; RooflineError (one line) when it has none."""
     rows = gemm_rows(read_cases(path))
     if not rows:
-        raise RooflineError(f"'{path}' has no gemm rows with latency_us or tflops to fit")
+        raise RooflineError(
+            f"'{path}' has no gemm rows with latency_us or tflops to fit (best-case BLAS benchmark rows are not)"
+        )
     return rows
 
 
 def write_curve_file(path: Path, data: dict[str, Any]) -> None:
     path.write_text(dump_yaml(data), encoding="utf-8")
+
+
+# ---- calibrate --kernel-table: curves of the very parts a table measured --------------------------
+
+
+def fit_by_accelerator(rows: Sequence[GemmRow], hold_out: str = "none") -> dict[str, dict[str, dict[str, Any]]]:
+    """{accelerator id: {format key: curve fields}}: each part's own curves (calibrate --kernel-table)."""
+    by_part: dict[str, list[GemmRow]] = defaultdict(list)
+    for row in rows:
+        by_part[row.accelerator.id].append(row)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for part, part_rows in sorted(by_part.items()):
+        groups: dict[str, list[GemmRow]] = defaultdict(list)
+        for row in part_rows:
+            groups[row.key].append(row)
+        out[part] = {key: _curve_fields(group, hold_out) for key, group in sorted(groups.items())}
+    return out
+
+
+def _curve_fields(group: Sequence[GemmRow], hold_out: str) -> dict[str, Any]:
+    fitted, held = split_rows(group, hold_out)
+    (fraction, k_half, k_step_s, latency_s), rms = fit_curve(fitted)
+    return {
+        "fraction": round(fraction, 4), "k_half": round(k_half, 1), "k_step_s": float(f"{k_step_s:.4g}"),
+        "latency_s": float(f"{latency_s:.4g}"), "rms_log_error": round(rms, 4),
+        "fitted_on": id_ranges(r.case_id for r in fitted), "held_out": id_ranges(r.case_id for r in held),
+    }  # fmt: skip
+
+
+def kernel_table_profile(accelerator: Accelerator, curves: dict[str, dict[str, Any]], table: Path) -> dict[str, Any]:
+    """A `base:` accelerator profile: the catalog part with its own GEMM curves from the table."""
+    return {
+        "kind": "accelerator", "base": accelerator.id, "id": f"{accelerator.id}-kernel-table",
+        "name": f"{accelerator.name} (GEMM curves from {table.name})",
+        "efficiency": {"gemm_curves": curves},
+    }  # fmt: skip
+
+
+def add_curves_to_profile(profile: Path, curves: dict[str, dict[str, Any]]) -> None:
+    """Write the curves into a calibrated profile YAML (efficiency.gemm_curves), beside what the
+    device runs fitted."""
+    from roofline.yaml_io import read_yaml
+
+    data = read_yaml(profile)
+    data.setdefault("efficiency", {})["gemm_curves"] = curves
+    write_curve_file(profile, data)

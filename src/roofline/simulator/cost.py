@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
+from roofline.hardware_specs.schema import GemmCurve
 from roofline.ir import Op, OpKind
 from roofline.memo import Memo
 from roofline.simulator.collectives import CollectiveModel, CommLibrary, GroupTopology, load_library
 from roofline.simulator.comm import topology_for
-from roofline.simulator.gemm_efficiency import GemmCurve, curve_for, is_activation_quantize, k_efficiency
+from roofline.simulator.gemm_efficiency import accelerator_curve, is_activation_quantize, k_efficiency
 from roofline.simulator.plan import ParallelPlan
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ class RooflineCostModel:
             return peak, 1.0
         if kind is OpKind.ATTENTION:
             return peak, self._attention_fraction
-        curve = curve_for(self.cluster.accelerator.architecture, dtype, scaling, kernel)  # by shape: _compute_s
+        curve = accelerator_curve(self.cluster.accelerator, dtype, scaling, kernel)  # by shape: _compute_s
         return peak, curve.fraction if curve else self.cluster.accelerator.efficiency.matmul_fraction_for(dtype)
 
     def gemm_curve(self, op: Op) -> GemmCurve | None:
@@ -203,7 +204,7 @@ class RooflineCostModel:
         if op.kind is not OpKind.MATMUL or self.ideal:
             return None
         scaling, kernel = (op.shape.scaling, op.shape.kernel) if op.shape is not None else (None, None)
-        return curve_for(self.cluster.accelerator.architecture, self.math_dtype(op.dtype), scaling, kernel)
+        return accelerator_curve(self.cluster.accelerator, self.math_dtype(op.dtype), scaling, kernel)
 
     def _compute_s(self, op: Op) -> float:
         if op.flops == 0:

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
+from roofline.hardware_specs.schema import Accelerator, GemmCurve
 from roofline.ir import MatmulShape, Op, OpClass, OpKind
 from roofline.yaml_io import read_yaml, validate_into
 
@@ -50,20 +51,6 @@ LOW_PRECISION = (DType.FP8, DType.FP4)  # compute dtypes whose GEMMs take quanti
 
 Positive = Annotated[float, Field(gt=0.0)]
 NonNegative = Annotated[float, Field(ge=0.0)]
-
-
-class GemmCurve(BaseModel):
-    """The four numbers of one (family, format) curve, with the rows they were fitted on."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    fraction: Annotated[float, Field(gt=0.0, le=1.0)]
-    k_half: NonNegative
-    k_step_s: NonNegative
-    latency_s: NonNegative
-    rms_log_error: NonNegative | None = None  # of the fit, on the rows it was fitted on
-    fitted_on: list[str] = Field(default_factory=list)
-    held_out: list[str] = Field(default_factory=list)
 
 
 class GemmCurveFile(BaseModel):
@@ -122,6 +109,23 @@ def curve_for(architecture: str, dtype: DType, scaling: str | None, kernel: str 
     if family is None or kernel == BEST_CASE_KERNEL:
         return None
     return family.curve(format_key(dtype, scaling), kernel)
+
+
+def accelerator_curve(accelerator: Accelerator, dtype: DType, scaling: str | None,
+                      kernel: str | None = None) -> GemmCurve | None:  # fmt: skip
+    """The curve a GEMM runs on here: the part's own measured curve (efficiency.gemm_curves) where it
+    has one for the format (and library), else its architecture family's; None: no curve (best-case
+    BLAS rows, or a part that keeps its single matmul fractions)."""
+    if kernel == BEST_CASE_KERNEL:
+        return None
+    own = accelerator.efficiency.gemm_curves
+    if own:
+        key = format_key(dtype, scaling)
+        key = "bf16" if key == "fp16" and "fp16" not in own else key
+        curve = own.get(f"{key}@{kernel}") if kernel else None
+        if curve is not None or key in own:
+            return curve or own[key]
+    return curve_for(accelerator.architecture, dtype, scaling, kernel)
 
 
 def k_efficiency(k: Any, k_half: Any) -> Any:
