@@ -144,6 +144,9 @@ class EfficiencySpec(Frozen):
     - gemm_curves: GEMM efficiency by shape measured on this very part (`roofline calibrate
       --kernel-table`), keyed like the family curve files (bf16, fp8, fp8_block, fp4, ...); they
       take precedence over the architecture family's packaged curves;
+    - gemm_curves_family: false: matmuls without a curve of the part's own run at `matmul_fraction`
+      instead of the architecture family's curves (profiles written by the PyTorch runs of
+      `roofline calibrate`, whose single fractions were fitted on the device itself);
     - overlap_exponent: how a kernel overlaps its math with its memory traffic: time =
       (compute^p + memory^p)^(1/p). p -> infinity is the textbook max(); a kernel near the ridge
       point reaches neither ceiling (p = 2: 1.41 x max at the ridge, < 3% off once one side is 4x
@@ -160,6 +163,7 @@ class EfficiencySpec(Frozen):
     attention_kernels: dict[str, Fraction] = Field(default_factory=dict)
     overlap_exponent: float = Field(default=2.0, ge=1.0)
     gemm_curves: dict[str, GemmCurve] = Field(default_factory=dict)
+    gemm_curves_family: bool = True
     source: Source
 
     @model_validator(mode="after")

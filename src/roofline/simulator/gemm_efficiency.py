@@ -125,6 +125,8 @@ def accelerator_curve(accelerator: Accelerator, dtype: DType, scaling: str | Non
         curve = own.get(f"{key}@{kernel}") if kernel else None
         if curve is not None or key in own:
             return curve or own[key]
+    if not accelerator.efficiency.gemm_curves_family:
+        return None
     return curve_for(accelerator.architecture, dtype, scaling, kernel)
 
 
