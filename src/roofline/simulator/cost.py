@@ -152,6 +152,7 @@ class RooflineCostModel:
         self._sm_count = acc.sram.sm_count
         self._tiles = [(t.m, t.n) for t in acc.efficiency.matmul_tiles]
         self._costs = Memo()
+        self._curves: dict[tuple[DType, str | None, str | None], GemmCurve | None] = {}  # gemm_curve, per format
         self.steps = Memo()  # the engine's step timings on this model (engine.time_step)
 
     @property
@@ -195,7 +196,7 @@ class RooflineCostModel:
             return peak, 1.0
         if kind is OpKind.ATTENTION:
             return peak, self._attention_fraction
-        curve = accelerator_curve(self.cluster.accelerator, dtype, scaling, kernel)  # by shape: _compute_s
+        curve = self._curve(dtype, scaling, kernel)  # by shape: _compute_s
         return peak, curve.fraction if curve else self.cluster.accelerator.efficiency.matmul_fraction_for(dtype)
 
     def gemm_curve(self, op: Op) -> GemmCurve | None:
@@ -204,7 +205,14 @@ class RooflineCostModel:
         if op.kind is not OpKind.MATMUL or self.ideal:
             return None
         scaling, kernel = (op.shape.scaling, op.shape.kernel) if op.shape is not None else (None, None)
-        return accelerator_curve(self.cluster.accelerator, self.math_dtype(op.dtype), scaling, kernel)
+        return self._curve(self.math_dtype(op.dtype), scaling, kernel)
+
+    def _curve(self, dtype: DType, scaling: str | None, kernel: str | None) -> GemmCurve | None:
+        """accelerator_curve of a math format, remembered."""
+        key = (dtype, scaling, kernel)
+        if key not in self._curves:
+            self._curves[key] = accelerator_curve(self.cluster.accelerator, dtype, scaling, kernel)
+        return self._curves[key]
 
     def _compute_s(self, op: Op) -> float:
         if op.flops == 0:

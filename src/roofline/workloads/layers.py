@@ -121,14 +121,18 @@ def matmul_op(
     a = precision.activation.bytes_per_element
     dtype = precision.matmul_dtype if weight_bytes_per_element is None else precision.activation
     scaling = (precision.fp8_scaling or "tensor") if dtype.compute_dtype is DType.FP8 else None
+    weight_bytes, activation_bytes = k * n * w, (m * k + m * n) * a
+    if scaling == "block":
+        weight_bytes += weight_scale_bytes(n, k, dtype, scaling)
+        activation_bytes += activation_scale_bytes(m, k, dtype, scaling)
     return Op(
         name=name,
         kind=OpKind.MATMUL,
         op_class=op_class,
         dtype=dtype,
         flops=2.0 * m * n * k,
-        weight_bytes=k * n * w + weight_scale_bytes(n, k, dtype, scaling),
-        activation_bytes=(m * k + m * n) * a + activation_scale_bytes(m, k, dtype, scaling),
+        weight_bytes=weight_bytes,
+        activation_bytes=activation_bytes,
         count=count,
         shape=MatmulShape(m=m, n=n, k=k, scaling=scaling),
         sync=sync,

@@ -25,6 +25,9 @@ from roofline.yaml_io import read_yaml, validate_into
 DATA_FILE = Path(__file__).parents[1] / "simulator" / "data" / "quantize" / "activation_quantize.yaml"
 
 
+QUANTIZED = frozenset(d for d in DType if d.compute_dtype in LOW_PRECISION)  # formats whose GEMMs quantise
+
+
 class QuantizeFormat(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -50,9 +53,7 @@ def quantize_op(gemm: Op, activation: DType = DType.BF16, fused_too: bool = Fals
     or expert GEMM -- the MoE sequence quantises once per token -- or a format whose pass is fused;
     `fused_too`: the op even then, for a GEMM timed from a bf16 input as TensorRT-LLM's Linear is)."""
     shape = gemm.shape
-    if gemm.kind is not OpKind.MATMUL or shape is None or shape.batch != 1:
-        return None
-    if gemm.dtype.compute_dtype not in LOW_PRECISION:
+    if shape is None or gemm.dtype not in QUANTIZED or gemm.kind is not OpKind.MATMUL or shape.batch != 1:
         return None
     entry = quantize_table().formats.get(format_key(gemm.dtype, shape.scaling))
     if entry is None or not (entry.standalone or fused_too):
