@@ -43,7 +43,7 @@ from roofline.calibration.cases import (
 from roofline.calibration.device import DeviceInfo, catalog_differences, match_catalog
 from roofline.calibration.fit import Predictor, fit_efficiency, levenberg_marquardt, single_tiles
 from roofline.calibration.model_run import reduced_workload, spec_for
-from roofline.calibration.profile import calibrated_accelerator, host_accelerator, to_yaml
+from roofline.calibration.profile import calibrated_accelerator, host_accelerator, single_fractions, to_yaml
 from roofline.calibration.timing import Clock, TimingPolicy, measure
 from roofline.cli.app import app
 from roofline.dtypes import DType
@@ -74,7 +74,7 @@ def fake_device(kind: str = "cuda", name: str = "NVIDIA H100 80GB HBM3", memory:
 
 
 def h100_with(**efficiency: Any) -> Accelerator:
-    acc = load_catalog().accelerator("h100-sxm")
+    acc = single_fractions(load_catalog().accelerator("h100-sxm"))  # what the fit tunes: single fractions
     return acc.model_copy(update={"efficiency": acc.efficiency.model_copy(update=efficiency)})
 
 

@@ -78,6 +78,8 @@ class MatmulShape:
     n: int
     k: int
     batch: int = 1
+    scaling: str | None = None  # FP8 scales: "tensor" (per-tensor) or "block" (128x128 weights, 1x128 activations)
+    kernel: str | None = None  # GEMM library where it has a curve of its own ("deepgemm"); None: the runtime's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,7 @@ class Precision:
     activation: DType = DType.BF16
     kv_cache: DType = DType.BF16
     expert_weight: DType | None = None  # routed/shared expert weights; None = `weight`
+    fp8_scaling: str | None = None  # FP8 GEMM scales: "block" (128x128 weights, 1x128 activations); None = per-tensor
 
     @property
     def matmul_dtype(self) -> DType:
@@ -125,7 +128,7 @@ class Precision:
 
     def for_experts(self) -> Precision:
         """The precision expert matmuls see: the expert format as the weight format."""
-        return Precision(self.experts, self.activation, self.kv_cache, self.expert_weight)
+        return Precision(self.experts, self.activation, self.kv_cache, self.expert_weight, self.fp8_scaling)
 
 
 @dataclass(frozen=True, slots=True)

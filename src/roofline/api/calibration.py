@@ -78,11 +78,17 @@ def calibrate(
     output: str | os.PathLike[str] | None = None, *, device: str = "auto", quick: bool = True,
     hardware: str | None = None, threads: int | None = None, model: str = "llama-3.1-8b", model_runs: bool = True,
     memory_fraction: float | None = None, passes: int | None = None, force: bool = False,
-    progress: Progress | None = None,
-) -> CalibrationReport:  # fmt: skip
+    progress: Progress | None = None, kernel_table: str | os.PathLike[str] | None = None,
+) -> CalibrationReport | KernelTableReport:  # fmt: skip
     """Measure the device with PyTorch and fit the efficiencies (`roofline calibrate`); with `output`
     (a directory) also write `<hardware>-calibrated.yaml`, report.md, report.csv and the plot, never
-    over earlier outputs without `force`."""
+    over earlier outputs without `force`. `kernel_table`: also fit GEMM curves from a measured
+    table (calibrate_kernel_table) into the calibrated profile; with device="none", only that
+    (no PyTorch needed)."""
+    if device == "none":
+        if kernel_table is None:
+            raise RooflineError("--device none measures nothing; give --kernel-table FILE to fit from a table")
+        return calibrate_kernel_table(kernel_table, output, force=force)
     require_torch()
     from roofline.calibration.report import PLOT_PNG, REPORT_CSV, REPORT_MD, check_outputs, profile_filename
     from roofline.calibration.runner import CalibrationOptions, run_calibration
@@ -99,7 +105,11 @@ def calibrate(
     if out is None:
         return CalibrationReport(result)
     check_outputs(out, force, [profile_filename(result)])
-    return CalibrationReport(result, write_calibration(result, out))
+    paths = write_calibration(result, out)
+    if kernel_table is not None:
+        table = calibrate_kernel_table(kernel_table, out, force=force, profiles={result.hardware_id: paths["profile"]})
+        paths.update(table.paths)
+    return CalibrationReport(result, paths)
 
 
 def write_calibration(result: CalibrationResult, output: Path) -> dict[str, Path]:
@@ -109,3 +119,53 @@ def write_calibration(result: CalibrationResult, output: Path) -> dict[str, Path
     paths = write_outputs(result, output)
     write_calibration_plot(result, paths["plot"])
     return paths
+
+
+@dataclass(frozen=True, repr=False)
+class KernelTableReport(Result):
+    """GEMM curves fitted from a measured kernel table (`roofline calibrate --kernel-table`): per
+    accelerator of the table, each format's curve and the profile written (`paths`)."""
+
+    table: Path
+    curves: dict[str, dict[str, dict[str, Any]]]
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kernel_table": str(self.table), "curves": self.curves,
+                "files": {k: str(p) for k, p in self.paths.items()}}  # fmt: skip
+
+    def records(self) -> list[dict[str, Any]]:
+        skip = ("fitted_on", "held_out")
+        return [{"hardware": part, "format": key, **{k: v for k, v in curve.items() if k not in skip}}
+                for part, formats in self.curves.items() for key, curve in formats.items()]  # fmt: skip
+
+
+def calibrate_kernel_table(
+    table: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, *, force: bool = False,
+    profiles: dict[str, Path] | None = None,
+) -> KernelTableReport:  # fmt: skip
+    """Fit each accelerator's GEMM curves from a measured kernel table (a file in the validation
+    schema: gemm rows with latency_us or tflops -- a vendor database export or your own timings).
+    With `output`, write `<hardware>-kernel-table.yaml` (the catalog part plus its own curves) for
+    each part, or, where `profiles` names a calibrated profile of that part (the device runs of
+    the same `calibrate`), write the curves into it instead. No PyTorch needed."""
+    from roofline.calibration import kernel_table as kt
+    from roofline.calibration.report import check_outputs
+    from roofline.hardware_specs import get_accelerator
+
+    path = Path(table)
+    curves = kt.fit_by_accelerator(kt.read_table(path))
+    if output is None:
+        return KernelTableReport(path, curves)
+    out, profiles = Path(output), profiles or {}
+    written: dict[str, Path] = {}
+    check_outputs(out, force, [f"{part}-kernel-table.yaml" for part in curves if part not in profiles])
+    for part, part_curves in curves.items():
+        if part in profiles:
+            kt.add_curves_to_profile(profiles[part], part_curves)
+            written[f"{part} curves"] = profiles[part]
+            continue
+        target = out / f"{part}-kernel-table.yaml"
+        kt.write_curve_file(target, kt.kernel_table_profile(get_accelerator(part), part_curves, path))
+        written[f"{part} profile"] = target
+    return KernelTableReport(path, curves, written)

@@ -129,7 +129,8 @@ def precision_of(workload: Workload, o: LlmOptions) -> Precision:
         kv = parse_dtype(o.kv_dtype)
     else:
         kv = default_kv_dtype(weight) if o.weight_dtype else workload.kv_cache_dtype
-    return Precision(weight=weight, activation=activation, kv_cache=kv, expert_weight=experts)
+    return Precision(weight=weight, activation=activation, kv_cache=kv, expert_weight=experts,
+                     fp8_scaling=workload.fp8_scaling)  # fmt: skip
 
 
 def build_query(o: LlmOptions) -> Query:
@@ -143,4 +144,19 @@ def build_query(o: LlmOptions) -> Query:
     if limit is not None and o.isl + o.osl > limit:
         warnings.append(f"isl + osl = {o.isl + o.osl} exceeds {workload.id}'s context window ({limit})")
     cluster = cluster_of(o.hardware, o.system, plan.num_gpus, o.set)
+    warnings += weight_only_warnings(scenario.precision, cluster)
     return Query(workload, cluster, scenario, tuple(warnings))
+
+
+def weight_only_warnings(precision: Precision, cluster: Cluster) -> list[str]:
+    """A line for each weight format the accelerator has no tensor-core math for (FP4 on Hopper,
+    FP8 on Ampere): its GEMMs run weight-only, dequantising to the fallback format."""
+    acc = cluster.accelerator
+    out = []
+    for dtype in dict.fromkeys((precision.weight, precision.experts)):
+        fallback = dtype.weight_only_fallback
+        if acc.compute.peak_flops_per_s(dtype) is None and fallback is not None:
+            out.append(f"{acc.id} has no {dtype.value} tensor cores: {dtype.value} weights run weight-only "
+                       f"(dequantised to {fallback.value} in the GEMM; activations stay {precision.activation.value}, "
+                       "no activation-quantise pass)")  # fmt: skip
+    return out

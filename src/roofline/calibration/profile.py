@@ -55,6 +55,15 @@ def _seconds(value: float) -> str:
 
 
 def efficiency_dict(eff: EfficiencySpec, source: str) -> dict[str, Any]:
+    data = _efficiency_fields(eff, source)
+    if eff.gemm_curves:
+        data["gemm_curves"] = {key: curve.model_dump(exclude_none=True) for key, curve in eff.gemm_curves.items()}
+    if not eff.gemm_curves_family:
+        data["gemm_curves_family"] = False
+    return data
+
+
+def _efficiency_fields(eff: EfficiencySpec, source: str) -> dict[str, Any]:
     return {
         "memory_bandwidth_fraction": round(eff.memory_bandwidth_fraction, 4),
         "matmul_fraction": {k: round(v, 4) for k, v in sorted(eff.matmul_fraction.items())},
@@ -147,6 +156,12 @@ def host_accelerator(
     return Accelerator.model_validate(data)
 
 
+def single_fractions(acc: Accelerator) -> Accelerator:
+    """The part with its matmuls at `matmul_fraction` (the single fractions the PyTorch runs fit),
+    not its architecture family's GEMM curves (gemm_efficiency)."""
+    return acc.model_copy(update={"efficiency": acc.efficiency.model_copy(update={"gemm_curves_family": False})})
+
+
 def calibrated_accelerator(
     base: Accelerator, efficiency: EfficiencySpec, device: DeviceInfo, date: str, fit_note: str,
     differences: list[str],
@@ -157,6 +172,7 @@ def calibrated_accelerator(
     data = accelerator_dict(base)
     data["id"] = f"{base.id}-calibrated" if not base.id.endswith("-calibrated") else base.id
     data["efficiency"] = efficiency_dict(efficiency, f"fitted to microbenchmarks {by}; {fit_note}")
+    data["efficiency"]["gemm_curves_family"] = False  # the fitted single fractions, not the family's curves
     if device.kind == "cuda":
         data["name"] = f"{base.name} (calibrated {date})"
         data["memory"]["capacity"] = _bytes(device.memory_bytes)

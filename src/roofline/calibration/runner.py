@@ -21,7 +21,7 @@ from roofline.calibration.collectives import run_collectives
 from roofline.calibration.device import DeviceInfo, catalog_differences, detect, match_catalog
 from roofline.calibration.fit import FitResult, fit_efficiency, single_tiles
 from roofline.calibration.model_run import ModelRunResult, ModelRunSpec, model_bytes, run_model, spec_for
-from roofline.calibration.profile import calibrated_accelerator, host_accelerator
+from roofline.calibration.profile import calibrated_accelerator, host_accelerator, single_fractions
 from roofline.calibration.timing import FULL_POLICY, QUICK_POLICY
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
@@ -194,6 +194,7 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
     if device.kind == "cuda":
         base: Accelerator | None
         base, differences = _base_gpu(device, options.hardware)
+        base = single_fractions(base)  # the fit tunes matmul_fraction: the family's GEMM curves stand aside
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 cases measure fp32, not TF32
         profile_id = base.id
     else:

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from roofline.api import calibrate
+from roofline.api.calibration import CalibrationReport
 from roofline.calibration import require_torch
 from roofline.cli.common import OutputFormat, emit, text_format_option
 from roofline.reports.formats import to_csv, to_json
@@ -67,9 +68,32 @@ def _summary_tables(result: Any, paths: dict[str, Path]) -> list[Table]:
     return tables
 
 
+def _print_table_report(report: Any, fmt: OutputFormat) -> None:
+    """The GEMM curves fitted from a kernel table, and the files written."""
+    if fmt is OutputFormat.json:
+        emit(to_json(report.to_dict()))
+        return
+    if fmt is OutputFormat.csv:
+        emit(to_csv(report.records()))
+        return
+    curves = Table(title=f"GEMM curves fitted from {report.table}", title_justify="left")
+    for column in ("hardware", "format", "fraction", "k_half", "k_step", "latency", "rms log error"):
+        curves.add_column(column, justify="left" if column in ("hardware", "format") else "right")
+    for r in report.records():
+        curves.add_row(r["hardware"], r["format"], f"{r['fraction']:.3f}", f"{r['k_half']:.0f}",
+                       f"{r['k_step_s'] * 1e9:.2f} ns", f"{r['latency_s'] * 1e6:.2f} us",
+                       f"{r['rms_log_error']:.3f}")  # fmt: skip
+    console = Console(width=140)
+    console.print(curves)
+    for key, path in report.paths.items():
+        console.print(f"wrote {key}: {path}")
+
+
 def calibrate_command(
     output: Path = typer.Option(..., "--output", "-o", help="directory for the profile YAML, reports and plot"),
-    device: str = typer.Option("auto", "--device", help="cuda, cpu, or auto (a GPU when torch sees one)"),
+    device: str = typer.Option(
+        "auto", "--device", help="cuda, cpu, auto (a GPU when torch sees one), or none (only --kernel-table)"
+    ),
     quick: bool = typer.Option(True, "--quick/--full", help="a short grid (default) or the full one"),
     hardware: str | None = typer.Option(
         None, "--hardware", help="GPU: the catalog id to calibrate (default: matched from the device name); "
@@ -87,9 +111,16 @@ def calibrate_command(
         None, "--passes", help="passes over the kernels, the fastest kept (default 1; 2 with --full on a CPU)"
     ),
     force: bool = typer.Option(False, "--force", help="overwrite earlier outputs in the directory"),
+    kernel_table: Path | None = typer.Option(
+        None, "--kernel-table", help="measured GEMM table (validation CSV schema: gemm rows, latency_us or tflops) "
+        "to fit GEMM efficiency curves from, into the calibrated profile; with --device none only that (no PyTorch)"
+    ),
     fmt: OutputFormat = text_format_option(help="table (summary tables) or json (the report's document)"),
 ) -> None:  # fmt: skip
     """Measure the device with PyTorch, compare with the cost model, write DIR/<hardware>-calibrated.yaml."""
+    if device == "none":
+        _print_table_report(calibrate(output, device=device, force=force, kernel_table=kernel_table), fmt)
+        return
     require_torch()
     with _progress_bar() as bar:
         task = bar.add_task("", total=None) if bar is not None else None
@@ -100,7 +131,8 @@ def calibrate_command(
 
         report = calibrate(output, device=device, quick=quick, hardware=hardware, threads=threads, model=model,
                            model_runs=model_runs, memory_fraction=memory_fraction, passes=passes, force=force,
-                           progress=progress)  # fmt: skip
+                           progress=progress, kernel_table=kernel_table)  # fmt: skip
+    assert isinstance(report, CalibrationReport)
     if fmt is OutputFormat.json:
         emit(to_json(report.to_dict()))
     elif fmt is OutputFormat.csv:

@@ -113,6 +113,20 @@ class MatmulTile(Frozen):
     n: int = Field(gt=0)
 
 
+class GemmCurve(Frozen):
+    """GEMM efficiency by shape for one math format (simulator.gemm_efficiency): the steady-state
+    share of the peak, the K of the per-tile prologue/epilogue, a CTA's serial K-loop time per K
+    element, a fixed latency per call; with the rows it was fitted on."""
+
+    fraction: Fraction
+    k_half: float = Field(ge=0.0)
+    k_step_s: float = Field(ge=0.0)
+    latency_s: float = Field(ge=0.0)
+    rms_log_error: float | None = Field(default=None, ge=0.0)  # of the fit, on the rows it was fitted on
+    fitted_on: list[str] = Field(default_factory=list)
+    held_out: list[str] = Field(default_factory=list)
+
+
 class EfficiencySpec(Frozen):
     """Achievable fractions of the peaks, from public microbenchmarks (priors, not calibrated here).
 
@@ -128,6 +142,12 @@ class EfficiencySpec(Frozen):
       well-fed stream of kernels pays even under CUDA graphs;
     - matmul_tiles: output tiles GEMM kernels choose from; with the SM count they give the wave
       quantization that makes small or odd-shaped matmuls slower than the peak;
+    - gemm_curves: GEMM efficiency by shape measured on this very part (`roofline calibrate
+      --kernel-table`), keyed like the family curve files (bf16, fp8, fp8_block, fp4, ...); they
+      take precedence over the architecture family's packaged curves;
+    - gemm_curves_family: false: matmuls without a curve of the part's own run at `matmul_fraction`
+      instead of the architecture family's curves (profiles written by the PyTorch runs of
+      `roofline calibrate`, whose single fractions were fitted on the device itself);
     - overlap_exponent: how a kernel overlaps its math with its memory traffic: time =
       (compute^p + memory^p)^(1/p). p -> infinity is the textbook max(); a kernel near the ridge
       point reaches neither ceiling (p = 2: 1.41 x max at the ridge, < 3% off once one side is 4x
@@ -143,6 +163,8 @@ class EfficiencySpec(Frozen):
     matmul_tiles: list[MatmulTile] = Field(min_length=1)
     attention_kernels: dict[str, Fraction] = Field(default_factory=dict)
     overlap_exponent: float = Field(default=2.0, ge=1.0)
+    gemm_curves: dict[str, GemmCurve] = Field(default_factory=dict)
+    gemm_curves_family: bool = True
     source: Source
     fitted_on: FittedOn = Field(default_factory=list, description="measurement rows these fractions were fitted on")
 

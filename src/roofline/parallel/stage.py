@@ -12,6 +12,7 @@ from roofline.ir import Collective, CollectiveKind, Op, OpClass, OpKind, Phase, 
 from roofline.parallel.context import context_parallel
 from roofline.parallel.sequence import sequence_parallel
 from roofline.workloads.base import Workload
+from roofline.workloads.quantize import with_activation_quantize
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,15 @@ class StageParallelism:
 
 def stage_ops(workload: Workload, step: StepShape, precision: Precision, placement: Placement,
               par: StageParallelism) -> list[Op]:  # fmt: skip
-    ops = context_parallel(workload.build_ops(step, precision, placement), step, par.cp)
+    ops = with_activation_quantize(workload.build_ops(step, precision, placement), precision.activation)
+    ops = context_parallel(ops, step, par.cp)
     if par.sequence_parallel:
         ops = sequence_parallel(ops, placement.tp)
     if step.phase is Phase.DECODE and par.mtp_drafts and placement.has_lm_head:
         # the MTP head proposes `drafts` tokens one at a time for each sequence
         draft = StepShape(Phase.DECODE, placement.local_batch(step.batch), 1, step.context_tokens)
-        ops += [replace(op, count=op.count * par.mtp_drafts) for op in workload.mtp_ops(draft, precision, placement)]
+        mtp = with_activation_quantize(workload.mtp_ops(draft, precision, placement), precision.activation)
+        ops += [replace(op, count=op.count * par.mtp_drafts) for op in mtp]
     if par.pp > 1 and not placement.has_lm_head:
         ops.append(_pp_send_recv(workload.stage_boundary_bytes(step, precision), precision))
     return ops

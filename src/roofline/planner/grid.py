@@ -58,7 +58,8 @@ def precision_for(workload: Workload, weight_dtype: str | None, kv_dtype: str | 
         kv = parse_dtype(kv_dtype)
     else:
         kv = default_kv_dtype(weight) if weight_dtype else workload.kv_cache_dtype
-    return Precision(weight=weight, activation=DType.BF16, kv_cache=kv, expert_weight=experts)
+    return Precision(weight=weight, activation=DType.BF16, kv_cache=kv, expert_weight=experts,
+                     fp8_scaling=workload.fp8_scaling)  # fmt: skip
 
 
 def dtype_label(precision: Precision) -> str:

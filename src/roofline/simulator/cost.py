@@ -23,10 +23,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
+from roofline.hardware_specs.schema import GemmCurve
 from roofline.ir import Op, OpKind
 from roofline.memo import Memo
 from roofline.simulator.collectives import CollectiveModel, CommLibrary, GroupTopology, load_library
 from roofline.simulator.comm import topology_for
+from roofline.simulator.gemm_efficiency import accelerator_curve, is_activation_quantize, k_efficiency
 from roofline.simulator.plan import ParallelPlan
 
 if TYPE_CHECKING:
@@ -150,6 +152,7 @@ class RooflineCostModel:
         self._sm_count = acc.sram.sm_count
         self._tiles = [(t.m, t.n) for t in acc.efficiency.matmul_tiles]
         self._costs = Memo()
+        self._curves: dict[tuple[DType, str | None, str | None], GemmCurve | None] = {}  # gemm_curve, per format
         self.steps = Memo()  # the engine's step timings on this model (engine.time_step)
 
     @property
@@ -175,12 +178,14 @@ class RooflineCostModel:
         assert peak is not None
         return peak
 
-    def flops_rate(self, kind: OpKind, dtype: DType) -> tuple[float, float]:
+    def flops_rate(self, kind: OpKind, dtype: DType, scaling: str | None = None,
+                   kernel: str | None = None) -> tuple[float, float]:  # fmt: skip
         """The peak FLOP/s an op of this kind and format runs against, and the achievable fraction
         of it before wave quantization: elementwise ops on the fp32 vector units at the full peak,
-        attention at the attention fraction, matmuls at the math format's matmul fraction (every
-        fraction 1 under --ideal); collectives do no math (an infinite rate). Raises RooflineError
-        for a format the accelerator cannot run."""
+        attention at the attention fraction, matmuls at the steady-state fraction of the
+        architecture's GEMM curve for the format, FP8 `scaling` and `kernel` (gemm_efficiency), else the
+        accelerator's matmul fraction (every fraction 1 under --ideal); collectives do no math (an
+        infinite rate). Raises RooflineError for a format the accelerator cannot run."""
         if kind is OpKind.COLLECTIVE:
             return math.inf, 1.0
         if kind is OpKind.ELEMENTWISE:
@@ -191,16 +196,41 @@ class RooflineCostModel:
             return peak, 1.0
         if kind is OpKind.ATTENTION:
             return peak, self._attention_fraction
-        return peak, self.cluster.accelerator.efficiency.matmul_fraction_for(dtype)
+        curve = self._curve(dtype, scaling, kernel)  # by shape: _compute_s
+        return peak, curve.fraction if curve else self.cluster.accelerator.efficiency.matmul_fraction_for(dtype)
+
+    def gemm_curve(self, op: Op) -> GemmCurve | None:
+        """The shape curve of a matmul op on this architecture (gemm_efficiency), None: no curve
+        (not a matmul, --ideal, or a part that keeps its single matmul fractions)."""
+        if op.kind is not OpKind.MATMUL or self.ideal:
+            return None
+        scaling, kernel = (op.shape.scaling, op.shape.kernel) if op.shape is not None else (None, None)
+        return self._curve(self.math_dtype(op.dtype), scaling, kernel)
+
+    def _curve(self, dtype: DType, scaling: str | None, kernel: str | None) -> GemmCurve | None:
+        """accelerator_curve of a math format, remembered."""
+        key = (dtype, scaling, kernel)
+        if key not in self._curves:
+            self._curves[key] = accelerator_curve(self.cluster.accelerator, dtype, scaling, kernel)
+        return self._curves[key]
 
     def _compute_s(self, op: Op) -> float:
         if op.flops == 0:
             return 0.0
-        peak, fraction = self.flops_rate(op.kind, op.dtype)
+        scaling, kernel = (op.shape.scaling, op.shape.kernel) if op.shape is not None else (None, None)
+        peak, fraction = self.flops_rate(op.kind, op.dtype, scaling, kernel)
+        curve = self.gemm_curve(op)
         if op.kind is OpKind.MATMUL and op.shape is not None and not self.ideal:
             s = op.shape
             fraction *= wave_utilization(s.m, s.n, s.k, s.batch, self._sm_count, self._tiles)
+            if curve is not None:  # the per-tile prologue/epilogue; one CTA's serial K loop as a floor
+                fraction *= k_efficiency(s.k, curve.k_half)
+                return max(op.flops / (peak * fraction), s.k * curve.k_step_s)
         return op.flops / (peak * fraction)
+
+    def _gemm_latency_s(self, op: Op) -> float:
+        curve = self.gemm_curve(op)
+        return 0.0 if curve is None else curve.latency_s
 
     def _comm(self, op: Op) -> tuple[float, str]:
         if op.collective is None:
@@ -216,7 +246,15 @@ class RooflineCostModel:
         configuration on this cluster and plan, is not costed again)."""
         return self._costs.get(op, lambda: self._cost(op))
 
+    def runs_weight_only(self, dtype: DType) -> bool:
+        """This low-precision format has no tensor-core math here: its GEMMs dequantise the weights and
+        multiply bf16 activations (math_dtype), so no activation-quantise pass runs."""
+        return self.math_dtype(dtype) is not dtype.compute_dtype
+
     def _cost(self, op: Op) -> OpCost:
+        if is_activation_quantize(op) and self.runs_weight_only(op.dtype):
+            return OpCost(op=op, compute_s=0.0, memory_s=0.0, comm_s=0.0, overhead_s=0.0, detail="weight-only: no pass",
+                          overlap_exponent=self._overlap_exponent)  # fmt: skip
         is_comm = op.kind is OpKind.COLLECTIVE  # other ops may carry overlapped traffic (CP ring)
         comm_s, detail = self._comm(op)
         return OpCost(
@@ -224,7 +262,7 @@ class RooflineCostModel:
             compute_s=0.0 if is_comm else self._compute_s(op),
             memory_s=0.0 if is_comm else op.bytes / self._memory_bytes_per_s,
             comm_s=comm_s,
-            overhead_s=0.0 if is_comm else op.kernels * self._overhead_s,
+            overhead_s=0.0 if is_comm else op.kernels * self._overhead_s + self._gemm_latency_s(op),
             detail=detail,
             overlap_exponent=self._overlap_exponent,
         )

@@ -43,15 +43,17 @@ import numpy as np
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
-from roofline.ir import CollectiveKind, Op, OpKind, Phase, Placement, Precision, StepShape
+from roofline.ir import CollectiveKind, MatmulShape, Op, OpClass, OpKind, Phase, Placement, Precision, StepShape
 from roofline.simulator import capacity as capacity_rule
 from roofline.simulator.collectives import CollectiveModel, GroupTopology, load_library
 from roofline.simulator.comm import topology_for
 from roofline.simulator.cost import RooflineCostModel, kernel_time_s, wave_utilization
 from roofline.simulator.engine import decode_contexts
+from roofline.simulator.gemm_efficiency import is_activation_quantize, k_efficiency
 from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS, ParallelPlan, stage_placements
 from roofline.simulator.serving.engine_config import EngineConfig
 from roofline.workloads.base import Workload
+from roofline.workloads.quantize import with_activation_quantize
 
 SIZE_STEPS_PER_OCTAVE = 4
 SIZE_GRID_BYTES = 2.0 ** (np.arange(0, SIZE_STEPS_PER_OCTAVE * 44 + 1) / SIZE_STEPS_PER_OCTAVE)  # 1 B .. 16 TB
@@ -103,6 +105,8 @@ class OpTable:
     group: Sampled | None
     group_ops: np.ndarray  # bool (ops,)
     boundary_bytes_per_token: float  # pipeline hand-off per token of the step
+    scalings: tuple[str | None, ...] = ()  # FP8 scaling mode of each op's GEMM (MatmulShape.scaling)
+    quantize: np.ndarray | None = None  # bool (ops,): activation-quantise ops (free where the GEMM is weight-only)
 
     @property
     def matmuls(self) -> np.ndarray:
@@ -120,7 +124,9 @@ def _parts(layout: Layout, layers: int) -> list[Placement]:
 
 def _op_rows(workload: Workload, layout: Layout, step: StepShape) -> list[tuple[int, Op]]:
     parts = _parts(layout, workload.num_layers)
-    return [(i, op) for i, p in enumerate(parts) for op in workload.build_ops(step, layout.precision, p)]
+    act = layout.precision.activation
+    return [(i, op) for i, p in enumerate(parts)
+            for op in with_activation_quantize(workload.build_ops(step, layout.precision, p), act)]  # fmt: skip
 
 
 def _quantities(rows: list[tuple[int, Op]]) -> np.ndarray:
@@ -181,7 +187,8 @@ def build_table(workload: Workload, layout: Layout, phase: Phase, new: int, cont
         dtypes=tuple(op.dtype for op in ops),
         collectives=tuple((op.collective.kind, op.collective.group) if op.collective else None for op in ops),
         n=first[:, Q_N], k=first[:, Q_K], local=local, group=group, group_ops=group_ops,
-        boundary_bytes_per_token=per_token,
+        boundary_bytes_per_token=per_token, scalings=tuple(op.shape.scaling if op.shape else None for op in ops),
+        quantize=np.array([is_activation_quantize(op) for op in ops], bool),
     )  # fmt: skip
 
 
@@ -288,10 +295,10 @@ def _inverse(peak: np.ndarray) -> np.ndarray:
         return np.where(peak > 0, 1.0 / peak, 1e30)
 
 
-def _peak_for(model: RooflineCostModel, kind: int, dtype: DType) -> float:
+def _peak_for(model: RooflineCostModel, kind: int, dtype: DType, scaling: str | None = None) -> float:
     """Achievable FLOP/s of an op before wave quantization (cost.RooflineCostModel.flops_rate)."""
     try:
-        peak, fraction = model.flops_rate(_KINDS[kind], dtype)
+        peak, fraction = model.flops_rate(_KINDS[kind], dtype, scaling)
     except RooflineError:
         return 0.0  # the format cannot run here: infinite time
     return peak * fraction
@@ -425,6 +432,7 @@ class FastModel:
         self._costs = [RooflineCostModel(c) for c in self.clusters]
         self._collectives = CollectiveModel(load_library(comm_library))
         self._tables: dict[tuple[Layout, Phase, int, int], tuple[OpTable, _Derived]] = {}
+        self._curves: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._sizes: dict[tuple[int, CollectiveKind, int, int, int], np.ndarray] = {}
         self._context_ops: dict[tuple[Layout, tuple[int, ...]], ContextOps | None] = {}
         hand_off = [self._pp_topologies(c) for c in self.clusters]
@@ -448,6 +456,41 @@ class FastModel:
             self._sizes[key] = self._collectives.times(kind, SIZE_GRID_BYTES, topo)
         return self._sizes[key]
 
+    def _weight_only_quantize(self, table: OpTable, h: int) -> np.ndarray:
+        """Indices of the activation-quantise ops that do not run on accelerator h (weight-only GEMMs)."""
+        assert table.quantize is not None
+        rows = np.flatnonzero(table.quantize)
+        keep = []
+        for j in rows:
+            try:
+                keep.append(self._costs[h].runs_weight_only(table.dtypes[j]))
+            except RooflineError:
+                keep.append(True)
+        return rows[np.array(keep, bool)]
+
+    def _gemm_curves(self, table: OpTable, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(matmuls, 1) arrays of the GEMM curve numbers k_half, k_step_s, latency_s on accelerator h
+        (cost.RooflineCostModel.gemm_curve; 0 where the op has no curve)."""
+        key = (table.dtypes, table.scalings, table.kind.tobytes(), table.matmuls.tobytes(), h)
+        if key not in self._curves:
+            rows = []
+            for j in table.matmuls:
+                op = Op(
+                    name="",
+                    kind=_KINDS[int(table.kind[j])],
+                    op_class=OpClass.MLP,
+                    dtype=table.dtypes[j],
+                    shape=MatmulShape(1, 1, 1, scaling=table.scalings[j] if table.scalings else None),
+                )
+                try:
+                    curve = self._costs[h].gemm_curve(op)
+                except RooflineError:  # the format cannot run here: its time is infinite anyway
+                    curve = None
+                rows.append((curve.k_half, curve.k_step_s, curve.latency_s) if curve else (0.0, 0.0, 0.0))
+            values = np.array(rows, float).reshape(-1, 3)
+            self._curves[key] = (values[:, 0:1], values[:, 1:2], values[:, 2:3])
+        return self._curves[key]
+
     def _topology(self, h: int, group: str, layout: Layout) -> GroupTopology | None:
         try:
             return topology_for(self.clusters[h], group, layout.plan())
@@ -463,8 +506,9 @@ class FastModel:
                 return cached
         u_top = 1 << max(1, math.ceil(math.log2(max(u_max, 2))))  # powers of two: few rebuilds
         table = build_table(self.workload, layout, phase, new, context, u_top)
-        peaks = np.array([[_peak_for(cm, int(kind), dt) for cm in self._costs]
-                          for kind, dt in zip(table.kind, table.dtypes, strict=True)])  # fmt: skip
+        scalings = table.scalings or (None,) * len(table.kind)
+        peaks = np.array([[_peak_for(cm, int(kind), dt, sc) for cm in self._costs]
+                          for kind, dt, sc in zip(table.kind, table.dtypes, scalings, strict=True)])  # fmt: skip
         rows = np.array([j for j, c in enumerate(table.collectives) if c is not None], dtype=np.int64)
         groups = [c for c in table.collectives if c is not None]
         comm = [self._size_table(h, kind, self._topology(h, group, layout))
@@ -505,7 +549,13 @@ class FastModel:
             tiles = [(int(a), int(b)) for a, b in zip(hw.tile_m[h], hw.tile_n[h], strict=True)]
             n, k = table.n[mm, None].astype(np.int64), table.k[mm, None].astype(np.int64)
             compute[mm] /= wave_utilization(m, n, k, batch, int(hw.sm_count[h]), tiles)
+            k_half, k_step_s, latency_s = self._gemm_curves(table, h)
+            compute[mm] = np.maximum(compute[mm] / k_efficiency(k, k_half), k * k_step_s)
         time = self._op_s(h, compute, d.bytes(u, s, seg) * (1.0 / hw.memory_bytes_per_s[h]), table.kernels[:, None])
+        if len(mm):
+            time[mm] += latency_s
+        if table.quantize is not None and table.quantize.any():
+            time[self._weight_only_quantize(table, h)] = 0.0  # cost.RooflineCostModel._cost
         rows = d.collective_rows
         if len(rows):
             tables = d.comm_tables[h * len(rows) : (h + 1) * len(rows)]

@@ -101,7 +101,8 @@ def _precision(case: Case, workload: Workload, notes: list[str]) -> Precision:
         weight, experts = case.weight_dtype, None
         kv = case.kv_dtype or default_kv_dtype(weight)
     activation = DType.FP16 if weight is DType.FP16 else DType.BF16
-    return Precision(weight=weight, activation=activation, kv_cache=kv, expert_weight=experts)
+    return Precision(weight=weight, activation=activation, kv_cache=kv, expert_weight=experts,
+                     fp8_scaling=workload.fp8_scaling)  # fmt: skip
 
 
 def _plan(case: Case, workload: Workload, notes: list[str]) -> ParallelPlan:

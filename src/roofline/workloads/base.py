@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,6 +59,11 @@ class Workload(BaseModel, ABC):
     max_position_embeddings: int | None = Field(default=None, gt=0)
     weight_dtype: DType = Field(default=DType.BF16, description="format the checkpoint ships its weights in")
     expert_weight_dtype: DType | None = Field(default=None, description="expert weights' format, if different")
+    fp8_scaling: Literal["tensor", "block"] | None = Field(
+        default=None,
+        description="FP8 checkpoints' scales: 'block' (128x128 weight / 1x128 activation, DeepSeek-V3 recipe) or "
+        "'tensor' (per-tensor, ModelOpt); None: per-tensor",
+    )
 
     kv_cache_dtype: DType = Field(
         default=DType.BF16, description="KV format engines use by default for this checkpoint (vLLM/SGLang 'auto')"
@@ -90,7 +95,8 @@ class Workload(BaseModel, ABC):
     @property
     def shipped_precision(self) -> Precision:
         """Formats as the checkpoint ships, with the KV format engines default to for it."""
-        return Precision(weight=self.weight_dtype, kv_cache=self.kv_cache_dtype, expert_weight=self.expert_weight_dtype)
+        return Precision(weight=self.weight_dtype, kv_cache=self.kv_cache_dtype, expert_weight=self.expert_weight_dtype,
+                         fp8_scaling=self.fp8_scaling)  # fmt: skip
 
     @property
     @abstractmethod

@@ -29,6 +29,7 @@ from roofline.ir import (
     Sync,
 )
 from roofline.parallel.dims import split_heads, split_kv_heads
+from roofline.simulator.gemm_efficiency import activation_scale_bytes, weight_scale_bytes
 
 
 @dataclass(frozen=True)
@@ -114,20 +115,26 @@ def matmul_op(
     weight_bytes_per_element: float | None = None,
     sync: Sync | None = None,
 ) -> Op:
-    """A weight matmul: activations [m, k] times weights [k, n]."""
+    """A weight matmul: activations [m, k] times weights [k, n]. FP8 GEMMs carry the precision's
+    scaling mode; block-scaled ones also read their FP32 scales (gemm_efficiency.scale_bytes)."""
     w = precision.weight.bytes_per_element if weight_bytes_per_element is None else weight_bytes_per_element
     a = precision.activation.bytes_per_element
     dtype = precision.matmul_dtype if weight_bytes_per_element is None else precision.activation
+    scaling = (precision.fp8_scaling or "tensor") if dtype.compute_dtype is DType.FP8 else None
+    weight_bytes, activation_bytes = k * n * w, (m * k + m * n) * a
+    if scaling == "block":
+        weight_bytes += weight_scale_bytes(n, k, dtype, scaling)
+        activation_bytes += activation_scale_bytes(m, k, dtype, scaling)
     return Op(
         name=name,
         kind=OpKind.MATMUL,
         op_class=op_class,
         dtype=dtype,
         flops=2.0 * m * n * k,
-        weight_bytes=k * n * w,
-        activation_bytes=(m * k + m * n) * a,
+        weight_bytes=weight_bytes,
+        activation_bytes=activation_bytes,
         count=count,
-        shape=MatmulShape(m=m, n=n, k=k),
+        shape=MatmulShape(m=m, n=n, k=k, scaling=scaling),
         sync=sync,
     )
 
