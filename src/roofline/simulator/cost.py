@@ -25,6 +25,7 @@ from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import Op, OpKind
 from roofline.memo import Memo
+from roofline.simulator.attention_efficiency import AttentionModel, AttentionTiming, attention_seconds
 from roofline.simulator.collectives import CollectiveModel, CommLibrary, GroupTopology, load_library
 from roofline.simulator.comm import topology_for
 from roofline.simulator.plan import ParallelPlan
@@ -149,6 +150,9 @@ class RooflineCostModel:
         self._attention_fraction = acc.efficiency.attention_fraction_for(attention_kernel)
         self._sm_count = acc.sram.sm_count
         self._tiles = [(t.m, t.n) for t in acc.efficiency.matmul_tiles]
+        # attention by shape (attention_efficiency.py) for the serving engines' kernels; a named kernel
+        # family (SDPA in diffusion pipelines) or --ideal keeps the single fraction
+        self._attention = None if ideal or attention_kernel else AttentionModel.for_accelerator(acc)
         self._costs = Memo()
         self.steps = Memo()  # the engine's step timings on this model (engine.time_step)
 
@@ -216,7 +220,19 @@ class RooflineCostModel:
         configuration on this cluster and plan, is not costed again)."""
         return self._costs.get(op, lambda: self._cost(op))
 
+    def attention_timing(self, op: Op) -> AttentionTiming | None:
+        """The by-shape timing of an attention op on this accelerator, or None (single fraction)."""
+        if self._attention is None or op.kind is not OpKind.ATTENTION:
+            return None
+        return self._attention.timing(op)
+
     def _cost(self, op: Op) -> OpCost:
+        timing = self.attention_timing(op)
+        if timing is not None:
+            compute_s, memory_s = attention_seconds(op.flops, op.bytes, timing)
+            comm_s, detail = self._comm(op)  # a context-parallel ring carries KV alongside
+            return OpCost(op=op, compute_s=compute_s, memory_s=memory_s, comm_s=comm_s, overhead_s=timing.floor_s,
+                          detail=detail or timing.note, overlap_exponent=self._overlap_exponent)  # fmt: skip
         is_comm = op.kind is OpKind.COLLECTIVE  # other ops may carry overlapped traffic (CP ring)
         comm_s, detail = self._comm(op)
         return OpCost(
