@@ -25,7 +25,12 @@ from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import Op, OpKind
 from roofline.memo import Memo
-from roofline.simulator.attention_efficiency import AttentionModel, AttentionTiming, attention_seconds
+from roofline.simulator.attention_efficiency import (
+    AttentionCurves,
+    AttentionModel,
+    AttentionTiming,
+    attention_seconds,
+)
 from roofline.simulator.collectives import CollectiveModel, CommLibrary, GroupTopology, load_library
 from roofline.simulator.comm import topology_for
 from roofline.simulator.plan import ParallelPlan
@@ -137,9 +142,11 @@ class RooflineCostModel:
     def __init__(
         self, cluster: Cluster, plan: ParallelPlan | None = None, ideal: bool = False,
         library: CommLibrary | None = None, attention_kernel: str | None = None,
+        attention_curves: AttentionCurves | None = None,
     ) -> None:  # fmt: skip
         """`attention_kernel` names the attention kernel family ("fa2", "fa3") when the software stack
-        fixes one (diffusion pipelines on PyTorch SDPA); None: the accelerator's default."""
+        fixes one (diffusion pipelines on PyTorch SDPA); None: the accelerator's default.
+        `attention_curves`: attention curves other than the shipped YAML (the fit tries candidates)."""
         self.cluster, self.plan, self.ideal = cluster, plan or ParallelPlan(), ideal
         self.collectives = CollectiveModel(library or load_library(), ideal)
         self._topologies: dict[str, GroupTopology] = {}
@@ -152,7 +159,7 @@ class RooflineCostModel:
         self._tiles = [(t.m, t.n) for t in acc.efficiency.matmul_tiles]
         # attention by shape (attention_efficiency.py) for the serving engines' kernels; a named kernel
         # family (SDPA in diffusion pipelines) or --ideal keeps the single fraction
-        self._attention = None if ideal or attention_kernel else AttentionModel.for_accelerator(acc)
+        self._attention = None if ideal or attention_kernel else AttentionModel.for_accelerator(acc, attention_curves)
         self._costs = Memo()
         self.steps = Memo()  # the engine's step timings on this model (engine.time_step)
 
