@@ -492,7 +492,8 @@ class FastModel:
         ))  # fmt: skip
         return self._tables[key]
 
-    def _attention_rates(self, table: OpTable, seconds_per_flop: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _attention_rates(self, table: OpTable,
+                         seconds_per_flop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
         """Per op and accelerator: seconds per byte, the least compute time, the fixed time per
         instance; attention calls timed by shape (cost.RooflineCostModel.attention_timing) get the
         seconds per FLOP of their timing too (written into `seconds_per_flop`)."""
@@ -535,7 +536,8 @@ class FastModel:
             n, k = table.n[mm, None].astype(np.int64), table.k[mm, None].astype(np.int64)
             compute[mm] /= wave_utilization(m, n, k, batch, int(hw.sm_count[h]), tiles)
         compute = _at_least(compute, d.min_compute_s[:, h : h + 1])
-        time = self._op_s(h, compute, d.bytes(u, s, seg) * d.seconds_per_byte[:, h : h + 1], d.overhead_s[:, h : h + 1])
+        memory = d.bytes(u, s, seg) * d.seconds_per_byte[:, h : h + 1]
+        time = self._op_s(h, compute, memory, d.overhead_s[:, h : h + 1])
         rows = d.collective_rows
         if len(rows):
             tables = d.comm_tables[h * len(rows) : (h + 1) * len(rows)]
@@ -597,9 +599,11 @@ class FastModel:
                  + uu * ctx.flops_per_sequence[:, :, None])  # fmt: skip
         bytes_ = (Rows.of(table, rows, Q_BYTES)(uu, uu, seg)[:, None] + ctx.bytes_shared[:, :, None]
                   + uu * ctx.bytes_per_sequence[:, :, None])  # fmt: skip
-        compute = _at_least(flops * d.seconds_per_flop[rows, h][:, None, None], d.min_compute_s[rows, h][:, None, None])
+        least = d.min_compute_s[rows, h][:, None, None]
+        compute = _at_least(flops * d.seconds_per_flop[rows, h][:, None, None], least)
         memory = bytes_ * d.seconds_per_byte[rows, h][:, None, None]
-        growing = self._op_s(h, compute, memory, d.overhead_s[rows, h][:, None, None]) * table.count[rows][:, None, None]
+        fixed_s = d.overhead_s[rows, h][:, None, None]
+        growing = self._op_s(h, compute, memory, fixed_s) * table.count[rows][:, None, None]
         return fixed, _part_sums(table.part[rows], growing), where.ravel()
 
     def decode_periods_s(self, layout: Layout, contexts: Sequence[int], h: np.ndarray, batch: np.ndarray,

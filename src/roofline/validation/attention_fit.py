@@ -153,8 +153,9 @@ def fit_all(path: Path) -> list[FittedCurve]:
     return [fit_curve(rows, *key, curves) for key, rows in sorted(fit_rows(path).items())]
 
 
-FIT_SOURCE = ("fitted by roofline.validation.attention_fit on kernels-aic.csv (AIConfigurator 0.12.0, TensorRT-LLM "
-              "1.3.0rc20 {table}) {hardware} rows with even case numbers (odd ones held out); RMS log error {error:.3f}")
+FIT_SOURCE = ("fitted by roofline.validation.attention_fit on kernels-aic.csv (AIConfigurator 0.12.0, "
+              "TensorRT-LLM 1.3.0rc20 {table}) {hardware} rows with even case numbers (odd ones held out); "
+              "RMS log error {error:.3f}")
 
 
 def yaml_families(fitted: Sequence[FittedCurve], path: Path) -> str:
@@ -164,7 +165,8 @@ def yaml_families(fitted: Sequence[FittedCurve], path: Path) -> str:
     lines = ["families:"]
     for family in sorted({f.family for f in fitted}):
         members = sorted(h for h in hardware if h in curves.accelerators and curves.accelerators[h].family == family)
-        lines += [f"  {family}:", f'    source: "fitted on kernels-aic.csv {" + ".join(members)} attention_kernel rows"']
+        title = f"fitted on kernels-aic.csv {' + '.join(members)} attention_kernel rows"
+        lines += [f"  {family}:", f'    source: "{title}"']
         for phase in ("prefill", "decode"):
             lines.append(f"    {phase}:")
             table = "context_attention_perf" if phase == "prefill" else "generation_attention_perf"

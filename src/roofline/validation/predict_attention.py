@@ -83,5 +83,6 @@ def attention_kernel(case: Case, cluster: Cluster) -> Prediction:
     notes = [model.cost(op).detail for op in ops if op.kind is OpKind.ATTENTION]
     if case.kv_dtype is None:
         notes.append(f"kv_dtype not published: {kv_format(case).value}")
-    values = {"latency_us": time_s * 1e6, "tflops": counted_flops(case) / time_s / 1e12, "gbps": kv_bytes / time_s / 1e9}
+    tflops = counted_flops(case) / time_s / 1e12
+    values = {"latency_us": time_s * 1e6, "tflops": tflops, "gbps": kv_bytes / time_s / 1e9}
     return Prediction(values, "; ".join(n for n in notes if n))
