@@ -219,7 +219,7 @@ class AttentionModel:
         c = self.curves
         rows = call.heads // call.kv_heads * call.q_len
         ctas = math.ceil(rows / c.dequant_rows_per_cta)
-        elements = call.kv_heads * call.head_dim * ctas  # per (sequence, KV entry); V is the latent's first part
+        elements = call.kv_heads * call.head_dim_v * ctas  # per (sequence, KV entry): the FP8 latent (RoPE is BF16)
         flops = 2.0 * call.heads * call.q_len * (call.head_dim + call.head_dim_v)
         vector = self.acc.compute.peak_flops_per_s(DType.FP32)
         return elements * c.dequant_ops_per_element / flops / (vector or math.inf) if vector else 0.0
