@@ -8,14 +8,13 @@ by the estimator's own path (`predict_attention.kernel_time_s`: the same op buil
 `RooflineCostModel.cost`) under the candidate curve. The optimiser is a plain Nelder-Mead from a
 fixed start, so the fit is deterministic.
 
-    python -m roofline.validation.attention_fit ../shared/validation/kernels-aic.csv
-prints the fitted numbers and their `fitted_on` lists.
+    python benchmarks/fit_attention.py ../shared/validation/kernels-aic.csv
+prints the `families:` section of kernels.yaml (numbers and `fitted_on` lists) that the fit gives.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,13 +177,3 @@ def yaml_families(fitted: Sequence[FittedCurve], path: Path) -> str:
                 lines += [f"      {f.fmt}:", f"        {values.replace(', ', chr(10) + '        ')}",
                           f"        fitted_on: [{', '.join(f.fitted_on)}]", f'        source: "{source}"']  # fmt: skip
     return "\n".join(lines) + "\n"
-
-
-def main(argv: Sequence[str]) -> int:
-    path = Path(argv[0])
-    print(yaml_families(fit_all(path), path), end="")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
