@@ -87,6 +87,9 @@ class Member(_Frozen):
 
 
 class AttentionCurves(_Frozen):
+    """`accelerators`: parts with measurements (or a note of their own); `architectures`: the family
+    of any other part by the first word of its `architecture` (catalog or user YAML)."""
+
     tile_q: int = Field(gt=0)
     tile_kv: int = Field(gt=0)
     dequant_ops_per_element: float = Field(ge=0.0)
@@ -94,6 +97,11 @@ class AttentionCurves(_Frozen):
     source: str = Field(min_length=3)
     families: dict[str, Family]
     accelerators: dict[str, Member]
+    architectures: dict[str, Member]
+
+    def member(self, acc: Accelerator) -> Member | None:
+        words = acc.architecture.split()
+        return self.accelerators.get(acc.id) or (self.architectures.get(words[0]) if words else None)
 
 
 @lru_cache(maxsize=4)
@@ -138,6 +146,19 @@ def _kv_tiles(call: AttentionCall, tile_q: int, tile_kv: int) -> list[int]:
     return [-(-min(prior + min(q_len, start + tile_q), kv_len) // tile_kv) for start in range(0, q_len, tile_q)]
 
 
+def _attended_sum(call: AttentionCall) -> float:
+    """KV entries the call's query rows attend, summed (one sequence, one head): the causal
+    triangle's rows (the newest row sees kv_len) or q_len x kv_len. The timing's seconds per FLOP
+    is the shape's; an op that does a share of the call's work (a context-parallel rank) applies
+    it to its own FLOPs."""
+    q, kv = call.q_len, call.kv_len
+    if not call.causal:
+        return float(q) * kv
+    if kv >= q:
+        return q * (kv - q) + q * (q + 1) / 2.0
+    return kv * (kv + 1) / 2.0 + (q - kv) * float(kv)
+
+
 class AttentionModel:
     """The curves of one accelerator (None from `for_accelerator` where the YAML has none)."""
 
@@ -149,7 +170,7 @@ class AttentionModel:
     @classmethod
     def for_accelerator(cls, acc: Accelerator, curves: AttentionCurves | None = None) -> AttentionModel | None:
         curves = curves or load_curves()
-        member = curves.accelerators.get(acc.id)
+        member = curves.member(acc)
         if member is None:
             return None
         return cls(curves, curves.families[member.family], member, acc, acc.memory.bandwidth)
@@ -185,7 +206,7 @@ class AttentionModel:
         longest = max(tiles) + curve.tile_overhead
         sms = self.acc.sram.sm_count
         unit_s = 2.0 * c.tile_q * c.tile_kv * (call.head_dim + call.head_dim_v) * sms / (peak * curve.fraction)
-        flops_per_sequence_head = op.flops / (call.batch * call.heads)
+        flops_per_sequence_head = 2.0 * (call.head_dim + call.head_dim_v) * _attended_sum(call)
         return AttentionTiming(
             seconds_per_flop=units * unit_s / sms / flops_per_sequence_head,
             min_compute_s=longest * unit_s,
