@@ -152,8 +152,9 @@ def test_flashmla_fp8_dequantisation_is_charged_on_the_vector_units() -> None:
 
 def test_curves_transfer_by_architecture_and_others_keep_the_single_fraction() -> None:
     op = _core(StepShape(Phase.PREFILL, 1, 4096, 4096))
-    assert "blackwell" in _model("rubin").cost(op).detail
-    assert "hopper" in _model("h800").cost(op).detail
+    assert "(blackwell, transferred)" in _model("rubin").cost(op).detail
+    assert "(hopper, transferred)" in _model("h800").cost(op).detail
+    assert "(hopper)" in _model("h200-sxm").cost(op).detail
     assert _model("a100-sxm-80gb").attention_timing(op) is None
     assert RooflineCostModel(resolve_cluster("h100-sxm"), attention_kernel="fa2").attention_timing(op) is None
     assert RooflineCostModel(resolve_cluster("h100-sxm"), ideal=True).attention_timing(op) is None

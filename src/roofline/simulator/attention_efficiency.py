@@ -82,6 +82,7 @@ class Family(_Frozen):
 
 class Member(_Frozen):
     family: str
+    measured: bool = Field(default=False, description="the family's curves were fitted on this part's rows")
     sustained_clock_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
     source: str = Field(min_length=3)
 
@@ -175,6 +176,11 @@ class AttentionModel:
             return None
         return cls(curves, curves.families[member.family], member, acc, acc.memory.bandwidth)
 
+    @property
+    def _label(self) -> str:
+        family = self.member.family
+        return family if self.member.measured else f"{family}, transferred"
+
     def _peak(self, dtype: DType) -> float | None:
         peak = self.acc.compute.peak_flops_per_s(dtype)
         return None if peak is None else peak * self.member.sustained_clock_fraction
@@ -212,7 +218,7 @@ class AttentionModel:
             min_compute_s=longest * unit_s,
             seconds_per_byte=1.0 / (self.memory_bytes_per_s * self._decode_fraction(call)),
             floor_s=curve.floor_us * 1e-6,
-            note=f"context FMHA {fmt.value} ({self.member.family})",
+            note=f"context FMHA {fmt.value} ({self._label})",
         )
 
     def _decode_fraction(self, call: AttentionCall) -> float:
@@ -227,7 +233,7 @@ class AttentionModel:
         if curve is None or context is None or peak is None:
             return None
         seconds_per_flop = 1.0 / (peak * context.fraction)
-        note = f"decode {call.kv_dtype.value} KV ({self.member.family})"
+        note = f"decode {call.kv_dtype.value} KV ({self._label})"
         if call.variant.startswith("mla") and call.kv_dtype.compute_dtype is DType.FP8 and math_fmt is not DType.FP8:
             seconds_per_flop += self._dequant_s_per_flop(call)
             note += ", FP8 KV dequantised to BF16"

@@ -40,7 +40,7 @@ def curve_key(case: Case, curves: AttentionCurves) -> tuple[str, str, str] | Non
     """(family, phase, format) of the curve a row belongs to: context curves by the math format
     (FP8 with an FP8 cache), decode curves by the cache format."""
     member = curves.accelerators.get(case.hardware)
-    if member is None or not member.source.startswith("measured"):
+    if member is None or not member.measured:
         return None
     phase = case.load_fields.get("phase", "")
     fmt = kv_format(case).compute_dtype.value
