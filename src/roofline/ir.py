@@ -83,6 +83,29 @@ class MatmulShape:
 
 
 @dataclass(frozen=True, slots=True)
+class AttentionCall:
+    """The shape of one attention kernel call on one GPU (what its efficiency depends on): `batch`
+    sequences of `q_len` new query tokens each over `kv_len` KV entries (the entries the newest
+    token attends to: a window or a top-k selection caps it), `heads` query heads sharing
+    `kv_heads` KV heads, QK width `head_dim` and V width `head_dim_v`. `variant`: "gqa" (MHA and
+    MQA included), "mla" (absorbed MLA decode: the latent is the one KV head), "mla_sparse"
+    (top-k entries), "mha_expanded" (MLA prefill on expanded per-head K/V). `kv_dtype` is the
+    cache format as stored."""
+
+    phase: Phase
+    batch: int
+    q_len: int
+    kv_len: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    head_dim_v: int
+    causal: bool
+    variant: str
+    kv_dtype: DType
+
+
+@dataclass(frozen=True, slots=True)
 class Op:
     name: str
     kind: OpKind
@@ -98,6 +121,7 @@ class Op:
     shape: MatmulShape | None = None
     collective: Collective | None = None
     sync: Sync | None = None  # the collective the op's output needs under parallelism (graph tag)
+    attention: AttentionCall | None = None  # attention ops: the kernel call's shape (efficiency by shape)
 
     @property
     def bytes(self) -> float:

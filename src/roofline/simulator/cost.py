@@ -26,6 +26,12 @@ from roofline.hardware_specs.cluster import Cluster
 from roofline.hardware_specs.schema import GemmCurve
 from roofline.ir import Op, OpKind
 from roofline.memo import Memo
+from roofline.simulator.attention_efficiency import (
+    AttentionCurves,
+    AttentionModel,
+    AttentionTiming,
+    attention_seconds,
+)
 from roofline.simulator.collectives import CollectiveModel, CommLibrary, GroupTopology, load_library
 from roofline.simulator.comm import topology_for
 from roofline.simulator.gemm_efficiency import accelerator_curve, is_activation_quantize, k_efficiency
@@ -138,9 +144,11 @@ class RooflineCostModel:
     def __init__(
         self, cluster: Cluster, plan: ParallelPlan | None = None, ideal: bool = False,
         library: CommLibrary | None = None, attention_kernel: str | None = None,
+        attention_curves: AttentionCurves | None = None,
     ) -> None:  # fmt: skip
         """`attention_kernel` names the attention kernel family ("fa2", "fa3") when the software stack
-        fixes one (diffusion pipelines on PyTorch SDPA); None: the accelerator's default."""
+        fixes one (diffusion pipelines on PyTorch SDPA); None: the accelerator's default.
+        `attention_curves`: attention curves other than the shipped YAML (the fit tries candidates)."""
         self.cluster, self.plan, self.ideal = cluster, plan or ParallelPlan(), ideal
         self.collectives = CollectiveModel(library or load_library(), ideal)
         self._topologies: dict[str, GroupTopology] = {}
@@ -151,6 +159,9 @@ class RooflineCostModel:
         self._attention_fraction = acc.efficiency.attention_fraction_for(attention_kernel)
         self._sm_count = acc.sram.sm_count
         self._tiles = [(t.m, t.n) for t in acc.efficiency.matmul_tiles]
+        # attention by shape (attention_efficiency.py) for the serving engines' kernels; a named kernel
+        # family (SDPA in diffusion pipelines) or --ideal keeps the single fraction
+        self._attention = None if ideal or attention_kernel else AttentionModel.for_accelerator(acc, attention_curves)
         self._costs = Memo()
         self._curves: dict[tuple[DType, str | None, str | None], GemmCurve | None] = {}  # gemm_curve, per format
         self.steps = Memo()  # the engine's step timings on this model (engine.time_step)
@@ -251,10 +262,22 @@ class RooflineCostModel:
         multiply bf16 activations (math_dtype), so no activation-quantise pass runs."""
         return self.math_dtype(dtype) is not dtype.compute_dtype
 
+    def attention_timing(self, op: Op) -> AttentionTiming | None:
+        """The by-shape timing of an attention op on this accelerator, or None (single fraction)."""
+        if self._attention is None or op.kind is not OpKind.ATTENTION:
+            return None
+        return self._attention.timing(op)
+
     def _cost(self, op: Op) -> OpCost:
         if is_activation_quantize(op) and self.runs_weight_only(op.dtype):
             return OpCost(op=op, compute_s=0.0, memory_s=0.0, comm_s=0.0, overhead_s=0.0, detail="weight-only: no pass",
                           overlap_exponent=self._overlap_exponent)  # fmt: skip
+        timing = self.attention_timing(op)
+        if timing is not None:
+            compute_s, memory_s = attention_seconds(op.flops, op.bytes, timing)
+            comm_s, detail = self._comm(op)  # a context-parallel ring carries KV alongside
+            return OpCost(op=op, compute_s=compute_s, memory_s=memory_s, comm_s=comm_s, overhead_s=timing.floor_s,
+                          detail=detail or timing.note, overlap_exponent=self._overlap_exponent)  # fmt: skip
         is_comm = op.kind is OpKind.COLLECTIVE  # other ops may carry overlapped traffic (CP ring)
         comm_s, detail = self._comm(op)
         return OpCost(

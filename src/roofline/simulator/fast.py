@@ -107,6 +107,7 @@ class OpTable:
     boundary_bytes_per_token: float  # pipeline hand-off per token of the step
     scalings: tuple[str | None, ...] = ()  # FP8 scaling mode of each op's GEMM (MatmulShape.scaling)
     quantize: np.ndarray | None = None  # bool (ops,): activation-quantise ops (free where the GEMM is weight-only)
+    ops: tuple[Op, ...] = ()  # the ops at one sequence per replica (attention calls: timing by shape)
 
     @property
     def matmuls(self) -> np.ndarray:
@@ -188,7 +189,7 @@ def build_table(workload: Workload, layout: Layout, phase: Phase, new: int, cont
         collectives=tuple((op.collective.kind, op.collective.group) if op.collective else None for op in ops),
         n=first[:, Q_N], k=first[:, Q_K], local=local, group=group, group_ops=group_ops,
         boundary_bytes_per_token=per_token, scalings=tuple(op.shape.scaling if op.shape else None for op in ops),
-        quantize=np.array([is_activation_quantize(op) for op in ops], bool),
+        quantize=np.array([is_activation_quantize(op) for op in ops], bool), ops=tuple(ops),
     )  # fmt: skip
 
 
@@ -290,6 +291,13 @@ class HardwareArrays:
         )
 
 
+def _at_least(compute_s: np.ndarray, least_s: np.ndarray) -> np.ndarray:
+    """An attention call's compute time is at least its longest CTA (attention_efficiency.attention_seconds)."""
+    if not least_s.any():
+        return compute_s
+    return np.where(compute_s > 0, np.maximum(compute_s, least_s), 0.0)
+
+
 def _inverse(peak: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
         return np.where(peak > 0, 1.0 / peak, 1e30)
@@ -310,6 +318,9 @@ class _Derived:
     quantities as piecewise-linear functions of u."""
 
     seconds_per_flop: np.ndarray  # (ops, hw): 1 / achievable FLOP/s; 0 for collectives, 1e30 where impossible
+    seconds_per_byte: np.ndarray  # (ops, hw): 1 / achievable bytes/s
+    min_compute_s: np.ndarray  # (ops, hw): attention by shape: the longest CTA (0: none)
+    overhead_s: np.ndarray  # (ops, hw): kernels x kernel overhead, or an attention call's floor
     collective_rows: np.ndarray  # op indices with a collective
     comm_tables: np.ndarray  # (hw x collectives, sizes), row h * len(collective_rows) + j
     flops: Rows
@@ -516,12 +527,31 @@ class FastModel:
         tables = np.stack(comm) if comm else np.zeros((0, len(SIZE_GRID_BYTES)))
         every, mm = np.arange(len(table.kind)), table.matmuls
         batches = [x.values[mm, Q_GEMM_BATCH] for x in (table.local, table.group) if x is not None]
+        seconds_per_flop = _inverse(peaks.reshape(len(table.kind), -1))
+        by_shape = self._attention_rates(table, seconds_per_flop)
         self._tables[key] = (table, _Derived(
-            _inverse(peaks.reshape(len(table.kind), -1)), rows, tables, Rows.of(table, every, Q_FLOPS),
+            seconds_per_flop, *by_shape, rows, tables, Rows.of(table, every, Q_FLOPS),
             Rows.of(table, every, Q_BYTES), Rows.of(table, rows, Q_MESSAGE), Rows.of(table, mm, Q_M),
             Rows.of(table, mm, Q_GEMM_BATCH), all(bool(np.all(b == 1.0)) for b in batches),
         ))  # fmt: skip
         return self._tables[key]
+
+    def _attention_rates(self, table: OpTable,
+                         seconds_per_flop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """Per op and accelerator: seconds per byte, the least compute time, the fixed time per
+        instance; attention calls timed by shape (cost.RooflineCostModel.attention_timing) get the
+        seconds per FLOP of their timing too (written into `seconds_per_flop`)."""
+        shape = (len(table.kind), len(self.clusters))
+        per_byte = np.broadcast_to(1.0 / self.hw.memory_bytes_per_s, shape).copy()
+        overhead = table.kernels[:, None] * self.hw.kernel_overhead_s[None, :]
+        least = np.zeros(shape)
+        for j, op in enumerate(table.ops):
+            for h, model in enumerate(self._costs):
+                timing = model.attention_timing(op) if op.attention is not None else None
+                if timing is not None:
+                    seconds_per_flop[j, h], per_byte[j, h] = timing.seconds_per_flop, timing.seconds_per_byte
+                    least[j, h], overhead[j, h] = timing.min_compute_s, timing.floor_s
+        return per_byte, least, overhead
 
     # ---- step times ------------------------------------------------------------------------------
 
@@ -532,10 +562,10 @@ class FastModel:
         return _by_hardware(h, lambda hv, sel: _part_sums(table.part, self._op_times_on(table, derived, hv, u[sel],
                                                                                           s[sel])))  # fmt: skip
 
-    def _op_s(self, h: int, compute_s: np.ndarray, memory_s: np.ndarray, kernels: np.ndarray) -> np.ndarray:
+    def _op_s(self, h: int, compute_s: np.ndarray, memory_s: np.ndarray, overhead_s: np.ndarray) -> np.ndarray:
         """One instance of ops on accelerator h: compute and memory overlapped (cost.kernel_time_s),
-        plus the kernel overheads (cost.RooflineCostModel.cost)."""
-        return kernel_time_s(compute_s, memory_s, self.hw.overlap_exponent[h]) + kernels * self.hw.kernel_overhead_s[h]
+        plus the fixed time (kernel overheads, an attention call's floor: cost.RooflineCostModel.cost)."""
+        return kernel_time_s(compute_s, memory_s, self.hw.overlap_exponent[h]) + overhead_s
 
     def _op_times_on(self, table: OpTable, d: _Derived, h: int, u: np.ndarray, s: np.ndarray) -> np.ndarray:
         """(ops, configs): every op's seconds (all its instances) on accelerator h."""
@@ -551,7 +581,9 @@ class FastModel:
             compute[mm] /= wave_utilization(m, n, k, batch, int(hw.sm_count[h]), tiles)
             k_half, k_step_s, latency_s = self._gemm_curves(table, h)
             compute[mm] = np.maximum(compute[mm] / k_efficiency(k, k_half), k * k_step_s)
-        time = self._op_s(h, compute, d.bytes(u, s, seg) * (1.0 / hw.memory_bytes_per_s[h]), table.kernels[:, None])
+        compute = _at_least(compute, d.min_compute_s[:, h : h + 1])
+        memory = d.bytes(u, s, seg) * d.seconds_per_byte[:, h : h + 1]
+        time = self._op_s(h, compute, memory, d.overhead_s[:, h : h + 1])
         if len(mm):
             time[mm] += latency_s
         if table.quantize is not None and table.quantize.any():
@@ -617,9 +649,11 @@ class FastModel:
                  + uu * ctx.flops_per_sequence[:, :, None])  # fmt: skip
         bytes_ = (Rows.of(table, rows, Q_BYTES)(uu, uu, seg)[:, None] + ctx.bytes_shared[:, :, None]
                   + uu * ctx.bytes_per_sequence[:, :, None])  # fmt: skip
-        compute = flops * d.seconds_per_flop[rows, h][:, None, None]
-        memory = bytes_ * (1.0 / self.hw.memory_bytes_per_s[h])
-        growing = self._op_s(h, compute, memory, table.kernels[rows][:, None, None]) * table.count[rows][:, None, None]
+        least = d.min_compute_s[rows, h][:, None, None]
+        compute = _at_least(flops * d.seconds_per_flop[rows, h][:, None, None], least)
+        memory = bytes_ * d.seconds_per_byte[rows, h][:, None, None]
+        fixed_s = d.overhead_s[rows, h][:, None, None]
+        growing = self._op_s(h, compute, memory, fixed_s) * table.count[rows][:, None, None]
         return fixed, _part_sums(table.part[rows], growing), where.ravel()
 
     def decode_periods_s(self, layout: Layout, contexts: Sequence[int], h: np.ndarray, batch: np.ndarray,

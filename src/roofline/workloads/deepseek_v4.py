@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from roofline.dtypes import DType
-from roofline.ir import MatmulShape, Op, OpClass, OpKind, Placement, Precision, StepShape
+from roofline.ir import AttentionCall, MatmulShape, Op, OpClass, OpKind, Placement, Precision, StepShape
 from roofline.workloads.base import ParameterCounts, register_kind
 from roofline.workloads.layers import Span, causal_kv_sum, elementwise_op, local_heads, matmul_op, partial_sum
 from roofline.workloads.moe import MoEFields
@@ -151,6 +151,7 @@ class DeepSeekV4(MoEFields):
         assert self.sliding_window is not None
         entries = causal_kv_sum(step.prior_tokens, step.new_tokens, self.sliding_window)
         read = min(step.context_tokens, self.sliding_window) * dim * kv_b
+        attended = min(step.context_tokens, self.sliding_window)
         if span.kind in ("csa", "hca"):
             ratio = self.csa_ratio if span.kind == "csa" else self.hca_ratio
             ops.append(elementwise_op(f"kv_compress[{span.kind}]", OpClass.ATTENTION, t * dim * 2, t * dim / ratio,
@@ -159,6 +160,7 @@ class DeepSeekV4(MoEFields):
             entries += _compressed_sum(step.prior_tokens, step.new_tokens, ratio, cap)
             visible = step.context_tokens // ratio
             read += (min(visible, cap) if cap else visible) * dim * kv_b
+            attended += min(visible, cap) if cap else visible
         if span.kind == "csa":
             ops += self._indexer_ops(step, precision, count)
         core = Op(
@@ -166,6 +168,8 @@ class DeepSeekV4(MoEFields):
             dtype=precision.activation, flops=step.batch * 2.0 * n_l * (dim + dim) * entries,
             activation_bytes=2.0 * t * n_l * dim * a, kv_read_bytes=step.batch * read,
             kv_write_bytes=t * dim * kv_b, count=count,
+            attention=AttentionCall(step.phase, step.batch, step.new_tokens, attended, n_l, 1, dim, dim, True,
+                                    "mla_sparse" if span.kind == "csa" else "mla", precision.kv_cache),
         )  # fmt: skip
         per_group = n_l // g_l * dim
         grouped = Op(

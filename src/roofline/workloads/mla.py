@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import Field
 
 from roofline.dtypes import DType
-from roofline.ir import MatmulShape, Op, OpClass, OpKind, Phase, Placement, Precision, StepShape
+from roofline.ir import AttentionCall, MatmulShape, Op, OpClass, OpKind, Phase, Placement, Precision, StepShape
 from roofline.workloads.base import ParameterCounts, register_kind
 from roofline.workloads.layers import (
     Span,
@@ -31,6 +31,12 @@ from roofline.workloads.layers import (
 from roofline.workloads.moe import MoEFields
 
 INDEXER_BYTES_PER_KEY = 128 + 4  # FP8 e4m3 key of 128 + one fp32 scale (V3.2 model.py k_cache, k_scale_cache)
+# FlashMLA's FP8 cache for sparse MLA (V3.2): the latent in FP8 e4m3 with one fp32 scale per 128
+# values, the RoPE part kept in BF16: 512 + 4 x 4 + 64 x 2 = 656 bytes per token and layer, not 576
+# (FlashMLA README "FP8 KV cache" / docs/20250929-hopper-fp8-sparse-deep-dive.md).
+FLASHMLA_FP8_SCALE_GROUP = 128
+FLASHMLA_SCALE_BYTES = 4.0  # fp32
+FLASHMLA_ROPE_BYTES = 2.0  # bf16
 
 
 @register_kind("mla_moe")
@@ -94,7 +100,7 @@ class MLATransformer(MoEFields):
         return ParameterCounts(total=main.total + mtp, active=main.active, by_component=parts)
 
     def kv_bytes_per_token_layer(self, precision: Precision, placement: Placement) -> float:
-        latent = self.latent_width * precision.kv_cache.bytes_per_element  # replicated on every TP rank
+        latent = self._latent_bytes(precision)  # replicated on every TP rank
         return latent + (INDEXER_BYTES_PER_KEY if self.sparse else 0.0)
 
     def attention_width(self, placement: Placement) -> float:
@@ -141,7 +147,13 @@ class MLATransformer(MoEFields):
         return ops
 
     def _latent_bytes(self, precision: Precision) -> float:
-        return self.latent_width * precision.kv_cache.bytes_per_element
+        """Cache bytes of one token's latent: FlashMLA's FP8 layout for a sparse model's FP8 cache
+        (FP8 latent, fp32 scales, BF16 RoPE part), else every value in the cache format."""
+        kv = precision.kv_cache
+        if self.sparse and kv.compute_dtype is DType.FP8:
+            scales = -(-self.kv_lora_rank // FLASHMLA_FP8_SCALE_GROUP) * FLASHMLA_SCALE_BYTES
+            return self.kv_lora_rank * kv.bytes_per_element + scales + self.qk_rope_head_dim * FLASHMLA_ROPE_BYTES
+        return self.latent_width * kv.bytes_per_element
 
     def _naive_ops(self, span: Span, step: StepShape, precision: Precision, n_l: int, count: int) -> list[Op]:
         """MHA form: expand the latent of every token in context to per-head K (nope) and V."""
@@ -169,6 +181,9 @@ class MLATransformer(MoEFields):
                 kv_read_bytes=step.batch * step.prior_tokens * self._latent_bytes(precision),
                 kv_write_bytes=step.tokens * self._latent_bytes(precision),
                 count=count,
+                attention=AttentionCall(step.phase, step.batch, step.new_tokens, span.attended(step.context_tokens),
+                                        n_l, n_l, self.qk_head_dim, self.v_head_dim, True, "mha_expanded",
+                                        precision.kv_cache),
             ),
         ]
 
@@ -195,6 +210,8 @@ class MLATransformer(MoEFields):
             kv_read_bytes=step.batch * attended * self._latent_bytes(precision),
             kv_write_bytes=t * self._latent_bytes(precision),
             count=count,
+            attention=AttentionCall(step.phase, step.batch, step.new_tokens, attended, n_l, 1, self.latent_width,
+                                    rank, True, "mla_sparse" if self.sparse else "mla", precision.kv_cache),
         )
         return [per_head("q_absorb_uk", nope, rank), core, per_head("out_absorb_uv", rank, v)]
 
