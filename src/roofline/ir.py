@@ -72,12 +72,15 @@ class Sync:
 
 @dataclass(frozen=True, slots=True)
 class MatmulShape:
-    """C[m, n] = A[m, k] @ B[k, n], repeated `batch` times (batched GEMM)."""
+    """C[m, n] = A[m, k] @ B[k, n], repeated `batch` times (batched GEMM). `grouped` names the
+    grouped-GEMM kernel family of MoE experts ('family' or 'family:format'; simulator/grouped_gemm.py):
+    then `batch` is the experts and `m` the rows per expert padded to the family's tile."""
 
     m: int
     n: int
     k: int
     batch: int = 1
+    grouped: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,8 @@ class Placement:
     ep: int = 1
     attn_dp: int = 1
     moe_imbalance: float = 1.0  # busiest GPU's share of routed tokens over the mean
+    moe_kernels: str = "trtllm"  # the runtime's MoE kernel variant (simulator/data/moe_kernels.yaml)
+    moe_spread: str = "uniform"  # routing spread: uniform, even, power_law_<s> (workloads/moe_kernels.py)
 
     @property
     def num_layers(self) -> int:

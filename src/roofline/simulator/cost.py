@@ -27,6 +27,7 @@ from roofline.ir import Op, OpKind
 from roofline.memo import Memo
 from roofline.simulator.collectives import CollectiveModel, CommLibrary, GroupTopology, load_library
 from roofline.simulator.comm import topology_for
+from roofline.simulator.grouped_gemm import GroupedKernel, grouped_kernel, tile_flops
 from roofline.simulator.plan import ParallelPlan
 
 if TYPE_CHECKING:
@@ -193,14 +194,33 @@ class RooflineCostModel:
             return peak, self._attention_fraction
         return peak, self.cluster.accelerator.efficiency.matmul_fraction_for(dtype)
 
+    def grouped_kernel(self, op: Op) -> GroupedKernel | None:
+        """The grouped-GEMM kernel of an MoE expert matmul (None for any other op)."""
+        s = op.shape
+        if op.kind is not OpKind.MATMUL or s is None or not s.grouped:
+            return None
+        return grouped_kernel(s.grouped, self.cluster.accelerator.architecture, self.math_dtype(op.dtype).value)
+
     def _compute_s(self, op: Op) -> float:
         if op.flops == 0:
             return 0.0
         peak, fraction = self.flops_rate(op.kind, op.dtype)
+        g = None if self.ideal else self.grouped_kernel(op)
+        if g is not None and op.shape is not None:  # grouped GEMM: its padded tile math (grouped_gemm.py)
+            s = op.shape
+            work = tile_flops(s.m, s.n, s.k, s.batch, self._sm_count, g.tile_m, g.tile_n)
+            return work / (peak * (g.compute_fraction or fraction))
         if op.kind is OpKind.MATMUL and op.shape is not None and not self.ideal:
             s = op.shape
             fraction *= wave_utilization(s.m, s.n, s.k, s.batch, self._sm_count, self._tiles)
         return op.flops / (peak * fraction)
+
+    def _memory_rate(self, op: Op) -> float:
+        """Achievable HBM bytes/s of the op: a grouped GEMM's family fraction where it has one."""
+        g = None if self.ideal else self.grouped_kernel(op)
+        if g is None or g.memory_fraction is None:
+            return self._memory_bytes_per_s
+        return self.cluster.accelerator.memory.bandwidth * g.memory_fraction
 
     def _comm(self, op: Op) -> tuple[float, str]:
         if op.collective is None:
@@ -222,7 +242,7 @@ class RooflineCostModel:
         return OpCost(
             op=op,
             compute_s=0.0 if is_comm else self._compute_s(op),
-            memory_s=0.0 if is_comm else op.bytes / self._memory_bytes_per_s,
+            memory_s=0.0 if is_comm else op.bytes / self._memory_rate(op),
             comm_s=comm_s,
             overhead_s=0.0 if is_comm else op.kernels * self._overhead_s,
             detail=detail,
