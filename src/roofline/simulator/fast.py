@@ -112,11 +112,11 @@ class OpTable:
 
 
 def _parts(layout: Layout, layers: int) -> list[Placement]:
-    common = {"tp": layout.tp, "ep": layout.ep, "attn_dp": layout.attn_dp}
+    tp, ep, adp = layout.tp, layout.ep, layout.attn_dp
     return [
-        Placement(layer_start=0, layer_end=layers, has_embedding=False, has_lm_head=False, **common),
-        Placement(layer_start=0, layer_end=0, has_embedding=True, has_lm_head=False, **common),
-        Placement(layer_start=0, layer_end=0, has_embedding=False, has_lm_head=True, **common),
+        Placement(layer_start=0, layer_end=layers, has_embedding=False, has_lm_head=False, tp=tp, ep=ep, attn_dp=adp),
+        Placement(layer_start=0, layer_end=0, has_embedding=True, has_lm_head=False, tp=tp, ep=ep, attn_dp=adp),
+        Placement(layer_start=0, layer_end=0, has_embedding=False, has_lm_head=True, tp=tp, ep=ep, attn_dp=adp),
     ]
 
 

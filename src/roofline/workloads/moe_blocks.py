@@ -119,7 +119,7 @@ def routed_expert_ops(shape: MoEShape, tokens: float, load: RankLoad, precision:
     v = variant(choice.variant)
     f_l = placement.expert_ffn(shape.expert_intermediate)
     up_n = (2 if shape.gated else 1) * f_l
-    launches = {o.op: o.launches for o in v.ops}
+    launches: dict[str, int] = {o.op: o.launches for o in v.ops}
     dispatch_on = "permute" if "permute" in launches else "sort"
     ops: list[Op] = []
     for role in v.roles:
