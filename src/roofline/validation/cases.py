@@ -127,7 +127,7 @@ class Case:
     def run_key(self) -> tuple[object, ...]:
         """What the prediction depends on: rows that differ only in metric share one simulation."""
         return (self.scenario, self.model, self.hardware, self.num_gpus, self.tp, self.pp, self.ep,
-                self.weight_dtype, self.kv_dtype, self.isl, self.osl, self.load_value)  # fmt: skip
+                self.weight_dtype, self.kv_dtype, self.isl, self.osl, self.load_value, self.notes)  # fmt: skip
 
 
 class _Row:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from roofline.dtypes import DType
 from roofline.ir import CollectiveKind, MatmulShape, Op, OpClass, OpKind, Phase, Placement, Precision, StepShape, Sync
 from roofline.workloads.layers import elementwise_op, matmul_op, partial_sum
 from roofline.workloads.moe_kernels import (
@@ -105,6 +106,18 @@ def _grouped_gemm(name: str, load: RankLoad, n: int, k: int, family_name: str, p
         flops=2.0 * load.rows * n * k, weight_bytes=load.experts * k * n * w, activation_bytes=load.rows * (k + n) * a,
         count=count, shape=MatmulShape(m=padded_m, n=n, k=k, batch=groups, grouped=grouped), sync=sync,
     )  # fmt: skip
+
+
+def grouped_gemm_op(groups: int, m: int, n: int, k: int, family_name: str, dtype: DType, layout: str = "contiguous",
+                    quant: str | None = None) -> Op:  # fmt: skip
+    """G GEMMs of m x k times k x n in one grouped launch (a kernel-table row): inputs in `dtype`,
+    16-bit output; each group's rows padded to the family's tile (masked layout: the same)."""
+    tile_m = family(family_name).tile_m
+    padded = groups * math.ceil(m / tile_m) * tile_m
+    load = RankLoad(float(groups), float(groups * m), float(padded), float(m))
+    op = _grouped_gemm("grouped_gemm", load, n, k, family_name, Precision(dtype, dtype), 1, quant)
+    out_bytes = 2.0 * groups * m * n
+    return replace(op, activation_bytes=groups * m * k * dtype.bytes_per_element + out_bytes)
 
 
 def routed_expert_ops(shape: MoEShape, tokens: float, load: RankLoad, precision: Precision, placement: Placement,
