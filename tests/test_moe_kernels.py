@@ -85,16 +85,20 @@ def test_fitted_tables_name_their_rows() -> None:
                 assert entry.fitted_on and 0 < entry.compute_fraction <= 1
 
 
-FIXTURE = """case_id,source,model,hardware,num_gpus,tp,pp,ep,weight_dtype,kv_dtype,isl,osl,scenario,load,metric,value,notes
-m1,x,,h200-sxm,1,,,,bf16,,,,moe_experts,tokens=16;experts=128;topk=8;hidden=2048;intermediate=768;spread=even,latency_us,470.86,"two torch._grouped_mm calls"
-m2,x,,h200-sxm,1,,,,bf16,,,,moe_experts,tokens=32;experts=128;topk=8;hidden=2048;intermediate=768;spread=even,latency_us,303.3,"quant=bfloat16; kernel_source=moe_torch_flow_cutlass"
-"""
+_HEADER = "case_id,source,model,hardware,num_gpus,tp,pp,ep,weight_dtype,kv_dtype,isl,osl,scenario,load,metric,value,notes"
+_LOAD = "experts=128;topk=8;hidden=2048;intermediate=768;spread=even"
+FIXTURE = [
+    _HEADER + "\n",
+    f'm1,x,,h200-sxm,1,,,,bf16,,,,moe_experts,tokens=16;{_LOAD},latency_us,470.86,"two torch._grouped_mm calls"\n',
+    f'm2,x,,h200-sxm,1,,,,bf16,,,,moe_experts,tokens=32;{_LOAD},latency_us,303.3,'
+    '"quant=bfloat16; kernel_source=moe_torch_flow_cutlass"\n',
+]
 
 
 def test_predictor_on_a_small_fixture(tmp_path: Path) -> None:
     """Both rows are weight-bound: 128 experts x 3 x 2048 x 768 x 2 B = 1.21 GB read. The torch row
     streams them at the torch family's fitted memory fraction, the TensorRT-LLM row at CUTLASS's."""
-    cases = parse_cases(tmp_path / "f.csv", FIXTURE.splitlines(keepends=True))
+    cases = parse_cases(tmp_path / "f.csv", FIXTURE)
     cluster = resolve_cluster(hardware="h200-sxm")
     weights = 128 * 3 * 2048 * 768 * 2
     torch_row, trt_row = (moe_experts(c, cluster) for c in cases)
