@@ -85,7 +85,8 @@ def test_fitted_tables_name_their_rows() -> None:
                 assert entry.fitted_on and 0 < entry.compute_fraction <= 1
 
 
-_HEADER = "case_id,source,model,hardware,num_gpus,tp,pp,ep,weight_dtype,kv_dtype,isl,osl,scenario,load,metric,value,notes"
+_HEADER = ",".join(["case_id", "source", "model", "hardware", "num_gpus", "tp", "pp", "ep", "weight_dtype", "kv_dtype",
+                    "isl", "osl", "scenario", "load", "metric", "value", "notes"])
 _LOAD = "experts=128;topk=8;hidden=2048;intermediate=768;spread=even"
 FIXTURE = [
     _HEADER + "\n",
