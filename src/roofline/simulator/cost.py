@@ -208,12 +208,20 @@ class RooflineCostModel:
         g = None if self.ideal else self.grouped_kernel(op)
         if g is not None and op.shape is not None:  # grouped GEMM: its padded tile math (grouped_gemm.py)
             s = op.shape
-            work = tile_flops(s.m, s.n, s.k, s.batch, self._sm_count, g.tile_m, g.tile_n)
+            work = tile_flops(s.m, s.n, s.k, s.batch, self._sm_count, g.tile_m, g.tile_n, g.tile_overhead_k)
             return work / (peak * (g.compute_fraction or fraction))
         if op.kind is OpKind.MATMUL and op.shape is not None and not self.ideal:
             s = op.shape
             fraction *= wave_utilization(s.m, s.n, s.k, s.batch, self._sm_count, self._tiles)
         return op.flops / (peak * fraction)
+
+    def _overlap_exponent_of(self, op: Op) -> float:
+        g = None if self.ideal else self.grouped_kernel(op)
+        return self._overlap_exponent if g is None or g.overlap_exponent is None else g.overlap_exponent
+
+    def _grouped_latency_s(self, op: Op) -> float:
+        g = None if self.ideal else self.grouped_kernel(op)
+        return 0.0 if g is None else g.latency_s * op.kernels
 
     def _memory_rate(self, op: Op) -> float:
         """Achievable HBM bytes/s of the op: a grouped GEMM's family fraction where it has one."""
@@ -244,9 +252,9 @@ class RooflineCostModel:
             compute_s=0.0 if is_comm else self._compute_s(op),
             memory_s=0.0 if is_comm else op.bytes / self._memory_rate(op),
             comm_s=comm_s,
-            overhead_s=0.0 if is_comm else op.kernels * self._overhead_s,
+            overhead_s=0.0 if is_comm else op.kernels * self._overhead_s + self._grouped_latency_s(op),
             detail=detail,
-            overlap_exponent=self._overlap_exponent,
+            overlap_exponent=self._overlap_exponent_of(op),
         )
 
 

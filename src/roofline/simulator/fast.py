@@ -535,9 +535,9 @@ class FastModel:
             n, k = table.n[mm, None].astype(np.int64), table.k[mm, None].astype(np.int64)
             compute[mm] /= wave_utilization(m, n, k, batch, int(hw.sm_count[h]), tiles)
         memory = d.bytes(u, s, seg) * (1.0 / hw.memory_bytes_per_s[h])
-        if len(d.grouped_rows):
-            self._grouped_times(table, d, h, u, s, seg, compute, memory)
         time = self._op_s(h, compute, memory, table.kernels[:, None])
+        if len(d.grouped_rows):
+            self._grouped_times(table, d, h, u, s, seg, compute, memory, time)
         rows = d.collective_rows
         if len(rows):
             tables = d.comm_tables[h * len(rows) : (h + 1) * len(rows)]
@@ -546,8 +546,10 @@ class FastModel:
         return time
 
     def _grouped_times(self, table: OpTable, d: _Derived, h: int, u: np.ndarray, s: np.ndarray, seg: tuple[
-            np.ndarray | None, np.ndarray | None], compute: np.ndarray, memory: np.ndarray) -> None:  # fmt: skip
-        """Grouped GEMM rows: compute from the padded tile math, memory at the family's HBM fraction."""
+            np.ndarray | None, np.ndarray | None], compute: np.ndarray, memory: np.ndarray,
+                       time: np.ndarray) -> None:  # fmt: skip
+        """Grouped GEMM rows of `time`: compute from the padded tile math, memory at the family's HBM
+        fraction, overlapped with its exponent, plus its fixed latency (cost.RooflineCostModel._cost)."""
         mm = table.matmuls
         m_all = np.maximum(1.0, np.rint(d.gemm_m(u, s, seg))).astype(np.int64)
         b_all = np.maximum(1.0, np.rint(d.gemm_batch(u, s, seg))).astype(np.int64)
@@ -558,9 +560,12 @@ class FastModel:
                 continue  # the format cannot run here: the dense row's infinite time stands
             i = int(np.searchsorted(mm, j))
             n, k = int(table.n[j]), int(table.k[j])
-            work = tile_flops(m_all[i], n, k, b_all[i], sm, kernel.tile_m, kernel.tile_n)
+            work = tile_flops(m_all[i], n, k, b_all[i], sm, kernel.tile_m, kernel.tile_n, kernel.tile_overhead_k)
             compute[j] = np.where(flops[j] > 0, work * seconds_per_flop, 0.0)
             memory[j] = size[j] / memory_rate
+            p = self.hw.overlap_exponent[h] if kernel.overlap_exponent is None else kernel.overlap_exponent
+            overhead = table.kernels[j] * (self.hw.kernel_overhead_s[h] + kernel.latency_s)
+            time[j] = kernel_time_s(compute[j], memory[j], p) + overhead
 
     def _stages(self, parts: np.ndarray | Sequence[np.ndarray], layout: Layout, h: np.ndarray, s: np.ndarray,
                 new_tokens: int, boundary_bytes_per_token: float, pp: np.ndarray) -> StageTimes:  # fmt: skip

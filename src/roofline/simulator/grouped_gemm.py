@@ -4,7 +4,11 @@ A grouped GEMM runs CTA tiles of (rows of ONE expert, padded to the family's til
 all groups, in waves over the SMs; there is no split-K. So
 
     compute_s = tile math of every wave / (peak x compute_fraction)
-    tile math = waves x SMs x tile_m x tile_n x 2k,   waves = ceil(tiles / SMs)
+    tile math = waves x SMs x tile_m x tile_n x 2 (k + tile_overhead_k),   waves = ceil(tiles / SMs)
+    time_s    = p-norm(compute_s, memory_s) + launch overhead + latency_s
+    (p: the family's overlap_exponent where fitted: a warp-specialized kernel streams the next
+    tile's weights while it multiplies the current one, so compute and memory overlap better than
+    the accelerator's default p)
     memory_s  = bytes / (HBM bandwidth x memory_fraction)
 
 `m` of the op's MatmulShape is already the padded rows per group (the op builder pads each
@@ -38,6 +42,9 @@ class _Strict(BaseModel):
 class FormatEfficiency(_Strict):
     compute_fraction: float = Field(gt=0, le=1)
     memory_fraction: float = Field(gt=0, le=1)
+    tile_overhead_k: float = Field(default=0.0, ge=0, description="per CTA tile: prologue + epilogue in K steps")
+    latency_us: float = Field(default=0.0, ge=0, description="per launch: fixed latency beyond the launch overhead")
+    overlap_exponent: float | None = Field(default=None, ge=1, description="compute/memory p-norm; None: the GPU's")
     fitted_on: list[str] = Field(default_factory=list)
     source: str
 
@@ -65,6 +72,9 @@ class GroupedKernel:
     compute_fraction: float | None
     memory_fraction: float | None
     note: str
+    tile_overhead_k: float = 0.0  # each CTA tile also pays this many K steps (pipeline fill, epilogue)
+    latency_s: float = 0.0  # each launch: fixed latency (setup of the groups, tail) beyond the launch overhead
+    overlap_exponent: float | None = None  # compute/memory p-norm of this kernel; None: the accelerator's
 
 
 def architecture_key(architecture: str) -> str:
@@ -93,21 +103,25 @@ def grouped_kernel(grouped: str, architecture: str, dtype_key: str) -> GroupedKe
         return GroupedKernel(tiles.tile_m, tiles.tile_n, None, None,
                              f"{name}: no {key} table on {arch or 'this architecture'}; dense fractions")  # fmt: skip
     return GroupedKernel(tiles.tile_m, tiles.tile_n, entry.compute_fraction, entry.memory_fraction,
-                         f"{name} {arch} {key}: {entry.source}")  # fmt: skip
+                         f"{name} {arch} {key}: {entry.source}", entry.tile_overhead_k,
+                         entry.latency_us * 1e-6, entry.overlap_exponent)  # fmt: skip
 
 
-def tile_flops(m: Any, n: Any, k: Any, batch: Any, sm_count: Any, tile_m: int, tile_n: tuple[int, ...]) -> Any:
+def tile_flops(m: Any, n: Any, k: Any, batch: Any, sm_count: Any, tile_m: int, tile_n: tuple[int, ...],
+               overhead_k: float = 0.0) -> Any:  # fmt: skip
     """The math a grouped GEMM runs, padding included: every wave of CTA tiles, full, with the
     column tile that needs the least.
 
     `m` is the padded rows per group, so batch x m rows form ceil(batch m / tile_m) row tiles; with
     ceil(n / tile_n) column tiles they run in ceil(tiles / SMs) waves of SMs x tile_m x tile_n x 2k
-    FLOP. Python ints, or numpy integer arrays over configurations (element-wise)."""
+    FLOP; each tile also pays `overhead_k` K steps (its prologue and epilogue: a GEMM with a short
+    K spends a larger share of its time there). Python ints, or numpy integer arrays over
+    configurations (element-wise)."""
     row_tiles = -(-(batch * m) // tile_m)
     best: Any = None
     for tn in tile_n:
         waves = -(-(row_tiles * -(-n // tn)) // sm_count)
-        work = 2.0 * k * waves * sm_count * tile_m * tn
+        work = 2.0 * (k + overhead_k) * waves * sm_count * tile_m * tn
         best = work if best is None else (min(best, work) if isinstance(work, float) else _minimum(best, work))
     return best
 

@@ -9,7 +9,8 @@ one; the row's time is their sum plus what its timing method adds per launched k
 - kernels-aic.csv (`kernel_source=` in notes): one TensorRT-LLM fused-MoE forward, the `trtllm`
   variant (CUTLASS) or `deepgemm` (kernel_source deepgemm): top-k, sort, permute, gate+up with
   SwiGLU, down, finalize; no router GEMM, shared experts or all-to-all. With `tp`/`ep` the GPU
-  holds E/ep experts of width I/tp and routes all T tokens; spread `even` or `power_law_<s>`.
+  holds E/ep experts of width I/tp and routes all T tokens (top-k over all of them); it permutes,
+  computes and combines only its own experts' rows; spread `even` or `power_law_<s>`.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def row_ops(case: Case) -> tuple[list[Op], str]:
     name = "deepgemm" if "deepgemm" in source else "trtllm"
     choice = MoEKernelChoice(name, spread, key or None)
     load = rank_load(shape, tokens, placement, choice)
-    ops = routed_expert_ops(shape, tokens, load, Precision(dtype), placement, 1, choice)
+    ops = routed_expert_ops(shape, tokens, load, Precision(dtype), placement, 1, choice, moved_rows=load.rows)
     note = (f"{name} fused MoE ({variant(name).family}), {quant}, spread {spread}; busiest of ep {ep}: "
             f"{load.experts:.0f} experts, {load.rows:.0f} rows")  # fmt: skip
     return ops, note

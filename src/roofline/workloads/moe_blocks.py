@@ -122,13 +122,15 @@ def grouped_gemm_op(groups: int, m: int, n: int, k: int, family_name: str, dtype
 
 def routed_expert_ops(shape: MoEShape, tokens: float, load: RankLoad, precision: Precision, placement: Placement,
                       count: int, choice: MoEKernelChoice, dispatch: Sync | None = None,
-                      combine: Sync | None = None) -> list[Op]:  # fmt: skip
+                      combine: Sync | None = None, moved_rows: float | None = None) -> list[Op]:  # fmt: skip
     """The kernels of one routed-MoE layer after the router GEMM, as the variant launches them:
     top-k over the logits, the expert-id sort, the permute (tokens copied into expert order, top_k
     copies each), the grouped gate+up GEMM (SwiGLU in its epilogue where fused), the activation,
     the grouped down GEMM, and the un-permute with the weighted top-k sum. `tokens` are the tokens
-    this GPU routes; `load` what its experts compute. The dispatch all-to-all follows the permute
-    (or the sort when the GEMM gathers), the combine the down GEMM."""
+    this GPU routes; `load` what its experts compute; `moved_rows` the rows the permute and the
+    finalize move (default tokens x top_k: the sender's side of an EP exchange; a GPU that keeps
+    only its own experts' rows moves load.rows). The dispatch all-to-all follows the permute (or
+    the sort when the GEMM gathers), the combine the down GEMM."""
     v = variant(choice.variant)
     f_l = placement.expert_ffn(shape.expert_intermediate)
     up_n = (2 if shape.gated else 1) * f_l
@@ -144,26 +146,28 @@ def routed_expert_ops(shape: MoEShape, tokens: float, load: RankLoad, precision:
                                      choice.quant, combine))  # fmt: skip
         else:
             sync = dispatch if role == dispatch_on else None
-            ops.append(_routing_op(role, shape, tokens, load, f_l, precision, count, launches[role], sync))
+            ops.append(_routing_op(role, shape, tokens, load, f_l, precision, count, launches[role], sync,
+                                   tokens * shape.top_k if moved_rows is None else moved_rows))  # fmt: skip
     return ops
 
 
 def _routing_op(role: str, shape: MoEShape, tokens: float, load: RankLoad, f_l: int, precision: Precision,
-                count: int, kernels: int, sync: Sync | None) -> Op:  # fmt: skip
+                count: int, kernels: int, sync: Sync | None, picks: float) -> Op:  # fmt: skip
     """The memory-bound kernels around the expert GEMMs (elements counted in activation-format units:
-    an fp32 logit or int32 index is two)."""
-    e, width, picks = shape.num_experts, shape.expert_width, tokens * shape.top_k
+    an fp32 logit or int32 index is two); `picks` the (token, expert) rows permuted and combined."""
+    e, width = shape.num_experts, shape.expert_width
     up_n = (2 if shape.gated else 1) * f_l
+    routed = tokens * shape.top_k
     if role == "topk":  # logits -> ids + weights; grouped top-k (n_group > 1) reads them twice
         passes = 2 if shape.n_group > 1 else 1
-        read, written, flops, name = passes * tokens * e * 2, picks * 4, 4.0, "router_topk"
+        read, written, flops, name = passes * tokens * e * 2, routed * 4, 4.0, "router_topk"
     elif role == "sort":  # expert ids in; permuted row index, source row and per-expert offsets out
-        read, written, flops, name = picks * 2, picks * 4 + e * 2, 1.0, "moe_sort"
-    elif role == "permute":  # each token's hidden state copied top_k times into expert order
-        read, written, flops, name = tokens * width + picks * 2, picks * width, 0.0, "moe_permute"
+        read, written, flops, name = routed * 2, picks * 4 + e * 2, 1.0, "moe_sort"
+    elif role == "permute":  # each token's hidden state copied into expert order, once per pick
+        read, written, flops, name = min(tokens, picks) * width + picks * 2, picks * width, 0.0, "moe_permute"
     elif role == "activation":  # SwiGLU: gate and up in, one row out
         read, written, flops, name = load.rows * up_n, load.rows * f_l, 8.0, "expert_activation"
-    else:  # finalize: top_k rows and their weights back to one row per token
+    else:  # finalize: the rows and their weights summed back into every token's output row
         read, written, flops, name = picks * (width + 2), tokens * width, 2.0 * shape.top_k, "expert_combine"
     return elementwise_op(name, OpClass.MLP, read, written, flops, precision, count, kernels=kernels, sync=sync)
 
