@@ -115,3 +115,20 @@ def test_predictor_on_a_small_fixture(tmp_path: Path) -> None:
 
 def test_choice_defaults_to_tensorrt_llm() -> None:
     assert MoEKernelChoice().variant == "trtllm" and Placement().moe_kernels == "trtllm"
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "validation"
+
+
+@pytest.mark.skipif(not (SHARED / "kernels-aic.csv").is_file(), reason="kernel tables not on this machine")
+def test_the_fit_reproduces_the_committed_tables() -> None:
+    """Re-running the fit on the kernel tables gives the committed fractions and fitted_on lists."""
+    from roofline.validation.fit_grouped import compress, fit_rows
+    from roofline.validation.fit_grouped_main import build, fit_cases
+
+    table = load_grouped_gemm().families
+    for key, ((fc, fm, p), ids) in fit_rows(fit_cases(SHARED), build).items():
+        fam, arch, fmt = key.split("/")
+        entry = table[fam][arch][fmt]
+        assert (entry.compute_fraction, entry.memory_fraction, entry.overlap_exponent) == (fc, fm, p)
+        assert entry.fitted_on == compress(ids)
