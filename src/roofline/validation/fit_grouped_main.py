@@ -1,12 +1,11 @@
-"""Re-run the grouped-GEMM fit on the kernel tables and print the YAML of grouped_gemm.yaml:
-python -m roofline.validation.fit_grouped_main DIR (DIR holds kernels-aic.csv, kernels-h200.csv, kernels.csv)."""
+"""The grouped-GEMM fit on the kernel tables, as the `families:` YAML of grouped_gemm.yaml:
+`main(DIR)` (DIR holds kernels-aic.csv, kernels-h200.csv, kernels.csv); benchmarks/fit_grouped_gemm.py
+prints it."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from roofline.errors import RooflineError
 from roofline.ir import Op
 from roofline.validation.cases import Case, read_cases
 from roofline.validation.fit_grouped import compress, fit_rows
@@ -57,10 +56,3 @@ def main(directory: Path) -> str:
                   f'        source: "fit_grouped on every other row of its group ({len(ids)} rows)"']  # fmt: skip
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    try:
-        print(main(Path(sys.argv[1])))
-    except RooflineError as exc:
-        print(exc, file=sys.stderr)
-        sys.exit(2)
