@@ -164,7 +164,7 @@ def test_each_function_takes_its_commands_options(path: list[str], functions: tu
     cli = _cli_params(path)
     api = _api_params(*functions)
     rendering = RENDERING - ({"output", "force"} if path == ["calibrate"] else set())
-    assert set(cli) - rendering == set(api) - (api_only - set(cli)), (set(cli) ^ set(api))
+    assert set(cli) - rendering == set(api) - (api_only - set(cli)), set(cli) ^ set(api)
     for name in set(cli) - rendering - api_only:
         assert _same(cli[name], api[name]), (name, cli[name], api[name])
     for function in functions:  # model and hardware first, positional
@@ -232,8 +232,27 @@ def test_sweep_json_is_to_dict_and_frame_is_the_csv() -> None:
 def test_plan_json_is_to_dict() -> None:
     kw = dict(isl=512, osl=64, rate=2.0, ttft_p99="2s", tpot_p99="50ms", recheck=0, batch="8,32")
     api = rl.plan("llama-3.1-8b", "h100-sxm", **kw)
-    cli = cli_json("plan", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--isl", "512", "--osl", "64",
-                   "--rate", "2", "--ttft-p99", "2s", "--tpot-p99", "50ms", "--recheck", "0", "--batch", "8,32")
+    cli = cli_json(
+        "plan",
+        "--model",
+        "llama-3.1-8b",
+        "--hardware",
+        "h100-sxm",
+        "--isl",
+        "512",
+        "--osl",
+        "64",
+        "--rate",
+        "2",
+        "--ttft-p99",
+        "2s",
+        "--tpot-p99",
+        "50ms",
+        "--recheck",
+        "0",
+        "--batch",
+        "8,32",
+    )
     cli.pop("search_s"), (expected := normal(api.to_dict())).pop("search_s")  # wall time of the search
     assert cli == expected and api.feasible
 

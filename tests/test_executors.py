@@ -79,7 +79,7 @@ def test_rows_are_chunked_by_serving_run_and_merged_in_file_order() -> None:
     chunks = chunk_cases(cases, 40, jobs=2)
     assert len(chunks) > 2  # the cheap rows, then the serving runs
     runs = [{c.run_key() for c in chunk.cases} for chunk in chunks[1:]]
-    assert all(not a & b for i, a in enumerate(runs) for b in runs[i + 1:])  # a run is never split
+    assert all(not a & b for i, a in enumerate(runs) for b in runs[i + 1 :])  # a run is never split
     assert sorted(c.line for chunk in chunks for c in chunk.cases) == [c.line for c in cases]
     merged = merge_reports([predict_chunk(chunk) for chunk in reversed(chunks)])
     assert [r.case.line for r in merged.rows] == sorted(r.case.line for r in merged.rows)
@@ -214,8 +214,12 @@ def test_sweep_on_dask_equals_the_local_run(cluster: Any) -> None:
                      **SERVED)  # type: ignore[arg-type]  # fmt: skip
     assert to_json(here.to_dict()) == to_json(there.to_dict())
     fast = {"tp": "1,2,4,8", "batch": "1:64:x2"}
-    assert rl.sweep("llama-3.1-70b", "h100-sxm,b200", **fast).to_dict() == rl.sweep(
-        "llama-3.1-70b", "h100-sxm,b200", executor="dask", scheduler=cluster.scheduler_address, **fast).to_dict()
+    assert (
+        rl.sweep("llama-3.1-70b", "h100-sxm,b200", **fast).to_dict()
+        == rl.sweep(
+            "llama-3.1-70b", "h100-sxm,b200", executor="dask", scheduler=cluster.scheduler_address, **fast
+        ).to_dict()
+    )
 
 
 def test_a_worker_lost_mid_run_has_its_chunk_run_again(cluster: Any, tmp_path: Path) -> None:

@@ -48,6 +48,6 @@ def test_readme_example_output_is_current(index: int, monkeypatch: pytest.Monkey
     printed = run(match.group(1))
     shown = "\n".join(line.rstrip() for line in match.group(2).splitlines()) + "\n"
     if os.environ.get("ROOFLINE_UPDATE_README") and printed != shown:
-        README.write_text(text[: match.start(2)] + printed + text[match.end(2):], encoding="utf-8")
+        README.write_text(text[: match.start(2)] + printed + text[match.end(2) :], encoding="utf-8")
         return
     assert printed == shown, f"README example `{match.group(1)}` is out of date; see this file's docstring"

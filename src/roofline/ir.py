@@ -72,7 +72,9 @@ class Sync:
 
 @dataclass(frozen=True, slots=True)
 class MatmulShape:
-    """C[m, n] = A[m, k] @ B[k, n], repeated `batch` times (batched GEMM)."""
+    """C[m, n] = A[m, k] @ B[k, n], repeated `batch` times (batched GEMM). `grouped` names the
+    grouped-GEMM kernel family of MoE experts ('family' or 'family:format'; simulator/grouped_gemm.py):
+    then `batch` is the experts and `m` the rows per expert padded to the family's tile."""
 
     m: int
     n: int
@@ -80,6 +82,7 @@ class MatmulShape:
     batch: int = 1
     scaling: str | None = None  # FP8 scales: "tensor" (per-tensor) or "block" (128x128 weights, 1x128 activations)
     kernel: str | None = None  # GEMM library where it has a curve of its own ("deepgemm"); None: the runtime's default
+    grouped: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +195,8 @@ class Placement:
     ep: int = 1
     attn_dp: int = 1
     moe_imbalance: float = 1.0  # busiest GPU's share of routed tokens over the mean
+    moe_kernels: str = "trtllm"  # the runtime's MoE kernel variant (simulator/data/moe_kernels.yaml)
+    moe_spread: str = "uniform"  # routing spread: uniform, even, power_law_<s> (workloads/moe_kernels.py)
 
     @property
     def num_layers(self) -> int:

@@ -3,6 +3,7 @@ trace) simulated through one engine's scheduler against one configuration."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from roofline.simulator.serving.requests import read_trace
 from roofline.simulator.serving.service import ServeResult
 from roofline.simulator.serving.step_model import Draft
 from roofline.units import format_time
+from roofline.workloads.moe_kernels import variant
 
 DEFAULT_DRAFT_TOKENS = 4
 DEFAULT_DRAFT_ACCEPTANCE = 0.7
@@ -47,6 +49,13 @@ def load_of(max_throughput: bool, rate: float | str | None, concurrency: int | N
     if concurrency < 1:
         raise RooflineError(f"--concurrency must be at least 1, got {concurrency}")
     return Load("concurrency", float(concurrency), **kw)
+
+
+def with_moe_kernels(q: Query, variant_name: str) -> Query:
+    """The query with the engine's MoE kernel variant in its plan (what its MoE layers launch)."""
+    variant(variant_name)  # an unknown name: one clear error
+    plan = dataclasses.replace(q.scenario.plan, moe_kernels=variant_name)
+    return dataclasses.replace(q, scenario=dataclasses.replace(q.scenario, plan=plan))
 
 
 def engine_profile(engine: str, kv_memory_fraction: float | None, max_batch: int | None,
@@ -227,6 +236,7 @@ def serve(
                                mtp, mtp_acceptance, comm_library, overlap_ep, cp, sp, set))  # fmt: skip
     if mtp and not q.workload.mtp_layers:
         raise RooflineError(f"{q.workload.id} ships no MTP layers; drop --mtp (or use --draft-model)")
+    q = with_moe_kernels(q, profile.moe_kernels)
     if draft_model is None and (draft_tokens != DEFAULT_DRAFT_TOKENS or draft_acceptance != DEFAULT_DRAFT_ACCEPTANCE):
         raise RooflineError("--draft-tokens and --draft-acceptance describe a --draft-model; give one or drop them")
     if disaggregate is not None and gpus is not None:

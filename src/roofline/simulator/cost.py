@@ -35,6 +35,7 @@ from roofline.simulator.attention_efficiency import (
 from roofline.simulator.collectives import CollectiveModel, CommLibrary, GroupTopology, load_library
 from roofline.simulator.comm import topology_for
 from roofline.simulator.gemm_efficiency import accelerator_curve, is_activation_quantize, k_efficiency
+from roofline.simulator.grouped_gemm import GroupedKernel, grouped_kernel, tile_flops
 from roofline.simulator.plan import ParallelPlan
 
 if TYPE_CHECKING:
@@ -215,6 +216,8 @@ class RooflineCostModel:
         (not a matmul, --ideal, or a part that keeps its single matmul fractions)."""
         if op.kind is not OpKind.MATMUL or self.ideal:
             return None
+        if op.shape is not None and op.shape.grouped and self.grouped_kernel(op) is not None:
+            return None  # a grouped GEMM with a kernel family of its own (grouped_gemm.py)
         scaling, kernel = (op.shape.scaling, op.shape.kernel) if op.shape is not None else (None, None)
         return self._curve(self.math_dtype(op.dtype), scaling, kernel)
 
@@ -225,12 +228,24 @@ class RooflineCostModel:
             self._curves[key] = accelerator_curve(self.cluster.accelerator, dtype, scaling, kernel)
         return self._curves[key]
 
+    def grouped_kernel(self, op: Op) -> GroupedKernel | None:
+        """The grouped-GEMM kernel of an MoE expert matmul (None for any other op)."""
+        s = op.shape
+        if op.kind is not OpKind.MATMUL or s is None or not s.grouped:
+            return None
+        return grouped_kernel(s.grouped, self.cluster.accelerator.architecture, self.math_dtype(op.dtype).value)
+
     def _compute_s(self, op: Op) -> float:
         if op.flops == 0:
             return 0.0
         scaling, kernel = (op.shape.scaling, op.shape.kernel) if op.shape is not None else (None, None)
         peak, fraction = self.flops_rate(op.kind, op.dtype, scaling, kernel)
         curve = self.gemm_curve(op)
+        g = None if self.ideal else self.grouped_kernel(op)
+        if g is not None and op.shape is not None:  # grouped GEMM: its padded tile math (grouped_gemm.py)
+            s = op.shape
+            work = tile_flops(s.m, s.n, s.k, s.batch, self._sm_count, g.tile_m, g.tile_n, g.tile_overhead_k)
+            return work / (peak * (g.compute_fraction or fraction))
         if op.kind is OpKind.MATMUL and op.shape is not None and not self.ideal:
             s = op.shape
             fraction *= wave_utilization(s.m, s.n, s.k, s.batch, self._sm_count, self._tiles)
@@ -239,9 +254,29 @@ class RooflineCostModel:
                 return max(op.flops / (peak * fraction), s.k * curve.k_step_s)
         return op.flops / (peak * fraction)
 
+    def _fixed_s(self, op: Op) -> float:
+        """Time per instance beyond compute and memory: kernel overheads and a GEMM curve's or a
+        grouped-GEMM family's latency."""
+        return op.kernels * self._overhead_s + self._gemm_latency_s(op) + self._grouped_latency_s(op)
+
     def _gemm_latency_s(self, op: Op) -> float:
         curve = self.gemm_curve(op)
         return 0.0 if curve is None else curve.latency_s
+
+    def _overlap_exponent_of(self, op: Op) -> float:
+        g = None if self.ideal else self.grouped_kernel(op)
+        return self._overlap_exponent if g is None or g.overlap_exponent is None else g.overlap_exponent
+
+    def _grouped_latency_s(self, op: Op) -> float:
+        g = None if self.ideal else self.grouped_kernel(op)
+        return 0.0 if g is None else g.latency_s * op.kernels
+
+    def _memory_rate(self, op: Op) -> float:
+        """Achievable HBM bytes/s of the op: a grouped GEMM's family fraction where it has one."""
+        g = None if self.ideal else self.grouped_kernel(op)
+        if g is None or g.memory_fraction is None:
+            return self._memory_bytes_per_s
+        return self.cluster.accelerator.memory.bandwidth * g.memory_fraction
 
     def _comm(self, op: Op) -> tuple[float, str]:
         if op.collective is None:
@@ -283,11 +318,13 @@ class RooflineCostModel:
         return OpCost(
             op=op,
             compute_s=0.0 if is_comm else self._compute_s(op),
-            memory_s=0.0 if is_comm else op.bytes / self._memory_bytes_per_s,
+            memory_s=0.0 if is_comm else op.bytes / self._memory_rate(op),
             comm_s=comm_s,
-            overhead_s=0.0 if is_comm else op.kernels * self._overhead_s + self._gemm_latency_s(op),
+            overhead_s=0.0
+            if is_comm
+            else op.kernels * self._overhead_s + self._gemm_latency_s(op) + self._grouped_latency_s(op),
             detail=detail,
-            overlap_exponent=self._overlap_exponent,
+            overlap_exponent=self._overlap_exponent_of(op),
         )
 
 

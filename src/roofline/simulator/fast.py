@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -50,6 +50,7 @@ from roofline.simulator.comm import topology_for
 from roofline.simulator.cost import RooflineCostModel, kernel_time_s, wave_utilization
 from roofline.simulator.engine import decode_contexts
 from roofline.simulator.gemm_efficiency import is_activation_quantize, k_efficiency
+from roofline.simulator.grouped_gemm import GroupedKernel, tile_flops
 from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS, ParallelPlan, stage_placements
 from roofline.simulator.serving.engine_config import EngineConfig
 from roofline.workloads.base import Workload
@@ -108,6 +109,7 @@ class OpTable:
     scalings: tuple[str | None, ...] = ()  # FP8 scaling mode of each op's GEMM (MatmulShape.scaling)
     quantize: np.ndarray | None = None  # bool (ops,): activation-quantise ops (free where the GEMM is weight-only)
     ops: tuple[Op, ...] = ()  # the ops at one sequence per replica (attention calls: timing by shape)
+    grouped: tuple[str, ...] = ()  # per op: its grouped-GEMM family (MatmulShape.grouped), "" for the rest
 
     @property
     def matmuls(self) -> np.ndarray:
@@ -115,11 +117,11 @@ class OpTable:
 
 
 def _parts(layout: Layout, layers: int) -> list[Placement]:
-    common = {"tp": layout.tp, "ep": layout.ep, "attn_dp": layout.attn_dp}
+    tp, ep, adp = layout.tp, layout.ep, layout.attn_dp
     return [
-        Placement(layer_start=0, layer_end=layers, has_embedding=False, has_lm_head=False, **common),
-        Placement(layer_start=0, layer_end=0, has_embedding=True, has_lm_head=False, **common),
-        Placement(layer_start=0, layer_end=0, has_embedding=False, has_lm_head=True, **common),
+        Placement(layer_start=0, layer_end=layers, has_embedding=False, has_lm_head=False, tp=tp, ep=ep, attn_dp=adp),
+        Placement(layer_start=0, layer_end=0, has_embedding=True, has_lm_head=False, tp=tp, ep=ep, attn_dp=adp),
+        Placement(layer_start=0, layer_end=0, has_embedding=False, has_lm_head=True, tp=tp, ep=ep, attn_dp=adp),
     ]
 
 
@@ -190,6 +192,7 @@ def build_table(workload: Workload, layout: Layout, phase: Phase, new: int, cont
         n=first[:, Q_N], k=first[:, Q_K], local=local, group=group, group_ops=group_ops,
         boundary_bytes_per_token=per_token, scalings=tuple(op.shape.scaling if op.shape else None for op in ops),
         quantize=np.array([is_activation_quantize(op) for op in ops], bool), ops=tuple(ops),
+        grouped=tuple(op.shape.grouped if op.shape else "" for op in ops),
     )  # fmt: skip
 
 
@@ -303,6 +306,11 @@ def _inverse(peak: np.ndarray) -> np.ndarray:
         return np.where(peak > 0, 1.0 / peak, 1e30)
 
 
+def _grouped_probe(grouped: str, dtype: DType) -> Op:
+    """A stand-in op that carries a grouped GEMM's family and format (for the kernel look-up)."""
+    return Op("grouped", OpKind.MATMUL, OpClass.MLP, dtype, shape=MatmulShape(1, 1, 1, 1, grouped=grouped))
+
+
 def _peak_for(model: RooflineCostModel, kind: int, dtype: DType, scaling: str | None = None) -> float:
     """Achievable FLOP/s of an op before wave quantization (cost.RooflineCostModel.flops_rate)."""
     try:
@@ -329,6 +337,10 @@ class _Derived:
     gemm_m: Rows  # matmul rows only
     gemm_batch: Rows
     single_gemms: bool  # every GEMM has batch 1
+    # grouped GEMMs (MoE experts, cost.RooflineCostModel.grouped_kernel): their op indices, and per
+    # accelerator their kernel (None: no such format here), seconds per tile FLOP and HBM bytes/s
+    grouped_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    grouped_kernels: tuple[tuple[tuple[GroupedKernel | None, float, float], ...], ...] = ()
 
     def segments(self, table: OpTable, u: np.ndarray, s: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         return segment(table.local.grid, u), None if table.group is None else segment(table.group.grid, s)
@@ -529,10 +541,13 @@ class FastModel:
         batches = [x.values[mm, Q_GEMM_BATCH] for x in (table.local, table.group) if x is not None]
         seconds_per_flop = _inverse(peaks.reshape(len(table.kind), -1))
         by_shape = self._attention_rates(table, seconds_per_flop)
+        grouped_rows = np.array([j for j, g in enumerate(table.grouped) if g], dtype=np.int64)
         self._tables[key] = (table, _Derived(
             seconds_per_flop, *by_shape, rows, tables, Rows.of(table, every, Q_FLOPS),
             Rows.of(table, every, Q_BYTES), Rows.of(table, rows, Q_MESSAGE), Rows.of(table, mm, Q_M),
             Rows.of(table, mm, Q_GEMM_BATCH), all(bool(np.all(b == 1.0)) for b in batches),
+            grouped_rows, tuple(tuple(self._grouped_rates(cm, table, int(j)) for j in grouped_rows)
+                                for cm in self._costs),
         ))  # fmt: skip
         return self._tables[key]
 
@@ -552,6 +567,21 @@ class FastModel:
                     seconds_per_flop[j, h], per_byte[j, h] = timing.seconds_per_flop, timing.seconds_per_byte
                     least[j, h], overhead[j, h] = timing.min_compute_s, timing.floor_s
         return per_byte, least, overhead
+
+    @staticmethod
+    def _grouped_rates(model: RooflineCostModel, table: OpTable, j: int) -> tuple[GroupedKernel | None, float, float]:
+        """A grouped GEMM's kernel on this accelerator, seconds per FLOP of its tile math and HBM
+        bytes/s (cost.RooflineCostModel._compute_s and _memory_rate)."""
+        dtype = table.dtypes[j]
+        try:
+            peak, fraction = model.flops_rate(OpKind.MATMUL, dtype)
+            kernel = model.grouped_kernel(_grouped_probe(table.grouped[j], dtype))
+        except RooflineError:
+            return None, 1e30, 1.0
+        assert kernel is not None
+        acc = model.cluster.accelerator
+        memory = acc.memory.bandwidth * (kernel.memory_fraction or acc.efficiency.memory_bandwidth_fraction)
+        return kernel, 1.0 / (peak * (kernel.compute_fraction or fraction)), memory
 
     # ---- step times ------------------------------------------------------------------------------
 
@@ -588,12 +618,36 @@ class FastModel:
             time[mm] += latency_s
         if table.quantize is not None and table.quantize.any():
             time[self._weight_only_quantize(table, h)] = 0.0  # cost.RooflineCostModel._cost
+        if len(d.grouped_rows):
+            self._grouped_times(table, d, h, u, s, seg, compute, memory, time)
         rows = d.collective_rows
         if len(rows):
             tables = d.comm_tables[h * len(rows) : (h + 1) * len(rows)]
             time[rows] = comm_time(tables, np.arange(len(rows))[:, None], d.message_bytes(u, s, seg))
         time *= table.count[:, None]
         return time
+
+    def _grouped_times(self, table: OpTable, d: _Derived, h: int, u: np.ndarray, s: np.ndarray, seg: tuple[
+            np.ndarray | None, np.ndarray | None], compute: np.ndarray, memory: np.ndarray,
+                       time: np.ndarray) -> None:  # fmt: skip
+        """Grouped GEMM rows of `time`: compute from the padded tile math, memory at the family's HBM
+        fraction, overlapped with its exponent, plus its fixed latency (cost.RooflineCostModel._cost)."""
+        mm = table.matmuls
+        m_all = np.maximum(1.0, np.rint(d.gemm_m(u, s, seg))).astype(np.int64)
+        b_all = np.maximum(1.0, np.rint(d.gemm_batch(u, s, seg))).astype(np.int64)
+        flops, size = d.flops(u, s, seg), d.bytes(u, s, seg)
+        sm = int(self.hw.sm_count[h])
+        for j, (kernel, seconds_per_flop, memory_rate) in zip(d.grouped_rows, d.grouped_kernels[h], strict=True):
+            if kernel is None:
+                continue  # the format cannot run here: the dense row's infinite time stands
+            i = int(np.searchsorted(mm, j))
+            n, k = int(table.n[j]), int(table.k[j])
+            work = tile_flops(m_all[i], n, k, b_all[i], sm, kernel.tile_m, kernel.tile_n, kernel.tile_overhead_k)
+            compute[j] = np.where(flops[j] > 0, work * seconds_per_flop, 0.0)
+            memory[j] = size[j] / memory_rate
+            p = self.hw.overlap_exponent[h] if kernel.overlap_exponent is None else kernel.overlap_exponent
+            overhead = table.kernels[j] * (self.hw.kernel_overhead_s[h] + kernel.latency_s)
+            time[j] = kernel_time_s(compute[j], memory[j], p) + overhead
 
     def _stages(self, parts: np.ndarray | Sequence[np.ndarray], layout: Layout, h: np.ndarray, s: np.ndarray,
                 new_tokens: int, boundary_bytes_per_token: float, pp: np.ndarray) -> StageTimes:  # fmt: skip

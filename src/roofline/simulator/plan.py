@@ -24,6 +24,7 @@ class ParallelPlan:
     attn_dp: int = 1
     moe_imbalance: float = 1.0  # busiest GPU's share of routed tokens over the mean
     cp: int = 1  # context parallelism: a sequence's tokens (prefill) and KV cache (decode) over cp GPUs
+    moe_kernels: str = "trtllm"  # the runtime's MoE kernel variant (simulator/data/moe_kernels.yaml)
 
     def __post_init__(self) -> None:
         for name, value in (("tp", self.tp), ("pp", self.pp), ("dp", self.dp), ("ep", self.ep),
@@ -173,6 +174,7 @@ def stage_placements(workload: Workload, plan: ParallelPlan) -> list[Placement]:
                 ep=plan.ep,
                 attn_dp=plan.attn_dp,
                 moe_imbalance=plan.moe_imbalance,
+                moe_kernels=plan.moe_kernels,
                 tp=plan.tp,
                 layer_start=start,
                 layer_end=start + layers,

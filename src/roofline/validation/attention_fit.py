@@ -152,9 +152,11 @@ def fit_all(path: Path) -> list[FittedCurve]:
     return [fit_curve(rows, *key, curves) for key, rows in sorted(fit_rows(path).items())]
 
 
-FIT_SOURCE = ("fitted by roofline.validation.attention_fit on kernels-aic.csv (AIConfigurator 0.12.0, "
-              "TensorRT-LLM 1.3.0rc20 {table}) {hardware} rows with even case numbers (odd ones held out); "
-              "RMS log error {error:.3f}")
+FIT_SOURCE = (
+    "fitted by roofline.validation.attention_fit on kernels-aic.csv (AIConfigurator 0.12.0, "
+    "TensorRT-LLM 1.3.0rc20 {table}) {hardware} rows with even case numbers (odd ones held out); "
+    "RMS log error {error:.3f}"
+)
 
 
 def yaml_families(fitted: Sequence[FittedCurve], path: Path) -> str:

@@ -66,5 +66,23 @@ def _curve_note(model: RooflineCostModel, op: Op) -> str:
     return f"{family.family} {key} GEMM curve{transfer}"
 
 
+def grouped_gemm_ops(case: Case) -> list[Op]:
+    """A `grouped_gemm` row (DeepGEMM, kernels.csv) as the estimator's grouped-GEMM op: G experts of
+    m rows each, padded to the deepgemm family's tile (moe_blocks._grouped_gemm)."""
+    from roofline.workloads.moe_blocks import grouped_gemm_op
+
+    groups, m, n, k = (case.load_int(key) for key in ("groups", "m", "n", "k"))
+    dtype = case.weight_dtype or DType.FP8
+    return [grouped_gemm_op(groups, m, n, k, "deepgemm", dtype, case.load_fields.get("layout", "contiguous"))]
+
+
 def grouped_gemm(case: Case, cluster: Cluster) -> Prediction:
-    raise RooflineError("scenario 'grouped_gemm' is not predicted yet")
+    """G GEMMs of one shape in one launch (DeepGEMM grouped, contiguous or masked layout), timed by
+    the cost model's grouped-GEMM path (simulator/grouped_gemm.py); tflops = 2GmNK / time, gbps =
+    G(mK + KN + 2mN) bytes / time (DeepGEMM's definition, FP8 in, BF16 out)."""
+    (op,) = grouped_gemm_ops(case)
+    time_s = RooflineCostModel(cluster).cost(op).total_s
+    g, m, n, k = (case.load_int(key) for key in ("groups", "m", "n", "k"))
+    moved = g * (m * k + k * n + 2 * m * n)
+    values = {"tflops": 2.0 * g * m * n * k / time_s / 1e12, "gbps": moved / time_s / 1e9, "latency_us": time_s * 1e6}
+    return Prediction(values, "deepgemm grouped GEMM, rows per group padded to its 128-row tile")

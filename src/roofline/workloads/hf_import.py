@@ -221,6 +221,7 @@ def _deepseek(r: ConfigReader) -> dict[str, Any]:
         num_experts_per_tok=r.req("num_experts_per_tok"), num_shared_experts=r.opt("n_shared_experts", 0),
         moe_intermediate_size=r.req("moe_intermediate_size"),
         num_nextn_predict_layers=r.opt("num_nextn_predict_layers", 0),
+        n_group=r.opt("n_group") or 1, topk_group=r.opt("topk_group") or 1,
     )  # fmt: skip
     data["head_dim"] = None
     if r.opt("index_topk"):

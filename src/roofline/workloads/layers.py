@@ -210,8 +210,9 @@ def attention_block_ops(
         kv_read_bytes=step.batch * kv_len * 2.0 * kv_l * dh * kv_b,
         kv_write_bytes=t * 2.0 * kv_l * dh * kv_b,
         count=count,
-        attention=AttentionCall(step.phase, step.batch, step.new_tokens, kv_len, q_l, kv_l, dh, dh, True, "gqa",
-                                precision.kv_cache),
+        attention=AttentionCall(
+            step.phase, step.batch, step.new_tokens, kv_len, q_l, kv_l, dh, dh, True, "gqa", precision.kv_cache
+        ),
     )
     return [
         elementwise_op("attn_norm", OpClass.NORM, 2.0 * t * d, 2.0 * t * d, 5.0, precision, count),

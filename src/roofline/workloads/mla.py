@@ -181,9 +181,19 @@ class MLATransformer(MoEFields):
                 kv_read_bytes=step.batch * step.prior_tokens * self._latent_bytes(precision),
                 kv_write_bytes=step.tokens * self._latent_bytes(precision),
                 count=count,
-                attention=AttentionCall(step.phase, step.batch, step.new_tokens, span.attended(step.context_tokens),
-                                        n_l, n_l, self.qk_head_dim, self.v_head_dim, True, "mha_expanded",
-                                        precision.kv_cache),
+                attention=AttentionCall(
+                    step.phase,
+                    step.batch,
+                    step.new_tokens,
+                    span.attended(step.context_tokens),
+                    n_l,
+                    n_l,
+                    self.qk_head_dim,
+                    self.v_head_dim,
+                    True,
+                    "mha_expanded",
+                    precision.kv_cache,
+                ),
             ),
         ]
 
@@ -210,8 +220,19 @@ class MLATransformer(MoEFields):
             kv_read_bytes=step.batch * attended * self._latent_bytes(precision),
             kv_write_bytes=t * self._latent_bytes(precision),
             count=count,
-            attention=AttentionCall(step.phase, step.batch, step.new_tokens, attended, n_l, 1, self.latent_width,
-                                    rank, True, "mla_sparse" if self.sparse else "mla", precision.kv_cache),
+            attention=AttentionCall(
+                step.phase,
+                step.batch,
+                step.new_tokens,
+                attended,
+                n_l,
+                1,
+                self.latent_width,
+                rank,
+                True,
+                "mla_sparse" if self.sparse else "mla",
+                precision.kv_cache,
+            ),
         )
         return [per_head("q_absorb_uk", nope, rank), core, per_head("out_absorb_uv", rank, v)]
 

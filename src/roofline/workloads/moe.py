@@ -33,6 +33,8 @@ class MoEFields(DecoderTransformer):
     first_k_dense_replace: int = Field(default=0, ge=0, description="leading layers with a dense FFN")
     moe_layer_step: int = Field(default=1, gt=0, description="layer i is MoE when (i + 1) % step == 0")
     router_bias: bool = False
+    n_group: int = Field(default=1, gt=0, description="grouped top-k: expert groups (config.json n_group)")
+    topk_group: int = Field(default=1, gt=0, description="grouped top-k: groups kept per token (topk_group)")
     num_nextn_predict_layers: int = Field(default=0, ge=0, description="MTP layers (counted; --mtp runs them)")
 
     @model_validator(mode="after")
@@ -51,7 +53,7 @@ class MoEFields(DecoderTransformer):
             expert_intermediate=self.moe_intermediate_size, gated=self.mlp == "gated",
             num_shared=self.num_shared_experts,
             shared_intermediate=self.shared_expert_intermediate_size or self.moe_intermediate_size,
-            router_bias=self.router_bias,
+            router_bias=self.router_bias, n_group=self.n_group, topk_group=self.topk_group,
         )  # fmt: skip
 
     def ffn_kind(self, layer: int) -> str:

@@ -10,10 +10,22 @@ gets `moe_imbalance` times the mean share of tokens; the step waits for it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from roofline.ir import CollectiveKind, MatmulShape, Op, OpClass, OpKind, Placement, Precision, StepShape, Sync
+from roofline.dtypes import DType
+from roofline.ir import CollectiveKind, MatmulShape, Op, OpClass, OpKind, Phase, Placement, Precision, StepShape, Sync
 from roofline.workloads.layers import elementwise_op, matmul_op, partial_sum
+from roofline.workloads.moe_kernels import (
+    DEFAULT_SPREAD,
+    DEFAULT_VARIANT,
+    RankLoad,
+    busiest_rank,
+    distinct_experts,
+    family,
+    variant,
+)
+
+__all__ = ["MoEShape", "distinct_experts", "moe_ops", "moe_weight_bytes", "routed_expert_ops"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +39,8 @@ class MoEShape:
     shared_intermediate: int = 0
     latent: int | None = None  # latent MoE: experts run at this width
     router_bias: bool = False
+    n_group: int = 1  # grouped top-k (config.json n_group / topk_group, DeepSeek-V3): experts in n_group
+    topk_group: int = 1  # groups, top-k taken inside the best topk_group of them
 
     @property
     def expert_width(self) -> int:
@@ -52,13 +66,6 @@ class MoEShape:
         return common + self.num_experts * self.expert_params(), common + self.top_k * self.expert_params()
 
 
-def distinct_experts(tokens: float, num_experts: int, top_k: int) -> float:
-    """Expected experts hit by `tokens` tokens routing uniformly to top_k of num_experts."""
-    if tokens <= 0:
-        return 0.0
-    return num_experts * (1.0 - (1.0 - top_k / num_experts) ** tokens)
-
-
 def moe_weight_bytes(shape: MoEShape, precision: Precision, placement: Placement) -> float:
     """Per GPU: its 1/ep of the routed experts (each split over expert_tp), shared experts split
     over tp, router and latent projections replicated."""
@@ -75,16 +82,109 @@ def _all_to_all(name: str, tokens: float, shape: MoEShape, precision: Precision,
     return Sync(name, CollectiveKind.ALL_TO_ALL, "ep", message, precision.activation)
 
 
-def _expert_gemm(name: str, rows: float, n: int, k: int, experts: float, per_expert_rows: float,
-                 precision: Precision, count: int, sync: Sync | None = None) -> Op:  # fmt: skip
-    """`experts` expert matmuls of per_expert_rows x k times k x n, `rows` rows in all."""
+@dataclass(frozen=True, slots=True)
+class MoEKernelChoice:
+    """How the routed experts run: the runtime's kernel variant (simulator/data/moe_kernels.yaml),
+    the routing spread (moe_kernels.py) and, for kernel tables, a format finer than the dtype
+    (fp8_block, w4a16_mxfp4) that selects the grouped-GEMM efficiency."""
+
+    variant: str = DEFAULT_VARIANT
+    spread: str = DEFAULT_SPREAD
+    quant: str | None = None
+
+
+def _grouped_gemm(name: str, load: RankLoad, n: int, k: int, family_name: str, precision: Precision, count: int,
+                  quant: str | None, sync: Sync | None = None) -> Op:  # fmt: skip
+    """One grouped GEMM over the busiest rank's experts: their weights read once, each expert's rows
+    padded to the family's tile in the shape (the FLOPs are the real rows')."""
     w, a = precision.experts.bytes_per_element, precision.activation.bytes_per_element
-    shape = MatmulShape(m=max(1, math.ceil(per_expert_rows)), n=n, k=k, batch=max(1, round(experts)))
+    groups = max(1, round(load.experts))
+    padded_m = max(1, math.ceil(load.padded_rows / groups - 1e-9))
+    grouped = f"{family_name}:{quant}" if quant else family_name
     return Op(
         name=name, kind=OpKind.MATMUL, op_class=OpClass.MLP, dtype=precision.experts,
-        flops=2.0 * rows * n * k, weight_bytes=experts * k * n * w, activation_bytes=rows * (k + n) * a,
-        count=count, shape=shape, sync=sync,
+        flops=2.0 * load.rows * n * k, weight_bytes=load.experts * k * n * w, activation_bytes=load.rows * (k + n) * a,
+        count=count, shape=MatmulShape(m=padded_m, n=n, k=k, batch=groups, grouped=grouped), sync=sync,
     )  # fmt: skip
+
+
+def grouped_gemm_op(groups: int, m: int, n: int, k: int, family_name: str, dtype: DType, layout: str = "contiguous",
+                    quant: str | None = None) -> Op:  # fmt: skip
+    """G GEMMs of m x k times k x n in one grouped launch (a kernel-table row): inputs in `dtype`,
+    16-bit output; each group's rows padded to the family's tile (masked layout: the same)."""
+    tile_m = family(family_name).tile_m
+    padded = groups * math.ceil(m / tile_m) * tile_m
+    load = RankLoad(float(groups), float(groups * m), float(padded), float(m))
+    op = _grouped_gemm("grouped_gemm", load, n, k, family_name, Precision(dtype, dtype), 1, quant)
+    out_bytes = 2.0 * groups * m * n
+    return replace(op, activation_bytes=groups * m * k * dtype.bytes_per_element + out_bytes)
+
+
+def routed_expert_ops(shape: MoEShape, tokens: float, load: RankLoad, precision: Precision, placement: Placement,
+                      count: int, choice: MoEKernelChoice, dispatch: Sync | None = None,
+                      combine: Sync | None = None, moved_rows: float | None = None) -> list[Op]:  # fmt: skip
+    """The kernels of one routed-MoE layer after the router GEMM, as the variant launches them:
+    top-k over the logits, the expert-id sort, the permute (tokens copied into expert order, top_k
+    copies each), the grouped gate+up GEMM (SwiGLU in its epilogue where fused), the activation,
+    the grouped down GEMM, and the un-permute with the weighted top-k sum. `tokens` are the tokens
+    this GPU routes; `load` what its experts compute; `moved_rows` the rows the permute and the
+    finalize move (default tokens x top_k: the sender's side of an EP exchange; a GPU that keeps
+    only its own experts' rows moves load.rows). The dispatch all-to-all follows the permute (or
+    the sort when the GEMM gathers), the combine the down GEMM."""
+    v = variant(choice.variant)
+    f_l = placement.expert_ffn(shape.expert_intermediate)
+    up_n = (2 if shape.gated else 1) * f_l
+    launches: dict[str, int] = {o.op: o.launches for o in v.ops}
+    dispatch_on = "permute" if "permute" in launches else "sort"
+    ops: list[Op] = []
+    for role in v.roles:
+        if role in ("up", "up_act"):
+            ops.append(_grouped_gemm("expert_up", load, up_n, shape.expert_width, v.family, precision, count,
+                                     choice.quant))  # fmt: skip
+        elif role == "down":
+            ops.append(_grouped_gemm("expert_down", load, shape.expert_width, f_l, v.family, precision, count,
+                                     choice.quant, combine))  # fmt: skip
+        else:
+            sync = dispatch if role == dispatch_on else None
+            ops.append(_routing_op(role, shape, tokens, load, f_l, precision, count, launches[role], sync,
+                                   tokens * shape.top_k if moved_rows is None else moved_rows))  # fmt: skip
+    return ops
+
+
+def _routing_op(role: str, shape: MoEShape, tokens: float, load: RankLoad, f_l: int, precision: Precision,
+                count: int, kernels: int, sync: Sync | None, picks: float) -> Op:  # fmt: skip
+    """The memory-bound kernels around the expert GEMMs (elements counted in activation-format units:
+    an fp32 logit or int32 index is two); `picks` the (token, expert) rows permuted and combined."""
+    e, width = shape.num_experts, shape.expert_width
+    up_n = (2 if shape.gated else 1) * f_l
+    routed = tokens * shape.top_k
+    if role == "topk":  # logits -> ids + weights; grouped top-k (n_group > 1) reads them twice
+        passes = 2 if shape.n_group > 1 else 1
+        read, written, flops, name = passes * tokens * e * 2, routed * 4, 4.0, "router_topk"
+    elif role == "sort":  # expert ids in; permuted row index, source row and per-expert offsets out
+        read, written, flops, name = routed * 2, picks * 4 + e * 2, 1.0, "moe_sort"
+    elif role == "permute":  # each token's hidden state copied into expert order, once per pick
+        read, written, flops, name = min(tokens, picks) * width + picks * 2, picks * width, 0.0, "moe_permute"
+    elif role == "activation":  # SwiGLU: gate and up in, one row out
+        read, written, flops, name = load.rows * up_n, load.rows * f_l, 8.0, "expert_activation"
+    else:  # finalize: the rows and their weights summed back into every token's output row
+        read, written, flops, name = picks * (width + 2), tokens * width, 2.0 * shape.top_k, "expert_combine"
+    return elementwise_op(name, OpClass.MLP, read, written, flops, precision, count, kernels=kernels, sync=sync)
+
+
+def rank_load(shape: MoEShape, group_tokens: float, placement: Placement, choice: MoEKernelChoice,
+              masked: bool = False) -> RankLoad:  # fmt: skip
+    """The busiest EP rank's routed work; a masked layout (DeepGEMM decode) pads every local expert
+    to the most rows any of them gets."""
+    v = variant(choice.variant)
+    tile_m = family(v.family).tile_m
+    load = busiest_rank(group_tokens, shape.num_experts, shape.top_k, placement.ep, choice.spread,
+                        placement.moe_imbalance, tile_m)  # fmt: skip
+    if masked and v.masked_decode:
+        local = placement.experts(shape.num_experts)
+        padded = local * math.ceil(max(load.max_rows, 1.0) / tile_m) * tile_m
+        return RankLoad(local, load.rows, padded, load.max_rows)
+    return load
 
 
 def moe_ops(shape: MoEShape, step: StepShape, precision: Precision, placement: Placement, count: int,
@@ -96,35 +196,21 @@ def moe_ops(shape: MoEShape, step: StepShape, precision: Precision, placement: P
     t, d, a = step.tokens, shape.hidden, precision.activation
     if group_tokens is None:
         group_tokens = t * placement.attn_dp
-    routed_rows = placement.experts(group_tokens * shape.top_k) * placement.moe_imbalance
-    local_experts = placement.experts(shape.num_experts)
-    touched = min(local_experts, placement.experts(distinct_experts(group_tokens, shape.num_experts, shape.top_k)))
-    rows_per_expert = routed_rows / max(touched, 1e-9)
-    width, f_l = shape.expert_width, placement.expert_ffn(shape.expert_intermediate)
-    up = (2 if shape.gated else 1) * f_l
+    choice = MoEKernelChoice(placement.moe_kernels, placement.moe_spread)
+    load = rank_load(shape, group_tokens, placement, choice, masked=step.phase is Phase.DECODE)
     ops = [
         elementwise_op("mlp_norm", OpClass.NORM, 2.0 * t * d, 2.0 * t * d, 5.0, precision, count),
         matmul_op("router", OpClass.MLP, t, shape.num_experts, d, precision, count,
                   weight_bytes_per_element=a.bytes_per_element),
     ]  # fmt: skip
-    # top-k selection over fp32 router logits, then tokens copied into expert-sorted order
-    ops.append(elementwise_op("router_topk", OpClass.MLP, t * shape.num_experts * 2, t * shape.top_k * 2,
-                              4.0, precision, count))  # fmt: skip
     if shape.latent:
         ops.append(matmul_op("latent_down_proj", OpClass.MLP, t, shape.latent, d, precision, count,
                              weight_bytes_per_element=a.bytes_per_element))  # fmt: skip
     dispatch, combine = (_all_to_all(name, t, shape, precision, placement) for name in ("moe_dispatch", "moe_combine"))
     merge = _tp_merge(shape, t, precision, placement)  # after the block's last op
-    ops += [
-        elementwise_op(
-            "moe_permute", OpClass.MLP, t * width, t * shape.top_k * width, 0.0, precision, count, sync=dispatch
-        ),
-        _expert_gemm("expert_up", routed_rows, up, width, touched, rows_per_expert, precision, count),
-        elementwise_op("expert_activation", OpClass.MLP, routed_rows * up, routed_rows * f_l, 8.0, precision, count),
-        _expert_gemm("expert_down", routed_rows, width, f_l, touched, rows_per_expert, precision, count, combine),
-    ]
-    ops.append(elementwise_op("expert_combine", OpClass.MLP, t * shape.top_k * width, t * width, 2.0 * shape.top_k,
-                              precision, count, sync=None if shape.latent or shape.num_shared else merge))  # fmt: skip
+    ops += routed_expert_ops(shape, t, load, precision, placement, count, choice, dispatch, combine)
+    if not (shape.latent or shape.num_shared):
+        ops[-1] = replace(ops[-1], sync=merge)
     if shape.latent:
         ops.append(matmul_op("latent_up_proj", OpClass.MLP, t, d, shape.latent, precision, count,
                              weight_bytes_per_element=a.bytes_per_element,

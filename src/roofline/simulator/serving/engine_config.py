@@ -35,6 +35,7 @@ class EngineConfig(BaseModel):
     request_overhead: Seconds = Field(
         default=0.0, description="front end per request (HTTP / gRPC, tokenise, detokenise): adds to TTFT and E2E"
     )
+    moe_kernels: str = Field(default="trtllm", description="MoE kernel variant the engine launches (moe_kernels.yaml)")
     source: str
     fitted_on: FittedOn = Field(default_factory=list, description="measurement rows constants were fitted on")
 
