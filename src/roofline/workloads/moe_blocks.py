@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from roofline.ir import CollectiveKind, MatmulShape, Op, OpClass, OpKind, Placement, Precision, StepShape, Sync
+from roofline.ir import CollectiveKind, EpRouting, MatmulShape, Op, OpClass, OpKind, Placement, Precision, StepShape, Sync
 from roofline.workloads.layers import elementwise_op, matmul_op, partial_sum
 
 
@@ -68,11 +68,17 @@ def moe_weight_bytes(shape: MoEShape, precision: Precision, placement: Placement
     return routed + shared + (shape.router_params + shape.latent_params) * a
 
 
-def _all_to_all(name: str, tokens: float, shape: MoEShape, precision: Precision, placement: Placement) -> Sync:
-    """Dispatch or combine over the EP group: each GPU sends its share of the tokens (TP ranks split
-    the replicated tokens), top_k copies of expert_width values each."""
-    message = tokens / placement.tp * shape.top_k * shape.expert_width * precision.activation.bytes_per_element
-    return Sync(name, CollectiveKind.ALL_TO_ALL, "ep", message, precision.activation)
+def _all_to_all(name: str, kind: CollectiveKind, tokens: float, shape: MoEShape, precision: Precision,
+                placement: Placement) -> Sync:  # fmt: skip
+    """Dispatch or combine over the EP group: the message is the token volume one GPU holds (TP ranks
+    split the replicated tokens), one copy of expert_width values each in the activation dtype; the
+    collective model (simulator/ep_comm.py) sends each token once per destination GPU (the expected
+    distinct GPUs its top_k experts sit on), in the library's payload format (DeepEP: FP8 + scales
+    dispatch, BF16 combine), the busiest rank receiving moe_imbalance x the mean."""
+    a = precision.activation.bytes_per_element
+    message = tokens / placement.tp * shape.expert_width * a
+    routing = EpRouting(shape.top_k, shape.num_experts, placement.moe_imbalance, element_bytes=a)
+    return Sync(name, kind, "ep", message, precision.activation, routing)
 
 
 def _expert_gemm(name: str, rows: float, n: int, k: int, experts: float, per_expert_rows: float,
@@ -113,7 +119,9 @@ def moe_ops(shape: MoEShape, step: StepShape, precision: Precision, placement: P
     if shape.latent:
         ops.append(matmul_op("latent_down_proj", OpClass.MLP, t, shape.latent, d, precision, count,
                              weight_bytes_per_element=a.bytes_per_element))  # fmt: skip
-    dispatch, combine = (_all_to_all(name, t, shape, precision, placement) for name in ("moe_dispatch", "moe_combine"))
+    dispatch, combine = (_all_to_all(name, kind, t, shape, precision, placement)
+                         for name, kind in (("moe_dispatch", CollectiveKind.EP_DISPATCH),
+                                            ("moe_combine", CollectiveKind.EP_COMBINE)))  # fmt: skip
     merge = _tp_merge(shape, t, precision, placement)  # after the block's last op
     ops += [
         elementwise_op(
