@@ -29,7 +29,7 @@ from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster, Fabric
 from roofline.hardware_specs.schema import Wiring
 from roofline.ir import CollectiveKind, EpRouting
-from roofline.simulator.ep_comm import EP_KINDS, EpLinks, ExpertParallelSpec, destination_gpus, mode_time
+from roofline.simulator.ep_comm import EP_KINDS, EpLinks, ExpertParallelSpec, destination_gpus, kind_key, mode_time
 from roofline.units import Seconds
 from roofline.yaml_io import read_yaml, validate_into
 
@@ -282,7 +282,7 @@ class CollectiveModel:
         if routing is None or spec is None or not spec.modes:
             copies = 1.0 if routing is None else destination_gpus(routing, topo.size) * routing.imbalance
             return {("all_to_all", "p2p"): self._all_to_all(size * copies, topo)}
-        links, key = self._ep_links(topo), "dispatch" if kind is CollectiveKind.EP_DISPATCH else "combine"
+        links, key = self._ep_links(topo), kind_key(kind)
         options: dict[tuple[str, str], Sizes] = {}
         for name, mode in spec.modes.items():
             if mode.single_domain and topo.nodes > 1:

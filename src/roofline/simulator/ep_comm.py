@@ -41,6 +41,12 @@ if TYPE_CHECKING:
 
 EP_KINDS = (CollectiveKind.EP_DISPATCH, CollectiveKind.EP_COMBINE)
 PAYLOAD_BYTES_PER_ELEMENT = {"fp8_block": 1.0 + 4.0 / 128.0, "bf16": 2.0, "fp8": 1.0}
+EpKindKey = Literal["dispatch", "combine"]
+PayloadFormat = Literal["fp8_block", "bf16", "fp8", "activation"]
+
+
+def _activation_both_ways() -> dict[EpKindKey, PayloadFormat]:
+    return {"dispatch": "activation", "combine": "activation"}
 
 
 class _Frozen(BaseModel):
@@ -51,7 +57,7 @@ class EpModeSpec(_Frozen):
     """One dispatch / combine kernel family of a communication library."""
 
     sends: Literal["node", "gpu", "expert"]
-    latency: dict[Literal["dispatch", "combine"], Seconds]
+    latency: dict[EpKindKey, Seconds]
     latency_per_peer: Seconds = 0.0
     nvlink_fraction: float = Field(gt=0, le=1)
     rdma_fraction: float = Field(default=1.0, gt=0, le=1)
@@ -60,9 +66,7 @@ class EpModeSpec(_Frozen):
     single_domain: bool = False  # the kernel works inside one NVLink domain only
     sms: int | None = Field(default=None, gt=0)  # SMs the kernel gets by default
     sm_half_saturation: float = Field(default=0.0, ge=0)
-    payload: dict[Literal["dispatch", "combine"], Literal["fp8_block", "bf16", "fp8", "activation"]] = Field(
-        default_factory=lambda: {"dispatch": "activation", "combine": "activation"}
-    )
+    payload: dict[EpKindKey, PayloadFormat] = Field(default_factory=_activation_both_ways)
     fitted_on: list[str] = Field(default_factory=list)
     source: str
 
@@ -124,13 +128,13 @@ class EpTraffic:
     rdma: float
 
 
-def _kind_key(kind: CollectiveKind) -> Literal["dispatch", "combine"]:
+def kind_key(kind: CollectiveKind) -> EpKindKey:
     return "dispatch" if kind is CollectiveKind.EP_DISPATCH else "combine"
 
 
 def payload_factor(spec: EpModeSpec, kind: CollectiveKind, routing: EpRouting) -> float:
     """Bytes on the wire per byte of the activation-dtype message."""
-    fmt = spec.payload[_kind_key(kind)]
+    fmt = spec.payload[kind_key(kind)]
     return 1.0 if fmt == "activation" else PAYLOAD_BYTES_PER_ELEMENT[fmt] / routing.element_bytes
 
 
@@ -183,4 +187,4 @@ def mode_time(spec: EpModeSpec, kind: CollectiveKind, size: Sizes, routing: EpRo
     transfer = nvl_s + rdma_s if spec.overlap == "sum" else _maximum(nvl_s, rdma_s)
     if ideal:
         return transfer
-    return spec.latency[_kind_key(kind)] + spec.latency_per_peer * (topo.size - 1) + transfer
+    return spec.latency[kind_key(kind)] + spec.latency_per_peer * (topo.size - 1) + transfer

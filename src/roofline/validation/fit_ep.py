@@ -56,7 +56,8 @@ def _spec(mode: str, transport: str) -> EpModeSpec:
     spec = load_library(LIBRARY_OF_MODE[mode]).expert_parallel
     assert spec is not None
     base = spec.modes[mode]
-    return base.model_copy(update={"intranode_nvlink": False}) if mode == "low_latency" and transport == "rdma" else base
+    pure_rdma = mode == "low_latency" and transport == "rdma"
+    return base.model_copy(update={"intranode_nvlink": False}) if pure_rdma else base
 
 
 def row_terms(case: Case) -> RowTerms:

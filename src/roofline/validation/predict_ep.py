@@ -50,8 +50,8 @@ class EpRow:
             raise RooflineError(f"unknown EP kernel mode '{mode}' (known: {', '.join(LIBRARY_OF_MODE)})")
         kind = CollectiveKind.EP_DISPATCH if case.scenario == "ep_dispatch" else CollectiveKind.EP_COMBINE
         sms = case.load_int("sms") if "sms" in f else None
-        return cls(kind, case.load_int("tokens"), case.load_int("hidden"), case.load_int("topk"),
-                   case.load_int("experts"), case.load_int("ep"), case.load_int("nodes"), mode, transport, sms)  # fmt: skip
+        n = case.load_int
+        return cls(kind, n("tokens"), n("hidden"), n("topk"), n("experts"), n("ep"), n("nodes"), mode, transport, sms)
 
 
 def _payload_bytes_per_token(row: EpRow, case: Case) -> tuple[float, str]:

@@ -12,7 +12,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from roofline.ir import CollectiveKind, EpRouting, MatmulShape, Op, OpClass, OpKind, Placement, Precision, StepShape, Sync
+from roofline.ir import (
+    CollectiveKind,
+    EpRouting,
+    MatmulShape,
+    Op,
+    OpClass,
+    OpKind,
+    Placement,
+    Precision,
+    StepShape,
+    Sync,  # fmt: skip
+)
 from roofline.workloads.layers import elementwise_op, matmul_op, partial_sum
 
 
