@@ -147,7 +147,24 @@ def test_moe_layer_dispatches_one_copy_per_token_with_its_routing() -> None:
     assert (dispatch.collective.kind, combine.collective.kind) == (CollectiveKind.EP_DISPATCH,
                                                                    CollectiveKind.EP_COMBINE)  # fmt: skip
     assert dispatch.collective.message_bytes == 8 * 7168 * 2  # 8 tokens, one BF16 copy each
-    assert dispatch.collective.routing == EpRouting(8, 256, 1.2, element_bytes=2.0)
+    assert dispatch.collective.routing == EpRouting(8, 256, 1.2, element_bytes=2.0, cuda_graph=True)
+    prefill = w.build_ops(StepShape(Phase.PREFILL, 16, 512, 512), Precision(), placement)
+    routing = next(o for o in prefill if o.name == "moe_dispatch").collective.routing  # type: ignore[union-attr]
+    assert routing is not None and not routing.cuda_graph
+
+
+def test_decode_uses_the_low_latency_kernels_and_prefill_the_normal_ones() -> None:
+    """DeepEP's normal kernels wait on the host (not in a CUDA graph): a decode step, graphed, runs
+    the low-latency kernels even where the normal ones would be faster."""
+    model, topo = CollectiveModel(load_library("deepep")), _topo("h800", 64)
+    graphed = EpRouting(8, 256, cuda_graph=True)
+    size = 128 * 7168 * 2.0
+    assert model.cost(CollectiveKind.EP_COMBINE, size, topo, routing=DEEPSEEK).algorithm == "normal"
+    assert model.cost(CollectiveKind.EP_COMBINE, size, topo, routing=graphed).algorithm == "low_latency"
+    r = rl.estimate("deepseek-v3", "h800", gpus=16, tp=1, attn_dp=16, ep=16, batch=64, isl=1024, osl=8,
+                    comm_library="deepep").to_dict()  # fmt: skip
+    kernels = {(o["phase"], o["name"]): o["detail"].split("/")[0] for o in r["ops"] if o["name"] == "moe_dispatch"}
+    assert kernels == {("prefill", "moe_dispatch"): "normal", ("decode", "moe_dispatch"): "low_latency"}
 
 
 def test_deepep_estimate_moves_fewer_bytes_than_top_k_copies() -> None:
@@ -226,3 +243,22 @@ def test_comm_ep_bad_input_is_one_line_and_exit_2(bad: list[str]) -> None:
     result = runner.invoke(app, ["comm", "ep-dispatch", *[x for kv in base.items() for x in kv]])
     assert result.exit_code == 2, result.output
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("library", ["deepep", "trtllm", "nccl"])
+def test_fast_path_prices_ep_collectives_as_the_estimator(library: str) -> None:
+    """The sweep / plan fast path tabulates the EP collectives (routing included) on its size grid."""
+    import numpy as np
+
+    from roofline.simulator.engine import Scenario, estimate
+    from roofline.simulator.fast import FastModel, Layout
+    from roofline.simulator.plan import ParallelPlan
+
+    w = get_workload("deepseek-v3")
+    plan = ParallelPlan(tp=1, ep=16, attn_dp=16)
+    cluster = resolve_cluster("gb200" if library == "trtllm" else "h800", num_gpus=plan.num_gpus)
+    full = estimate(w, cluster, Scenario(64, 1024, 64, w.shipped_precision, plan, comm_library=library))
+    model = FastModel(w, [cluster], comm_library=library)
+    layout, one = Layout(1, 16, 16, w.shipped_precision), (np.array([0]), np.array([64]), np.array([1]))
+    assert model.tpot_s(layout, 1024, 64, *one)[0] == pytest.approx(full.tpot_s, rel=0.01)
+    assert model.ttft_batch_s(layout, 1024, *one)[0] == pytest.approx(full.ttft_batch_s, rel=0.01)

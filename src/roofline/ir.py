@@ -62,6 +62,7 @@ class EpRouting:
     groups: int = 1
     topk_groups: int = 1
     element_bytes: float = 2.0  # bytes per value of the message (the activation dtype)
+    cuda_graph: bool = False  # the step runs as a CUDA graph (decode): kernels that wait on the host cannot
 
 
 @dataclass(frozen=True, slots=True)

@@ -285,7 +285,7 @@ class CollectiveModel:
         links, key = self._ep_links(topo), kind_key(kind)
         options: dict[tuple[str, str], Sizes] = {}
         for name, mode in spec.modes.items():
-            if mode.single_domain and topo.nodes > 1:
+            if (mode.single_domain and topo.nodes > 1) or (mode.host_sync and routing.cuda_graph):
                 continue
             options[name, mode.payload[key]] = mode_time(mode, kind, size, routing, topo, links, self.ideal, sms)
         if not options:

@@ -64,6 +64,7 @@ class EpModeSpec(_Frozen):
     overlap: Literal["max", "sum"] = "max"
     intranode_nvlink: bool = True  # False: intra-domain peers over RDMA too (DeepEP low-latency before NVLink)
     single_domain: bool = False  # the kernel works inside one NVLink domain only
+    host_sync: bool = False  # the host waits for receive counts: not in a CUDA graph (decode steps)
     sms: int | None = Field(default=None, gt=0)  # SMs the kernel gets by default
     sm_half_saturation: float = Field(default=0.0, ge=0)
     payload: dict[EpKindKey, PayloadFormat] = Field(default_factory=_activation_both_ways)

@@ -19,6 +19,7 @@ from roofline.ir import (
     Op,
     OpClass,
     OpKind,
+    Phase,
     Placement,
     Precision,
     StepShape,
@@ -79,16 +80,18 @@ def moe_weight_bytes(shape: MoEShape, precision: Precision, placement: Placement
     return routed + shared + (shape.router_params + shape.latent_params) * a
 
 
-def _all_to_all(name: str, kind: CollectiveKind, tokens: float, shape: MoEShape, precision: Precision,
+def _all_to_all(name: str, kind: CollectiveKind, step: StepShape, shape: MoEShape, precision: Precision,
                 placement: Placement) -> Sync:  # fmt: skip
     """Dispatch or combine over the EP group: the message is the token volume one GPU holds (TP ranks
     split the replicated tokens), one copy of expert_width values each in the activation dtype; the
     collective model (simulator/ep_comm.py) sends each token once per destination GPU (the expected
     distinct GPUs its top_k experts sit on), in the library's payload format (DeepEP: FP8 + scales
-    dispatch, BF16 combine), the busiest rank receiving moe_imbalance x the mean."""
+    dispatch, BF16 combine), the busiest rank receiving moe_imbalance x the mean. Decode steps run as
+    CUDA graphs, which rules out kernels that wait on the host (DeepEP's normal kernels)."""
     a = precision.activation.bytes_per_element
-    message = tokens / placement.tp * shape.expert_width * a
-    routing = EpRouting(shape.top_k, shape.num_experts, placement.moe_imbalance, element_bytes=a)
+    message = step.tokens / placement.tp * shape.expert_width * a
+    routing = EpRouting(shape.top_k, shape.num_experts, placement.moe_imbalance, element_bytes=a,
+                        cuda_graph=step.phase is Phase.DECODE)  # fmt: skip
     return Sync(name, kind, "ep", message, precision.activation, routing)
 
 
@@ -130,7 +133,7 @@ def moe_ops(shape: MoEShape, step: StepShape, precision: Precision, placement: P
     if shape.latent:
         ops.append(matmul_op("latent_down_proj", OpClass.MLP, t, shape.latent, d, precision, count,
                              weight_bytes_per_element=a.bytes_per_element))  # fmt: skip
-    dispatch, combine = (_all_to_all(name, kind, t, shape, precision, placement)
+    dispatch, combine = (_all_to_all(name, kind, step, shape, precision, placement)
                          for name, kind in (("moe_dispatch", CollectiveKind.EP_DISPATCH),
                                             ("moe_combine", CollectiveKind.EP_COMBINE)))  # fmt: skip
     merge = _tp_merge(shape, t, precision, placement)  # after the block's last op
