@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import roofline as rl
 from roofline.cli.app import app
+from roofline.dtypes import DType
 from roofline.hardware_specs import resolve_cluster
 from roofline.ir import CollectiveKind, EpRouting, Phase, Placement, Precision, StepShape
 from roofline.simulator.collectives import CollectiveModel, group_topology, load_library
@@ -262,3 +263,21 @@ def test_fast_path_prices_ep_collectives_as_the_estimator(library: str) -> None:
     layout, one = Layout(1, 16, 16, w.shipped_precision), (np.array([0]), np.array([64]), np.array([1]))
     assert model.tpot_s(layout, 1024, 64, *one)[0] == pytest.approx(full.tpot_s, rel=0.01)
     assert model.ttft_batch_s(layout, 1024, *one)[0] == pytest.approx(full.ttft_batch_s, rel=0.01)
+
+
+def test_post_quantization_dispatch_sends_the_experts_quantized_input() -> None:
+    """TensorRT-LLM tech blog 18: NVFP4 dispatch moves 4032 B per 7168-value token (0.5 + 1/16 B per
+    value), BF16 14336 B; the combine stays BF16."""
+    model, topo = CollectiveModel(load_library("trtllm"), ideal=True), _topo("gb200", 8)
+    size = 2048 * 7168 * 2.0
+    nvfp4 = EpRouting(8, 256, quantized_element_bytes=0.5 + 1 / 16)
+    times = {(k, r.quantized_element_bytes): model.cost(k, size, topo, routing=r).time_s
+             for k in (CollectiveKind.EP_DISPATCH, CollectiveKind.EP_COMBINE) for r in (DEEPSEEK, nvfp4)}  # fmt: skip
+    ratio = times[CollectiveKind.EP_DISPATCH, 0.5625] / times[CollectiveKind.EP_DISPATCH, 0.0]
+    assert ratio == pytest.approx(4032 / 14336)
+    assert times[CollectiveKind.EP_COMBINE, 0.5625] == times[CollectiveKind.EP_COMBINE, 0.0]
+    placement = Placement(layer_end=61, ep=8, attn_dp=8)
+    ops = get_workload("deepseek-v3").build_ops(StepShape(Phase.DECODE, 64, 1, 1000), Precision(weight=DType.FP4),
+                                                placement)  # fmt: skip
+    routing = next(o for o in ops if o.name == "moe_dispatch").collective.routing  # type: ignore[union-attr]
+    assert routing is not None and routing.quantized_element_bytes == 0.5625

@@ -63,6 +63,7 @@ class EpRouting:
     topk_groups: int = 1
     element_bytes: float = 2.0  # bytes per value of the message (the activation dtype)
     cuda_graph: bool = False  # the step runs as a CUDA graph (decode): kernels that wait on the host cannot
+    quantized_element_bytes: float = 0.0  # bytes per value of the experts' quantized input (0: not quantized)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,9 @@ The busiest rank receives `imbalance` x the mean, and the call waits for it.
 time = latency[kind] + latency_per_peer x (n - 1) + max(rdma_bytes / (NIC x rdma_fraction),
 nvlink_bytes / (NVLink x nvlink_fraction x sm_share)), sm_share = sms / (sms + sm_half_saturation)
 (`sum` instead of max where a mode says so). Payload: `fp8_block` = FP8 values plus one FP32 scale
-per 128 (1 + 4/128 bytes per element); `activation` = the model's activation dtype; `bf16`.
+per 128 (1 + 4/128 bytes per element); `activation` = the model's activation dtype; `bf16`;
+`expert_input` = the experts' quantized input where the model has one (post-quantization dispatch:
+NVFP4 0.5 + 1/16 bytes per value, FP8 with 1x128 scales), else the activation dtype.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
 EP_KINDS = (CollectiveKind.EP_DISPATCH, CollectiveKind.EP_COMBINE)
 PAYLOAD_BYTES_PER_ELEMENT = {"fp8_block": 1.0 + 4.0 / 128.0, "bf16": 2.0, "fp8": 1.0}
 EpKindKey = Literal["dispatch", "combine"]
-PayloadFormat = Literal["fp8_block", "bf16", "fp8", "activation"]
+PayloadFormat = Literal["fp8_block", "bf16", "fp8", "activation", "expert_input"]
 
 
 def _activation_both_ways() -> dict[EpKindKey, PayloadFormat]:
@@ -136,6 +138,8 @@ def kind_key(kind: CollectiveKind) -> EpKindKey:
 def payload_factor(spec: EpModeSpec, kind: CollectiveKind, routing: EpRouting) -> float:
     """Bytes on the wire per byte of the activation-dtype message."""
     fmt = spec.payload[kind_key(kind)]
+    if fmt == "expert_input":  # quantized before the dispatch when the experts take a quantized input
+        return (routing.quantized_element_bytes or routing.element_bytes) / routing.element_bytes
     return 1.0 if fmt == "activation" else PAYLOAD_BYTES_PER_ELEMENT[fmt] / routing.element_bytes
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from roofline.dtypes import DType
 from roofline.ir import (
     CollectiveKind,
     EpRouting,
@@ -80,6 +81,12 @@ def moe_weight_bytes(shape: MoEShape, precision: Precision, placement: Placement
     return routed + shared + (shape.router_params + shape.latent_params) * a
 
 
+# Bytes per value of the experts' input where their GEMMs quantize it: FP8 with one FP32 scale per 128
+# values (DeepSeek-V3 / DeepGEMM block scaling), NVFP4 with one FP8 scale per 16 (TensorRT-LLM tech
+# blog 18: 4032 B per 7168-value token). A library that dispatches the quantized tokens sends these.
+QUANTIZED_EXPERT_INPUT_BYTES = {DType.FP8: 1.0 + 4.0 / 128.0, DType.FP4: 0.5 + 1.0 / 16.0}
+
+
 def _all_to_all(name: str, kind: CollectiveKind, step: StepShape, shape: MoEShape, precision: Precision,
                 placement: Placement) -> Sync:  # fmt: skip
     """Dispatch or combine over the EP group: the message is the token volume one GPU holds (TP ranks
@@ -91,7 +98,8 @@ def _all_to_all(name: str, kind: CollectiveKind, step: StepShape, shape: MoEShap
     a = precision.activation.bytes_per_element
     message = step.tokens / placement.tp * shape.expert_width * a
     routing = EpRouting(shape.top_k, shape.num_experts, placement.moe_imbalance, element_bytes=a,
-                        cuda_graph=step.phase is Phase.DECODE)  # fmt: skip
+                        cuda_graph=step.phase is Phase.DECODE,
+                        quantized_element_bytes=QUANTIZED_EXPERT_INPUT_BYTES.get(precision.experts, 0.0))  # fmt: skip
     return Sync(name, kind, "ep", message, precision.activation, routing)
 
 
