@@ -73,7 +73,9 @@ def test_latent_moe_shrinks_dispatch_by_the_latent_ratio() -> None:
     ops = w.build_ops(StepShape(Phase.DECODE, 64, 1, 1000), Precision(), Placement(tp=8, layer_end=88, ep=8))
     dispatch = next(o for o in ops if o.name == "moe_dispatch")
     assert dispatch.collective is not None
-    assert dispatch.collective.message_bytes == 64 / 8 * 22 * 1024 * 2
+    # one copy per token of the TP rank's share; the EP model fans it out to the top-22 experts' GPUs
+    assert dispatch.collective.message_bytes == 64 / 8 * 1024 * 2
+    assert dispatch.collective.routing is not None and dispatch.collective.routing.top_k == 22
 
 
 @pytest.mark.parametrize("model_id", IDS)

@@ -74,8 +74,9 @@ def test_expert_parallelism_adds_all_to_all_and_splits_expert_weights() -> None:
     assert split == pytest.approx(full, rel=1e-9)  # 4 whole experts or half of each of 8: same bytes
     ops = w.build_ops(StepShape(Phase.DECODE, 64, 1, 300), Precision(), Placement(tp=2, layer_end=32, ep=2))
     dispatch = next(o for o in ops if o.name == "moe_dispatch")
-    # 64 tokens split over 2 TP ranks, top-2, 4096 values of 2 B
-    assert dispatch.collective is not None and dispatch.collective.message_bytes == 32 * 2 * 4096 * 2
+    # 64 tokens split over 2 TP ranks, one copy of 4096 values of 2 B (the EP model fans out to top-2)
+    assert dispatch.collective is not None and dispatch.collective.message_bytes == 32 * 4096 * 2
+    assert dispatch.collective.routing is not None and dispatch.collective.routing.top_k == 2
 
 
 def test_bad_expert_plans_are_clear_errors() -> None:

@@ -45,6 +45,25 @@ class CollectiveKind(StrEnum):
     ALL_TO_ALL = "all_to_all"
     BROADCAST = "broadcast"
     SEND_RECV = "send_recv"
+    EP_DISPATCH = "ep_dispatch"  # MoE tokens to the GPUs of their experts (once per destination GPU)
+    EP_COMBINE = "ep_combine"  # expert outputs back to their tokens' GPUs, reduced there
+
+
+@dataclass(frozen=True, slots=True)
+class EpRouting:
+    """How an EP dispatch / combine fans out: each token picks `top_k` of `experts` routed experts
+    spread evenly over the EP group (optionally only among `topk_groups` of `groups` expert groups,
+    DeepSeek's node-limited routing); the busiest GPU receives `imbalance` x the mean. The
+    collective's message is the token volume one GPU holds (tokens x bytes per token, one copy)."""
+
+    top_k: int
+    experts: int
+    imbalance: float = 1.0
+    groups: int = 1
+    topk_groups: int = 1
+    element_bytes: float = 2.0  # bytes per value of the message (the activation dtype)
+    cuda_graph: bool = False  # the step runs as a CUDA graph (decode): kernels that wait on the host cannot
+    quantized_element_bytes: float = 0.0  # bytes per value of the experts' quantized input (0: not quantized)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +73,7 @@ class Collective:
     kind: CollectiveKind
     group: str
     message_bytes: float
+    routing: EpRouting | None = None  # EP dispatch / combine only
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +88,7 @@ class Sync:
     group: str
     message_bytes: float
     dtype: DType
+    routing: EpRouting | None = None  # EP dispatch / combine only
 
 
 @dataclass(frozen=True, slots=True)

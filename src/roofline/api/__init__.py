@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from roofline.api.calibration import CalibrationReport, calibrate
-    from roofline.api.collectives import CollectiveSweep, CollectiveTiming, comm, comm_sweep
+    from roofline.api.collectives import CollectiveSweep, CollectiveTiming, EpTiming, comm, comm_ep, comm_sweep
     from roofline.api.diffusion import DiffusionEstimate, estimate_diffusion
     from roofline.api.estimates import Estimate, MemoryReport, estimate, memory
     from roofline.api.objects import Hardware, Model, hardware, hardware_ids, model, model_ids, system, system_ids
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 _MODULES = {
     "roofline.api.calibration": ("CalibrationReport", "calibrate"),
-    "roofline.api.collectives": ("CollectiveSweep", "CollectiveTiming", "comm", "comm_sweep"),
+    "roofline.api.collectives": ("CollectiveSweep", "CollectiveTiming", "EpTiming", "comm", "comm_ep", "comm_sweep"),
     "roofline.api.diffusion": ("DiffusionEstimate", "estimate_diffusion"),
     "roofline.api.estimates": ("Estimate", "MemoryReport", "estimate", "memory"),
     "roofline.api.objects": ("Hardware", "Model", "hardware", "hardware_ids", "model", "model_ids", "system",
@@ -40,10 +40,10 @@ _MODULES = {
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
-    "CalibrationReport", "CollectiveSweep", "CollectiveTiming", "DiffusionEstimate", "DiffusionValidation", "Estimate",
-    "Hardware", "MemoryReport", "Model", "PlanReport", "Result", "ServeReport", "SweepTable", "ValidationReport",
-    "calibrate", "comm", "comm_sweep", "estimate", "estimate_diffusion", "hardware", "hardware_ids", "memory", "model",
-    "model_ids", "plan", "serve", "sweep", "system", "system_ids", "validate",
+    "CalibrationReport", "CollectiveSweep", "CollectiveTiming", "DiffusionEstimate", "DiffusionValidation", "EpTiming",
+    "Estimate", "Hardware", "MemoryReport", "Model", "PlanReport", "Result", "ServeReport", "SweepTable",
+    "ValidationReport", "calibrate", "comm", "comm_ep", "comm_sweep", "estimate", "estimate_diffusion", "hardware",
+    "hardware_ids", "memory", "model", "model_ids", "plan", "serve", "sweep", "system", "system_ids", "validate",
 ]  # fmt: skip
 
 

@@ -141,3 +141,87 @@ def comm_sweep(
         size *= factor
     return CollectiveSweep(tuple(CollectiveTiming(_cost(collective, s, hardware, system, gpus, library, algorithm),
                                                   library) for s in sizes))  # fmt: skip
+
+
+# ---- expert-parallel dispatch / combine --------------------------------------------------------
+
+EP_COLLECTIVES = ("ep-dispatch", "ep-combine")
+
+
+@dataclass(frozen=True, repr=False)
+class EpTiming(Result):
+    """One MoE dispatch or combine (`roofline comm ep-dispatch`): `time_s`, the kernel family
+    (`cost.algorithm`) and payload format (`cost.protocol`) the library would run, the expected
+    destination GPUs (and scale-up domains) per token, and the token volume per GPU it moved."""
+
+    cost: CollectiveCost
+    library: str
+    tokens: int
+    token_bytes: float  # one token in the activation dtype
+    destination_gpus: float
+    destination_domains: float
+
+    @property
+    def time_s(self) -> float:
+        return self.cost.time_s
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.cost
+        return {"collective": c.kind.value, "library": self.library, "gpus": c.group_size, "tokens": self.tokens,
+                "token_bytes": self.token_bytes, "message_bytes": c.size_bytes, "time_s": c.time_s,
+                "mode": c.algorithm, "payload": c.protocol, "destination_gpus_per_token": self.destination_gpus,
+                "destination_domains_per_token": self.destination_domains, "levels": list(c.levels)}  # fmt: skip
+
+    def records(self) -> list[dict[str, Any]]:
+        return [{k: (";".join(v) if isinstance(v, list) else v) for k, v in self.to_dict().items()}]
+
+    def overview(self) -> list[tuple[str, Any]]:
+        c = self.cost
+        return [("collective", f"{c.kind.value} over {c.group_size} GPUs ({self.library})"),
+                ("tokens per GPU", self.tokens), ("time", format_time(c.time_s)),
+                ("kernel", f"{c.algorithm}/{c.protocol}"),
+                ("destination GPUs per token", f"{self.destination_gpus:.2f}")]  # fmt: skip
+
+
+def _positive(value: float, option: str) -> None:
+    if not value > 0 or value == float("inf"):
+        raise RooflineError(f"{option} must be a positive number, got {value!r}")
+
+
+def comm_ep(
+    collective: str, hardware: HardwareArg = None, *, tokens: int, hidden: int, topk: int, experts: int, ep: int = 8,
+    system: SystemArg = None, library: str = "deepep", mode: str | None = None, sms: int | None = None,
+    imbalance: float = 1.0, groups: int = 1, topk_groups: int = 1, element_bytes: float = 2.0,
+) -> EpTiming:  # fmt: skip
+    """One MoE dispatch or combine over `ep` GPUs (`roofline comm ep-dispatch ...`): `tokens` per
+    GPU of `hidden` values (`element_bytes` each: the activation dtype), each routed to `topk` of
+    `experts` experts (optionally only among `topk_groups` of `groups` expert groups); `library`
+    picks the kernels (deepep: normal / low_latency, trtllm: one_sided, nccl: a plain all-to-all),
+    `mode` forces one (default: the fastest), `sms` the SMs a DeepEP kernel gets, `imbalance` the
+    busiest rank's share of tokens over the mean."""
+    from roofline.ir import EpRouting
+    from roofline.simulator.ep_comm import units_hit
+
+    if collective not in EP_COLLECTIVES:
+        from roofline.errors import UnknownIdError
+
+        raise UnknownIdError("EP collective", collective, list(EP_COLLECTIVES))
+    for value, option in ((tokens, "--tokens"), (hidden, "--hidden"), (topk, "--topk"), (experts, "--experts"),
+                          (imbalance, "--imbalance"), (element_bytes, "--element-bytes")):  # fmt: skip
+        _positive(value, option)
+    if ep < 2:
+        raise RooflineError(f"an EP dispatch needs at least 2 GPUs, got --ep {ep}")
+    if topk > experts or experts % ep:
+        raise RooflineError(f"need --topk <= --experts and --experts divisible by --ep (got {topk}, {experts}, {ep})")
+    if groups < 1 or not 1 <= topk_groups <= groups or experts % groups:
+        raise RooflineError("need 1 <= --topk-groups <= --groups and --experts divisible by --groups")
+    if hardware is None and system is None:
+        raise RooflineError("name the hardware: --system ID or --hardware ID")
+    kind = CollectiveKind.EP_DISPATCH if collective == "ep-dispatch" else CollectiveKind.EP_COMBINE
+    topology = group_topology(cluster_of(hardware, system, ep), ep)
+    routing = EpRouting(topk, experts, imbalance, groups, topk_groups, element_bytes)
+    size = float(tokens) * hidden * element_bytes
+    cost = CollectiveModel(load_library(library)).cost(kind, size, topology, mode, routing, sms)
+    domains = units_hit(topology.nodes, experts, topk, groups, topk_groups)
+    return EpTiming(cost, library, tokens, hidden * element_bytes, units_hit(ep, experts, topk, groups, topk_groups),
+                    domains)  # fmt: skip

@@ -9,8 +9,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from roofline.api import CollectiveTiming, comm, comm_sweep
-from roofline.api.collectives import COLLECTIVES
+from roofline.api import CollectiveTiming, EpTiming, comm, comm_ep, comm_sweep
+from roofline.api.collectives import COLLECTIVES, EP_COLLECTIVES
 from roofline.cli import tables
 from roofline.cli.common import OutputFormat, emit, text_format_option
 from roofline.reports.formats import to_csv, to_json
@@ -86,3 +86,51 @@ def sweep(
     timings = list(result.timings)
     _emit(result.to_dict(), result.records(), timings, fmt,
           f"{collective.value} over {timings[0].cost.group_size} GPUs ({library})")  # fmt: skip
+
+
+def _ep_table(t: EpTiming) -> Table:
+    table = Table(title=f"{t.cost.kind.value} over {t.cost.group_size} GPUs ({t.library})", title_justify="left")
+    for column in ("tokens/GPU", "time", "kernel", "GPUs/token", "domains/token", "links crossed"):
+        table.add_column(column, justify="left" if column in ("kernel", "links crossed") else "right")
+    table.add_row(str(t.tokens), format_time(t.time_s), f"{t.cost.algorithm}/{t.cost.protocol}",
+                  f"{t.destination_gpus:.2f}", f"{t.destination_domains:.2f}",
+                  " + ".join(t.cost.levels) or "-")  # fmt: skip
+    return table
+
+
+def _ep(collective: str) -> Any:
+    def command(
+        tokens: int = typer.Option(..., "--tokens", help="tokens per GPU in one call"),
+        hidden: int = typer.Option(..., "--hidden", help="values per token (the model's hidden or latent width)"),
+        topk: int = typer.Option(..., "--topk", help="experts each token is routed to"),
+        experts: int = typer.Option(..., "--experts", help="routed experts in all"),
+        ep: int = typer.Option(8, "--ep", help="GPUs of the EP group (consecutive: one domain fills before the next)"),
+        system: str | None = SYSTEM, hardware: str | None = HARDWARE,
+        library: str = typer.Option("deepep", "--library", help="deepep (normal, low_latency), trtllm (one_sided), "
+                                    "nccl (a plain all-to-all)"),
+        mode: str | None = typer.Option(None, "--mode", help="force a kernel family of the library (default: fastest)"),
+        sms: int | None = typer.Option(None, "--sms", help="SMs the DeepEP kernel gets (default: the library's)"),
+        imbalance: float = typer.Option(1.0, "--imbalance", help="busiest GPU's tokens over the mean"),
+        groups: int = typer.Option(1, "--groups", help="expert groups for group-limited routing (1: none)"),
+        topk_groups: int = typer.Option(1, "--topk-groups", help="groups each token may use (DeepSeek-V3: 4 of 8)"),
+        element_bytes: float = typer.Option(2.0, "--element-bytes", help="bytes per activation value (bf16: 2)"),
+        fmt: OutputFormat = FORMAT,
+    ) -> None:  # fmt: skip
+        timing = comm_ep(collective, hardware, tokens=tokens, hidden=hidden, topk=topk, experts=experts, ep=ep,
+                         system=system, library=library, mode=mode, sms=sms, imbalance=imbalance, groups=groups,
+                         topk_groups=topk_groups, element_bytes=element_bytes)  # fmt: skip
+        if fmt is OutputFormat.json:
+            emit(to_json(timing.to_dict()))
+        elif fmt is OutputFormat.csv:
+            emit(to_csv(timing.records()))
+        else:
+            tables.print_renderable(_ep_table(timing))
+
+    what = collective.removeprefix("ep-")
+    command.__doc__ = f"Time of one MoE {what} over the EP group (DeepEP, TensorRT-LLM, NCCL kernels)."
+    return command
+
+
+for _collective in EP_COLLECTIVES:
+    app.command(_collective)(_ep(_collective))
+    app.command(_collective.replace("-", "_"), hidden=True)(_ep(_collective))

@@ -9,7 +9,7 @@ from roofline.ir import Collective, Op, OpClass, OpKind, Placement, Sync
 
 def collective_op(sync: Sync, count: int) -> Op:
     return Op(name=sync.name, kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION, dtype=sync.dtype, count=count,
-              collective=Collective(sync.kind, sync.group, sync.message_bytes))  # fmt: skip
+              collective=Collective(sync.kind, sync.group, sync.message_bytes, sync.routing))  # fmt: skip
 
 
 def with_collectives(ops: list[Op], placement: Placement) -> list[Op]:

@@ -28,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster, Fabric
 from roofline.hardware_specs.schema import Wiring
-from roofline.ir import CollectiveKind
+from roofline.ir import CollectiveKind, EpRouting
+from roofline.simulator.ep_comm import EP_KINDS, EpLinks, ExpertParallelSpec, destination_gpus, kind_key, mode_time
 from roofline.units import Bytes, Seconds
 from roofline.yaml_io import FittedOn, read_yaml, validate_into
 
@@ -91,6 +92,7 @@ class CommLibrary(_Frozen):
     algorithms: dict[str, AlgorithmSpec] = Field(default_factory=dict)
     all_to_all: AllToAllSpec | None = None
     custom_all_reduce: CustomAllReduceSpec | None = None
+    expert_parallel: ExpertParallelSpec | None = None  # EP dispatch / combine kernels (ep_comm.py)
     scale_out_fraction: float = Field(default=1.0, gt=0)
     pipeline_overhead: float = Field(default=0.0, ge=0)
     source: str
@@ -324,10 +326,36 @@ class CollectiveModel:
                 time, hop = max(time, inter_bytes / out), out_hop
         return time + (0.0 if self.ideal else spec.base_latency + hop)
 
-    def candidates(self, kind: CollectiveKind, size: Sizes, topo: GroupTopology) -> dict[tuple[str, str], Sizes]:
+    def _ep_links(self, topo: GroupTopology) -> EpLinks:
+        nvlink = _bandwidth(topo.intra, topo.per_node - 1, ideal=True)
+        rdma = _bandwidth(topo.inter, topo.size - topo.per_node, ideal=True) if topo.inter is not None else 0.0
+        return EpLinks(nvlink, rdma)
+
+    def _expert_parallel(self, kind: CollectiveKind, size: Sizes, topo: GroupTopology, routing: EpRouting | None,
+                         sms: int | None = None) -> dict[tuple[str, str], Sizes]:  # fmt: skip
+        """EP dispatch / combine: each kernel family of the library that runs on this group; a
+        library with none sends each token once per destination GPU through its all-to-all."""
+        spec = self.library.expert_parallel
+        if routing is None or spec is None or not spec.modes:
+            copies = 1.0 if routing is None else destination_gpus(routing, topo.size) * routing.imbalance
+            return {("all_to_all", "p2p"): self._all_to_all(size * copies, topo)}
+        links, key = self._ep_links(topo), kind_key(kind)
+        options: dict[tuple[str, str], Sizes] = {}
+        for name, mode in spec.modes.items():
+            if (mode.single_domain and topo.nodes > 1) or (mode.host_sync and routing.cuda_graph):
+                continue
+            options[name, mode.payload[key]] = mode_time(mode, kind, size, routing, topo, links, self.ideal, sms)
+        if not options:
+            raise RooflineError(f"no EP kernel of {self.library.id} runs on a group over {topo.nodes} domains")
+        return options
+
+    def candidates(self, kind: CollectiveKind, size: Sizes, topo: GroupTopology, routing: EpRouting | None = None,
+                   sms: int | None = None) -> dict[tuple[str, str], Sizes]:  # fmt: skip
         """Time of each (algorithm, protocol) that applies, for one size or an array of sizes."""
         if kind is CollectiveKind.ALL_TO_ALL:
             return {("all_to_all", "p2p"): self._all_to_all(size, topo)}
+        if kind in EP_KINDS:
+            return self._expert_parallel(kind, size, topo, routing, sms)
         options: dict[tuple[str, str], Sizes] = {}
         for protocol in self.library.algorithms["ring"].base_latency:
             options["ring", protocol] = self._ring(kind, size, topo, protocol)
@@ -344,13 +372,15 @@ class CollectiveModel:
             options.update(self._custom_all_reduce(size, topo))
         return options
 
-    def cost(self, kind: CollectiveKind, size: float, topo: GroupTopology, algorithm: str | None = None
-             ) -> CollectiveCost:  # fmt: skip
+    def cost(self, kind: CollectiveKind, size: float, topo: GroupTopology, algorithm: str | None = None,
+             routing: EpRouting | None = None, sms: int | None = None) -> CollectiveCost:  # fmt: skip
+        """The fastest (or the forced `algorithm`) way to run it; EP dispatch / combine take the
+        routing (`routing`) and optionally the SMs their kernel gets (`sms`)."""
         if topo.size <= 1 and kind is not CollectiveKind.SEND_RECV:
             return CollectiveCost(kind, size, 1, 0.0, "none", "none", ())
         if kind is CollectiveKind.SEND_RECV:
             return self._send_recv(size, topo)
-        options = self.candidates(kind, size, topo)
+        options = self.candidates(kind, size, topo, routing, sms)
         if algorithm is not None:
             options = {k: v for k, v in options.items() if k[0] == algorithm}
             if not options:
@@ -358,7 +388,8 @@ class CollectiveModel:
         (name, protocol), time = min(options.items(), key=lambda kv: kv[1])
         return CollectiveCost(kind, size, topo.size, float(time), name, protocol, topo.levels)
 
-    def times(self, kind: CollectiveKind, sizes: np.ndarray, topo: GroupTopology) -> np.ndarray:
+    def times(self, kind: CollectiveKind, sizes: np.ndarray, topo: GroupTopology, routing: EpRouting | None = None
+              ) -> np.ndarray:  # fmt: skip
         """`cost(kind, s, topo).time_s` for every s of `sizes`, in one pass of array arithmetic (the
         same formulas: the fastest candidate per size)."""
         import numpy as np
@@ -369,7 +400,7 @@ class CollectiveModel:
         if kind is CollectiveKind.SEND_RECV:
             latency_s, bandwidth, _ = self._send_recv_terms(topo)
             return latency_s + sizes / bandwidth
-        options = list(self.candidates(kind, sizes, topo).values())
+        options = list(self.candidates(kind, sizes, topo, routing).values())
         return np.minimum.reduce([np.broadcast_to(o, sizes.shape) for o in options])
 
     def _send_recv_terms(self, topo: GroupTopology) -> tuple[float, float, Fabric]:

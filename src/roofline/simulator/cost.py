@@ -284,7 +284,9 @@ class RooflineCostModel:
         group = op.collective.group
         if group not in self._topologies:
             self._topologies[group] = topology_for(self.cluster, group, self.plan)
-        cost = self.collectives.cost(op.collective.kind, op.collective.message_bytes, self._topologies[group])
+        cost = self.collectives.cost(
+            op.collective.kind, op.collective.message_bytes, self._topologies[group], routing=op.collective.routing
+        )
         return cost.time_s, f"{cost.algorithm}/{cost.protocol} over {' + '.join(cost.levels) or '-'}"
 
     def cost(self, op: Op) -> OpCost:

@@ -43,7 +43,18 @@ import numpy as np
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
-from roofline.ir import CollectiveKind, MatmulShape, Op, OpClass, OpKind, Phase, Placement, Precision, StepShape
+from roofline.ir import (
+    CollectiveKind,
+    EpRouting,
+    MatmulShape,
+    Op,
+    OpClass,
+    OpKind,
+    Phase,
+    Placement,
+    Precision,
+    StepShape,
+)
 from roofline.simulator import capacity as capacity_rule
 from roofline.simulator.collectives import CollectiveModel, GroupTopology, load_library
 from roofline.simulator.comm import topology_for
@@ -99,7 +110,7 @@ class OpTable:
     kernels: np.ndarray
     kind: np.ndarray  # _KIND_CODE
     dtypes: tuple[DType, ...]
-    collectives: tuple[tuple[CollectiveKind, str] | None, ...]
+    collectives: tuple[tuple[CollectiveKind, str, EpRouting | None] | None, ...]
     n: np.ndarray  # GEMM shape (0: not a GEMM)
     k: np.ndarray
     local: Sampled
@@ -188,7 +199,8 @@ def build_table(workload: Workload, layout: Layout, phase: Phase, new: int, cont
         part=np.array([i for i, _ in rows]), count=np.array([op.count for op in ops], float),
         kernels=np.array([op.kernels for op in ops], float), kind=np.array([_KIND_CODE[op.kind] for op in ops]),
         dtypes=tuple(op.dtype for op in ops),
-        collectives=tuple((op.collective.kind, op.collective.group) if op.collective else None for op in ops),
+        collectives=tuple((op.collective.kind, op.collective.group, op.collective.routing) if op.collective else None
+                          for op in ops),
         n=first[:, Q_N], k=first[:, Q_K], local=local, group=group, group_ops=group_ops,
         boundary_bytes_per_token=per_token, scalings=tuple(op.shape.scaling if op.shape else None for op in ops),
         quantize=np.array([is_activation_quantize(op) for op in ops], bool), ops=tuple(ops),
@@ -456,7 +468,7 @@ class FastModel:
         self._collectives = CollectiveModel(load_library(comm_library))
         self._tables: dict[tuple[Layout, Phase, int, int], tuple[OpTable, _Derived]] = {}
         self._curves: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._sizes: dict[tuple[int, CollectiveKind, int, int, int], np.ndarray] = {}
+        self._sizes: dict[tuple[int, CollectiveKind, int, int, int, EpRouting | None], np.ndarray] = {}
         self._context_ops: dict[tuple[Layout, tuple[int, ...]], ContextOps | None] = {}
         hand_off = [self._pp_topologies(c) for c in self.clusters]
         self._pp_tables = np.stack([self._size_table(h, CollectiveKind.SEND_RECV, t) for h, pair in enumerate(hand_off)
@@ -470,13 +482,14 @@ class FastModel:
         across = ParallelPlan(pp=cluster.system.gpus_per_domain + 1)
         return topology_for(cluster, "pp", ParallelPlan(pp=2)), topology_for(cluster, "pp", across)
 
-    def _size_table(self, h: int, kind: CollectiveKind, topo: GroupTopology | None) -> np.ndarray:
+    def _size_table(self, h: int, kind: CollectiveKind, topo: GroupTopology | None,
+                    routing: EpRouting | None = None) -> np.ndarray:  # fmt: skip
         """Collective time over SIZE_GRID_BYTES on hardware h (inf: the group cannot be formed)."""
         if topo is None:
             return np.full(len(SIZE_GRID_BYTES), np.inf)
-        key = (h, kind, topo.size, topo.per_node, topo.nodes)
+        key = (h, kind, topo.size, topo.per_node, topo.nodes, routing)
         if key not in self._sizes:
-            self._sizes[key] = self._collectives.times(kind, SIZE_GRID_BYTES, topo)
+            self._sizes[key] = self._collectives.times(kind, SIZE_GRID_BYTES, topo, routing)
         return self._sizes[key]
 
     def _weight_only_quantize(self, table: OpTable, h: int) -> np.ndarray:
@@ -534,8 +547,8 @@ class FastModel:
                           for kind, dt, sc in zip(table.kind, table.dtypes, scalings, strict=True)])  # fmt: skip
         rows = np.array([j for j, c in enumerate(table.collectives) if c is not None], dtype=np.int64)
         groups = [c for c in table.collectives if c is not None]
-        comm = [self._size_table(h, kind, self._topology(h, group, layout))
-                for h in range(len(self.clusters)) for kind, group in groups]  # fmt: skip
+        comm = [self._size_table(h, kind, self._topology(h, group, layout), routing)
+                for h in range(len(self.clusters)) for kind, group, routing in groups]  # fmt: skip
         tables = np.stack(comm) if comm else np.zeros((0, len(SIZE_GRID_BYTES)))
         every, mm = np.arange(len(table.kind)), table.matmuls
         batches = [x.values[mm, Q_GEMM_BATCH] for x in (table.local, table.group) if x is not None]

@@ -13,7 +13,19 @@ import math
 from dataclasses import dataclass, replace
 
 from roofline.dtypes import DType
-from roofline.ir import CollectiveKind, MatmulShape, Op, OpClass, OpKind, Phase, Placement, Precision, StepShape, Sync
+from roofline.ir import (
+    CollectiveKind,
+    EpRouting,
+    MatmulShape,
+    Op,
+    OpClass,
+    OpKind,
+    Phase,
+    Placement,
+    Precision,
+    StepShape,
+    Sync,  # fmt: skip
+)
 from roofline.workloads.layers import elementwise_op, matmul_op, partial_sum
 from roofline.workloads.moe_kernels import (
     DEFAULT_SPREAD,
@@ -75,11 +87,26 @@ def moe_weight_bytes(shape: MoEShape, precision: Precision, placement: Placement
     return routed + shared + (shape.router_params + shape.latent_params) * a
 
 
-def _all_to_all(name: str, tokens: float, shape: MoEShape, precision: Precision, placement: Placement) -> Sync:
-    """Dispatch or combine over the EP group: each GPU sends its share of the tokens (TP ranks split
-    the replicated tokens), top_k copies of expert_width values each."""
-    message = tokens / placement.tp * shape.top_k * shape.expert_width * precision.activation.bytes_per_element
-    return Sync(name, CollectiveKind.ALL_TO_ALL, "ep", message, precision.activation)
+# Bytes per value of the experts' input where their GEMMs quantize it: FP8 with one FP32 scale per 128
+# values (DeepSeek-V3 / DeepGEMM block scaling), NVFP4 with one FP8 scale per 16 (TensorRT-LLM tech
+# blog 18: 4032 B per 7168-value token). A library that dispatches the quantized tokens sends these.
+QUANTIZED_EXPERT_INPUT_BYTES = {DType.FP8: 1.0 + 4.0 / 128.0, DType.FP4: 0.5 + 1.0 / 16.0}
+
+
+def _all_to_all(name: str, kind: CollectiveKind, step: StepShape, shape: MoEShape, precision: Precision,
+                placement: Placement) -> Sync:  # fmt: skip
+    """Dispatch or combine over the EP group: the message is the token volume one GPU holds (TP ranks
+    split the replicated tokens), one copy of expert_width values each in the activation dtype; the
+    collective model (simulator/ep_comm.py) sends each token once per destination GPU (the expected
+    distinct GPUs its top_k experts sit on), in the library's payload format (DeepEP: FP8 + scales
+    dispatch, BF16 combine), the busiest rank receiving moe_imbalance x the mean. Decode steps run as
+    CUDA graphs, which rules out kernels that wait on the host (DeepEP's normal kernels)."""
+    a = precision.activation.bytes_per_element
+    message = step.tokens / placement.tp * shape.expert_width * a
+    routing = EpRouting(shape.top_k, shape.num_experts, placement.moe_imbalance, element_bytes=a,
+                        cuda_graph=step.phase is Phase.DECODE,
+                        quantized_element_bytes=QUANTIZED_EXPERT_INPUT_BYTES.get(precision.experts, 0.0))  # fmt: skip
+    return Sync(name, kind, "ep", message, precision.activation, routing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +233,9 @@ def moe_ops(shape: MoEShape, step: StepShape, precision: Precision, placement: P
     if shape.latent:
         ops.append(matmul_op("latent_down_proj", OpClass.MLP, t, shape.latent, d, precision, count,
                              weight_bytes_per_element=a.bytes_per_element))  # fmt: skip
-    dispatch, combine = (_all_to_all(name, t, shape, precision, placement) for name in ("moe_dispatch", "moe_combine"))
+    dispatch, combine = (_all_to_all(name, kind, step, shape, precision, placement)
+                         for name, kind in (("moe_dispatch", CollectiveKind.EP_DISPATCH),
+                                            ("moe_combine", CollectiveKind.EP_COMBINE)))  # fmt: skip
     merge = _tp_merge(shape, t, precision, placement)  # after the block's last op
     ops += routed_expert_ops(shape, t, load, precision, placement, count, choice, dispatch, combine)
     if not (shape.latent or shape.num_shared):
