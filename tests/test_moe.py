@@ -12,6 +12,7 @@ from roofline.hardware_specs import resolve_cluster
 from roofline.ir import Phase, Placement, Precision, StepShape
 from roofline.simulator import ParallelPlan, Scenario, estimate
 from roofline.simulator.cost import RooflineCostModel
+from roofline.simulator.grouped_gemm import tile_flops
 from roofline.workloads import get_workload, model_catalog
 from roofline.workloads.dense import DenseTransformer
 from roofline.workloads.layers import Span, causal_kv_sum
@@ -130,6 +131,23 @@ def _ffn_cost(workload: DenseTransformer | MoETransformer, step: StepShape) -> t
     )
 
 
+def _grouped_fixed_s(workload: MoETransformer, step: StepShape) -> float:
+    """What the expert GEMMs' grouped kernel adds beyond the dense tile math: its per-launch latency
+    and the per-tile overhead (tile_overhead_k K steps on every tile) at its compute rate."""
+    model = RooflineCostModel(resolve_cluster(hardware="h100-sxm"))
+    sm = model.cluster.accelerator.sram.sm_count
+    total = 0.0
+    for op in workload.build_ops(step, Precision(), Placement(layer_end=2)):
+        g = model.grouped_kernel(op)
+        if g is None or op.shape is None or g.compute_fraction is None:
+            continue
+        s = op.shape
+        extra = tile_flops(s.m, s.n, s.k, s.batch, sm, g.tile_m, g.tile_n, g.tile_overhead_k)
+        extra -= tile_flops(s.m, s.n, s.k, s.batch, sm, g.tile_m, g.tile_n)
+        total += op.count * (g.latency_s * op.kernels + extra / (model.peak_flops_per_s(op.dtype) * g.compute_fraction))
+    return total
+
+
 @settings(max_examples=20, deadline=None)
 @given(experts=st.sampled_from([2, 4, 8]), width=st.sampled_from([512, 1024, 2048]),
        batch=st.integers(1, 64), new=st.sampled_from([1, 128]))  # fmt: skip
@@ -147,7 +165,14 @@ def test_moe_with_every_expert_active_costs_the_equivalent_dense_ffn(experts: in
     m_flops, m_bytes, m_time = _ffn_cost(moe, step)
     assert m_flops == pytest.approx(d_flops, rel=1e-9)
     assert m_bytes == pytest.approx(d_bytes, rel=1e-9)  # weights; each expert reads its tokens itself
-    assert m_time == pytest.approx(d_time, rel=0.35)  # per-expert tiles and kernels differ, the work does not
+    # The work is the same, but a fused MoE's grouped GEMMs pay what a dense GEMM does not: a fixed
+    # latency per launch and a prologue / epilogue per CTA tile (simulator/data/grouped_gemm.yaml,
+    # fitted on kernels-aic.csv). The AIC rows show it: ka01569 (H100 bf16, 128 experts top-8,
+    # H 2048, I 768, one token) takes 47.4 us where its 8 experts' 75.5 MB of weights stream in
+    # 22.5 us at 3.35 TB/s. So the MoE costs the dense FFN within 35% plus those fixed costs, and
+    # never much less.
+    assert m_time >= 0.65 * d_time
+    assert m_time <= 1.35 * d_time + _grouped_fixed_s(moe, step)
 
 
 def test_every_catalog_moe_model_estimates() -> None:

@@ -43,7 +43,7 @@ def main(directory: Path) -> str:
     fits = fit_rows(fit_cases(directory), build)
     lines = ["families:"]
     last: tuple[str, str] = ("", "")
-    for key, ((fc, fm, p), ids) in fits.items():
+    for key, ((fc, fm, p, k0, lat), ids) in fits.items():
         fam, arch, fmt = key.split("/")
         if fam != last[0]:
             lines.append(f"  {fam}:")
@@ -51,7 +51,8 @@ def main(directory: Path) -> str:
             lines.append(f"    {arch}:")
         last = (fam, arch)
         lines += [f"      {fmt}:", f"        compute_fraction: {fc}", f"        memory_fraction: {fm}",
-                  f"        overlap_exponent: {p:g}",
+                  f"        overlap_exponent: {p:g}", f"        tile_overhead_k: {k0:g}",
+                  f"        latency_us: {lat:g}",
                   f"        fitted_on: [{', '.join(compress(ids))}]",
                   f'        source: "fit_grouped on every other row of its group ({len(ids)} rows)"']  # fmt: skip
     return "\n".join(lines)
