@@ -42,7 +42,7 @@ class _Row:
     n: int
     size_bytes: float
     measured_s: float
-    bandwidth: float  # per-GPU NVLink bytes/s toward n - 1 peers
+    bandwidth_bytes_per_s: float  # per-GPU NVLink toward n - 1 peers
     base_s: float  # the base library's fastest time
 
 
@@ -82,7 +82,7 @@ def _fit_link(link: str, rows: list[_Row]) -> CustomAllReduceFit:
     n = np.array([r.n for r in rows], dtype=float)
     size = np.array([r.size_bytes for r in rows])
     measured = np.array([r.measured_s for r in rows])
-    bandwidth = np.array([r.bandwidth for r in rows])
+    bandwidth = np.array([r.bandwidth_bytes_per_s for r in rows])
     base = np.array([r.base_s for r in rows])
     fractions = np.array(FRACTION_GRID)
     one_bytes = ((n - 1) * size / bandwidth)[None, :] / fractions[:, None]  # [fraction, row]

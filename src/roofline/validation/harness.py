@@ -17,7 +17,7 @@ from typing import Annotated, cast
 from pydantic import BaseModel, ConfigDict, Field
 
 from roofline.validation.cases import Case
-from roofline.yaml_io import read_yaml, validate_into
+from roofline.yaml_io import FittedOn, read_yaml, validate_into
 
 HARNESS_FILE = Path(__file__).parent / "timing_harness.yaml"
 
@@ -40,7 +40,7 @@ class TimingMethod(BaseModel):
     source_contains: list[str] = Field(min_length=1)  # a row whose `source` holds one of these
     overhead_s: Annotated[float, Field(ge=0.0)]
     source: str = Field(min_length=3)
-    fitted_on: list[str] = Field(default_factory=list)
+    fitted_on: FittedOn = Field(default_factory=list)
     pairs: list[TimingPair] = Field(default_factory=list)
 
     def paired_overhead_s(self) -> float:
