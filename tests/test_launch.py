@@ -129,6 +129,8 @@ def test_replicas_chunked_prefill_and_runtimes_without_a_server() -> None:
     assert fast.runtime == "torch-cuda-graph"
     assert fast.command.startswith("torchrun --standalone --nproc_per_node=2 python generate.py --compile")
     assert "--max_new_tokens 200" in fast.command and not fast.notes
+    costed_only = launch_command("sglang", _config(cp=2, mtp=1)).notes
+    assert any("cp 2" in n for n in costed_only) and any("1 MTP draft" in n for n in costed_only)
     eager = launch_command("torch-eager", config)
     assert eager.command == "" and eager.notes and eager.notes[0].startswith("eager PyTorch has no serving command")
 

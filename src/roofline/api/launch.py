@@ -47,6 +47,7 @@ def estimate_launch_config(result: Estimate, runtime: str) -> LaunchConfig:
         ep=result.ep, attn_dp=result.attn_dp, dp=result.dp,
         max_num_tokens=q.scenario.max_num_tokens if q is not None else None,
         kv_cache_dtype=result.kv_cache_dtype, weight_quantization=result.weight_dtype if quantised else None,
+        cp=result.cp, mtp=q.scenario.mtp_drafts if q is not None else 0,
     )  # fmt: skip
 
 

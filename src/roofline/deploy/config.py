@@ -37,9 +37,11 @@ class LaunchConfig:
     chunked_prefill: bool = True
     kv_block_tokens: int | None = None
     hf_repo: str | None = None
+    cp: int = 1  # context parallelism and MTP drafts: costed, not rendered (a note says so)
+    mtp: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("max_seqs", "max_batched_tokens", "isl", "osl", "tp", "pp", "ep", "attn_dp", "dp"):
+        for name in ("max_seqs", "max_batched_tokens", "isl", "osl", "tp", "pp", "ep", "attn_dp", "dp", "cp"):
             if getattr(self, name) < 1:
                 raise RooflineError(f"launch: {name} must be at least 1, got {getattr(self, name)}")
         if self.memory_fraction is not None and not 0 < self.memory_fraction <= 1:
@@ -71,7 +73,7 @@ class LaunchConfig:
             "kv_cache_dtype": self.kv_cache_dtype, "weight_quantization": self.weight_quantization,
             "cuda_graph_batch_sizes": list(self.cuda_graph_batch_sizes) if self.cuda_graph_batch_sizes else None,
             "max_model_len": self.max_model_len, "chunked_prefill": self.chunked_prefill,
-            "kv_block_tokens": self.kv_block_tokens,
+            "kv_block_tokens": self.kv_block_tokens, "cp": self.cp, "mtp": self.mtp,
         }  # fmt: skip
 
 
@@ -97,7 +99,7 @@ def graph_sizes(profile: EngineConfig | None, max_seqs_per_rank: int) -> tuple[i
 def launch_config(
     model_id: str, runtime: str, *, batch: int | None, isl: int, osl: int, tp: int = 1, pp: int = 1,
     ep: int = 1, attn_dp: int = 1, dp: int = 1, max_num_tokens: int | None = None,
-    kv_cache_dtype: str | None = None, weight_quantization: str | None = None,
+    kv_cache_dtype: str | None = None, weight_quantization: str | None = None, cp: int = 1, mtp: int = 0,
 ) -> LaunchConfig:  # fmt: skip
     """Profile defaults (memory fraction, batch and token limits, KV block, CUDA-graph sizes)
     overridden by the costed values given (None: the profile's)."""
@@ -109,5 +111,5 @@ def launch_config(
         max_seqs=max_seqs, max_batched_tokens=tokens, memory_fraction=profile.kv_memory_fraction if profile else None,
         isl=isl, osl=osl, kv_cache_dtype=kv_cache_dtype, weight_quantization=weight_quantization,
         cuda_graph_batch_sizes=graph_sizes(profile, -(-max_seqs // attn_dp)),
-        kv_block_tokens=profile.kv_block_tokens if profile else None,
+        kv_block_tokens=profile.kv_block_tokens if profile else None, cp=cp, mtp=mtp,
     )  # fmt: skip

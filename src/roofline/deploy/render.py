@@ -191,7 +191,14 @@ def _unsupported_notes(spec: LaunchSpec, config: LaunchConfig) -> list[str]:
 
 
 def _replica_notes(config: LaunchConfig) -> list[str]:
-    if config.dp == 1:
-        return []
-    return [f"{config.dp} replicas: run this command on each of {config.dp} groups of {config.gpus_per_replica} GPUs "
-            "and balance requests over them"]  # fmt: skip
+    notes = []
+    if config.dp > 1:
+        notes.append(f"{config.dp} replicas: run this command on each of {config.dp} groups of "
+                     f"{config.gpus_per_replica} GPUs and balance requests over them")  # fmt: skip
+    if config.cp > 1:
+        notes.append(f"context parallelism (cp {config.cp}) is costed but not rendered: the launch data name no "
+                     "flag for it")  # fmt: skip
+    if config.mtp > 0:
+        notes.append(f"speculative decoding with {config.mtp} MTP draft token(s) is costed but not rendered: add "
+                     "the engine's speculative-decoding options")  # fmt: skip
+    return notes
