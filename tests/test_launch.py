@@ -193,6 +193,14 @@ def test_cli_estimate_json_has_the_launch_key_and_csv_refuses_it() -> None:
     assert refused.exit_code == 2 and "--launch" in refused.stderr and "Traceback" not in refused.output
 
 
+def test_cli_launch_of_a_diffusion_model_is_refused_and_a_misfit_says_so_first() -> None:
+    refused = runner.invoke(app, ["estimate", "-m", "flux.1-dev", "--hardware", "h100-sxm", "--launch"])
+    assert refused.exit_code == 2 and "diffusion" in refused.stderr and "Traceback" not in refused.output
+    misfit = rl.estimate("llama-3.1-405b", "h100-sxm", tp=1)
+    notes = rl.launch_command("vllm", misfit).notes
+    assert notes and notes[0].startswith("does not fit")
+
+
 def test_cli_plan_launch_uses_its_engine() -> None:
     args = ["plan", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--isl", "1024", "--osl", "256", "--rate", "5",
             "--ttft-p99", "2s", "--tpot-p99", "50ms", "--engine", "sglang", "--recheck", "1", "--launch"]  # fmt: skip

@@ -3,6 +3,7 @@ plan costed (roofline.deploy; `--launch` on `roofline estimate` and `roofline pl
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from roofline.deploy import LaunchCommand, LaunchConfig, launch_config
@@ -24,8 +25,11 @@ def launch_command(runtime: str, config: LaunchConfig | Estimate | PlanReport) -
     from roofline.api.planning import PlanReport
 
     if isinstance(config, Estimate):
-        config = estimate_launch_config(config, runtime)
-    elif isinstance(config, PlanReport):
+        command = render_launch(runtime, estimate_launch_config(config, runtime))
+        if not config.fits:  # the command is still what was asked for; say first that it will not start
+            return replace(command, notes=(config.does_not_fit_message(), *command.notes))
+        return command
+    if isinstance(config, PlanReport):
         config = plan_launch_config(config, runtime)
     return render_launch(runtime, config)
 

@@ -191,6 +191,7 @@ def estimate_command(
         refuse_llm_options(model, llm_option_values(pp, ep, attn_dp, moe_imbalance, osl, expert_dtype, kv_dtype,
                                                     activation_dtype, reserve, max_num_tokens, mtp, mtp_acceptance,
                                                     comm_library, overlap_ep, cp))  # fmt: skip
+        launching.refuse_for_diffusion(launch, model)
         from roofline.api import estimate_diffusion  # the diffusion estimators load for a diffusion model only
 
         result = estimate_diffusion(

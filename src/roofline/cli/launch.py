@@ -29,6 +29,11 @@ def check(launch: bool, fmt: OutputFormat) -> None:
         raise RooflineError(f"--launch prints with --format table or json, not {fmt.value}")
 
 
+def refuse_for_diffusion(launch: bool, model: str) -> None:
+    if launch:
+        raise RooflineError(f"--launch renders serving commands for language models; {model} is a diffusion model")
+
+
 def for_result(launch: bool, result: Estimate | PlanReport, runtime: str | None) -> LaunchCommand | None:
     """The launch command when --launch is given (None otherwise, and for a plan that found nothing)."""
     if not launch or getattr(result, "feasible", True) is False:
