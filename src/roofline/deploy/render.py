@@ -85,8 +85,9 @@ def _render(setting: SettingFlag, value: Any, parts: _Parts, spec: LaunchSpec) -
     if setting.values is not None:
         spelled = setting.values.get(str(value))
         if spelled is None:
+            known, advice = ", ".join(setting.values), f"; {setting.missing}" if setting.missing else ""
             parts.notes.append(f"{spec.engine} {spec.version} {setting.flag or setting.option} has no value for "
-                               f"{setting.setting} {value} (knows {', '.join(setting.values)}): left out")  # fmt: skip
+                               f"{setting.setting} {value} (knows {known}): left out{advice}")  # fmt: skip
             return
         value = spelled
     if setting.default is not None and value == setting.default and setting.form in ("value", "launcher"):

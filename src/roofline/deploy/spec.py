@@ -41,6 +41,7 @@ class SettingFlag(BaseModel):
     off_flag: str | None = None
     key: str | None = Field(default=None, description="json form: the key of the JSON object")
     values: dict[str, str] | None = Field(default=None, description="roofline value -> the engine's spelling")
+    missing: str | None = Field(default=None, description="what to do for a value `values` does not spell")
     default: Scalar | None = Field(default=None, description="the engine's default: not rendered")
     constant: Scalar | None = None
     scope: Literal["replica", "attention_rank"] = Field(
