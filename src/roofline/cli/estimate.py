@@ -9,6 +9,7 @@ import typer
 
 from roofline.api import Estimate, estimate, memory
 from roofline.api.diffusion_options import DEFAULT_ISL, DiffusionOptions, is_diffusion
+from roofline.cli import launch as launching
 from roofline.cli import tables
 from roofline.cli.common import Output, OutputFormat, emit, text_format_option, warn
 from roofline.errors import RooflineError
@@ -18,6 +19,7 @@ from roofline.workloads import get_workload
 
 if TYPE_CHECKING:
     from roofline.api import DiffusionEstimate
+    from roofline.deploy import LaunchCommand
 
 MODEL = typer.Option(..., "--model", "-m", help="model id (roofline model list), a model YAML or a HF config.json")
 HARDWARE = typer.Option(None, "--hardware", help="accelerator id (roofline hardware list) or YAML path")
@@ -125,16 +127,17 @@ def show_warnings(warnings: tuple[str, ...]) -> None:
         warn(message)
 
 
-def render_estimate(result: Estimate, out: Output, ops: bool) -> None:
+def render_estimate(result: Estimate, out: Output, ops: bool, launched: LaunchCommand | None = None) -> None:
     show_warnings(result.warnings)
     if out.fmt is OutputFormat.json:
-        out.text(to_json(result.to_dict(ops=ops)))
+        out.text(to_json(launching.with_launch(result.to_dict(ops=ops), launched)))
     elif out.fmt is OutputFormat.csv:
         out.text(to_csv(result.records() if ops and result.timed else [flatten(result.to_dict(ops=False))]))
     elif out.fmt is OutputFormat.xlsx:
         _estimate_workbook(result, out)
     else:
         out.table(tables.estimate_view(result, with_ops=ops))
+    launching.show(launched, out.fmt)
 
 
 def _estimate_workbook(result: Estimate, out: Output) -> None:
@@ -184,30 +187,18 @@ def estimate_command(
     resolution: str | None = RESOLUTION, video: str | None = VIDEO, steps: int | None = STEPS,
     cfg: bool | None = CFG, cfg_parallel: bool = CFG_PARALLEL, gen_len: int | None = GEN_LEN,
     block_len: int | None = BLOCK_LEN, cache: str | None = CACHE, compare_ar: str | None = COMPARE_AR,
+    launch: bool = launching.LAUNCH,
 ) -> None:  # fmt: skip
     """Prefill and decode latency, throughput and memory for one configuration; for diffusion models
     (DiT image/video, diffusion LMs) the time per image, video or request instead."""
     out = Output.check(fmt, output, force)
+    launching.check(launch, out.fmt)
     workload = get_workload(model)
     if is_diffusion(workload):
-        values = llm_option_values(
-            pp,
-            ep,
-            attn_dp,
-            moe_imbalance,
-            osl,
-            expert_dtype,
-            kv_dtype,
-            activation_dtype,
-            reserve,
-            max_num_tokens,
-            mtp,
-            mtp_acceptance,
-            comm_library,
-            overlap_ep,
-            cp,
-        )
+        values = llm_option_values(pp, ep, attn_dp, moe_imbalance, osl, expert_dtype, kv_dtype, activation_dtype,
+                                   reserve, max_num_tokens, mtp, mtp_acceptance, comm_library, overlap_ep, cp)  # fmt: skip
         refuse_llm_options(model, values | {"--runtime": (runtime, None)})
+        launching.refuse_for_diffusion(launch, model)
         from roofline.api import estimate_diffusion  # the diffusion estimators load for a diffusion model only
 
         result = estimate_diffusion(
@@ -228,7 +219,9 @@ def estimate_command(
         max_num_tokens=max_num_tokens, mtp=mtp, mtp_acceptance=mtp_acceptance, comm_library=comm_library,
         overlap_ep=overlap_ep, cp=cp, sp=sp, ideal=ideal, ignore_memory=ignore_memory, set=settings, runtime=runtime,
     )  # fmt: skip
-    render_estimate(found, out, ops)
+    render_estimate(
+        found, out, ops, launching.for_result(launch, found, found.detail.runtime if found.detail else runtime)
+    )
 
 
 def memory_command(
