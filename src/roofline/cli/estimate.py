@@ -195,8 +195,23 @@ def estimate_command(
     launching.check(launch, out.fmt)
     workload = get_workload(model)
     if is_diffusion(workload):
-        values = llm_option_values(pp, ep, attn_dp, moe_imbalance, osl, expert_dtype, kv_dtype, activation_dtype,
-                                   reserve, max_num_tokens, mtp, mtp_acceptance, comm_library, overlap_ep, cp)  # fmt: skip
+        values = llm_option_values(
+            pp,
+            ep,
+            attn_dp,
+            moe_imbalance,
+            osl,
+            expert_dtype,
+            kv_dtype,
+            activation_dtype,
+            reserve,
+            max_num_tokens,
+            mtp,
+            mtp_acceptance,
+            comm_library,
+            overlap_ep,
+            cp,
+        )
         refuse_llm_options(model, values | {"--runtime": (runtime, None)})
         launching.refuse_for_diffusion(launch, model)
         from roofline.api import estimate_diffusion  # the diffusion estimators load for a diffusion model only

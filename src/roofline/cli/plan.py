@@ -121,7 +121,7 @@ def plan_command(
     price: str | None = typer.Option(None, "--price", help="$/GPU-hour by accelerator: h100-sxm=2.5,b200=5"),
     weight_dtype: str | None = typer.Option(None, "--weight-dtype", help="weight formats to try; default: shipped,fp8"),
     batch: str | None = typer.Option(None, "--batch", help="batch limits to try (list or range); default 1..1024"),
-    engine: str = typer.Option("trtllm", "--engine", help="engine profile: host overheads, token budget"),
+    engine: str = typer.Option("trtllm", "--engine", "--runtime", help="runtime profile (trtllm, vllm, sglang ...)"),
     top: int = typer.Option(5, "--top", help="configurations to list"),
     recheck: int = typer.Option(3, "--recheck", help="best configurations to re-check with the serving simulator"),
     fmt: OutputFormat = text_format_option(), launch: bool = launching.LAUNCH,

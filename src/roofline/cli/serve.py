@@ -36,7 +36,7 @@ def serve_command(
     trace: Path | None = typer.Option(None, "--trace", help="CSV of arrival_s,isl,osl rows (replaces the load)"),
     seed: int = typer.Option(0, "--seed", help="random seed for arrivals and lengths"),
     prefix_hit: float = typer.Option(0.0, "--prefix-hit", help="fraction of each prompt served by the prefix cache"),
-    engine: str = typer.Option(DEFAULT_ENGINE, "--engine", help="engine profile: trtllm, vllm, sglang"),
+    engine: str = typer.Option(DEFAULT_ENGINE, "--engine", "--runtime", help="trtllm, vllm, sglang, or a YAML"),
     kv_memory_fraction: float | None = typer.Option(None, "--kv-memory-fraction", help="KV share of free memory"),
     max_batch: int | None = typer.Option(
         None, "--max-batch", help="sequences in flight per scheduler (per attention-DP rank)"),
