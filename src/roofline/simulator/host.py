@@ -77,18 +77,19 @@ def _segments(costs: Sequence[OpCost]) -> list[tuple[int, list[OpCost]]]:
 
 
 def eager_step_s(costs: Sequence[OpCost], runtime: EngineConfig) -> tuple[float, float]:
-    """(step time, host dispatch time) of a step dispatched op by op from Python."""
+    """(step time, host dispatch time) of a step dispatched op by op from Python (LagMap algebra,
+    inlined: a, b of the block's map)."""
     host = runtime.host
     lag, host_s, device_s = 0.0, 0.0, 0.0
     for count, block in _segments(costs):
-        block_map, block_host = LagMap(), 0.0
+        a, b, block_host = 0.0, 0.0, 0.0
         for c in block:
             h = host.dispatch_s(c.op.name, c.op.kind.value)
             d = c.time_s
-            block_map = block_map.then(LagMap(d - h, d))
+            a, b = a + d - h, max(b + d - h, d)  # this map, then x -> max(x + d - h, d)
             block_host += h
-            device_s += c.total_s
-        lag = block_map.repeated(count)(lag)
+            device_s += d * count
+        lag = max(lag + count * a, b + max(0.0, (count - 1) * a))  # LagMap(a, b).repeated(count)(lag)
         host_s += block_host * count
     if not host.overlaps_device:
         return host_s + device_s, host_s
