@@ -111,3 +111,13 @@ def test_no_runtime_is_the_kernels_alone() -> None:
 def test_every_profile_has_sources() -> None:
     for engine_id, field in itertools.product(engine_ids(), ("source",)):
         assert len(getattr(load_engine(engine_id), field)) > 10, engine_id
+
+
+def test_memory_with_a_runtime_holds_its_kv_fraction() -> None:
+    """One capacity rule: with --runtime the KV capacity is the runtime's fraction of the memory left
+    after weights, reserve and activations (vLLM's gpu_memory_utilization 0.9), as serve uses it."""
+    kw = dict(hardware="h100-sxm", tp=8)
+    alone = rl.memory("llama-3.1-70b", **kw)
+    vllm = rl.memory("llama-3.1-70b", runtime="vllm", **kw)
+    fraction = load_engine("vllm").kv_memory_fraction
+    assert vllm.memory.kv_capacity_tokens == pytest.approx(fraction * alone.memory.kv_capacity_tokens, rel=1e-4)

@@ -322,12 +322,12 @@ def memory(
     isl: int = 1024, osl: int = 128, weight_dtype: str | None = None, expert_dtype: str | None = None,
     kv_dtype: str | None = None, activation_dtype: str = "bf16", reserve: str | float | None = None,
     max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS, mtp: int = 0, cp: int = 1, sp: int | None = None,
-    set: Settings = (),
+    set: Settings = (), runtime: str | None = None,
 ) -> MemoryReport:  # fmt: skip
     """Does it fit? Weights, KV cache, activations and reserve per GPU; the largest batch and context
-    that fit (`roofline memory`)."""
+    that fit (`roofline memory`); with a `runtime`, the KV capacity at its memory fraction."""
     q = build_query(LlmOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batch, isl, osl,
                                weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens,
-                               mtp, cp=cp, sp=sp, set=set))  # fmt: skip
+                               mtp, cp=cp, sp=sp, set=set, runtime=runtime))  # fmt: skip
     m = memory_result(q.workload, q.cluster, q.scenario)
     return MemoryReport(**_report_fields(q), memory=m, fit_hint="" if m.fits else fit_hint(q))

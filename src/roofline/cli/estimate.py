@@ -246,6 +246,8 @@ def memory_command(
     weight_dtype: str | None = WEIGHT_DTYPE, expert_dtype: str | None = EXPERT_DTYPE, kv_dtype: str | None = KV_DTYPE,
     activation_dtype: str = ACT_DTYPE, reserve: str | None = RESERVE, max_num_tokens: int = MAX_NUM_TOKENS,
     mtp: int = MTP, cp: int = CP, sp: int | None = SP, settings: list[str] = SET,
+    runtime: str | None = typer.Option(None, "--runtime", metavar="ID|FILE",
+                                       help="KV capacity at this runtime's memory fraction (vllm: 0.9 ...)"),
     fmt: OutputFormat = text_format_option(),
 ) -> None:  # fmt: skip
     """Does it fit? Weights, KV cache, activations, reserve; the largest batch and context that fit."""
@@ -253,7 +255,7 @@ def memory_command(
         model, hardware, system=system, gpus=gpus, tp=tp, pp=pp, ep=ep, attn_dp=attn_dp, moe_imbalance=moe_imbalance,
         batch=batch, isl=isl, osl=osl, weight_dtype=weight_dtype, expert_dtype=expert_dtype, kv_dtype=kv_dtype,
         activation_dtype=activation_dtype, reserve=reserve, max_num_tokens=max_num_tokens, mtp=mtp, cp=cp, sp=sp,
-        set=settings,
+        set=settings, runtime=runtime,
     )  # fmt: skip
     show_warnings(report.warnings)
     data: dict[str, Any] = report.to_dict()
