@@ -41,9 +41,10 @@ def with_host(timing: StepTiming, runtime: EngineConfig | None, phase: Phase, se
     or, eager, the GPU waiting on Python's dispatch. Added to every stage's critical path."""
     if runtime is None:
         return timing
-    host = step_with_host(runtime, phase, timing.costs, timing.time_s, sequences).host_s
-    return replace(timing, time_s=timing.time_s + host, no_overlap_s=timing.no_overlap_s + host,
-                   slowest_stage_s=timing.slowest_stage_s + host, host_s=host)  # fmt: skip
+    step = step_with_host(runtime, phase, timing.costs, timing.time_s, sequences)
+    added = step.host_s + step.unfused_s
+    return replace(timing, time_s=timing.time_s + added, no_overlap_s=timing.no_overlap_s + added,
+                   slowest_stage_s=timing.slowest_stage_s + added, host_s=step.host_s)  # fmt: skip
 
 
 def _stage_ops(workload: Workload, step: StepShape, scenario: Scenario, placement: Placement) -> list[Op]:

@@ -76,6 +76,14 @@ def _segments(costs: Sequence[OpCost]) -> list[tuple[int, list[OpCost]]]:
     return out
 
 
+def unfused_extra_s(cost: OpCost, runtime: EngineConfig) -> float:
+    """Device time one instance of an operator adds when eager PyTorch runs it as several unfused
+    kernels, each re-reading and re-writing the tensor (RoPE as slices, neg, cat, two multiplies and
+    an add): its memory time again, `bytes_factor - 1` times over."""
+    factor = runtime.host.calls_of(cost.op.name, cost.op.kind.value).bytes_factor
+    return (factor - 1.0) * cost.memory_s if factor > 1.0 else 0.0
+
+
 def eager_step_s(costs: Sequence[OpCost], runtime: EngineConfig) -> tuple[float, float]:
     """(step time, host dispatch time) of a step dispatched op by op from Python (LagMap algebra,
     inlined: a, b of the block's map)."""
@@ -85,7 +93,7 @@ def eager_step_s(costs: Sequence[OpCost], runtime: EngineConfig) -> tuple[float,
         a, b, block_host = 0.0, 0.0, 0.0
         for c in block:
             h = host.dispatch_s(c.op.name, c.op.kind.value)
-            d = c.time_s
+            d = c.time_s + unfused_extra_s(c, runtime)
             a, b = a + d - h, max(b + d - h, d)  # this map, then x -> max(x + d - h, d)
             block_host += h
             device_s += d * count
@@ -98,10 +106,12 @@ def eager_step_s(costs: Sequence[OpCost], runtime: EngineConfig) -> tuple[float,
 
 @dataclass(frozen=True)
 class HostStep:
-    """A step's time with the host side: `step_s` in all, of which `host_s` the host adds."""
+    """A step's time with the host side: `step_s` in all, of which `host_s` the host adds and
+    `unfused_s` the eager runtime's unfused kernels add on the device."""
 
     step_s: float
     host_s: float
+    unfused_s: float = 0.0  # device time the eager runtime's unfused kernels add (in step_s, not in host_s)
 
 
 def step_with_host(
@@ -114,5 +124,7 @@ def step_with_host(
         host_s = scheduler_s + runtime.host.graph_launch
         return HostStep(device_s + host_s, host_s)
     pipelined_s, _ = eager_step_s(costs, runtime)
+    unfused_s = sum(unfused_extra_s(c, runtime) * c.op.count for c in costs)
+    device_s += unfused_s
     step_s = max(pipelined_s, device_s) + scheduler_s
-    return HostStep(step_s, step_s - device_s)
+    return HostStep(step_s, step_s - device_s, unfused_s)

@@ -30,6 +30,9 @@ class FrameworkCalls(BaseModel):
 
     calls: float = Field(ge=0)
     kernels: float = Field(ge=0)
+    bytes_factor: float = Field(
+        default=1.0, ge=1.0, description="device bytes of the unfused eager kernels over the fused operator's"
+    )
 
 
 class HostCosts(BaseModel):
