@@ -3,6 +3,7 @@ efficiencies, and (with `output`) write the calibrated profile, reports and plot
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,11 +93,12 @@ def calibrate(
     require_torch()
     from roofline.calibration.report import PLOT_PNG, REPORT_CSV, REPORT_MD, check_outputs, profile_filename
     from roofline.calibration.runner import CalibrationOptions, run_calibration
+    from roofline.calibration.saved import MEASUREMENTS_CSV, RUN_JSON
 
     out = Path(output) if output is not None else None
     known = [f"{hardware or 'host'}-calibrated.yaml"] if hardware or device == "cpu" else []
     if out is not None:
-        check_outputs(out, force, [REPORT_MD, REPORT_CSV, PLOT_PNG, *known])
+        check_outputs(out, force, [REPORT_MD, REPORT_CSV, PLOT_PNG, MEASUREMENTS_CSV, RUN_JSON, *known])
     if passes is not None and passes < 1:
         raise RooflineError(f"--passes must be at least 1, got {passes}")
     options = CalibrationOptions(device=device, full=not quick, hardware=hardware, threads=threads, model=model,
@@ -113,12 +115,41 @@ def calibrate(
 
 
 def write_calibration(result: CalibrationResult, output: Path) -> dict[str, Path]:
+    """The profile, report.md/csv, the raw measurements (measurements.csv, run.json) and the plot
+    (when matplotlib is installed)."""
     from roofline.calibration.report import write_outputs
-    from roofline.reports.calibration_plot import write_calibration_plot
+    from roofline.calibration.saved import write_run
 
     paths = write_outputs(result, output)
+    if result.saved is not None:
+        paths.update(write_run(result.saved, output))
+    try:
+        from roofline.reports.calibration_plot import write_calibration_plot
+    except ImportError:  # matplotlib missing: no plot
+        del paths["plot"]
+        return paths
     write_calibration_plot(result, paths["plot"])
     return paths
+
+
+def refit(run_dir: str | os.PathLike[str], output: str | os.PathLike[str], *, force: bool = False) -> CalibrationReport:
+    """Refit a saved calibration run (`roofline calibrate --from DIR`) with today's cost model, no
+    device or PyTorch needed: the measurements of DIR (measurements.csv, or the names in report.csv
+    of an older run), the fit, the model-level runs predicted again; the same files as `calibrate`
+    written into `output`, never over earlier outputs without `force`."""
+    import time
+
+    from roofline.calibration.report import PLOT_PNG, REPORT_CSV, REPORT_MD, check_outputs, profile_filename
+    from roofline.calibration.runner import analyse
+    from roofline.calibration.saved import MEASUREMENTS_CSV, RUN_JSON, read_run
+
+    started = time.perf_counter()
+    saved = read_run(run_dir)
+    out = Path(output)
+    result = analyse(saved, 0.0, refit_of=str(run_dir))
+    check_outputs(out, force, [REPORT_MD, REPORT_CSV, PLOT_PNG, MEASUREMENTS_CSV, RUN_JSON, profile_filename(result)])
+    result = dataclasses.replace(result, elapsed_s=time.perf_counter() - started)
+    return CalibrationReport(result, write_calibration(result, out))
 
 
 @dataclass(frozen=True, repr=False)

@@ -162,9 +162,15 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
 def markdown(result: CalibrationResult, paths: dict[str, Path]) -> str:
     d, fit = result.device, result.fit
     lines = [f"# Calibration of {d.name} ({result.date})", ""]
-    lines += [f"`roofline calibrate --device {d.kind} --{result.mode}` wrote `{paths['profile'].name}` "
-              f"(accelerator id `{result.calibrated.id}`) in {result.elapsed_s:.0f} s. Use it with "
-              f"`roofline estimate --hardware {paths['profile']} ...`.", ""]  # fmt: skip
+    if result.refit_of:
+        lines += [f"`roofline calibrate --from {result.refit_of}` refit the measurements of a `roofline calibrate "
+                  f"--device {d.kind} --{result.mode}` run of {result.date} with this version's cost model (no "
+                  f"device) and wrote `{paths['profile'].name}` (accelerator id `{result.calibrated.id}`). Use it "
+                  f"with `roofline estimate --hardware {paths['profile']} ...`.", ""]  # fmt: skip
+    else:
+        lines += [f"`roofline calibrate --device {d.kind} --{result.mode}` wrote `{paths['profile'].name}` "
+                  f"(accelerator id `{result.calibrated.id}`) in {result.elapsed_s:.0f} s. Use it with "
+                  f"`roofline estimate --hardware {paths['profile']} ...`.", ""]  # fmt: skip
     if result.interrupted:
         lines += ["**Interrupted**: the fit and the tables use only what was measured before Ctrl-C.", ""]
     identity = d.identity() + [("timing", f"{result.clock}; median of repetitions, {result.mode} grid")]
@@ -218,7 +224,8 @@ def markdown(result: CalibrationResult, paths: dict[str, Path]) -> str:
     if result.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result.notes]
     lines += ["", f"Files: `{paths['profile'].name}`, `{paths['csv'].name}` (every row with predicted and measured "
-              f"seconds), `{paths['plot'].name}`.", ""]  # fmt: skip
+              f"seconds), `{paths['plot'].name}`; the raw measurements in `measurements.csv` and `run.json` "
+              "(`roofline calibrate --from DIR` refits from them).", ""]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -79,6 +79,8 @@ class CalibrationResult:
     elapsed_s: float
     notes: tuple[str, ...] = field(default=())
     clock: str = ""  # how kernels were timed
+    saved: SavedRun | None = None  # the raw measurements (measurements.csv, run.json)
+    refit_of: str = ""  # `calibrate --from`: the run directory refit
 
     @property
     def hardware_id(self) -> str:
@@ -191,14 +193,13 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
     date = dt.date.today().isoformat()
     device = detect(torch, options.device, options.threads)
     notes: list[str] = []
+    differences: list[str] = []
     if device.kind == "cuda":
-        base: Accelerator | None
-        base, differences = _base_gpu(device, options.hardware)
-        base = single_fractions(base)  # the fit tunes matmul_fraction: the family's GEMM curves stand aside
+        gpu, differences = _base_gpu(device, options.hardware)
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 cases measure fp32, not TF32
-        profile_id = base.id
+        profile_id = gpu.id
     else:
-        base, differences, profile_id = None, [], _host_id(options.hardware)
+        profile_id = _host_id(options.hardware)
     cap = _memory_cap_bytes(torch, device, options.memory_fraction)
     policy = FULL_POLICY if options.full else QUICK_POLICY
     cases = plan_cases(grid_for(device.kind, options.full), device.matmul_dtypes, device.model_dtype,
@@ -235,9 +236,46 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
         work.interrupted = True
         measured = list(best.values()) + [m for m in measured if m.case.op.collective is not None]
         notes.append(f"interrupted by Ctrl-C after {work.done - 1} of {work.total} items; the rest is not measured")
-    if device.kind == "cpu":
-        base = _host_base(device, profile_id, measured, date)
-    assert base is not None
+    notes += [f"{m.case.name}: {m.note}" for m in measured if m.timing is None]
+    saved = SavedRun(device=device, date=date, mode="full" if options.full else "quick", clock=runner.clock.name,
+                     measurements=tuple(measured), model_runs=tuple(runs), base_id=profile_id,
+                     catalog_differences=tuple(differences), notes=tuple(notes),
+                     interrupted=work.interrupted)  # fmt: skip
+    return analyse(saved, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    """What a calibration measured: everything the fit and the reports are computed from
+    (saved as measurements.csv + run.json, so `calibrate --from DIR` refits without a device)."""
+
+    device: DeviceInfo
+    date: str
+    mode: str  # quick | full
+    clock: str
+    measurements: tuple[Measurement, ...]
+    model_runs: tuple[ModelRunResult, ...]
+    base_id: str  # the catalog entry (GPU) or the host profile id (CPU)
+    catalog_differences: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    interrupted: bool = False
+    host_rows: tuple[dict[str, Any], ...] = ()  # host-cost measurements (calibration.host), raw
+
+
+def base_profile(saved: SavedRun) -> Accelerator:
+    """The profile before fitting: the catalog entry on the device's SM count (GPU), or the
+    host's measured peaks (CPU)."""
+    if saved.device.kind == "cuda":
+        base, _ = _base_gpu(saved.device, saved.base_id)
+        return single_fractions(base)  # the fit tunes matmul_fraction: the family's GEMM curves stand aside
+    return _host_base(saved.device, saved.base_id, saved.measurements, saved.date)
+
+
+def analyse(saved: SavedRun, elapsed_s: float, refit_of: str = "") -> CalibrationResult:
+    """Fit the efficiencies to the kernels of `saved`, build the calibrated profile and predict the
+    model-level runs before and after (the same for a fresh run and for `calibrate --from`)."""
+    device, measured = saved.device, list(saved.measurements)
+    base = base_profile(saved)
     fit_measured = [m for m in measured if m.case.family in KERNEL_FAMILIES and m.timing]
     fit_cases = [m.case for m in fit_measured]
     tiles = single_tiles() if device.kind == "cpu" else None
@@ -247,16 +285,18 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
         f"{sum(fit.fitted)} fitted kernels, {sum(fit.held_out)} held out (every third of each family); held-out "
         f"matmul |error| median {_pct(held.median_abs)}, mean {_pct(held.mean_abs)}, max {_pct(held.max_abs)}"
     )
-    calibrated = calibrated_accelerator(base, fit.after, device, date, fit_note, differences)
-    comparisons = tuple(_predict_model(run, base, calibrated) for run in runs)
-    skipped = [m for m in measured if m.timing is None]
-    notes += [f"{m.case.name}: {m.note}" for m in skipped]
+    if refit_of:
+        fit_note += f"; refit by `roofline calibrate --from` of {refit_of}"
+    calibrated = calibrated_accelerator(base, fit.after, device, saved.date, fit_note,
+                                        list(saved.catalog_differences))  # fmt: skip
+    comparisons = tuple(_predict_model(run, base, calibrated) for run in saved.model_runs)
+    checked = [m for m in measured if m.timing and m.case.op.collective]
     return CalibrationResult(
-        device=device, date=date, mode="full" if options.full else "quick", base=base, calibrated=calibrated,
+        device=device, date=saved.date, mode=saved.mode, base=base, calibrated=calibrated,
         measurements=tuple(measured), fit_cases=tuple(fit_cases), fit=fit, model_runs=comparisons,
-        collectives=tuple(_predict_collectives([m for m in measured if m.timing and m.case.op.collective], calibrated)),
-        catalog_differences=tuple(differences), interrupted=work.interrupted, clock=runner.clock.name,
-        elapsed_s=time.perf_counter() - started, notes=tuple(notes),
+        collectives=tuple(_predict_collectives(checked, calibrated)),
+        catalog_differences=saved.catalog_differences, interrupted=saved.interrupted, clock=saved.clock,
+        elapsed_s=elapsed_s, notes=saved.notes, saved=saved, refit_of=refit_of,
     )  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from roofline.api import calibrate
-from roofline.api.calibration import CalibrationReport
+from roofline.api.calibration import CalibrationReport, refit
 from roofline.calibration import require_torch
 from roofline.cli.common import OutputFormat, emit, text_format_option
 from roofline.reports.formats import to_csv, to_json
@@ -90,7 +90,9 @@ def _print_table_report(report: Any, fmt: OutputFormat) -> None:
 
 
 def calibrate_command(
-    output: Path = typer.Option(..., "--output", "-o", help="directory for the profile YAML, reports and plot"),
+    output: Path = typer.Option(
+        ..., "--output", "--out", "-o", help="directory for the profile YAML, reports, raw measurements and plot"
+    ),
     device: str = typer.Option(
         "auto", "--device", help="cuda, cpu, auto (a GPU when torch sees one), or none (only --kernel-table)"
     ),
@@ -115,9 +117,16 @@ def calibrate_command(
         None, "--kernel-table", help="measured GEMM table (validation CSV schema: gemm rows, latency_us or tflops) "
         "to fit GEMM efficiency curves from, into the calibrated profile; with --device none only that (no PyTorch)"
     ),
+    from_dir: Path | None = typer.Option(
+        None, "--from", help="refit a saved run (a calibrate output directory) with this version's cost model: "
+        "no device, no PyTorch"
+    ),
     fmt: OutputFormat = text_format_option(help="table (summary tables) or json (the report's document)"),
 ) -> None:  # fmt: skip
     """Measure the device with PyTorch, compare with the cost model, write DIR/<hardware>-calibrated.yaml."""
+    if from_dir is not None:
+        _print_report(refit(from_dir, output, force=force), fmt)
+        return
     if device == "none":
         _print_table_report(calibrate(output, device=device, force=force, kernel_table=kernel_table), fmt)
         return
@@ -133,6 +142,10 @@ def calibrate_command(
                            model_runs=model_runs, memory_fraction=memory_fraction, passes=passes, force=force,
                            progress=progress, kernel_table=kernel_table)  # fmt: skip
     assert isinstance(report, CalibrationReport)
+    _print_report(report, fmt)
+
+
+def _print_report(report: CalibrationReport, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.json:
         emit(to_json(report.to_dict()))
     elif fmt is OutputFormat.csv:
