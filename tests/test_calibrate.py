@@ -340,7 +340,8 @@ def test_quick_cpu_calibration_writes_everything_in_under_a_minute(cpu_run: tupl
     out, elapsed, result = cpu_run
     assert result.exit_code == 0, result.output
     assert elapsed < 60.0
-    for name in ("host-calibrated.yaml", "report.md", "report.csv", "predicted_vs_measured.png"):
+    for name in ("host-calibrated.yaml", "report.md", "report.csv", "predicted_vs_measured.png", "measurements.csv",
+                 "run.json"):  # fmt: skip
         assert (out / name).stat().st_size > 0, name
     assert (out / "predicted_vs_measured.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.md").read_text()
@@ -375,6 +376,21 @@ def test_quick_cpu_fit_predicts_held_out_matmuls_within_15_percent(cpu_run: tupl
     assert np.median(fitted_after) < np.median(fitted_before)
     model = [r for r in rows if r["family"] == "model"]
     assert len(model) == 2 and all(math.isfinite(float(r["error_after"])) for r in model)
+
+
+def test_quick_cpu_run_refits_from_its_measurements(cpu_run: tuple[Path, float, Any], tmp_path: Path) -> None:
+    """`calibrate --from` on the CPU run (measurements.csv + run.json): no device, the same host
+    profile, fit and model-level predictions as the run itself wrote."""
+    out, _, _ = cpu_run
+    result = runner.invoke(app, ["calibrate", "--from", str(out), "--out", str(tmp_path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    written, refit = _csv_rows(out / "report.csv"), _csv_rows(tmp_path / "report.csv")
+    assert [r["name"] for r in refit] == [r["name"] for r in written]
+    for old, new in zip(written, refit, strict=True):
+        assert old["role"] == new["role"]
+        assert float(new["predicted_after_s"]) == pytest.approx(float(old["predicted_after_s"]), rel=1e-9, nan_ok=True)
+    profile = yaml.safe_load((tmp_path / "host-calibrated.yaml").read_text())
+    assert profile["compute"] == yaml.safe_load((out / "host-calibrated.yaml").read_text())["compute"]
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
@@ -511,7 +527,7 @@ def test_cuda_path_end_to_end_with_a_fake_gpu(fake_gpu: tuple[Any, list[float]],
 
 def test_calibrate_json_is_the_apis_to_dict(fake_gpu: tuple[Any, list[float]], tmp_path: Path) -> None:
     """`roofline calibrate --format json` prints rl.calibrate(...).to_dict() for the same options (the
-    fake GPU measures the same times twice); both write the four files."""
+    fake GPU measures the same times twice); both write the six files."""
     import json
 
     import roofline as rl
@@ -522,7 +538,7 @@ def test_calibrate_json_is_the_apis_to_dict(fake_gpu: tuple[Any, list[float]], t
     printed, returned = json.loads(result.stdout), json.loads(report.to_json())
     for document in (printed, returned):
         document.pop("elapsed_s")  # the wall time of each run
-        assert set(document.pop("files")) == {"profile", "report", "csv", "plot"}
+        assert set(document.pop("files")) == {"profile", "report", "csv", "plot", "measurements", "run"}
     assert printed == returned
     assert returned["hardware"] == "h100-pcie" and returned["errors"]
     assert report.calibrated.id == "h100-pcie-calibrated" and len(report.to_frame()) == len(report.records())
