@@ -263,8 +263,11 @@ def test_reduced_workload_is_a_valid_smaller_copy() -> None:
     gpu = spec_for(get_workload("llama-3.1-8b"), "cuda", full=False)
     assert gpu.workload.hidden_size == 4096 and gpu.workload.num_hidden_layers == 4 and gpu.dtype is DType.BF16
     assert gpu.scenario.max_num_tokens >= gpu.batch * gpu.isl  # the whole batch prefills in one step
-    with pytest.raises(RooflineError, match="dense"):
-        reduced_workload(get_workload("mixtral-8x7b"), layers=2)
+    moe = reduced_workload(get_workload("qwen3-30b-a3b"), layers=2, width_divisor=4, max_experts=16)
+    assert (moe.num_experts, moe.num_experts_per_tok, moe.moe_intermediate_size, moe.hidden_size) == (16, 8, 192, 512)
+    assert moe.id == "qwen3-30b-a3b-2l-w4-e16" and moe.kind == "moe"
+    with pytest.raises(RooflineError, match="dense or MoE"):
+        reduced_workload(get_workload("deepseek-v3"), layers=2)
 
 
 def test_measure_sizes_repetitions_to_the_clock() -> None:
@@ -374,8 +377,8 @@ def test_quick_cpu_fit_predicts_held_out_matmuls_within_15_percent(cpu_run: tupl
     assert len(held) >= 12
     assert float(np.median(held)) < 0.15, sorted(held)
     assert np.median(fitted_after) < np.median(fitted_before)
-    model = [r for r in rows if r["family"] == "model"]
-    assert len(model) == 2 and all(math.isfinite(float(r["error_after"])) for r in model)
+    model = [r for r in rows if r["family"] == "model"]  # the dense and the MoE run, prefill and decode
+    assert len(model) == 4 and all(math.isfinite(float(r["error_after"])) for r in model)
 
 
 def test_quick_cpu_run_refits_from_its_measurements(cpu_run: tuple[Path, float, Any], tmp_path: Path) -> None:
@@ -486,7 +489,16 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[float]]:
     def fake_collectives(cases: list[BenchCase], world: int, policy: Any) -> list[bench.Measurement]:
         return [bench.Measurement(c, Timing((1e-4 + c.dim("bytes") / 50e9,) * 3, 1)) for c in cases]
 
+    def fake_host(torch: Any, target: str, models: Any, repetitions: int) -> list[dict[str, Any]]:
+        """Host loops of a GPU host: 6 us per eager dispatch, a graph replay of 3 us + 1.5 us per kernel."""
+        from roofline.calibration.host import row
+
+        rows = [row("eager_loop", f"ops={n}", 6e-6 * n + 20e-6, calls=n) for n in (500, 2000)]
+        rows += [row("graph_replay", f"kernels={n}", 1.5e-6 * n + 3e-6, calls=n) for n in (100, 1000)]
+        return rows + [row("graph_launch", "kernels=100", 3e-6)]
+
     monkeypatch.setattr(calibration_runner, "require_torch", lambda: fake_torch)
+    monkeypatch.setattr(calibration_runner, "measure_host", fake_host)
     monkeypatch.setattr(bench.BenchRunner, "run", fake_run)
     monkeypatch.setattr(calibration_runner, "run_collectives", fake_collectives)
     return fake_torch, caps
@@ -514,6 +526,8 @@ def test_cuda_path_end_to_end_with_a_fake_gpu(fake_gpu: tuple[Any, list[float]],
     assert after.memory_bandwidth_fraction == pytest.approx(0.8, rel=0.01)
     assert after.kernel_overhead == pytest.approx(5e-6, rel=0.05)
     assert result.fit.summary("held_out", True).max_abs < 0.01
+    assert result.host is not None and result.host.dispatch_per_kernel_s == pytest.approx(6e-6)
+    assert result.host.graph_kernel_gap_s == pytest.approx(1.5e-6) and result.host.graph_launch_s == 3e-6
     assert len(result.collectives) == 2 * len(GPU_QUICK.collective_bytes)
     assert all(c.predicted_s > 0 and c.detail for c in result.collectives)
     paths = write_outputs(result, tmp_path)

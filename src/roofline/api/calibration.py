@@ -24,6 +24,16 @@ def _summary(s: Any) -> dict[str, Any]:
     return {"count": s.count, "median_abs": s.median_abs, "mean_abs": s.mean_abs, "max_abs": s.max_abs}
 
 
+def _host_dict(fit: Any) -> dict[str, Any] | None:
+    if fit is None:
+        return None
+    return {"dispatch_per_kernel_s": fit.dispatch_per_kernel_s, "kernel_dispatch_s": fit.kernel_dispatch_s,
+            "view_dispatch_s": fit.view_dispatch_s, "views_per_kernel": fit.views_per_kernel,
+            "graph_launch_s": fit.graph_launch_s, "graph_kernel_gap_s": fit.graph_kernel_gap_s,
+            "kernels_per_op": fit.kernels, "views_per_op": fit.views, "profiled_kernels": fit.profiled,
+            "decode_graph_s": fit.decode_graph_s}  # fmt: skip
+
+
 @dataclass(frozen=True, repr=False)
 class CalibrationReport(Result):
     """The measurements, the fit (|error| before and after on fitted and held-out shapes, the
@@ -52,6 +62,7 @@ class CalibrationReport(Result):
                             "measured_tpot_s": c.run.measured_tpot_s, "ttft_before_s": c.ttft_before_s,
                             "ttft_after_s": c.ttft_after_s, "tpot_before_s": c.tpot_before_s,
                             "tpot_after_s": c.tpot_after_s} for c in r.model_runs],
+            "host": _host_dict(r.host),
             "catalog_differences": list(r.catalog_differences), "notes": list(r.notes),
             "files": {k: str(p) for k, p in self.paths.items()},
         }  # fmt: skip

@@ -202,14 +202,17 @@ def markdown(result: CalibrationResult, paths: dict[str, Path]) -> str:
         rows = []
         for run in result.model_runs:
             r = run.run
-            rows.append(("prefill (TTFT)", format_time(r.measured_ttft_s), format_time(run.ttft_before_s),
-                         pct(run.ttft_before_s / r.measured_ttft_s - 1), format_time(run.ttft_after_s),
-                         pct(run.ttft_after_s / r.measured_ttft_s - 1)))  # fmt: skip
-            rows.append(("decode step (TPOT)", format_time(r.measured_tpot_s), format_time(run.tpot_before_s),
-                         pct(run.tpot_before_s / r.measured_tpot_s - 1), format_time(run.tpot_after_s),
-                         pct(run.tpot_after_s / r.measured_tpot_s - 1)))  # fmt: skip
-            lines += [f"{r.spec.describe()}.", ""]
-        lines += _md_table(("phase", "measured", "predicted before", "error", "predicted after", "error"), rows)
+            rows.append((r.spec.workload.id, "prefill (TTFT)", format_time(r.measured_ttft_s),
+                         format_time(run.ttft_before_s), pct(run.ttft_before_s / r.measured_ttft_s - 1),
+                         format_time(run.ttft_after_s), pct(run.ttft_after_s / r.measured_ttft_s - 1)))  # fmt: skip
+            rows.append((r.spec.workload.id, "decode step (TPOT)", format_time(r.measured_tpot_s),
+                         format_time(run.tpot_before_s), pct(run.tpot_before_s / r.measured_tpot_s - 1),
+                         format_time(run.tpot_after_s), pct(run.tpot_after_s / r.measured_tpot_s - 1)))  # fmt: skip
+            lines += [f"- `{r.spec.workload.id}`: {r.spec.describe()}."]
+        lines += [""]
+        lines += _md_table(("run", "phase", "measured", "predicted before", "error", "predicted after", "error"),
+                           rows)  # fmt: skip
+    lines += host_markdown(result)
     if result.collectives:
         lines += ["", "## Collectives (not fitted)", ""]
         comm_rows = [(c.measurement.case.name, format_time(c.measurement.time_s), format_time(c.predicted_s),
@@ -227,6 +230,43 @@ def markdown(result: CalibrationResult, paths: dict[str, Path]) -> str:
               f"seconds), `{paths['plot'].name}`; the raw measurements in `measurements.csv` and `run.json` "
               "(`roofline calibrate --from DIR` refits from them).", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _us(seconds: float) -> str:
+    return "n/a" if not math.isfinite(seconds) else f"{seconds * 1e6:.3g} us"
+
+
+def host_markdown(result: CalibrationResult) -> list[str]:
+    """The host costs (calibration.host): dispatch, CUDA-graph replay, kernels per operator."""
+    fit = result.host
+    if fit is None:
+        return []
+    lines = ["", "## Host costs", ""]
+    rows = [("eager: dispatch of one kernel-launching op (x.add_(1) loop, slope over N)", _us(fit.kernel_dispatch_s)),
+            ("eager: dispatch of one view op (slice / transpose loop)", _us(fit.view_dispatch_s)),
+            ("eager decode step: view ops per kernel", f"{fit.views_per_kernel:.2f}"),
+            ("eager: **dispatch_per_kernel** (kernel + views per kernel x view)", _us(fit.dispatch_per_kernel_s)),
+            ("CUDA graph: **graph_launch** (host time of replay())", _us(fit.graph_launch_s)),
+            ("CUDA graph: **graph_kernel_gap** (device time per tiny kernel in a replay, slope over N)",
+             _us(fit.graph_kernel_gap_s))]  # fmt: skip
+    lines += _md_table(("host cost", "value"), rows)
+    if result.device.kind != "cuda":
+        lines += ["", "No CUDA graphs on a CPU device: the graph rows and the graph decode run are not measured; "
+                  "host and device are the same thread (host time adds to the kernels' time)."]  # fmt: skip
+    for dims, seconds in fit.decode_graph_s.items():
+        lines += ["", f"Decode step replayed as one CUDA graph ({dims}): {format_time(seconds)} measured."]
+    if fit.kernels:
+        models = sorted(fit.kernels)
+        ops = sorted({op for m in models for op in fit.kernels[m]})
+        header = ("operator", *(f"{m} kernels / views" for m in models))
+        table = [(op, *(f"{fit.kernels[m].get(op, 0)} / {fit.views.get(m, {}).get(op, 0)}" if op in fit.kernels[m]
+                        else "" for m in models)) for op in ops]  # fmt: skip
+        lines += ["", "Kernels (aten ops that launch work) and views one eager decode step dispatches per IR operator "
+                  "(per layer for layer operators; TorchDispatchMode count):", ""]  # fmt: skip
+        lines += _md_table(header, table)
+        for model, count in fit.profiled.items():
+            lines += ["", f"torch.profiler: {count} CUDA kernels in one decode step of {model}."]
+    return lines
 
 
 def write_outputs(result: CalibrationResult, out_dir: Path) -> dict[str, Path]:

@@ -20,7 +20,16 @@ from roofline.calibration.cases import KERNEL_FAMILIES, BenchCase, Family, grid_
 from roofline.calibration.collectives import run_collectives
 from roofline.calibration.device import DeviceInfo, catalog_differences, detect, match_catalog
 from roofline.calibration.fit import FitResult, fit_efficiency, single_tiles
-from roofline.calibration.model_run import ModelRunResult, ModelRunSpec, model_bytes, run_model, spec_for
+from roofline.calibration.host import HostFit, fit_host
+from roofline.calibration.model_run import (
+    ModelRunResult,
+    ModelRunSpec,
+    TorchDecoder,
+    model_bytes,
+    moe_spec_for,
+    run_model,
+    spec_for,
+)
 from roofline.calibration.profile import calibrated_accelerator, host_accelerator, single_fractions
 from roofline.calibration.timing import FULL_POLICY, QUICK_POLICY
 from roofline.dtypes import DType
@@ -44,6 +53,8 @@ class CalibrationOptions:
     memory_fraction: float | None = None  # of free device memory (GPU: 0.5) or available RAM (host: 0.25)
     model_runs: bool = True
     passes: int | None = None  # passes over the kernels (lowest median kept); default 1 (2 for a host --full)
+    host_costs: bool = True  # dispatch / CUDA-graph loops, kernel counts, graph decode (calibration.host)
+    moe_model: str | None = "qwen3-30b-a3b"  # the MoE model-level run (None: none)
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,7 @@ class CalibrationResult:
     notes: tuple[str, ...] = field(default=())
     clock: str = ""  # how kernels were timed
     saved: SavedRun | None = None  # the raw measurements (measurements.csv, run.json)
+    host: HostFit | None = None  # host costs fitted from saved.host_rows
     refit_of: str = ""  # `calibrate --from`: the run directory refit
 
     @property
@@ -206,18 +218,18 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
                        device.device_count)  # fmt: skip
     kernels = [c for c in cases if c.family in KERNEL_FAMILIES]
     collectives = [c for c in cases if c.family not in KERNEL_FAMILIES]
-    spec: ModelRunSpec | None = (
-        spec_for(get_autoregressive(options.model), device.kind, options.full) if options.model_runs else None
-    )
-    if spec is not None and model_bytes(spec) > cap:
-        notes.append(f"model-level run skipped: {spec.describe()} needs more than the memory cap")
-        spec = None
+    specs = _model_specs(options, device.kind)
+    for skipped in [s for s in specs if model_bytes(s) > cap]:
+        notes.append(f"model-level run skipped: {skipped.describe()} needs more than the memory cap")
+    specs = [s for s in specs if model_bytes(s) <= cap]
     passes = options.passes or (2 if device.kind == "cpu" and options.full else 1)
-    work = _Measurer(progress, passes * len(kernels) + (1 if collectives else 0) + (1 if spec else 0))
+    work = _Measurer(progress, passes * len(kernels) + (1 if collectives else 0) + len(specs)
+                     + (1 if options.host_costs else 0))  # fmt: skip
     runner = BenchRunner(torch, device, policy, cap)
     best: dict[BenchCase, Measurement] = {}
     runs: list[ModelRunResult] = []
     measured: list[Measurement] = []
+    host_rows: list[dict[str, Any]] = []
     try:
         for number in range(passes):
             for case in kernels:
@@ -227,11 +239,18 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
         if collectives:
             work.step(f"all-reduce / all-to-all over {device.device_count} GPUs")
             measured += run_collectives(collectives, device.device_count, policy)
-        if spec is not None:
+        target = "cuda" if device.kind == "cuda" else "cpu"
+        repetitions = 5 if options.full else 3
+        models = []
+        for spec in specs:
             work.step(f"model run: {spec.workload.id}")
-            target = "cuda" if device.kind == "cuda" else "cpu"
-            repetitions = 5 if options.full else 3
-            runs.append(run_model(torch, spec, target, torch_dtype(torch, spec.dtype), repetitions, runner.clock))
+            models.append(TorchDecoder(torch, spec, target, torch_dtype(torch, spec.dtype)))
+            runs.append(run_model(torch, spec, target, models[-1].dtype, repetitions, runner.clock, models[-1]))
+            if not options.host_costs:
+                models.pop()  # frees it
+        if options.host_costs:
+            work.step("host costs: dispatch loops, CUDA graphs, kernels per operator")
+            host_rows += measure_host(torch, target, models, repetitions)
     except KeyboardInterrupt:
         work.interrupted = True
         measured = list(best.values()) + [m for m in measured if m.case.op.collective is not None]
@@ -240,7 +259,7 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
     saved = SavedRun(device=device, date=date, mode="full" if options.full else "quick", clock=runner.clock.name,
                      measurements=tuple(measured), model_runs=tuple(runs), base_id=profile_id,
                      catalog_differences=tuple(differences), notes=tuple(notes),
-                     interrupted=work.interrupted)  # fmt: skip
+                     interrupted=work.interrupted, host_rows=tuple(host_rows))  # fmt: skip
     return analyse(saved, time.perf_counter() - started)
 
 
@@ -260,6 +279,35 @@ class SavedRun:
     notes: tuple[str, ...] = ()
     interrupted: bool = False
     host_rows: tuple[dict[str, Any], ...] = ()  # host-cost measurements (calibration.host), raw
+
+
+def _model_specs(options: CalibrationOptions, device_kind: str) -> list[ModelRunSpec]:
+    if not options.model_runs:
+        return []
+    specs = [spec_for(get_autoregressive(options.model), device_kind, options.full)]
+    if options.moe_model:
+        specs.append(moe_spec_for(get_autoregressive(options.moe_model), device_kind, options.full))
+    return specs
+
+
+def measure_host(torch: Any, target: str, models: Sequence[TorchDecoder], repetitions: int) -> list[dict[str, Any]]:
+    """The host-cost rows (calibration.host): dispatch loops; on CUDA graph replays; kernels per
+    operator of each model's eager decode step; on CUDA the dense model's decode as a CUDA graph
+    (the MoE step syncs on the expert counts, so it is not captured)."""
+    from roofline.calibration import host
+    from roofline.calibration.saved import dims_text, model_dims
+
+    plan = host.plan_for(target)
+    rows = host.loop_rows(torch, target, plan)
+    if target == "cuda":
+        rows += host.graph_rows(torch, plan)
+    for model in models:
+        rows += host.count_rows(torch, model, target)
+    dense = [m for m in models if not m.moe]
+    if target == "cuda" and dense:
+        model = dense[0]
+        rows.append(host.graph_decode_row(torch, model, repetitions, dims_text(model_dims(model.spec))))
+    return rows
 
 
 def base_profile(saved: SavedRun) -> Accelerator:
@@ -296,7 +344,7 @@ def analyse(saved: SavedRun, elapsed_s: float, refit_of: str = "") -> Calibratio
         measurements=tuple(measured), fit_cases=tuple(fit_cases), fit=fit, model_runs=comparisons,
         collectives=tuple(_predict_collectives(checked, calibrated)),
         catalog_differences=saved.catalog_differences, interrupted=saved.interrupted, clock=saved.clock,
-        elapsed_s=elapsed_s, notes=saved.notes, saved=saved, refit_of=refit_of,
+        elapsed_s=elapsed_s, notes=saved.notes, saved=saved, refit_of=refit_of, host=fit_host(saved.host_rows),
     )  # fmt: skip
 
 

@@ -42,6 +42,7 @@ from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.hardware_specs.schema import Accelerator
 from roofline.workloads import get_autoregressive
+from roofline.workloads.moe import MoETransformer
 
 MEASUREMENTS_CSV, RUN_JSON = "measurements.csv", "run.json"
 FIELDS = ("family", "variant", "dtype", "dims", "role", "measured_s", "samples_s", "calls", "note")
@@ -85,8 +86,9 @@ def model_dims(spec: ModelRunSpec) -> list[tuple[str, Any]]:
     """The parameters that rebuild a model-level run's spec (reduced_workload of the catalog model)."""
     w, base = spec.workload, get_autoregressive(spec.base_id)
     divisor = max(1, getattr(base, "hidden_size", w.hidden_size) // w.hidden_size)
+    experts = [("experts", w.num_experts)] if isinstance(w, MoETransformer) else []
     return [("model", spec.base_id), ("layers", w.num_hidden_layers), ("width_divisor", divisor),
-            ("vocab", w.vocab_size), ("batch", spec.batch), ("isl", spec.isl), ("osl", spec.osl)]  # fmt: skip
+            ("vocab", w.vocab_size), *experts, ("batch", spec.batch), ("isl", spec.isl), ("osl", spec.osl)]  # fmt: skip
 
 
 def run_json(saved: SavedRun) -> dict[str, Any]:
@@ -169,8 +171,10 @@ def model_spec(dims: Mapping[str, str], dtype: str, where: str) -> ModelRunSpec:
     except Exception:
         raise RooflineError(f"{where}: unknown model '{base_id}'") from None
     vocab = _int(dims, "vocab", where)
+    experts = _int(dims, "experts", where) if "experts" in dims else None
     workload = reduced_workload(base, _int(dims, "layers", where), _int(dims, "width_divisor", where),
-                                vocab if vocab < getattr(base, "vocab_size", vocab + 1) else None)  # fmt: skip
+                                vocab if vocab < getattr(base, "vocab_size", vocab + 1) else None,
+                                experts)  # fmt: skip
     return ModelRunSpec(workload, _int(dims, "batch", where), _int(dims, "isl", where), _int(dims, "osl", where),
                         DType(dtype), base_id)  # fmt: skip
 
