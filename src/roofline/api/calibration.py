@@ -90,13 +90,15 @@ def calibrate(
     output: str | os.PathLike[str] | None = None, *, device: str = "auto", quick: bool = True,
     hardware: str | None = None, threads: int | None = None, model: str = "llama-3.1-8b", model_runs: bool = True,
     memory_fraction: float | None = None, passes: int | None = None, force: bool = False,
-    progress: Progress | None = None, kernel_table: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None, kernel_table: str | os.PathLike[str] | None = None, host_costs: bool = True,
+    moe_model: str | None = "qwen3-30b-a3b",
 ) -> CalibrationReport | KernelTableReport:  # fmt: skip
     """Measure the device with PyTorch and fit the efficiencies (`roofline calibrate`); with `output`
     (a directory) also write `<hardware>-calibrated.yaml`, report.md, report.csv and the plot, never
     over earlier outputs without `force`. `kernel_table`: also fit GEMM curves from a measured
     table (calibrate_kernel_table) into the calibrated profile; with device="none", only that
-    (no PyTorch needed)."""
+    (no PyTorch needed). `host_costs`: also time eager dispatch, CUDA-graph replay and the kernels
+    per operator (calibration.host); `moe_model`: the MoE model-level run (None: none)."""
     if device == "none":
         if kernel_table is None:
             raise RooflineError("--device none measures nothing; give --kernel-table FILE to fit from a table")
@@ -113,7 +115,8 @@ def calibrate(
     if passes is not None and passes < 1:
         raise RooflineError(f"--passes must be at least 1, got {passes}")
     options = CalibrationOptions(device=device, full=not quick, hardware=hardware, threads=threads, model=model,
-                                 memory_fraction=memory_fraction, model_runs=model_runs, passes=passes)  # fmt: skip
+                                 memory_fraction=memory_fraction, model_runs=model_runs, passes=passes,
+                                 host_costs=host_costs, moe_model=moe_model)  # fmt: skip
     result = run_calibration(options, progress)
     if out is None:
         return CalibrationReport(result)

@@ -106,6 +106,12 @@ def calibrate_command(
     ),
     model: str = typer.Option("llama-3.1-8b", "--model", "-m", help="dense model for the model-level runs"),
     model_runs: bool = typer.Option(True, "--model-runs/--no-model-runs", help="time prefill and decode of a model"),
+    moe_model: str = typer.Option(
+        "qwen3-30b-a3b", "--moe-model", help="MoE model for a second model-level run ('none': no MoE run)"
+    ),
+    host_costs: bool = typer.Option(
+        True, "--host-costs/--no-host-costs", help="time eager dispatch, CUDA-graph replay, kernels per operator"
+    ),
     memory_fraction: float | None = typer.Option(
         None, "--memory-fraction", help="share of free memory the benchmarks may use (GPU 0.5, CPU 0.25)"
     ),
@@ -140,7 +146,8 @@ def calibrate_command(
 
         report = calibrate(output, device=device, quick=quick, hardware=hardware, threads=threads, model=model,
                            model_runs=model_runs, memory_fraction=memory_fraction, passes=passes, force=force,
-                           progress=progress, kernel_table=kernel_table)  # fmt: skip
+                           progress=progress, kernel_table=kernel_table, host_costs=host_costs,
+                           moe_model=None if moe_model == "none" else moe_model)  # fmt: skip
     assert isinstance(report, CalibrationReport)
     _print_report(report, fmt)
 
