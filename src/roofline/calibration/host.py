@@ -16,8 +16,12 @@ torch-free so `calibrate --from DIR` refits them:
   (per layer for the layer operators), counted with a TorchDispatchMode over one decode step of
   the model-level run -- the evidence for a runtime profile's `kernels_per_op`; `views` op=NAME the
   view ops beside them. On CUDA `kernels_profiled` op=step: the CUDA kernels torch.profiler saw.
+- `host_op` op=NAME: host seconds of one instance of each IR operator in an eager decode step, from
+  the decoder's operator marks, on a tiny copy of the model (batch 1, smallest widths: dispatch is
+  all it measures); / the x.add_(1) time = the operator's weighted framework calls (`calls_per_op`).
 - `decode_graph` (CUDA): the model-level decode step captured as one CUDA graph (static token and
-  cache-position tensors; attention over the whole cache under a mask) and replayed per step.
+  cache-position tensors; attention over the whole cache under a mask) and replayed per step;
+  `decode_graph_launch` the host time of its replay() call, `decode_graph_loop` the loop around it.
 """
 
 from __future__ import annotations
@@ -167,6 +171,74 @@ def count_rows(torch: Any, model: Any, target: str) -> list[dict[str, Any]]:
     return rows
 
 
+class _Tracer:
+    """Stands in for a TorchDecoder's `current`: records (operator, host clock) at each change."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[str, float]] = []
+
+    def mark(self, name: str) -> None:
+        self.marks.append((name, time.perf_counter()))
+
+    def host_s(self) -> dict[str, list[float]]:
+        """Host seconds of each operator instance (from its mark to the next)."""
+        out: dict[str, list[float]] = {}
+        for (name, start), (_, end) in zip(self.marks, self.marks[1:], strict=False):
+            out.setdefault(name, []).append(end - start)
+        return out
+
+
+def tiny_spec(spec: Any) -> Any:
+    """The model-level run's model at the smallest widths (same operators, same framework calls):
+    its kernels are so short that the host's dispatch is all a traced step measures."""
+    from roofline.calibration.model_run import ModelRunSpec, reduced_workload
+    from roofline.workloads import get_autoregressive
+
+    base = get_autoregressive(spec.base_id)
+    divisor = max(1, getattr(base, "hidden_size", 4096) // 128)
+    workload = reduced_workload(base, 2, divisor, 256, 8)
+    return ModelRunSpec(workload, 1, 16, 4, spec.dtype, spec.base_id)
+
+
+def trace_rows(torch: Any, spec: Any, target: str, dtype: Any, steps: int = 20) -> list[dict[str, Any]]:
+    """Host time per operator of an eager decode step, from the decoder's own operator marks, on
+    the tiny copy of `spec` (no sync inside a step: on a GPU the kernels run behind the host). The
+    operator's weighted framework calls = this time / the time of one x.add_(1)."""
+    from roofline.calibration.model_run import TorchDecoder
+
+    small = tiny_spec(spec)
+    model = TorchDecoder(torch, small, target, dtype)
+    tracer = _Tracer()
+    prompt = torch.randint(0, small.workload.vocab_size, (small.batch, small.isl), device=target)
+    sync = torch.cuda.synchronize if target == "cuda" else (lambda: None)
+    per_op: dict[str, list[float]] = {}
+    with torch.inference_mode():
+        token = model.step(prompt, 0)
+        for j in range(steps):
+            position = small.isl + j % (small.osl - 1)
+            sync()
+            tracer.marks.clear()
+            model.trace = tracer.mark
+            token = model.step(token[:, None], position)
+            tracer.mark("end")
+            model.trace = None
+            for name, values in tracer.host_s().items():
+                per_op.setdefault(name, []).append(statistics.fmean(values))
+    sync()
+    dims = f"model={spec.workload.id}"
+    return [
+        row(
+            "host_op",
+            f"{dims} op={name}",
+            statistics.median(values),
+            values,
+            len(values),
+            f"host seconds per instance, traced on {small.workload.id} batch 1",
+        )  # fmt: skip
+        for name, values in sorted(per_op.items())
+    ]
+
+
 def _profiled_kernels(torch: Any, model: Any, token: Any, position: int) -> int:
     from torch.profiler import ProfilerActivity, profile
 
@@ -176,7 +248,7 @@ def _profiled_kernels(torch: Any, model: Any, token: Any, position: int) -> int:
     return sum(1 for e in prof.events() if getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA)
 
 
-def graph_decode_row(torch: Any, model: Any, repetitions: int, model_dims: str) -> dict[str, Any]:
+def graph_decode_rows(torch: Any, model: Any, repetitions: int, model_dims: str) -> list[dict[str, Any]]:
     """CUDA only: one decode step of `model` (a TorchDecoder) captured as a CUDA graph, replayed
     for osl - 1 steps (position and token tensors updated in place between replays)."""
     spec = model.spec
@@ -193,7 +265,7 @@ def graph_decode_row(torch: Any, model: Any, repetitions: int, model_dims: str) 
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             out = model.static_step(tokens, position)
-        runs = []
+        runs, launches, loops = [], [], []
         for _ in range(repetitions):
             model.step(prompt, 0)  # the prompt's KV back in the cache
             steps = []
@@ -201,14 +273,23 @@ def graph_decode_row(torch: Any, model: Any, repetitions: int, model_dims: str) 
                 torch.cuda.synchronize()
                 start = time.perf_counter()
                 position.fill_(spec.isl + j - 1)
+                before = time.perf_counter()
                 graph.replay()
+                after = time.perf_counter()
                 tokens.copy_(out[:, None])
+                issued = time.perf_counter()
                 torch.cuda.synchronize()
                 steps.append(time.perf_counter() - start)
+                launches.append(after - before)
+                loops.append((before - start) + (issued - after))
             runs.append(steps)
     per_step = [statistics.median(column) for column in zip(*runs, strict=True)]
-    return row("decode_graph", model_dims, statistics.fmean(per_step), per_step, 1,
-               "decode step replayed as one CUDA graph (attention over the whole cache, masked)")  # fmt: skip
+    return [row("decode_graph", model_dims, statistics.fmean(per_step), per_step, 1,
+                "decode step replayed as one CUDA graph (attention over the whole cache, masked)"),
+            row("decode_graph_launch", model_dims, statistics.median(launches), launches, 1,
+                "host time of the decode graph's replay() call"),
+            row("decode_graph_loop", model_dims, statistics.median(loops), loops, 1,
+                "host time of the loop around the replay: position fill_ + token copy_")]  # fmt: skip
 
 
 # ---- the fit (torch-free) -------------------------------------------------------------------------------
@@ -225,6 +306,17 @@ class HostFit:
     views: dict[str, dict[str, int]] = field(default_factory=dict)
     profiled: dict[str, int] = field(default_factory=dict)  # model id -> CUDA kernels of a step
     decode_graph_s: dict[str, float] = field(default_factory=dict)  # model dims -> measured graph decode step
+    decode_graph_launch_s: float = math.nan  # host time of the decode graph's replay()
+    decode_graph_loop_s: float = math.nan  # host time of the loop around it (position, token)
+    host_op_s: dict[str, dict[str, float]] = field(default_factory=dict)  # model id -> op -> host s per instance
+
+    def calls_per_op(self, model: str) -> dict[str, float]:
+        """Weighted framework calls per operator instance: its traced host time in units of one
+        x.add_(1) dispatch."""
+        unit = self.kernel_dispatch_s
+        if not (math.isfinite(unit) and unit > 0):
+            return {}
+        return {op: seconds / unit for op, seconds in self.host_op_s.get(model, {}).items() if op != "end"}
 
     @property
     def dispatch_per_kernel_s(self) -> float:
@@ -274,4 +366,18 @@ def fit_host(rows: Sequence[Mapping[str, Any]]) -> HostFit | None:
         kernels=kernels, views=views,
         profiled={_dims(str(r["dims"]))["model"]: int(float(r["calls"])) for r in by.get("kernels_profiled", [])},
         decode_graph_s={str(r["dims"]): float(r["measured_s"]) for r in by.get("decode_graph", [])},
+        decode_graph_launch_s=_first(by.get("decode_graph_launch", [])),
+        decode_graph_loop_s=_first(by.get("decode_graph_loop", [])), host_op_s=_host_ops(by.get("host_op", [])),
     )  # fmt: skip
+
+
+def _first(rows: Sequence[Mapping[str, Any]]) -> float:
+    return float(rows[0]["measured_s"]) if rows else math.nan
+
+
+def _host_ops(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for r in rows:
+        d = _dims(str(r["dims"]))
+        out.setdefault(d["model"], {})[d["op"]] = float(r["measured_s"])
+    return out

@@ -152,8 +152,9 @@ class TorchDecoder:
     """The decoder's weights and KV cache on one device; `step` runs tokens at a cache position.
 
     `current` names the IR operator (attn_norm, qkv_proj, rope, ...) whose kernels are being
-    launched, so a dispatch counter (calibration.host) can count the kernels per operator; it is a
-    plain attribute store, no cost to the timed runs. An MoE workload runs the routed experts as
+    launched, so a dispatch counter (calibration.host) can count the kernels per operator and a
+    tracer time the host per operator; a property store (well under a microsecond) otherwise.
+    An MoE workload runs the routed experts as
     router, softmax/top-k, sort by expert, permute, two grouped GEMMs (`torch._grouped_mm` when the
     build has it) and an index_add combine."""
 
@@ -162,7 +163,8 @@ class TorchDecoder:
         w = spec.workload
         self.hq, self.hkv, self.dh = w.num_attention_heads, w.num_key_value_heads, w.attention.head_dim
         self.moe = isinstance(w, MoETransformer)
-        self.current = ""
+        self.trace: Callable[[str], None] | None = None  # called with each operator name (calibration.host)
+        self._current = ""
         d = w.hidden_size
         torch.manual_seed(0)
         self.embedding = self._param(w.vocab_size, d)
@@ -190,6 +192,17 @@ class TorchDecoder:
         angles = torch.cat((angles, angles), dim=-1)
         self.cos, self.sin = angles.cos().to(dtype), angles.sin().to(dtype)
         self.positions = torch.arange(length, device=device)
+
+    @property
+    def current(self) -> str:
+        """The IR operator whose framework calls are being made."""
+        return self._current
+
+    @current.setter
+    def current(self, name: str) -> None:
+        self._current = name
+        if self.trace is not None:
+            self.trace(name)
 
     def _mlp_weights(self, w: DenseTransformer) -> dict[str, Any]:
         d, f = w.hidden_size, w.intermediate_size

@@ -303,10 +303,11 @@ def measure_host(torch: Any, target: str, models: Sequence[TorchDecoder], repeti
         rows += host.graph_rows(torch, plan)
     for model in models:
         rows += host.count_rows(torch, model, target)
+        rows += host.trace_rows(torch, model.spec, target, model.dtype)
     dense = [m for m in models if not m.moe]
     if target == "cuda" and dense:
         model = dense[0]
-        rows.append(host.graph_decode_row(torch, model, repetitions, dims_text(model_dims(model.spec))))
+        rows += host.graph_decode_rows(torch, model, repetitions, dims_text(model_dims(model.spec)))
     return rows
 
 
