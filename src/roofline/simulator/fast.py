@@ -781,7 +781,7 @@ class FastModel:
 
         out = _by_hardware(h, on)
         if engine is not None:
-            out = out + engine.step_overhead + batch * engine.per_sequence_overhead
+            out = out + engine.scheduler_s(batch)
         return np.asarray(out, dtype=float)
 
     def ttft_batch_s(self, layout: Layout, isl: int, h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
