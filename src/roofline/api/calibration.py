@@ -63,6 +63,9 @@ class CalibrationReport(Result):
                             "ttft_after_s": c.ttft_after_s, "tpot_before_s": c.tpot_before_s,
                             "tpot_after_s": c.tpot_after_s} for c in r.model_runs],
             "host": _host_dict(r.host),
+            "modes": [{"model": m.model, "mode": m.mode, "phase": m.phase, "measured_s": m.measured_s,
+                       "device_only_s": m.device_only_s, "packaged_s": m.before_s, "calibrated_s": m.after_s}
+                      for m in r.modes],  # fmt: skip
             "catalog_differences": list(r.catalog_differences), "notes": list(r.notes),
             "files": {k: str(p) for k, p in self.paths.items()},
         }  # fmt: skip
@@ -120,7 +123,7 @@ def calibrate(
     result = run_calibration(options, progress)
     if out is None:
         return CalibrationReport(result)
-    check_outputs(out, force, [profile_filename(result)])
+    check_outputs(out, force, [profile_filename(result), *result.runtime_profiles])
     paths = write_calibration(result, out)
     if kernel_table is not None:
         table = calibrate_kernel_table(kernel_table, out, force=force, profiles={result.hardware_id: paths["profile"]})
@@ -161,7 +164,8 @@ def refit(run_dir: str | os.PathLike[str], output: str | os.PathLike[str], *, fo
     saved = read_run(run_dir)
     out = Path(output)
     result = analyse(saved, 0.0, refit_of=str(run_dir))
-    check_outputs(out, force, [REPORT_MD, REPORT_CSV, PLOT_PNG, MEASUREMENTS_CSV, RUN_JSON, profile_filename(result)])
+    check_outputs(out, force, [REPORT_MD, REPORT_CSV, PLOT_PNG, MEASUREMENTS_CSV, RUN_JSON, profile_filename(result),
+                               *result.runtime_profiles])  # fmt: skip
     result = dataclasses.replace(result, elapsed_s=time.perf_counter() - started)
     return CalibrationReport(result, write_calibration(result, out))
 

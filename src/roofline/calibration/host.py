@@ -31,7 +31,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -191,13 +191,14 @@ class _Tracer:
 def tiny_spec(spec: Any) -> Any:
     """The model-level run's model at the smallest widths (same operators, same framework calls):
     its kernels are so short that the host's dispatch is all a traced step measures."""
-    from roofline.calibration.model_run import ModelRunSpec, reduced_workload
+    from roofline.calibration.model_run import reduced_workload
     from roofline.workloads import get_autoregressive
 
     base = get_autoregressive(spec.base_id)
     divisor = max(1, getattr(base, "hidden_size", 4096) // 128)
-    workload = reduced_workload(base, 2, divisor, 256, 8)
-    return ModelRunSpec(workload, 1, 16, 4, spec.dtype, spec.base_id)
+    experts = getattr(spec.workload, "num_experts", None)  # as many experts: a loop over them costs per expert
+    workload = reduced_workload(base, 2, divisor, 256, experts)
+    return replace(spec, workload=workload, batch=1, isl=16, osl=4)
 
 
 def trace_rows(torch: Any, spec: Any, target: str, dtype: Any, steps: int = 20) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from roofline.workloads.base import Workload
 from roofline.workloads.dense import DenseTransformer
 from roofline.workloads.moe import MoETransformer
 
+CPU_MOE_KERNELS = "torch_mm_loop"  # torch._grouped_mm off the CUTLASS path, or the expert loop
 ROPE_THETA = 500000.0  # value does not change the timing
 NORM_EPS = 1e-5
 
@@ -38,12 +39,14 @@ class ModelRunSpec:
     osl: int
     dtype: DType
     base_id: str  # the catalog workload it was reduced from
+    moe_kernels: str = "torch_grouped_mm"  # MoE: the variant TorchDecoder runs (moe_kernels.yaml)
 
     @property
     def scenario(self) -> Scenario:
         precision = Precision(weight=self.dtype, activation=self.dtype, kv_cache=self.dtype)
         tokens = max(DEFAULT_MAX_NUM_TOKENS, self.batch * self.isl)  # the whole batch in one prefill step
-        return Scenario(self.batch, self.isl, self.osl, precision, ParallelPlan(), max_num_tokens=tokens)
+        plan = ParallelPlan(moe_kernels=self.moe_kernels)
+        return Scenario(self.batch, self.isl, self.osl, precision, plan, max_num_tokens=tokens)
 
     def describe(self) -> str:
         w = self.workload
@@ -115,9 +118,9 @@ def spec_for(workload: Workload, device_kind: str, full: bool) -> ModelRunSpec:
 def moe_spec_for(workload: Workload, device_kind: str, full: bool) -> ModelRunSpec:
     """The MoE model-level run: a host CPU runs Qwen3-30B-A3B-like widths / 4 with 16 experts; a GPU
     the full widths and every expert, 4 layers (8 with --full)."""
-    if device_kind == "cpu":
+    if device_kind == "cpu":  # torch._grouped_mm on a CPU: one mm per expert (moe_kernels torch_mm_loop)
         reduced = reduced_workload(workload, 2, 4, 8192, max_experts=16)
-        return ModelRunSpec(reduced, 2, 128, 8, DType.FP32, workload.id)
+        return ModelRunSpec(reduced, 2, 128, 8, DType.FP32, workload.id, moe_kernels=CPU_MOE_KERNELS)
     layers, (batch, isl, osl) = (8, (16, 2048, 32)) if full else (4, (8, 1024, 16))
     return ModelRunSpec(reduced_workload(workload, layers), batch, isl, osl, DType.BF16, workload.id)
 

@@ -14,8 +14,10 @@ from typing import Any
 
 from roofline.calibration.cases import FITTED_FAMILIES, Family
 from roofline.calibration.fit import ErrorSummary
+from roofline.calibration.host import HostFit
 from roofline.calibration.profile import to_yaml
 from roofline.calibration.runner import CalibrationResult
+from roofline.calibration.runtime_profiles import write_profiles
 from roofline.errors import RooflineError
 from roofline.hardware_specs.schema import EfficiencySpec
 from roofline.units import format_time
@@ -81,7 +83,17 @@ def case_rows(result: CalibrationResult) -> list[dict[str, Any]]:
                          "name": f"{spec.workload.id} {phase} batch={spec.batch} isl={spec.isl} osl={spec.osl}",
                          "role": "checked", "measured_s": measured, "flops": math.nan, "bytes": math.nan,
                          "note": spec.describe(), **_errors(before, after, measured)})  # fmt: skip
+    for mode in result.modes:
+        rows.append({"family": "runtime", "variant": f"{mode.phase}, {mode.mode}", "dtype": "",
+                     "name": f"{mode.model} {mode.phase} {mode.mode}", "role": "checked",
+                     "measured_s": mode.measured_s, "flops": math.nan, "bytes": math.nan,
+                     "note": f"before: packaged {_runtime_id(mode.mode)}; after: {_runtime_id(mode.mode)}-calibrated",
+                     **_errors(mode.before_s, mode.after_s, mode.measured_s)})  # fmt: skip
     return rows
+
+
+def _runtime_id(mode: str) -> str:
+    return "torch-eager" if mode == "eager" else "torch-cuda-graph"
 
 
 def _errors(before: float, after: float, measured: float) -> dict[str, float]:
@@ -236,17 +248,38 @@ def _us(seconds: float) -> str:
     return "n/a" if not math.isfinite(seconds) else f"{seconds * 1e6:.3g} us"
 
 
+def modes_markdown(result: CalibrationResult) -> list[str]:
+    """The model-level runs per launch mode with the runtime's host time: packaged vs calibrated profile."""
+    if not result.modes:
+        return []
+    lines = ["", "## Model-level runs with host time, per launch mode", "",
+             "Predicted with `--runtime torch-eager` / `torch-cuda-graph` as packaged, then with this run's "
+             "calibrated profiles (`torch-eager-calibrated.yaml`, `torch-cuda-graph-calibrated.yaml`); device only "
+             "= the fitted kernels without a runtime.", ""]  # fmt: skip
+    rows = [(m.model, m.mode, m.phase, format_time(m.measured_s), pct(m.error(m.device_only_s)),
+             pct(m.error(m.before_s)), pct(m.error(m.after_s))) for m in result.modes]  # fmt: skip
+    return lines + _md_table(("run", "mode", "phase", "measured", "device only", "packaged profile",
+                              "calibrated profile"), rows)  # fmt: skip
+
+
+def _op_cell(fit: HostFit, model: str, op: str) -> str:
+    calls = fit.calls_per_op(model).get(op, math.nan)
+    return f"{fit.kernels[model].get(op, 0)} / {fit.views.get(model, {}).get(op, 0)} / {calls:.2f}"
+
+
 def host_markdown(result: CalibrationResult) -> list[str]:
     """The host costs (calibration.host): dispatch, CUDA-graph replay, kernels per operator."""
     fit = result.host
     if fit is None:
-        return []
-    lines = ["", "## Host costs", ""]
-    rows = [("eager: dispatch of one kernel-launching op (x.add_(1) loop, slope over N)", _us(fit.kernel_dispatch_s)),
+        return modes_markdown(result)
+    lines = modes_markdown(result) + ["", "## Host costs", ""]
+    rows = [("eager: **dispatch_per_call** = one x.add_(1) (loop, slope over N)", _us(fit.kernel_dispatch_s)),
             ("eager: dispatch of one view op (slice / transpose loop)", _us(fit.view_dispatch_s)),
             ("eager decode step: view ops per kernel", f"{fit.views_per_kernel:.2f}"),
-            ("eager: **dispatch_per_kernel** (kernel + views per kernel x view)", _us(fit.dispatch_per_kernel_s)),
-            ("CUDA graph: **graph_launch** (host time of replay())", _us(fit.graph_launch_s)),
+            ("CUDA graph: launch of a graph of tiny kernels (host time of replay())", _us(fit.graph_launch_s)),
+            ("CUDA graph: **graph_launch** of the decode step's graph (host time of replay())",
+             _us(fit.decode_graph_launch_s)),
+            ("CUDA graph: the loop around a replay (position fill_, token copy_)", _us(fit.decode_graph_loop_s)),
             ("CUDA graph: **graph_kernel_gap** (device time per tiny kernel in a replay, slope over N)",
              _us(fit.graph_kernel_gap_s))]  # fmt: skip
     lines += _md_table(("host cost", "value"), rows)
@@ -258,11 +291,11 @@ def host_markdown(result: CalibrationResult) -> list[str]:
     if fit.kernels:
         models = sorted(fit.kernels)
         ops = sorted({op for m in models for op in fit.kernels[m]})
-        header = ("operator", *(f"{m} kernels / views" for m in models))
-        table = [(op, *(f"{fit.kernels[m].get(op, 0)} / {fit.views.get(m, {}).get(op, 0)}" if op in fit.kernels[m]
-                        else "" for m in models)) for op in ops]  # fmt: skip
-        lines += ["", "Kernels (aten ops that launch work) and views one eager decode step dispatches per IR operator "
-                  "(per layer for layer operators; TorchDispatchMode count):", ""]  # fmt: skip
+        header = ("operator", *(f"{m} kernels / views / calls" for m in models))
+        table = [(op, *(_op_cell(fit, m, op) if op in fit.kernels[m] else "" for m in models)) for op in ops]
+        lines += ["", "Per IR operator instance of an eager decode step: kernels (aten ops that launch work) and "
+                  "views (TorchDispatchMode count), and weighted framework calls (its traced host time in units of "
+                  "one x.add_(1); the calibrated `calls_per_op`):", ""]  # fmt: skip
         lines += _md_table(header, table)
         for model, count in fit.profiled.items():
             lines += ["", f"torch.profiler: {count} CUDA kernels in one decode step of {model}."]
@@ -286,4 +319,7 @@ def write_outputs(result: CalibrationResult, out_dir: Path) -> dict[str, Path]:
             paths[key].write_text(text, encoding="utf-8")
         except OSError as exc:
             raise RooflineError(f"cannot write '{paths[key]}': {exc.strerror}") from None
+    runtime_header = (f"Runtime profile calibrated by `roofline calibrate` on {result.date} ({result.device.name}); "
+                      f"use it as --runtime {out_dir}/<this file>; see {REPORT_MD}.")  # fmt: skip
+    paths.update(write_profiles(result.runtime_profiles, out_dir, runtime_header))
     return paths

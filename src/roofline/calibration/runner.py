@@ -11,7 +11,8 @@ import datetime as dt
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from roofline.calibration import require_torch
@@ -22,6 +23,7 @@ from roofline.calibration.device import DeviceInfo, catalog_differences, detect,
 from roofline.calibration.fit import FitResult, fit_efficiency, single_tiles
 from roofline.calibration.host import HostFit, fit_host
 from roofline.calibration.model_run import (
+    CPU_MOE_KERNELS,
     ModelRunResult,
     ModelRunSpec,
     TorchDecoder,
@@ -30,7 +32,8 @@ from roofline.calibration.model_run import (
     run_model,
     spec_for,
 )
-from roofline.calibration.profile import calibrated_accelerator, host_accelerator, single_fractions
+from roofline.calibration.profile import calibrated_accelerator, host_accelerator, measured_by, single_fractions
+from roofline.calibration.runtime_profiles import ModeComparison, mode_comparisons, runtime_profiles
 from roofline.calibration.timing import FULL_POLICY, QUICK_POLICY
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
@@ -39,6 +42,7 @@ from roofline.hardware_specs.schema import Accelerator
 from roofline.simulator import estimate
 from roofline.simulator.collectives import CollectiveModel, group_topology
 from roofline.workloads import get_autoregressive
+from roofline.workloads.moe import MoETransformer
 
 Progress = Callable[[str, int, int], None]  # (what is being measured, index, total)
 
@@ -92,6 +96,8 @@ class CalibrationResult:
     clock: str = ""  # how kernels were timed
     saved: SavedRun | None = None  # the raw measurements (measurements.csv, run.json)
     host: HostFit | None = None  # host costs fitted from saved.host_rows
+    runtime_profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # file name -> calibrated profile
+    modes: tuple[ModeComparison, ...] = ()  # model-level runs per launch mode, packaged vs calibrated profile
     refit_of: str = ""  # `calibrate --from`: the run directory refit
 
     @property
@@ -245,6 +251,8 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
         for spec in specs:
             work.step(f"model run: {spec.workload.id}")
             models.append(TorchDecoder(torch, spec, target, torch_dtype(torch, spec.dtype)))
+            if models[-1].moe and not models[-1].grouped_mm:  # the experts run as a loop of mm
+                spec = models[-1].spec = replace(spec, moe_kernels=CPU_MOE_KERNELS)
             runs.append(run_model(torch, spec, target, models[-1].dtype, repetitions, runner.clock, models[-1]))
             if not options.host_costs:
                 models.pop()  # frees it
@@ -339,13 +347,18 @@ def analyse(saved: SavedRun, elapsed_s: float, refit_of: str = "") -> Calibratio
     calibrated = calibrated_accelerator(base, fit.after, device, saved.date, fit_note,
                                         list(saved.catalog_differences))  # fmt: skip
     comparisons = tuple(_predict_model(run, base, calibrated) for run in saved.model_runs)
+    host = fit_host(saved.host_rows)
+    moe = [r.spec.moe_kernels for r in saved.model_runs if isinstance(r.spec.workload, MoETransformer)]
+    profiles = runtime_profiles(host, device, saved.date, measured_by(device, saved.date), moe[0] if moe else None)
+    modes = tuple(mode_comparisons(saved.model_runs, partial(_cluster, calibrated), host, profiles))
     checked = [m for m in measured if m.timing and m.case.op.collective]
     return CalibrationResult(
         device=device, date=saved.date, mode=saved.mode, base=base, calibrated=calibrated,
         measurements=tuple(measured), fit_cases=tuple(fit_cases), fit=fit, model_runs=comparisons,
         collectives=tuple(_predict_collectives(checked, calibrated)),
         catalog_differences=saved.catalog_differences, interrupted=saved.interrupted, clock=saved.clock,
-        elapsed_s=elapsed_s, notes=saved.notes, saved=saved, refit_of=refit_of, host=fit_host(saved.host_rows),
+        elapsed_s=elapsed_s, notes=saved.notes, saved=saved, refit_of=refit_of, host=host,
+        runtime_profiles=profiles, modes=modes,
     )  # fmt: skip
 
 

@@ -52,7 +52,8 @@ def _header(data: dict[str, Any], runtime_id: str, date: str, by: str) -> dict[s
     return data
 
 
-def eager_profile(fit: HostFit, device_kind: str, date: str, by: str) -> dict[str, Any] | None:
+def eager_profile(fit: HostFit, device_kind: str, date: str, by: str, moe_kernels: str | None = None,
+                  torch_version: str = "") -> dict[str, Any] | None:  # fmt: skip
     """torch-eager with this host's measured dispatch cost and calls per operator."""
     packaged = _packaged(EAGER)
     if packaged is None or not math.isfinite(fit.kernel_dispatch_s):
@@ -60,20 +61,28 @@ def eager_profile(fit: HostFit, device_kind: str, date: str, by: str) -> dict[st
     data = _header(packaged, EAGER, date, by)
     host = dict(data.get("host") or {})
     calls = dict(host.get("calls_per_op") or {})
-    for model in sorted(fit.host_op_s, key=lambda m: m in fit.kernels and "-e" in m):  # dense first
+    measured: set[str] = set()
+    for model in fit.host_op_s:  # in run order: the dense model first; the MoE run adds its own operators
         for op, weighted in fit.calls_per_op(model).items():
+            if op in measured:
+                continue
             kernels = fit.kernels.get(model, {}).get(op, (calls.get(op) or {}).get("kernels", 1))
-            calls.setdefault(op, {"calls": round(weighted, 2), "kernels": kernels})
+            calls[op] = {"calls": round(weighted, 2), "kernels": kernels}
+            measured.add(op)
     host |= {"dispatch_per_call": _us(fit.kernel_dispatch_s), "launch_per_kernel": "0 us",
              "overlaps_device": device_kind == "cuda", "reference_cpu": None, "calls_per_op": calls,
              "source": f"measured by `roofline calibrate` ({by}): dispatch_per_call = slope of an x.add_(1) "
                        "loop (calibration/host.py eager_loop); calls_per_op = host time of each operator of a "
-                       "traced eager decode step (host_op) over that unit, kernels counted by a TorchDispatchMode"}  # fmt: skip
+                       "traced eager decode step (host_op) over that unit, kernels by a TorchDispatchMode"}  # fmt: skip
     data["host"] = host
+    if moe_kernels:
+        data["moe_kernels"] = moe_kernels  # the MoE kernels the calibration's decoder ran
+    if torch_version:
+        data["version"] = f"torch {torch_version}"
     return data
 
 
-def graph_profile(fit: HostFit, date: str, by: str) -> dict[str, Any] | None:
+def graph_profile(fit: HostFit, date: str, by: str, torch_version: str = "") -> dict[str, Any] | None:
     """torch-cuda-graph with this host's measured graph launch and loop time (CUDA runs only)."""
     packaged = _packaged(GRAPH)
     launch = fit.decode_graph_launch_s if math.isfinite(fit.decode_graph_launch_s) else fit.graph_launch_s
@@ -90,18 +99,22 @@ def graph_profile(fit: HostFit, date: str, by: str) -> dict[str, Any] | None:
     data["host"] = host
     if math.isfinite(fit.decode_graph_loop_s):
         data["step_overhead"] = _us(fit.decode_graph_loop_s)
+    if torch_version:
+        data["version"] = f"torch {torch_version} (captured with torch.cuda.graph, not torch.compile)"
     return data
 
 
-def runtime_profiles(fit: HostFit | None, device_kind: str, date: str, by: str) -> dict[str, dict[str, Any]]:
-    """File name -> profile data of the calibrated runtime profiles this run supports."""
+def runtime_profiles(fit: HostFit | None, device: Any, date: str, by: str,
+                     moe_kernels: str | None = None) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """File name -> profile data of the calibrated runtime profiles this run supports (`device`:
+    the DeviceInfo; `moe_kernels`: the variant its MoE run ran)."""
     if fit is None:
         return {}
     out = {}
-    eager = eager_profile(fit, device_kind, date, by)
+    eager = eager_profile(fit, device.kind, date, by, moe_kernels, device.torch_version)
     if eager is not None:
         out[f"{EAGER}-calibrated.yaml"] = eager
-    graph = graph_profile(fit, date, by) if device_kind == "cuda" else None
+    graph = graph_profile(fit, date, by, device.torch_version) if device.kind == "cuda" else None
     if graph is not None:
         out[f"{GRAPH}-calibrated.yaml"] = graph
     return out
@@ -148,3 +161,41 @@ class ModeComparison:
 
 def with_runtime(scenario: Any, runtime: Any) -> Any:
     return replace(scenario, runtime=runtime)
+
+
+def _predict(run: Any, cluster: Any, runtime: Any) -> tuple[float, float]:
+    """(TTFT of the batch, TPOT) of a model-level run with `runtime` (None: device time only)."""
+    from roofline.simulator import estimate
+
+    result = estimate(run.spec.workload, cluster, with_runtime(run.spec.scenario, runtime))
+    return result.ttft_batch_s, result.tpot_s
+
+
+def mode_comparisons(
+    runs: Any, cluster_of: Any, host: HostFit | None, profiles: dict[str, dict[str, Any]]
+) -> list[ModeComparison]:
+    """Each model-level run in each launch mode it was measured in: eager (prefill and decode, every
+    run) and CUDA graph (the decode step replayed as a graph), predicted with the packaged profile
+    and with the calibrated one (nan when this run calibrated none)."""
+    from roofline.calibration.saved import dims_text, model_dims
+    from roofline.simulator.serving.engine_config import load_engine
+
+    calibrated = {name.removesuffix("-calibrated.yaml"): engine(data) for name, data in profiles.items()}
+    out = []
+    for run in runs:
+        cluster = cluster_of()
+        device_ttft, device_tpot = _predict(run, cluster, None)
+        measured = {EAGER: [("prefill (TTFT)", run.measured_ttft_s, device_ttft),
+                            ("decode step (TPOT)", run.measured_tpot_s, device_tpot)]}  # fmt: skip
+        graph_s = (host.decode_graph_s if host else {}).get(dims_text(model_dims(run.spec)))
+        if graph_s is not None:
+            measured[GRAPH] = [("decode step (TPOT)", graph_s, device_tpot)]
+        for runtime_id, phases in measured.items():
+            before = _predict(run, cluster, load_engine(runtime_id))
+            after = _predict(run, cluster, calibrated[runtime_id]) if runtime_id in calibrated else (math.nan,) * 2
+            for phase, measured_s, device_s in phases:
+                pick = 0 if phase.startswith("prefill") else 1
+                mode = "eager" if runtime_id == EAGER else "cuda_graph"
+                out.append(ModeComparison(run.spec.workload.id, mode, phase, measured_s, device_s, before[pick],
+                                          after[pick]))  # fmt: skip
+    return out

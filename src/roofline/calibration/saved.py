@@ -86,7 +86,7 @@ def model_dims(spec: ModelRunSpec) -> list[tuple[str, Any]]:
     """The parameters that rebuild a model-level run's spec (reduced_workload of the catalog model)."""
     w, base = spec.workload, get_autoregressive(spec.base_id)
     divisor = max(1, getattr(base, "hidden_size", w.hidden_size) // w.hidden_size)
-    experts = [("experts", w.num_experts)] if isinstance(w, MoETransformer) else []
+    experts = [("experts", w.num_experts), ("moe_kernels", spec.moe_kernels)] if isinstance(w, MoETransformer) else []
     return [("model", spec.base_id), ("layers", w.num_hidden_layers), ("width_divisor", divisor),
             ("vocab", w.vocab_size), *experts, ("batch", spec.batch), ("isl", spec.isl), ("osl", spec.osl)]  # fmt: skip
 
@@ -176,7 +176,7 @@ def model_spec(dims: Mapping[str, str], dtype: str, where: str) -> ModelRunSpec:
                                 vocab if vocab < getattr(base, "vocab_size", vocab + 1) else None,
                                 experts)  # fmt: skip
     return ModelRunSpec(workload, _int(dims, "batch", where), _int(dims, "isl", where), _int(dims, "osl", where),
-                        DType(dtype), base_id)  # fmt: skip
+                        DType(dtype), base_id, dims.get("moe_kernels", "torch_grouped_mm"))  # fmt: skip
 
 
 _REDUCED = re.compile(  # ModelRunSpec.describe()
@@ -230,6 +230,8 @@ def read_rows(path: Path, legacy: bool) -> tuple[list[Measurement], list[ModelRu
             models.append((row, legacy_model_dims(row, where) if legacy else parse_dims(row.get("dims") or "")))
         elif family == "host":
             host.append(row)
+        elif family == "runtime":  # report.csv: predictions with a runtime profile, not measurements of their own
+            continue
         elif family:
             dims = parse_dims(row.get("name" if legacy else "dims") or "")
             case = bench_case(family, row.get("variant") or "", row.get("dtype") or "", dims, where)

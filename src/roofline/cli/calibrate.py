@@ -59,6 +59,15 @@ def _summary_tables(result: Any, paths: dict[str, Path]) -> list[Table]:
                 runs.add_row(f"{r.spec.workload.id} {phase}", format_time(measured), pct(before / measured - 1),
                              pct(after / measured - 1))  # fmt: skip
         tables.append(runs)
+    if result.modes:
+        modes = Table(title="Model-level runs with host time: packaged -> calibrated runtime profile",
+                      title_justify="left")  # fmt: skip
+        for column in ("run", "mode", "phase", "measured", "device only", "packaged", "calibrated"):
+            modes.add_column(column, justify="left" if column in ("run", "mode", "phase") else "right")
+        for m in result.modes:
+            modes.add_row(m.model, m.mode, m.phase, format_time(m.measured_s), pct(m.error(m.device_only_s)),
+                          pct(m.error(m.before_s)), pct(m.error(m.after_s)))  # fmt: skip
+        tables.append(modes)
     files = Table(title="Written", title_justify="left", show_header=False)
     files.add_column("what")
     files.add_column("path")
