@@ -258,8 +258,22 @@ def modes_markdown(result: CalibrationResult) -> list[str]:
              "= the fitted kernels without a runtime.", ""]  # fmt: skip
     rows = [(m.model, m.mode, m.phase, format_time(m.measured_s), pct(m.error(m.device_only_s)),
              pct(m.error(m.before_s)), pct(m.error(m.after_s))) for m in result.modes]  # fmt: skip
-    return lines + _md_table(("run", "mode", "phase", "measured", "device only", "packaged profile",
-                              "calibrated profile"), rows)  # fmt: skip
+    lines += _md_table(("run", "mode", "phase", "measured", "device only", "packaged profile",
+                        "calibrated profile"), rows)  # fmt: skip
+    return lines + [f"\n{note}" for note in _fitted_notes({m.mode for m in result.modes})]
+
+
+def _fitted_notes(modes: set[str]) -> list[str]:
+    """A packaged profile fitted on measurement rows says so: on its own row it matches by construction."""
+    from roofline.simulator.serving.engine_config import load_engine
+
+    notes = []
+    for mode in sorted(modes):
+        fitted = load_engine(_runtime_id(mode)).fitted_on
+        if fitted:
+            notes.append(f"The packaged `{_runtime_id(mode)}` has constants fitted on measured rows "
+                         f"(`fitted_on`: {fitted}); on those rows its error is not a check.")  # fmt: skip
+    return notes
 
 
 def _op_cell(fit: HostFit, model: str, op: str) -> str:
