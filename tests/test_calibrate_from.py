@@ -91,3 +91,12 @@ def test_families_of_the_saved_run_are_the_fitted_ones() -> None:
     saved = read_run(H200 / "2026-12-04")
     assert {m.case.family for m in saved.measurements} == {Family.MATMUL, Family.COPY, Family.READ,
                                                            Family.ELEMENTWISE, Family.ATTENTION}  # fmt: skip
+
+
+def test_refit_needs_no_torch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails
+    result = runner.invoke(app, ["calibrate", "--from", str(H200 / "2026-12-04"), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "report.md").read_text().count("refit the measurements") == 1

@@ -94,14 +94,19 @@ def calibrate(
     hardware: str | None = None, threads: int | None = None, model: str = "llama-3.1-8b", model_runs: bool = True,
     memory_fraction: float | None = None, passes: int | None = None, force: bool = False,
     progress: Progress | None = None, kernel_table: str | os.PathLike[str] | None = None, host_costs: bool = True,
-    moe_model: str | None = "qwen3-30b-a3b",
+    moe_model: str | None = "qwen3-30b-a3b", from_dir: str | os.PathLike[str] | None = None,
 ) -> CalibrationReport | KernelTableReport:  # fmt: skip
     """Measure the device with PyTorch and fit the efficiencies (`roofline calibrate`); with `output`
     (a directory) also write `<hardware>-calibrated.yaml`, report.md, report.csv and the plot, never
     over earlier outputs without `force`. `kernel_table`: also fit GEMM curves from a measured
     table (calibrate_kernel_table) into the calibrated profile; with device="none", only that
     (no PyTorch needed). `host_costs`: also time eager dispatch, CUDA-graph replay and the kernels
-    per operator (calibration.host); `moe_model`: the MoE model-level run (None: none)."""
+    per operator (calibration.host); `moe_model`: the MoE model-level run (None: none).
+    `from_dir`: refit that saved run instead of measuring (`refit`; no device, no PyTorch)."""
+    if from_dir is not None:
+        if output is None:
+            raise RooflineError("--from needs --out DIR for the refit's files")
+        return refit(from_dir, output, force=force)
     if device == "none":
         if kernel_table is None:
             raise RooflineError("--device none measures nothing; give --kernel-table FILE to fit from a table")

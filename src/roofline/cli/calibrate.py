@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from roofline.api import calibrate
-from roofline.api.calibration import CalibrationReport, refit
+from roofline.api.calibration import CalibrationReport
 from roofline.calibration import require_torch
 from roofline.cli.common import OutputFormat, emit, text_format_option
 from roofline.reports.formats import to_csv, to_json
@@ -133,14 +133,16 @@ def calibrate_command(
         "to fit GEMM efficiency curves from, into the calibrated profile; with --device none only that (no PyTorch)"
     ),
     from_dir: Path | None = typer.Option(
-        None, "--from", help="refit a saved run (a calibrate output directory) with this version's cost model: "
-        "no device, no PyTorch"
+        None, "--from-dir", "--from", help="refit a saved run (a calibrate output directory) with this version's "
+        "cost model: no device, no PyTorch"
     ),
     fmt: OutputFormat = text_format_option(help="table (summary tables) or json (the report's document)"),
 ) -> None:  # fmt: skip
     """Measure the device with PyTorch, compare with the cost model, write DIR/<hardware>-calibrated.yaml."""
     if from_dir is not None:
-        _print_report(refit(from_dir, output, force=force), fmt)
+        refitted = calibrate(output, force=force, from_dir=from_dir)
+        assert isinstance(refitted, CalibrationReport)
+        _print_report(refitted, fmt)
         return
     if device == "none":
         _print_table_report(calibrate(output, device=device, force=force, kernel_table=kernel_table), fmt)
