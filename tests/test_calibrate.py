@@ -517,7 +517,7 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[float]]:
     def fake_collectives(cases: list[BenchCase], world: int, policy: Any) -> list[bench.Measurement]:
         return [bench.Measurement(c, Timing((1e-4 + c.dim("bytes") / 50e9,) * 3, 1)) for c in cases]
 
-    def fake_host(torch: Any, target: str, models: Any, repetitions: int) -> list[dict[str, Any]]:
+    def fake_host(torch: Any, target: str, models: Any, repetitions: int, notes: Any) -> list[dict[str, Any]]:
         """Host loops of a GPU host: 6 us per eager dispatch, a graph replay of 3 us + 1.5 us per kernel."""
         from roofline.calibration.host import row
 
@@ -583,8 +583,16 @@ def test_calibrate_json_is_the_apis_to_dict(fake_gpu: tuple[Any, list[float]], t
     printed, returned = json.loads(result.stdout), json.loads(report.to_json())
     for document in (printed, returned):
         document.pop("elapsed_s")  # the wall time of each run
-        assert set(document.pop("files")) == {"profile", "report", "csv", "plot", "measurements", "run",
-                                              "torch-eager-calibrated", "torch-cuda-graph-calibrated"}
+        assert set(document.pop("files")) == {
+            "profile",
+            "report",
+            "csv",
+            "plot",
+            "measurements",
+            "run",
+            "torch-eager-calibrated",
+            "torch-cuda-graph-calibrated",
+        }
     assert printed == returned
     assert returned["hardware"] == "h100-pcie" and returned["errors"]
     assert report.calibrated.id == "h100-pcie-calibrated" and len(report.to_frame()) == len(report.records())

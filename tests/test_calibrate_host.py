@@ -85,3 +85,21 @@ def test_moe_experts_grouped_gemm_equals_the_loop_and_counts_kernels() -> None:
     assert counts["rope"] == 10
     assert counts["router"] == 1 and counts["expert_up"] >= 1 and counts["lm_head"] == 1
     assert "gate_up_proj" not in counts  # every layer MoE
+
+
+def test_a_refused_host_measurement_is_skipped_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One host measurement the build refuses (here the kernel count) leaves the others and a note."""
+    torch = pytest.importorskip("torch")
+    from roofline.calibration import host
+    from roofline.calibration.model_run import TorchDecoder
+    from roofline.calibration.runner import measure_host
+
+    def refuse(*args: Any) -> list[dict[str, Any]]:
+        raise RuntimeError("not on this build\nsecond line")
+
+    monkeypatch.setattr(host, "count_rows", refuse)
+    model = TorchDecoder(torch, _spec("llama-3.1-8b"), "cpu", torch.float32)
+    notes: list[str] = []
+    rows = measure_host(torch, "cpu", [model], 1, notes)
+    assert notes == ["host costs: kernel count of llama-3.1-8b-2l-w8 skipped: not on this build"]
+    assert {r["variant"] for r in rows} == {"eager_loop", "view_loop", "host_op"}

@@ -286,7 +286,8 @@ def graph_decode_rows(torch: Any, model: Any, repetitions: int, model_dims: str)
             runs.append(steps)
     per_step = [statistics.median(column) for column in zip(*runs, strict=True)]
     return [row("decode_graph", model_dims, statistics.fmean(per_step), per_step, 1,
-                "decode step replayed as one CUDA graph (attention over the whole cache, masked)"),
+                "decode step replayed as one CUDA graph (attention over the whole cache under a mask: SDPA "
+                "picks a kernel that takes one)"),
             row("decode_graph_launch", model_dims, statistics.median(launches), launches, 1,
                 "host time of the decode graph's replay() call"),
             row("decode_graph_loop", model_dims, statistics.median(loops), loops, 1,

@@ -247,18 +247,24 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
             measured += run_collectives(collectives, device.device_count, policy)
         target = "cuda" if device.kind == "cuda" else "cpu"
         repetitions = 5 if options.full else 3
-        models = []
+        models: list[TorchDecoder] = []
         for spec in specs:
             work.step(f"model run: {spec.workload.id}")
-            models.append(TorchDecoder(torch, spec, target, torch_dtype(torch, spec.dtype)))
-            if models[-1].moe and not models[-1].grouped_mm:  # the experts run as a loop of mm
-                spec = models[-1].spec = replace(spec, moe_kernels=CPU_MOE_KERNELS)
-            runs.append(run_model(torch, spec, target, models[-1].dtype, repetitions, runner.clock, models[-1]))
-            if not options.host_costs:
-                models.pop()  # frees it
+            try:
+                model = TorchDecoder(torch, spec, target, torch_dtype(torch, spec.dtype))
+                if model.moe and not model.grouped_mm:  # the experts run as a loop of mm
+                    spec = model.spec = replace(spec, moe_kernels=CPU_MOE_KERNELS)
+                runs.append(run_model(torch, spec, target, model.dtype, repetitions, runner.clock, model))
+            except (RuntimeError, TypeError, ValueError, NotImplementedError) as exc:
+                if spec is specs[0]:
+                    raise
+                notes.append(f"model run {spec.workload.id} failed: {_first_line(exc)}")
+                continue
+            if options.host_costs:
+                models.append(model)
         if options.host_costs:
             work.step("host costs: dispatch loops, CUDA graphs, kernels per operator")
-            host_rows += measure_host(torch, target, models, repetitions)
+            host_rows += measure_host(torch, target, models, repetitions, notes)
     except KeyboardInterrupt:
         work.interrupted = True
         measured = list(best.values()) + [m for m in measured if m.case.op.collective is not None]
@@ -298,25 +304,40 @@ def _model_specs(options: CalibrationOptions, device_kind: str) -> list[ModelRun
     return specs
 
 
-def measure_host(torch: Any, target: str, models: Sequence[TorchDecoder], repetitions: int) -> list[dict[str, Any]]:
+def measure_host(torch: Any, target: str, models: Sequence[TorchDecoder], repetitions: int,
+                 notes: list[str]) -> list[dict[str, Any]]:  # fmt: skip
     """The host-cost rows (calibration.host): dispatch loops; on CUDA graph replays; kernels per
-    operator of each model's eager decode step; on CUDA the dense model's decode as a CUDA graph
-    (the MoE step syncs on the expert counts, so it is not captured)."""
+    operator and host time per operator of each model's eager decode step; on CUDA the dense
+    model's decode as a CUDA graph (the MoE step syncs on the expert counts, so it is not
+    captured). A measurement this build or device refuses is skipped with a note."""
     from roofline.calibration import host
     from roofline.calibration.saved import dims_text, model_dims
 
     plan = host.plan_for(target)
-    rows = host.loop_rows(torch, target, plan)
+    steps: list[tuple[str, Callable[[], list[dict[str, Any]]]]] = [
+        ("dispatch loops", partial(host.loop_rows, torch, target, plan))
+    ]
     if target == "cuda":
-        rows += host.graph_rows(torch, plan)
+        steps.append(("CUDA-graph replay of tiny kernels", partial(host.graph_rows, torch, plan)))
     for model in models:
-        rows += host.count_rows(torch, model, target)
-        rows += host.trace_rows(torch, model.spec, target, model.dtype)
+        steps.append((f"kernel count of {model.spec.workload.id}", partial(host.count_rows, torch, model, target)))
+        steps.append((f"host trace of {model.spec.workload.id}",
+                      partial(host.trace_rows, torch, model.spec, target, model.dtype)))  # fmt: skip
     dense = [m for m in models if not m.moe]
     if target == "cuda" and dense:
-        model = dense[0]
-        rows += host.graph_decode_rows(torch, model, repetitions, dims_text(model_dims(model.spec)))
+        model, dims = dense[0], dims_text(model_dims(dense[0].spec))
+        steps.append(("decode as a CUDA graph", partial(host.graph_decode_rows, torch, model, repetitions, dims)))
+    rows: list[dict[str, Any]] = []
+    for what, measure in steps:
+        try:
+            rows += measure()
+        except (RuntimeError, TypeError, ValueError, NotImplementedError, AttributeError) as exc:
+            notes.append(f"host costs: {what} skipped: {_first_line(exc)}")
     return rows
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:160]
 
 
 def base_profile(saved: SavedRun) -> Accelerator:
