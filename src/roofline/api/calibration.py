@@ -3,6 +3,7 @@ efficiencies, and (with `output`) write the calibrated profile, reports and plot
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,16 @@ Progress = Callable[[str, int, int], None]  # (what, done, total)
 
 def _summary(s: Any) -> dict[str, Any]:
     return {"count": s.count, "median_abs": s.median_abs, "mean_abs": s.mean_abs, "max_abs": s.max_abs}
+
+
+def _host_dict(fit: Any) -> dict[str, Any] | None:
+    if fit is None:
+        return None
+    return {"dispatch_per_kernel_s": fit.dispatch_per_kernel_s, "kernel_dispatch_s": fit.kernel_dispatch_s,
+            "view_dispatch_s": fit.view_dispatch_s, "views_per_kernel": fit.views_per_kernel,
+            "graph_launch_s": fit.graph_launch_s, "graph_kernel_gap_s": fit.graph_kernel_gap_s,
+            "kernels_per_op": fit.kernels, "views_per_op": fit.views, "profiled_kernels": fit.profiled,
+            "decode_graph_s": fit.decode_graph_s}  # fmt: skip
 
 
 @dataclass(frozen=True, repr=False)
@@ -51,6 +62,10 @@ class CalibrationReport(Result):
                             "measured_tpot_s": c.run.measured_tpot_s, "ttft_before_s": c.ttft_before_s,
                             "ttft_after_s": c.ttft_after_s, "tpot_before_s": c.tpot_before_s,
                             "tpot_after_s": c.tpot_after_s} for c in r.model_runs],
+            "host": _host_dict(r.host),
+            "modes": [{"model": m.model, "mode": m.mode, "phase": m.phase, "measured_s": m.measured_s,
+                       "device_only_s": m.device_only_s, "packaged_s": m.before_s, "calibrated_s": m.after_s}
+                      for m in r.modes],  # fmt: skip
             "catalog_differences": list(r.catalog_differences), "notes": list(r.notes),
             "files": {k: str(p) for k, p in self.paths.items()},
         }  # fmt: skip
@@ -78,13 +93,20 @@ def calibrate(
     output: str | os.PathLike[str] | None = None, *, device: str = "auto", quick: bool = True,
     hardware: str | None = None, threads: int | None = None, model: str = "llama-3.1-8b", model_runs: bool = True,
     memory_fraction: float | None = None, passes: int | None = None, force: bool = False,
-    progress: Progress | None = None, kernel_table: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None, kernel_table: str | os.PathLike[str] | None = None, host_costs: bool = True,
+    moe_model: str | None = "qwen3-30b-a3b", from_dir: str | os.PathLike[str] | None = None,
 ) -> CalibrationReport | KernelTableReport:  # fmt: skip
     """Measure the device with PyTorch and fit the efficiencies (`roofline calibrate`); with `output`
     (a directory) also write `<hardware>-calibrated.yaml`, report.md, report.csv and the plot, never
     over earlier outputs without `force`. `kernel_table`: also fit GEMM curves from a measured
     table (calibrate_kernel_table) into the calibrated profile; with device="none", only that
-    (no PyTorch needed)."""
+    (no PyTorch needed). `host_costs`: also time eager dispatch, CUDA-graph replay and the kernels
+    per operator (calibration.host); `moe_model`: the MoE model-level run (None: none).
+    `from_dir`: refit that saved run instead of measuring (`refit`; no device, no PyTorch)."""
+    if from_dir is not None:
+        if output is None:
+            raise RooflineError("--from needs --out DIR for the refit's files")
+        return refit(from_dir, output, force=force)
     if device == "none":
         if kernel_table is None:
             raise RooflineError("--device none measures nothing; give --kernel-table FILE to fit from a table")
@@ -92,19 +114,21 @@ def calibrate(
     require_torch()
     from roofline.calibration.report import PLOT_PNG, REPORT_CSV, REPORT_MD, check_outputs, profile_filename
     from roofline.calibration.runner import CalibrationOptions, run_calibration
+    from roofline.calibration.saved import MEASUREMENTS_CSV, RUN_JSON
 
     out = Path(output) if output is not None else None
     known = [f"{hardware or 'host'}-calibrated.yaml"] if hardware or device == "cpu" else []
     if out is not None:
-        check_outputs(out, force, [REPORT_MD, REPORT_CSV, PLOT_PNG, *known])
+        check_outputs(out, force, [REPORT_MD, REPORT_CSV, PLOT_PNG, MEASUREMENTS_CSV, RUN_JSON, *known])
     if passes is not None and passes < 1:
         raise RooflineError(f"--passes must be at least 1, got {passes}")
     options = CalibrationOptions(device=device, full=not quick, hardware=hardware, threads=threads, model=model,
-                                 memory_fraction=memory_fraction, model_runs=model_runs, passes=passes)  # fmt: skip
+                                 memory_fraction=memory_fraction, model_runs=model_runs, passes=passes,
+                                 host_costs=host_costs, moe_model=moe_model)  # fmt: skip
     result = run_calibration(options, progress)
     if out is None:
         return CalibrationReport(result)
-    check_outputs(out, force, [profile_filename(result)])
+    check_outputs(out, force, [profile_filename(result), *result.runtime_profiles])
     paths = write_calibration(result, out)
     if kernel_table is not None:
         table = calibrate_kernel_table(kernel_table, out, force=force, profiles={result.hardware_id: paths["profile"]})
@@ -113,12 +137,42 @@ def calibrate(
 
 
 def write_calibration(result: CalibrationResult, output: Path) -> dict[str, Path]:
+    """The profile, report.md/csv, the raw measurements (measurements.csv, run.json) and the plot
+    (when matplotlib is installed)."""
     from roofline.calibration.report import write_outputs
-    from roofline.reports.calibration_plot import write_calibration_plot
+    from roofline.calibration.saved import write_run
 
     paths = write_outputs(result, output)
+    if result.saved is not None:
+        paths.update(write_run(result.saved, output))
+    try:
+        from roofline.reports.calibration_plot import write_calibration_plot
+    except ImportError:  # matplotlib missing: no plot
+        del paths["plot"]
+        return paths
     write_calibration_plot(result, paths["plot"])
     return paths
+
+
+def refit(run_dir: str | os.PathLike[str], output: str | os.PathLike[str], *, force: bool = False) -> CalibrationReport:
+    """Refit a saved calibration run (`roofline calibrate --from DIR`) with today's cost model, no
+    device or PyTorch needed: the measurements of DIR (measurements.csv, or the names in report.csv
+    of an older run), the fit, the model-level runs predicted again; the same files as `calibrate`
+    written into `output`, never over earlier outputs without `force`."""
+    import time
+
+    from roofline.calibration.report import PLOT_PNG, REPORT_CSV, REPORT_MD, check_outputs, profile_filename
+    from roofline.calibration.runner import analyse
+    from roofline.calibration.saved import MEASUREMENTS_CSV, RUN_JSON, read_run
+
+    started = time.perf_counter()
+    saved = read_run(run_dir)
+    out = Path(output)
+    result = analyse(saved, 0.0, refit_of=str(run_dir))
+    check_outputs(out, force, [REPORT_MD, REPORT_CSV, PLOT_PNG, MEASUREMENTS_CSV, RUN_JSON, profile_filename(result),
+                               *result.runtime_profiles])  # fmt: skip
+    result = dataclasses.replace(result, elapsed_s=time.perf_counter() - started)
+    return CalibrationReport(result, write_calibration(result, out))
 
 
 @dataclass(frozen=True, repr=False)

@@ -14,8 +14,10 @@ from typing import Any
 
 from roofline.calibration.cases import FITTED_FAMILIES, Family
 from roofline.calibration.fit import ErrorSummary
+from roofline.calibration.host import HostFit
 from roofline.calibration.profile import to_yaml
 from roofline.calibration.runner import CalibrationResult
+from roofline.calibration.runtime_profiles import write_profiles
 from roofline.errors import RooflineError
 from roofline.hardware_specs.schema import EfficiencySpec
 from roofline.units import format_time
@@ -81,7 +83,17 @@ def case_rows(result: CalibrationResult) -> list[dict[str, Any]]:
                          "name": f"{spec.workload.id} {phase} batch={spec.batch} isl={spec.isl} osl={spec.osl}",
                          "role": "checked", "measured_s": measured, "flops": math.nan, "bytes": math.nan,
                          "note": spec.describe(), **_errors(before, after, measured)})  # fmt: skip
+    for mode in result.modes:
+        rows.append({"family": "runtime", "variant": f"{mode.phase}, {mode.mode}", "dtype": "",
+                     "name": f"{mode.model} {mode.phase} {mode.mode}", "role": "checked",
+                     "measured_s": mode.measured_s, "flops": math.nan, "bytes": math.nan,
+                     "note": f"before: packaged {_runtime_id(mode.mode)}; after: {_runtime_id(mode.mode)}-calibrated",
+                     **_errors(mode.before_s, mode.after_s, mode.measured_s)})  # fmt: skip
     return rows
+
+
+def _runtime_id(mode: str) -> str:
+    return "torch-eager" if mode == "eager" else "torch-cuda-graph"
 
 
 def _errors(before: float, after: float, measured: float) -> dict[str, float]:
@@ -162,9 +174,15 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
 def markdown(result: CalibrationResult, paths: dict[str, Path]) -> str:
     d, fit = result.device, result.fit
     lines = [f"# Calibration of {d.name} ({result.date})", ""]
-    lines += [f"`roofline calibrate --device {d.kind} --{result.mode}` wrote `{paths['profile'].name}` "
-              f"(accelerator id `{result.calibrated.id}`) in {result.elapsed_s:.0f} s. Use it with "
-              f"`roofline estimate --hardware {paths['profile']} ...`.", ""]  # fmt: skip
+    if result.refit_of:
+        lines += [f"`roofline calibrate --from {result.refit_of}` refit the measurements of a `roofline calibrate "
+                  f"--device {d.kind} --{result.mode}` run of {result.date} with this version's cost model (no "
+                  f"device) and wrote `{paths['profile'].name}` (accelerator id `{result.calibrated.id}`). Use it "
+                  f"with `roofline estimate --hardware {paths['profile']} ...`.", ""]  # fmt: skip
+    else:
+        lines += [f"`roofline calibrate --device {d.kind} --{result.mode}` wrote `{paths['profile'].name}` "
+                  f"(accelerator id `{result.calibrated.id}`) in {result.elapsed_s:.0f} s. Use it with "
+                  f"`roofline estimate --hardware {paths['profile']} ...`.", ""]  # fmt: skip
     if result.interrupted:
         lines += ["**Interrupted**: the fit and the tables use only what was measured before Ctrl-C.", ""]
     identity = d.identity() + [("timing", f"{result.clock}; median of repetitions, {result.mode} grid")]
@@ -196,14 +214,17 @@ def markdown(result: CalibrationResult, paths: dict[str, Path]) -> str:
         rows = []
         for run in result.model_runs:
             r = run.run
-            rows.append(("prefill (TTFT)", format_time(r.measured_ttft_s), format_time(run.ttft_before_s),
-                         pct(run.ttft_before_s / r.measured_ttft_s - 1), format_time(run.ttft_after_s),
-                         pct(run.ttft_after_s / r.measured_ttft_s - 1)))  # fmt: skip
-            rows.append(("decode step (TPOT)", format_time(r.measured_tpot_s), format_time(run.tpot_before_s),
-                         pct(run.tpot_before_s / r.measured_tpot_s - 1), format_time(run.tpot_after_s),
-                         pct(run.tpot_after_s / r.measured_tpot_s - 1)))  # fmt: skip
-            lines += [f"{r.spec.describe()}.", ""]
-        lines += _md_table(("phase", "measured", "predicted before", "error", "predicted after", "error"), rows)
+            rows.append((r.spec.workload.id, "prefill (TTFT)", format_time(r.measured_ttft_s),
+                         format_time(run.ttft_before_s), pct(run.ttft_before_s / r.measured_ttft_s - 1),
+                         format_time(run.ttft_after_s), pct(run.ttft_after_s / r.measured_ttft_s - 1)))  # fmt: skip
+            rows.append((r.spec.workload.id, "decode step (TPOT)", format_time(r.measured_tpot_s),
+                         format_time(run.tpot_before_s), pct(run.tpot_before_s / r.measured_tpot_s - 1),
+                         format_time(run.tpot_after_s), pct(run.tpot_after_s / r.measured_tpot_s - 1)))  # fmt: skip
+            lines += [f"- `{r.spec.workload.id}`: {r.spec.describe()}."]
+        lines += [""]
+        lines += _md_table(("run", "phase", "measured", "predicted before", "error", "predicted after", "error"),
+                           rows)  # fmt: skip
+    lines += host_markdown(result)
     if result.collectives:
         lines += ["", "## Collectives (not fitted)", ""]
         comm_rows = [(c.measurement.case.name, format_time(c.measurement.time_s), format_time(c.predicted_s),
@@ -218,8 +239,81 @@ def markdown(result: CalibrationResult, paths: dict[str, Path]) -> str:
     if result.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result.notes]
     lines += ["", f"Files: `{paths['profile'].name}`, `{paths['csv'].name}` (every row with predicted and measured "
-              f"seconds), `{paths['plot'].name}`.", ""]  # fmt: skip
+              f"seconds), `{paths['plot'].name}`; the raw measurements in `measurements.csv` and `run.json` "
+              "(`roofline calibrate --from DIR` refits from them).", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _us(seconds: float) -> str:
+    return "n/a" if not math.isfinite(seconds) else f"{seconds * 1e6:.3g} us"
+
+
+def modes_markdown(result: CalibrationResult) -> list[str]:
+    """The model-level runs per launch mode with the runtime's host time: packaged vs calibrated profile."""
+    if not result.modes:
+        return []
+    lines = ["", "## Model-level runs with host time, per launch mode", "",
+             "Predicted with `--runtime torch-eager` / `torch-cuda-graph` as packaged, then with this run's "
+             "calibrated profiles (`torch-eager-calibrated.yaml`, `torch-cuda-graph-calibrated.yaml`); device only "
+             "= the fitted kernels without a runtime.", ""]  # fmt: skip
+    rows = [(m.model, m.mode, m.phase, format_time(m.measured_s), pct(m.error(m.device_only_s)),
+             pct(m.error(m.before_s)), pct(m.error(m.after_s))) for m in result.modes]  # fmt: skip
+    lines += _md_table(("run", "mode", "phase", "measured", "device only", "packaged profile",
+                        "calibrated profile"), rows)  # fmt: skip
+    return lines + [f"\n{note}" for note in _fitted_notes({m.mode for m in result.modes})]
+
+
+def _fitted_notes(modes: set[str]) -> list[str]:
+    """A packaged profile fitted on measurement rows says so: on its own row it matches by construction."""
+    from roofline.simulator.serving.engine_config import load_engine
+
+    notes = []
+    for mode in sorted(modes):
+        fitted = load_engine(_runtime_id(mode)).fitted_on
+        if fitted:
+            notes.append(f"The packaged `{_runtime_id(mode)}` has constants fitted on measured rows "
+                         f"(`fitted_on`: {fitted}); on those rows its error is not a check.")  # fmt: skip
+    return notes
+
+
+def _op_cell(fit: HostFit, model: str, op: str) -> str:
+    calls = fit.calls_per_op(model).get(op, math.nan)
+    return f"{fit.kernels[model].get(op, 0)} / {fit.views.get(model, {}).get(op, 0)} / {calls:.2f}"
+
+
+def host_markdown(result: CalibrationResult) -> list[str]:
+    """The host costs (calibration.host): dispatch, CUDA-graph replay, kernels per operator."""
+    fit = result.host
+    if fit is None:
+        return modes_markdown(result)
+    lines = modes_markdown(result) + ["", "## Host costs", ""]
+    rows = [("eager: **dispatch_per_call** = one x.add_(1) (loop, slope over N)", _us(fit.kernel_dispatch_s)),
+            ("eager: dispatch of one view op (slice / transpose loop)", _us(fit.view_dispatch_s)),
+            ("eager decode step: view ops per kernel", f"{fit.views_per_kernel:.2f}"),
+            ("CUDA graph: launch of a graph of tiny kernels (host time of replay())", _us(fit.graph_launch_s)),
+            ("CUDA graph: **graph_launch** of the decode step's graph (host time of replay())",
+             _us(fit.decode_graph_launch_s)),
+            ("CUDA graph: the loop around a replay (position fill_, token copy_)", _us(fit.decode_graph_loop_s)),
+            ("CUDA graph: **graph_kernel_gap** (device time per tiny kernel in a replay, slope over N)",
+             _us(fit.graph_kernel_gap_s))]  # fmt: skip
+    lines += _md_table(("host cost", "value"), rows)
+    if result.device.kind != "cuda":
+        lines += ["", "No CUDA graphs on a CPU device: the graph rows and the graph decode run are not measured; "
+                  "host and device are the same thread (host time adds to the kernels' time)."]  # fmt: skip
+    for dims, seconds in fit.decode_graph_s.items():
+        lines += ["", f"Decode step replayed as one CUDA graph ({dims}): {format_time(seconds)} measured."]
+    if fit.kernels:
+        models = sorted(fit.kernels)
+        ops = sorted({op for m in models for op in fit.kernels[m]})
+        header = ("operator", *(f"{m} kernels / views / calls" for m in models))
+        table = [(op, *(_op_cell(fit, m, op) if op in fit.kernels[m] else "" for m in models)) for op in ops]
+        lines += ["", "Per IR operator instance of an eager decode step: kernels (aten ops that launch work) and "
+                  "views (TorchDispatchMode count), and weighted framework calls (its traced host time in units of "
+                  "one x.add_(1); the calibrated `calls_per_op`):", ""]  # fmt: skip
+        lines += _md_table(header, table)
+        for model, count in fit.profiled.items():
+            lines += ["", f"torch.profiler: {count} CUDA kernels in one decode step of {model}."]
+    return lines
 
 
 def write_outputs(result: CalibrationResult, out_dir: Path) -> dict[str, Path]:
@@ -239,4 +333,7 @@ def write_outputs(result: CalibrationResult, out_dir: Path) -> dict[str, Path]:
             paths[key].write_text(text, encoding="utf-8")
         except OSError as exc:
             raise RooflineError(f"cannot write '{paths[key]}': {exc.strerror}") from None
+    runtime_header = (f"Runtime profile calibrated by `roofline calibrate` on {result.date} ({result.device.name}); "
+                      f"use it as --runtime {out_dir}/<this file>; see {REPORT_MD}.")  # fmt: skip
+    paths.update(write_profiles(result.runtime_profiles, out_dir, runtime_header))
     return paths

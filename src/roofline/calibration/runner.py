@@ -11,7 +11,8 @@ import datetime as dt
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from roofline.calibration import require_torch
@@ -20,8 +21,19 @@ from roofline.calibration.cases import KERNEL_FAMILIES, BenchCase, Family, grid_
 from roofline.calibration.collectives import run_collectives
 from roofline.calibration.device import DeviceInfo, catalog_differences, detect, match_catalog
 from roofline.calibration.fit import FitResult, fit_efficiency, single_tiles
-from roofline.calibration.model_run import ModelRunResult, ModelRunSpec, model_bytes, run_model, spec_for
-from roofline.calibration.profile import calibrated_accelerator, host_accelerator, single_fractions
+from roofline.calibration.host import HostFit, fit_host
+from roofline.calibration.model_run import (
+    CPU_MOE_KERNELS,
+    ModelRunResult,
+    ModelRunSpec,
+    TorchDecoder,
+    model_bytes,
+    moe_spec_for,
+    run_model,
+    spec_for,
+)
+from roofline.calibration.profile import calibrated_accelerator, host_accelerator, measured_by, single_fractions
+from roofline.calibration.runtime_profiles import ModeComparison, mode_comparisons, runtime_profiles
 from roofline.calibration.timing import FULL_POLICY, QUICK_POLICY
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
@@ -30,6 +42,7 @@ from roofline.hardware_specs.schema import Accelerator
 from roofline.simulator import estimate
 from roofline.simulator.collectives import CollectiveModel, group_topology
 from roofline.workloads import get_autoregressive
+from roofline.workloads.moe import MoETransformer
 
 Progress = Callable[[str, int, int], None]  # (what is being measured, index, total)
 
@@ -44,6 +57,8 @@ class CalibrationOptions:
     memory_fraction: float | None = None  # of free device memory (GPU: 0.5) or available RAM (host: 0.25)
     model_runs: bool = True
     passes: int | None = None  # passes over the kernels (lowest median kept); default 1 (2 for a host --full)
+    host_costs: bool = True  # dispatch / CUDA-graph loops, kernel counts, graph decode (calibration.host)
+    moe_model: str | None = "qwen3-30b-a3b"  # the MoE model-level run (None: none)
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,11 @@ class CalibrationResult:
     elapsed_s: float
     notes: tuple[str, ...] = field(default=())
     clock: str = ""  # how kernels were timed
+    saved: SavedRun | None = None  # the raw measurements (measurements.csv, run.json)
+    host: HostFit | None = None  # host costs fitted from saved.host_rows
+    runtime_profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # file name -> calibrated profile
+    modes: tuple[ModeComparison, ...] = ()  # model-level runs per launch mode, packaged vs calibrated profile
+    refit_of: str = ""  # `calibrate --from`: the run directory refit
 
     @property
     def hardware_id(self) -> str:
@@ -191,32 +211,31 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
     date = dt.date.today().isoformat()
     device = detect(torch, options.device, options.threads)
     notes: list[str] = []
+    differences: list[str] = []
     if device.kind == "cuda":
-        base: Accelerator | None
-        base, differences = _base_gpu(device, options.hardware)
-        base = single_fractions(base)  # the fit tunes matmul_fraction: the family's GEMM curves stand aside
+        gpu, differences = _base_gpu(device, options.hardware)
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 cases measure fp32, not TF32
-        profile_id = base.id
+        profile_id = gpu.id
     else:
-        base, differences, profile_id = None, [], _host_id(options.hardware)
+        profile_id = _host_id(options.hardware)
     cap = _memory_cap_bytes(torch, device, options.memory_fraction)
     policy = FULL_POLICY if options.full else QUICK_POLICY
     cases = plan_cases(grid_for(device.kind, options.full), device.matmul_dtypes, device.model_dtype,
                        device.device_count)  # fmt: skip
     kernels = [c for c in cases if c.family in KERNEL_FAMILIES]
     collectives = [c for c in cases if c.family not in KERNEL_FAMILIES]
-    spec: ModelRunSpec | None = (
-        spec_for(get_autoregressive(options.model), device.kind, options.full) if options.model_runs else None
-    )
-    if spec is not None and model_bytes(spec) > cap:
-        notes.append(f"model-level run skipped: {spec.describe()} needs more than the memory cap")
-        spec = None
+    specs = _model_specs(options, device.kind)
+    for skipped in [s for s in specs if model_bytes(s) > cap]:
+        notes.append(f"model-level run skipped: {skipped.describe()} needs more than the memory cap")
+    specs = [s for s in specs if model_bytes(s) <= cap]
     passes = options.passes or (2 if device.kind == "cpu" and options.full else 1)
-    work = _Measurer(progress, passes * len(kernels) + (1 if collectives else 0) + (1 if spec else 0))
+    work = _Measurer(progress, passes * len(kernels) + (1 if collectives else 0) + len(specs)
+                     + (1 if options.host_costs else 0))  # fmt: skip
     runner = BenchRunner(torch, device, policy, cap)
     best: dict[BenchCase, Measurement] = {}
     runs: list[ModelRunResult] = []
     measured: list[Measurement] = []
+    host_rows: list[dict[str, Any]] = []
     try:
         for number in range(passes):
             for case in kernels:
@@ -226,18 +245,115 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
         if collectives:
             work.step(f"all-reduce / all-to-all over {device.device_count} GPUs")
             measured += run_collectives(collectives, device.device_count, policy)
-        if spec is not None:
+        target = "cuda" if device.kind == "cuda" else "cpu"
+        repetitions = 5 if options.full else 3
+        models: list[TorchDecoder] = []
+        for spec in specs:
             work.step(f"model run: {spec.workload.id}")
-            target = "cuda" if device.kind == "cuda" else "cpu"
-            repetitions = 5 if options.full else 3
-            runs.append(run_model(torch, spec, target, torch_dtype(torch, spec.dtype), repetitions, runner.clock))
+            try:
+                model = TorchDecoder(torch, spec, target, torch_dtype(torch, spec.dtype))
+                if model.moe and not model.grouped_mm:  # the experts run as a loop of mm
+                    spec = model.spec = replace(spec, moe_kernels=CPU_MOE_KERNELS)
+                runs.append(run_model(torch, spec, target, model.dtype, repetitions, runner.clock, model))
+            except (RuntimeError, TypeError, ValueError, NotImplementedError) as exc:
+                if spec is specs[0]:
+                    raise
+                notes.append(f"model run {spec.workload.id} failed: {_first_line(exc)}")
+                continue
+            if options.host_costs:
+                models.append(model)
+        if options.host_costs:
+            work.step("host costs: dispatch loops, CUDA graphs, kernels per operator")
+            host_rows += measure_host(torch, target, models, repetitions, notes)
     except KeyboardInterrupt:
         work.interrupted = True
         measured = list(best.values()) + [m for m in measured if m.case.op.collective is not None]
         notes.append(f"interrupted by Ctrl-C after {work.done - 1} of {work.total} items; the rest is not measured")
-    if device.kind == "cpu":
-        base = _host_base(device, profile_id, measured, date)
-    assert base is not None
+    notes += [f"{m.case.name}: {m.note}" for m in measured if m.timing is None]
+    saved = SavedRun(device=device, date=date, mode="full" if options.full else "quick", clock=runner.clock.name,
+                     measurements=tuple(measured), model_runs=tuple(runs), base_id=profile_id,
+                     catalog_differences=tuple(differences), notes=tuple(notes),
+                     interrupted=work.interrupted, host_rows=tuple(host_rows))  # fmt: skip
+    return analyse(saved, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    """What a calibration measured: everything the fit and the reports are computed from
+    (saved as measurements.csv + run.json, so `calibrate --from DIR` refits without a device)."""
+
+    device: DeviceInfo
+    date: str
+    mode: str  # quick | full
+    clock: str
+    measurements: tuple[Measurement, ...]
+    model_runs: tuple[ModelRunResult, ...]
+    base_id: str  # the catalog entry (GPU) or the host profile id (CPU)
+    catalog_differences: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    interrupted: bool = False
+    host_rows: tuple[dict[str, Any], ...] = ()  # host-cost measurements (calibration.host), raw
+
+
+def _model_specs(options: CalibrationOptions, device_kind: str) -> list[ModelRunSpec]:
+    if not options.model_runs:
+        return []
+    specs = [spec_for(get_autoregressive(options.model), device_kind, options.full)]
+    if options.moe_model:
+        specs.append(moe_spec_for(get_autoregressive(options.moe_model), device_kind, options.full))
+    return specs
+
+
+def measure_host(torch: Any, target: str, models: Sequence[TorchDecoder], repetitions: int,
+                 notes: list[str]) -> list[dict[str, Any]]:  # fmt: skip
+    """The host-cost rows (calibration.host): dispatch loops; on CUDA graph replays; kernels per
+    operator and host time per operator of each model's eager decode step; on CUDA the dense
+    model's decode as a CUDA graph (the MoE step syncs on the expert counts, so it is not
+    captured). A measurement this build or device refuses is skipped with a note."""
+    from roofline.calibration import host
+    from roofline.calibration.saved import dims_text, model_dims
+
+    plan = host.plan_for(target)
+    steps: list[tuple[str, Callable[[], list[dict[str, Any]]]]] = [
+        ("dispatch loops", partial(host.loop_rows, torch, target, plan))
+    ]
+    if target == "cuda":
+        steps.append(("CUDA-graph replay of tiny kernels", partial(host.graph_rows, torch, plan)))
+    for model in models:
+        steps.append((f"kernel count of {model.spec.workload.id}", partial(host.count_rows, torch, model, target)))
+        steps.append((f"host trace of {model.spec.workload.id}",
+                      partial(host.trace_rows, torch, model.spec, target, model.dtype)))  # fmt: skip
+    dense = [m for m in models if not m.moe]
+    if target == "cuda" and dense:
+        model, dims = dense[0], dims_text(model_dims(dense[0].spec))
+        steps.append(("decode as a CUDA graph", partial(host.graph_decode_rows, torch, model, repetitions, dims)))
+    rows: list[dict[str, Any]] = []
+    for what, measure in steps:
+        try:
+            rows += measure()
+        except (RuntimeError, TypeError, ValueError, NotImplementedError, AttributeError) as exc:
+            notes.append(f"host costs: {what} skipped: {_first_line(exc)}")
+    return rows
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+
+
+def base_profile(saved: SavedRun) -> Accelerator:
+    """The profile before fitting: the catalog entry on the device's SM count (GPU), or the
+    host's measured peaks (CPU)."""
+    if saved.device.kind == "cuda":
+        base, _ = _base_gpu(saved.device, saved.base_id)
+        return single_fractions(base)  # the fit tunes matmul_fraction: the family's GEMM curves stand aside
+    return _host_base(saved.device, saved.base_id, saved.measurements, saved.date)
+
+
+def analyse(saved: SavedRun, elapsed_s: float, refit_of: str = "") -> CalibrationResult:
+    """Fit the efficiencies to the kernels of `saved`, build the calibrated profile and predict the
+    model-level runs before and after (the same for a fresh run and for `calibrate --from`)."""
+    device, measured = saved.device, list(saved.measurements)
+    base = base_profile(saved)
     fit_measured = [m for m in measured if m.case.family in KERNEL_FAMILIES and m.timing]
     fit_cases = [m.case for m in fit_measured]
     tiles = single_tiles() if device.kind == "cpu" else None
@@ -247,16 +363,23 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
         f"{sum(fit.fitted)} fitted kernels, {sum(fit.held_out)} held out (every third of each family); held-out "
         f"matmul |error| median {_pct(held.median_abs)}, mean {_pct(held.mean_abs)}, max {_pct(held.max_abs)}"
     )
-    calibrated = calibrated_accelerator(base, fit.after, device, date, fit_note, differences)
-    comparisons = tuple(_predict_model(run, base, calibrated) for run in runs)
-    skipped = [m for m in measured if m.timing is None]
-    notes += [f"{m.case.name}: {m.note}" for m in skipped]
+    if refit_of:
+        fit_note += f"; refit by `roofline calibrate --from` of {refit_of}"
+    calibrated = calibrated_accelerator(base, fit.after, device, saved.date, fit_note,
+                                        list(saved.catalog_differences))  # fmt: skip
+    comparisons = tuple(_predict_model(run, base, calibrated) for run in saved.model_runs)
+    host = fit_host(saved.host_rows)
+    moe = [r.spec.moe_kernels for r in saved.model_runs if isinstance(r.spec.workload, MoETransformer)]
+    profiles = runtime_profiles(host, device, saved.date, measured_by(device, saved.date), moe[0] if moe else None)
+    modes = tuple(mode_comparisons(saved.model_runs, partial(_cluster, calibrated), host, profiles))
+    checked = [m for m in measured if m.timing and m.case.op.collective]
     return CalibrationResult(
-        device=device, date=date, mode="full" if options.full else "quick", base=base, calibrated=calibrated,
+        device=device, date=saved.date, mode=saved.mode, base=base, calibrated=calibrated,
         measurements=tuple(measured), fit_cases=tuple(fit_cases), fit=fit, model_runs=comparisons,
-        collectives=tuple(_predict_collectives([m for m in measured if m.timing and m.case.op.collective], calibrated)),
-        catalog_differences=tuple(differences), interrupted=work.interrupted, clock=runner.clock.name,
-        elapsed_s=time.perf_counter() - started, notes=tuple(notes),
+        collectives=tuple(_predict_collectives(checked, calibrated)),
+        catalog_differences=saved.catalog_differences, interrupted=saved.interrupted, clock=saved.clock,
+        elapsed_s=elapsed_s, notes=saved.notes, saved=saved, refit_of=refit_of, host=host,
+        runtime_profiles=profiles, modes=modes,
     )  # fmt: skip
 
 

@@ -59,6 +59,15 @@ def _summary_tables(result: Any, paths: dict[str, Path]) -> list[Table]:
                 runs.add_row(f"{r.spec.workload.id} {phase}", format_time(measured), pct(before / measured - 1),
                              pct(after / measured - 1))  # fmt: skip
         tables.append(runs)
+    if result.modes:
+        modes = Table(title="Model-level runs with host time: packaged -> calibrated runtime profile",
+                      title_justify="left")  # fmt: skip
+        for column in ("run", "mode", "phase", "measured", "device only", "packaged", "calibrated"):
+            modes.add_column(column, justify="left" if column in ("run", "mode", "phase") else "right")
+        for m in result.modes:
+            modes.add_row(m.model, m.mode, m.phase, format_time(m.measured_s), pct(m.error(m.device_only_s)),
+                          pct(m.error(m.before_s)), pct(m.error(m.after_s)))  # fmt: skip
+        tables.append(modes)
     files = Table(title="Written", title_justify="left", show_header=False)
     files.add_column("what")
     files.add_column("path")
@@ -90,7 +99,9 @@ def _print_table_report(report: Any, fmt: OutputFormat) -> None:
 
 
 def calibrate_command(
-    output: Path = typer.Option(..., "--output", "-o", help="directory for the profile YAML, reports and plot"),
+    output: Path = typer.Option(
+        ..., "--output", "--out", "-o", help="directory for the profile YAML, reports, raw measurements and plot"
+    ),
     device: str = typer.Option(
         "auto", "--device", help="cuda, cpu, auto (a GPU when torch sees one), or none (only --kernel-table)"
     ),
@@ -104,6 +115,12 @@ def calibrate_command(
     ),
     model: str = typer.Option("llama-3.1-8b", "--model", "-m", help="dense model for the model-level runs"),
     model_runs: bool = typer.Option(True, "--model-runs/--no-model-runs", help="time prefill and decode of a model"),
+    moe_model: str = typer.Option(
+        "qwen3-30b-a3b", "--moe-model", help="MoE model for a second model-level run ('none': no MoE run)"
+    ),
+    host_costs: bool = typer.Option(
+        True, "--host-costs/--no-host-costs", help="time eager dispatch, CUDA-graph replay, kernels per operator"
+    ),
     memory_fraction: float | None = typer.Option(
         None, "--memory-fraction", help="share of free memory the benchmarks may use (GPU 0.5, CPU 0.25)"
     ),
@@ -115,9 +132,18 @@ def calibrate_command(
         None, "--kernel-table", help="measured GEMM table (validation CSV schema: gemm rows, latency_us or tflops) "
         "to fit GEMM efficiency curves from, into the calibrated profile; with --device none only that (no PyTorch)"
     ),
+    from_dir: Path | None = typer.Option(
+        None, "--from-dir", "--from", help="refit a saved run (a calibrate output directory) with this version's "
+        "cost model: no device, no PyTorch"
+    ),
     fmt: OutputFormat = text_format_option(help="table (summary tables) or json (the report's document)"),
 ) -> None:  # fmt: skip
     """Measure the device with PyTorch, compare with the cost model, write DIR/<hardware>-calibrated.yaml."""
+    if from_dir is not None:
+        refitted = calibrate(output, force=force, from_dir=from_dir)
+        assert isinstance(refitted, CalibrationReport)
+        _print_report(refitted, fmt)
+        return
     if device == "none":
         _print_table_report(calibrate(output, device=device, force=force, kernel_table=kernel_table), fmt)
         return
@@ -131,8 +157,13 @@ def calibrate_command(
 
         report = calibrate(output, device=device, quick=quick, hardware=hardware, threads=threads, model=model,
                            model_runs=model_runs, memory_fraction=memory_fraction, passes=passes, force=force,
-                           progress=progress, kernel_table=kernel_table)  # fmt: skip
+                           progress=progress, kernel_table=kernel_table, host_costs=host_costs,
+                           moe_model=None if moe_model == "none" else moe_model)  # fmt: skip
     assert isinstance(report, CalibrationReport)
+    _print_report(report, fmt)
+
+
+def _print_report(report: CalibrationReport, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.json:
         emit(to_json(report.to_dict()))
     elif fmt is OutputFormat.csv:
