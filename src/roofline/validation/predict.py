@@ -25,7 +25,8 @@ from roofline.ir import CollectiveKind, Precision
 from roofline.simulator import ParallelPlan, Scenario
 from roofline.simulator.collectives import CollectiveModel, group_topology, load_library
 from roofline.simulator.serving import EngineConfig, Load, load_engine, serve
-from roofline.validation.cases import SCENARIO_METRICS, SERVING_SCENARIOS, TRAINING, Case
+from roofline.validation.cases import PHASE_SCENARIOS, SCENARIO_METRICS, SERVING_SCENARIOS, TRAINING, Case
+from roofline.validation.predict_runtimes import runtime_profile, unknown_runtime
 from roofline.workloads import Workload, get_autoregressive
 from roofline.yaml_io import read_yaml, validate_into
 
@@ -232,6 +233,27 @@ def _moe_experts(case: Case, options: Options) -> Prediction:
     return moe_experts(case, _one_gpu(case))
 
 
+def _single_stream(case: Case, options: Options) -> Prediction:
+    from roofline.validation.predict_runtimes import single_stream
+
+    value, note = single_stream(case)
+    return Prediction({"output_tokens_per_s": value}, note)
+
+
+def _disagg_prefill(case: Case, options: Options) -> Prediction:
+    from roofline.validation.predict_runtimes import disagg_prefill
+
+    value, note = disagg_prefill(case)
+    return Prediction({"input_tokens_per_s": value}, note)
+
+
+def _disagg_decode(case: Case, options: Options) -> Prediction:
+    from roofline.validation.predict_runtimes import disagg_decode
+
+    value, note = disagg_decode(case)
+    return Prediction({"output_tokens_per_s": value}, note)
+
+
 def _ep_all_to_all(case: Case, options: Options) -> Prediction:
     from roofline.validation.predict_ep import ep_all_to_all
 
@@ -242,6 +264,9 @@ PREDICTORS: dict[str, Predictor] = {
     "max_throughput": _serving,
     "request_rate": _serving,
     "concurrency": _serving,
+    "single_stream": _single_stream,
+    "disagg_prefill": _disagg_prefill,
+    "disagg_decode": _disagg_decode,
     "gemm": _gemm,
     "memory_copy": _memory_copy,
     "allreduce": _allreduce,
@@ -254,10 +279,6 @@ PREDICTORS: dict[str, Predictor] = {
 assert set(PREDICTORS) == set(SCENARIO_METRICS), "every scenario of the schema needs a predictor"
 
 
-# Engines whose published serving rows benchmark_setups.yaml replays (empty: the runtime is not given).
-REPLAYED_RUNTIMES = ("", "trtllm")
-
-
 def not_predicted(case: Case) -> str | None:
     """Why the row is outside what the predictors cover (it is skipped with this reason), or None."""
     if case.scenario == TRAINING:
@@ -267,9 +288,8 @@ def not_predicted(case: Case) -> str | None:
     metrics = SCENARIO_METRICS[case.scenario]
     if case.metric not in metrics:
         return f"metric '{case.metric}' is not predicted for scenario {case.scenario} (predicted: {', '.join(metrics)})"
-    if case.scenario in SERVING_SCENARIOS and case.runtime.lower() not in REPLAYED_RUNTIMES:
-        return (f"runtime '{case.runtime}' is not predicted yet: serving rows are replayed as TensorRT-LLM's "
-                "benchmarks ran them (benchmark_setups.yaml)")  # fmt: skip
+    if case.scenario in (*SERVING_SCENARIOS, *PHASE_SCENARIOS) and runtime_profile(case) is None:
+        return unknown_runtime(case)
     return None
 
 
