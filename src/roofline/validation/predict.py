@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,8 +26,14 @@ from roofline.simulator import ParallelPlan, Scenario
 from roofline.simulator.collectives import CollectiveModel, group_topology, load_library
 from roofline.simulator.serving import EngineConfig, Load, load_engine, serve
 from roofline.validation.cases import PHASE_SCENARIOS, SCENARIO_METRICS, SERVING_SCENARIOS, TRAINING, Case
-from roofline.validation.predict_runtimes import runtime_profile, unknown_runtime
-from roofline.workloads import Workload, get_autoregressive
+from roofline.validation.predict_runtimes import (
+    catalog_workload,
+    layout,
+    runtime_kv_dtype,
+    runtime_profile,
+    unknown_runtime,
+)
+from roofline.workloads import Workload
 from roofline.yaml_io import read_yaml, validate_into
 
 SETUPS_FILE = Path(__file__).resolve().parent / "benchmark_setups.yaml"
@@ -142,28 +148,70 @@ def _engine(engine_id: str, overrides: dict[str, float | int | bool | str]) -> E
     return load_engine(engine_id).model_copy(update=overrides)
 
 
-def _serving(case: Case, options: Options) -> Prediction:
+def _replay_engine(case: Case, setup: ScenarioSetup, options: Options, notes: list[str]) -> EngineConfig:
+    """TensorRT-LLM rows: the engine as its published benchmarks ran it (benchmark_setups.yaml);
+    rows of another runtime: that runtime's profile with its documented defaults."""
+    profile = runtime_profile(case) or options.setups.engine
+    if profile == options.setups.engine:
+        return _engine(setup.engine or options.setups.engine, setup.engine_overrides)
+    notes.append(f"{profile} profile with its defaults")
+    return load_engine(profile)
 
+
+@dataclass(frozen=True)
+class _Deployment:
+    """Where a serving row runs: its plan on `gpus` GPUs; `per_unit` turns the deployment's
+    throughput into the row's (num_gpus / gpus: a per-GPU or per-node figure)."""
+
+    plan: ParallelPlan
+    gpus: int
+    precision: Precision
+
+    def per_unit(self, case: Case) -> float:
+        return case.num_gpus / self.gpus
+
+
+def _deployment(case: Case, workload: Workload, options: Options, notes: list[str]) -> _Deployment:
+    """TensorRT-LLM rows: the published group (tp x pp x ep on num_gpus). Other runtimes' MoE rows:
+    DP attention over the EP group (predict_runtimes.layout), the figure normalised per num_gpus; their
+    empty KV format is the runtime's `auto` (bf16)."""
+    precision = _precision(case, workload, notes)
+    profile = runtime_profile(case) or options.setups.engine
+    if profile == options.setups.engine or not getattr(workload, "num_experts", None):
+        return _Deployment(_plan(case, workload, notes), case.num_gpus, precision)
+    kv = runtime_kv_dtype(case, profile, notes)
+    if kv is not None:
+        precision = replace(precision, kv_cache=DType(kv))
+    shape = layout(case, workload, notes)
+    plan = ParallelPlan(tp=shape.tp, ep=shape.ep, attn_dp=shape.attn_dp)
+    if shape.gpus != case.num_gpus:
+        notes.append(f"{shape.gpus}-GPU deployment, published per {case.num_gpus} GPU(s)")
+    return _Deployment(plan, shape.gpus, precision)
+
+
+def _serving(case: Case, options: Options) -> Prediction:
     if not case.model:
         raise RooflineError(f"scenario {case.scenario} needs a model id; the row has none")
     assert case.isl is not None and case.osl is not None
     notes: list[str] = []
-    workload = get_autoregressive(case.model)
-    cluster = resolve_cluster(hardware=_hardware(case), num_gpus=case.num_gpus)
-    precision = _precision(case, workload, notes)
-    plan = _plan(case, workload, notes)
+    workload = catalog_workload(case.model)
+    where = _deployment(case, workload, options, notes)
+    cluster = resolve_cluster(hardware=_hardware(case), num_gpus=where.gpus)
     setup: ScenarioSetup = getattr(options.setups, case.scenario)
-    engine = _engine(setup.engine or options.setups.engine, setup.engine_overrides)
+    engine = _replay_engine(case, setup, options, notes)
     value = math.inf if case.load_value is None else float(case.load_value)  # type: ignore[arg-type]
     load = Load(case.scenario, value, num_requests=_num_requests(case, setup, options, notes))
-    scenario = Scenario(1, case.isl, case.osl, precision, plan)  # batch: serve() schedules its own
+    scenario = Scenario(1, case.isl, case.osl, where.precision, where.plan)  # batch: serve() schedules its own
     result = serve(workload, cluster, scenario, engine, load).to_dict()
+    output_tokens_per_s = result["output_tokens_per_s"] * where.per_unit(case)
     values = {
-        "output_tokens_per_s": result["output_tokens_per_s"],
+        "output_tokens_per_s": output_tokens_per_s,
+        # fixed-length requests: every output token comes with isl / osl prompt tokens
+        "total_tokens_per_s": output_tokens_per_s * (case.isl + case.osl) / case.osl,
         "ttft_ms": result["ttft_s"] * 1e3,  # the measurements' metric unit
         "tpot_ms": result["tpot_s"] * 1e3,
     }
-    return Prediction(values, "; ".join(notes))
+    return Prediction(values, "; ".join(dict.fromkeys(notes)))
 
 
 # ---- kernel scenarios -------------------------------------------------------------------------

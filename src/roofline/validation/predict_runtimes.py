@@ -21,7 +21,7 @@ attention over the EP group (attn_dp = ep / tp), whole experts per GPU.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
@@ -82,6 +82,17 @@ class Layout:
         return {"gpus": self.gpus, "tp": self.tp, "ep": self.ep, "attn_dp": self.attn_dp}
 
 
+def catalog_workload(model: str) -> Workload:
+    """The catalog model of a row; a Hugging Face id (owner/name) outside the catalog is named as such."""
+    try:
+        return get_autoregressive(model)
+    except RooflineError as exc:
+        if "/" not in model:
+            raise
+        raise RooflineError(f"model '{model}' is a Hugging Face id with no catalog entry and no shipped config "
+                            f"(not predicted; {exc})") from None  # fmt: skip
+
+
 def _experts(workload: Workload) -> int:
     return int(getattr(workload, "num_experts", 0) or 0)
 
@@ -113,7 +124,7 @@ def layout(case: Case, workload: Workload, notes: list[str]) -> Layout:
     return Layout(ep, tp, ep, ep // tp)
 
 
-def _kv_dtype(case: Case, profile: str, notes: list[str]) -> str | None:
+def runtime_kv_dtype(case: Case, profile: str, notes: list[str]) -> str | None:
     """The row's KV format; empty: TensorRT-LLM's pairing with the weight format (rl.estimate's
     default), or for vLLM / SGLang their `kv_cache_dtype auto`: the model's activation dtype."""
     if case.kv_dtype is not None:
@@ -149,13 +160,13 @@ class Run:
         profile = runtime_profile(case)
         if profile is None:
             raise RooflineError(unknown_runtime(case))
-        workload = get_autoregressive(case.model)
-        return cls(case, profile, layout(case, workload, notes), _kv_dtype(case, profile, notes),
+        workload = catalog_workload(case.model)
+        return cls(case, profile, layout(case, workload, notes), runtime_kv_dtype(case, profile, notes),
                    _ep_library(case, notes))  # fmt: skip
 
-    def _options(self, batch: int, isl: int, osl: int) -> dict[str, object]:
+    def _options(self, batch: int, isl: int, osl: int) -> dict[str, Any]:
         c = self.case
-        options: dict[str, object] = {
+        options: dict[str, Any] = {
             **self.layout.kwargs(), "batch": batch, "isl": isl, "osl": osl, "kv_dtype": self.kv_dtype,
             "weight_dtype": c.weight_dtype.value if c.weight_dtype else None,
         }  # fmt: skip
@@ -166,11 +177,11 @@ class Run:
     def estimate(self, batch: int, isl: int, osl: int, notes: list[str], max_num_tokens: int | None = None) -> Estimate:
         from roofline.api.estimates import estimate
 
-        extra: dict[str, object] = {"comm_library": self.comm_library}
+        extra: dict[str, Any] = {"comm_library": self.comm_library}
         if max_num_tokens is not None:
             extra["max_num_tokens"] = max_num_tokens
         result = estimate(self.case.model, self.case.hardware, ignore_memory=True, **self._options(batch, isl, osl),
-                          **extra)  # type: ignore[arg-type]  # fmt: skip
+                          **extra)  # fmt: skip
         if not result.fits:
             notes.append(f"does not fit by the memory model ({result.does_not_fit_message()}); timed anyway")
         if self.profile not in ESTIMATE_RUNTIMES:
@@ -180,7 +191,7 @@ class Run:
     def memory(self, batch: int, isl: int, osl: int) -> MemoryReport:
         from roofline.api.estimates import memory
 
-        return memory(self.case.model, self.case.hardware, **self._options(batch, isl, osl))  # type: ignore[arg-type]
+        return memory(self.case.model, self.case.hardware, **self._options(batch, isl, osl))
 
     def per_unit(self, per_gpu: float) -> float:
         """A per-GPU figure of the deployment as the row publishes it: for its num_gpus GPUs."""
