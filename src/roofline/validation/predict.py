@@ -336,8 +336,14 @@ def not_predicted(case: Case) -> str | None:
     metrics = SCENARIO_METRICS[case.scenario]
     if case.metric not in metrics:
         return f"metric '{case.metric}' is not predicted for scenario {case.scenario} (predicted: {', '.join(metrics)})"
-    if case.scenario in (*SERVING_SCENARIOS, *PHASE_SCENARIOS) and runtime_profile(case) is None:
+    model_level = case.scenario in (*SERVING_SCENARIOS, *PHASE_SCENARIOS)
+    if model_level and runtime_profile(case) is None:
         return unknown_runtime(case)
+    if model_level and "/" in case.model:  # a Hugging Face id: predicted only where the catalog has it
+        try:
+            catalog_workload(case.model)
+        except RooflineError as exc:
+            return str(exc)
     return None
 
 
