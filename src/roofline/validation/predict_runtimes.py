@@ -10,8 +10,7 @@ deployment, predicted with `rl.estimate` on the deployment's layout:
 - `disagg_prefill`: prompt tokens per second of a prefill-only worker: `load` prompt tokens per GPU
   in one forward batch (empty: the runtime's max batched tokens), whole prompts of isl tokens.
 - `disagg_decode`: output tokens per second of a decode-only worker at `load` running sequences per
-  GPU (empty: the largest batch that fits memory, capped at the runtime's max running sequences),
-  each step at the mean context isl + osl / 2.
+  GPU (empty: the largest batch that fits memory), each step at the mean context isl + osl / 2.
 
 Figures published per GPU or per node (num_gpus = 1 or 8 while tp / ep give the deployment) are
 predicted per GPU of the deployment and multiplied by num_gpus. MoE rows run DeepSeek-style: DP
@@ -234,7 +233,7 @@ def _prefill_tokens(case: Case, profile: str, notes: list[str]) -> int:
 
 def disagg_decode(case: Case) -> tuple[float, str]:
     """Output tokens/s of a decode worker: `load` sequences per GPU (empty: the largest batch that
-    fits memory, capped at the runtime's max running sequences), at mean context isl + osl / 2."""
+    fits memory), at mean context isl + osl / 2."""
     assert case.isl is not None
     notes: list[str] = []
     run = Run.of(case, notes)
@@ -250,19 +249,18 @@ def disagg_decode(case: Case) -> tuple[float, str]:
 
 def _fitting_batch(run: Run, isl: int, osl: int, notes: list[str]) -> int:
     """Sequences per attention rank: the most that fit memory with their full isl + osl KV (bisection
-    on the memory model), at most the runtime's max running sequences."""
+    on the memory model). The runtime's own cap on running sequences is not applied: the file's
+    notes say the batch was sized to fill memory, which means raising that cap."""
     ranks = run.layout.attn_dp
-    cap = load_engine(run.profile).max_batch
     first = run.memory(ranks, isl, osl)
     if not first.fits:
         raise RooflineError(f"one sequence per GPU does not fit: {first.does_not_fit_message()}")
-    low, high = 1, min(cap, max(1, first.memory.max_batch // ranks)) + 1  # fits(low), not fits(high) or cap
+    low, high = 1, max(1, first.memory.max_batch // ranks) + 1  # fits(low); high: the bound at batch 1 per rank
     while high - low > 1:
         middle = (low + high) // 2
         if run.memory(middle * ranks, isl, osl).fits:
             low = middle
         else:
             high = middle
-    bound = f"capped at {run.profile} max running sequences {cap}" if low == cap else "the most that fit memory"
-    notes.append(f"running sequences per GPU not published: {low} ({bound})")
+    notes.append(f"running sequences per GPU not published: {low} (the most that fit memory)")
     return low
