@@ -14,13 +14,18 @@ import roofline as rl
 from roofline.cli.app import app
 from roofline.dtypes import DType
 from roofline.validation import read_cases, validate_file
-from roofline.validation.predict_runtimes import runtime_label, runtime_profile
+from roofline.validation.predict_runtimes import estimate_takes_runtime, runtime_label, runtime_profile
 
 HEADER = (
     "case_id,source,model,hardware,num_gpus,tp,pp,ep,weight_dtype,kv_dtype,isl,osl,scenario,load,metric,value,"
     "runtime,runtime_version,notes"
 )
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "validation"
+
+
+def _runtime(profile: str) -> dict[str, str]:
+    """The runtime argument the predictor gives rl.estimate (none before the runtime layer lands)."""
+    return {"runtime": profile} if estimate_takes_runtime() else {}
 
 
 def _file(tmp_path: Path, *rows: str, header: str = HEADER) -> Path:
@@ -86,7 +91,7 @@ def test_single_stream_is_osl_over_ttft_plus_decode_steps(tmp_path: Path) -> Non
                            "output_tokens_per_s,150,gpt-fast,,")  # fmt: skip
     (row,) = validate_file(path).rows
     e = rl.estimate("llama-3.1-8b", "a100-sxm-80gb", gpus=2, tp=2, batch=1, isl=5, osl=100, weight_dtype="int8",
-                    kv_dtype="bf16")  # fmt: skip
+                    kv_dtype="bf16", **_runtime("torch-cuda-graph"))  # fmt: skip
     assert row.predicted == pytest.approx(100 / (e.ttft_s + 99 * e.tpot_s), rel=1e-9)
     assert 1 / e.tpot_s > row.predicted  # the prefill makes a user's rate lower than the decode rate
 
@@ -98,7 +103,7 @@ def test_disagg_prefill_is_prompt_tokens_per_gpu_times_the_published_unit(tmp_pa
                            "input_tokens_per_s,50000,sglang,,")  # fmt: skip
     (row,) = validate_file(path).rows
     e = rl.estimate("deepseek-v3", "h100-sxm", gpus=32, tp=1, ep=32, attn_dp=32, batch=128, isl=4096, osl=1,
-                    weight_dtype="fp8", kv_dtype="fp8", max_num_tokens=16384, ignore_memory=True)  # fmt: skip
+                    weight_dtype="fp8", kv_dtype="fp8", max_num_tokens=16384, ignore_memory=True, **_runtime("sglang"))  # fmt: skip
     assert row.predicted == pytest.approx(128 * 4096 / e.ttft_batch_s / 32 * 8, rel=1e-9)
     assert "DP attention 32 x tp 1, EP 32" in row.note and "4 prompt(s) of 4096 tokens" in row.note
 
@@ -108,7 +113,7 @@ def test_disagg_decode_at_a_published_load_is_batch_over_tpot(tmp_path: Path) ->
                            "output_tokens_per_s,5000,vllm,,")  # fmt: skip
     (row,) = validate_file(path).rows
     e = rl.estimate("deepseek-r1", "gb200", gpus=8, tp=1, ep=8, attn_dp=8, batch=64 * 8, isl=2048, osl=2048,
-                    weight_dtype="fp4", kv_dtype="fp8", ignore_memory=True)  # fmt: skip
+                    weight_dtype="fp4", kv_dtype="fp8", ignore_memory=True, **_runtime("vllm"))  # fmt: skip
     assert row.predicted == pytest.approx(64 * 8 / e.tpot_s / 8, rel=1e-9)  # per GPU, num_gpus 1
 
 
@@ -121,7 +126,7 @@ def test_disagg_decode_without_load_takes_the_largest_batch_that_fits(tmp_path: 
           "kv_dtype": "fp8"}  # fmt: skip
     assert rl.memory("deepseek-r1", "gb200", batch=per_gpu * 8, **kw).fits
     assert not rl.memory("deepseek-r1", "gb200", batch=(per_gpu + 1) * 8, **kw).fits
-    e = rl.estimate("deepseek-r1", "gb200", batch=per_gpu * 8, **kw)
+    e = rl.estimate("deepseek-r1", "gb200", batch=per_gpu * 8, **kw, **_runtime("vllm"))
     assert row.predicted == pytest.approx(per_gpu / e.tpot_s, rel=1e-9)
 
 

@@ -19,6 +19,7 @@ attention over the EP group (attn_dp = ep / tp), whole experts per GPU.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,11 +45,16 @@ RUNTIME_PROFILES = {
 }
 DEFAULT_RUNTIME = "trtllm"  # an empty `runtime`: the public tables' engine (published.csv has no column)
 NO_RUNTIME = "-"  # kernel rows with no runtime given: a microbenchmark, not an engine
-# The runtime profile is an input of rl.estimate once the runtime layer lands (issue 18); until then
-# the estimate is device time only and these rows say so in their note.
-ESTIMATE_RUNTIMES: frozenset[str] = frozenset()
 # Markers in a row's notes naming the MoE all-to-all library of the deployment (as ALLREDUCE_LIBRARIES).
 EP_LIBRARIES = {"deepep": "deepep"}
+
+
+def estimate_takes_runtime() -> bool:
+    """Whether rl.estimate takes the runtime profile (issue 18's runtime layer). TODO: drop this check
+    once that layer is merged; until then the estimate is device time only and the rows say so."""
+    from roofline.api.estimates import estimate
+
+    return "runtime" in inspect.signature(estimate).parameters
 
 
 def runtime_label(case: Case, model_level: bool) -> str:
@@ -134,10 +140,11 @@ def runtime_kv_dtype(case: Case, profile: str, notes: list[str]) -> str | None:
     return None
 
 
-def _ep_library(case: Case, notes: list[str]) -> str:
+def _ep_library(case: Case, notes: list[str]) -> str | None:
+    """The all-to-all library the row's notes name (DeepEP), or None: the runtime's (or the estimate's) default."""
     notes_text = case.notes.lower()
-    library = next((lib for marker, lib in EP_LIBRARIES.items() if marker in notes_text), "nccl")
-    if library != "nccl":
+    library = next((lib for marker, lib in EP_LIBRARIES.items() if marker in notes_text), None)
+    if library is not None:
         notes.append(f"{library} all-to-all (notes)")
     return library
 
@@ -150,7 +157,7 @@ class Run:
     profile: str
     layout: Layout
     kv_dtype: str | None
-    comm_library: str
+    comm_library: str | None
 
     @classmethod
     def of(cls, case: Case, notes: list[str]) -> Run:
@@ -169,22 +176,24 @@ class Run:
             **self.layout.kwargs(), "batch": batch, "isl": isl, "osl": osl, "kv_dtype": self.kv_dtype,
             "weight_dtype": c.weight_dtype.value if c.weight_dtype else None,
         }  # fmt: skip
-        if self.profile in ESTIMATE_RUNTIMES:
-            options["runtime"] = self.profile
         return options
 
     def estimate(self, batch: int, isl: int, osl: int, notes: list[str], max_num_tokens: int | None = None) -> Estimate:
         from roofline.api.estimates import estimate
 
-        extra: dict[str, Any] = {"comm_library": self.comm_library}
+        extra: dict[str, Any] = {}
+        if self.comm_library is not None:
+            extra["comm_library"] = self.comm_library
         if max_num_tokens is not None:
             extra["max_num_tokens"] = max_num_tokens
+        if estimate_takes_runtime():
+            extra["runtime"] = self.profile
+        else:
+            notes.append(f"device time only (runtime profile {self.profile} not an estimate input yet)")
         result = estimate(self.case.model, self.case.hardware, ignore_memory=True, **self._options(batch, isl, osl),
                           **extra)  # fmt: skip
         if not result.fits:
             notes.append(f"does not fit by the memory model ({result.does_not_fit_message()}); timed anyway")
-        if self.profile not in ESTIMATE_RUNTIMES:
-            notes.append(f"device time only (runtime profile {self.profile} not an estimate input yet)")
         return result
 
     def memory(self, batch: int, isl: int, osl: int) -> MemoryReport:
