@@ -103,7 +103,8 @@ def test_disagg_prefill_is_prompt_tokens_per_gpu_times_the_published_unit(tmp_pa
                            "input_tokens_per_s,50000,sglang,,")  # fmt: skip
     (row,) = validate_file(path).rows
     e = rl.estimate("deepseek-v3", "h100-sxm", gpus=32, tp=1, ep=32, attn_dp=32, batch=128, isl=4096, osl=1,
-                    weight_dtype="fp8", kv_dtype="fp8", max_num_tokens=16384, ignore_memory=True, **_runtime("sglang"))  # fmt: skip
+                    weight_dtype="fp8", kv_dtype="fp8", max_num_tokens=16384, ignore_memory=True,
+                    **_runtime("sglang"))  # fmt: skip
     assert row.predicted == pytest.approx(128 * 4096 / e.ttft_batch_s / 32 * 8, rel=1e-9)
     assert "DP attention 32 x tp 1, EP 32" in row.note and "4 prompt(s) of 4096 tokens" in row.note
 
