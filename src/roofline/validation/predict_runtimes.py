@@ -213,6 +213,9 @@ def single_stream(case: Case) -> tuple[float, str]:
     run = Run.of(case, notes)
     if run.layout.gpus != case.num_gpus:
         raise RooflineError(f"single_stream on {case.num_gpus} GPUs with tp {run.layout.tp}: one replica expected")
+    if case.weight_dtype is DType.INT4:
+        notes.append(f"int4 weight-only at {DType.INT4.bytes_per_element * 8:g} bits per weight (dtypes.py: group "
+                     "128); a group-32 checkpoint with bf16 scale and zero stores 5")  # fmt: skip
     e = run.estimate(1, case.isl, case.osl, notes)
     seconds = e.ttft_s + (case.osl - 1) * e.tpot_s
     return case.osl / seconds, "; ".join(dict.fromkeys(notes))
