@@ -172,16 +172,18 @@ class _Deployment:
 
 
 def _deployment(case: Case, workload: Workload, options: Options, notes: list[str]) -> _Deployment:
-    """TensorRT-LLM rows: the published group (tp x pp x ep on num_gpus). Other runtimes' MoE rows:
-    DP attention over the EP group (predict_runtimes.layout), the figure normalised per num_gpus; their
-    empty KV format is the runtime's `auto` (bf16)."""
+    """TensorRT-LLM rows: the published group (tp x pp x ep on num_gpus). Other runtimes: an empty KV
+    format is the runtime's `auto` (bf16); their MoE rows run DP attention over the EP group
+    (predict_runtimes.layout), the figure normalised per num_gpus."""
     precision = _precision(case, workload, notes)
     profile = runtime_profile(case) or options.setups.engine
-    if profile == options.setups.engine or not getattr(workload, "num_experts", None):
+    if profile == options.setups.engine:
         return _Deployment(_plan(case, workload, notes), case.num_gpus, precision)
     kv = runtime_kv_dtype(case, profile, notes)
     if kv is not None:
         precision = replace(precision, kv_cache=DType(kv))
+    if not getattr(workload, "num_experts", None):
+        return _Deployment(_plan(case, workload, notes), case.num_gpus, precision)
     shape = layout(case, workload, notes)
     plan = ParallelPlan(tp=shape.tp, ep=shape.ep, attn_dp=shape.attn_dp)
     if shape.gpus != case.num_gpus:
