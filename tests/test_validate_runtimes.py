@@ -185,3 +185,12 @@ def test_runtimes_file_is_predicted_except_the_hf_id() -> None:
     report = validate_file(path)
     assert [s.case.case_id for s in report.skipped] == ["r0030"]
     assert {s.runtime for s in report.by_runtime} == {"gpt-fast", "sglang", "vllm"}
+
+
+def test_a_bad_phase_load_is_one_clear_error(tmp_path: Path) -> None:
+    row = "b1,s,deepseek-r1,gb200,1,1,1,8,fp4,,2048,2048,disagg_decode,1.5,output_tokens_per_s,1,vllm,,"
+    path = _file(tmp_path, row)
+    result = CliRunner().invoke(app, ["validate", "--data", str(path), "--quiet", "--jobs", "1"])
+    assert result.exit_code == 2
+    assert "line 2, column 'load': '1.5' is not a disagg_decode load" in result.stderr
+    assert "Traceback" not in result.output
