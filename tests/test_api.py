@@ -109,7 +109,7 @@ def test_the_library_never_prints_or_exits() -> None:
 
 # ---- one parameter rule: the CLI's long options, '-' -> '_', same defaults -----------------------
 
-RENDERING = {"format", "output", "force", "ops", "quiet"}  # how the CLI shows a result, not what it computes
+RENDERING = {"format", "output", "force", "ops", "quiet", "launch"}  # how the CLI shows a result, not what it computes
 
 
 def _cli_params(path: list[str]) -> dict[str, Any]:

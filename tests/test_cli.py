@@ -103,6 +103,8 @@ LLAMA70 = ("--model", "llama-3.1-70b", "--hardware", "h100-sxm")
 
 ESTIMATE_KEYS = {
     "model",
+    "runtime",
+    "host",
     "hardware",
     "system",
     "num_gpus",
@@ -160,6 +162,8 @@ PHASE_KEYS = {
     "memory_s",
     "communication_s",
     "overhead_s",
+    "host_s",
+    "device_s",
     "bound",
 }
 OP_KEYS = {

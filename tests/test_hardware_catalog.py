@@ -15,7 +15,7 @@ import yaml
 from roofline.errors import RooflineError
 from roofline.hardware_specs import load_catalog, resolve_cluster
 from roofline.hardware_specs.catalog import DATA_DIR, ENV_VAR, HardwareCatalog, _load
-from roofline.hardware_specs.schema import Accelerator, Link, System, Wiring
+from roofline.hardware_specs.schema import Accelerator, HostCpu, Link, System, Wiring
 
 ACCELERATORS = [
     "a100-sxm-80gb", "h100-sxm", "h100-pcie", "h200-sxm", "h800", "gh200-96gb", "gh200-144gb",
@@ -61,6 +61,20 @@ def _catalog() -> HardwareCatalog:
 # ---- every file loads ------------------------------------------------------------------------
 
 
+HOST_CPUS = ["xeon-8480c", "xeon-8570", "xeon-6776p", "epyc-7742", "epyc-9654", "grace"]
+
+
+def test_systems_name_their_host_cpu() -> None:
+    """Host time scales with the host CPU: the DGX / HGX / NVL72 nodes name theirs, with a source."""
+    catalog = _catalog()
+    assert set(HOST_CPUS) == set(catalog.host_cpus)
+    assert catalog.system("dgx-h100").host_cpu == "xeon-8480c"
+    assert catalog.system("gb200-nvl72").host_cpu == "grace"
+    assert catalog.host_cpu("xeon-8480c").single_thread_speed == 1.0  # the reference
+    assert catalog.host_cpu("grace").single_thread_speed < 1.0
+    assert all(len(cpu.source) > 20 for cpu in catalog.host_cpus.values())
+
+
 def test_every_listed_id_loads() -> None:
     catalog = _catalog()
     assert set(ACCELERATORS) <= set(catalog.accelerators)
@@ -70,9 +84,9 @@ def test_every_listed_id_loads() -> None:
 
 
 def test_file_name_is_the_id() -> None:
-    kinds = {"accelerators": Accelerator, "links": Link, "systems": System}
+    kinds = {"accelerators": Accelerator, "links": Link, "systems": System, "host_cpus": HostCpu}
     paths = sorted(DATA_DIR.rglob("*.yaml"))
-    assert len(paths) == len(ACCELERATORS) + len(LINKS) + len(SYSTEMS)
+    assert len(paths) == len(ACCELERATORS) + len(LINKS) + len(SYSTEMS) + len(HOST_CPUS)
     for path in paths:
         item = HardwareCatalog().add_file(path)
         assert isinstance(item, kinds[path.parent.name]), path

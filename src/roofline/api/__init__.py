@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from roofline.api.collectives import CollectiveSweep, CollectiveTiming, EpTiming, comm, comm_ep, comm_sweep
     from roofline.api.diffusion import DiffusionEstimate, estimate_diffusion
     from roofline.api.estimates import Estimate, MemoryReport, estimate, memory
+    from roofline.api.launch import launch_command
     from roofline.api.objects import Hardware, Model, hardware, hardware_ids, model, model_ids, system, system_ids
     from roofline.api.planning import PlanReport, plan
     from roofline.api.serving import ServeReport, serve
@@ -28,6 +29,7 @@ _MODULES = {
     "roofline.api.collectives": ("CollectiveSweep", "CollectiveTiming", "EpTiming", "comm", "comm_ep", "comm_sweep"),
     "roofline.api.diffusion": ("DiffusionEstimate", "estimate_diffusion"),
     "roofline.api.estimates": ("Estimate", "MemoryReport", "estimate", "memory"),
+    "roofline.api.launch": ("launch_command",),
     "roofline.api.objects": ("Hardware", "Model", "hardware", "hardware_ids", "model", "model_ids", "system",
                              "system_ids"),
     "roofline.api.planning": ("PlanReport", "plan"),
@@ -43,7 +45,8 @@ __all__ = [
     "CalibrationReport", "CollectiveSweep", "CollectiveTiming", "DiffusionEstimate", "DiffusionValidation", "EpTiming",
     "Estimate", "Hardware", "MemoryReport", "Model", "PlanReport", "Result", "ServeReport", "SweepTable",
     "ValidationReport", "calibrate", "comm", "comm_ep", "comm_sweep", "estimate", "estimate_diffusion", "hardware",
-    "hardware_ids", "memory", "model", "model_ids", "plan", "serve", "sweep", "system", "system_ids", "validate",
+    "hardware_ids", "launch_command", "memory", "model", "model_ids", "plan", "serve", "sweep", "system", "system_ids",
+    "validate",
 ]  # fmt: skip
 
 

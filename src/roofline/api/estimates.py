@@ -190,6 +190,17 @@ class Estimate(MemoryReport):
         data: dict[str, Any] = {**self.header(), "ideal": self.ideal, "fits": self.fits, "timed": self.timed,
                                 "hypothetical": self.hypothetical}  # fmt: skip
         data.update({key: getattr(self, key) if d is not None else None for key in _TIMED})
+        data["runtime"] = d.runtime if d else None
+        data["host"] = (
+            {
+                "prefill_host_s": d.prefill.host_s,
+                "prefill_device_s": d.prefill.device_s,
+                "decode_host_s": d.decode.host_s,
+                "decode_device_s": d.decode.device_s,
+            }
+            if d
+            else None
+        )
         data["bounds"] = {
             "headline": HEADLINE,
             "ttft_batch_no_overlap_s": d.ttft_batch_no_overlap_s if d else None,
@@ -221,9 +232,10 @@ class Estimate(MemoryReport):
         return [("model", self.model), ("hardware", f"{self.num_gpus} x {self.hardware}"),
                 ("parallel", f"tp {self.tp} pp {self.pp} dp {self.dp} ep {self.ep} attn-dp {self.attn_dp}"),
                 ("batch x isl / osl", f"{self.batch} x {self.isl} / {self.osl}"),
+                ("runtime", d.runtime or "none (kernels' device time only; --runtime adds host time)"),
                 ("TTFT (mean request)" + mark, format_time(d.ttft_s)),
-                ("prefill of the batch", format_time(d.ttft_batch_s)),
-                ("TPOT" + mark, format_time(d.tpot_s)),
+                ("prefill of the batch", format_time(d.ttft_batch_s) + _split(d.prefill)),
+                ("TPOT" + mark, format_time(d.tpot_s) + _split(d.decode)),
                 ("output tokens/s", f"{d.output_tokens_per_s:,.0f}"),
                 ("fits", "yes" if self.fits else self.does_not_fit_message())]  # fmt: skip
 
@@ -231,6 +243,13 @@ class Estimate(MemoryReport):
         ops = [op_row_dict(r) for r in sorted(self.ops, key=lambda r: -r.time_s)] if self.detail else []
         keep = ("phase", "name", "count", "time_s", "bound")
         return html_table("Estimate", self.overview(), [{k: r[k] for k in keep} for r in ops])
+
+
+def _split(phase: PhaseResult) -> str:
+    """' (device X + host Y)' when a runtime's host side is in the phase's time."""
+    if phase.host_s <= 0:
+        return ""
+    return f" (device {format_time(phase.device_s)} + host {format_time(phase.host_s)})"
 
 
 def _report_fields(q: Query) -> dict[str, Any]:
@@ -271,18 +290,20 @@ def estimate(
     isl: int = 1024, osl: int = 128, weight_dtype: str | None = None, expert_dtype: str | None = None,
     kv_dtype: str | None = None, activation_dtype: str = "bf16", reserve: str | float | None = None,
     max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS, mtp: int = 0, mtp_acceptance: float = DEFAULT_MTP_ACCEPTANCE,
-    comm_library: str = "nccl", overlap_ep: bool = False, cp: int = 1, sp: int | None = None, ideal: bool = False,
-    ignore_memory: bool = False, set: Settings = (),
+    comm_library: str | None = None, overlap_ep: bool = False, cp: int = 1, sp: int | None = None,
+    ideal: bool = False, ignore_memory: bool = False, set: Settings = (), runtime: str | None = None,
 ) -> Estimate:  # fmt: skip
     """Prefill and decode latency, throughput and memory of one configuration of an autoregressive
     model (`roofline estimate`). Parameters are the command's options (`--attn-dp` -> `attn_dp`).
-    A diffusion model: use `estimate_diffusion`."""
+    `runtime` (trtllm, vllm, sglang, torch-eager, torch-cuda-graph, hf-transformers, or a profile's
+    YAML path) adds that runtime's host time per step and picks its all-reduce library; None times
+    the kernels alone. A diffusion model: use `estimate_diffusion`."""
     from roofline.api.diffusion_options import refuse_diffusion_for_estimate
 
     refuse_diffusion_for_estimate(model)
     q = build_query(LlmOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batch, isl, osl,
                                weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens,
-                               mtp, mtp_acceptance, comm_library, overlap_ep, cp, sp, set))  # fmt: skip
+                               mtp, mtp_acceptance, comm_library, overlap_ep, cp, sp, set, runtime))  # fmt: skip
     return estimate_query(q, ideal, ignore_memory)
 
 
@@ -301,12 +322,12 @@ def memory(
     isl: int = 1024, osl: int = 128, weight_dtype: str | None = None, expert_dtype: str | None = None,
     kv_dtype: str | None = None, activation_dtype: str = "bf16", reserve: str | float | None = None,
     max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS, mtp: int = 0, cp: int = 1, sp: int | None = None,
-    set: Settings = (),
+    set: Settings = (), runtime: str | None = None,
 ) -> MemoryReport:  # fmt: skip
     """Does it fit? Weights, KV cache, activations and reserve per GPU; the largest batch and context
-    that fit (`roofline memory`)."""
+    that fit (`roofline memory`); with a `runtime`, the KV capacity at its memory fraction."""
     q = build_query(LlmOptions(model, hardware, system, gpus, tp, pp, ep, attn_dp, moe_imbalance, batch, isl, osl,
                                weight_dtype, expert_dtype, kv_dtype, activation_dtype, reserve, max_num_tokens,
-                               mtp, cp=cp, sp=sp, set=set))  # fmt: skip
+                               mtp, cp=cp, sp=sp, set=set, runtime=runtime))  # fmt: skip
     m = memory_result(q.workload, q.cluster, q.scenario)
     return MemoryReport(**_report_fields(q), memory=m, fit_hint="" if m.fits else fit_hint(q))

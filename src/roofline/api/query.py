@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from roofline.dtypes import DType, default_kv_dtype, parse_dtype
 from roofline.errors import RooflineError
@@ -15,6 +16,9 @@ from roofline.ir import Precision
 from roofline.simulator.plan import DEFAULT_MAX_NUM_TOKENS, DEFAULT_MTP_ACCEPTANCE, ParallelPlan, Scenario
 from roofline.units import Dimension, parse_quantity
 from roofline.workloads import Workload, get_autoregressive, get_workload
+
+if TYPE_CHECKING:
+    from roofline.simulator.serving.engine_config import EngineConfig
 
 ModelArg = str | os.PathLike[str] | Workload
 HardwareArg = str | os.PathLike[str] | Accelerator | None
@@ -99,11 +103,12 @@ class LlmOptions:
     max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS
     mtp: int = 0
     mtp_acceptance: float = DEFAULT_MTP_ACCEPTANCE
-    comm_library: str = "nccl"
+    comm_library: str | None = None  # None: the runtime's all-reduce library, else NCCL
     overlap_ep: bool = False
     cp: int = 1
     sp: int | None = None
     set: Settings = ()
+    runtime: str | None = None  # a runtime profile id or YAML path: adds its host time; None: kernels alone
 
 
 @dataclass(frozen=True)
@@ -133,12 +138,23 @@ def precision_of(workload: Workload, o: LlmOptions) -> Precision:
                      fp8_scaling=workload.fp8_scaling)  # fmt: skip
 
 
+def runtime_of(runtime: str | None) -> EngineConfig | None:
+    """The runtime profile an option names (an id, an alias such as gpt-fast, or a YAML path)."""
+    if runtime is None:
+        return None
+    from roofline.simulator.serving.engine_config import load_engine
+
+    return load_engine(runtime)
+
+
 def build_query(o: LlmOptions) -> Query:
     workload = model_of(o.model, o.set, autoregressive=True)
     plan = ParallelPlan.for_gpus(o.tp, o.pp, o.gpus, o.ep, o.attn_dp, o.moe_imbalance, o.cp)
+    runtime = runtime_of(o.runtime)
+    library = o.comm_library or (runtime.kernels.allreduce if runtime is not None else "nccl")
     scenario = Scenario(o.batch, o.isl, o.osl, precision_of(workload, o), plan, reserve_bytes(o.reserve),
-                        o.max_num_tokens, o.mtp, o.mtp_acceptance, o.comm_library, o.overlap_ep,
-                        megatron_sp(o.sp, o.tp))  # fmt: skip
+                        o.max_num_tokens, o.mtp, o.mtp_acceptance, library, o.overlap_ep,
+                        megatron_sp(o.sp, o.tp), runtime)  # fmt: skip
     warnings: list[str] = []
     limit = workload.max_position_embeddings
     if limit is not None and o.isl + o.osl > limit:

@@ -208,7 +208,7 @@ def serve(
     tp: int = 1, pp: int = 1, ep: int = 1, attn_dp: int = 1, moe_imbalance: float = 1.0, isl: int = 1024,
     osl: int = 128, weight_dtype: str | None = None, expert_dtype: str | None = None, kv_dtype: str | None = None,
     activation_dtype: str = "bf16", reserve: str | float | None = None, mtp: int = 0,
-    mtp_acceptance: float = DEFAULT_MTP_ACCEPTANCE, comm_library: str = "nccl", overlap_ep: bool = False,
+    mtp_acceptance: float = DEFAULT_MTP_ACCEPTANCE, comm_library: str | None = None, overlap_ep: bool = False,
     cp: int = 1, sp: int | None = None, max_throughput: bool = False, request_rate: float | str | None = None,
     concurrency: int | None = None, num_requests: int | None = None, isl_spread: float = 0.0,
     osl_spread: float = 0.0, trace: str | os.PathLike[str] | None = None, seed: int = 0, prefix_hit: float = 0.0,

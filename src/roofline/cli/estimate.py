@@ -9,6 +9,7 @@ import typer
 
 from roofline.api import Estimate, estimate, memory
 from roofline.api.diffusion_options import DEFAULT_ISL, DiffusionOptions, is_diffusion
+from roofline.cli import launch as launching
 from roofline.cli import tables
 from roofline.cli.common import Output, OutputFormat, emit, text_format_option, warn
 from roofline.errors import RooflineError
@@ -18,6 +19,7 @@ from roofline.workloads import get_workload
 
 if TYPE_CHECKING:
     from roofline.api import DiffusionEstimate
+    from roofline.deploy import LaunchCommand
 
 MODEL = typer.Option(..., "--model", "-m", help="model id (roofline model list), a model YAML or a HF config.json")
 HARDWARE = typer.Option(None, "--hardware", help="accelerator id (roofline hardware list) or YAML path")
@@ -45,7 +47,13 @@ SP = typer.Option(
     "reduce-scatter + all-gather). DiTs: N GPUs split the tokens (Ulysses, with --ring)",
 )  # fmt: skip
 OVERLAP_EP = typer.Option(False, "--overlap-ep", help="two-batch overlap: EP all-to-alls run under compute")
-COMM_LIBRARY = typer.Option("nccl", "--comm-library", help="collective library profile: nccl, deepep, uccl")
+COMM_LIBRARY = typer.Option(None, "--comm-library", help="collective library profile: nccl, trtllm, deepep, uccl "
+                            "(default: the runtime's all-reduce, else nccl)")  # fmt: skip
+RUNTIME = typer.Option(
+    None, "--runtime", metavar="ID|FILE",
+    help="runtime whose host time to add: trtllm, vllm, sglang, torch-eager, torch-cuda-graph (gpt-fast), "
+    "hf-transformers, or a profile YAML (a calibrated one); default: the kernels' device time alone",
+)  # fmt: skip
 IMBALANCE = typer.Option(1.0, "--moe-imbalance", help="busiest GPU's routed tokens over the mean (>= 1)")
 KV_DTYPE = typer.Option(None, "--kv-dtype", help="KV-cache format; default: the weight format, fp8 for 4-6 bit")
 ACT_DTYPE = typer.Option("bf16", "--activation-dtype", help="activation format (bf16 or fp16)")
@@ -88,7 +96,7 @@ COMPARE_AR = typer.Option(None, "--compare-ar", help="diffusion LM: also run thi
 
 def llm_option_values(pp: int, ep: int, attn_dp: int, moe_imbalance: float, osl: int, expert_dtype: str | None,
                       kv_dtype: str | None, activation_dtype: str, reserve: str | None, max_num_tokens: int, mtp: int,
-                      mtp_acceptance: float, comm_library: str, overlap_ep: bool, cp: int
+                      mtp_acceptance: float, comm_library: str | None, overlap_ep: bool, cp: int
                       ) -> dict[str, tuple[object, object]]:  # fmt: skip
     """The language-model-only options of estimate / plot / report with their defaults: {flag: (value, default)}."""
     return {
@@ -96,7 +104,7 @@ def llm_option_values(pp: int, ep: int, attn_dp: int, moe_imbalance: float, osl:
         "--osl": (osl, 128), "--expert-dtype": (expert_dtype, None), "--kv-dtype": (kv_dtype, None),
         "--activation-dtype": (activation_dtype, "bf16"), "--reserve": (reserve, None),
         "--max-num-tokens": (max_num_tokens, DEFAULT_MAX_NUM_TOKENS), "--mtp": (mtp, 0),
-        "--mtp-acceptance": (mtp_acceptance, DEFAULT_MTP_ACCEPTANCE), "--comm-library": (comm_library, "nccl"),
+        "--mtp-acceptance": (mtp_acceptance, DEFAULT_MTP_ACCEPTANCE), "--comm-library": (comm_library, None),
         "--overlap-ep": (overlap_ep, False), "--cp": (cp, 1),
     }  # fmt: skip
 
@@ -119,16 +127,17 @@ def show_warnings(warnings: tuple[str, ...]) -> None:
         warn(message)
 
 
-def render_estimate(result: Estimate, out: Output, ops: bool) -> None:
+def render_estimate(result: Estimate, out: Output, ops: bool, launched: LaunchCommand | None = None) -> None:
     show_warnings(result.warnings)
     if out.fmt is OutputFormat.json:
-        out.text(to_json(result.to_dict(ops=ops)))
+        out.text(to_json(launching.with_launch(result.to_dict(ops=ops), launched)))
     elif out.fmt is OutputFormat.csv:
         out.text(to_csv(result.records() if ops and result.timed else [flatten(result.to_dict(ops=False))]))
     elif out.fmt is OutputFormat.xlsx:
         _estimate_workbook(result, out)
     else:
         out.table(tables.estimate_view(result, with_ops=ops))
+    launching.show(launched, out.fmt)
 
 
 def _estimate_workbook(result: Estimate, out: Output) -> None:
@@ -168,7 +177,8 @@ def estimate_command(
     batch: int = BATCH, isl: int = ISL, osl: int = OSL,
     weight_dtype: str | None = WEIGHT_DTYPE, expert_dtype: str | None = EXPERT_DTYPE, kv_dtype: str | None = KV_DTYPE,
     activation_dtype: str = ACT_DTYPE, reserve: str | None = RESERVE, max_num_tokens: int = MAX_NUM_TOKENS,
-    mtp: int = MTP, mtp_acceptance: float = MTP_ACCEPT, comm_library: str = COMM_LIBRARY,
+    mtp: int = MTP, mtp_acceptance: float = MTP_ACCEPT, comm_library: str | None = COMM_LIBRARY,
+    runtime: str | None = RUNTIME,
     overlap_ep: bool = OVERLAP_EP, cp: int = CP, sp: int | None = SP, ring: int | None = RING,
     preset: str | None = PRESET, attention_kernel: str | None = ATTENTION_KERNEL, compile: bool | None = COMPILE,
     ideal: bool = IDEAL, ignore_memory: bool = IGNORE_MEMORY, settings: list[str] = SET,
@@ -177,15 +187,33 @@ def estimate_command(
     resolution: str | None = RESOLUTION, video: str | None = VIDEO, steps: int | None = STEPS,
     cfg: bool | None = CFG, cfg_parallel: bool = CFG_PARALLEL, gen_len: int | None = GEN_LEN,
     block_len: int | None = BLOCK_LEN, cache: str | None = CACHE, compare_ar: str | None = COMPARE_AR,
+    launch: bool = launching.LAUNCH,
 ) -> None:  # fmt: skip
     """Prefill and decode latency, throughput and memory for one configuration; for diffusion models
     (DiT image/video, diffusion LMs) the time per image, video or request instead."""
     out = Output.check(fmt, output, force)
+    launching.check(launch, out.fmt)
     workload = get_workload(model)
     if is_diffusion(workload):
-        refuse_llm_options(model, llm_option_values(pp, ep, attn_dp, moe_imbalance, osl, expert_dtype, kv_dtype,
-                                                    activation_dtype, reserve, max_num_tokens, mtp, mtp_acceptance,
-                                                    comm_library, overlap_ep, cp))  # fmt: skip
+        values = llm_option_values(
+            pp,
+            ep,
+            attn_dp,
+            moe_imbalance,
+            osl,
+            expert_dtype,
+            kv_dtype,
+            activation_dtype,
+            reserve,
+            max_num_tokens,
+            mtp,
+            mtp_acceptance,
+            comm_library,
+            overlap_ep,
+            cp,
+        )
+        refuse_llm_options(model, values | {"--runtime": (runtime, None)})
+        launching.refuse_for_diffusion(launch, model)
         from roofline.api import estimate_diffusion  # the diffusion estimators load for a diffusion model only
 
         result = estimate_diffusion(
@@ -204,9 +232,11 @@ def estimate_command(
         moe_imbalance=moe_imbalance, batch=batch, isl=isl, osl=osl, weight_dtype=weight_dtype,
         expert_dtype=expert_dtype, kv_dtype=kv_dtype, activation_dtype=activation_dtype, reserve=reserve,
         max_num_tokens=max_num_tokens, mtp=mtp, mtp_acceptance=mtp_acceptance, comm_library=comm_library,
-        overlap_ep=overlap_ep, cp=cp, sp=sp, ideal=ideal, ignore_memory=ignore_memory, set=settings,
+        overlap_ep=overlap_ep, cp=cp, sp=sp, ideal=ideal, ignore_memory=ignore_memory, set=settings, runtime=runtime,
     )  # fmt: skip
-    render_estimate(found, out, ops)
+    render_estimate(
+        found, out, ops, launching.for_result(launch, found, found.detail.runtime if found.detail else runtime)
+    )
 
 
 def memory_command(
@@ -216,6 +246,8 @@ def memory_command(
     weight_dtype: str | None = WEIGHT_DTYPE, expert_dtype: str | None = EXPERT_DTYPE, kv_dtype: str | None = KV_DTYPE,
     activation_dtype: str = ACT_DTYPE, reserve: str | None = RESERVE, max_num_tokens: int = MAX_NUM_TOKENS,
     mtp: int = MTP, cp: int = CP, sp: int | None = SP, settings: list[str] = SET,
+    runtime: str | None = typer.Option(None, "--runtime", metavar="ID|FILE",
+                                       help="KV capacity at this runtime's memory fraction (vllm: 0.9 ...)"),
     fmt: OutputFormat = text_format_option(),
 ) -> None:  # fmt: skip
     """Does it fit? Weights, KV cache, activations, reserve; the largest batch and context that fit."""
@@ -223,7 +255,7 @@ def memory_command(
         model, hardware, system=system, gpus=gpus, tp=tp, pp=pp, ep=ep, attn_dp=attn_dp, moe_imbalance=moe_imbalance,
         batch=batch, isl=isl, osl=osl, weight_dtype=weight_dtype, expert_dtype=expert_dtype, kv_dtype=kv_dtype,
         activation_dtype=activation_dtype, reserve=reserve, max_num_tokens=max_num_tokens, mtp=mtp, cp=cp, sp=sp,
-        set=settings,
+        set=settings, runtime=runtime,
     )  # fmt: skip
     show_warnings(report.warnings)
     data: dict[str, Any] = report.to_dict()

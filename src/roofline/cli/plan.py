@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from roofline.api import plan
+from roofline.cli import launch as launching
 from roofline.cli.common import OutputFormat, emit, text_format_option
 from roofline.planner.search import PlanResult
 from roofline.reports.formats import to_csv, to_json
@@ -120,18 +121,21 @@ def plan_command(
     price: str | None = typer.Option(None, "--price", help="$/GPU-hour by accelerator: h100-sxm=2.5,b200=5"),
     weight_dtype: str | None = typer.Option(None, "--weight-dtype", help="weight formats to try; default: shipped,fp8"),
     batch: str | None = typer.Option(None, "--batch", help="batch limits to try (list or range); default 1..1024"),
-    engine: str = typer.Option("trtllm", "--engine", help="engine profile: host overheads, token budget"),
+    engine: str = typer.Option("trtllm", "--engine", "--runtime", help="runtime profile (trtllm, vllm, sglang ...)"),
     top: int = typer.Option(5, "--top", help="configurations to list"),
     recheck: int = typer.Option(3, "--recheck", help="best configurations to re-check with the serving simulator"),
-    fmt: OutputFormat = text_format_option(),
+    fmt: OutputFormat = text_format_option(), launch: bool = launching.LAUNCH,
 ) -> None:  # fmt: skip
     """Cheapest configurations that serve --rate within TTFT and TPOT p99 targets, and the Pareto frontier."""
+    launching.check(launch, fmt)
     report = plan(model, hardware, isl=isl, osl=osl, rate=rate, ttft_p99=ttft_p99, tpot_p99=tpot_p99,
                   max_gpus=max_gpus, price=price, weight_dtype=weight_dtype, batch=batch, engine=engine, top=top,
                   recheck=recheck)  # fmt: skip
+    launched = launching.for_result(launch, report, engine)
     if fmt is OutputFormat.json:
-        emit(to_json(report.to_dict()))
+        emit(to_json(launching.with_launch(report.to_dict(), launched, launch)))
     elif fmt is OutputFormat.csv:
         emit(to_csv(report.records()))
     else:
         Console(width=200).print(_view(report.result))
+    launching.show(launched, fmt, launch)

@@ -24,7 +24,7 @@ def serve_command(
     moe_imbalance: float = est.IMBALANCE, isl: int = est.ISL, osl: int = est.OSL,
     weight_dtype: str | None = est.WEIGHT_DTYPE, expert_dtype: str | None = est.EXPERT_DTYPE,
     kv_dtype: str | None = est.KV_DTYPE, activation_dtype: str = est.ACT_DTYPE, reserve: str | None = est.RESERVE,
-    mtp: int = est.MTP, mtp_acceptance: float = est.MTP_ACCEPT, comm_library: str = est.COMM_LIBRARY,
+    mtp: int = est.MTP, mtp_acceptance: float = est.MTP_ACCEPT, comm_library: str | None = est.COMM_LIBRARY,
     overlap_ep: bool = est.OVERLAP_EP, cp: int = est.CP, sp: int | None = est.SP,
     max_throughput: bool = typer.Option(False, "--max-throughput", help="offline: every request queued at t = 0"),
     request_rate: str | None = typer.Option(None, "--request-rate", help="Poisson arrivals, requests/s ('inf')"),
@@ -36,7 +36,7 @@ def serve_command(
     trace: Path | None = typer.Option(None, "--trace", help="CSV of arrival_s,isl,osl rows (replaces the load)"),
     seed: int = typer.Option(0, "--seed", help="random seed for arrivals and lengths"),
     prefix_hit: float = typer.Option(0.0, "--prefix-hit", help="fraction of each prompt served by the prefix cache"),
-    engine: str = typer.Option(DEFAULT_ENGINE, "--engine", help="engine profile: trtllm, vllm, sglang"),
+    engine: str = typer.Option(DEFAULT_ENGINE, "--engine", "--runtime", help="trtllm, vllm, sglang, or a YAML"),
     kv_memory_fraction: float | None = typer.Option(None, "--kv-memory-fraction", help="KV share of free memory"),
     max_batch: int | None = typer.Option(
         None, "--max-batch", help="sequences in flight per scheduler (per attention-DP rank)"),

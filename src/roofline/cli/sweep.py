@@ -105,7 +105,7 @@ def sweep_command(
     weight_dtype: str | None = typer.Option(None, "--weight-dtype", help="weight formats; default: shipped"),
     kv_dtype: str | None = typer.Option(None, "--kv-dtype", help="KV-cache format; default: follows the weights"),
     max_num_tokens: int = typer.Option(DEFAULT_MAX_NUM_TOKENS, "--max-num-tokens", help="engine token budget per step"),
-    engine: str | None = typer.Option(None, "--engine", help="add an engine profile's host overheads (trtllm, vllm)"),
+    engine: str | None = typer.Option(None, "--engine", "--runtime", help="add a runtime's host overheads"),
     exact: bool = typer.Option(False, "--exact", help="full estimator per configuration (slow), not the fast path"),
     request_rate: str | None = typer.Option(
         None, "--request-rate", help="serve every configuration at these rates (requests/s, comma list): load "

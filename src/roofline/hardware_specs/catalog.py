@@ -17,12 +17,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from roofline.errors import RooflineError, UnknownIdError
-from roofline.hardware_specs.schema import Accelerator, Link, System
+from roofline.hardware_specs.schema import Accelerator, HostCpu, Link, System
 from roofline.yaml_io import in_base_order, load_model_data, load_model_file, yaml_files
 
 DATA_DIR = Path(__file__).parent / "data"
 ENV_VAR = "ROOFLINE_HARDWARE_PATH"
-_KINDS: dict[str, type[BaseModel]] = {"accelerator": Accelerator, "link": Link, "system": System}
+_KINDS: dict[str, type[BaseModel]] = {"accelerator": Accelerator, "link": Link, "system": System, "host_cpu": HostCpu}
 
 
 @dataclass
@@ -30,6 +30,7 @@ class HardwareCatalog:
     accelerators: dict[str, Accelerator] = field(default_factory=dict)
     links: dict[str, Link] = field(default_factory=dict)
     systems: dict[str, System] = field(default_factory=dict)
+    host_cpus: dict[str, HostCpu] = field(default_factory=dict)
 
     def add(self, item: BaseModel) -> None:
         if isinstance(item, Accelerator):
@@ -38,10 +39,12 @@ class HardwareCatalog:
             self.links[item.id] = item
         elif isinstance(item, System):
             self.systems[item.id] = item
+        elif isinstance(item, HostCpu):
+            self.host_cpus[item.id] = item
 
     def copy(self) -> HardwareCatalog:
         """A catalog that can take user files without changing the cached packaged one."""
-        return HardwareCatalog(dict(self.accelerators), dict(self.links), dict(self.systems))
+        return HardwareCatalog(dict(self.accelerators), dict(self.links), dict(self.systems), dict(self.host_cpus))
 
     def add_file(self, path: Path) -> BaseModel:
         item = load_model_file(path, _KINDS, self.find_base)
@@ -51,7 +54,7 @@ class HardwareCatalog:
     def find_base(self, base_id: str, kind: str | None) -> BaseModel:
         """The entry a file's `base:` names, among the file's kind (any kind when it gives none)."""
         tables: dict[str, dict[str, Any]] = {"accelerator": self.accelerators, "link": self.links,
-                                             "system": self.systems}  # fmt: skip
+                                             "system": self.systems, "host_cpu": self.host_cpus}  # fmt: skip
         if kind in tables:
             table = tables[kind]
             if base_id not in table:
@@ -64,7 +67,7 @@ class HardwareCatalog:
         raise UnknownIdError("hardware", base_id, [*self.accelerators, *self.systems, *self.links])
 
     def knows(self, base_id: str) -> bool:
-        return base_id in self.accelerators or base_id in self.systems or base_id in self.links
+        return any(base_id in table for table in (self.accelerators, self.systems, self.links, self.host_cpus))
 
     def accelerator(self, accelerator_id: str) -> Accelerator:
         if accelerator_id not in self.accelerators:
@@ -75,6 +78,11 @@ class HardwareCatalog:
         if link_id not in self.links:
             raise UnknownIdError("link", link_id, list(self.links))
         return self.links[link_id]
+
+    def host_cpu(self, cpu_id: str) -> HostCpu:
+        if cpu_id not in self.host_cpus:
+            raise UnknownIdError("host CPU", cpu_id, list(self.host_cpus))
+        return self.host_cpus[cpu_id]
 
     def system(self, system_id: str) -> System:
         if system_id not in self.systems:
@@ -88,6 +96,8 @@ class HardwareCatalog:
             for attachment in (system.scale_up, system.scale_out, system.host_link):
                 if attachment is not None:
                     self.link(attachment.link)
+            if system.host_cpu is not None:
+                self.host_cpu(system.host_cpu)
         for accelerator in self.accelerators.values():
             # a user accelerator may borrow a packaged node's topology (its default system may
             # hold another accelerator); the packaged pairs are checked in the tests

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from roofline.errors import RooflineError
 from roofline.hardware_specs.catalog import HardwareCatalog, accelerator_from, load_catalog, system_from
-from roofline.hardware_specs.schema import Accelerator, Attachment, Link, System, Wiring
+from roofline.hardware_specs.schema import Accelerator, Attachment, HostCpu, Link, System, Wiring
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,12 @@ class Cluster:
     scale_up: Fabric
     scale_out: Fabric | None
     num_gpus: int
+    host_cpu: HostCpu | None = None  # None: the reference host CPU (speed 1.0)
+
+    @property
+    def host_speed(self) -> float:
+        """Single-thread speed of the host CPU relative to the reference one."""
+        return self.host_cpu.single_thread_speed if self.host_cpu is not None else 1.0
 
     @property
     def num_nodes(self) -> int:
@@ -125,6 +131,7 @@ def resolve_cluster(
         scale_up=_fabric(catalog, chosen.scale_up),
         scale_out=scale_out,
         num_gpus=num_gpus,
+        host_cpu=catalog.host_cpu(chosen.host_cpu) if chosen.host_cpu else None,
     )
 
 

@@ -247,6 +247,18 @@ class Attachment(Frozen):
     )
 
 
+class HostCpu(Frozen):
+    """The CPU that drives the GPUs: Python dispatch, engine schedulers and sampling run on one of its
+    cores, so host time per step scales with its single-thread speed."""
+
+    kind: Literal["host_cpu"]
+    id: str
+    name: str
+    single_thread_speed: float = Field(gt=0, description="per-core speed relative to the reference host CPU (1.0)")
+    source: Source
+    notes: str = ""
+
+
 class System(Frozen):
     kind: Literal["system"]
     id: str
@@ -257,6 +269,7 @@ class System(Frozen):
     scale_up: Attachment
     scale_out: Attachment | None = None
     host_link: Attachment | None = None
+    host_cpu: str | None = Field(default=None, description="host CPU id (data/host_cpus); None: the reference")
     status: Literal["released", "pre-release"] = "released"
     source: Source
     notes: str = ""

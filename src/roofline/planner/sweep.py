@@ -196,10 +196,13 @@ def _exact(workload: Workload, request: SweepRequest, clusters: list[Any], preci
         ttft, tpot = result.ttft_batch_s, result.tpot_s
         engine = request.engine
         if engine is not None:  # host overheads as FastModel adds them: per step, per sequence in a step
+            from roofline.simulator.host import on_cluster_host
+
+            engine = on_cluster_host(engine, cluster)
             steps = sum(r for _, r in prefill_chunks(cfg["batch"], cfg["isl"], request.max_num_tokens, cfg["attn_dp"]))
             passes = -(-cfg["isl"] // request.max_num_tokens)
             ttft += steps * engine.step_overhead + passes * cfg["batch"] * engine.per_sequence_overhead
-            tpot += engine.step_overhead + cfg["batch"] * engine.per_sequence_overhead
+            tpot += engine.scheduler_s(cfg["batch"])
         label = clusters[cfg["hardware"]].accelerator.id
         rows.append(_row(workload.id, label, grid.dtype_label(p), p.kv_cache.value, cfg, ("ttft_batch_s", ttft), tpot,
                          memory))  # fmt: skip

@@ -4,7 +4,8 @@ TPOT averaged over the generation as the context grows."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
@@ -12,10 +13,14 @@ from roofline.ir import Op, Phase, Placement, StepShape
 from roofline.parallel.stage import StageParallelism, stage_ops
 from roofline.simulator.collectives import load_library
 from roofline.simulator.cost import OpCost, RooflineCostModel, shared_cost_model
+from roofline.simulator.host import on_cluster_host, step_with_host
 from roofline.simulator.memory import memory_result
 from roofline.simulator.plan import Scenario, prefill_chunks, stage_placements
 from roofline.simulator.results import EstimateResult, MemoryResult, OpRow, PhaseResult
 from roofline.workloads.base import Workload
+
+if TYPE_CHECKING:
+    from roofline.simulator.serving.engine_config import EngineConfig
 
 MAX_DECODE_SAMPLES = 32  # decode steps actually timed; TPOT is their mean
 
@@ -28,6 +33,17 @@ class StepTiming:
     time_s: float
     no_overlap_s: float
     slowest_stage_s: float
+    host_s: float = 0.0  # what the runtime's host side adds (simulator/host.py); 0 without a runtime
+
+
+def with_host(timing: StepTiming, runtime: EngineConfig | None, phase: Phase, sequences: int) -> StepTiming:
+    """The step with its runtime's host time: the scheduler and launches before the GPU can run it,
+    or, eager, the GPU waiting on Python's dispatch. Added to every stage's critical path."""
+    if runtime is None:
+        return timing
+    host = step_with_host(runtime, phase, timing.costs, timing.time_s, sequences).host_s
+    return replace(timing, time_s=timing.time_s + host, no_overlap_s=timing.no_overlap_s + host,
+                   slowest_stage_s=timing.slowest_stage_s + host, host_s=host)  # fmt: skip
 
 
 def _stage_ops(workload: Workload, step: StepShape, scenario: Scenario, placement: Placement) -> list[Op]:
@@ -75,7 +91,12 @@ def _stage_time(costs: Sequence[OpCost], overlap_ep: bool) -> float:
 
 
 def _phase_result(
-    phase: Phase, context: int, timings: list[tuple[StepTiming, int]], time_s: float, no_overlap_s: float
+    phase: Phase,
+    context: int,
+    timings: list[tuple[StepTiming, int]],
+    time_s: float,
+    no_overlap_s: float,
+    host_s: float = 0.0,
 ) -> PhaseResult:
     """Operator rows of a phase: each step's ops times how often the step repeats, the same
     operator merged across pipeline stages and steps."""
@@ -114,18 +135,24 @@ def _phase_result(
         communication_s=sum(r.communication_s for r in ops),
         overhead_s=sum(r.overhead_s for r in ops),
         ops=ops,
+        host_s=host_s,
     )
 
 
 def time_prefill(
-    workload: Workload, scenario: Scenario, model: RooflineCostModel, placements: Sequence[Placement]
+    workload: Workload,
+    scenario: Scenario,
+    model: RooflineCostModel,
+    placements: Sequence[Placement],
+    runtime: EngineConfig | None = None,
 ) -> tuple[float, float, list[tuple[StepTiming, int]]]:
     """TTFT of the whole batch: its prefill steps (chunks) one after another. With pipeline
     stages, consecutive steps overlap: each costs its slowest stage, and the last one also
     needs the rest of the pipeline to drain."""
     budget = scenario.max_num_tokens * scenario.plan.cp  # each context-parallel rank takes its own budget
     chunks = prefill_chunks(scenario.batch, scenario.isl, budget, scenario.plan.attn_dp)
-    timings = [(time_step(workload, step, scenario, model, placements), repeat) for step, repeat in chunks]
+    timings = [(with_host(time_step(workload, step, scenario, model, placements), runtime, Phase.PREFILL, step.batch),
+                repeat) for step, repeat in chunks]  # fmt: skip
     last = timings[-1][0]
     batch_s = sum(t.slowest_stage_s * r for t, r in timings) + last.time_s - last.slowest_stage_s
     overlap_sum = sum(t.time_s * r for t, r in timings)
@@ -178,14 +205,16 @@ def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bo
         raise RooflineError(f"{workload.id} ships no MTP layers; drop --mtp")
     placements = stage_placements(workload, plan)
     model = shared_cost_model(cluster, plan, ideal=ideal, library=load_library(scenario.comm_library))
-    ttft_batch_s, ttft_no_overlap_s, prefill = time_prefill(workload, scenario, model, placements)
+    runtime = None if scenario.runtime is None or ideal else on_cluster_host(scenario.runtime, cluster)
+    ttft_batch_s, ttft_no_overlap_s, prefill = time_prefill(workload, scenario, model, placements, runtime)
     micro = scenario.micro_batch
     contexts = decode_contexts(scenario.isl, scenario.osl)
     verify = 1 + scenario.mtp_drafts  # the main model checks the drafts and adds one token of its own
     decode_steps = [
-        time_step(workload, StepShape(Phase.DECODE, micro, verify, c + verify - 1), scenario, model, placements)
+        with_host(time_step(workload, StepShape(Phase.DECODE, micro, verify, c + verify - 1), scenario, model,
+                            placements), runtime, Phase.DECODE, micro)
         for c in contexts
-    ]
+    ]  # fmt: skip
     per_token = len(decode_steps) * scenario.tokens_per_decode_step
     # with m micro-batches in flight a step ends when one has crossed every stage and every stage
     # has served all m: the slower of the two (equal when stages are balanced and m == pp)
@@ -217,7 +246,17 @@ def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bo
         tpot_s=tpot_s,
         ttft_batch_no_overlap_s=ttft_no_overlap_s,
         tpot_no_overlap_s=tpot_no_overlap_s,
-        prefill=_phase_result(Phase.PREFILL, scenario.isl, prefill, ttft_batch_s, ttft_no_overlap_s),
-        decode=_phase_result(Phase.DECODE, contexts[len(contexts) // 2], [(middle, 1)], tpot_s, tpot_no_overlap_s),
+        prefill=_phase_result(
+            Phase.PREFILL, scenario.isl, prefill, ttft_batch_s, ttft_no_overlap_s, sum(t.host_s * r for t, r in prefill)
+        ),
+        decode=_phase_result(
+            Phase.DECODE,
+            contexts[len(contexts) // 2],
+            [(middle, 1)],
+            tpot_s,
+            tpot_no_overlap_s,
+            sum(s.host_s for s in decode_steps) / per_token,
+        ),
+        runtime=scenario.runtime.id if scenario.runtime is not None else None,
         memory=memory if memory is not None else memory_result(workload, cluster, scenario),
     )

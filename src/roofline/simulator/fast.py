@@ -781,8 +781,14 @@ class FastModel:
 
         out = _by_hardware(h, on)
         if engine is not None:
-            out = out + engine.step_overhead + batch * engine.per_sequence_overhead
+            out = out + engine.scheduler_s(batch) / self.host_speed(engine)[h]
         return np.asarray(out, dtype=float)
+
+    def host_speed(self, engine: EngineConfig) -> np.ndarray:
+        """Per hardware: how much faster its host CPU is than the engine profile's reference CPU."""
+        from roofline.simulator.host import speed_ratio
+
+        return np.array([speed_ratio(engine, c) for c in self.clusters])
 
     def ttft_batch_s(self, layout: Layout, isl: int, h: np.ndarray, batch: np.ndarray, pp: np.ndarray,
                      engine: EngineConfig | None = None) -> np.ndarray:  # fmt: skip
@@ -810,8 +816,9 @@ class FastModel:
                 ttft, start, passes = ttft + rounds * st.slowest_s, start + new, passes + 1
             ttft = ttft + st.total_s - st.slowest_s
             steps = rounds * passes
-        if engine is not None:
-            ttft = ttft + steps * engine.step_overhead + passes * batch * engine.per_sequence_overhead
+        if engine is not None:  # host costs on each cluster's host CPU (simulator/host.py)
+            host_s = steps * engine.step_overhead + passes * batch * engine.per_sequence_overhead
+            ttft = ttft + host_s / self.host_speed(engine)[h]
         return np.asarray(ttft, dtype=float)
 
     # ---- memory ----------------------------------------------------------------------------------

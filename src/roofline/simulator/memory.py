@@ -99,7 +99,10 @@ def memory_result(workload: Workload, cluster: Cluster, scenario: Scenario) -> M
         return bool(cap.fits(used, capacity))
 
     worst = worst_stage(workload, scenario, scenario.batch, context)
-    kv = kv_capacity(workload, cluster, scenario, scenario.batch, context)
+    # with a runtime, its share of the memory left for KV (vLLM gpu_memory_utilization, TensorRT-LLM
+    # kv_cache_free_gpu_mem_fraction ...): the capacity rule serve uses
+    fraction = scenario.runtime.kv_memory_fraction if scenario.runtime is not None else 1.0
+    kv = kv_capacity(workload, cluster, scenario, scenario.batch, context, fraction)
     return MemoryResult(
         weights_bytes=worst.weights_bytes,
         kv_cache_bytes=worst.kv_cache_bytes,

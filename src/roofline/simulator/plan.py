@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from roofline.errors import RooflineError
 from roofline.ir import Phase, Placement, Precision, StepShape
 from roofline.workloads.base import Workload
+
+if TYPE_CHECKING:
+    from roofline.simulator.serving.engine_config import EngineConfig
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ class Scenario:
     comm_library: str = "nccl"  # simulator/data/comm/<id>.yaml
     overlap_ep: bool = False  # two-batch overlap hides EP all-to-alls under compute
     sequence_parallel: bool = False  # TP all-reduces as reduce-scatter + all-gather, norms on 1/tp tokens
+    runtime: EngineConfig | None = field(default=None, compare=False)  # host side of a step (simulator/host.py)
 
     def __post_init__(self) -> None:
         if not 0 <= self.mtp_drafts <= MAX_DRAFT_TOKENS or not 0.0 < self.mtp_acceptance <= 1.0:

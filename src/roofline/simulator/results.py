@@ -54,15 +54,23 @@ class PhaseResult:
     communication_s: float
     overhead_s: float
     ops: tuple[OpRow, ...]
+    host_s: float = 0.0  # of time_s, what the runtime's host side adds (simulator/host.py)
+
+    @property
+    def device_s(self) -> float:
+        """The phase's time without the host's share: the GPU's kernels alone."""
+        return self.time_s - self.host_s
 
     @property
     def bound(self) -> str:
-        """The resource that takes the most time summed over the phase's operators."""
+        """The resource that takes the most time summed over the phase's operators (`host` when
+        the runtime's host side adds more than any of them)."""
         parts = {
             "compute": self.compute_s,
             "memory": self.memory_s,
             "communication": self.communication_s,
             "overhead": self.overhead_s,
+            "host": self.host_s,
         }
         return max(parts, key=lambda k: parts[k])
 
@@ -77,6 +85,8 @@ class PhaseResult:
             "memory_s": self.memory_s,
             "communication_s": self.communication_s,
             "overhead_s": self.overhead_s,
+            "host_s": self.host_s,
+            "device_s": self.device_s,
             "bound": self.bound,
         }
 
@@ -146,6 +156,7 @@ class EstimateResult:
     prefill: PhaseResult
     decode: PhaseResult
     memory: MemoryResult
+    runtime: str | None = None  # the runtime profile whose host side is in the times; None: the kernels alone
 
     @property
     def e2e_s(self) -> float:

@@ -203,7 +203,8 @@ def _serving(case: Case, options: Options) -> Prediction:
     engine = _replay_engine(case, setup, options, notes)
     value = math.inf if case.load_value is None else float(case.load_value)  # type: ignore[arg-type]
     load = Load(case.scenario, value, num_requests=_num_requests(case, setup, options, notes))
-    scenario = Scenario(1, case.isl, case.osl, where.precision, where.plan)  # batch: serve() schedules its own
+    # batch: serve() schedules its own; the TP all-reduce is the engine's (its profile's kernels.allreduce)
+    scenario = Scenario(1, case.isl, case.osl, where.precision, where.plan, comm_library=engine.kernels.allreduce)
     result = serve(workload, cluster, scenario, engine, load).to_dict()
     output_tokens_per_s = result["output_tokens_per_s"] * where.per_unit(case)
     values = {

@@ -1,11 +1,13 @@
-"""Serving-engine behaviour as data: KV memory fraction, block size, batch and token limits, and the
-host overheads per step. Profiles in `simulator/data/engines/<id>.yaml`; any knob can be overridden."""
+"""The runtime as data: a serving engine (TensorRT-LLM, vLLM, SGLang) or a plain PyTorch loop (eager,
+CUDA graphs, Hugging Face transformers). KV memory fraction, block size, batch and token limits, the
+host costs of a step (scheduler, Python dispatch per op, graph launch) and the kernels it runs.
+Profiles in `simulator/data/engines/<id>.yaml` (or a YAML path); any knob can be overridden."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +17,66 @@ from roofline.yaml_io import FittedOn, read_yaml, validate_into
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "engines"
 DEFAULT_ENGINE = "trtllm"
+
+
+Launch = Literal["eager", "cuda_graph"]
+
+
+class FrameworkCalls(BaseModel):
+    """What an eager step does on the host for one instance of an operator: Python-level framework
+    calls (views and slices included) and the kernels they launch."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    calls: float = Field(ge=0)
+    kernels: float = Field(ge=0)
+
+
+class HostCosts(BaseModel):
+    """Host (CPU) time of a step, at the reference CPU (`reference_cpu`; hardware_specs/data/host_cpus).
+
+    eager: every framework call of the step is dispatched from Python, `dispatch_per_op` each, while
+    the GPU runs what was queued before it (simulator/host.py); cuda_graph: one graph launch per
+    step. Serving engines capture decode in graphs and put their scheduling in `step_overhead`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    decode_launch: Launch = "cuda_graph"
+    prefill_launch: Launch = "cuda_graph"
+    dispatch_per_call: Seconds = Field(default=0.0, description="eager: host time per Python framework call")
+    launch_per_kernel: Seconds = Field(default=0.0, description="eager: host time to launch one kernel")
+    graph_launch: Seconds = Field(default=0.0, description="cuda_graph: host time to launch a step's graph")
+    overlaps_device: bool = Field(default=True, description="the GPU runs queued kernels while the host dispatches")
+    calls_per_op: dict[str, FrameworkCalls] = Field(
+        default_factory=dict, description="eager: framework calls per operator instance, by operator name, then kind"
+    )
+    default_calls: FrameworkCalls = Field(default=FrameworkCalls(calls=1, kernels=1))
+    cuda_graph_batch_sizes: list[int] = Field(default_factory=list, description="decode batches captured as graphs")
+    reference_cpu: str | None = Field(
+        default="xeon-8480c", description="host CPU the costs hold for; None: the host the profile was measured on"
+    )
+    source: str = ""
+
+    def calls_of(self, name: str, kind: str) -> FrameworkCalls:
+        """Framework calls an eager step makes for one instance of an operator."""
+        table = self.calls_per_op
+        return table.get(name, table.get(kind, self.default_calls))
+
+    def dispatch_s(self, name: str, kind: str) -> float:
+        """Eager host time of one instance of an operator."""
+        c = self.calls_of(name, kind)
+        return c.calls * self.dispatch_per_call + c.kernels * self.launch_per_kernel
+
+
+class KernelChoice(BaseModel):
+    """Which implementation the runtime launches for an operator kind."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    attention: str = Field(default="fmha", description="attention kernel family (FA3 / FlashInfer / TRT-LLM FMHA)")
+    allreduce: str = Field(default="nccl", description="comm library of the TP all-reduce (simulator/data/comm)")
+    ep: str = Field(default="nccl", description="comm library of the EP dispatch / combine")
+    gemm: str = Field(default="cublas", description="dense GEMM library (descriptive)")
 
 
 class EngineConfig(BaseModel):
@@ -36,19 +98,69 @@ class EngineConfig(BaseModel):
         default=0.0, description="front end per request (HTTP / gRPC, tokenise, detokenise): adds to TTFT and E2E"
     )
     moe_kernels: str = Field(default="trtllm", description="MoE kernel variant the engine launches (moe_kernels.yaml)")
+    host: HostCosts = Field(default_factory=HostCosts)
+    kernels: KernelChoice = Field(default_factory=KernelChoice)
+    serving: bool = Field(default=True, description="a serving engine (continuous batching); False: a generate loop")
+    aliases: list[str] = Field(default_factory=list, description="other names a validation file may use")
+    version: str = Field(default="", description="the engine version the defaults describe")
     source: str
     fitted_on: FittedOn = Field(default_factory=list, description="measurement rows constants were fitted on")
+
+    def scheduler_s(self, sequences: Any) -> Any:
+        """Host time of one step at the reference CPU beyond launching kernels: scheduling, input
+        preparation and sampling bookkeeping (`step_overhead` + `per_sequence_overhead` each).
+        `sequences`: a number, or a numpy array of them (the sweep's fast path)."""
+        return self.step_overhead + sequences * self.per_sequence_overhead
+
+    def on_host(self, speed_ratio: float) -> Self:
+        """The profile on a host `speed_ratio` times as fast as its reference CPU: host costs divide."""
+        if speed_ratio == 1.0:
+            return self
+        h = self.host
+        host = h.model_copy(update={"dispatch_per_call": h.dispatch_per_call / speed_ratio,
+                                    "launch_per_kernel": h.launch_per_kernel / speed_ratio,
+                                    "graph_launch": h.graph_launch / speed_ratio})  # fmt: skip
+        return self.model_copy(update={"host": host, "step_overhead": self.step_overhead / speed_ratio,
+                                       "per_sequence_overhead": self.per_sequence_overhead / speed_ratio})  # fmt: skip
 
 
 def engine_ids() -> list[str]:
     return sorted(p.stem for p in DATA_DIR.glob("*.yaml"))
 
 
-@lru_cache(maxsize=8)
-def load_engine(engine_id: str = DEFAULT_ENGINE) -> EngineConfig:
-    path = DATA_DIR / f"{engine_id}.yaml"
-    if not path.is_file():
-        raise RooflineError(f"unknown engine '{engine_id}'; known: {', '.join(engine_ids())}")
+@lru_cache(maxsize=1)
+def _aliases() -> dict[str, str]:
+    """Other names of the packaged profiles (gpt-fast -> torch-cuda-graph)."""
+    out: dict[str, str] = {}
+    for engine_id in engine_ids():
+        for alias in _load_path(DATA_DIR / f"{engine_id}.yaml").aliases:
+            out[alias] = engine_id
+    return out
+
+
+def runtime_id(name: str) -> str | None:
+    """The packaged profile a runtime name means (an id or an alias), None when unknown."""
+    if name in engine_ids():
+        return name
+    return _aliases().get(name)
+
+
+@lru_cache(maxsize=16)
+def _load_path(path: Path) -> EngineConfig:
     item = validate_into(EngineConfig, read_yaml(path), f"'{path}'")
     assert isinstance(item, EngineConfig)
     return item
+
+
+def load_engine(engine_id: str = DEFAULT_ENGINE) -> EngineConfig:
+    """A runtime profile by id, alias or YAML path (a calibrated profile, a user's own)."""
+    if engine_id.endswith((".yaml", ".yml")) or "/" in engine_id:
+        path = Path(engine_id).expanduser()
+        if not path.is_file():
+            raise RooflineError(f"runtime profile '{engine_id}' is not a file; give an id ({', '.join(engine_ids())}) "
+                                "or a YAML path")  # fmt: skip
+        return _load_path(path.resolve())
+    known = runtime_id(engine_id)
+    if known is None:
+        raise RooflineError(f"unknown runtime '{engine_id}'; known: {', '.join(engine_ids())}")
+    return _load_path(DATA_DIR / f"{known}.yaml")

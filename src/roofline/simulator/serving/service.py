@@ -143,8 +143,10 @@ def serve(workload: Workload, cluster: Cluster, scenario: Scenario, engine: Engi
     """Simulate one replica (tp x pp x cp GPUs, attention-DP inside) and scale by the replicas:
     requests are spread evenly over data-parallel replicas, so each sees rate / dp. `progress`: the
     fraction of the replica's requests finished, as the simulation goes."""
+    from roofline.simulator.host import on_cluster_host  # simulator.host imports this package's engine_config
+
     replicas = scenario.plan.dp
-    engine = per_attention_replica(engine, scenario)
+    engine = per_attention_replica(on_cluster_host(engine, cluster), scenario)
     capacity = kv_capacity_tokens(workload, cluster, scenario, engine)
     if engine.limits == "trtllm-bench":  # batch and token limits sized from the dataset
         max_batch, max_tokens = trtllm_bench_limits(capacity / (scenario.isl + scenario.osl), scenario.isl,

@@ -309,7 +309,7 @@ class StepTimeModel:
         tokens = decodes * self._verify
         head = self._head_curve
         fixed = (self._base_curve(tokens) - head(tokens)) + head(tokens)
-        return fixed, self.engine.step_overhead + decodes * self.engine.per_sequence_overhead
+        return fixed, self.engine.scheduler_s(decodes)
 
     def decode_only(self, decodes: int) -> Callable[[float], float]:
         """step_s(decodes, context) as a function of the context alone, for a batch that only decodes:
@@ -352,4 +352,4 @@ class StepTimeModel:
             per_chunk = [surface(p, c) if p > 0 else 0.0 for p, c in chunks]
             t += max(sum(per_chunk) / self.scenario.plan.attn_dp, max(per_chunk))
         sequences = decodes + len(chunks)
-        return t + self.engine.step_overhead + sequences * self.engine.per_sequence_overhead
+        return t + self.engine.scheduler_s(sequences)

@@ -1,0 +1,123 @@
+"""The runtime as an input: host time per step (simulator/host.py), runtime profiles, host CPUs."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+import roofline as rl
+from roofline.errors import RooflineError
+from roofline.hardware_specs import resolve_cluster
+from roofline.simulator.host import LagMap, speed_ratio
+from roofline.simulator.serving.engine_config import engine_ids, load_engine, runtime_id
+
+
+def _brute_lag(ops: list[tuple[float, float]], repeats: int) -> tuple[float, float]:
+    """Host issue time and GPU finish time, op by op: the GPU starts op i when the host has issued
+    it and op i-1 has finished."""
+    host, gpu = 0.0, 0.0
+    for _ in range(repeats):
+        for h, d in ops:
+            host += h
+            gpu = max(gpu, host) + d
+    return host, gpu
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_lag_map_closed_form_matches_op_by_op(seed: int) -> None:
+    rng = random.Random(seed)
+    ops = [(rng.uniform(0, 10), rng.uniform(0, 10)) for _ in range(rng.randint(1, 6))]
+    repeats = rng.randint(1, 40)
+    block = LagMap()
+    for h, d in ops:
+        block = block.then(LagMap(d - h, d))
+    host, gpu = _brute_lag(ops, repeats)
+    lag = block.repeated(repeats)(0.0)
+    assert host + lag == pytest.approx(gpu, rel=1e-12, abs=1e-9)
+
+
+def test_eager_decode_is_host_bound_and_graphs_are_not() -> None:
+    """Batch-1 decode of an 8B model on an H200: eager PyTorch launches every op from Python and the
+    GPU waits on it; a CUDA graph adds one launch plus the loop's own time."""
+    kw = dict(hardware="h200-sxm", batch=1, isl=128, osl=64)
+    device = rl.estimate("llama-3.1-8b", **kw)
+    eager = rl.estimate("llama-3.1-8b", runtime="torch-eager", **kw)
+    graph = rl.estimate("llama-3.1-8b", runtime="gpt-fast", **kw)
+    assert device.decode.host_s == 0.0 and device.detail is not None and device.detail.runtime is None
+    assert eager.tpot_s > 2 * device.tpot_s
+    assert eager.decode.bound == "host"
+    # a CUDA-graph step: device time + graph launch + the loop's per-step time, exactly
+    rt = load_engine("torch-cuda-graph")
+    assert graph.tpot_s == pytest.approx(device.tpot_s + rt.host.graph_launch + rt.step_overhead, rel=1e-9)
+    assert graph.decode.device_s == pytest.approx(device.tpot_s, rel=1e-9)
+
+
+def test_eager_host_time_is_calls_times_dispatch_when_host_bound() -> None:
+    """Host-bound eager step = every operator's weighted calls x dispatch_per_call, plus the last
+    kernel's tail: checked against the profile's table by hand."""
+    rt = load_engine("torch-eager")
+    e = rl.estimate("llama-3.1-8b", hardware="h200-sxm", batch=1, isl=16, osl=4, runtime="torch-eager")
+    w = e.query.workload if e.query else None
+    assert w is not None
+    layers = w.num_hidden_layers
+    per_layer = ("attn_norm", "qkv_proj", "rope", "attention", "o_proj", "mlp_norm", "gate_up_proj", "activation",
+                 "down_proj")  # fmt: skip
+    once = ("embedding", "final_norm", "lm_head", "sampling")
+    calls = layers * sum(rt.host.calls_per_op[n].calls for n in per_layer)
+    calls += sum(rt.host.calls_per_op[n].calls for n in once)
+    host_s = calls * rt.host.dispatch_per_call
+    # the GPU is done at most the device time of the ops after the last layer after the host
+    tail_s = sum(r.time_s for r in e.decode.ops if r.name in ("final_norm", "lm_head", "sampling"))
+    assert host_s < e.tpot_s <= (host_s + tail_s) * 1.001  # (the mean decode step: contexts differ a little)
+
+
+def test_host_cpu_scales_host_time() -> None:
+    """The same GPU behind a slower host CPU (Grace vs the reference Xeon): host costs divide by the
+    relative single-thread speed."""
+    rt = load_engine("trtllm")
+    grace = resolve_cluster("gb200")
+    xeon = resolve_cluster("h100-sxm")
+    assert speed_ratio(rt, xeon) == 1.0
+    assert speed_ratio(rt, grace) == pytest.approx(grace.host_speed)
+    assert rt.on_host(0.5).step_overhead == pytest.approx(2 * rt.step_overhead)
+
+
+def test_runtime_profiles_load_with_aliases_and_paths(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for needed in ("trtllm", "vllm", "sglang", "torch-eager", "torch-cuda-graph", "hf-transformers"):
+        assert needed in engine_ids()
+    assert runtime_id("gpt-fast") == "torch-cuda-graph"
+    assert runtime_id("nope") is None
+    path = tmp_path / "my.yaml"
+    path.write_text("base_is_not_supported: 1\n")
+    with pytest.raises(RooflineError):
+        load_engine(str(path))
+    text = (load_engine.__globals__["DATA_DIR"] / "torch-eager.yaml").read_text()
+    path.write_text(text.replace("dispatch_per_call: 13.8 us", "dispatch_per_call: 1 us"))
+    assert load_engine(str(path)).host.dispatch_per_call == pytest.approx(1e-6)
+    with pytest.raises(RooflineError, match="unknown runtime"):
+        rl.estimate("llama-3.1-8b", hardware="h100-sxm", runtime="tensorflow")
+
+
+def test_no_runtime_is_the_kernels_alone() -> None:
+    a = rl.estimate("llama-3.1-70b", hardware="h100-sxm", tp=8, batch=8)
+    b = rl.estimate("llama-3.1-70b", hardware="h100-sxm", tp=8, batch=8, runtime="trtllm")
+    rt = load_engine("trtllm")
+    assert b.tpot_s == pytest.approx(a.tpot_s + rt.scheduler_s(8), rel=1e-9)
+    assert b.decode.host_s == pytest.approx(rt.scheduler_s(8), rel=1e-9)
+
+
+def test_every_profile_has_sources() -> None:
+    for engine_id, field in itertools.product(engine_ids(), ("source",)):
+        assert len(getattr(load_engine(engine_id), field)) > 10, engine_id
+
+
+def test_memory_with_a_runtime_holds_its_kv_fraction() -> None:
+    """One capacity rule: with --runtime the KV capacity is the runtime's fraction of the memory left
+    after weights, reserve and activations (vLLM's gpu_memory_utilization 0.9), as serve uses it."""
+    kw = dict(hardware="h100-sxm", tp=8)
+    alone = rl.memory("llama-3.1-70b", **kw)
+    vllm = rl.memory("llama-3.1-70b", runtime="vllm", **kw)
+    fraction = load_engine("vllm").kv_memory_fraction
+    assert vllm.memory.kv_capacity_tokens == pytest.approx(fraction * alone.memory.kv_capacity_tokens, rel=1e-4)
