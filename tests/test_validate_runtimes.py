@@ -14,7 +14,7 @@ import roofline as rl
 from roofline.cli.app import app
 from roofline.dtypes import DType
 from roofline.validation import read_cases, validate_file
-from roofline.validation.predict_runtimes import estimate_takes_runtime, runtime_label, runtime_profile
+from roofline.validation.predict_runtimes import runtime_label, runtime_profile
 
 HEADER = (
     "case_id,source,model,hardware,num_gpus,tp,pp,ep,weight_dtype,kv_dtype,isl,osl,scenario,load,metric,value,"
@@ -24,8 +24,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "validation"
 
 
 def _runtime(profile: str) -> dict[str, str]:
-    """The runtime argument the predictor gives rl.estimate (none before the runtime layer lands)."""
-    return {"runtime": profile} if estimate_takes_runtime() else {}
+    """The runtime argument the predictor gives rl.estimate and rl.memory: the row's runtime profile."""
+    return {"runtime": profile}
 
 
 def _file(tmp_path: Path, *rows: str, header: str = HEADER) -> Path:
@@ -124,10 +124,14 @@ def test_disagg_decode_without_load_takes_the_largest_batch_that_fits(tmp_path: 
     (row,) = validate_file(path).rows
     per_gpu = int(row.note.split("running sequences per GPU not published: ")[1].split(" ")[0])
     kw = {"gpus": 8, "tp": 1, "ep": 8, "attn_dp": 8, "isl": 2048, "osl": 2048, "weight_dtype": "fp4",
-          "kv_dtype": "fp8"}  # fmt: skip
-    assert rl.memory("deepseek-r1", "gb200", batch=per_gpu * 8, **kw).fits
-    assert not rl.memory("deepseek-r1", "gb200", batch=(per_gpu + 1) * 8, **kw).fits
-    e = rl.estimate("deepseek-r1", "gb200", batch=per_gpu * 8, **kw, **_runtime("vllm"))
+          "kv_dtype": "fp8", "runtime": "vllm"}  # fmt: skip
+
+    def holds(batch: int) -> bool:  # fits, KV within vLLM's gpu_memory_utilization share
+        report = rl.memory("deepseek-r1", "gb200", batch=batch, **kw)
+        return report.fits and batch <= report.memory.max_batch
+
+    assert holds(per_gpu * 8) and not holds((per_gpu + 1) * 8)
+    e = rl.estimate("deepseek-r1", "gb200", batch=per_gpu * 8, **kw)
     assert row.predicted == pytest.approx(per_gpu / e.tpot_s, rel=1e-9)
 
 

@@ -19,7 +19,6 @@ attention over the EP group (attn_dp = ep / tp), whole experts per GPU.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,14 +46,6 @@ DEFAULT_RUNTIME = "trtllm"  # an empty `runtime`: the public tables' engine (pub
 NO_RUNTIME = "-"  # kernel rows with no runtime given: a microbenchmark, not an engine
 # Markers in a row's notes naming the MoE all-to-all library of the deployment (as ALLREDUCE_LIBRARIES).
 EP_LIBRARIES = {"deepep": "deepep"}
-
-
-def estimate_takes_runtime() -> bool:
-    """Whether rl.estimate takes the runtime profile (issue 18's runtime layer). TODO: drop this check
-    once that layer is merged; until then the estimate is device time only and the rows say so."""
-    from roofline.api.estimates import estimate
-
-    return "runtime" in inspect.signature(estimate).parameters
 
 
 def runtime_label(case: Case, model_level: bool) -> str:
@@ -174,7 +165,7 @@ class Run:
         c = self.case
         options: dict[str, Any] = {
             **self.layout.kwargs(), "batch": batch, "isl": isl, "osl": osl, "kv_dtype": self.kv_dtype,
-            "weight_dtype": c.weight_dtype.value if c.weight_dtype else None,
+            "weight_dtype": c.weight_dtype.value if c.weight_dtype else None, "runtime": self.profile,
         }  # fmt: skip
         return options
 
@@ -186,10 +177,6 @@ class Run:
             extra["comm_library"] = self.comm_library
         if max_num_tokens is not None:
             extra["max_num_tokens"] = max_num_tokens
-        if estimate_takes_runtime():
-            extra["runtime"] = self.profile
-        else:
-            notes.append(f"device time only (runtime profile {self.profile} not an estimate input yet)")
         result = estimate(self.case.model, self.case.hardware, ignore_memory=True, **self._options(batch, isl, osl),
                           **extra)  # fmt: skip
         if not result.fits:
@@ -200,6 +187,11 @@ class Run:
         from roofline.api.estimates import memory
 
         return memory(self.case.model, self.case.hardware, **self._options(batch, isl, osl))
+
+    def holds(self, batch: int, isl: int, osl: int) -> bool:
+        """The batch fits memory and its KV fits the runtime's KV capacity (its memory fraction)."""
+        report = self.memory(batch, isl, osl)
+        return report.fits and batch <= report.memory.max_batch
 
     def per_unit(self, per_gpu: float) -> float:
         """A per-GPU figure of the deployment as the row publishes it: for its num_gpus GPUs."""
@@ -260,19 +252,20 @@ def disagg_decode(case: Case) -> tuple[float, str]:
 
 
 def _fitting_batch(run: Run, isl: int, osl: int, notes: list[str]) -> int:
-    """Sequences per attention rank: the most that fit memory with their full isl + osl KV (bisection
-    on the memory model). The runtime's own cap on running sequences is not applied: the file's
-    notes say the batch was sized to fill memory, which means raising that cap."""
+    """Sequences per attention rank: the most whose full isl + osl KV fits the runtime's KV capacity
+    (its memory fraction of what weights and activations leave; bisection on the memory model). The
+    runtime's cap on running sequences is not applied: the file's notes say the batch was sized to
+    fill memory, which means raising that cap."""
     ranks = run.layout.attn_dp
     first = run.memory(ranks, isl, osl)
-    if not first.fits:
+    if not run.holds(ranks, isl, osl):
         raise RooflineError(f"one sequence per GPU does not fit: {first.does_not_fit_message()}")
-    low, high = 1, max(1, first.memory.max_batch // ranks) + 1  # fits(low); high: the bound at batch 1 per rank
+    low, high = 1, max(1, first.memory.max_batch // ranks) + 1  # holds(low); high: the bound at batch 1 per rank
     while high - low > 1:
         middle = (low + high) // 2
-        if run.memory(middle * ranks, isl, osl).fits:
+        if run.holds(middle * ranks, isl, osl):
             low = middle
         else:
             high = middle
-    notes.append(f"running sequences per GPU not published: {low} (the most that fit memory)")
+    notes.append(f"running sequences per GPU not published: {low} (the most that fit the {run.profile} KV capacity)")
     return low
