@@ -2,7 +2,8 @@
 
 The `runtime` column names the software that produced a number; `runtime_profile` maps it to a
 runtime (engine) profile of the simulator. Three scenarios are one phase or one user of a
-deployment, predicted with `rl.estimate` on the deployment's layout:
+deployment, predicted with `rl.estimate(..., runtime=profile)` (device and host time) on the
+deployment's layout:
 
 - `single_stream`: one request at a time (batch 1); output tokens/s as the user sees it,
   osl / (TTFT + (osl - 1) x TPOT). gpt-fast's generate.py times the whole `generate()` call
@@ -10,7 +11,12 @@ deployment, predicted with `rl.estimate` on the deployment's layout:
 - `disagg_prefill`: prompt tokens per second of a prefill-only worker: `load` prompt tokens per GPU
   in one forward batch (empty: the runtime's max batched tokens), whole prompts of isl tokens.
 - `disagg_decode`: output tokens per second of a decode-only worker at `load` running sequences per
-  GPU (empty: the largest batch that fits memory), each step at the mean context isl + osl / 2.
+  GPU (empty: the largest batch whose KV fits the runtime's KV capacity), each step at the mean
+  context isl + osl / 2.
+
+Not modelled, said here once: a power cap (gpt-fast's A100s ran at 330 W; the accelerator YAML has
+a TDP but no power-limited clocks) and a node topology other than the catalog system's (gpt-fast's
+"hybrid cube mesh" vs the NVSwitch dgx-a100).
 
 Figures published per GPU or per node (num_gpus = 1 or 8 while tp / ep give the deployment) are
 predicted per GPU of the deployment and multiplied by num_gpus. MoE rows run DeepSeek-style: DP
@@ -236,8 +242,8 @@ def _prefill_tokens(case: Case, profile: str, notes: list[str]) -> int:
 
 
 def disagg_decode(case: Case) -> tuple[float, str]:
-    """Output tokens/s of a decode worker: `load` sequences per GPU (empty: the largest batch that
-    fits memory), at mean context isl + osl / 2."""
+    """Output tokens/s of a decode worker: `load` sequences per GPU (empty: the largest batch the
+    runtime's KV capacity holds), at mean context isl + osl / 2."""
     assert case.isl is not None
     notes: list[str] = []
     run = Run.of(case, notes)
