@@ -76,7 +76,7 @@ def test_every_schema_scenario_has_a_predictor() -> None:
 
 
 def test_json_structure(small: dict[str, Any]) -> None:
-    assert set(small) == {"rows", "summary", "breakdown", "skipped", "per_scenario"}
+    assert set(small) == {"rows", "summary", "by_runtime", "breakdown", "skipped", "per_scenario"}
     with FIXTURE.open() as handle:
         ids = [r["case_id"] for r in csv.DictReader(handle)]
     listed = [r["case_id"] for r in small["rows"]] + [s["case_id"] for s in small["skipped"]]
@@ -303,16 +303,16 @@ def test_scenario_option_takes_any_scenario_of_the_file(tmp_path: Path) -> None:
     assert "in the file: sparse_gemm" in result.stderr
 
 
-def test_serving_rows_of_other_runtimes_are_skipped(tmp_path: Path) -> None:
+def test_serving_rows_of_runtimes_without_a_profile_are_skipped(tmp_path: Path) -> None:
     path = tmp_path / "runtimes.csv"
     path.write_text(
         f"{HEADER},runtime\nv1,s,llama-3.1-8b,h100-sxm,1,1,1,,bf16,,128,128,max_throughput,,"
-        "output_tokens_per_s,9000,vllm\nv2,s,,h100-sxm,1,,,,bf16,,,,gemm,4096x4096x4096,tflops,700,vllm\n"
+        "output_tokens_per_s,9000,llama.cpp\nv2,s,,h100-sxm,1,,,,bf16,,,,gemm,4096x4096x4096,tflops,700,llama.cpp\n"
     )
     report = validate_file(path)
     assert [r.case.case_id for r in report.rows] == ["v2"]  # a kernel row does not depend on the engine
     (skipped,) = report.skipped
-    assert skipped.reason.startswith("runtime 'vllm' is not predicted yet")
+    assert skipped.reason.startswith("runtime 'llama.cpp' has no runtime profile")
 
 
 def test_a_column_a_row_needs_names_the_line(tmp_path: Path) -> None:
@@ -545,7 +545,7 @@ def test_every_shared_file_is_read_and_every_row_listed(name: str) -> None:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         ids = [row["case_id"] for row in csv.DictReader(handle)]
     assert [row["case_id"] for row in report.csv_rows()] == ids  # every row once, in file order
-    outside = ("scenario '", "metric '", "runtime '", "training is not modelled yet")
+    outside = ("scenario '", "metric '", "runtime '", "training is not modelled yet", "model '")  # model: HF id
     for s in report.skipped:  # skipped because no predictor covers the row, never for a model error
         assert s.reason.startswith(outside), (s.case.case_id, s.reason)
 

@@ -170,7 +170,7 @@ def test_serve_workbook_matches_json(tmp_path: Path) -> None:
 
 def test_validate_workbook_matches_json(tmp_path: Path) -> None:
     data, book = _json(VALIDATE), _xlsx(VALIDATE, tmp_path / "validate.xlsx")
-    assert book.sheetnames == ["Inputs", "Results", "Summary", "Skipped"]
+    assert book.sheetnames == ["Inputs", "Results", "Summary", "By runtime", "Skipped"]
     inputs = _inputs(book)
     assert inputs["Tool"] == f"roofline {__version__}" and inputs["Measurements file"] == str(FIXTURE)
     ws = book["Results"]
@@ -191,6 +191,9 @@ def test_validate_workbook_matches_json(tmp_path: Path) -> None:
         assert row["MAPE (%)"] == pytest.approx(s["mape"]) and row["Max APE (%)"] == pytest.approx(s["max_ape"])
     (chart,) = summary_ws._charts
     assert chart.series[0].val.numRef.f == f"'Summary'!$E$2:$E${len(data['summary']) + 1}"
+    by_runtime = _records(book["By runtime"])
+    assert [(r["Runtime"], r["Scenario"], r["Rows"]) for r in by_runtime] == [
+        (s["runtime"], s["scenario"], s["count"]) for s in data["by_runtime"]]  # fmt: skip
     skipped = _records(book["Skipped"])
     assert [r["Case"] for r in skipped] == [s["case_id"] for s in data["skipped"]]
     assert [r["Reason not predicted"] for r in skipped] == [s["reason"] for s in data["skipped"]]

@@ -7,6 +7,8 @@ a kernel reads from memory:
 - mxfp4 is OCP MX FP4: 4-bit values + one 8-bit scale per 32 = 4.25 bits (gpt-oss experts);
   it runs fp4 math where the hardware has it, else is dequantized to bf16 (weight-only).
 - int4 is weight-only group quantization (AWQ/GPTQ, group 128, fp16 scale and zero) = 4.25 bits.
+- int8 is weight-only too (per-output-channel scales, negligible bytes): W8A16 as gpt-fast,
+  torchao and vLLM's Marlin kernels run it; the weights are dequantised to bf16 in the GEMM.
 - fp6 is MX-style 6-bit with one 8-bit scale per 32 values = 6.25 bits.
 """
 
@@ -35,10 +37,11 @@ class DType(StrEnum):
     def compute_dtype(self) -> DType:
         """The tensor-core format that does the math when this format is stored.
 
-        Weight-only int4 is dequantized to 16-bit before the matmul (AWQ/GPTQ kernels), so its
-        matmuls run at bf16 speed while reading 4.25-bit weights.
+        Weight-only int4 and int8 are dequantized to 16-bit before the matmul (AWQ/GPTQ kernels;
+        gpt-fast's `WeightOnlyInt8Linear` multiplies `weight.to(bf16)`), so their matmuls run at bf16
+        speed while reading 4.25-bit / 8-bit weights. (W8A8 SmoothQuant int8 math is not modelled.)
         """
-        if self is DType.INT4:
+        if self in (DType.INT4, DType.INT8):
             return DType.BF16
         return DType.FP4 if self is DType.MXFP4 else self
 
@@ -65,7 +68,7 @@ _BYTES = {
 
 def default_kv_dtype(weight: DType) -> DType:
     """KV-cache format engines pair with a weight format: the same, fp8 for 4- and 6-bit weights,
-    bf16 for int8 (SmoothQuant keeps a 16-bit cache)."""
+    bf16 for weight-only int8 (its activations stay 16-bit)."""
     if weight in (DType.FP4, DType.MXFP4, DType.INT4, DType.FP6):
         return DType.FP8
     return DType.BF16 if weight is DType.INT8 else weight

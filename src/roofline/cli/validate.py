@@ -73,6 +73,17 @@ def _breakdown_table(report: ValidationReport) -> Table:
     return table
 
 
+def _runtime_table(report: ValidationReport) -> Table:
+    table = Table(title="Error by runtime (empty runtime column: trtllm; '-': kernel rows)", title_justify="left")
+    for column in ("runtime", "scenario", "metric", "rows", "MAPE", "median APE", "max APE", "held out",
+                   "MAPE held out"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("runtime", "scenario", "metric") else "right")
+    for s in report.by_runtime:
+        table.add_row(s.runtime, s.scenario, s.metric, str(s.count), f"{s.mape:.1%}", f"{s.median_ape:.1%}",
+                      f"{s.max_ape:.1%}", *_held_out(s))  # fmt: skip
+    return table
+
+
 def _counts_table(report: ValidationReport) -> Table:
     table = Table(title="Rows per scenario", title_justify="left")
     for column in ("scenario", "predicted", "skipped"):
@@ -139,6 +150,7 @@ def _render(report: ValidationReport, out: Output, path: Path, scenarios: list[s
         parts += [
             _counts_table(report),
             _breakdown_table(report),
+            _runtime_table(report),
             _summary_table(report),
         ]  # the errors last: what a terminal's tail shows
         out.table(Group(*parts))

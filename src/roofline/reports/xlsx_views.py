@@ -206,11 +206,13 @@ SUMMARY_COLUMNS = (
     Column("median_ape", "Median APE (%)", number_format=APE, width=10),
     Column("max_ape", "Max APE (%)", number_format=APE, width=10),
 )
+BY_RUNTIME_COLUMNS = (Column("runtime", "Runtime", width=16), *SUMMARY_COLUMNS[1:])
 
 
 def write_validation(path: Path, report: ValidationReport, inputs: list[tuple[str, Any]]) -> None:
     """Results: one row per predicted case; Summary: count / MAPE / median / max APE per scenario and
-    metric with a bar chart of the MAPEs; Skipped: the rows not predicted and why."""
+    metric with a bar chart of the MAPEs; By runtime: the same per runtime; Skipped: the rows not
+    predicted and why."""
     rows = [r.to_dict() for r in report.rows]
     summary = [{"label": f"{s.scenario} / {s.metric}", **s.to_dict()} for s in report.summary]
     skipped = [{"case_id": s.case.case_id, "scenario": s.case.scenario, "model": s.case.model,
@@ -220,4 +222,5 @@ def write_validation(path: Path, report: ValidationReport, inputs: list[tuple[st
     charts = (Chart("MAPE per scenario and metric", "Summary", "label", "mape", anchor="I2"),) if summary else ()
     write_sheets(path, inputs, [Sheet("Results", CASE_COLUMNS, rows), Sheet("Summary", SUMMARY_COLUMNS, summary,
                                                                            charts),
+                                Sheet("By runtime", BY_RUNTIME_COLUMNS, [s.to_dict() for s in report.by_runtime]),
                                 Sheet("Skipped", SKIPPED_COLUMNS, skipped)])  # fmt: skip

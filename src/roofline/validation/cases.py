@@ -34,7 +34,10 @@ SERVING_METRICS = ("output_tokens_per_s", "ttft_ms", "tpot_ms")
 SCENARIO_METRICS: dict[str, tuple[str, ...]] = {
     "max_throughput": ("output_tokens_per_s",),
     "request_rate": SERVING_METRICS,
-    "concurrency": SERVING_METRICS,
+    "concurrency": (*SERVING_METRICS, "total_tokens_per_s"),
+    "single_stream": ("output_tokens_per_s",),
+    "disagg_prefill": ("input_tokens_per_s",),
+    "disagg_decode": ("output_tokens_per_s",),
     "gemm": ("tflops", "gbps", "latency_us"),
     "memory_copy": ("gbps",),
     "allreduce": ("busbw_gbps", "latency_us"),
@@ -45,11 +48,16 @@ SCENARIO_METRICS: dict[str, tuple[str, ...]] = {
     "ep_combine": ("latency_us", "gbps"),
 }
 SERVING_SCENARIOS = ("max_throughput", "request_rate", "concurrency")
+# One phase or one user of a deployment (README "Other runtimes"): a model run, not a serving replay.
+PHASE_SCENARIOS = ("single_stream", "disagg_prefill", "disagg_decode")
 # Columns a row of a predicted scenario needs beyond REQUIRED_COLUMNS: a file without one is an error.
 SCENARIO_COLUMNS: dict[str, tuple[str, ...]] = {
     "max_throughput": ("model", "isl", "osl"),
     "request_rate": ("model", "isl", "osl", "load"),
     "concurrency": ("model", "isl", "osl", "load"),
+    "single_stream": ("model", "isl", "osl"),
+    "disagg_prefill": ("model", "isl"),
+    "disagg_decode": ("model", "isl"),
     "gemm": ("load",),
     "memory_copy": ("load",),
     "allreduce": ("load",),
@@ -214,6 +222,11 @@ def _gemm_shape(text: str) -> tuple[int, int, int]:
     return m, n, k
 
 
+def _optional_count(text: str) -> float | None:
+    """A disaggregated phase's load: a positive whole number (tokens or sequences per GPU), or empty."""
+    return None if not text else _clients(text)
+
+
 def _stream_kernel(text: str) -> str:
     if text.lower() not in STREAM_KERNELS:
         raise ValueError
@@ -243,6 +256,9 @@ _LOAD_PARSERS: dict[str, tuple[Callable[[str], LoadValue], str]] = {
     "max_throughput": (_no_load, "empty"),
     "request_rate": (_rate, "requests/s (a positive number) or 'inf'"),
     "concurrency": (_clients, "a positive whole number of clients"),
+    "single_stream": (_no_load, "empty"),
+    "disagg_prefill": (_optional_count, "prompt tokens per GPU per forward batch (a whole number) or empty"),
+    "disagg_decode": (_optional_count, "running sequences per GPU (a whole number) or empty"),
     "gemm": (_gemm_shape, "MxNxK, e.g. 4096x4096x4096"),
     "memory_copy": (_stream_kernel, " or ".join(STREAM_KERNELS)),
     "allreduce": (_positive, "a message size in bytes"),
@@ -275,12 +291,13 @@ def _case(row: _Row) -> Case:
     for column in SCENARIO_COLUMNS.get(scenario, ()):
         row.need(column, scenario)
     load_value = _load_value(row, scenario)
-    serving = scenario in SERVING_SCENARIOS
+    serving = scenario in SERVING_SCENARIOS or scenario == "single_stream"
+    phase = serving or scenario in PHASE_SCENARIOS
     return Case(
         line=row.line, case_id=row.text("case_id"), source=row.text("source"), model=row.text("model"),
         hardware=row.text("hardware"), num_gpus=_num_gpus(row), tp=row.integer("tp"), pp=row.integer("pp"),
         ep=row.integer("ep"), weight_dtype=row.dtype("weight_dtype"), kv_dtype=row.dtype("kv_dtype"),
-        isl=row.integer("isl", required=serving), osl=row.integer("osl", required=serving),
+        isl=row.integer("isl", required=phase), osl=row.integer("osl", required=serving),
         scenario=scenario, load=row.text("load"), load_value=load_value, metric=metric, value=row.number("value"),
         runtime=row.text("runtime"), notes=row.text("notes"),
     )  # fmt: skip

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,8 +25,15 @@ from roofline.ir import CollectiveKind, Precision
 from roofline.simulator import ParallelPlan, Scenario
 from roofline.simulator.collectives import CollectiveModel, group_topology, load_library
 from roofline.simulator.serving import EngineConfig, Load, load_engine, serve
-from roofline.validation.cases import SCENARIO_METRICS, SERVING_SCENARIOS, TRAINING, Case
-from roofline.workloads import Workload, get_autoregressive
+from roofline.validation.cases import PHASE_SCENARIOS, SCENARIO_METRICS, SERVING_SCENARIOS, TRAINING, Case
+from roofline.validation.predict_runtimes import (
+    catalog_workload,
+    layout,
+    runtime_kv_dtype,
+    runtime_profile,
+    unknown_runtime,
+)
+from roofline.workloads import Workload
 from roofline.yaml_io import read_yaml, validate_into
 
 SETUPS_FILE = Path(__file__).resolve().parent / "benchmark_setups.yaml"
@@ -141,29 +148,73 @@ def _engine(engine_id: str, overrides: dict[str, float | int | bool | str]) -> E
     return load_engine(engine_id).model_copy(update=overrides)
 
 
-def _serving(case: Case, options: Options) -> Prediction:
+def _replay_engine(case: Case, setup: ScenarioSetup, options: Options, notes: list[str]) -> EngineConfig:
+    """TensorRT-LLM rows: the engine as its published benchmarks ran it (benchmark_setups.yaml);
+    rows of another runtime: that runtime's profile with its documented defaults."""
+    profile = runtime_profile(case) or options.setups.engine
+    if profile == options.setups.engine:
+        return _engine(setup.engine or options.setups.engine, setup.engine_overrides)
+    notes.append(f"{profile} profile with its defaults")
+    return load_engine(profile)
 
+
+@dataclass(frozen=True)
+class _Deployment:
+    """Where a serving row runs: its plan on `gpus` GPUs; `per_unit` turns the deployment's
+    throughput into the row's (num_gpus / gpus: a per-GPU or per-node figure)."""
+
+    plan: ParallelPlan
+    gpus: int
+    precision: Precision
+
+    def per_unit(self, case: Case) -> float:
+        return case.num_gpus / self.gpus
+
+
+def _deployment(case: Case, workload: Workload, options: Options, notes: list[str]) -> _Deployment:
+    """TensorRT-LLM rows: the published group (tp x pp x ep on num_gpus). Other runtimes: an empty KV
+    format is the runtime's `auto` (bf16); their MoE rows run DP attention over the EP group
+    (predict_runtimes.layout), the figure normalised per num_gpus."""
+    precision = _precision(case, workload, notes)
+    profile = runtime_profile(case) or options.setups.engine
+    if profile == options.setups.engine:
+        return _Deployment(_plan(case, workload, notes), case.num_gpus, precision)
+    kv = runtime_kv_dtype(case, profile, notes)
+    if kv is not None:
+        precision = replace(precision, kv_cache=DType(kv))
+    if not getattr(workload, "num_experts", None):
+        return _Deployment(_plan(case, workload, notes), case.num_gpus, precision)
+    shape = layout(case, workload, notes)
+    plan = ParallelPlan(tp=shape.tp, ep=shape.ep, attn_dp=shape.attn_dp)
+    if shape.gpus != case.num_gpus:
+        notes.append(f"{shape.gpus}-GPU deployment, published per {case.num_gpus} GPU(s)")
+    return _Deployment(plan, shape.gpus, precision)
+
+
+def _serving(case: Case, options: Options) -> Prediction:
     if not case.model:
         raise RooflineError(f"scenario {case.scenario} needs a model id; the row has none")
     assert case.isl is not None and case.osl is not None
     notes: list[str] = []
-    workload = get_autoregressive(case.model)
-    cluster = resolve_cluster(hardware=_hardware(case), num_gpus=case.num_gpus)
-    precision = _precision(case, workload, notes)
-    plan = _plan(case, workload, notes)
+    workload = catalog_workload(case.model)
+    where = _deployment(case, workload, options, notes)
+    cluster = resolve_cluster(hardware=_hardware(case), num_gpus=where.gpus)
     setup: ScenarioSetup = getattr(options.setups, case.scenario)
-    engine = _engine(setup.engine or options.setups.engine, setup.engine_overrides)
+    engine = _replay_engine(case, setup, options, notes)
     value = math.inf if case.load_value is None else float(case.load_value)  # type: ignore[arg-type]
     load = Load(case.scenario, value, num_requests=_num_requests(case, setup, options, notes))
     # batch: serve() schedules its own; the TP all-reduce is the engine's (its profile's kernels.allreduce)
-    scenario = Scenario(1, case.isl, case.osl, precision, plan, comm_library=engine.kernels.allreduce)
+    scenario = Scenario(1, case.isl, case.osl, where.precision, where.plan, comm_library=engine.kernels.allreduce)
     result = serve(workload, cluster, scenario, engine, load).to_dict()
+    output_tokens_per_s = result["output_tokens_per_s"] * where.per_unit(case)
     values = {
-        "output_tokens_per_s": result["output_tokens_per_s"],
+        "output_tokens_per_s": output_tokens_per_s,
+        # fixed-length requests: every output token comes with isl / osl prompt tokens
+        "total_tokens_per_s": output_tokens_per_s * (case.isl + case.osl) / case.osl,
         "ttft_ms": result["ttft_s"] * 1e3,  # the measurements' metric unit
         "tpot_ms": result["tpot_s"] * 1e3,
     }
-    return Prediction(values, "; ".join(notes))
+    return Prediction(values, "; ".join(dict.fromkeys(notes)))
 
 
 # ---- kernel scenarios -------------------------------------------------------------------------
@@ -233,6 +284,27 @@ def _moe_experts(case: Case, options: Options) -> Prediction:
     return moe_experts(case, _one_gpu(case))
 
 
+def _single_stream(case: Case, options: Options) -> Prediction:
+    from roofline.validation.predict_runtimes import single_stream
+
+    value, note = single_stream(case)
+    return Prediction({"output_tokens_per_s": value}, note)
+
+
+def _disagg_prefill(case: Case, options: Options) -> Prediction:
+    from roofline.validation.predict_runtimes import disagg_prefill
+
+    value, note = disagg_prefill(case)
+    return Prediction({"input_tokens_per_s": value}, note)
+
+
+def _disagg_decode(case: Case, options: Options) -> Prediction:
+    from roofline.validation.predict_runtimes import disagg_decode
+
+    value, note = disagg_decode(case)
+    return Prediction({"output_tokens_per_s": value}, note)
+
+
 def _ep_all_to_all(case: Case, options: Options) -> Prediction:
     from roofline.validation.predict_ep import ep_all_to_all
 
@@ -243,6 +315,9 @@ PREDICTORS: dict[str, Predictor] = {
     "max_throughput": _serving,
     "request_rate": _serving,
     "concurrency": _serving,
+    "single_stream": _single_stream,
+    "disagg_prefill": _disagg_prefill,
+    "disagg_decode": _disagg_decode,
     "gemm": _gemm,
     "memory_copy": _memory_copy,
     "allreduce": _allreduce,
@@ -255,10 +330,6 @@ PREDICTORS: dict[str, Predictor] = {
 assert set(PREDICTORS) == set(SCENARIO_METRICS), "every scenario of the schema needs a predictor"
 
 
-# Engines whose published serving rows benchmark_setups.yaml replays (empty: the runtime is not given).
-REPLAYED_RUNTIMES = ("", "trtllm")
-
-
 def not_predicted(case: Case) -> str | None:
     """Why the row is outside what the predictors cover (it is skipped with this reason), or None."""
     if case.scenario == TRAINING:
@@ -268,9 +339,14 @@ def not_predicted(case: Case) -> str | None:
     metrics = SCENARIO_METRICS[case.scenario]
     if case.metric not in metrics:
         return f"metric '{case.metric}' is not predicted for scenario {case.scenario} (predicted: {', '.join(metrics)})"
-    if case.scenario in SERVING_SCENARIOS and case.runtime.lower() not in REPLAYED_RUNTIMES:
-        return (f"runtime '{case.runtime}' is not predicted yet: serving rows are replayed as TensorRT-LLM's "
-                "benchmarks ran them (benchmark_setups.yaml)")  # fmt: skip
+    model_level = case.scenario in (*SERVING_SCENARIOS, *PHASE_SCENARIOS)
+    if model_level and runtime_profile(case) is None:
+        return unknown_runtime(case)
+    if model_level and "/" in case.model:  # a Hugging Face id: predicted only where the catalog has it
+        try:
+            catalog_workload(case.model)
+        except RooflineError as exc:
+            return str(exc)
     return None
 
 

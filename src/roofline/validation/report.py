@@ -20,9 +20,10 @@ from typing import Any
 
 from roofline.errors import RooflineError
 from roofline.result import Result
-from roofline.validation.cases import SCENARIO_METRICS, Case, read_cases
+from roofline.validation.cases import PHASE_SCENARIOS, SCENARIO_METRICS, SERVING_SCENARIOS, Case, read_cases
 from roofline.validation.fitted import fitted_rows
 from roofline.validation.predict import PREDICTORS, Options, Prediction, metric_value, not_predicted
+from roofline.validation.predict_runtimes import runtime_label
 
 
 def _case_dict(c: Case) -> dict[str, Any]:
@@ -31,8 +32,14 @@ def _case_dict(c: Case) -> dict[str, Any]:
         "num_gpus": c.num_gpus, "tp": c.tp, "pp": c.pp, "ep": c.ep,
         "weight_dtype": c.weight_dtype.value if c.weight_dtype else None,
         "kv_dtype": c.kv_dtype.value if c.kv_dtype else None, "isl": c.isl, "osl": c.osl, "load": c.load,
-        "metric": c.metric, "measured": c.value,
+        "metric": c.metric, "measured": c.value, "runtime": row_runtime(c),
     }  # fmt: skip
+
+
+def row_runtime(case: Case) -> str:
+    """The runtime a row is summarised under (predict_runtimes.runtime_label): the file's `runtime`,
+    empty meaning TensorRT-LLM for model-level rows and '-' (none) for kernel rows."""
+    return runtime_label(case, case.scenario in (*SERVING_SCENARIOS, *PHASE_SCENARIOS))
 
 
 @dataclass(frozen=True)
@@ -83,9 +90,12 @@ class SummaryRow:
     held_out_mape: float | None = None
     hardware: str = ""  # breakdown rows: the group's hardware and dtype ("" in the summary)
     dtype: str = ""
+    runtime: str = ""  # by-runtime rows: the group's runtime ("" elsewhere)
 
     def to_dict(self) -> dict[str, Any]:
         group = {"hardware": self.hardware, "dtype": self.dtype} if self.hardware or self.dtype else {}
+        if self.runtime:
+            group = {"runtime": self.runtime, **group}
         return {"scenario": self.scenario, "metric": self.metric, **group, "count": self.count, "mape": self.mape,
                 "median_ape": self.median_ape, "max_ape": self.max_ape, "held_out_count": self.held_out_count,
                 "held_out_mape": self.held_out_mape}  # fmt: skip
@@ -118,11 +128,17 @@ class ValidationReport(Result):
         """The errors per (scenario, metric, hardware, dtype)."""
         return breakdown(self.rows)
 
+    @property
+    def by_runtime(self) -> tuple[SummaryRow, ...]:
+        """The errors per (runtime, scenario, metric)."""
+        return by_runtime(self.rows)
+
     def to_dict(self) -> dict[str, Any]:
         """What `roofline validate --format json` prints."""
         return {
             "rows": [r.to_dict() for r in self.rows],
             "summary": [s.to_dict() for s in self.summary],
+            "by_runtime": [s.to_dict() for s in self.by_runtime],
             "breakdown": [s.to_dict() for s in self.breakdown],
             "skipped": [s.to_dict() for s in self.skipped],
             "per_scenario": [c.to_dict() for c in self.per_scenario()],
@@ -179,11 +195,12 @@ def _regime(case: Case) -> str | None:
 
 
 def _summary_row(rows: Sequence[RowResult], scenario: str, metric: str, hardware: str = "",
-                 dtype: str = "") -> SummaryRow:  # fmt: skip
+                 dtype: str = "", runtime: str = "") -> SummaryRow:  # fmt: skip
     apes = [abs(r.error) for r in rows]
     held_out = [abs(r.error) for r in rows if not r.fitted_on]
     return SummaryRow(scenario, metric, len(apes), statistics.fmean(apes), statistics.median(apes), max(apes),
-                      len(held_out), statistics.fmean(held_out) if held_out else None, hardware, dtype)  # fmt: skip
+                      len(held_out), statistics.fmean(held_out) if held_out else None, hardware, dtype,
+                      runtime)  # fmt: skip
 
 
 def summarize(rows: Sequence[RowResult]) -> tuple[SummaryRow, ...]:
@@ -206,6 +223,17 @@ def breakdown(rows: Sequence[RowResult]) -> tuple[SummaryRow, ...]:
         dtype = c.weight_dtype.value if c.weight_dtype else ""
         groups.setdefault((c.scenario, c.metric, c.hardware, dtype), []).append(row)
     return tuple(_summary_row(members, *key) for key, members in groups.items())
+
+
+def by_runtime(rows: Sequence[RowResult]) -> tuple[SummaryRow, ...]:
+    """One row per (runtime, scenario, metric), runtimes in the order they first appear."""
+    groups: dict[tuple[str, str, str], list[RowResult]] = {}
+    for row in rows:
+        groups.setdefault((row_runtime(row.case), row.case.scenario, row.case.metric), []).append(row)
+    first = {runtime: index for index, runtime in enumerate(dict.fromkeys(key[0] for key in groups))}
+    ordered = sorted(groups.items(), key=lambda item: first[item[0][0]])  # stable: scenarios in file order
+    return tuple(_summary_row(members, scenario, metric, runtime=runtime)
+                 for (runtime, scenario, metric), members in ordered)  # fmt: skip
 
 
 Runs = dict[tuple[object, ...], Prediction | RooflineError]  # one model run per configuration
