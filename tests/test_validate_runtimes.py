@@ -198,3 +198,39 @@ def test_a_bad_phase_load_is_one_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "line 2, column 'load': '1.5' is not a disagg_decode load" in result.stderr
     assert "Traceback" not in result.output
+
+
+# ---- validate --runtime: the runtime of rows whose column is empty ---------------------------
+
+
+def test_runtime_option_sets_only_empty_model_level_rows(tmp_path: Path) -> None:
+    from roofline.validation.predict_runtimes import with_default_runtime
+
+    row = "r{},s,llama-3.1-8b,h100-sxm,1,1,1,,bf16,bf16,5,100,{},{},{},90,{},,"
+    cases = read_cases(_file(
+        tmp_path,
+        row.format(1, "single_stream", "", "output_tokens_per_s", ""),
+        row.format(2, "single_stream", "", "output_tokens_per_s", "sglang"),
+        row.format(3, "gemm", "1024x1024x1024", "tflops", ""),
+    ))  # fmt: skip
+    out = with_default_runtime(cases, "torch-eager")
+    assert [c.runtime for c in out] == ["torch-eager", "sglang", ""]  # the named row and the kernel row keep theirs
+    assert runtime_profile(out[0]) == "torch-eager"
+    assert with_default_runtime(cases, None) is cases
+
+
+def test_runtime_option_changes_the_prediction_and_the_summary(tmp_path: Path) -> None:
+    path = _file(tmp_path, "r1,s,llama-3.1-8b,h100-sxm,1,1,1,,bf16,bf16,5,100,single_stream,,output_tokens_per_s,"
+                           "90,,,")  # fmt: skip
+    default = rl.validate(path)
+    eager = rl.validate(path, runtime="torch-eager")
+    assert [s.runtime for s in default.by_runtime] == ["trtllm"]
+    assert [s.runtime for s in eager.by_runtime] == ["torch-eager"]
+    # an eager PyTorch decode launches every op from Python: slower than TensorRT-LLM's CUDA graphs
+    assert eager.rows[0].predicted < default.rows[0].predicted
+
+
+def test_unknown_runtime_option_is_one_line_exit_2() -> None:
+    result = CliRunner().invoke(app, ["validate", "--runtime", "nope", "-q"])
+    assert result.exit_code == 2
+    assert "unknown runtime 'nope'" in result.output

@@ -33,7 +33,13 @@ from roofline.calibration.model_run import (
     spec_for,
 )
 from roofline.calibration.profile import calibrated_accelerator, host_accelerator, measured_by, single_fractions
-from roofline.calibration.runtime_profiles import ModeComparison, mode_comparisons, runtime_profiles
+from roofline.calibration.runtime_profiles import (
+    CALIBRATED_RUNTIMES,
+    GRAPH,
+    ModeComparison,
+    mode_comparisons,
+    runtime_profiles,
+)
 from roofline.calibration.timing import FULL_POLICY, QUICK_POLICY
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
@@ -59,6 +65,7 @@ class CalibrationOptions:
     passes: int | None = None  # passes over the kernels (lowest median kept); default 1 (2 for a host --full)
     host_costs: bool = True  # dispatch / CUDA-graph loops, kernel counts, graph decode (calibration.host)
     moe_model: str | None = "qwen3-30b-a3b"  # the MoE model-level run (None: none)
+    runtimes: tuple[str, ...] = CALIBRATED_RUNTIMES  # launch modes measured and recalibrated (--runtime)
 
 
 @dataclass(frozen=True)
@@ -264,7 +271,7 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
                 models.append(model)
         if options.host_costs:
             work.step("host costs: dispatch loops, CUDA graphs, kernels per operator")
-            host_rows += measure_host(torch, target, models, repetitions, notes)
+            host_rows += measure_host(torch, target, models, repetitions, notes, graphs=GRAPH in options.runtimes)
     except KeyboardInterrupt:
         work.interrupted = True
         measured = list(best.values()) + [m for m in measured if m.case.op.collective is not None]
@@ -274,7 +281,7 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
                      measurements=tuple(measured), model_runs=tuple(runs), base_id=profile_id,
                      catalog_differences=tuple(differences), notes=tuple(notes),
                      interrupted=work.interrupted, host_rows=tuple(host_rows))  # fmt: skip
-    return analyse(saved, time.perf_counter() - started)
+    return analyse(saved, time.perf_counter() - started, runtimes=options.runtimes)
 
 
 @dataclass(frozen=True)
@@ -305,11 +312,12 @@ def _model_specs(options: CalibrationOptions, device_kind: str) -> list[ModelRun
 
 
 def measure_host(torch: Any, target: str, models: Sequence[TorchDecoder], repetitions: int,
-                 notes: list[str]) -> list[dict[str, Any]]:  # fmt: skip
+                 notes: list[str], graphs: bool = True) -> list[dict[str, Any]]:  # fmt: skip
     """The host-cost rows (calibration.host): dispatch loops; on CUDA graph replays; kernels per
     operator and host time per operator of each model's eager decode step; on CUDA the dense
     model's decode as a CUDA graph (the MoE step syncs on the expert counts, so it is not
-    captured). A measurement this build or device refuses is skipped with a note."""
+    captured; `graphs` False: no CUDA-graph measurement). A measurement this build or device refuses
+    is skipped with a note."""
     from roofline.calibration import host
     from roofline.calibration.saved import dims_text, model_dims
 
@@ -317,14 +325,15 @@ def measure_host(torch: Any, target: str, models: Sequence[TorchDecoder], repeti
     steps: list[tuple[str, Callable[[], list[dict[str, Any]]]]] = [
         ("dispatch loops", partial(host.loop_rows, torch, target, plan))
     ]
-    if target == "cuda":
+    graphs = graphs and target == "cuda"
+    if graphs:
         steps.append(("CUDA-graph replay of tiny kernels", partial(host.graph_rows, torch, plan)))
     for model in models:
         steps.append((f"kernel count of {model.spec.workload.id}", partial(host.count_rows, torch, model, target)))
         steps.append((f"host trace of {model.spec.workload.id}",
                       partial(host.trace_rows, torch, model.spec, target, model.dtype)))  # fmt: skip
     dense = [m for m in models if not m.moe]
-    if target == "cuda" and dense:
+    if graphs and dense:
         model, dims = dense[0], dims_text(model_dims(dense[0].spec))
         steps.append(("decode as a CUDA graph", partial(host.graph_decode_rows, torch, model, repetitions, dims)))
     rows: list[dict[str, Any]] = []
@@ -349,9 +358,11 @@ def base_profile(saved: SavedRun) -> Accelerator:
     return _host_base(saved.device, saved.base_id, saved.measurements, saved.date)
 
 
-def analyse(saved: SavedRun, elapsed_s: float, refit_of: str = "") -> CalibrationResult:
+def analyse(saved: SavedRun, elapsed_s: float, refit_of: str = "",
+            runtimes: Sequence[str] = CALIBRATED_RUNTIMES) -> CalibrationResult:  # fmt: skip
     """Fit the efficiencies to the kernels of `saved`, build the calibrated profile and predict the
-    model-level runs before and after (the same for a fresh run and for `calibrate --from`)."""
+    model-level runs before and after (the same for a fresh run and for `calibrate --from`); the
+    runtime profiles of `runtimes` only."""
     device, measured = saved.device, list(saved.measurements)
     base = base_profile(saved)
     fit_measured = [m for m in measured if m.case.family in KERNEL_FAMILIES and m.timing]
@@ -370,8 +381,9 @@ def analyse(saved: SavedRun, elapsed_s: float, refit_of: str = "") -> Calibratio
     comparisons = tuple(_predict_model(run, base, calibrated) for run in saved.model_runs)
     host = fit_host(saved.host_rows)
     moe = [r.spec.moe_kernels for r in saved.model_runs if isinstance(r.spec.workload, MoETransformer)]
-    profiles = runtime_profiles(host, device, saved.date, measured_by(device, saved.date), moe[0] if moe else None)
-    modes = tuple(mode_comparisons(saved.model_runs, partial(_cluster, calibrated), host, profiles))
+    profiles = runtime_profiles(host, device, saved.date, measured_by(device, saved.date), moe[0] if moe else None,
+                                runtimes)  # fmt: skip
+    modes = tuple(mode_comparisons(saved.model_runs, partial(_cluster, calibrated), host, profiles, runtimes))
     checked = [m for m in measured if m.timing and m.case.op.collective]
     return CalibrationResult(
         device=device, date=saved.date, mode=saved.mode, base=base, calibrated=calibrated,

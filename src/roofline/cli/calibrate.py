@@ -121,6 +121,10 @@ def calibrate_command(
     host_costs: bool = typer.Option(
         True, "--host-costs/--no-host-costs", help="time eager dispatch, CUDA-graph replay, kernels per operator"
     ),
+    runtimes: list[str] = typer.Option(
+        [], "--runtime", help="PyTorch launch mode to measure and recalibrate (repeatable): torch-eager, "
+        "torch-cuda-graph (gpt-fast); default both"
+    ),
     memory_fraction: float | None = typer.Option(
         None, "--memory-fraction", help="share of free memory the benchmarks may use (GPU 0.5, CPU 0.25)"
     ),
@@ -140,7 +144,7 @@ def calibrate_command(
 ) -> None:  # fmt: skip
     """Measure the device with PyTorch, compare with the cost model, write DIR/<hardware>-calibrated.yaml."""
     if from_dir is not None:
-        refitted = calibrate(output, force=force, from_dir=from_dir)
+        refitted = calibrate(output, force=force, from_dir=from_dir, runtime=runtimes)
         assert isinstance(refitted, CalibrationReport)
         _print_report(refitted, fmt)
         return
@@ -158,7 +162,7 @@ def calibrate_command(
         report = calibrate(output, device=device, quick=quick, hardware=hardware, threads=threads, model=model,
                            model_runs=model_runs, memory_fraction=memory_fraction, passes=passes, force=force,
                            progress=progress, kernel_table=kernel_table, host_costs=host_costs,
-                           moe_model=None if moe_model == "none" else moe_model)  # fmt: skip
+                           moe_model=None if moe_model == "none" else moe_model, runtime=runtimes)  # fmt: skip
     assert isinstance(report, CalibrationReport)
     _print_report(report, fmt)
 
