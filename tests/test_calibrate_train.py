@@ -85,6 +85,30 @@ def test_a_training_step_updates_every_parameter_and_the_loss_falls() -> None:
     assert len(trainer.optimizer.state) == len(trainer.parameters)  # AdamW keeps states for every parameter
 
 
+def test_a_bf16_autocast_step_runs_and_learns() -> None:
+    """The GPU recipe (fp32 parameters, bf16 autocast) on the CPU's autocast: the same code path."""
+    torch = pytest.importorskip("torch")
+    from dataclasses import replace
+
+    from roofline.calibration.train_run import TorchTrainer
+
+    trainer = TorchTrainer(torch, replace(tiny_spec(), dtype=DType.BF16), "cpu")
+    assert trainer.autocast_dtype is torch.bfloat16
+    tokens = torch.randint(0, 512, (2, 17))
+    losses = [trainer.step(tokens[:, :-1], tokens[:, 1:]) for _ in range(3)]
+    assert losses[-1] < losses[0] and all(p.dtype is torch.float32 for p in trainer.parameters)
+
+
+def test_a_moe_model_gets_no_training_run_but_a_note() -> None:
+    from roofline.calibration.runner import CalibrationOptions, _train_specs
+
+    notes: list[str] = []
+    assert _train_specs(CalibrationOptions(model="qwen3-30b-a3b"), "cpu", notes) == []
+    assert notes and "dense transformer" in notes[0]
+    assert len(_train_specs(CalibrationOptions(), "cpu", [])) == 1
+    assert _train_specs(CalibrationOptions(train_run=False), "cpu", []) == []
+
+
 def test_run_train_step_times_each_step() -> None:
     torch = pytest.importorskip("torch")
     from roofline.calibration.timing import Clock

@@ -250,7 +250,7 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
     for skipped in [s for s in specs if model_bytes(s) > cap]:
         notes.append(f"model-level run skipped: {skipped.describe()} needs more than the memory cap")
     specs = [s for s in specs if model_bytes(s) <= cap]
-    train_specs = _train_specs(options, device.kind)
+    train_specs = _train_specs(options, device.kind, notes)
     for skipped_train in [s for s in train_specs if train_bytes(s) > cap]:
         notes.append(f"training-step run skipped: {skipped_train.describe()} needs more than the memory cap")
     train_specs = [s for s in train_specs if train_bytes(s) <= cap]
@@ -327,11 +327,16 @@ class SavedRun:
     train_runs: tuple[TrainRunResult, ...] = ()  # training-step runs (calibration.train_run)
 
 
-def _train_specs(options: CalibrationOptions, device_kind: str) -> list[TrainRunSpec]:
-    """The training-step run of the dense model-level run's model (none without model runs)."""
+def _train_specs(options: CalibrationOptions, device_kind: str, notes: list[str]) -> list[TrainRunSpec]:
+    """The training-step run of the dense model-level run's model (none without model runs, and
+    none with a note when --model is not a dense transformer)."""
     if not (options.model_runs and options.train_run):
         return []
-    return [train_spec_for(get_autoregressive(options.model), device_kind, options.full)]
+    try:
+        return [train_spec_for(get_autoregressive(options.model), device_kind, options.full)]
+    except RooflineError as exc:
+        notes.append(f"training-step run skipped: {exc}")
+        return []
 
 
 def _train_run(torch: Any, spec: TrainRunSpec, target: str, repetitions: int, clock: Clock,

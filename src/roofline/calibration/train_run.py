@@ -56,9 +56,10 @@ class TrainRunSpec:
 
 
 def train_spec_for(workload: Workload, device_kind: str, full: bool) -> TrainRunSpec:
-    """The training run: on a host CPU the dense model-level run's reduced model (widths / 4, 2 layers,
-    vocab 8192); on a GPU full widths, 2 layers (4 with --full) and the vocabulary capped at 32768, so
-    the fp32 weights, gradients and AdamW states (16 bytes a parameter) stay a few GB."""
+    """The training run: on a host CPU the dense model-level run's reduced model and its prefill's
+    batch x length (widths / 4, 2 layers, vocab 8192, 2 x 128); on a GPU full widths, 2 layers (4 with
+    --full), the vocabulary capped at 32768 and 4 x 2048 tokens, so the fp32 weights, gradients and
+    AdamW states (16 bytes a parameter) and the activations stay under 30 GB."""
     if not isinstance(workload, DenseTransformer):
         raise RooflineError(f"the training-step run builds a dense transformer; '{workload.id}' is {workload.kind}")
     if device_kind == "cpu":
@@ -66,7 +67,7 @@ def train_spec_for(workload: Workload, device_kind: str, full: bool) -> TrainRun
         batch, seq = (4, 256) if full else (2, 128)
         reduced = reduced_workload(workload, layers, divisor, vocab)
         return TrainRunSpec(_dense(reduced), batch, seq, DType.FP32, workload.id)
-    layers, (batch, seq) = (4, (8, 2048)) if full else (2, (4, 2048))
+    layers, (batch, seq) = (4, (4, 2048)) if full else (2, (4, 2048))
     return TrainRunSpec(_dense(reduced_workload(workload, layers, 1, 32768)), batch, seq, DType.BF16, workload.id)
 
 
