@@ -62,6 +62,11 @@ class CalibrationReport(Result):
                             "measured_tpot_s": c.run.measured_tpot_s, "ttft_before_s": c.ttft_before_s,
                             "ttft_after_s": c.ttft_after_s, "tpot_before_s": c.tpot_before_s,
                             "tpot_after_s": c.tpot_after_s} for c in r.model_runs],
+            "train_runs": [{"model": c.run.spec.workload.id, "batch": c.run.spec.batch, "seq_len": c.run.spec.seq_len,
+                            "measured_step_s": c.run.measured_step_s, "step_before_s": c.before.step_s,
+                            "step_after_s": c.after.step_s, "peak_memory_bytes": c.run.peak_memory_bytes,
+                            "predicted_memory_bytes": c.after.memory_bytes, "note": c.after.note}
+                           for c in r.train_runs],
             "host": _host_dict(r.host),
             "modes": [{"model": m.model, "mode": m.mode, "phase": m.phase, "measured_s": m.measured_s,
                        "device_only_s": m.device_only_s, "packaged_s": m.before_s, "calibrated_s": m.after_s}
@@ -94,7 +99,7 @@ def calibrate(
     hardware: str | None = None, threads: int | None = None, model: str = "llama-3.1-8b", model_runs: bool = True,
     memory_fraction: float | None = None, passes: int | None = None, force: bool = False,
     progress: Progress | None = None, kernel_table: str | os.PathLike[str] | None = None, host_costs: bool = True,
-    moe_model: str | None = "qwen3-30b-a3b", from_dir: str | os.PathLike[str] | None = None,
+    moe_model: str | None = "qwen3-30b-a3b", from_dir: str | os.PathLike[str] | None = None, train_run: bool = True,
     runtime: str | Sequence[str] = (),
 ) -> CalibrationReport | KernelTableReport:  # fmt: skip
     """Measure the device with PyTorch and fit the efficiencies (`roofline calibrate`); with `output`
@@ -102,7 +107,8 @@ def calibrate(
     over earlier outputs without `force`. `kernel_table`: also fit GEMM curves from a measured
     table (calibrate_kernel_table) into the calibrated profile; with device="none", only that
     (no PyTorch needed). `host_costs`: also time eager dispatch, CUDA-graph replay and the kernels
-    per operator (calibration.host); `moe_model`: the MoE model-level run (None: none).
+    per operator (calibration.host); `moe_model`: the MoE model-level run (None: none); `train_run`:
+    also time a training step (forward, backward, AdamW) of the reduced `model` (calibration.train_run).
     `from_dir`: refit that saved run instead of measuring (`refit`; no device, no PyTorch).
     `runtime`: the PyTorch launch modes measured and recalibrated, `torch-eager` and/or
     `torch-cuda-graph` (aliases gpt-fast, torch-compile; empty: both)."""
@@ -130,7 +136,8 @@ def calibrate(
         raise RooflineError(f"--passes must be at least 1, got {passes}")
     options = CalibrationOptions(device=device, full=not quick, hardware=hardware, threads=threads, model=model,
                                  memory_fraction=memory_fraction, model_runs=model_runs, passes=passes,
-                                 host_costs=host_costs, moe_model=moe_model, runtimes=runtimes)  # fmt: skip
+                                 host_costs=host_costs, moe_model=moe_model, train_run=train_run,
+                                 runtimes=runtimes)  # fmt: skip
     result = run_calibration(options, progress)
     if out is None:
         return CalibrationReport(result)
