@@ -1,0 +1,252 @@
+"""One training step of a layout, timed on the one cost model.
+
+Per micro-batch, on each pipeline stage's GPU: the forward, backward and recompute ops
+(`graph`), the TP / EP collectives they carry and the part of a context-parallel KV ring the
+attention kernel does not hide, costed by `simulator.cost.RooflineCostModel` like any serving op.
+The slowest stage sets the pipeline's rate; a step is m micro-batches plus the 1F1B bubble,
+(pp - 1) / vpp micro-batch times (Narayanan et al. 2021, interleaved schedule). Then the
+data-parallel gradient reduce-scatter (all-reduce without a distributed optimizer) and parameter
+all-gather over the gradient's DP group (dense: dp x cp; experts: the expert-DP group), of which
+only the last bucket is exposed when Megatron's overlap_grad_reduce / overlap_param_gather are on
+(unless the traffic outlasts the backward / forward it hides under), and the optimizer's one
+memory-bound pass over the local shard. The pipeline hand-off is exposed only without interleaving
+(Megatron overlaps the P2P of the interleaved schedule)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from roofline.dtypes import DType
+from roofline.errors import RooflineError
+from roofline.hardware_specs.cluster import Cluster
+from roofline.ir import CollectiveKind, Op, OpKind, Phase, Placement, Precision, StepShape
+from roofline.simulator import capacity as cap
+from roofline.simulator.collectives import GroupTopology
+from roofline.simulator.cost import OpCost, RooflineCostModel
+from roofline.simulator.plan import ParallelPlan, stage_placements
+from roofline.training import graph
+from roofline.training.config import TrainConfig
+from roofline.training.constants import PrecisionRecipe, constants
+from roofline.training.flops import model_flops_per_sequence
+from roofline.training.memory import (
+    StageParams,
+    TrainMemory,
+    activation_bytes,
+    in_flight,
+    optimizer_pass_bytes,
+    state_bytes,
+)
+from roofline.workloads.base import Workload
+
+PARTS = ("forward", "backward", "recompute", "tp_comm", "cp_comm", "ep_comm", "pp_comm", "pp_bubble",
+         "dp_comm_exposed", "optimizer")  # fmt: skip
+
+
+@dataclass
+class MicroBatchTime:
+    """One micro-batch on one stage's GPU, by part (seconds)."""
+
+    parts: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PARTS, 0.0))
+    flops: float = 0.0  # executed (hardware) FLOPs
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.parts.values())
+
+
+@dataclass(frozen=True)
+class TrainStep:
+    """A training step: its time by part, its rates, and the memory per GPU."""
+
+    step_time_s: float
+    parts: dict[str, float]
+    tokens_per_step: int
+    model_flops_per_step: float
+    hardware_flops_per_gpu: float
+    num_gpus: int
+    peak_flops_per_s: float  # the accelerator's dense bf16 peak: MFU and HFU are against it
+    memory: TrainMemory
+    notes: tuple[str, ...] = ()
+
+    @property
+    def tokens_per_s_per_gpu(self) -> float:
+        return self.tokens_per_step / self.step_time_s / self.num_gpus
+
+    @property
+    def model_flops_per_s_per_gpu(self) -> float:
+        return self.model_flops_per_step / self.step_time_s / self.num_gpus
+
+    @property
+    def mfu(self) -> float:
+        return self.model_flops_per_s_per_gpu / self.peak_flops_per_s
+
+    @property
+    def hfu(self) -> float:
+        return self.hardware_flops_per_gpu / self.step_time_s / self.peak_flops_per_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step_time_s": self.step_time_s, "parts_s": dict(self.parts),
+                "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu,
+                "model_tflops_per_gpu": self.model_flops_per_s_per_gpu / 1e12, "mfu": self.mfu, "hfu": self.hfu,
+                "model_flops_per_step": self.model_flops_per_step, "memory": self.memory.to_dict()}  # fmt: skip
+
+
+def placement_plan(workload: Workload, config: TrainConfig) -> ParallelPlan:
+    """The serving engine's plan for this layout: TP inside a stage; with expert parallelism the ep x
+    etp GPUs of the expert group are tp x attn_dp (each attention replica one DP/CP rank's micro-batch)."""
+    group = config.ep * config.etp
+    if config.ep > 1 and group % config.tp:
+        raise RooflineError(f"--ep {config.ep} x --etp {config.etp} must be a multiple of --tp {config.tp}")
+    if config.ep > 1 and config.etp > 1:
+        raise RooflineError("expert tensor parallelism with --ep above 1 is not modelled; use --etp 1")
+    attn_dp = group // config.tp if config.ep > 1 else 1
+    return ParallelPlan(tp=config.tp, pp=config.pp, ep=config.ep, attn_dp=attn_dp, cp=config.cp)
+
+
+def train_step(workload: Workload, cluster: Cluster, config: TrainConfig) -> TrainStep:
+    plan = placement_plan(workload, config)
+    model = RooflineCostModel(cluster, plan)
+    precision, recipe = graph.training_precision(config)
+    placements = stage_placements(workload, plan)
+    stages = [_stage(workload, config, p, precision, recipe, model) for p in placements]
+    slowest = max(range(len(stages)), key=lambda i: stages[i][0].total_s)
+    mb, forward = stages[slowest]
+    m = config.micro_batches
+    parts = {name: value * m for name, value in mb.parts.items()}
+    parts["pp_bubble"] = (config.pp - 1) / config.vpp * mb.total_s
+    parts["forward"] += _weight_cast_s(forward, recipe, model)
+    params = _stage_params(workload, placements[slowest], precision, forward)
+    parts["dp_comm_exposed"] = _dp_exposed_s(params, config, cluster, model, mb)
+    parts["optimizer"] = optimizer_pass_bytes(params, config) / _hbm_rate(cluster)
+    memory = _memory(workload, config, cluster, placements, precision)
+    flops = model_flops_per_sequence(workload, config) * config.global_batch
+    step_s = sum(parts.values())
+    peak = cluster.accelerator.compute.peak_flops_per_s(DType.BF16)
+    if peak is None:
+        raise RooflineError(f"{cluster.accelerator.id} has no bf16 peak; MFU is against it")
+    return TrainStep(step_s, parts, config.tokens_per_step, flops, mb.flops * m, config.gpus, peak, memory)
+
+
+def _stage(workload: Workload, config: TrainConfig, placement: Placement, precision: Precision,
+           recipe: PrecisionRecipe, model: RooflineCostModel) -> tuple[MicroBatchTime, list[Op]]:  # fmt: skip
+    forward = graph.forward_ops(workload, config, placement, precision)
+    lora = config.task == "lora"
+    quantize = graph.quantize_ops(forward, recipe, lora)
+    t = MicroBatchTime()
+    _add(t, "forward", [model.cost(op) for op in forward + quantize[::2]])
+    _add(t, "backward", [model.cost(op) for op in graph.backward_ops(forward, lora) + quantize[1::2]])
+    _add(t, "recompute", [model.cost(op) for op in graph.recompute_ops(forward, config.recompute)])
+    if config.pp > 1 and not placement.has_lm_head:
+        hand_off = graph.pp_hand_off(workload.stage_boundary_bytes(_step_of(config, placement), precision),
+                                     config.cp, config.tp, config.sp)  # fmt: skip
+        if config.vpp == 1:
+            t.parts["pp_comm"] += model.cost(hand_off).total_s
+    return t, forward
+
+
+def _step_of(config: TrainConfig, placement: Placement) -> StepShape:
+    return StepShape(Phase.PREFILL, config.micro_batch, config.seq_len, config.seq_len)
+
+
+COMM_PART = {"tp": "tp_comm", "ep": "ep_comm", "cp": "cp_comm", "pp": "pp_comm"}
+
+
+def _add(t: MicroBatchTime, part: str, costs: Sequence[OpCost]) -> None:
+    """Each op's time into its part: a collective into its group's, an attention op's KV ring (the
+    part the kernel does not hide) into cp_comm, the rest into `part`."""
+    for c in costs:
+        n = c.op.count
+        t.flops += c.op.flops * n
+        if c.op.kind is OpKind.COLLECTIVE and c.op.collective is not None:
+            t.parts[COMM_PART.get(c.op.collective.group, "tp_comm")] += c.total_s
+            continue
+        kernel = (c.kernel_s + c.overhead_s) * n
+        t.parts[part] += kernel
+        if c.comm_s > 0:
+            t.parts["cp_comm"] += c.total_s - kernel
+
+
+def _weight_cast_s(forward: list[Op], recipe: PrecisionRecipe, model: RooflineCostModel) -> float:
+    return sum(model.cost(op).total_s for op in graph.weight_quantize_ops(forward, recipe))
+
+
+def _stage_params(workload: Workload, placement: Placement, precision: Precision, forward: list[Op]) -> StageParams:
+    """Parameters one GPU of the stage holds: the workload's weights at bf16, experts apart."""
+    total = workload.weight_bytes(Precision(), placement) / 2.0
+    expert = sum(float(op.shape.k) * op.shape.n * op.shape.batch * op.count for op in forward
+                 if op.kind is OpKind.MATMUL and op.shape is not None and op.shape.grouped)  # fmt: skip
+    return StageParams(dense=max(0.0, total - expert), expert=expert)
+
+
+def _hbm_rate(cluster: Cluster) -> float:
+    acc = cluster.accelerator
+    return acc.memory.bandwidth * acc.efficiency.memory_bandwidth_fraction
+
+
+def dp_topology(cluster: Cluster, size: int, stride: int) -> GroupTopology:
+    """A data-parallel group: `size` GPUs `stride` apart (Megatron's rank order tp-cp-ep-dp-pp puts
+    the model-parallel GPUs of a stage between two DP ranks)."""
+    domain = cluster.system.gpus_per_domain
+    per_node = max(1, min(size, domain // max(1, stride)))
+    nodes = math.ceil(size / per_node)
+    if nodes > 1 and cluster.scale_out is None:
+        raise RooflineError(f"the data-parallel group spans {nodes} domains of {cluster.system.id}, which has no "
+                            "scale-out fabric")  # fmt: skip
+    return GroupTopology(size, per_node, nodes, cluster.scale_up, cluster.scale_out,
+                         cluster.system.scale_up.in_switch_reduction and nodes == 1, domain)  # fmt: skip
+
+
+def _dp_exposed_s(params: StageParams, config: TrainConfig, cluster: Cluster, model: RooflineCostModel,
+                  mb: MicroBatchTime) -> float:  # fmt: skip
+    """The gradient reduce-scatter (all-reduce at ZeRO 0) and parameter all-gather a step leaves exposed."""
+    if config.task == "lora":
+        return 0.0
+    c = constants()
+    groups = ((params.dense, config.data_parallel * config.cp, config.tp),
+              (params.expert, config.expert_dp, config.ep * config.etp))  # fmt: skip
+    bucket = max(c.bucket_params, c.bucket_params_per_dp_rank * config.data_parallel)
+    reduce = CollectiveKind.ALL_REDUCE if config.zero == 0 else CollectiveKind.REDUCE_SCATTER
+    exposed_rs = exposed_ag = 0.0
+    total_rs = total_ag = bucket_rs = bucket_ag = 0.0
+    for count, size, stride in groups:
+        if count <= 0 or size <= 1:
+            continue
+        topo = dp_topology(cluster, size, stride)
+        cost = model.collectives.cost
+        total_rs += cost(reduce, count * c.grad_reduce_bytes, topo).time_s
+        bucket_rs += cost(reduce, min(count, bucket) * c.grad_reduce_bytes, topo).time_s
+        if config.zero >= 1:
+            total_ag += cost(CollectiveKind.ALL_GATHER, count * c.param_gather_bytes, topo).time_s
+            bucket_ag += cost(CollectiveKind.ALL_GATHER, min(count, bucket) * c.param_gather_bytes, topo).time_s
+    if not config.overlap_grad_reduce:
+        exposed_rs = total_rs
+    else:
+        exposed_rs = max(bucket_rs, total_rs - mb.parts["backward"])
+    if not config.overlap_param_gather:
+        exposed_ag = total_ag
+    else:
+        exposed_ag = max(bucket_ag, total_ag - mb.parts["forward"])
+    return exposed_rs + exposed_ag
+
+
+def _memory(workload: Workload, config: TrainConfig, cluster: Cluster, placements: list[Placement],
+            precision: Precision) -> TrainMemory:  # fmt: skip
+    """The first stage's memory (it holds the most micro-batches), or the last's when larger."""
+    best: TrainMemory | None = None
+    acc = cluster.accelerator
+    for placement in (placements[0], placements[-1]):
+        forward = graph.forward_ops(workload, config, placement, precision)
+        params = _stage_params(workload, placement, precision, forward)
+        weights, grads, optimizer = state_bytes(params, config)
+        hidden = int(getattr(workload, "hidden_size", 0))
+        per_mb = activation_bytes(forward, config, placement.num_layers, hidden)
+        flight = in_flight(config) if placement is placements[0] else 1.0
+        mem = TrainMemory(weights, grads, optimizer, per_mb * flight, cap.reserve_bytes(acc), acc.memory.capacity,
+                          flight, per_mb)  # fmt: skip
+        if best is None or mem.total_bytes > best.total_bytes:
+            best = mem
+    assert best is not None
+    return best
