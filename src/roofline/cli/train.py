@@ -1,0 +1,65 @@
+"""`roofline train`: parse, call roofline.api.train, render the step time by part, the rates and
+the memory per GPU."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from roofline.api.training import TrainReport, train
+from roofline.cli import tables
+from roofline.cli.common import OutputFormat, emit, text_format_option
+from roofline.reports.formats import to_csv, to_json
+
+
+def _table(report: TrainReport) -> Table:
+    table = Table(title=f"training step: {report.model} on {report.config.gpus} x {report.hardware}",
+                  title_justify="left")  # fmt: skip
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    for label, value in report.overview()[1:]:
+        table.add_row(label, str(value))
+    return table
+
+
+def train_command(
+    model: str = typer.Option(..., "--model", "-m", help="model id or YAML / config.json path"),
+    hardware: str | None = typer.Option(None, "--hardware", help="accelerator id; its default system is used"),
+    system: str | None = typer.Option(None, "--system", help="system id (roofline hardware list)"),
+    gpus: int = typer.Option(8, "--gpus", help="GPUs in the run"),
+    tp: int = typer.Option(1, "--tp", help="tensor parallel degree"),
+    pp: int = typer.Option(1, "--pp", help="pipeline stages"),
+    vpp: int = typer.Option(1, "--vpp", help="virtual pipeline stages per GPU (interleaved 1F1B)"),
+    cp: int = typer.Option(1, "--cp", help="context parallel degree"),
+    ep: int = typer.Option(1, "--ep", help="expert parallel degree (inside dp x tp x cp)"),
+    etp: int = typer.Option(1, "--etp", help="expert tensor parallel degree"),
+    dp: int | None = typer.Option(None, "--dp", help="data parallel degree (default: gpus / (tp x pp x cp))"),
+    sequence_parallel: bool | None = typer.Option(None, "--sequence-parallel/--no-sequence-parallel",
+                                                  help="Megatron sequence parallelism (default: on when tp > 1)"),
+    zero: int = typer.Option(1, "--zero", help="ZeRO stage 0-3 (1: Megatron's distributed optimizer)"),
+    fsdp: bool = typer.Option(False, "--fsdp", help="FSDP: ZeRO-3 over the data-parallel group"),
+    global_batch: int = typer.Option(256, "--global-batch", help="sequences per step"),
+    micro_batch: int = typer.Option(1, "--micro-batch", help="sequences per micro-batch"),
+    seq_len: int = typer.Option(4096, "--seq-len", help="tokens per sequence"),
+    precision: str = typer.Option("bf16", "--precision", help="bf16, fp8-cs, fp8-ds, mxfp8 or nvfp4"),
+    recompute: str = typer.Option("none", "--recompute", help="activation recompute: none, selective or full"),
+    optimizer: str = typer.Option("adamw", "--optimizer", help="adamw or adamw-8bit"),
+    task: str = typer.Option("pretrain", "--task", help="pretrain, sft or lora (frozen base)"),
+    overlap: bool = typer.Option(True, "--overlap/--no-overlap",
+                                 help="overlap the DP gradient reduce and parameter gather (Megatron default)"),
+    tokens: float | None = typer.Option(None, "--tokens", help="training tokens: wall time, GPU-hours and cost"),
+    price: float | None = typer.Option(None, "--price-per-gpu-hour", help="$ per GPU-hour for the cost"),
+    fmt: OutputFormat = text_format_option(),
+) -> None:
+    """Training step time by part, tokens/s/GPU, model TFLOP/s and MFU, memory per GPU; time and cost for --tokens."""
+    report = train(model, hardware, system=system, gpus=gpus, tp=tp, pp=pp, vpp=vpp, cp=cp, ep=ep, etp=etp, dp=dp,
+                   sequence_parallel=sequence_parallel, zero=zero, fsdp=fsdp, global_batch=global_batch,
+                   micro_batch=micro_batch, seq_len=seq_len, precision=precision, recompute=recompute,
+                   optimizer=optimizer, task=task, overlap_grad_reduce=overlap, overlap_param_gather=overlap,
+                   tokens=tokens, price_per_gpu_hour=price)  # fmt: skip
+    if fmt is OutputFormat.json:
+        emit(to_json(report.to_dict()))
+    elif fmt is OutputFormat.csv:
+        emit(to_csv(report.records()))
+    else:
+        tables.print_renderable(_table(report))
