@@ -78,7 +78,8 @@ class TrainReport(Result):
                   "dp": c.data_parallel, "sequence_parallel": c.sp, "zero": c.zero, "micro_batch": c.micro_batch,
                   "global_batch": c.global_batch, "micro_batches": c.micro_batches, "seq_len": c.seq_len,
                   "precision": c.precision, "recompute": c.recompute, "optimizer": c.optimizer, "task": c.task,
-                  "overlap_grad_reduce": c.overlap_grad_reduce, "overlap_param_gather": c.overlap_param_gather}  # fmt: skip
+                  "overlap_grad_reduce": c.overlap_grad_reduce,
+                  "overlap_param_gather": c.overlap_param_gather}  # fmt: skip
         convention = constants().flop_conventions[c.flop_convention]
         return {"model": self.model, "hardware": self.hardware, "system": self.system, "layout": layout,
                 **self.step.to_dict(),

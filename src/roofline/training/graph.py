@@ -71,8 +71,8 @@ def forward_ops(workload: Workload, config: TrainConfig, placement: Placement, p
     tokens = config.micro_batch * config.seq_len  # this GPU's attention replica, before CP splits it
     served = workload.build_ops(step, precision, placement)
     head = next((op.shape.m for op in served if op.name == "lm_head" and op.shape is not None), 1)
-    ops = [_as_training(op, tokens, tokens / head) for op in served]
-    ops = [op for op in ops if op is not None and not op.name.endswith(QUANTIZE_SUFFIX)]
+    converted = (_as_training(op, tokens, tokens / head) for op in served)
+    ops = [op for op in converted if op is not None and not op.name.endswith(QUANTIZE_SUFFIX)]
     if placement.has_lm_head:
         ops.append(_loss_op(ops, tokens))
     ops = context_parallel(ops, step, config.cp)

@@ -69,3 +69,14 @@ def training(case: Case) -> tuple[dict[str, float], str]:
     note = (f"{config.task}; dp={config.data_parallel} m={config.micro_batches} zero={config.zero}; "
             f"step {step.step_time_s:.3g} s; mfu {step.mfu:.1%}")  # fmt: skip
     return values, note
+
+
+def gpu_generation(hardware: str) -> str:
+    """The accelerator's architecture family (its catalog `architecture` up to the sm_ tag):
+    'Hopper', 'Blackwell', 'Blackwell Ultra'; the id itself when the catalog lacks it."""
+    from roofline.hardware_specs.catalog import get_accelerator
+
+    try:
+        return get_accelerator(hardware).architecture.split("(")[0].strip()
+    except RooflineError:
+        return hardware
