@@ -1,0 +1,134 @@
+"""The training step model (roofline.training, rl.train, `roofline train`): hand-checked cases."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from typer.testing import CliRunner
+
+import roofline as rl
+from roofline.cli.app import app
+from roofline.errors import RooflineError
+from roofline.training.config import TrainConfig
+from roofline.training.flops import model_flops_per_sequence
+from roofline.training.memory import StageParams, in_flight, state_bytes
+from roofline.workloads import get_workload
+
+runner = CliRunner()
+
+
+def test_llama_8b_model_flops_are_6n_plus_the_attention_term_by_hand() -> None:
+    # Llama 3.1 8B: 32 layers, h 4096, 32 query heads x 128, 8 KV heads, SwiGLU 14336, vocab 128256
+    layers, h, q, kv, ffn, vocab, seq = 32, 4096, 4096, 1024, 14336, 128256, 8192
+    matmul_params = layers * (h * (q + 2 * kv) + q * h + 3 * h * ffn) + h * vocab  # embedding lookup not counted
+    # QK^T and PV (2 x 2 FLOP per query per key per dim), forward + 2 x backward; causal: query i sees
+    # i + 1 keys, s (s + 1) / 2 pairs (Megatron's formula writes s^2 / 2, 1/s less)
+    attention = 3 * layers * 2 * 2 * q * seq * (seq + 1) / 2
+    expected = 6 * matmul_params * seq + attention
+    config = TrainConfig(gpus=8, seq_len=seq, global_batch=8)
+    w = get_workload("llama-3.1-8b")
+    assert model_flops_per_sequence(w, config) == pytest.approx(expected, rel=1e-9)
+    # the published Megatron-Bridge table: 1933 TFLOP/s at 37556 tokens/s -> 51.47 GFLOP per token
+    assert expected / seq == pytest.approx(1933e12 / 37556, rel=2e-3)
+    full = model_flops_per_sequence(w, replace(config, flop_convention="nemo"))
+    assert full - expected == pytest.approx(attention)
+    lora = model_flops_per_sequence(w, replace(config, task="lora"))
+    assert lora == pytest.approx(expected * 2 / 3)
+
+
+def test_state_bytes_per_parameter_by_hand() -> None:
+    params = StageParams(dense=1e9, expert=0.0)
+    replicated = TrainConfig(gpus=8, seq_len=1024, global_batch=8, zero=0)
+    # bf16 weights 2 B, fp32 main grads 4 B, fp32 master 4 B + Adam m, v 8 B (data/training.yaml)
+    assert state_bytes(params, replicated) == (2e9, 4e9, 12e9)
+    assert state_bytes(params, replace(replicated, zero=1)) == (2e9, 4e9, 12e9 / 8)
+    assert state_bytes(params, replace(replicated, zero=2)) == (2e9, 4e9 / 8, 12e9 / 8)
+    assert state_bytes(params, replace(replicated, zero=3)) == (2e9 / 8, 4e9 / 8, 12e9 / 8)
+    assert state_bytes(params, replace(replicated, optimizer="adamw-8bit")) == (2e9, 4e9, 6e9)
+    assert state_bytes(params, replace(replicated, task="lora")) == (2e9, 0.0, 0.0)
+
+
+def test_report_memory_is_the_state_of_all_parameters_on_one_gpu() -> None:
+    r = rl.train("llama-3.1-8b", "h100-sxm", gpus=8, seq_len=1024, global_batch=8, zero=0)
+    total = get_workload("llama-3.1-8b").parameter_counts().total
+    m = r.step.memory
+    assert (m.params_bytes, m.grads_bytes, m.optimizer_bytes) == pytest.approx((2 * total, 4 * total, 12 * total))
+
+
+def test_pipeline_bubble_is_pp_minus_1_over_vpp_micro_batches() -> None:
+    r = rl.train("llama-3.1-70b", "h100-sxm", gpus=64, tp=4, pp=4, vpp=5, global_batch=64, seq_len=4096)
+    parts, m = r.step.parts, r.config.micro_batches
+    assert m == 64 // (1 * 4)
+    per_micro_batch = sum(parts[p] for p in ("forward", "backward", "recompute", "tp_comm", "cp_comm", "ep_comm",
+                                             "pp_comm")) / m  # fmt: skip
+    # the slowest stage's micro-batch time; the forward also holds the per-step weight casts (none in bf16)
+    assert parts["pp_bubble"] == pytest.approx((4 - 1) / 5 * per_micro_batch, rel=1e-9)
+    assert in_flight(r.config) == pytest.approx(4 * (1 + 3 / (4 * 5)))
+
+
+def test_more_data_parallel_gpus_keep_the_per_gpu_work() -> None:
+    # inside one NVL72 domain, so the DP collectives stay on NVLink
+    small = rl.train("llama-3.1-8b", "gb200", gpus=8, global_batch=64, seq_len=4096, precision="fp8-cs")
+    large = rl.train("llama-3.1-8b", "gb200", gpus=16, global_batch=128, seq_len=4096, precision="fp8-cs")
+    assert large.config.data_parallel == 2 * small.config.data_parallel
+    assert large.config.micro_batches == small.config.micro_batches
+    for part in ("forward", "backward"):
+        assert large.step.parts[part] == pytest.approx(small.step.parts[part])
+    assert large.tokens_per_s_per_gpu == pytest.approx(small.tokens_per_s_per_gpu, rel=0.02)
+
+
+def test_full_recompute_adds_about_one_forward() -> None:
+    base = rl.train("llama-3.1-8b", "h100-sxm", gpus=8, global_batch=16, seq_len=4096)
+    full = rl.train("llama-3.1-8b", "h100-sxm", gpus=8, global_batch=16, seq_len=4096, recompute="full")
+    added = full.step_time_s - base.step_time_s
+    assert added == pytest.approx(base.step.parts["forward"], rel=0.02)
+    assert full.step.memory.activations_bytes < base.step.memory.activations_bytes / 5
+    assert full.hfu > full.mfu and base.hfu == pytest.approx(base.mfu, rel=0.05)
+
+
+def test_lora_runs_no_weight_gradients_and_keeps_no_optimizer_state() -> None:
+    pre = rl.train("llama-3.1-8b", "h100-sxm", gpus=8, global_batch=16, seq_len=4096)
+    lora = rl.train("llama-3.1-8b", "h100-sxm", gpus=8, global_batch=16, seq_len=4096, task="lora")
+    assert lora.step.parts["backward"] < 0.6 * pre.step.parts["backward"]
+    assert lora.step.memory.optimizer_bytes == 0 and lora.step.parts["optimizer"] == 0
+
+
+def test_tokens_give_wall_time_gpu_hours_and_cost() -> None:
+    r = rl.train("llama-3.1-8b", "h100-sxm", gpus=8, global_batch=16, seq_len=4096, tokens=1e9,
+                 price_per_gpu_hour=2.0)  # fmt: skip
+    wall = 1e9 / (r.tokens_per_s_per_gpu * 8)
+    assert r.wall_time_s == pytest.approx(wall)
+    assert r.gpu_hours == pytest.approx(wall * 8 / 3600)
+    assert r.cost == pytest.approx(r.gpu_hours * 2.0)
+    assert r.tokens_per_s_per_gpu == pytest.approx(16 * 4096 / r.step_time_s / 8)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"gpus": 12, "tp": 8}, "not a multiple of tp x pp x cp"),
+        ({"global_batch": 12}, "must be a multiple of micro-batch x dp"),
+        ({"precision": "fp9"}, "unknown --precision 'fp9'"),
+        ({"recompute": "half"}, "unknown --recompute"),
+        ({"zero": 4}, "--zero must be"),
+        ({"vpp": 2}, "--vpp needs --pp"),
+        ({"ep": 3}, "must divide dp x tp x cp"),
+    ],
+)
+def test_bad_layouts_are_one_line_errors(kwargs: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {"gpus": 8, "global_batch": 64, **kwargs}
+    with pytest.raises(RooflineError, match=message.replace("(", r"\(")):
+        rl.train("llama-3.1-8b", "h100-sxm", **args)  # type: ignore[arg-type]
+
+
+def test_cli_prints_json_and_refuses_bad_input_with_exit_2() -> None:
+    result = runner.invoke(app, ["train", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--gpus", "8",
+                                 "--global-batch", "64", "--format", "json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["layout"]["dp"] == 8 and set(data["parts_s"]) >= {"forward", "backward", "pp_bubble", "optimizer"}
+    assert data["step_time_s"] == pytest.approx(sum(data["parts_s"].values()))
+    bad = runner.invoke(app, ["train", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--gpus", "7"])
+    assert bad.exit_code == 2 and bad.stderr.strip().startswith("error:") and len(bad.stderr.splitlines()) == 1
