@@ -26,6 +26,7 @@ class OptimizerFormat(_Frozen):
 
 class FlopConvention(_Frozen):
     causal_attention: bool
+    attention_tasks: tuple[str, ...] = ("pretrain", "sft", "lora")
     source: str = Field(min_length=3)
 
 

@@ -4,7 +4,8 @@ backward), the LM head included, the embedding lookup and the MoE router not, pl
 attention core (QK^T and PV), causal (half the score matrix, Megatron-LM since 2024) or full (NeMo
 1.x). For dense GQA/SwiGLU models this is exactly 6 x N_matmul x tokens + the attention term
 (12 x L x s x q_dim, halved when causal). A frozen base (LoRA) does no weight-gradient GEMMs: 2
-passes instead of 3. The count is read off the model's own forward graph (one sequence, one GPU),
+passes instead of 3. Some published tables leave the attention term out for fine-tuning tasks
+(data/training.yaml `attention_tasks`). The count is read off the model's own forward graph (one sequence, one GPU),
 so MoE (top-k experts + shared), MLA and Mamba layers are counted as they run."""
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ def model_flops_per_sequence(workload: Workload, config: TrainConfig) -> float:
     ops = forward_ops(workload, one, whole, precision)
     gemm = sum(op.flops * op.count for op in ops if op.kind is OpKind.MATMUL and op.name not in EXCLUDED_GEMMS)
     attention = sum(op.flops * op.count for op in ops if op.kind is OpKind.ATTENTION)
-    if not constants().flop_conventions[config.flop_convention].causal_attention:
+    convention = constants().flop_conventions[config.flop_convention]
+    if not convention.causal_attention:
         attention *= 2.0  # the engine's attention op is causal; the full matrix is twice it
+    if config.task not in convention.attention_tasks:
+        attention = 0.0
     passes = 2.0 if config.task == "lora" else 3.0
     return passes * (gemm + attention)
