@@ -101,7 +101,8 @@ class TrainReport(Result):
         ]  # fmt: skip
         rows += [(f"  {part}", format_time(self.step.parts[part])) for part in PARTS]
         if self.tokens is not None:
-            rows += [("wall time", format_time(self.wall_time_s or 0.0)), ("GPU-hours", f"{self.gpu_hours:,.0f}")]
+            wall_h = (self.wall_time_s or 0.0) / HOUR_S
+            rows += [("wall time", f"{wall_h:,.1f} h ({wall_h / 24:,.1f} days)"), ("GPU-hours", f"{self.gpu_hours:,.0f}")]
             if self.cost is not None:
                 rows.append(("cost", f"${self.cost:,.0f}"))
         return rows
