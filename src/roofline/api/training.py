@@ -102,7 +102,8 @@ class TrainReport(Result):
         rows += [(f"  {part}", format_time(self.step.parts[part])) for part in PARTS]
         if self.tokens is not None:
             wall_h = (self.wall_time_s or 0.0) / HOUR_S
-            rows += [("wall time", f"{wall_h:,.1f} h ({wall_h / 24:,.1f} days)"), ("GPU-hours", f"{self.gpu_hours:,.0f}")]
+            rows += [("wall time", f"{wall_h:,.1f} h ({wall_h / 24:,.1f} days)"),
+                     ("GPU-hours", f"{self.gpu_hours:,.0f}")]
             if self.cost is not None:
                 rows.append(("cost", f"${self.cost:,.0f}"))
         return rows
@@ -113,12 +114,14 @@ def train(
     pp: int = 1, vpp: int = 1, cp: int = 1, ep: int = 1, etp: int = 1, dp: int | None = None,
     sequence_parallel: bool | None = None, zero: int = 1, fsdp: bool = False, global_batch: int = 256,
     micro_batch: int = 1, seq_len: int = 4096, precision: str = "bf16", recompute: str = "none",
-    optimizer: str = "adamw", task: str = "pretrain", overlap_grad_reduce: bool = True,
-    overlap_param_gather: bool = True, flop_convention: str = "megatron", tokens: float | None = None,
+    optimizer: str = "adamw", task: str = "pretrain", overlap: bool = True, flop_convention: str = "megatron",
+    tokens: float | None = None,
     price_per_gpu_hour: float | None = None,
 ) -> TrainReport:  # fmt: skip
     """One training layout (Megatron-LM conventions: dp = gpus / (tp x pp x cp); ZeRO 1 is the
-    distributed optimizer; `fsdp` is ZeRO 3 over the data-parallel group)."""
+    distributed optimizer; `fsdp` is ZeRO 3 over the data-parallel group; `overlap`: Megatron's
+    overlap_grad_reduce and overlap_param_gather; `flop_convention`: whose model-FLOP count MFU uses,
+    a key of training/data/training.yaml)."""
     if tokens is not None and not tokens > 0:
         raise RooflineError(f"--tokens must be positive, got {tokens}")
     if price_per_gpu_hour is not None and not price_per_gpu_hour >= 0:
@@ -128,8 +131,8 @@ def train(
     config = TrainConfig(gpus=gpus, seq_len=seq_len, global_batch=global_batch, micro_batch=micro_batch, tp=tp, pp=pp,
                          vpp=vpp, cp=cp, ep=ep, etp=etp, dp=dp, sequence_parallel=sequence_parallel,
                          zero=3 if fsdp else zero, precision=precision, recompute=recompute, optimizer=optimizer,
-                         task=task, overlap_grad_reduce=overlap_grad_reduce,
-                         overlap_param_gather=overlap_param_gather, flop_convention=flop_convention)  # fmt: skip
+                         task=task, overlap_grad_reduce=overlap, overlap_param_gather=overlap,
+                         flop_convention=flop_convention)  # fmt: skip
     workload = model_of(model, autoregressive=True)
     cluster = cluster_of(hardware, system, gpus)
     step = train_step(workload, cluster, config)

@@ -47,6 +47,8 @@ def train_command(
     task: str = typer.Option("pretrain", "--task", help="pretrain, sft or lora (frozen base)"),
     overlap: bool = typer.Option(True, "--overlap/--no-overlap",
                                  help="overlap the DP gradient reduce and parameter gather (Megatron default)"),
+    flop_convention: str = typer.Option("megatron", "--flop-convention",
+                                        help="model-FLOP count for MFU: megatron, megatron-bridge or nemo"),
     tokens: float | None = typer.Option(None, "--tokens", help="training tokens: wall time, GPU-hours and cost"),
     price: float | None = typer.Option(None, "--price-per-gpu-hour", help="$ per GPU-hour for the cost"),
     fmt: OutputFormat = text_format_option(),
@@ -55,8 +57,8 @@ def train_command(
     report = train(model, hardware, system=system, gpus=gpus, tp=tp, pp=pp, vpp=vpp, cp=cp, ep=ep, etp=etp, dp=dp,
                    sequence_parallel=sequence_parallel, zero=zero, fsdp=fsdp, global_batch=global_batch,
                    micro_batch=micro_batch, seq_len=seq_len, precision=precision, recompute=recompute,
-                   optimizer=optimizer, task=task, overlap_grad_reduce=overlap, overlap_param_gather=overlap,
-                   tokens=tokens, price_per_gpu_hour=price)  # fmt: skip
+                   optimizer=optimizer, task=task, overlap=overlap, flop_convention=flop_convention, tokens=tokens,
+                   price_per_gpu_hour=price)  # fmt: skip
     if fmt is OutputFormat.json:
         emit(to_json(report.to_dict()))
     elif fmt is OutputFormat.csv:
