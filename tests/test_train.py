@@ -132,3 +132,21 @@ def test_cli_prints_json_and_refuses_bad_input_with_exit_2() -> None:
     assert data["step_time_s"] == pytest.approx(sum(data["parts_s"].values()))
     bad = runner.invoke(app, ["train", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--gpus", "7"])
     assert bad.exit_code == 2 and bad.stderr.strip().startswith("error:") and len(bad.stderr.splitlines()) == 1
+
+
+def test_fsdp_gathers_every_micro_batch_and_zero1_once_per_step() -> None:
+    from roofline.hardware_specs import resolve_cluster
+    from roofline.simulator.cost import RooflineCostModel
+    from roofline.training.step import dp_traffic, placement_plan
+
+    kw = {"gpus": 16, "global_batch": 64, "seq_len": 2048, "overlap": False}
+    zero1 = rl.train("llama-3.1-8b", "gb200", **kw)  # type: ignore[arg-type]
+    fsdp = rl.train("llama-3.1-8b", "gb200", fsdp=True, **kw)  # type: ignore[arg-type]
+    w, cluster = get_workload("llama-3.1-8b"), resolve_cluster(hardware="gb200", num_gpus=16)
+    total = w.parameter_counts().total
+    params = StageParams(dense=total, expert=0.0)
+    for report, passes in ((zero1, (1, 1)), (fsdp, (2 * fsdp.config.micro_batches, fsdp.config.micro_batches))):
+        t = dp_traffic(params, report.config, cluster, RooflineCostModel(cluster, placement_plan(w, report.config)))
+        expected = passes[0] * t.gather_s + passes[1] * t.reduce_s
+        assert report.step.parts["dp_comm_exposed"] == pytest.approx(expected, rel=1e-6)
+    assert fsdp.step.memory.params_bytes == pytest.approx(2 * total / 16)

@@ -199,37 +199,62 @@ def dp_topology(cluster: Cluster, size: int, stride: int) -> GroupTopology:
                          cluster.system.scale_up.in_switch_reduction and nodes == 1, domain)  # fmt: skip
 
 
-def _dp_exposed_s(params: StageParams, config: TrainConfig, cluster: Cluster, model: RooflineCostModel,
-                  mb: MicroBatchTime) -> float:  # fmt: skip
-    """The gradient reduce-scatter (all-reduce at ZeRO 0) and parameter all-gather a step leaves exposed."""
-    if config.task == "lora":
-        return 0.0
+@dataclass(frozen=True)
+class DpTraffic:
+    """The data-parallel collectives of one pass over this GPU's parameters (seconds): the
+    gradient reduce (all-reduce at ZeRO 0, else reduce-scatter) and the parameter all-gather, in
+    all and for one bucket."""
+
+    reduce_s: float = 0.0
+    gather_s: float = 0.0
+    reduce_bucket_s: float = 0.0
+    gather_bucket_s: float = 0.0
+
+
+def dp_traffic(params: StageParams, config: TrainConfig, cluster: Cluster, model: RooflineCostModel) -> DpTraffic:
+    """Dense parameters over the gradient's DP group (dp x cp GPUs, tp apart), expert parameters
+    over the expert-DP group (ep x etp apart)."""
     c = constants()
     groups = ((params.dense, config.data_parallel * config.cp, config.tp),
               (params.expert, config.expert_dp, config.ep * config.etp))  # fmt: skip
     bucket = max(c.bucket_params, c.bucket_params_per_dp_rank * config.data_parallel)
     reduce = CollectiveKind.ALL_REDUCE if config.zero == 0 else CollectiveKind.REDUCE_SCATTER
-    exposed_rs = exposed_ag = 0.0
-    total_rs = total_ag = bucket_rs = bucket_ag = 0.0
+    out = DpTraffic()
     for count, size, stride in groups:
         if count <= 0 or size <= 1:
             continue
         topo = dp_topology(cluster, size, stride)
         cost = model.collectives.cost
-        total_rs += cost(reduce, count * c.grad_reduce_bytes, topo).time_s
-        bucket_rs += cost(reduce, min(count, bucket) * c.grad_reduce_bytes, topo).time_s
-        if config.zero >= 1:
-            total_ag += cost(CollectiveKind.ALL_GATHER, count * c.param_gather_bytes, topo).time_s
-            bucket_ag += cost(CollectiveKind.ALL_GATHER, min(count, bucket) * c.param_gather_bytes, topo).time_s
-    if not config.overlap_grad_reduce:
-        exposed_rs = total_rs
-    else:
-        exposed_rs = max(bucket_rs, total_rs - mb.parts["backward"])
-    if not config.overlap_param_gather:
-        exposed_ag = total_ag
-    else:
-        exposed_ag = max(bucket_ag, total_ag - mb.parts["forward"])
-    return exposed_rs + exposed_ag
+        gather = (cost(CollectiveKind.ALL_GATHER, count * c.param_gather_bytes, topo).time_s,
+                  cost(CollectiveKind.ALL_GATHER, min(count, bucket) * c.param_gather_bytes, topo).time_s)  # fmt: skip
+        if config.zero == 0:
+            gather = (0.0, 0.0)
+        out = DpTraffic(out.reduce_s + cost(reduce, count * c.grad_reduce_bytes, topo).time_s,
+                        out.gather_s + gather[0],
+                        out.reduce_bucket_s + cost(reduce, min(count, bucket) * c.grad_reduce_bytes, topo).time_s,
+                        out.gather_bucket_s + gather[1])  # fmt: skip
+    return out
+
+
+def _dp_exposed_s(params: StageParams, config: TrainConfig, cluster: Cluster, model: RooflineCostModel,
+                  mb: MicroBatchTime) -> float:  # fmt: skip
+    """What of the DP collectives a step leaves exposed. ZeRO 0-2: the gradients are reduced once,
+    in the last micro-batch's backward, and the parameters gathered once, in the first forward
+    (Megatron's overlap_grad_reduce / overlap_param_gather: the last bucket shows, or what outlasts
+    the compute). ZeRO 3 / FSDP: every micro-batch gathers the parameters for its forward and again
+    for its backward and reduce-scatters its gradients, prefetched under that micro-batch's compute."""
+    if config.task == "lora":
+        return 0.0
+    t = dp_traffic(params, config, cluster, model)
+    if config.zero == 3:
+        comm = 2.0 * t.gather_s + t.reduce_s
+        if not (config.overlap_grad_reduce and config.overlap_param_gather):
+            return comm * config.micro_batches
+        hidden = mb.parts["forward"] + mb.parts["backward"]
+        return config.micro_batches * max(t.gather_bucket_s + t.reduce_bucket_s, comm - hidden)
+    reduce = max(t.reduce_bucket_s, t.reduce_s - mb.parts["backward"]) if config.overlap_grad_reduce else t.reduce_s
+    gather = max(t.gather_bucket_s, t.gather_s - mb.parts["forward"]) if config.overlap_param_gather else t.gather_s
+    return reduce + gather
 
 
 def _memory(workload: Workload, config: TrainConfig, cluster: Cluster, placements: list[Placement],
