@@ -150,3 +150,28 @@ def test_fsdp_gathers_every_micro_batch_and_zero1_once_per_step() -> None:
         expected = passes[0] * t.gather_s + passes[1] * t.reduce_s
         assert report.step.parts["dp_comm_exposed"] == pytest.approx(expected, rel=1e-6)
     assert fsdp.step.memory.params_bytes == pytest.approx(2 * total / 16)
+
+
+def test_search_lists_fitting_layouts_fastest_first_and_a_monotone_frontier() -> None:
+    from roofline.api.training import search_gpu_counts, train_search
+
+    assert search_gpu_counts(64, 8) == (8, 16, 32, 64) and search_gpu_counts(4, 8) == (4,)
+    found = train_search("llama-3.1-70b", "h100-sxm", gpus=32, global_batch=64, seq_len=4096, precision="fp8-cs",
+                         top=5)  # fmt: skip
+    assert 1 <= len(found.layouts) <= 5 and all(r.fits for r in found.layouts)
+    rates = [r.tokens_per_s_per_gpu for r in found.layouts]
+    assert rates == sorted(rates, reverse=True)
+    gpus = [r.config.gpus for r in found.frontier]
+    times = [r.step_time_s for r in found.frontier]
+    assert gpus == sorted(gpus) and times == sorted(times, reverse=True) and 8 not in gpus  # 70B never fits on 8
+    # the best layout is what `train` gives for the same layout
+    best = found.layouts[0]
+    c = best.config
+    again = rl.train("llama-3.1-70b", "h100-sxm", gpus=c.gpus, tp=c.tp, pp=c.pp, vpp=c.vpp, cp=c.cp,
+                     global_batch=64, seq_len=4096, precision="fp8-cs", micro_batch=c.micro_batch,
+                     recompute=c.recompute)  # fmt: skip
+    assert again.step_time_s == pytest.approx(best.step_time_s)
+    result = runner.invoke(app, ["train", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--gpus", "8",
+                                 "--global-batch", "64", "--search", "--top", "3", "--format", "json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["layouts"]) == 3

@@ -32,9 +32,9 @@ if TYPE_CHECKING:
 _API = (
     "CalibrationReport", "CollectiveSweep", "CollectiveTiming", "DiffusionEstimate", "DiffusionValidation", "EpTiming",
     "Estimate", "Hardware", "MemoryReport", "Model", "PlanReport", "Result", "ServeReport", "SweepTable",
-    "TrainReport", "ValidationReport", "calibrate", "comm", "comm_ep", "comm_sweep", "estimate", "estimate_diffusion",
-    "hardware", "hardware_ids", "launch_command", "memory", "model", "model_ids", "plan", "serve", "sweep", "system",
-    "system_ids", "train", "validate",
+    "TrainReport", "TrainSearchReport", "ValidationReport", "calibrate", "comm", "comm_ep", "comm_sweep", "estimate",
+    "estimate_diffusion", "hardware", "hardware_ids", "launch_command", "memory", "model", "model_ids", "plan",
+    "serve", "sweep", "system", "system_ids", "train", "train_search", "validate",
 )  # fmt: skip
 _LAZY = {
     **dict.fromkeys(_API, "roofline.api"),

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from roofline.api.planning import PlanReport, plan
     from roofline.api.serving import ServeReport, serve
     from roofline.api.sweeps import SweepTable, sweep
-    from roofline.api.training import TrainReport, train
+    from roofline.api.training import TrainReport, TrainSearchReport, train, train_search
     from roofline.api.validation import validate
     from roofline.result import Result
     from roofline.validation import DiffusionValidation, ValidationReport
@@ -36,7 +36,7 @@ _MODULES = {
     "roofline.api.planning": ("PlanReport", "plan"),
     "roofline.api.serving": ("ServeReport", "serve"),
     "roofline.api.sweeps": ("SweepTable", "sweep"),
-    "roofline.api.training": ("TrainReport", "train"),
+    "roofline.api.training": ("TrainReport", "TrainSearchReport", "train", "train_search"),
     "roofline.api.validation": ("validate",),
     "roofline.result": ("Result",),
     "roofline.validation": ("DiffusionValidation", "ValidationReport"),
@@ -46,9 +46,9 @@ _LAZY = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = [
     "CalibrationReport", "CollectiveSweep", "CollectiveTiming", "DiffusionEstimate", "DiffusionValidation", "EpTiming",
     "Estimate", "Hardware", "MemoryReport", "Model", "PlanReport", "Result", "ServeReport", "SweepTable",
-    "TrainReport", "ValidationReport", "calibrate", "comm", "comm_ep", "comm_sweep", "estimate", "estimate_diffusion",
-    "hardware", "hardware_ids", "launch_command", "memory", "model", "model_ids", "plan", "serve", "sweep", "system",
-    "system_ids", "train", "validate",
+    "TrainReport", "TrainSearchReport", "ValidationReport", "calibrate", "comm", "comm_ep", "comm_sweep", "estimate",
+    "estimate_diffusion", "hardware", "hardware_ids", "launch_command", "memory", "model", "model_ids", "plan",
+    "serve", "sweep", "system", "system_ids", "train", "train_search", "validate",
 ]  # fmt: skip
 
 

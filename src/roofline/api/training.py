@@ -138,3 +138,81 @@ def train(
     step = train_step(workload, cluster, config)
     return TrainReport(workload.id, cluster.accelerator.id, cluster.system.id, config, step, tokens,
                        price_per_gpu_hour)  # fmt: skip
+
+
+@dataclass(frozen=True, repr=False)
+class TrainSearchReport(Result):
+    """The fastest layouts that fit (`layouts`, best tokens/s/GPU first, at most `top`) and the
+    Pareto frontier of GPUs against step time (`frontier`: the fastest layout of each GPU count
+    that is faster than every smaller count's)."""
+
+    model: str
+    hardware: str
+    system: str
+    layouts: tuple[TrainReport, ...]
+    frontier: tuple[TrainReport, ...]
+    searched_gpus: tuple[int, ...]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [_row(r, "layout") for r in self.layouts] + [_row(r, "frontier") for r in self.frontier]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "hardware": self.hardware, "system": self.system,
+                "searched_gpus": list(self.searched_gpus), "layouts": [r.to_dict() for r in self.layouts],
+                "frontier": [r.to_dict() for r in self.frontier]}  # fmt: skip
+
+    def overview(self) -> list[tuple[str, Any]]:
+        best = self.layouts[0] if self.layouts else None
+        return [("model", self.model), ("hardware", self.hardware), ("layouts that fit", len(self.layouts)),
+                ("best tokens/s/GPU", f"{best.tokens_per_s_per_gpu:,.0f}" if best else "-")]  # fmt: skip
+
+
+def _row(r: TrainReport, kind: str) -> dict[str, Any]:
+    c = r.config
+    return {"kind": kind, "gpus": c.gpus, "tp": c.tp, "pp": c.pp, "vpp": c.vpp, "cp": c.cp, "ep": c.ep,
+            "dp": c.data_parallel, "micro_batch": c.micro_batch, "recompute": c.recompute,
+            "step_time_s": r.step_time_s, "tokens_per_s_per_gpu": r.tokens_per_s_per_gpu, "mfu": r.mfu,
+            "memory_bytes": r.step.memory.total_bytes, "wall_time_s": r.wall_time_s, "cost": r.cost}  # fmt: skip
+
+
+def search_gpu_counts(gpus: int, node: int) -> tuple[int, ...]:
+    """One node's GPUs, doubled up to `gpus` (and `gpus` itself); `gpus` alone when below a node."""
+    if gpus <= node:
+        return (gpus,)
+    counts, n = [], node
+    while n < gpus:
+        counts.append(n)
+        n *= 2
+    return (*counts, gpus)
+
+
+def train_search(
+    model: ModelArg, hardware: HardwareArg = None, *, system: SystemArg = None, gpus: int = 8,
+    global_batch: int = 256, seq_len: int = 4096, precision: str = "bf16", optimizer: str = "adamw",
+    task: str = "pretrain", zero: int = 1, flop_convention: str = "megatron", tokens: float | None = None,
+    price_per_gpu_hour: float | None = None, top: int = 10,
+) -> TrainSearchReport:  # fmt: skip
+    """`roofline train --search`: layouts over GPU counts up to `gpus` (a node's worth, doubled),
+    the least recompute that fits each, fastest first, and the GPUs-vs-time frontier."""
+    from roofline.training.search import pareto, search
+
+    if top < 1:
+        raise RooflineError(f"--top must be at least 1, got {top}")
+    workload = model_of(model, autoregressive=True)
+    node = cluster_of(hardware, system, 1).system.gpus_per_node
+    counts = search_gpu_counts(gpus, node)
+    clusters = {n: cluster_of(hardware, system, n) for n in counts}
+    base = TrainConfig(gpus=counts[0], seq_len=seq_len, global_batch=global_batch, precision=precision,
+                       optimizer=optimizer, task=task, zero=zero, flop_convention=flop_convention,
+                       dp=None)  # fmt: skip
+    found = search(workload, clusters, base)
+
+    def report(c: Any) -> TrainReport:
+        cluster = clusters[c.config.gpus]
+        return TrainReport(workload.id, cluster.accelerator.id, cluster.system.id, c.config, c.step, tokens,
+                           price_per_gpu_hour)  # fmt: skip
+
+    first = clusters[counts[0]]
+    return TrainSearchReport(workload.id, first.accelerator.id, first.system.id,
+                             tuple(report(c) for c in found[:top]), tuple(report(c) for c in pareto(found)),
+                             counts)  # fmt: skip

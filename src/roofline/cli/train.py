@@ -6,10 +6,11 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from roofline.api.training import TrainReport, train
+from roofline.api.training import TrainReport, TrainSearchReport, train, train_search
 from roofline.cli import tables
 from roofline.cli.common import OutputFormat, emit, text_format_option
 from roofline.reports.formats import to_csv, to_json
+from roofline.units import format_bytes, format_time
 
 
 def _table(report: TrainReport) -> Table:
@@ -19,6 +20,23 @@ def _table(report: TrainReport) -> Table:
     table.add_column("value", justify="right")
     for label, value in report.overview()[1:]:
         table.add_row(label, str(value))
+    return table
+
+
+def _search_table(report: TrainSearchReport) -> Table:
+    table = Table(title=f"fastest layouts that fit: {report.model} on {report.hardware} (GPUs searched: "
+                        f"{', '.join(map(str, report.searched_gpus))}; * = on the GPUs-vs-time frontier)",
+                  title_justify="left")  # fmt: skip
+    for column in ("GPUs", "tp", "pp", "vpp", "cp", "ep", "dp", "micro", "recompute", "step", "tokens/s/GPU", "MFU",
+                   "memory"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "recompute" else "right")
+    frontier = {id(r.step) for r in report.frontier}
+    for r in (*report.layouts, *(f for f in report.frontier if f not in report.layouts)):
+        c = r.config
+        mark = "*" if id(r.step) in frontier else ""
+        table.add_row(f"{c.gpus}{mark}", str(c.tp), str(c.pp), str(c.vpp), str(c.cp), str(c.ep), str(c.data_parallel),
+                      str(c.micro_batch), c.recompute, format_time(r.step_time_s), f"{r.tokens_per_s_per_gpu:,.0f}",
+                      f"{r.mfu:.1%}", format_bytes(r.step.memory.total_bytes, binary=True))  # fmt: skip
     return table
 
 
@@ -51,9 +69,24 @@ def train_command(
                                         help="model-FLOP count for MFU: megatron, megatron-bridge or nemo"),
     tokens: float | None = typer.Option(None, "--tokens", help="training tokens: wall time, GPU-hours and cost"),
     price: float | None = typer.Option(None, "--price-per-gpu-hour", help="$ per GPU-hour for the cost"),
+    search: bool = typer.Option(False, "--search", help="the fastest layouts that fit over GPU counts up to --gpus, "
+                                "and the GPUs-vs-time frontier (layout options are searched, not taken)"),
+    top: int = typer.Option(10, "--top", help="--search: layouts to list"),
     fmt: OutputFormat = text_format_option(),
 ) -> None:
     """Training step time by part, tokens/s/GPU, model TFLOP/s and MFU, memory per GPU; time and cost for --tokens."""
+    if search:
+        found = train_search(model, hardware, system=system, gpus=gpus, global_batch=global_batch, seq_len=seq_len,
+                             precision=precision, optimizer=optimizer, task=task, zero=3 if fsdp else zero,
+                             flop_convention=flop_convention, tokens=tokens, price_per_gpu_hour=price,
+                             top=top)  # fmt: skip
+        if fmt is OutputFormat.json:
+            emit(to_json(found.to_dict()))
+        elif fmt is OutputFormat.csv:
+            emit(to_csv(found.records()))
+        else:
+            tables.print_renderable(_search_table(found))
+        return
     report = train(model, hardware, system=system, gpus=gpus, tp=tp, pp=pp, vpp=vpp, cp=cp, ep=ep, etp=etp, dp=dp,
                    sequence_parallel=sequence_parallel, zero=zero, fsdp=fsdp, global_batch=global_batch,
                    micro_batch=micro_batch, seq_len=seq_len, precision=precision, recompute=recompute,
