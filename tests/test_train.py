@@ -91,7 +91,9 @@ def test_full_recompute_adds_about_one_forward() -> None:
 def test_lora_runs_no_weight_gradients_and_keeps_no_optimizer_state() -> None:
     pre = rl.train("llama-3.1-8b", "h100-sxm", gpus=8, global_batch=16, seq_len=4096)
     lora = rl.train("llama-3.1-8b", "h100-sxm", gpus=8, global_batch=16, seq_len=4096, task="lora")
-    assert lora.step.parts["backward"] < 0.6 * pre.step.parts["backward"]
+    # the GEMMs' backward halves (dgrad only); attention and elementwise backward stay
+    assert 0.4 * pre.step.parts["backward"] < lora.step.parts["backward"] < 0.65 * pre.step.parts["backward"]
+    assert lora.step.parts["forward"] == pytest.approx(pre.step.parts["forward"])
     assert lora.step.memory.optimizer_bytes == 0 and lora.step.parts["optimizer"] == 0
 
 

@@ -48,6 +48,7 @@ class TrainingConstants(_Frozen):
     bucket_params: float = Field(gt=0.0)
     bucket_params_per_dp_rank: float = Field(ge=0.0)
     attention_backward_flops_ratio: float = Field(gt=0.0)
+    attention_backward_efficiency: float = Field(gt=0.0, le=1.0)
     elementwise_backward_bytes_ratio: float = Field(gt=0.0)
     flop_conventions: dict[str, FlopConvention]
     precisions: dict[str, PrecisionRecipe]

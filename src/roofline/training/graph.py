@@ -44,6 +44,7 @@ from roofline.workloads.base import Workload
 LOW_PRECISION_CLASSES = (OpClass.ATTENTION, OpClass.MLP)  # block GEMMs; the LM head and router stay bf16
 LOSS_FLOPS_PER_LOGIT = 5.0  # max, subtract, exp, sum, pick: softmax cross-entropy per logit (vector units)
 HIGH_PRECISION_NAMES = ("router",)
+BACKWARD_SUFFIX = ".backward"
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def backward_ops(forward: list[Op], frozen_base: bool = False) -> list[Op]:
             out += _gemm_backward(op, frozen_base)
         elif op.kind is OpKind.ATTENTION:
             ring = op.collective and replace(op.collective, message_bytes=2.0 * op.collective.message_bytes)
-            out.append(replace(op, name=f"{op.name}.backward", flops=op.flops * c.attention_backward_flops_ratio,
+            out.append(replace(op, name=op.name + BACKWARD_SUFFIX, flops=op.flops * c.attention_backward_flops_ratio,
                                activation_bytes=2.0 * op.activation_bytes, kv_read_bytes=2.0 * op.kv_read_bytes,
                                kv_write_bytes=2.0 * op.kv_write_bytes, collective=ring))  # fmt: skip
         elif op.kind is OpKind.ELEMENTWISE:

@@ -156,17 +156,19 @@ COMM_PART = {"tp": "tp_comm", "ep": "ep_comm", "cp": "cp_comm", "pp": "pp_comm"}
 
 def _add(t: MicroBatchTime, part: str, costs: Sequence[OpCost]) -> None:
     """Each op's time into its part: a collective into its group's, an attention op's KV ring (the
-    part the kernel does not hide) into cp_comm, the rest into `part`."""
+    part the kernel does not hide) into cp_comm, the rest into `part`. The attention backward runs
+    at `attention_backward_efficiency` of the forward kernel's rate."""
     for c in costs:
         n = c.op.count
         t.flops += c.op.flops * n
         if c.op.kind is OpKind.COLLECTIVE and c.op.collective is not None:
             t.parts[COMM_PART.get(c.op.collective.group, "tp_comm")] += c.total_s
             continue
-        kernel = (c.kernel_s + c.overhead_s) * n
-        t.parts[part] += kernel
-        if c.comm_s > 0:
-            t.parts["cp_comm"] += c.total_s - kernel
+        kernel_s = c.kernel_s
+        if c.op.kind is OpKind.ATTENTION and c.op.name.endswith(graph.BACKWARD_SUFFIX):
+            kernel_s /= constants().attention_backward_efficiency
+        t.parts[part] += (kernel_s + c.overhead_s) * n
+        t.parts["cp_comm"] += max(0.0, c.comm_s - kernel_s) * n  # the KV ring the kernel does not hide
 
 
 def _weight_cast_s(forward: list[Op], recipe: PrecisionRecipe, model: RooflineCostModel) -> float:
