@@ -32,10 +32,12 @@ def test_rows_map_to_layouts_as_the_readme_describes() -> None:
     assert [gpu_generation(h) for h in ("h100-sxm", "gb200", "b300")] == ["Hopper", "Blackwell", "Blackwell Ultra"]
 
 
-# measured when written (tokens/s/GPU, model TFLOP/s/GPU): see the bounds below
+# Measured when written: 108 rows predicted (14 skipped: models the catalog lacks); MAPE over all
+# rows 26.9% tokens/s/GPU and 27.1% model TFLOP/s/GPU, the MoE and hybrid models (gpt-oss,
+# Nemotron 3) too fast by 40-100%; over the dense Llama rows 8.4% / 8.2%.
 PREDICTED_AT_LEAST = 108
-BOUNDS = {"tokens_per_s_per_gpu": 0.30, "model_tflops_per_gpu": 0.31}
-DENSE_BOUND = 0.12  # the dense models (Llama): MAPE measured 8.6% / 10.8%
+BOUNDS = {"tokens_per_s_per_gpu": 0.29, "model_tflops_per_gpu": 0.29}
+DENSE_BOUND = 0.095
 
 
 def test_training_csv_is_predicted_within_the_measured_bounds() -> None:
