@@ -117,6 +117,7 @@ def test_tokens_give_wall_time_gpu_hours_and_cost() -> None:
         ({"zero": 4}, "--zero must be"),
         ({"vpp": 2}, "--vpp needs --pp"),
         ({"ep": 3}, "must divide dp x tp x cp"),
+        ({"precision": "mxfp8"}, "h100-sxm (Hopper) cannot run --precision mxfp8; it runs bf16, fp8-ds, fp8-cs"),
     ],
 )
 def test_bad_layouts_are_one_line_errors(kwargs: dict[str, object], message: str) -> None:

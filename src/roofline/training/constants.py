@@ -32,6 +32,7 @@ class FlopConvention(_Frozen):
 
 class PrecisionRecipe(_Frozen):
     gemm_dtype: str
+    architectures: tuple[str, ...] = ()  # the accelerator architectures that run it (empty: any with the format)
     scaling: Literal["tensor", "block"] | None = None
     copies: int = Field(ge=0)
     fused: bool

@@ -22,6 +22,7 @@ from typing import Any
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
+from roofline.hardware_specs.schema import Accelerator
 from roofline.ir import CollectiveKind, Op, OpKind, Phase, Placement, Precision, StepShape
 from roofline.simulator import capacity as cap
 from roofline.simulator.collectives import GroupTopology
@@ -106,7 +107,24 @@ def placement_plan(workload: Workload, config: TrainConfig) -> ParallelPlan:
     return ParallelPlan(tp=config.tp, pp=config.pp, ep=config.ep, attn_dp=attn_dp, cp=config.cp)
 
 
+def _runs(acc: Accelerator, recipe: PrecisionRecipe) -> bool:
+    if acc.compute.peak_flops_per_s(DType(recipe.gemm_dtype)) is None:
+        return False
+    return not recipe.architectures or any(acc.architecture.startswith(a) for a in recipe.architectures)
+
+
+def check_precision(cluster: Cluster, config: TrainConfig) -> None:
+    """RooflineError when the accelerator cannot run the recipe's GEMMs (naming those it can)."""
+    acc = cluster.accelerator
+    recipes = constants().precisions
+    if not _runs(acc, recipes[config.precision]):
+        can = [name for name, recipe in recipes.items() if _runs(acc, recipe)]
+        raise RooflineError(f"{acc.id} ({acc.architecture.split('(')[0].strip()}) cannot run --precision "
+                            f"{config.precision}; it runs {', '.join(can)}")  # fmt: skip
+
+
 def train_step(workload: Workload, cluster: Cluster, config: TrainConfig) -> TrainStep:
+    check_precision(cluster, config)
     plan = placement_plan(workload, config)
     model = RooflineCostModel(cluster, plan)
     precision, recipe = graph.training_precision(config)
