@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -122,7 +123,7 @@ def test_tokens_give_wall_time_gpu_hours_and_cost() -> None:
 )
 def test_bad_layouts_are_one_line_errors(kwargs: dict[str, object], message: str) -> None:
     args: dict[str, object] = {"gpus": 8, "global_batch": 64, **kwargs}
-    with pytest.raises(RooflineError, match=message.replace("(", r"\(")):
+    with pytest.raises(RooflineError, match=re.escape(message)):
         rl.train("llama-3.1-8b", "h100-sxm", **args)  # type: ignore[arg-type]
 
 
