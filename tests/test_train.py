@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -179,3 +180,21 @@ def test_search_lists_fitting_layouts_fastest_first_and_a_monotone_frontier() ->
                                  "--global-batch", "64", "--search", "--top", "3", "--format", "json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)["layouts"]) == 3
+
+
+def test_plot_draws_the_parts_and_the_memory(tmp_path: Path) -> None:
+    from roofline.reports import training_plots
+
+    r = rl.train("llama-3.1-70b", "h100-sxm", gpus=64, tp=4, pp=8, vpp=5, global_batch=128, seq_len=4096)
+    fig = training_plots.train_figure(r)
+    step_ax, memory_ax = fig.axes[:2]
+    bars = [p for p in step_ax.patches if p.get_gid() == "step-bar"]
+    assert sum(b.get_height() for b in bars) == pytest.approx(r.step_time_s)
+    memory = [p for p in memory_ax.patches if p.get_gid() == "memory-bar"]
+    used = sum(b.get_height() for b in memory)  # the parts, and what is free up to the capacity
+    assert used * 2**30 == pytest.approx(max(r.step.memory.total_bytes, r.step.memory.capacity_bytes), rel=1e-6)
+    out = tmp_path / "train.png"
+    args = ["train", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--global-batch", "64", "--plot", str(out)]
+    assert runner.invoke(app, args).exit_code == 0 and out.stat().st_size > 0
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "already exists" in again.stderr

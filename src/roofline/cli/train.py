@@ -3,12 +3,17 @@ the memory per GPU."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import typer
 from rich.table import Table
 
 from roofline.api.training import TrainReport, TrainSearchReport, train, train_search
 from roofline.cli import tables
 from roofline.cli.common import OutputFormat, emit, text_format_option
+from roofline.errors import RooflineError
 from roofline.reports.formats import to_csv, to_json
 from roofline.units import format_bytes, format_time
 
@@ -72,9 +77,14 @@ def train_command(
     search: bool = typer.Option(False, "--search", help="the fastest layouts that fit over GPU counts up to --gpus, "
                                 "and the GPUs-vs-time frontier (layout options are searched, not taken)"),
     top: int = typer.Option(10, "--top", help="--search: layouts to list"),
+    plot: Path | None = typer.Option(None, "--plot", help="also draw the step-time breakdown and memory (with "
+                                     "--search: the layouts and the frontier) to this .png, .svg or .pdf"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing --plot file"),
     fmt: OutputFormat = text_format_option(),
 ) -> None:
     """Training step time by part, tokens/s/GPU, model TFLOP/s and MFU, memory per GPU; time and cost for --tokens."""
+    if plot is not None and plot.exists() and not force:  # before any work
+        raise RooflineError(f"'{plot}' already exists; pass --force to overwrite it")
     if search:
         found = train_search(model, hardware, system=system, gpus=gpus, global_batch=global_batch, seq_len=seq_len,
                              precision=precision, optimizer=optimizer, task=task, zero=3 if fsdp else zero,
@@ -86,6 +96,8 @@ def train_command(
             emit(to_csv(found.records()))
         else:
             tables.print_renderable(_search_table(found))
+        if plot is not None and (found.layouts or found.frontier):
+            _draw(plot, force, lambda figures: figures.search_figure(found.layouts, found.frontier))
         return
     report = train(model, hardware, system=system, gpus=gpus, tp=tp, pp=pp, vpp=vpp, cp=cp, ep=ep, etp=etp, dp=dp,
                    sequence_parallel=sequence_parallel, zero=zero, fsdp=fsdp, global_batch=global_batch,
@@ -98,3 +110,11 @@ def train_command(
         emit(to_csv(report.records()))
     else:
         tables.print_renderable(_table(report))
+    if plot is not None:
+        _draw(plot, force, lambda figures: figures.train_figure(report))
+
+
+def _draw(path: Path, force: bool, make: Callable[[Any], Any]) -> None:
+    from roofline.reports import plots, training_plots  # matplotlib loads only when a plot is drawn
+
+    plots.save(make(training_plots), path, force)
