@@ -198,3 +198,24 @@ def test_plot_draws_the_parts_and_the_memory(tmp_path: Path) -> None:
     assert runner.invoke(app, args).exit_code == 0 and out.stat().st_size > 0
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "already exists" in again.stderr
+
+
+def test_qlora_keeps_the_block_linears_in_4_bits_and_dpo_adds_a_reference_forward() -> None:
+    kw = {"gpus": 8, "global_batch": 64, "seq_len": 4096, "zero": 0}
+    pre = rl.train("llama-3.1-8b", "h100-sxm", **kw)  # type: ignore[arg-type]
+    qlora = rl.train("llama-3.1-8b", "h100-sxm", task="qlora", **kw)  # type: ignore[arg-type]
+    # Llama 3.1 8B: 32 blocks of h (q + 2 kv) + q h + 3 h ffn linear weights; embedding and LM head stay bf16
+    h, q, kv, ffn, vocab = 4096, 4096, 1024, 14336, 128256
+    linear = 32 * (h * (q + 2 * kv) + q * h + 3 * h * ffn)
+    total = get_workload("llama-3.1-8b").parameter_counts().total
+    norms_and_tables = total - linear
+    assert qlora.step.memory.params_bytes == pytest.approx(0.516 * linear + 2 * norms_and_tables, rel=1e-6)
+    assert norms_and_tables == pytest.approx(2 * vocab * h, rel=0.001)  # untied embedding and LM head (+ norms)
+    assert qlora.step.memory.grads_bytes == 0 and qlora.step.parts["dp_comm_exposed"] == 0
+    assert qlora.step.parts["forward"] > pre.step.parts["forward"]  # the dequantize passes
+    dpo = rl.train("llama-3.1-8b", "h100-sxm", task="dpo", **kw)  # type: ignore[arg-type]
+    assert dpo.step.parts["reference"] == pytest.approx(pre.step.parts["forward"])
+    assert dpo.step.memory.params_bytes == pytest.approx(2 * pre.step.memory.params_bytes)
+    assert dpo.step.model_flops_per_step == pytest.approx(pre.step.model_flops_per_step * 4 / 3)
+    with pytest.raises(RooflineError, match="qlora"):
+        rl.train("llama-3.1-8b", "h100-sxm", task="qlora", precision="fp8-cs", **kw)  # type: ignore[arg-type]

@@ -67,7 +67,8 @@ def train_command(
     precision: str = typer.Option("bf16", "--precision", help="bf16, fp8-cs, fp8-ds, mxfp8 or nvfp4"),
     recompute: str = typer.Option("none", "--recompute", help="activation recompute: none, selective or full"),
     optimizer: str = typer.Option("adamw", "--optimizer", help="adamw or adamw-8bit"),
-    task: str = typer.Option("pretrain", "--task", help="pretrain, sft or lora (frozen base)"),
+    task: str = typer.Option("pretrain", "--task", help="pretrain, sft, lora, qlora (frozen base) or dpo (+ reference "
+                             "forward; --global-batch counts sequences)"),
     overlap: bool = typer.Option(True, "--overlap/--no-overlap",
                                  help="overlap the DP gradient reduce and parameter gather (Megatron default)"),
     flop_convention: str = typer.Option("megatron", "--flop-convention",

@@ -1,7 +1,12 @@
-"""A training layout: the parallel degrees, batches, precision, recompute and optimizer of one run,
+"""A training layout: the parallel degrees, batches, precision, recompute, optimizer and task of one run,
 checked as Megatron-LM checks them. Degrees follow Megatron: one model replica is tp x pp x cp
 GPUs, dp = gpus / (tp x pp x cp); expert parallelism lives inside dp x tp x cp (the experts of a
-stage are spread over ep x etp GPUs); micro-batches per DP rank m = global / (micro x dp)."""
+stage are spread over ep x etp GPUs); micro-batches per DP rank m = global / (micro x dp).
+
+Tasks: pretrain and sft (full training; SFT on packed sequences computes as pre-training), lora
+(frozen bf16 base, adapters negligible), qlora (frozen 4-bit base dequantized at each use), dpo
+(the policy trained on chosen and rejected sequences, `global_batch` counting sequences, plus a
+frozen reference model's forward on each)."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from roofline.errors import RooflineError
 from roofline.training.constants import constants
 
 RECOMPUTE = ("none", "selective", "full")
-TASKS = ("pretrain", "sft", "lora")
+TASKS = ("pretrain", "sft", "lora", "qlora", "dpo")
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ class TrainConfig:
                                 f"{self.micro_batch * self.data_parallel}")  # fmt: skip
         if self.vpp > 1 and self.pp == 1:
             raise RooflineError("--vpp needs --pp above 1 (virtual stages interleave a pipeline)")
+        if self.task == "qlora" and self.precision != "bf16":
+            raise RooflineError("--task qlora runs bf16 GEMMs on the dequantized 4-bit base; use --precision bf16")
         if self.seq_len % self.cp:
             raise RooflineError(f"--seq-len {self.seq_len} must be divisible by --cp {self.cp}")
 
@@ -70,6 +77,11 @@ class TrainConfig:
                 raise RooflineError(f"unknown --{name} '{value}'; known: {', '.join(known)}")
         if not 0 <= self.zero <= 3:
             raise RooflineError(f"--zero must be 0, 1, 2 or 3, got {self.zero}")
+
+    @property
+    def frozen_base(self) -> bool:
+        """LoRA / QLoRA: the base weights get no gradients and no optimizer states."""
+        return self.task in ("lora", "qlora")
 
     @property
     def data_parallel(self) -> int:

@@ -45,6 +45,7 @@ class TrainingConstants(_Frozen):
     grad_bytes: float = Field(gt=0.0)
     grad_reduce_bytes: float = Field(gt=0.0)
     param_gather_bytes: float = Field(gt=0.0)
+    qlora_base_bytes: float = Field(gt=0.0)
     optimizers: dict[str, OptimizerFormat]
     bucket_params: float = Field(gt=0.0)
     bucket_params_per_dp_rank: float = Field(ge=0.0)

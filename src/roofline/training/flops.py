@@ -3,10 +3,11 @@
 backward), the LM head included, the embedding lookup and the MoE router not, plus 3 x the
 attention core (QK^T and PV), causal (half the score matrix, Megatron-LM since 2024) or full (NeMo
 1.x). For dense GQA/SwiGLU models this is exactly 6 x N_matmul x tokens + the attention term
-(12 x L x s x q_dim, halved when causal). A frozen base (LoRA) does no weight-gradient GEMMs: 2
-passes instead of 3. Some published tables leave the attention term out for fine-tuning tasks
-(data/training.yaml `attention_tasks`). The count is read off the model's own forward graph (one sequence, one GPU),
-so MoE (top-k experts + shared), MLA and Mamba layers are counted as they run."""
+(12 x L x s x q_dim, halved when causal). A frozen base (LoRA, QLoRA) does no weight-gradient
+GEMMs: 2 passes instead of 3; DPO adds the reference model's forward (4 passes). Some published
+tables leave the attention term out for fine-tuning tasks (data/training.yaml `attention_tasks`).
+The count is read off the model's own forward graph (one sequence, one GPU), so MoE (top-k experts
++ shared), MLA and Mamba layers are counted as they run."""
 
 from __future__ import annotations
 
@@ -33,7 +34,10 @@ def model_flops_per_sequence(workload: Workload, config: TrainConfig) -> float:
     convention = constants().flop_conventions[config.flop_convention]
     if not convention.causal_attention:
         attention *= 2.0  # the engine's attention op is causal; the full matrix is twice it
-    if config.task not in convention.attention_tasks:
+    task = "lora" if config.frozen_base else "sft" if config.task == "dpo" else config.task
+    if task not in convention.attention_tasks:
         attention = 0.0
-    passes = 2.0 if config.task == "lora" else 3.0
+    passes = 2.0 if config.frozen_base else 3.0
+    if config.task == "dpo":
+        passes += 1.0  # the frozen reference model's forward
     return passes * (gemm + attention)

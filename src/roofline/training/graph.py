@@ -165,6 +165,20 @@ def quantize_ops(forward: list[Op], recipe: PrecisionRecipe, frozen_base: bool =
     return out
 
 
+def dequantize_ops(forward: list[Op], base_bytes: float) -> list[Op]:
+    """QLoRA: each use of a 4-bit base linear layer first dequantizes its weights to bf16 (read the
+    packed weights, write bf16); one pass per forward (and per dgrad, recompute)."""
+    return [Op(name=f"{op.name}.dequantize", kind=OpKind.ELEMENTWISE, op_class=op.op_class, dtype=DType.BF16,
+               flops=2.0 * op.shape.k * op.shape.n * op.shape.batch,
+               activation_bytes=float(op.shape.k) * op.shape.n * op.shape.batch * (base_bytes + 2.0), count=op.count)
+            for op in forward if op.kind is OpKind.MATMUL and op.shape is not None and is_block_linear(op)]  # fmt: skip
+
+
+def is_block_linear(op: Op) -> bool:
+    """A linear layer of the transformer blocks (not the LM head or the router)."""
+    return op.op_class in LOW_PRECISION_CLASSES and op.name not in HIGH_PRECISION_NAMES
+
+
 def weight_quantize_ops(forward: list[Op], recipe: PrecisionRecipe) -> list[Op]:
     """Once per step each low-precision GEMM's weights are cast (Transformer Engine keeps the cast
     across the micro-batches of a step)."""

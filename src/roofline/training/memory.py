@@ -1,7 +1,8 @@
 """Memory per GPU of a training layout: parameters, gradients, optimizer states, activations, the
 runtime reserve, and whether it fits (the capacity rule serving uses: capacity - reserve).
 
-State bytes per parameter come from data/training.yaml (Megatron mixed precision): bf16 weights,
+DPO holds a frozen reference model's weights too; LoRA / QLoRA only the (4-bit for QLoRA) frozen
+base. State bytes per parameter come from data/training.yaml (Megatron mixed precision): bf16 weights,
 fp32 main gradients, fp32 master weights and Adam states. ZeRO stages shard over the gradient's
 data-parallel group (dense parameters: dp x cp; experts: the expert-DP group): 1 (Megatron's
 distributed optimizer) the master weights and states, 2 the gradients too, 3 (FSDP) the weights.
@@ -25,10 +26,12 @@ from roofline.training.constants import constants
 
 @dataclass(frozen=True)
 class StageParams:
-    """Parameters one GPU of a stage holds: dense (replicated over dp x cp) and expert ones."""
+    """Parameters one GPU of a stage holds: dense (replicated over dp x cp) and expert ones;
+    `linear`: those of the blocks' linear layers (what QLoRA stores in 4 bits)."""
 
     dense: float
     expert: float
+    linear: float = 0.0
 
     @property
     def total(self) -> float:
@@ -72,8 +75,14 @@ def state_bytes(params: StageParams, config: TrainConfig) -> tuple[float, float,
             return per_param * params.total
         return per_param * (params.dense / dense_shard + params.expert / expert_shard)
 
-    weights = sharded(c.param_bytes, 3)
-    if config.task == "lora":  # frozen base: no gradients or optimizer states (the adapters are small)
+    per_param = c.param_bytes
+    if config.task == "qlora" and params.total > 0:  # the blocks' linear layers in 4-bit NormalFloat
+        linear = min(params.linear, params.total)
+        per_param = (linear * c.qlora_base_bytes + (params.total - linear) * c.param_bytes) / params.total
+    weights = sharded(per_param, 3)
+    if config.task == "dpo":  # the frozen reference model, laid out like the policy
+        weights *= 2.0
+    if config.frozen_base:  # no gradients or optimizer states for the base (the adapters are small)
         return weights, 0.0, 0.0
     optimizer = c.optimizers[config.optimizer]
     return weights, sharded(c.grad_bytes, 2), sharded(optimizer.master_bytes + optimizer.state_bytes, 1)
@@ -82,7 +91,7 @@ def state_bytes(params: StageParams, config: TrainConfig) -> tuple[float, float,
 def optimizer_pass_bytes(params: StageParams, config: TrainConfig) -> float:
     """HBM traffic of one AdamW step on this GPU's shard: read the fp32 gradient, read and write the
     master weights and both states, write the bf16 weights."""
-    if config.task == "lora":
+    if config.frozen_base:
         return 0.0
     c = constants()
     o = c.optimizers[config.optimizer]

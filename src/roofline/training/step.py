@@ -42,7 +42,7 @@ from roofline.training.memory import (
 )
 from roofline.workloads.base import Workload
 
-PARTS = ("forward", "backward", "recompute", "tp_comm", "cp_comm", "ep_comm", "pp_comm", "pp_bubble",
+PARTS = ("forward", "backward", "recompute", "reference", "tp_comm", "cp_comm", "ep_comm", "pp_comm", "pp_bubble",
          "dp_comm_exposed", "optimizer")  # fmt: skip
 
 
@@ -151,12 +151,16 @@ def train_step(workload: Workload, cluster: Cluster, config: TrainConfig) -> Tra
 def _stage(workload: Workload, config: TrainConfig, placement: Placement, precision: Precision,
            recipe: PrecisionRecipe, model: RooflineCostModel) -> tuple[MicroBatchTime, list[Op]]:  # fmt: skip
     forward = graph.forward_ops(workload, config, placement, precision)
-    lora = config.task == "lora"
-    quantize = graph.quantize_ops(forward, recipe, lora)
+    frozen = config.frozen_base
+    quantize = graph.quantize_ops(forward, recipe, frozen)
+    dequantize = graph.dequantize_ops(forward, constants().qlora_base_bytes) if config.task == "qlora" else []
+    recompute = graph.recompute_ops(forward, config.recompute)
     t = MicroBatchTime()
-    _add(t, "forward", [model.cost(op) for op in forward + quantize[::2]])
-    _add(t, "backward", [model.cost(op) for op in graph.backward_ops(forward, lora) + quantize[1::2]])
-    _add(t, "recompute", [model.cost(op) for op in graph.recompute_ops(forward, config.recompute)])
+    _add(t, "forward", [model.cost(op) for op in forward + quantize[::2] + dequantize])
+    _add(t, "backward", [model.cost(op) for op in graph.backward_ops(forward, frozen) + quantize[1::2] + dequantize])
+    _add(t, "recompute", [model.cost(op) for op in recompute + (dequantize if config.recompute == "full" else [])])
+    if config.task == "dpo":  # the frozen reference model's forward on the same sequences
+        _add(t, "reference", [model.cost(op) for op in forward + quantize[::2]])
     if config.pp > 1 and not placement.has_lm_head:
         hand_off = graph.pp_hand_off(workload.stage_boundary_bytes(_step_of(config, placement), precision),
                                      config.cp, config.tp, config.sp)  # fmt: skip
@@ -196,9 +200,14 @@ def _weight_cast_s(forward: list[Op], recipe: PrecisionRecipe, model: RooflineCo
 def _stage_params(workload: Workload, placement: Placement, precision: Precision, forward: list[Op]) -> StageParams:
     """Parameters one GPU of the stage holds: the workload's weights at bf16, experts apart."""
     total = workload.weight_bytes(Precision(), placement) / 2.0
-    expert = sum(float(op.shape.k) * op.shape.n * op.shape.batch * op.count for op in forward
-                 if op.kind is OpKind.MATMUL and op.shape is not None and op.shape.grouped)  # fmt: skip
-    return StageParams(dense=max(0.0, total - expert), expert=expert)
+    matmuls = [op for op in forward if op.kind is OpKind.MATMUL and op.shape is not None]
+
+    def weights(ops: list[Op]) -> float:
+        return sum(float(op.shape.k) * op.shape.n * op.shape.batch * op.count for op in ops if op.shape is not None)
+
+    expert = weights([op for op in matmuls if op.shape is not None and op.shape.grouped])
+    linear = weights([op for op in matmuls if graph.is_block_linear(op)])
+    return StageParams(dense=max(0.0, total - expert), expert=expert, linear=linear)
 
 
 def _hbm_rate(cluster: Cluster) -> float:
@@ -263,7 +272,7 @@ def _dp_exposed_s(params: StageParams, config: TrainConfig, cluster: Cluster, mo
     (Megatron's overlap_grad_reduce / overlap_param_gather: the last bucket shows, or what outlasts
     the compute). ZeRO 3 / FSDP: every micro-batch gathers the parameters for its forward and again
     for its backward and reduce-scatters its gradients, prefetched under that micro-batch's compute."""
-    if config.task == "lora":
+    if config.frozen_base:
         return 0.0
     t = dp_traffic(params, config, cluster, model)
     if config.zero == 3:
