@@ -162,14 +162,15 @@ def _stage(workload: Workload, config: TrainConfig, placement: Placement, precis
     if config.task == "dpo":  # the frozen reference model's forward on the same sequences
         _add(t, "reference", [model.cost(op) for op in forward + quantize[::2]])
     if config.pp > 1 and not placement.has_lm_head:
-        hand_off = graph.pp_hand_off(workload.stage_boundary_bytes(_step_of(config, placement), precision),
+        hand_off = graph.pp_hand_off(workload.stage_boundary_bytes(_micro_batch_step(config), precision),
                                      config.cp, config.tp, config.sp)  # fmt: skip
         if config.vpp == 1:
             t.parts["pp_comm"] += model.cost(hand_off).total_s
     return t, forward
 
 
-def _step_of(config: TrainConfig, placement: Placement) -> StepShape:
+def _micro_batch_step(config: TrainConfig) -> StepShape:
+    """One micro-batch as the serving graph's prefill step (what a stage hands to the next)."""
     return StepShape(Phase.PREFILL, config.micro_batch, config.seq_len, config.seq_len)
 
 
