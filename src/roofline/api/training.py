@@ -99,6 +99,11 @@ class TrainReport(Result):
                                f"{format_bytes(m.capacity_bytes, binary=True)}"),
             ("fits", "yes" if self.fits else "no"),
         ]  # fmt: skip
+        memory = (("parameters", m.params_bytes), ("gradients", m.grads_bytes), ("optimizer states", m.optimizer_bytes),
+                  (f"activations ({m.in_flight_micro_batches:.3g} micro-batches)", m.activations_bytes),
+                  ("reserve", m.reserve_bytes))  # fmt: skip
+        rows += [(f"  {name}", format_bytes(size, binary=True)) for name, size in memory]
+        rows.append(("step time by part", ""))
         rows += [(f"  {part}", format_time(self.step.parts[part])) for part in PARTS]
         if self.tokens is not None:
             wall_h = (self.wall_time_s or 0.0) / HOUR_S
