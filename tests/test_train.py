@@ -219,3 +219,27 @@ def test_qlora_keeps_the_block_linears_in_4_bits_and_dpo_adds_a_reference_forwar
     assert dpo.step.model_flops_per_step == pytest.approx(pre.step.model_flops_per_step * 4 / 3)
     with pytest.raises(RooflineError, match="qlora"):
         rl.train("llama-3.1-8b", "h100-sxm", task="qlora", precision="fp8-cs", **kw)  # type: ignore[arg-type]
+
+
+def test_rl_iteration_is_rollout_forwards_update_and_sync() -> None:
+    from roofline.api.post_training import forward_only_s, train_rl
+
+    kw = {"gpus": 8, "prompts": 16, "group_size": 4, "prompt_len": 256, "response_len": 512}
+    grpo = train_rl("llama-3.1-8b", "h100-sxm", **kw)  # type: ignore[arg-type]
+    parts = grpo.parts_s
+    assert grpo.sequences == 64 and grpo.colocated and grpo.gpus == 8
+    assert grpo.iteration_s == pytest.approx(sum(parts.values()))
+    assert parts["policy_update"] == pytest.approx(grpo.update.step_time_s)
+    assert grpo.update.config.seq_len == 768 and grpo.update.config.global_batch == 64
+    assert parts["reference_forward"] == parts["old_logprob_forward"] == pytest.approx(forward_only_s(grpo.update))
+    assert parts["reference_forward"] < parts["policy_update"] / 2  # a forward is about a third of a step
+    # 8 rollout replicas of one GPU, 8 sequences each at once: one wave of the serving estimate
+    e = rl.estimate("llama-3.1-8b", "h100-sxm", batch=8, isl=256, osl=512, runtime="vllm")
+    assert grpo.rollout_batch == 8 and parts["rollout"] == pytest.approx(e.e2e_batch_s)
+    assert parts["critic_forward"] == parts["critic_update"] == 0
+    ppo = train_rl("llama-3.1-8b", "h100-sxm", algorithm="ppo", rollout_gpus=8, **kw)  # type: ignore[arg-type]
+    assert ppo.gpus == 16 and not ppo.colocated
+    assert ppo.parts_s["critic_update"] == pytest.approx(ppo.parts_s["policy_update"])
+    assert ppo.parts_s["weight_sync"] > parts["weight_sync"]  # a broadcast over the fabric vs an HBM copy
+    with pytest.raises(RooflineError, match="unknown RL algorithm"):
+        train_rl("llama-3.1-8b", "h100-sxm", algorithm="dqn")

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from roofline.api.post_training import RL_ALGORITHMS, RlIterationReport, train_rl
 from roofline.api.training import TrainReport, TrainSearchReport, train, train_search
 from roofline.cli import tables
 from roofline.cli.common import OutputFormat, emit, text_format_option
@@ -67,8 +68,17 @@ def train_command(
     precision: str = typer.Option("bf16", "--precision", help="bf16, fp8-cs, fp8-ds, mxfp8 or nvfp4"),
     recompute: str = typer.Option("none", "--recompute", help="activation recompute: none, selective or full"),
     optimizer: str = typer.Option("adamw", "--optimizer", help="adamw or adamw-8bit"),
-    task: str = typer.Option("pretrain", "--task", help="pretrain, sft, lora, qlora (frozen base) or dpo (+ reference "
-                             "forward; --global-batch counts sequences)"),
+    task: str = typer.Option("pretrain", "--task", help="pretrain, sft, lora, qlora (frozen base), dpo (+ reference "
+                             "forward; --global-batch counts sequences), or grpo / ppo (one RL iteration)"),
+    prompts: int = typer.Option(64, "--prompts", help="grpo/ppo: prompts per iteration"),
+    group_size: int = typer.Option(8, "--group-size", help="grpo/ppo: responses per prompt"),
+    prompt_len: int = typer.Option(512, "--prompt-len", help="grpo/ppo: prompt tokens"),
+    response_len: int = typer.Option(2048, "--response-len", help="grpo/ppo: response tokens"),
+    rollout_tp: int = typer.Option(1, "--rollout-tp", help="grpo/ppo: GPUs per rollout engine replica"),
+    rollout_gpus: int | None = typer.Option(None, "--rollout-gpus",
+                                            help="grpo/ppo: a separate rollout pool of this many GPUs (default: "
+                                            "colocated on the training GPUs)"),
+    rollout_runtime: str = typer.Option("vllm", "--rollout-runtime", help="grpo/ppo: the rollout engine's runtime"),
     overlap: bool = typer.Option(True, "--overlap/--no-overlap",
                                  help="overlap the DP gradient reduce and parameter gather (Megatron default)"),
     flop_convention: str = typer.Option("megatron", "--flop-convention",
@@ -86,6 +96,14 @@ def train_command(
     """Training step time by part, tokens/s/GPU, model TFLOP/s and MFU, memory per GPU; time and cost for --tokens."""
     if plot is not None and plot.exists() and not force:  # before any work
         raise RooflineError(f"'{plot}' already exists; pass --force to overwrite it")
+    if task in RL_ALGORITHMS:
+        rl_report = train_rl(model, hardware, system=system, gpus=gpus, algorithm=task, prompts=prompts,
+                             group_size=group_size, prompt_len=prompt_len, response_len=response_len,
+                             rollout_tp=rollout_tp, rollout_gpus=rollout_gpus, rollout_runtime=rollout_runtime, tp=tp,
+                             pp=pp, vpp=vpp, cp=cp, ep=ep, zero=zero, fsdp=fsdp, micro_batch=micro_batch,
+                             precision=precision, recompute=recompute, optimizer=optimizer)  # fmt: skip
+        _emit_rl(rl_report, fmt)
+        return
     if search:
         found = train_search(model, hardware, system=system, gpus=gpus, global_batch=global_batch, seq_len=seq_len,
                              precision=precision, optimizer=optimizer, task=task, zero=3 if fsdp else zero,
@@ -113,6 +131,20 @@ def train_command(
         tables.print_renderable(_table(report))
     if plot is not None:
         _draw(plot, force, lambda figures: figures.train_figure(report))
+
+
+def _emit_rl(report: RlIterationReport, fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.json:
+        emit(to_json(report.to_dict()))
+    elif fmt is OutputFormat.csv:
+        emit(to_csv(report.records()))
+    else:
+        table = Table(title=f"{report.algorithm} iteration: {report.model}", title_justify="left")
+        table.add_column("quantity")
+        table.add_column("value", justify="right")
+        for label, value in report.overview()[1:]:
+            table.add_row(label, str(value))
+        tables.print_renderable(table)
 
 
 def _draw(path: Path, force: bool, make: Callable[[Any], Any]) -> None:
