@@ -243,3 +243,22 @@ def test_rl_iteration_is_rollout_forwards_update_and_sync() -> None:
     assert ppo.parts_s["weight_sync"] > parts["weight_sync"]  # a broadcast over the fabric vs an HBM copy
     with pytest.raises(RooflineError, match="unknown RL algorithm"):
         train_rl("llama-3.1-8b", "h100-sxm", algorithm="dqn")
+
+
+def test_pipeline_schedules_bubbles_by_the_deepseek_v3_table() -> None:
+    from roofline.training.step import MicroBatchTime, pipeline_bubble_s
+
+    mb = MicroBatchTime()
+    mb.parts.update(forward=1.0, backward=2.0)  # F = 1, B = 2 (W = 0.8 of it)
+    mb.wgrad_s = 0.8
+    base = TrainConfig(gpus=8, seq_len=1024, global_batch=64, pp=8)
+    assert pipeline_bubble_s(base, mb) == pytest.approx(7 * 3.0)  # (pp - 1)(F + B)
+    assert pipeline_bubble_s(replace(base, vpp=2), mb) == pytest.approx(7 / 2 * 3.0)
+    assert pipeline_bubble_s(replace(base, schedule="zb1p"), mb) == pytest.approx(7 * (3.0 - 1.6))
+    assert pipeline_bubble_s(replace(base, schedule="dualpipe"), mb) == pytest.approx(3 * (3.0 + 2.0 - 2.4))
+    kw = {"gpus": 64, "tp": 4, "pp": 8, "global_batch": 64, "seq_len": 4096}
+    one, dual = (rl.train("llama-3.1-70b", "h100-sxm", schedule=s, **kw) for s in ("1f1b", "dualpipe"))  # type: ignore[arg-type]
+    assert dual.step.memory.params_bytes == pytest.approx(2 * one.step.memory.params_bytes)
+    assert dual.step.memory.in_flight_micro_batches == 9 and dual.step.parts["pp_bubble"] < one.step.parts["pp_bubble"]
+    with pytest.raises(RooflineError, match="dualpipe needs an even --pp"):
+        rl.train("llama-3.1-70b", "h100-sxm", gpus=48, tp=4, pp=3, global_batch=64, schedule="dualpipe")

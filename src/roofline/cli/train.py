@@ -54,6 +54,8 @@ def train_command(
     tp: int = typer.Option(1, "--tp", help="tensor parallel degree"),
     pp: int = typer.Option(1, "--pp", help="pipeline stages"),
     vpp: int = typer.Option(1, "--vpp", help="virtual pipeline stages per GPU (interleaved 1F1B)"),
+    schedule: str = typer.Option("1f1b", "--schedule", help="pipeline schedule: 1f1b (interleaved with --vpp), zb1p "
+                                 "(zero-bubble) or dualpipe"),
     cp: int = typer.Option(1, "--cp", help="context parallel degree"),
     ep: int = typer.Option(1, "--ep", help="expert parallel degree (inside dp x tp x cp)"),
     etp: int = typer.Option(1, "--etp", help="expert tensor parallel degree"),
@@ -121,7 +123,8 @@ def train_command(
     report = train(model, hardware, system=system, gpus=gpus, tp=tp, pp=pp, vpp=vpp, cp=cp, ep=ep, etp=etp, dp=dp,
                    sequence_parallel=sequence_parallel, zero=zero, fsdp=fsdp, global_batch=global_batch,
                    micro_batch=micro_batch, seq_len=seq_len, precision=precision, recompute=recompute,
-                   optimizer=optimizer, task=task, overlap=overlap, flop_convention=flop_convention, tokens=tokens,
+                   optimizer=optimizer, task=task, overlap=overlap, flop_convention=flop_convention, schedule=schedule,
+                   tokens=tokens,
                    price_per_gpu_hour=price)  # fmt: skip
     if fmt is OutputFormat.json:
         emit(to_json(report.to_dict()))

@@ -16,6 +16,9 @@ from roofline.errors import RooflineError
 from roofline.training.constants import constants
 
 RECOMPUTE = ("none", "selective", "full")
+# Pipeline schedules: 1F1B (interleaved with --vpp above 1), zero-bubble ZB1P (Qi et al. 2023) and
+# DualPipe (DeepSeek-V3 technical report, section 3.2.1 and table 2).
+SCHEDULES = ("1f1b", "zb1p", "dualpipe")
 TASKS = ("pretrain", "sft", "lora", "qlora", "dpo")
 
 
@@ -41,6 +44,7 @@ class TrainConfig:
     overlap_grad_reduce: bool = True
     overlap_param_gather: bool = True
     flop_convention: str = "megatron"
+    schedule: str = "1f1b"
 
     def __post_init__(self) -> None:
         for name in ("gpus", "seq_len", "global_batch", "micro_batch", "tp", "pp", "vpp", "cp", "ep", "etp"):
@@ -62,6 +66,11 @@ class TrainConfig:
                                 f"{self.micro_batch * self.data_parallel}")  # fmt: skip
         if self.vpp > 1 and self.pp == 1:
             raise RooflineError("--vpp needs --pp above 1 (virtual stages interleave a pipeline)")
+        if self.schedule != "1f1b" and self.vpp > 1:
+            raise RooflineError(f"--schedule {self.schedule} has its own chunks; drop --vpp")
+        if self.schedule == "dualpipe" and self.pp > 1 and (self.pp % 2 or self.micro_batches < self.pp):
+            raise RooflineError(f"--schedule dualpipe needs an even --pp and at least pp micro-batches per DP rank "
+                                f"(pp {self.pp}, {self.micro_batches} micro-batches)")  # fmt: skip
         if self.task == "qlora" and self.precision != "bf16":
             raise RooflineError("--task qlora runs bf16 GEMMs on the dequantized 4-bit base; use --precision bf16")
         if self.seq_len % self.cp:
@@ -71,7 +80,8 @@ class TrainConfig:
         c = constants()
         choices = (("precision", self.precision, tuple(c.precisions)), ("recompute", self.recompute, RECOMPUTE),
                    ("optimizer", self.optimizer, tuple(c.optimizers)), ("task", self.task, TASKS),
-                   ("flop-convention", self.flop_convention, tuple(c.flop_conventions)))  # fmt: skip
+                   ("flop-convention", self.flop_convention, tuple(c.flop_conventions)),
+                   ("schedule", self.schedule, SCHEDULES))  # fmt: skip
         for name, value, known in choices:
             if value not in known:
                 raise RooflineError(f"unknown --{name} '{value}'; known: {', '.join(known)}")

@@ -25,7 +25,7 @@ EXCLUDED_GEMMS = ("router",)  # Megatron's count leaves out the router's GEMM
 def model_flops_per_sequence(workload: Workload, config: TrainConfig) -> float:
     """Model FLOPs of one training sequence (forward + backward) under the config's convention."""
     one = replace(config, gpus=1, tp=1, pp=1, vpp=1, cp=1, ep=1, etp=1, dp=None, micro_batch=1, global_batch=1,
-                  sequence_parallel=False, zero=0)  # fmt: skip
+                  sequence_parallel=False, zero=0, schedule="1f1b")  # fmt: skip
     precision, _ = training_precision(one)
     whole = Placement(tp=1, layer_start=0, layer_end=workload.num_layers, has_embedding=True, has_lm_head=True)
     ops = forward_ops(workload, one, whole, precision)

@@ -45,6 +45,7 @@ LOW_PRECISION_CLASSES = (OpClass.ATTENTION, OpClass.MLP)  # block GEMMs; the LM 
 LOSS_FLOPS_PER_LOGIT = 5.0  # max, subtract, exp, sum, pick: softmax cross-entropy per logit (vector units)
 HIGH_PRECISION_NAMES = ("router",)
 BACKWARD_SUFFIX = ".backward"
+WGRAD_SUFFIX = ".wgrad"
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def _gemm_backward(op: Op, frozen_base: bool) -> list[Op]:
     if frozen_base:
         return [dgrad]
     weights = float(s.k) * s.n * s.batch
-    wgrad = replace(op, name=f"{op.name}.wgrad", shape=replace(s, m=s.k, n=s.n, k=s.m), sync=None, collective=None,
+    wgrad = replace(op, name=op.name + WGRAD_SUFFIX, shape=replace(s, m=s.k, n=s.n, k=s.m), sync=None, collective=None,
                     weight_bytes=weights * 2.0 * constants().grad_bytes)  # fmt: skip
     return [dgrad, wgrad]
 

@@ -80,6 +80,8 @@ def state_bytes(params: StageParams, config: TrainConfig) -> tuple[float, float,
         linear = min(params.linear, params.total)
         per_param = (linear * c.qlora_base_bytes + (params.total - linear) * c.param_bytes) / params.total
     weights = sharded(per_param, 3)
+    if config.schedule == "dualpipe" and config.pp > 1:  # each rank holds two stages' parameters (table 2: 2x)
+        weights *= 2.0
     if config.task == "dpo":  # the frozen reference model, laid out like the policy
         weights *= 2.0
     if config.frozen_base:  # no gradients or optimizer states for the base (the adapters are small)
@@ -124,5 +126,7 @@ def in_flight(config: TrainConfig) -> float:
     """Micro-batches whose activations the first stage holds at once."""
     if config.pp == 1:
         return 1.0
+    if config.schedule == "dualpipe":  # DeepSeek-V3 table 2: PP + 1
+        return float(config.pp + 1)
     held = float(min(config.pp, config.micro_batches))
     return held * (1.0 + (config.pp - 1) / (config.pp * config.vpp)) if config.vpp > 1 else held

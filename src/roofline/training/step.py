@@ -52,6 +52,7 @@ class MicroBatchTime:
 
     parts: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PARTS, 0.0))
     flops: float = 0.0  # executed (hardware) FLOPs
+    wgrad_s: float = 0.0  # the weight-gradient GEMMs' share of the backward (what zero-bubble schedules move)
 
     @property
     def total_s(self) -> float:
@@ -134,7 +135,7 @@ def train_step(workload: Workload, cluster: Cluster, config: TrainConfig) -> Tra
     mb, forward = stages[slowest]
     m = config.micro_batches
     parts = {name: value * m for name, value in mb.parts.items()}
-    parts["pp_bubble"] = (config.pp - 1) / config.vpp * mb.total_s
+    parts["pp_bubble"] = pipeline_bubble_s(config, mb)
     parts["forward"] += _weight_cast_s(forward, recipe, model)
     params = _stage_params(workload, placements[slowest], precision, forward)
     parts["dp_comm_exposed"] = _dp_exposed_s(params, config, cluster, model, mb)
@@ -146,6 +147,22 @@ def train_step(workload: Workload, cluster: Cluster, config: TrainConfig) -> Tra
     if peak is None:
         raise RooflineError(f"{cluster.accelerator.id} has no bf16 peak; MFU is against it")
     return TrainStep(step_s, parts, config.tokens_per_step, flops, mb.flops * m, config.gpus, peak, memory)
+
+
+def pipeline_bubble_s(config: TrainConfig, mb: MicroBatchTime) -> float:
+    """The schedule's bubble (DeepSeek-V3 technical report, table 2; F forward, B full backward, W
+    weight backward of one micro-batch on the slowest stage): 1F1B (pp - 1)(F + B), interleaved over
+    vpp chunks (pp - 1)/vpp (F + B) (Narayanan et al. 2021); ZB1P (pp - 1)(F + B - 2W) (Qi et al.
+    2023); DualPipe (pp/2 - 1)(F&B + B - 3W), F&B taken as F + B."""
+    step = mb.total_s
+    if config.pp == 1:
+        return 0.0
+    if config.schedule == "zb1p":
+        return (config.pp - 1) * max(0.0, step - 2.0 * mb.wgrad_s)
+    if config.schedule == "dualpipe":
+        backward = mb.parts["backward"] + mb.parts["recompute"]
+        return (config.pp / 2 - 1) * max(0.0, step + backward - 3.0 * mb.wgrad_s)
+    return (config.pp - 1) / config.vpp * step
 
 
 def _stage(workload: Workload, config: TrainConfig, placement: Placement, precision: Precision,
@@ -191,6 +208,8 @@ def _add(t: MicroBatchTime, part: str, costs: Sequence[OpCost]) -> None:
         if c.op.kind is OpKind.ATTENTION and c.op.name.endswith(graph.BACKWARD_SUFFIX):
             kernel_s /= constants().attention_backward_efficiency
         t.parts[part] += (kernel_s + c.overhead_s) * n
+        if c.op.name.endswith(graph.WGRAD_SUFFIX):
+            t.wgrad_s += (kernel_s + c.overhead_s) * n
         t.parts["cp_comm"] += max(0.0, c.comm_s - kernel_s) * n  # the KV ring the kernel does not hide
 
 
