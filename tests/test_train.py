@@ -262,3 +262,19 @@ def test_pipeline_schedules_bubbles_by_the_deepseek_v3_table() -> None:
     assert dual.step.memory.in_flight_micro_batches == 9 and dual.step.parts["pp_bubble"] < one.step.parts["pp_bubble"]
     with pytest.raises(RooflineError, match="dualpipe needs an even --pp"):
         rl.train("llama-3.1-70b", "h100-sxm", gpus=48, tp=4, pp=3, global_batch=64, schedule="dualpipe")
+
+
+def test_overlap_switches_hide_tp_and_ep_communication_under_compute() -> None:
+    kw = {"gpus": 64, "tp": 4, "pp": 8, "global_batch": 64, "seq_len": 4096}
+    exposed = rl.train("llama-3.1-70b", "h100-sxm", **kw)  # type: ignore[arg-type]
+    hidden = rl.train("llama-3.1-70b", "h100-sxm", tp_comm_overlap=True, **kw)  # type: ignore[arg-type]
+    assert exposed.step.parts["tp_comm"] > 0 and hidden.step.parts["tp_comm"] == 0  # 70B GEMMs outlast the SP traffic
+    # the bubble scales with the micro-batch time, so the step shrinks by the TP time and its bubble share
+    m, bubble = exposed.config.micro_batches, (8 - 1) / exposed.config.micro_batches
+    assert exposed.step_time_s - hidden.step_time_s == pytest.approx(exposed.step.parts["tp_comm"] * (1 + bubble),
+                                                                     rel=1e-6)  # fmt: skip
+    assert m == 64 // 2  # dp 2
+    moe = {"gpus": 64, "ep": 8, "global_batch": 128, "seq_len": 4096, "precision": "mxfp8"}
+    a2a = rl.train("deepseek-v3", "gb200", pp=8, **moe)  # type: ignore[arg-type]
+    overlapped = rl.train("deepseek-v3", "gb200", pp=8, ep_overlap=True, **moe)  # type: ignore[arg-type]
+    assert a2a.step.parts["ep_comm"] > 0 and overlapped.step.parts["ep_comm"] < a2a.step.parts["ep_comm"]

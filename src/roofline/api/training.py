@@ -79,7 +79,8 @@ class TrainReport(Result):
                   "global_batch": c.global_batch, "micro_batches": c.micro_batches, "seq_len": c.seq_len,
                   "precision": c.precision, "recompute": c.recompute, "optimizer": c.optimizer, "task": c.task,
                   "overlap_grad_reduce": c.overlap_grad_reduce,
-                  "overlap_param_gather": c.overlap_param_gather, "schedule": c.schedule}  # fmt: skip
+                  "overlap_param_gather": c.overlap_param_gather, "schedule": c.schedule,
+                  "tp_comm_overlap": c.tp_comm_overlap, "ep_overlap": c.ep_overlap}  # fmt: skip
         convention = constants().flop_conventions[c.flop_convention]
         return {"model": self.model, "hardware": self.hardware, "system": self.system, "layout": layout,
                 **self.step.to_dict(),
@@ -120,7 +121,7 @@ def train(
     sequence_parallel: bool | None = None, zero: int = 1, fsdp: bool = False, global_batch: int = 256,
     micro_batch: int = 1, seq_len: int = 4096, precision: str = "bf16", recompute: str = "none",
     optimizer: str = "adamw", task: str = "pretrain", overlap: bool = True, flop_convention: str = "megatron",
-    schedule: str = "1f1b", tokens: float | None = None,
+    schedule: str = "1f1b", tp_comm_overlap: bool = False, ep_overlap: bool = False, tokens: float | None = None,
     price_per_gpu_hour: float | None = None,
 ) -> TrainReport:  # fmt: skip
     """One training layout (Megatron-LM conventions: dp = gpus / (tp x pp x cp); ZeRO 1 is the
@@ -137,7 +138,8 @@ def train(
                          vpp=vpp, cp=cp, ep=ep, etp=etp, dp=dp, sequence_parallel=sequence_parallel,
                          zero=3 if fsdp else zero, precision=precision, recompute=recompute, optimizer=optimizer,
                          task=task, overlap_grad_reduce=overlap, overlap_param_gather=overlap,
-                         flop_convention=flop_convention, schedule=schedule)  # fmt: skip
+                         flop_convention=flop_convention, schedule=schedule, tp_comm_overlap=tp_comm_overlap,
+                         ep_overlap=ep_overlap)  # fmt: skip
     workload = model_of(model, autoregressive=True)
     cluster = cluster_of(hardware, system, gpus)
     step = train_step(workload, cluster, config)

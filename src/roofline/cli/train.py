@@ -81,6 +81,10 @@ def train_command(
                                             help="grpo/ppo: a separate rollout pool of this many GPUs (default: "
                                             "colocated on the training GPUs)"),
     rollout_runtime: str = typer.Option("vllm", "--rollout-runtime", help="grpo/ppo: the rollout engine's runtime"),
+    tp_comm_overlap: bool = typer.Option(False, "--tp-comm-overlap", help="TP/SP collectives under the GEMMs "
+                                         "(Transformer Engine userbuffers)"),
+    ep_overlap: bool = typer.Option(False, "--ep-overlap", help="EP all-to-alls under another micro-batch's compute "
+                                    "(Megatron moe_a2a_overlap)"),
     overlap: bool = typer.Option(True, "--overlap/--no-overlap",
                                  help="overlap the DP gradient reduce and parameter gather (Megatron default)"),
     flop_convention: str = typer.Option("megatron", "--flop-convention",
@@ -124,7 +128,7 @@ def train_command(
                    sequence_parallel=sequence_parallel, zero=zero, fsdp=fsdp, global_batch=global_batch,
                    micro_batch=micro_batch, seq_len=seq_len, precision=precision, recompute=recompute,
                    optimizer=optimizer, task=task, overlap=overlap, flop_convention=flop_convention, schedule=schedule,
-                   tokens=tokens,
+                   tp_comm_overlap=tp_comm_overlap, ep_overlap=ep_overlap, tokens=tokens,
                    price_per_gpu_hour=price)  # fmt: skip
     if fmt is OutputFormat.json:
         emit(to_json(report.to_dict()))

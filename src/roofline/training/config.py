@@ -45,6 +45,8 @@ class TrainConfig:
     overlap_param_gather: bool = True
     flop_convention: str = "megatron"
     schedule: str = "1f1b"
+    tp_comm_overlap: bool = False  # TE userbuffers: SP all-gathers / reduce-scatters under the GEMMs
+    ep_overlap: bool = False  # Megatron moe_a2a_overlap: one micro-batch's all-to-alls under another's compute
 
     def __post_init__(self) -> None:
         for name in ("gpus", "seq_len", "global_batch", "micro_batch", "tp", "pp", "vpp", "cp", "ep", "etp"):

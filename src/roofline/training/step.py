@@ -53,6 +53,7 @@ class MicroBatchTime:
     parts: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PARTS, 0.0))
     flops: float = 0.0  # executed (hardware) FLOPs
     wgrad_s: float = 0.0  # the weight-gradient GEMMs' share of the backward (what zero-bubble schedules move)
+    gemm_s: float = 0.0  # the GEMMs' share of forward, backward and recompute (what TP overlap hides under)
 
     @property
     def total_s(self) -> float:
@@ -133,6 +134,7 @@ def train_step(workload: Workload, cluster: Cluster, config: TrainConfig) -> Tra
     stages = [_stage(workload, config, p, precision, recipe, model) for p in placements]
     slowest = max(range(len(stages)), key=lambda i: stages[i][0].total_s)
     mb, forward = stages[slowest]
+    _overlap(mb, config)
     m = config.micro_batches
     parts = {name: value * m for name, value in mb.parts.items()}
     parts["pp_bubble"] = pipeline_bubble_s(config, mb)
@@ -147,6 +149,17 @@ def train_step(workload: Workload, cluster: Cluster, config: TrainConfig) -> Tra
     if peak is None:
         raise RooflineError(f"{cluster.accelerator.id} has no bf16 peak; MFU is against it")
     return TrainStep(step_s, parts, config.tokens_per_step, flops, mb.flops * m, config.gpus, peak, memory)
+
+
+def _overlap(mb: MicroBatchTime, config: TrainConfig) -> None:
+    """The communication the overlap switches hide: with TP overlap the SP collectives run under the
+    GEMMs (only what outlasts them shows); with EP overlap the all-to-alls of one micro-batch run
+    under the compute of another (1F1B's forward of one and backward of the next)."""
+    if config.tp_comm_overlap:
+        mb.parts["tp_comm"] = max(0.0, mb.parts["tp_comm"] - mb.gemm_s)
+    if config.ep_overlap:
+        compute = mb.parts["forward"] + mb.parts["backward"] + mb.parts["recompute"]
+        mb.parts["ep_comm"] = max(0.0, mb.parts["ep_comm"] - compute)
 
 
 def pipeline_bubble_s(config: TrainConfig, mb: MicroBatchTime) -> float:
@@ -208,6 +221,8 @@ def _add(t: MicroBatchTime, part: str, costs: Sequence[OpCost]) -> None:
         if c.op.kind is OpKind.ATTENTION and c.op.name.endswith(graph.BACKWARD_SUFFIX):
             kernel_s /= constants().attention_backward_efficiency
         t.parts[part] += (kernel_s + c.overhead_s) * n
+        if c.op.kind is OpKind.MATMUL:
+            t.gemm_s += (kernel_s + c.overhead_s) * n
         if c.op.name.endswith(graph.WGRAD_SUFFIX):
             t.wgrad_s += (kernel_s + c.overhead_s) * n
         t.parts["cp_comm"] += max(0.0, c.comm_s - kernel_s) * n  # the KV ring the kernel does not hide
