@@ -19,7 +19,7 @@ amax read where the recipe is not fused (constants.PrecisionRecipe)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from roofline.dtypes import DType
 from roofline.ir import (
@@ -46,17 +46,6 @@ LOSS_FLOPS_PER_LOGIT = 5.0  # max, subtract, exp, sum, pick: softmax cross-entro
 HIGH_PRECISION_NAMES = ("router",)
 BACKWARD_SUFFIX = ".backward"
 WGRAD_SUFFIX = ".wgrad"
-
-
-@dataclass(frozen=True)
-class MicroBatchOps:
-    """One micro-batch on one GPU of a stage: the forward ops, the backward ops, the ops the
-    recompute policy runs again, and the pipeline hand-off (forward + backward)."""
-
-    forward: tuple[Op, ...]
-    backward: tuple[Op, ...]
-    recompute: tuple[Op, ...]
-    pp_send_recv: tuple[Op, ...]
 
 
 def training_precision(config: TrainConfig) -> tuple[Precision, PrecisionRecipe]:
