@@ -38,6 +38,9 @@ COMMANDS: dict[str, _Entry] = {
     "plan": _Entry("roofline.cli.plan", "plan_command",
                    "Cheapest configurations that serve --rate within TTFT and TPOT p99 targets, and the Pareto "
                    "frontier."),
+    "train": _Entry("roofline.cli.train", "train_command",
+                    "Training step time by part, tokens/s/GPU, model TFLOP/s and MFU, memory per GPU; time and cost "
+                    "for --tokens."),
     "validate": _Entry("roofline.cli.validate", "validate_command",
                        "Predict each row of a measurements file; print prediction, measurement and error, then MAPE "
                        "per metric."),
