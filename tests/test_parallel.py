@@ -119,9 +119,10 @@ def test_a_dit_gets_its_collectives_from_tags_like_every_family() -> None:
     assert not [op for op in alone if op.kind is OpKind.COLLECTIVE]
     names = [op.name for op in split]
     assert [op.name for op in split if op.collective is None] == [op.name for op in alone]
-    for before, after in (("txt_qk_norm_rope", "ulysses_qkv_all_to_all"),
-                          ("single_qk_norm_rope", "ulysses_qkv_all_to_all"), ("attention", "ring_kv_pass"),
-                          ("ring_kv_pass", "ulysses_out_all_to_all"), ("scheduler_step", "cfg_all_gather")):  # fmt: skip
+    pairs = (("txt_qk_norm_rope", "ulysses_qkv_all_to_all"), ("single_qk_norm_rope", "ulysses_qkv_all_to_all"),
+             ("attention", "ring_kv_pass"), ("ring_kv_pass", "ulysses_out_all_to_all"),
+             ("scheduler_step", "cfg_all_gather"))  # fmt: skip
+    for before, after in pairs:
         assert after in {names[i + 1] for i, name in enumerate(names[:-1]) if name == before}, (before, after)
     # by hand: 4096 image + 512 text tokens over 8 GPUs = 512 + 64 each; bf16
     qkv = next(op for op in split if op.name == "ulysses_qkv_all_to_all")
