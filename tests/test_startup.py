@@ -64,8 +64,8 @@ def test_estimate_imports_no_heavy_or_unrelated_module() -> None:
                       "roofline.cli.comm", "roofline.cli.train", "roofline.api.planning", "roofline.api.sweeps",
                       "roofline.reports.assumptions", "roofline.reports.xlsx_views"):  # fmt: skip
         assert not _loaded(modules, unrelated), unrelated
-    # a dense model's estimate loads no MoE kernel data; the table output needs no html (notebook view)
-    for unneeded in ("roofline.simulator.grouped_gemm", "roofline.workloads.moe_kernels", "html"):
+    # a dense model's estimate loads no MoE kernel data, no runtime host model without --runtime, no html
+    for unneeded in ("roofline.simulator.grouped_gemm", "roofline.workloads.moe_kernels", "roofline.simulator.host", "html"):
         assert not _loaded(modules, unneeded), unneeded
 
 
