@@ -65,8 +65,9 @@ def test_estimate_imports_no_heavy_or_unrelated_module() -> None:
                       "roofline.reports.assumptions", "roofline.reports.xlsx_views"):  # fmt: skip
         assert not _loaded(modules, unrelated), unrelated
     # a dense model's estimate loads no MoE kernel data, no runtime host model without --runtime, no html
-    for unneeded in ("roofline.simulator.grouped_gemm", "roofline.workloads.moe_kernels", "roofline.simulator.host", "html"):
-        assert not _loaded(modules, unneeded), unneeded
+    unneeded = ("roofline.simulator.grouped_gemm", "roofline.workloads.moe_kernels", "roofline.simulator.host", "html")
+    for module in unneeded:
+        assert not _loaded(modules, module), module
 
 
 def test_estimate_reads_the_hardware_it_uses_not_the_whole_catalog() -> None:
