@@ -56,6 +56,8 @@ COMMANDS: dict[str, _Entry] = {
     "model": _Entry("roofline.cli.model", "app", "Models (workloads) in the catalog, and Hugging Face config import."),
     "comm": _Entry("roofline.cli.comm", "app",
                    "Collective communication: time, algbw and busbw as nccl-tests reports them."),
+    "ui": _Entry("roofline.cli.ui", "ui_command",
+                 "A local web page over the API: change model, hardware, batch, formats and see what moves."),
 }  # fmt: skip
 
 
