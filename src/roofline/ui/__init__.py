@@ -12,6 +12,7 @@ from roofline.errors import RooflineError
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+EXTRA_MODULES = ("starlette", "uvicorn", "plotly", "multipart")  # multipart: python-multipart (uploads)
 MISSING_EXTRA = "roofline ui needs the optional extra: pip install 'roofline[ui]'"
 
 
@@ -19,9 +20,8 @@ def require_extra() -> None:
     """One line naming the extra when starlette, uvicorn or plotly is not installed."""
     import importlib.util
 
-    missing = [name for name in ("starlette", "uvicorn", "plotly", "multipart") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise RooflineError(f"{MISSING_EXTRA} (missing: {', '.join(missing)})")
+    if any(importlib.util.find_spec(name) is None for name in EXTRA_MODULES):
+        raise RooflineError(MISSING_EXTRA)
 
 
 def create_app() -> Starlette:

@@ -42,10 +42,12 @@ class Uploads:
         return token
 
 
-def catalog() -> dict[str, list[str]]:
+def catalog() -> dict[str, Any]:
+    from roofline.dtypes import DType
     from roofline.simulator.serving.engine_config import engine_ids
 
-    return {"models": model_ids(), "hardware": hardware_ids(), "systems": system_ids(), "runtimes": engine_ids()}
+    return {"models": model_ids(), "hardware": hardware_ids(), "systems": system_ids(), "runtimes": engine_ids(),
+            "dtypes": [d.value for d in DType], "defaults": {"model": DEFAULT_MODEL, "hardware": DEFAULT_HARDWARE}}
 
 
 def _int_field(state: Mapping[str, str], name: str, default: int | None) -> int | None:
@@ -131,7 +133,8 @@ def roofline_view(result: Estimate) -> dict[str, Any]:
 
 def _point(row: dict[str, Any]) -> dict[str, Any]:
     return {"phase": row["phase"], "name": row["name"], "op_class": row["op_class"], "bound": row["bound"],
-            "intensity_flops_per_byte": row["flops"] / row["bytes"], "achieved_flops_per_s": row["flops"] / row["time_s"],
+            "intensity_flops_per_byte": row["flops"] / row["bytes"],
+            "achieved_flops_per_s": row["flops"] / row["time_s"],
             "flops": row["flops"], "bytes": row["bytes"], "time_s": row["time_s"], "time": format_time(row["time_s"]),
             "detail": row["detail"] or row["kind"]}  # fmt: skip
 
