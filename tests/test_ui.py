@@ -248,8 +248,11 @@ def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 1300})
     tab = context.new_page()
     tab.set_default_timeout(15000)
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
     yield tab
     context.close()
+    assert errors == [], f"the page's script failed: {errors}"
 
 
 def settled(page: Any) -> None:
@@ -286,8 +289,10 @@ def test_page_updates_fast(page: Any, server: str) -> None:
         times.append(time.perf_counter() - start)
         answers.append(float(page.evaluate("document.body.dataset.answerMs")))
         draws.append(float(page.evaluate("document.body.dataset.drawMs")))
-    print(f"page update: in the page {answers} ms (drawing {draws} ms); seen by the test "
-          f"{[round(t * 1e3) for t in times]} ms")
+    print(
+        f"page update: in the page {answers} ms (drawing {draws} ms); seen by the test "
+        f"{[round(t * 1e3) for t in times]} ms"
+    )
     assert min(answers) < 200
 
 
@@ -332,8 +337,12 @@ def test_shared_url_reproduces_the_view(page: Any, server: str, browser: Any) ->
 
 
 def test_roofline_is_drawn(page: Any, server: str) -> None:
-    page.goto(server + "/?model=llama-3.1-70b&hardware=h100-sxm&tp=8&batch=16&isl=2048&osl=256")
+    pinned = "&b.model=llama-3.1-70b&b.hardware=h200-sxm&b.tp=8&b.batch=16&b.isl=2048&b.osl=256&b.weight_dtype=fp8"
+    page.goto(server + "/?model=llama-3.1-70b&hardware=h100-sxm&tp=8&batch=16&isl=2048&osl=256" + pinned)
     settled(page)
+    b = rl.estimate("llama-3.1-70b", "h200-sxm", tp=8, batch=16, isl=2048, osl=256, weight_dtype="fp8")
+    assert format_time(b.tpot_s) in page.inner_text("#compare")
+    assert page.locator("#sweep .scatterlayer .trace").count() == 2
     points = page.locator("#roofline .scatterlayer .point").count()
     expected = len(client_points())
     assert points >= expected > 10
@@ -358,3 +367,54 @@ def non_background_share(png: bytes) -> float:
 
     pixels = mpimg.imread(io.BytesIO(png), format="png")[..., :3]
     return float(np.mean(np.any(pixels < 0.94, axis=-1)))
+
+
+# ---------------------------------------------------------------- the command
+
+
+def test_help_does_not_import_the_web_stack() -> None:
+    code = (
+        "import sys\nfrom roofline.cli.app import main\nsys.argv = ['roofline', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'plotly')"
+        " or m.startswith('roofline.ui')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": SRC}, timeout=120)  # fmt: skip
+    assert "ui         A local web page over the API" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "LOADED []"
+
+
+def test_command_prints_the_url_and_warns_on_a_public_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from roofline.cli.app import app
+
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: served.extend(sockets or []))
+    local = CliRunner().invoke(app, ["ui"])
+    assert local.exit_code == 0, local.output
+    assert local.stdout.startswith("roofline ui: http://127.0.0.1:")
+    assert "warning" not in local.stderr
+    port = int(local.stdout.split(":")[3].split("/")[0])
+    assert served[0].getsockname() == ("127.0.0.1", port) and port > 0
+    public = CliRunner().invoke(app, ["ui", "--host", "0.0.0.0"])
+    assert public.exit_code == 0, public.output
+    assert public.stderr == "warning: --host 0.0.0.0 serves the page to other machines (no authentication)\n"
+    for sock in served:
+        sock.close()
+
+
+def test_command_without_the_extra_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from roofline.cli.app import app
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "starlette" else real(name, *a))
+    result = CliRunner().invoke(app, ["ui"])
+    assert result.exit_code == 2
+    assert result.stderr == "error: roofline ui needs the optional extra: pip install 'roofline[ui]'\n"

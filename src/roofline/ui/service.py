@@ -46,8 +46,14 @@ def catalog() -> dict[str, Any]:
     from roofline.dtypes import DType
     from roofline.simulator.serving.engine_config import engine_ids
 
-    return {"models": model_ids(), "hardware": hardware_ids(), "systems": system_ids(), "runtimes": engine_ids(),
-            "dtypes": [d.value for d in DType], "defaults": {"model": DEFAULT_MODEL, "hardware": DEFAULT_HARDWARE}}
+    return {
+        "models": model_ids(),
+        "hardware": hardware_ids(),
+        "systems": system_ids(),
+        "runtimes": engine_ids(),
+        "dtypes": [d.value for d in DType],
+        "defaults": {"model": DEFAULT_MODEL, "hardware": DEFAULT_HARDWARE},
+    }
 
 
 def _int_field(state: Mapping[str, str], name: str, default: int | None) -> int | None:

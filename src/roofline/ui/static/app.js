@@ -123,12 +123,12 @@ function show(a, b, sweepA, sweepB) {
   showCompare(a, b);
 }
 
-const LAYOUT = { margin: { l: 60, r: 10, t: 30, b: 45 }, font: { size: 11 }, legend: { orientation: "h" } };
+const LAYOUT = { margin: { l: 60, r: 10, t: 30, b: 90 }, font: { size: 11 }, legend: { orientation: "h", y: -0.3 } };
 const CONFIG = { displaylogo: false, responsive: true };
 
 function drawRoofline(view) {
   const r = view.roofline;
-  if (!r) { Plotly.react("roofline", [], { ...LAYOUT, title: "roofline: not timed (does not fit)" }, CONFIG); return; }
+  if (!r) { Plotly.react("roofline", [], { ...LAYOUT, title: { text: "roofline: not timed (does not fit)" } }, CONFIG); return; }
   const xs = [0.1, 1e5];
   const traces = [];
   for (const c of r.ceilings) for (const s of r.slopes) {
@@ -145,9 +145,9 @@ function drawRoofline(view) {
       hovertemplate: "<b>%{customdata[0]}</b><br>FLOPs %{customdata[1]}<br>bytes %{customdata[2]}<br>" +
         "time %{customdata[3]}<br>bound: %{customdata[4]}<br>kernel: %{customdata[5]}<extra>" + phase + "</extra>" });
   }
-  Plotly.react("roofline", traces, { ...LAYOUT, title: "operators on the roofline (prefill and a decode step)",
-    xaxis: { type: "log", title: "arithmetic intensity (FLOP/byte)" },
-    yaxis: { type: "log", title: "achieved FLOP/s" } }, CONFIG);
+  Plotly.react("roofline", traces, { ...LAYOUT, title: { text: "operators on the roofline (prefill and a decode step)" },
+    xaxis: { type: "log", title: { text: "arithmetic intensity (FLOP/byte)" } },
+    yaxis: { type: "log", title: { text: "achieved FLOP/s" } } }, CONFIG);
 }
 
 function drawMemory(a, b) {
@@ -156,18 +156,21 @@ function drawMemory(a, b) {
   const traces = parts.map((part) => ({ type: "bar", orientation: "h", name: part,
     y: views.map(([n]) => n), x: views.map(([, v]) => v.breakdown.memory_bytes[part] / GIB),
     hovertemplate: `${part}: %{x:.2f} GiB<extra></extra>` }));
-  Plotly.react("memory_plot", traces, { ...LAYOUT, barmode: "stack", title: "memory per GPU (GiB)",
-    xaxis: { title: "GiB" } }, CONFIG);
+  Plotly.react("memory_plot", traces, { ...LAYOUT, barmode: "stack", title: { text: "memory per GPU (GiB)" },
+    xaxis: { title: { text: "GiB" } } }, CONFIG);
 }
 
 function drawBreakdown(view) {
   const t = view.breakdown.time_s;
-  if (!t) { Plotly.react("breakdown", [], { ...LAYOUT, title: "time by operator class: not timed" }, CONFIG); return; }
+  if (!t) { Plotly.react("breakdown", [], { ...LAYOUT, title: { text: "time by operator class: not timed" } }, CONFIG); return; }
   const groups = Object.keys(t.prefill);
-  const traces = groups.map((g) => ({ type: "bar", name: g, x: ["prefill (batch)", "decode step"],
-    y: [t.prefill[g] * 1e3, t.decode[g] * 1e3], hovertemplate: `${g}: %{y:.3f} ms<extra></extra>` }));
-  Plotly.react("breakdown", traces, { ...LAYOUT, barmode: "stack", title: "time by operator class",
-    yaxis: { type: "log", title: "ms" } }, CONFIG);
+  const traces = groups.map((g) => {
+    const ms = [t.prefill[g] * 1e3, t.decode[g] * 1e3];
+    return { type: "bar", name: g, x: ["prefill of the batch", "decode step"], y: ms, customdata: ms,
+      hovertemplate: `${g}: %{customdata:.3f} ms<extra></extra>` };
+  });
+  Plotly.react("breakdown", traces, { ...LAYOUT, barmode: "stack", barnorm: "percent",
+    title: { text: "time by operator class (% of the phase; hover: ms)" }, yaxis: { title: { text: "%" } } }, CONFIG);
 }
 
 function drawSweep(rowsA, rowsB) {
@@ -176,8 +179,8 @@ function drawSweep(rowsA, rowsB) {
     hovertemplate: "%{text}: TPOT %{x:.2f} ms, %{y:,.0f} tok/s<extra>" + name + "</extra>" });
   const traces = [trace(rowsA, "A")];
   if (rowsB) traces.push(trace(rowsB, "B"));
-  Plotly.react("sweep", traces, { ...LAYOUT, title: "throughput vs latency over batch (the batches that fit)",
-    xaxis: { title: "TPOT (ms)" }, yaxis: { title: "output tokens/s" } }, CONFIG);
+  Plotly.react("sweep", traces, { ...LAYOUT, title: { text: "throughput vs latency over batch (the batches that fit)" },
+    xaxis: { title: { text: "TPOT (ms)" } }, yaxis: { title: { text: "output tokens/s" } } }, CONFIG);
 }
 
 function describe(result) {
