@@ -34,6 +34,7 @@ KWARGS = dict(tp=8, batch=16, isl=2048, osl=256)
 
 @pytest.fixture(scope="module")
 def client() -> Any:
+    pytest.importorskip("httpx", reason="starlette's TestClient needs httpx (the ui-test extra)")
     from starlette.testclient import TestClient
 
     return TestClient(create_app())
@@ -117,6 +118,17 @@ def test_upload_config_json(client: Any) -> None:
     assert view["result"]["parallel"]["tp"] == 1
 
 
+def test_upload_model_yaml_with_a_base(client: Any) -> None:
+    text = b"base: llama-3.1-8b\nid: my-llama\nname: My Llama\nnum_hidden_layers: 16\n"
+    response = client.post("/api/upload", files={"file": ("mine.yaml", text)})
+    assert response.status_code == 200, response.text
+    state = {**STATE, "model": response.json()["model"], "tp": "1"}
+    half = client.post("/api/estimate", json=state).json()["result"]
+    full = rl.estimate("llama-3.1-8b", "h100-sxm", **{**KWARGS, "tp": 1})
+    assert half["model"] == "my-llama"
+    assert half["weights_bytes"] < 0.6 * full.weights_bytes  # 16 of 32 layers (plus the embeddings)
+
+
 def test_bad_upload_is_one_line_naming_the_users_file(client: Any) -> None:
     response = client.post("/api/upload", files={"file": ("my-config.json", b"{not json")})
     assert response.status_code == 400
@@ -151,6 +163,30 @@ def test_export_is_what_the_cli_writes(client: Any, fmt: str) -> None:
                           env={**os.environ, "PYTHONPATH": SRC}, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert response.text == done.stdout
+
+
+def test_export_html_is_the_report_page(client: Any) -> None:
+    response = client.get("/api/export", params={**STATE, "fmt": "html"})
+    assert response.status_code == 200
+    page = response.text
+    assert page.lower().startswith("<!doctype html>")
+    expected = rl.estimate("llama-3.1-70b", "h100-sxm", **KWARGS)
+    assert "llama-3.1-70b" in page and "h100-sxm" in page and "<img" in page  # the report's figures
+    assert format_time(expected.tpot_s) in page
+
+
+def test_not_fitting_is_an_answer_and_export_refuses_it(client: Any) -> None:
+    state = {**STATE, "tp": "1"}
+    view = client.post("/api/estimate", json=state).json()
+    expected = rl.estimate("llama-3.1-70b", "h100-sxm", **{**KWARGS, "tp": 1})
+    assert not expected.fits
+    assert view["headline"]["fit"] == expected.does_not_fit_message() and "tpot" not in view["headline"]
+    assert view["roofline"] is None and not view["result"]["timed"]
+    response = client.get("/api/export", params={**state, "fmt": "xlsx"})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(f"error: {expected.does_not_fit_message()}; add --ignore-memory")
+    timed = client.post("/api/estimate", json={**state, "ignore_memory": "1"}).json()
+    assert timed["result"]["hypothetical"] and timed["headline"]["tpot"]
 
 
 def test_export_xlsx_is_a_workbook(client: Any) -> None:
