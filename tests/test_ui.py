@@ -144,6 +144,25 @@ def test_upload_size_limit(client: Any) -> None:
     assert "uploads are limited to 1,048,576 bytes" in response.json()["error"]
 
 
+def test_upload_without_a_length_is_refused(client: Any) -> None:
+    """A chunked body has no Content-Length to refuse it by before reading it: refused outright."""
+    boundary = "xyz"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="config.json"\r\n\r\n'.encode()
+    body = head + b" " * (service.UPLOAD_LIMIT_BYTES + 100) + f"\r\n--{boundary}--\r\n".encode()
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536]
+
+    response = client.post(
+        "/api/upload", content=chunks(), headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "error: the upload has no Content-Length; send one file of at most 1,048,576 bytes"
+    }
+
+
 def test_a_path_is_not_a_model(client: Any, tmp_path: Path) -> None:
     """The page names catalog ids and uploads only: never a file on the server."""
     path = tmp_path / "model.yaml"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -99,16 +100,27 @@ async def sweep_batch(request: Request) -> Response:
 
 
 async def upload(request: Request) -> Response:
-    declared = int(request.headers.get("content-length") or 0)
-    if declared > service.UPLOAD_LIMIT_BYTES + 4096:  # the file plus the multipart framing
-        raise RooflineError(f"the upload is {declared:,} bytes; uploads are limited to "
-                            f"{service.UPLOAD_LIMIT_BYTES:,} bytes (a config.json or model YAML)")  # fmt: skip
-    async with request.form(max_files=1, max_fields=1, max_part_size=service.UPLOAD_LIMIT_BYTES + 1) as form:
+    """One file of at most UPLOAD_LIMIT_BYTES, refused by its declared length before a byte is read
+    (a body without Content-Length is refused: the multipart parser would spool it whole)."""
+    limit = service.UPLOAD_LIMIT_BYTES
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        raise RooflineError(f"the upload has no Content-Length; send one file of at most {limit:,} bytes")
+    if int(declared) > limit + 4096:  # the file plus the multipart framing
+        raise RooflineError(f"the upload is {int(declared):,} bytes; uploads are limited to {limit:,} bytes "
+                            "(a config.json or model YAML)")  # fmt: skip
+    try:
+        form = await request.form(max_files=1, max_fields=1)
+    except HTTPException as exc:  # malformed multipart, too many parts
+        raise RooflineError(f"the upload is not a form with one file ({exc.detail})") from None
+    try:
         file: Any = form.get("file")
         if file is None or isinstance(file, str):
             raise RooflineError("upload a file in the form field 'file'")
         content = await file.read(service.UPLOAD_LIMIT_BYTES + 1)
         return JSONResponse(service.load_upload(file.filename or "upload", content, _uploads(request)))
+    finally:
+        await form.close()
 
 
 async def export(request: Request) -> Response:
