@@ -403,6 +403,15 @@ def test_roofline_is_drawn(page: Any, server: str) -> None:
     assert points >= expected > 10
     shot = page.locator("#roofline").screenshot()
     assert non_background_share(shot) > 0.03
+    biggest = max(client_points(), key=lambda p: p["time_s"])
+    trace = 3 if biggest["phase"] == "prefill" else 4  # after the bf16 / fp8 roofs
+    order = [p for p in client_points() if p["phase"] == biggest["phase"]].index(biggest)
+    box = page.locator(f"#roofline .scatterlayer .trace:nth-child({trace}) .point").nth(order).bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # plotly listens on its drag layer
+    page.wait_for_selector("#roofline .hoverlayer .hovertext")
+    hover = page.text_content("#roofline .hoverlayer .hovertext") or ""
+    assert biggest["name"] in hover and f"time {biggest['time']}" in hover and f"bound: {biggest['bound']}" in hover
+    assert "FLOPs" in hover and "kernel:" in hover
     target = os.environ.get("ROOFLINE_UI_SCREENSHOT")
     if target:
         page.screenshot(path=target, full_page=True)
