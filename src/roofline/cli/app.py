@@ -55,6 +55,8 @@ COMMANDS: dict[str, _Entry] = {
     "calibrate": _Entry("roofline.cli.calibrate", "calibrate_command",
                         "Measure the device with PyTorch, compare with the cost model, write "
                         "DIR/<hardware>-calibrated.yaml."),
+    "ui": _Entry("roofline.cli.ui", "ui_command",
+                 "A local web page over the API: change model, hardware, batch, formats and see what moves."),
     "hardware": _Entry("roofline.cli.hardware", "app", "Accelerators, links and systems in the catalog."),
     "model": _Entry("roofline.cli.model", "app", "Models (workloads) in the catalog, and Hugging Face config import."),
     "comm": _Entry("roofline.cli.comm", "app",
