@@ -535,7 +535,9 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[float]]:
     def fake_collectives(cases: list[BenchCase], world: int, policy: Any) -> list[bench.Measurement]:
         return [bench.Measurement(c, Timing((1e-4 + c.dim("bytes") / 50e9,) * 3, 1)) for c in cases]
 
-    def fake_host(torch: Any, target: str, models: Any, repetitions: int, notes: Any) -> list[dict[str, Any]]:
+    def fake_host(
+        torch: Any, target: str, models: Any, repetitions: int, notes: Any, graphs: bool = True
+    ) -> list[dict[str, Any]]:
         """Host loops of a GPU host: 6 us per eager dispatch, a graph replay of 3 us + 1.5 us per kernel."""
         from roofline.calibration.host import row
 

@@ -5,7 +5,6 @@ and the estimate is None where this build has no training step model."""
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from roofline.calibration.train_run import (
     TrainRunResult,
     TrainRunSpec,
     estimate_train_step,
-    predict_train_step_s,
     train_bytes,
     train_spec_for,
 )
@@ -145,15 +143,6 @@ def test_saved_training_row_reads_back_as_measured(tmp_path: Path, peak: float |
     assert ("peak_bytes=12345678912" in row["dims"]) == (peak is not None)
     _, models, host, train = read_rows(path, legacy=False)
     assert not models and not host and train == [run]
-
-
-def test_no_training_step_model_means_no_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "roofline.training", None)  # `import roofline.training` now fails
-    spec = train_spec_for(get_workload("llama-3.1-8b"), "cuda", False)
-    h100 = load_catalog().accelerator("h100-sxm")
-    assert predict_train_step_s(spec, h100) is None
-    estimate = estimate_train_step(spec, h100)
-    assert estimate.step_s is None and "no training step model" in estimate.note
 
 
 def test_the_report_prints_no_estimate_and_keeps_the_measurement() -> None:

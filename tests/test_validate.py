@@ -437,8 +437,14 @@ def test_run_validation_of_diffusion_rows(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"scenarios": ["gemm"]}, "--scenario and --max-requests are for the LLM measurements, not --diffusion"),
-        ({"max_requests": 10}, "--scenario and --max-requests are for the LLM measurements, not --diffusion"),
+        (
+            {"scenarios": ["gemm"]},
+            "--scenario, --max-requests and --runtime are for the LLM measurements, not --diffusion",
+        ),
+        (
+            {"max_requests": 10},
+            "--scenario, --max-requests and --runtime are for the LLM measurements, not --diffusion",
+        ),
         ({"data": Path("absent.yaml")}, "--data 'absent.yaml' does not exist"),
     ],
 )

@@ -149,8 +149,13 @@ def train_rl(
     forward_s = forward_only_s(update)
     update_s = update.step_time_s
     parts = dict.fromkeys(RL_PARTS, 0.0)
-    parts.update(rollout=rollout_s, reference_forward=forward_s, old_logprob_forward=forward_s,
-                 policy_update=update_s, weight_sync=_sync_s(update, hardware, system, pool, rollout_tp, colocated))
+    parts.update(
+        rollout=rollout_s,
+        reference_forward=forward_s,
+        old_logprob_forward=forward_s,
+        policy_update=update_s,
+        weight_sync=_sync_s(update, hardware, system, pool, rollout_tp, colocated),
+    )
     if algorithm == "ppo":
         parts.update(critic_forward=forward_s, critic_update=update_s)
     cluster = cluster_of(hardware, system, gpus)

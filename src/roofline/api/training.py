@@ -108,8 +108,10 @@ class TrainReport(Result):
         rows += [(f"  {part}", format_time(self.step.parts[part])) for part in PARTS]
         if self.tokens is not None:
             wall_h = (self.wall_time_s or 0.0) / HOUR_S
-            rows += [("wall time", f"{wall_h:,.1f} h ({wall_h / 24:,.1f} days)"),
-                     ("GPU-hours", f"{self.gpu_hours:,.0f}")]
+            rows += [
+                ("wall time", f"{wall_h:,.1f} h ({wall_h / 24:,.1f} days)"),
+                ("GPU-hours", f"{self.gpu_hours:,.0f}"),
+            ]
             if self.cost is not None:
                 rows.append(("cost", f"${self.cost:,.0f}"))
         return rows

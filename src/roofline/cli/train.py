@@ -54,14 +54,18 @@ def train_command(
     tp: int = typer.Option(1, "--tp", help="tensor parallel degree"),
     pp: int = typer.Option(1, "--pp", help="pipeline stages"),
     vpp: int = typer.Option(1, "--vpp", help="virtual pipeline stages per GPU (interleaved 1F1B)"),
-    schedule: str = typer.Option("1f1b", "--schedule", help="pipeline schedule: 1f1b (interleaved with --vpp), zb1p "
-                                 "(zero-bubble) or dualpipe"),
+    schedule: str = typer.Option(
+        "1f1b", "--schedule", help="pipeline schedule: 1f1b (interleaved with --vpp), zb1p (zero-bubble) or dualpipe"
+    ),
     cp: int = typer.Option(1, "--cp", help="context parallel degree"),
     ep: int = typer.Option(1, "--ep", help="expert parallel degree (inside dp x tp x cp)"),
     etp: int = typer.Option(1, "--etp", help="expert tensor parallel degree"),
     dp: int | None = typer.Option(None, "--dp", help="data parallel degree (default: gpus / (tp x pp x cp))"),
-    sequence_parallel: bool | None = typer.Option(None, "--sequence-parallel/--no-sequence-parallel",
-                                                  help="Megatron sequence parallelism (default: on when tp > 1)"),
+    sequence_parallel: bool | None = typer.Option(
+        None,
+        "--sequence-parallel/--no-sequence-parallel",
+        help="Megatron sequence parallelism (default: on when tp > 1)",
+    ),
     zero: int = typer.Option(1, "--zero", help="ZeRO stage 0-3 (1: Megatron's distributed optimizer)"),
     fsdp: bool = typer.Option(False, "--fsdp", help="FSDP: ZeRO-3 over the data-parallel group"),
     global_batch: int = typer.Option(256, "--global-batch", help="sequences per step"),
@@ -70,32 +74,50 @@ def train_command(
     precision: str = typer.Option("bf16", "--precision", help="bf16, fp8-cs, fp8-ds, mxfp8 or nvfp4"),
     recompute: str = typer.Option("none", "--recompute", help="activation recompute: none, selective or full"),
     optimizer: str = typer.Option("adamw", "--optimizer", help="adamw or adamw-8bit"),
-    task: str = typer.Option("pretrain", "--task", help="pretrain, sft, lora, qlora (frozen base), dpo (+ reference "
-                             "forward; --global-batch counts sequences), or grpo / ppo (one RL iteration)"),
+    task: str = typer.Option(
+        "pretrain",
+        "--task",
+        help="pretrain, sft, lora, qlora (frozen base), dpo (+ reference "
+        "forward; --global-batch counts sequences), or grpo / ppo (one RL iteration)",
+    ),
     prompts: int = typer.Option(64, "--prompts", help="grpo/ppo: prompts per iteration"),
     group_size: int = typer.Option(8, "--group-size", help="grpo/ppo: responses per prompt"),
     prompt_len: int = typer.Option(512, "--prompt-len", help="grpo/ppo: prompt tokens"),
     response_len: int = typer.Option(2048, "--response-len", help="grpo/ppo: response tokens"),
     rollout_tp: int = typer.Option(1, "--rollout-tp", help="grpo/ppo: GPUs per rollout engine replica"),
-    rollout_gpus: int | None = typer.Option(None, "--rollout-gpus",
-                                            help="grpo/ppo: a separate rollout pool of this many GPUs (default: "
-                                            "colocated on the training GPUs)"),
+    rollout_gpus: int | None = typer.Option(
+        None,
+        "--rollout-gpus",
+        help="grpo/ppo: a separate rollout pool of this many GPUs (default: colocated on the training GPUs)",
+    ),
     rollout_runtime: str = typer.Option("vllm", "--rollout-runtime", help="grpo/ppo: the rollout engine's runtime"),
-    tp_comm_overlap: bool = typer.Option(False, "--tp-comm-overlap", help="TP/SP collectives under the GEMMs "
-                                         "(Transformer Engine userbuffers)"),
-    ep_overlap: bool = typer.Option(False, "--ep-overlap", help="EP all-to-alls under another micro-batch's compute "
-                                    "(Megatron moe_a2a_overlap)"),
-    overlap: bool = typer.Option(True, "--overlap/--no-overlap",
-                                 help="overlap the DP gradient reduce and parameter gather (Megatron default)"),
-    flop_convention: str = typer.Option("megatron", "--flop-convention",
-                                        help="model-FLOP count for MFU: megatron, megatron-bridge or nemo"),
+    tp_comm_overlap: bool = typer.Option(
+        False, "--tp-comm-overlap", help="TP/SP collectives under the GEMMs (Transformer Engine userbuffers)"
+    ),
+    ep_overlap: bool = typer.Option(
+        False, "--ep-overlap", help="EP all-to-alls under another micro-batch's compute (Megatron moe_a2a_overlap)"
+    ),
+    overlap: bool = typer.Option(
+        True, "--overlap/--no-overlap", help="overlap the DP gradient reduce and parameter gather (Megatron default)"
+    ),
+    flop_convention: str = typer.Option(
+        "megatron", "--flop-convention", help="model-FLOP count for MFU: megatron, megatron-bridge or nemo"
+    ),
     tokens: float | None = typer.Option(None, "--tokens", help="training tokens: wall time, GPU-hours and cost"),
     price: float | None = typer.Option(None, "--price-per-gpu-hour", help="$ per GPU-hour for the cost"),
-    search: bool = typer.Option(False, "--search", help="the fastest layouts that fit over GPU counts up to --gpus, "
-                                "and the GPUs-vs-time frontier (layout options are searched, not taken)"),
+    search: bool = typer.Option(
+        False,
+        "--search",
+        help="the fastest layouts that fit over GPU counts up to --gpus, "
+        "and the GPUs-vs-time frontier (layout options are searched, not taken)",
+    ),
     top: int = typer.Option(10, "--top", help="--search: layouts to list"),
-    plot: Path | None = typer.Option(None, "--plot", help="also draw the step-time breakdown and memory (with "
-                                     "--search: the layouts and the frontier) to this .png, .svg or .pdf"),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        help="also draw the step-time breakdown and memory (with "
+        "--search: the layouts and the frontier) to this .png, .svg or .pdf",
+    ),
     force: bool = typer.Option(False, "--force", help="overwrite an existing --plot file"),
     fmt: OutputFormat = text_format_option(),
 ) -> None:
