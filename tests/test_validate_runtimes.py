@@ -236,3 +236,20 @@ def test_unknown_runtime_option_is_one_line_exit_2() -> None:
     result = CliRunner().invoke(app, ["validate", "--runtime", "nope", "-q"])
     assert result.exit_code == 2
     assert "unknown runtime 'nope'" in result.output
+
+
+def test_moe_row_with_tp_and_no_ep_runs_plain_tensor_parallelism(tmp_path: Path) -> None:
+    """r0030's setup: TP 2, no EP published: the experts split over the two GPUs, no DP attention;
+    with EP published (or neither), DP attention over the EP group as before."""
+    from roofline.validation.predict_runtimes import layout
+    from roofline.workloads import get_workload
+
+    row = "m{},s,deepseek-v3,gb300,1,{},1,{},fp4,,2048,1024,max_throughput,,output_tokens_per_s,1,vllm,,"
+    cases = read_cases(_file(tmp_path, row.format(1, 2, ""), row.format(2, 1, 2), row.format(3, "", "")))
+    workload = get_workload("deepseek-v3")
+    notes: list[str] = []
+    plain, dp_ep, default = (layout(c, workload, notes) for c in cases)
+    assert (plain.gpus, plain.tp, plain.ep, plain.attn_dp) == (2, 2, 1, 1)
+    assert (dp_ep.gpus, dp_ep.tp, dp_ep.ep, dp_ep.attn_dp) == (2, 1, 2, 2)
+    assert default.ep == default.attn_dp == default.gpus > 1 and default.tp == 1
+    assert any("plain tensor parallelism" in n for n in notes)

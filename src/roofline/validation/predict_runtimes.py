@@ -121,7 +121,9 @@ def default_ep(experts: int, hardware: str) -> int:
 
 def layout(case: Case, workload: Workload, notes: list[str]) -> Layout:
     """Dense models: tp GPUs (pp must be 1). MoE models: DP attention over the EP group, whole
-    experts per GPU (attn_dp = ep / tp), the layout of the DeepSeek deployments in the file."""
+    experts per GPU (attn_dp = ep / tp), the layout of the DeepSeek deployments in the file; a row
+    that publishes tp but no ep ran plain tensor parallelism (experts split over the tp GPUs, as
+    vLLM and SGLang do without their expert-parallel switch)."""
     if (case.pp or 1) != 1:
         raise RooflineError("pipeline parallelism is not predicted for this scenario")
     tp = case.tp or 1
@@ -131,6 +133,9 @@ def layout(case: Case, workload: Workload, notes: list[str]) -> Layout:
     if not experts:
         return Layout(tp, tp, 1, 1)
     ep = case.ep
+    if ep is None and case.tp is not None:
+        notes.append(f"ep not published, tp {tp}: plain tensor parallelism (experts split over the tp GPUs)")
+        return Layout(tp, tp, 1, 1)
     if ep is None:
         ep = default_ep(experts, case.hardware)
         notes.append(f"ep not published: {ep} (largest divisor of the {experts} experts in one NVLink domain)")
