@@ -187,7 +187,8 @@ def _measurement(row: Mapping[str, str], case: BenchCase) -> Measurement:
     return Measurement(case, Timing(samples or (seconds,), calls), row.get("note") or "")
 
 
-def model_spec(dims: Mapping[str, str], dtype: str, where: str) -> ModelRunSpec:
+def _reduced(dims: Mapping[str, str], where: str) -> tuple[str, DenseTransformer | MoETransformer]:
+    """The catalog model `dims` names (its id) reduced as the run reduced it (layers, width, vocab, experts)."""
     base_id = dims.get("model", "")
     try:
         base = get_autoregressive(base_id)
@@ -198,6 +199,11 @@ def model_spec(dims: Mapping[str, str], dtype: str, where: str) -> ModelRunSpec:
     workload = reduced_workload(base, _int(dims, "layers", where), _int(dims, "width_divisor", where),
                                 vocab if vocab < getattr(base, "vocab_size", vocab + 1) else None,
                                 experts)  # fmt: skip
+    return base_id, workload
+
+
+def model_spec(dims: Mapping[str, str], dtype: str, where: str) -> ModelRunSpec:
+    base_id, workload = _reduced(dims, where)
     return ModelRunSpec(workload, _int(dims, "batch", where), _int(dims, "isl", where), _int(dims, "osl", where),
                         DType(dtype), base_id, dims.get("moe_kernels", "torch_grouped_mm"))  # fmt: skip
 
@@ -222,14 +228,7 @@ def legacy_model_dims(row: Mapping[str, str], where: str) -> dict[str, str]:
 def train_run(row: Mapping[str, str], where: str) -> TrainRunResult:
     """A training-step row of measurements.csv back as the run it measured."""
     dims = parse_dims(row.get("dims") or "")
-    base_id = dims.get("model", "")
-    try:
-        base = get_autoregressive(base_id)
-    except Exception:
-        raise RooflineError(f"{where}: unknown model '{base_id}'") from None
-    vocab = _int(dims, "vocab", where)
-    workload = reduced_workload(base, _int(dims, "layers", where), _int(dims, "width_divisor", where),
-                                vocab if vocab < getattr(base, "vocab_size", vocab + 1) else None)  # fmt: skip
+    base_id, workload = _reduced(dims, where)
     if not isinstance(workload, DenseTransformer):
         raise RooflineError(f"{where}: a training-step run of '{base_id}', which is not a dense model")
     try:
