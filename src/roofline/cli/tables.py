@@ -253,4 +253,4 @@ def model_list(models: list[Workload]) -> Table:
 
 
 def print_renderable(renderable: object) -> None:
-    Console(width=140).print(renderable)
+    Console(width=140, emoji=False, markup=False).print(renderable)
