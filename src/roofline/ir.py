@@ -9,9 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar, dataclass_transform
 
 from roofline.dtypes import DType
 from roofline.parallel.dims import split_heads, split_kv_heads, split_padded, split_ulysses_heads, split_width
+
+_V = TypeVar("_V")
+
+
+@dataclass_transform(frozen_default=True, eq_default=True)
+def value_class(cls: type[_V]) -> type[_V]:
+    """A value of the IR: a slotted dataclass, equal and hashable by its fields, immutable by contract
+    (the type checker rejects assignment to a field; change one with `dataclasses.replace`). Ops are
+    shared between memo tables, so they must never change once built. At run time it is not a frozen
+    dataclass: a frozen one sets each field through `object.__setattr__` and takes four times as
+    long to build, and a plan builds a hundred thousand ops."""
+    return dataclass(slots=True, unsafe_hash=True)(cls)
 
 
 class Phase(StrEnum):
@@ -49,7 +62,7 @@ class CollectiveKind(StrEnum):
     EP_COMBINE = "ep_combine"  # expert outputs back to their tokens' GPUs, reduced there
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class EpRouting:
     """How an EP dispatch / combine fans out: each token picks `top_k` of `experts` routed experts
     spread evenly over the EP group (optionally only among `topk_groups` of `groups` expert groups,
@@ -66,7 +79,7 @@ class EpRouting:
     quantized_element_bytes: float = 0.0  # bytes per value of the experts' quantized input (0: not quantized)
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Collective:
     """A collective over a parallel group ('tp', 'pp', 'ep', ...) of `message_bytes` per GPU."""
 
@@ -76,7 +89,7 @@ class Collective:
     routing: EpRouting | None = None  # EP dispatch / combine only
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Sync:
     """What the ranks of a parallel group must exchange after an op, in the operator graph: a
     row-parallel output's partial sums (all-reduce over 'tp'), a vocabulary slice (all-gather), tokens
@@ -94,7 +107,7 @@ class Sync:
     then: Sync | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class MatmulShape:
     """C[m, n] = A[m, k] @ B[k, n], repeated `batch` times (batched GEMM). `grouped` names the
     grouped-GEMM kernel family of MoE experts ('family' or 'family:format'; simulator/grouped_gemm.py):
@@ -109,7 +122,7 @@ class MatmulShape:
     grouped: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class AttentionCall:
     """The shape of one attention kernel call on one GPU (what its efficiency depends on): `batch`
     sequences of `q_len` new query tokens each over `kv_len` KV entries (the entries the newest
@@ -132,7 +145,7 @@ class AttentionCall:
     kv_dtype: DType
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Op:
     name: str
     kind: OpKind
@@ -160,7 +173,7 @@ class Op:
         return self.flops / self.bytes if self.bytes else 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Precision:
     weight: DType = DType.BF16
     activation: DType = DType.BF16
@@ -182,7 +195,7 @@ class Precision:
         return Precision(self.experts, self.activation, self.kv_cache, self.expert_weight, self.fp8_scaling)
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class StepShape:
     """One forward step on one micro-batch: `batch` sequences, each adding `new_tokens` tokens to a
     KV cache that then holds `context_tokens` tokens (prefill: new == context == isl; decode:
@@ -202,7 +215,7 @@ class StepShape:
         return self.context_tokens - self.new_tokens
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Placement:
     """What one GPU holds: its share of a TP group, of the experts, and the layers of its stage.
 

@@ -43,17 +43,33 @@ class Memo:
 
 
 _BY_OBJECT: weakref.WeakKeyDictionary[Any, Memo] = weakref.WeakKeyDictionary()
+# The same object's table by identity: hashing a frozen pydantic model hashes every field, and the
+# estimator asks for the table of one workload thousands of times per plan.
+_BY_ID: dict[int, tuple[weakref.ref[Any], Memo]] = {}
+
+
+def _forget(obj_id: int) -> Callable[[weakref.ref[Any]], None]:
+    def forget(ref: weakref.ref[Any]) -> None:
+        entry = _BY_ID.get(obj_id)
+        if entry is not None and entry[0] is ref:
+            del _BY_ID[obj_id]
+
+    return forget
 
 
 def memo_of(obj: Any) -> Memo | None:
     """The memo table of a frozen, hashable object (equal objects share one); None when it cannot be
     hashed (a field holding a list), and then callers compute as if there were no table."""
+    entry = _BY_ID.get(id(obj))
+    if entry is not None and entry[0]() is obj:
+        return entry[1]
     try:
         table = _BY_OBJECT.get(obj)
     except TypeError:
         return None
     if table is None:
         table = _BY_OBJECT[obj] = Memo()
+    _BY_ID[id(obj)] = (weakref.ref(obj, _forget(id(obj))), table)
     return table
 
 

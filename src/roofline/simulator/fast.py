@@ -145,12 +145,10 @@ def _op_rows(workload: Workload, layout: Layout, step: StepShape) -> list[tuple[
 
 def _quantities(rows: list[tuple[int, Op]]) -> np.ndarray:
     """(ops, 7): FLOPs, bytes, collective message, GEMM m, n, k, batch; per instance."""
-    out = np.zeros((len(rows), 7))
-    for j, (_, op) in enumerate(rows):
-        s = op.shape
-        out[j] = (op.flops, op.bytes, op.collective.message_bytes if op.collective else 0.0,
-                  s.m if s else 0, s.n if s else 0, s.k if s else 0, s.batch if s else 0)  # fmt: skip
-    return out
+    values = [(op.flops, op.bytes, op.collective.message_bytes if op.collective else 0.0,
+               s.m if s else 0, s.n if s else 0, s.k if s else 0, s.batch if s else 0)
+              for s, op in ((op.shape, op) for _, op in rows)]  # fmt: skip
+    return np.array(values, dtype=float).reshape(len(rows), 7)
 
 
 def _is_linear(values: dict[int, np.ndarray]) -> bool:
@@ -470,6 +468,7 @@ class FastModel:
         self._curves: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._sizes: dict[tuple[int, CollectiveKind, int, int, int, EpRouting | None], np.ndarray] = {}
         self._context_ops: dict[tuple[Layout, tuple[int, ...]], ContextOps | None] = {}
+        self._peaks: dict[tuple[int, int, DType, str | None], float] = {}
         hand_off = [self._pp_topologies(c) for c in self.clusters]
         self._pp_tables = np.stack([self._size_table(h, CollectiveKind.SEND_RECV, t) for h, pair in enumerate(hand_off)
                                     for t in pair])  # fmt: skip
@@ -527,6 +526,13 @@ class FastModel:
             self._curves[key] = (values[:, 0:1], values[:, 1:2], values[:, 2:3])
         return self._curves[key]
 
+    def _peak(self, h: int, kind: int, dtype: DType, scaling: str | None) -> float:
+        key = (h, kind, dtype, scaling)
+        peak = self._peaks.get(key)
+        if peak is None:
+            peak = self._peaks[key] = _peak_for(self._costs[h], kind, dtype, scaling)
+        return peak
+
     def _topology(self, h: int, group: str, layout: Layout) -> GroupTopology | None:
         try:
             return topology_for(self.clusters[h], group, layout.plan())
@@ -543,7 +549,7 @@ class FastModel:
         u_top = 1 << max(1, math.ceil(math.log2(max(u_max, 2))))  # powers of two: few rebuilds
         table = build_table(self.workload, layout, phase, new, context, u_top)
         scalings = table.scalings or (None,) * len(table.kind)
-        peaks = np.array([[_peak_for(cm, int(kind), dt, sc) for cm in self._costs]
+        peaks = np.array([[self._peak(h, int(kind), dt, sc) for h in range(len(self._costs))]
                           for kind, dt, sc in zip(table.kind, table.dtypes, scalings, strict=True)])  # fmt: skip
         rows = np.array([j for j, c in enumerate(table.collectives) if c is not None], dtype=np.int64)
         groups = [c for c in table.collectives if c is not None]
@@ -601,9 +607,13 @@ class FastModel:
     def part_times(self, table: OpTable, derived: _Derived, h: np.ndarray, u: np.ndarray,
                    s: np.ndarray) -> np.ndarray:  # fmt: skip
         """(3, configs): seconds of all layers, the embedding and the LM head for one step of s
-        sequences, u of them on each attention replica."""
-        return _by_hardware(h, lambda hv, sel: _part_sums(table.part, self._op_times_on(table, derived, hv, u[sel],
-                                                                                          s[sel])))  # fmt: skip
+        sequences, u of them on each attention replica. Each distinct (accelerator, u, s) is timed
+        once: a plan's configurations share a few step shapes (one prefill step size, many pp/dp)."""
+        distinct, inverse = np.unique(np.stack([h.astype(float), u, s]), axis=1, return_inverse=True)
+        hd, ud, sd = distinct[0].astype(np.int64), distinct[1], distinct[2]
+        parts = _by_hardware(hd, lambda hv, sel: _part_sums(table.part, self._op_times_on(table, derived, hv, ud[sel],
+                                                                                           sd[sel])))  # fmt: skip
+        return parts[:, inverse.ravel()]
 
     def _op_s(self, h: int, compute_s: np.ndarray, memory_s: np.ndarray, overhead_s: np.ndarray) -> np.ndarray:
         """One instance of ops on accelerator h: compute and memory overlapped (cost.kernel_time_s),
@@ -760,11 +770,15 @@ class FastModel:
             return np.maximum(st.total_s, micro_batches[sel] * st.slowest_s)
 
         def on(hv: int, sel: np.ndarray) -> np.ndarray:
+            # each distinct (u, s) timed once, then spread over the configurations that share it
+            distinct, inv = np.unique(np.stack([u[sel], s[sel]]), axis=1, return_inverse=True)
+            ud, sd, inv = distinct[0], distinct[1], inv.ravel()
             if ctx is None:  # one table per context: exact, slower
-                each = [_part_sums(t.part, self._op_times_on(t, d, hv, u[sel], s[sel])) for t, d in per_context]
+                each = [_part_sums(t.part, self._op_times_on(t, d, hv, ud, sd))[:, inv] for t, d in per_context]
                 period_s = periods(np.stack(each, axis=1), sel)
                 return period_s.sum(axis=0) / len(contexts) if mean else period_s
-            fixed, growing, where = self._decode_parts_on(table, derived, ctx, hv, u[sel], s[sel])
+            fixed, growing, where = self._decode_parts_on(table, derived, ctx, hv, ud, sd)
+            fixed, where = fixed[:, inv], where[inv]
 
             def parts_at(cols: np.ndarray) -> tuple[np.ndarray, ...]:  # (contexts, configs) where they grow
                 return tuple(fixed[i, cols] + growing[i][:, where[cols]] if growing[i].any() else fixed[i, cols]
