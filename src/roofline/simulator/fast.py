@@ -813,8 +813,12 @@ class FastModel:
             per_step = budget // isl * replicas
             full, rest = np.divmod(batch, per_step)
             table, derived = self.table(layout, Phase.PREFILL, isl, isl, budget // isl)
-            f = self.stage_times(table, derived, layout, h, np.full(len(batch), per_step), isl, pp)
-            r = self.stage_times(table, derived, layout, h, rest, isl, pp)
+            n = len(batch)  # the full steps and the last one, timed in one pass
+            sequences = np.concatenate([np.full(n, per_step), rest])
+            both = self.stage_times(table, derived, layout, np.concatenate([h, h]), sequences, isl,
+                                    np.concatenate([pp, pp]))  # fmt: skip
+            f = StageTimes(both.total_s[:n], both.slowest_s[:n])
+            r = StageTimes(both.total_s[n:], both.slowest_s[n:])
             has_rest = rest > 0
             tail = np.where(has_rest, r.total_s - r.slowest_s, f.total_s - f.slowest_s)
             ttft = full * f.slowest_s + has_rest * r.slowest_s + tail
