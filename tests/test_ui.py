@@ -79,6 +79,28 @@ def test_what_if_overrides_are_the_cli_set(client: Any) -> None:
     assert view["result"]["tpot_s"] < client.post("/api/estimate", json=STATE).json()["result"]["tpot_s"]
 
 
+def decode_op_s(ops: list[dict[str, Any]], name: str) -> float:
+    return next(float(op["time_s"]) for op in ops if op["phase"] == "decode" and op["name"] == name)
+
+
+def test_link_bandwidth_what_if_is_the_cli_set(client: Any) -> None:
+    """GB/s per GPU per direction of the scale-up link: the TP=8 all-reduce moves exactly as with --set."""
+    view = client.post("/api/estimate", json={**STATE, "scale_up_gb_per_s": "900"}).json()
+    expected = rl.estimate("llama-3.1-70b", "h100-sxm", **KWARGS, set=["scale_up.bandwidth_per_gpu=900GB/s"])
+    base = rl.estimate("llama-3.1-70b", "h100-sxm", **KWARGS)
+    shown = decode_op_s(view["result"]["ops"], "attn_all_reduce")
+    assert shown == pytest.approx(decode_op_s(expected.records(), "attn_all_reduce"), rel=1e-12)
+    assert shown < decode_op_s(base.records(), "attn_all_reduce")
+    assert view["result"]["tpot_s"] == pytest.approx(expected.tpot_s, rel=1e-12)
+    assert view["links"]["scale_up"]["gb_per_s"] == pytest.approx(900)
+    assert client.post("/api/estimate", json=STATE).json()["links"]["scale_up"]["gb_per_s"] == pytest.approx(450)
+    response = client.post("/api/estimate", json={**STATE, "scale_up_gb_per_s": "0"})
+    assert response.status_code == 400
+    line = cli_error("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "8", "--set",
+                     "scale_up.bandwidth_per_gpu=0GB/s")  # fmt: skip
+    assert response.json() == {"error": line}
+
+
 @pytest.mark.parametrize(
     ("field", "value", "flag"),
     [("batch", "-1", "--batch"), ("model", "llama-9", "--model"), ("hardware", "h999", "--hardware"),
@@ -389,6 +411,23 @@ def test_shared_url_reproduces_the_view(page: Any, server: str, browser: Any) ->
     expected = rl.estimate("llama-3.1-70b", "b200", tp=4, batch=64, isl=2048, osl=256, weight_dtype="fp8")
     assert shown == format_time(expected.tpot_s)
     other.context.close()
+
+
+def test_link_bandwidth_input_moves_tpot_as_the_library(page: Any, server: str) -> None:
+    page.goto(server + "/?model=llama-3.1-70b&hardware=h100-sxm&tp=8&batch=16&isl=2048&osl=256")
+    settled(page)
+    assert page.get_attribute("#scale_up_gb_per_s", "placeholder") == "NVLink 4 (Hopper): 450 GB/s"
+    page.click("#pin")
+    settled(page)
+    page.fill("#scale_up_gb_per_s", "900")
+    page.wait_for_function("new URLSearchParams(location.search).get('scale_up_gb_per_s') === '900'")
+    settled(page)
+    faster = rl.estimate("llama-3.1-70b", "h100-sxm", **KWARGS, set=["scale_up.bandwidth_per_gpu=900GB/s"])
+    base = rl.estimate("llama-3.1-70b", "h100-sxm", **KWARGS)
+    assert page.text_content("#tpot") == format_time(faster.tpot_s) != format_time(base.tpot_s)
+    compared = page.inner_text("#compare")
+    assert "scale-up link per GPU\t900 GB/s\t450 GB/s" in compared
+    assert format_time(base.tpot_s) in compared and format_time(faster.tpot_s) in compared
 
 
 def test_roofline_is_drawn(page: Any, server: str) -> None:

@@ -26,6 +26,11 @@ INT_FIELDS = {"gpus": None, "tp": 1, "pp": 1, "ep": 1, "batch": 1, "isl": 1024, 
 TEXT_FIELDS = ("weight_dtype", "kv_dtype", "runtime")
 # what-if fields of the page -> the accelerator field `--set` changes (values with units: 4TB/s)
 OVERRIDES = {"bandwidth": "memory.bandwidth", "flops": "compute.bf16", "memory": "memory.capacity"}
+# what-if link fields of the page (GB/s per GPU per direction, a plain number) -> the `--set` key
+LINK_OVERRIDES = {
+    "scale_up_gb_per_s": "scale_up.bandwidth_per_gpu",
+    "scale_out_gb_per_s": "scale_out.bandwidth_per_gpu",
+}
 DEFAULT_MODEL = "llama-3.1-70b"
 DEFAULT_HARDWARE = "h100-sxm"
 
@@ -83,7 +88,10 @@ def _model(state: Mapping[str, str], uploads: Uploads) -> str | Workload:
 
 
 def _settings(state: Mapping[str, str]) -> list[str]:
-    return [f"{key}={state[name].strip()}" for name, key in OVERRIDES.items() if state.get(name, "").strip()]
+    """The `--set` items of the page's what-if fields (the link fields are numbers of GB/s)."""
+    given = {name: state.get(name, "").strip() for name in (*OVERRIDES, *LINK_OVERRIDES)}
+    items = [f"{key}={given[name]}" for name, key in OVERRIDES.items() if given[name]]
+    return items + [f"{key}={given[name]}GB/s" for name, key in LINK_OVERRIDES.items() if given[name]]
 
 
 def query_from_state(state: Mapping[str, str], uploads: Uploads) -> dict[str, Any]:
@@ -121,6 +129,15 @@ def headline(result: Estimate) -> dict[str, Any]:
                      throughput=f"{result.output_tokens_per_s:,.0f} tok/s",
                      throughput_per_gpu=f"{result.output_tokens_per_s_per_gpu:,.0f} tok/s/GPU")  # fmt: skip
     return shown
+
+
+def links_view(result: Estimate) -> dict[str, Any]:
+    """The fabrics the estimate ran on: link name and GB/s per GPU per direction (what-ifs applied)."""
+    assert result.query is not None
+    cluster = result.query.cluster
+    fabrics = {"scale_up": cluster.scale_up, "scale_out": cluster.scale_out}
+    return {name: None if f is None else {"link": f.link.name, "gb_per_s": f.bandwidth_per_gpu_bytes_per_s / 1e9}
+            for name, f in fabrics.items()}  # fmt: skip
 
 
 def roofline_view(result: Estimate) -> dict[str, Any]:
@@ -161,7 +178,8 @@ def estimate_view(state: Mapping[str, str], uploads: Uploads) -> dict[str, Any]:
     """Everything the page shows for one state: the headline, the CLI's JSON document, the figures' data."""
     result = run_estimate(state, uploads)
     view: dict[str, Any] = {"headline": headline(result), "result": result.to_dict(ops=True),
-                            "breakdown": breakdown_view(result), "warnings": list(result.warnings)}  # fmt: skip
+                            "breakdown": breakdown_view(result), "links": links_view(result),
+                            "warnings": list(result.warnings)}  # fmt: skip
     view["roofline"] = roofline_view(result) if result.timed else None
     return view
 

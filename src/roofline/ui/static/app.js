@@ -1,7 +1,8 @@
 // roofline ui: the page's inputs <-> the URL <-> the JSON API; plotly draws the answers.
 "use strict";
 
-const FIELDS = ["model", "hardware", "system", "bandwidth", "flops", "memory", "gpus", "tp", "pp", "ep",
+const FIELDS = ["model", "hardware", "system", "bandwidth", "flops", "memory", "scale_up_gb_per_s",
+  "scale_out_gb_per_s", "gpus", "tp", "pp", "ep",
   "batch", "isl", "osl", "weight_dtype", "kv_dtype", "runtime", "ignore_memory"];
 const DEBOUNCE_MS = 75;  // typing "128" is one update, not three
 const GIB = 2 ** 30;
@@ -116,6 +117,7 @@ function show(a, b, sweepA, sweepB) {
   $("memory_total").textContent = `${h.memory_total} of ${h.memory_capacity}`;
   $("fit").textContent = h.fits ? "fits" : h.fit;
   $("warnings").textContent = a.warnings.map((w) => `warning: ${w}`).join("\n");
+  showLinks(a.links);
   drawRoofline(a);
   drawMemory(a, b);
   drawBreakdown(a);
@@ -183,6 +185,16 @@ function drawSweep(rowsA, rowsB) {
     xaxis: { title: { text: "TPOT (ms)" } }, yaxis: { title: { text: "output tokens/s" } } }, CONFIG);
 }
 
+// The link fields' placeholders name the fabric the estimate runs on and its bandwidth (what-ifs applied).
+function showLinks(links) {
+  for (const name of ["scale_up", "scale_out"]) {
+    const link = links[name];
+    $(`${name}_gb_per_s`).placeholder = link ? `${link.link}: ${gbPerS(link)}` : "none in this system";
+  }
+}
+
+const gbPerS = (link) => (link ? `${+link.gb_per_s.toPrecision(4)} GB/s` : "-");
+
 function describe(result) {
   return `${result.model} on ${result.num_gpus} x ${result.hardware}, tp ${result.parallel.tp} pp ${result.parallel.pp}` +
     ` ep ${result.parallel.ep}, batch ${result.batch}, ${result.isl}/${result.osl}, weights ${result.precision.weight}` +
@@ -195,6 +207,8 @@ function showCompare(a, b) {
   const rows = [["configuration", describe(a.result), describe(b.result)]];
   for (const [label, key] of [["TTFT", "ttft"], ["TPOT", "tpot"], ["throughput", "throughput"],
     ["memory per GPU", "memory_total"], ["fits", "fit"]]) rows.push([label, a.headline[key] || "-", b.headline[key] || "-"]);
+  for (const [label, key] of [["scale-up link per GPU", "scale_up"], ["scale-out link per GPU", "scale_out"]])
+    rows.push([label, gbPerS(a.links[key]), gbPerS(b.links[key])]);
   const body = $("compare").tBodies[0];
   body.replaceChildren(...rows.map((cells) => {
     const tr = document.createElement("tr");
