@@ -119,6 +119,52 @@ def test_not_a_number_is_one_line(client: Any) -> None:
     assert response.json() == {"error": "error: --batch: 'many' is not a whole number"}
 
 
+TRAIN_STATE = {"model": "llama-3.1-8b", "hardware": "h100-sxm", "gpus": "8", "tp": "2", "pp": "1", "cp": "1",
+               "ep": "1", "global_batch": "128", "micro_batch": "2", "seq_len": "4096", "precision": "fp8-cs",
+               "recompute": "selective", "task": "sft", "tokens": "1e10"}  # fmt: skip
+TRAIN_KWARGS = dict(gpus=8, tp=2, global_batch=128, micro_batch=2, seq_len=4096, precision="fp8-cs",
+                    recompute="selective", task="sft", tokens=1e10)  # fmt: skip
+
+
+def test_train_is_the_library_train(client: Any) -> None:
+    response = client.post("/api/train", json=TRAIN_STATE)
+    assert response.status_code == 200, response.text
+    view = response.json()
+    expected = rl.train("llama-3.1-8b", "h100-sxm", **TRAIN_KWARGS)
+    assert view["result"]["step_time_s"] == pytest.approx(expected.step_time_s, rel=1e-12)
+    assert view["result"]["mfu"] == pytest.approx(expected.mfu, rel=1e-12)
+    assert view["result"]["layout"]["tp"] == 2 and view["result"]["layout"]["task"] == "sft"
+    assert view["headline"]["step time"] == format_time(expected.step_time_s)
+    assert view["headline"]["tokens/s/GPU"] == f"{expected.tokens_per_s_per_gpu:,.0f}"
+    assert view["headline"]["MFU"] == f"{expected.mfu:.1%}"
+    assert view["result"]["gpu_hours"] == pytest.approx(expected.gpu_hours, rel=1e-12)
+    m = expected.step.memory
+    assert view["memory_bytes"] == {"parameters": m.params_bytes, "gradients": m.grads_bytes,
+                                    "optimizer states": m.optimizer_bytes, "activations": m.activations_bytes,
+                                    "reserve": m.reserve_bytes}  # fmt: skip
+    assert sum(view["memory_bytes"].values()) == pytest.approx(m.total_bytes)
+    assert view["parts_s"] == pytest.approx(dict(expected.step.parts))
+    assert view["overview"] == [[name, str(value)] for name, value in expected.overview()]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "flag"),
+    [("tp", "3", "--tp"), ("precision", "fp7", "--precision"), ("task", "rlhf", "--task"),
+     ("global_batch", "100", "--global-batch"), ("model", "llama-9", "--model")],
+)  # fmt: skip
+def test_bad_train_input_is_the_cli_line(client: Any, field: str, value: str, flag: str) -> None:
+    response = client.post("/api/train", json={"model": "llama-3.1-8b", "hardware": "h100-sxm", field: value})
+    assert response.status_code == 400
+    args = ["train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm"]
+    assert response.json() == {"error": cli_error(*args, flag, value)}
+
+
+def test_train_not_a_number_is_one_line(client: Any) -> None:
+    response = client.post("/api/train", json={"tokens": "lots"})
+    assert response.status_code == 400
+    assert response.json() == {"error": "error: --tokens: 'lots' is not a number"}
+
+
 def test_sweep_over_batch_is_one_estimate_each(client: Any) -> None:
     rows = client.post("/api/sweep-batch", json=STATE).json()["rows"]
     assert [r["batch"] for r in rows] == list(service.SWEEP_BATCHES)
@@ -428,6 +474,46 @@ def test_link_bandwidth_input_moves_tpot_as_the_library(page: Any, server: str) 
     compared = page.inner_text("#compare")
     assert "scale-up link per GPU\t900 GB/s\t450 GB/s" in compared
     assert format_time(base.tpot_s) in compared and format_time(faster.tpot_s) in compared
+
+
+def train_settled(page: Any) -> None:
+    page.wait_for_function("document.body.dataset.started === '1' && document.body.dataset.trainBusy === ''",
+                           timeout=30000)  # fmt: skip
+
+
+def test_training_tab_answers_as_the_library(page: Any, server: str, browser: Any) -> None:
+    page.goto(server + "/")
+    settled(page)
+    assert page.is_hidden("#train")
+    page.click("#tab_train")
+    train_settled(page)
+    assert page.is_visible("#train") and page.is_hidden("#infer")
+    default = rl.train("llama-3.1-8b", "h100-sxm", gpus=8, tp=1)
+    assert page.text_content("#t_step_time") == format_time(default.step_time_s)
+    page.fill("#t_tp", "2")
+    page.wait_for_function("new URLSearchParams(location.search).get('t.tp') === '2'")
+    train_settled(page)
+    changed = rl.train("llama-3.1-8b", "h100-sxm", gpus=8, tp=2)
+    assert page.text_content("#t_step_time") == format_time(changed.step_time_s) != format_time(default.step_time_s)
+    assert page.text_content("#t_mfu") == f"{changed.mfu:.1%}"
+    assert page.locator("#train_memory .barlayer .trace").count() == 5  # params, grads, optimizer, activations, reserve
+    page.fill("#t_tokens", "1e10")
+    page.wait_for_function("new URLSearchParams(location.search).get('t.tokens') === '1e10'")
+    train_settled(page)
+    with_tokens = rl.train("llama-3.1-8b", "h100-sxm", gpus=8, tp=2, tokens=1e10)
+    assert page.text_content("#t_gpu_hours") == f"{with_tokens.gpu_hours:,.0f} GPU-hours"
+    shared = page.url
+    assert "tab=train" in shared
+    other = browser.new_context(viewport={"width": 1400, "height": 1300}).new_page()
+    other.goto(shared)
+    train_settled(other)
+    assert other.is_visible("#train") and other.input_value("#t_tp") == "2"
+    assert other.text_content("#t_step_time") == format_time(changed.step_time_s)
+    other.context.close()
+    page.fill("#t_tp", "3")
+    page.wait_for_function("document.getElementById('train_error').textContent.includes('--gpus')")
+    args = ["train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--tp", "3"]
+    assert page.text_content("#train_error") == cli_error(*args)
 
 
 def test_roofline_is_drawn(page: Any, server: str) -> None:

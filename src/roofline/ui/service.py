@@ -33,6 +33,7 @@ LINK_OVERRIDES = {
 }
 DEFAULT_MODEL = "llama-3.1-70b"
 DEFAULT_HARDWARE = "h100-sxm"
+DEFAULT_TRAIN_MODEL = "llama-3.1-8b"  # the training tab opens on a model whose default layout fits 8 GPUs
 
 
 @dataclass
@@ -50,6 +51,8 @@ class Uploads:
 def catalog() -> dict[str, Any]:
     from roofline.dtypes import DType
     from roofline.simulator.serving.engine_config import engine_ids
+    from roofline.training.config import RECOMPUTE, TASKS
+    from roofline.training.constants import constants
 
     return {
         "models": model_ids(),
@@ -58,6 +61,12 @@ def catalog() -> dict[str, Any]:
         "runtimes": engine_ids(),
         "dtypes": [d.value for d in DType],
         "defaults": {"model": DEFAULT_MODEL, "hardware": DEFAULT_HARDWARE},
+        "train": {
+            "precisions": list(constants().precisions),
+            "recomputes": list(RECOMPUTE),
+            "tasks": list(TASKS),
+            "defaults": {"model": DEFAULT_TRAIN_MODEL, "hardware": DEFAULT_HARDWARE},
+        },
     }
 
 
@@ -94,15 +103,20 @@ def _settings(state: Mapping[str, str]) -> list[str]:
     return items + [f"{key}={given[name]}GB/s" for name, key in LINK_OVERRIDES.items() if given[name]]
 
 
-def query_from_state(state: Mapping[str, str], uploads: Uploads) -> dict[str, Any]:
-    """`rl.estimate` keyword arguments for a page state (text fields as in the URL)."""
+def _where(state: Mapping[str, str]) -> dict[str, str | None]:
+    """The accelerator and system ids of a state (the default accelerator when neither is given)."""
     system = state.get("system", "").strip()
     hardware = state.get("hardware", "").strip()
     if system:
         system = _catalog_id("system", system, system_ids())
     if hardware or not system:
         hardware = _catalog_id("hardware", hardware or DEFAULT_HARDWARE, hardware_ids())
-    kwargs: dict[str, Any] = {"model": _model(state, uploads), "hardware": hardware or None, "system": system or None}
+    return {"hardware": hardware or None, "system": system or None}
+
+
+def query_from_state(state: Mapping[str, str], uploads: Uploads) -> dict[str, Any]:
+    """`rl.estimate` keyword arguments for a page state (text fields as in the URL)."""
+    kwargs: dict[str, Any] = {"model": _model(state, uploads), **_where(state)}
     kwargs.update({name: _int_field(state, name, default) for name, default in INT_FIELDS.items()})
     kwargs.update({name: state.get(name, "").strip() or None for name in TEXT_FIELDS})
     kwargs["set"] = _settings(state)
@@ -289,3 +303,49 @@ def export(state: Mapping[str, str], uploads: Uploads, fmt: str) -> tuple[bytes,
     result = run_estimate(state, uploads)
     name = f"roofline-{result.model}-{result.hardware}.{fmt}".replace("/", "-")
     return write(result), media, name
+
+
+# ---------------------------------------------------------------- the training tab
+
+# the training tab's whole-number fields and their defaults (those of `roofline train`)
+TRAIN_INT_FIELDS = {"gpus": 8, "tp": 1, "pp": 1, "cp": 1, "ep": 1, "global_batch": 256, "micro_batch": 1,
+                    "seq_len": 4096}  # fmt: skip
+TRAIN_TEXT_FIELDS = {"precision": "bf16", "recompute": "none", "task": "pretrain"}
+# the memory parts of a training step, as TrainReport.to_dict()["memory"] names them, bottom to top
+TRAIN_MEMORY_PARTS = {"parameters": "params_bytes", "gradients": "grads_bytes", "optimizer states": "optimizer_bytes",
+                      "activations": "activations_bytes", "reserve": "reserve_bytes"}  # fmt: skip
+
+
+def _tokens(state: Mapping[str, str]) -> float | None:
+    text = state.get("tokens", "").strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise RooflineError(f"--tokens: '{text}' is not a number") from None
+
+
+def train_kwargs(state: Mapping[str, str], uploads: Uploads) -> dict[str, Any]:
+    """`rl.train` keyword arguments for the training tab's state (text fields as in the URL)."""
+    given = {**state, "model": state.get("model", "").strip() or DEFAULT_TRAIN_MODEL}
+    kwargs: dict[str, Any] = {"model": _model(given, uploads), **_where(state)}
+    kwargs.update({name: _int_field(state, name, default) for name, default in TRAIN_INT_FIELDS.items()})
+    kwargs.update({name: state.get(name, "").strip() or default for name, default in TRAIN_TEXT_FIELDS.items()})
+    kwargs["tokens"] = _tokens(state)
+    return kwargs
+
+
+def train_view(state: Mapping[str, str], uploads: Uploads) -> dict[str, Any]:
+    """What the training tab shows: `roofline train`'s table rows (formatted as the CLI's), its JSON
+    document, and the memory and step-time parts for the figures."""
+    from roofline.api import train
+
+    kwargs = train_kwargs(state, uploads)
+    report = train(kwargs.pop("model"), kwargs.pop("hardware"), **kwargs)
+    document = report.to_dict()
+    memory = document["memory"]
+    overview = [[name, str(value)] for name, value in report.overview()]
+    return {"overview": overview, "headline": {name: value for name, value in overview if not name.startswith(" ")},
+            "result": document, "memory_bytes": {part: memory[key] for part, key in TRAIN_MEMORY_PARTS.items()},
+            "capacity_bytes": memory["capacity_bytes"], "parts_s": document["parts_s"]}  # fmt: skip
