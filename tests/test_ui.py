@@ -262,6 +262,27 @@ def test_export_html_is_the_report_page(client: Any) -> None:
     assert format_time(expected.tpot_s) in page
 
 
+def test_export_html_is_the_bytes_roofline_report_writes(client: Any, tmp_path: Path) -> None:
+    """One library function writes both (roofline.reports.report_page): the same page, but for the minute."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from roofline.cli.app import app
+
+    state = {**STATE, "scale_up_gb_per_s": "900"}
+    page = client.get("/api/export", params={**state, "fmt": "html"}).content
+    out = tmp_path / "report.html"
+    args = ["report", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "8", "--batch", "16", "--isl", "2048",
+            "--osl", "256", "--set", "scale_up.bandwidth_per_gpu=900GB/s", "-o", str(out)]  # fmt: skip
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    minute = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d UTC")
+    assert len(minute.findall(page)) == 1
+    assert minute.sub(b"DATE", page) == minute.sub(b"DATE", out.read_bytes())
+    assert b"NVLink 4 (Hopper)" in page
+
+
 def test_not_fitting_is_an_answer_and_export_refuses_it(client: Any) -> None:
     state = {**STATE, "tp": "1"}
     view = client.post("/api/estimate", json=state).json()

@@ -238,41 +238,23 @@ def load_upload(filename: str, content: bytes, uploads: Uploads) -> dict[str, st
     return {"model": uploads.add(workload), "id": workload.id, "name": workload.name}
 
 
-def _timed_or_refuse(result: Estimate) -> Estimate:
-    if result.detail is None or result.query is None:
-        raise RooflineError(f"{result.does_not_fit_message()}; add --ignore-memory to report its latency anyway "
-                            "(marked hypothetical)")  # fmt: skip
-    return result
-
-
 def _xlsx(result: Estimate) -> bytes:
     from roofline.reports.assumptions import estimate_inputs
+    from roofline.reports.report_page import timed
     from roofline.reports.xlsx_views import write_estimate
 
-    result = _timed_or_refuse(result)
-    assert result.query is not None and result.detail is not None
-    q = result.query
+    q, detail = timed(result)
     with tempfile.TemporaryDirectory(prefix="roofline-ui-") as folder:
         path = Path(folder) / "estimate.xlsx"
-        write_estimate(path, result.detail, estimate_inputs(q.workload, q.cluster, q.scenario, result.ideal))
+        write_estimate(path, detail, estimate_inputs(q.workload, q.cluster, q.scenario, result.ideal))
         return path.read_bytes()
 
 
 def _html(result: Estimate) -> bytes:
-    """The page `roofline report` writes (its header, figures and hardware sources)."""
-    from roofline.cli.report import _figures, _header
-    from roofline.reports import html
-    from roofline.reports.assumptions import estimate_inputs, hardware_sources
+    """The page `roofline report` writes (the same library function)."""
+    from roofline.reports.report_page import estimate_report
 
-    result = _timed_or_refuse(result)
-    assert result.query is not None and result.detail is not None
-    q, detail = result.query, result.detail
-    header = _header(q, detail) + ([("memory", "DOES NOT FIT: the latency is hypothetical (--ignore-memory)")]
-                                   if result.hypothetical else [])  # fmt: skip
-    page = html.estimate_page(detail, header, estimate_inputs(q.workload, q.cluster, q.scenario, result.ideal),
-                              hardware_sources(q.cluster), _figures(q, detail),
-                              detail.to_dict(with_ops=False)["bounds"]["headline"])  # fmt: skip
-    return page.encode("utf-8")
+    return estimate_report(result).html.encode("utf-8")
 
 
 def _json(result: Estimate) -> bytes:
