@@ -79,6 +79,28 @@ def test_what_if_overrides_are_the_cli_set(client: Any) -> None:
     assert view["result"]["tpot_s"] < client.post("/api/estimate", json=STATE).json()["result"]["tpot_s"]
 
 
+def decode_op_s(ops: list[dict[str, Any]], name: str) -> float:
+    return next(float(op["time_s"]) for op in ops if op["phase"] == "decode" and op["name"] == name)
+
+
+def test_link_bandwidth_what_if_is_the_cli_set(client: Any) -> None:
+    """GB/s per GPU per direction of the scale-up link: the TP=8 all-reduce moves exactly as with --set."""
+    view = client.post("/api/estimate", json={**STATE, "scale_up_gb_per_s": "900"}).json()
+    expected = rl.estimate("llama-3.1-70b", "h100-sxm", **KWARGS, set=["scale_up.bandwidth_per_gpu=900GB/s"])
+    base = rl.estimate("llama-3.1-70b", "h100-sxm", **KWARGS)
+    shown = decode_op_s(view["result"]["ops"], "attn_all_reduce")
+    assert shown == pytest.approx(decode_op_s(expected.records(), "attn_all_reduce"), rel=1e-12)
+    assert shown < decode_op_s(base.records(), "attn_all_reduce")
+    assert view["result"]["tpot_s"] == pytest.approx(expected.tpot_s, rel=1e-12)
+    assert view["links"]["scale_up"]["gb_per_s"] == pytest.approx(900)
+    assert client.post("/api/estimate", json=STATE).json()["links"]["scale_up"]["gb_per_s"] == pytest.approx(450)
+    response = client.post("/api/estimate", json={**STATE, "scale_up_gb_per_s": "0"})
+    assert response.status_code == 400
+    line = cli_error("estimate", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "8", "--set",
+                     "scale_up.bandwidth_per_gpu=0GB/s")  # fmt: skip
+    assert response.json() == {"error": line}
+
+
 @pytest.mark.parametrize(
     ("field", "value", "flag"),
     [("batch", "-1", "--batch"), ("model", "llama-9", "--model"), ("hardware", "h999", "--hardware"),
@@ -95,6 +117,52 @@ def test_not_a_number_is_one_line(client: Any) -> None:
     response = client.post("/api/estimate", json={**STATE, "batch": "many"})
     assert response.status_code == 400
     assert response.json() == {"error": "error: --batch: 'many' is not a whole number"}
+
+
+TRAIN_STATE = {"model": "llama-3.1-8b", "hardware": "h100-sxm", "gpus": "8", "tp": "2", "pp": "1", "cp": "1",
+               "ep": "1", "global_batch": "128", "micro_batch": "2", "seq_len": "4096", "precision": "fp8-cs",
+               "recompute": "selective", "task": "sft", "tokens": "1e10"}  # fmt: skip
+TRAIN_KWARGS = dict(gpus=8, tp=2, global_batch=128, micro_batch=2, seq_len=4096, precision="fp8-cs",
+                    recompute="selective", task="sft", tokens=1e10)  # fmt: skip
+
+
+def test_train_is_the_library_train(client: Any) -> None:
+    response = client.post("/api/train", json=TRAIN_STATE)
+    assert response.status_code == 200, response.text
+    view = response.json()
+    expected = rl.train("llama-3.1-8b", "h100-sxm", **TRAIN_KWARGS)
+    assert view["result"]["step_time_s"] == pytest.approx(expected.step_time_s, rel=1e-12)
+    assert view["result"]["mfu"] == pytest.approx(expected.mfu, rel=1e-12)
+    assert view["result"]["layout"]["tp"] == 2 and view["result"]["layout"]["task"] == "sft"
+    assert view["headline"]["step time"] == format_time(expected.step_time_s)
+    assert view["headline"]["tokens/s/GPU"] == f"{expected.tokens_per_s_per_gpu:,.0f}"
+    assert view["headline"]["MFU"] == f"{expected.mfu:.1%}"
+    assert view["result"]["gpu_hours"] == pytest.approx(expected.gpu_hours, rel=1e-12)
+    m = expected.step.memory
+    assert view["memory_bytes"] == {"parameters": m.params_bytes, "gradients": m.grads_bytes,
+                                    "optimizer states": m.optimizer_bytes, "activations": m.activations_bytes,
+                                    "reserve": m.reserve_bytes}  # fmt: skip
+    assert sum(view["memory_bytes"].values()) == pytest.approx(m.total_bytes)
+    assert view["parts_s"] == pytest.approx(dict(expected.step.parts))
+    assert view["overview"] == [[name, str(value)] for name, value in expected.overview()]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "flag"),
+    [("tp", "3", "--tp"), ("precision", "fp7", "--precision"), ("task", "rlhf", "--task"),
+     ("global_batch", "100", "--global-batch"), ("model", "llama-9", "--model")],
+)  # fmt: skip
+def test_bad_train_input_is_the_cli_line(client: Any, field: str, value: str, flag: str) -> None:
+    response = client.post("/api/train", json={"model": "llama-3.1-8b", "hardware": "h100-sxm", field: value})
+    assert response.status_code == 400
+    args = ["train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm"]
+    assert response.json() == {"error": cli_error(*args, flag, value)}
+
+
+def test_train_not_a_number_is_one_line(client: Any) -> None:
+    response = client.post("/api/train", json={"tokens": "lots"})
+    assert response.status_code == 400
+    assert response.json() == {"error": "error: --tokens: 'lots' is not a number"}
 
 
 def test_sweep_over_batch_is_one_estimate_each(client: Any) -> None:
@@ -192,6 +260,27 @@ def test_export_html_is_the_report_page(client: Any) -> None:
     expected = rl.estimate("llama-3.1-70b", "h100-sxm", **KWARGS)
     assert "llama-3.1-70b" in page and "h100-sxm" in page and "<img" in page  # the report's figures
     assert format_time(expected.tpot_s) in page
+
+
+def test_export_html_is_the_bytes_roofline_report_writes(client: Any, tmp_path: Path) -> None:
+    """One library function writes both (roofline.reports.report_page): the same page, but for the minute."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from roofline.cli.app import app
+
+    state = {**STATE, "scale_up_gb_per_s": "900"}
+    page = client.get("/api/export", params={**state, "fmt": "html"}).content
+    out = tmp_path / "report.html"
+    args = ["report", "-m", "llama-3.1-70b", "--hardware", "h100-sxm", "--tp", "8", "--batch", "16", "--isl", "2048",
+            "--osl", "256", "--set", "scale_up.bandwidth_per_gpu=900GB/s", "-o", str(out)]  # fmt: skip
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    minute = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d UTC")
+    assert len(minute.findall(page)) == 1
+    assert minute.sub(b"DATE", page) == minute.sub(b"DATE", out.read_bytes())
+    assert b"NVLink 4 (Hopper)" in page
 
 
 def test_not_fitting_is_an_answer_and_export_refuses_it(client: Any) -> None:
@@ -389,6 +478,63 @@ def test_shared_url_reproduces_the_view(page: Any, server: str, browser: Any) ->
     expected = rl.estimate("llama-3.1-70b", "b200", tp=4, batch=64, isl=2048, osl=256, weight_dtype="fp8")
     assert shown == format_time(expected.tpot_s)
     other.context.close()
+
+
+def test_link_bandwidth_input_moves_tpot_as_the_library(page: Any, server: str) -> None:
+    page.goto(server + "/?model=llama-3.1-70b&hardware=h100-sxm&tp=8&batch=16&isl=2048&osl=256")
+    settled(page)
+    assert page.get_attribute("#scale_up_gb_per_s", "placeholder") == "NVLink 4 (Hopper): 450 GB/s"
+    page.click("#pin")
+    settled(page)
+    page.fill("#scale_up_gb_per_s", "900")
+    page.wait_for_function("new URLSearchParams(location.search).get('scale_up_gb_per_s') === '900'")
+    settled(page)
+    faster = rl.estimate("llama-3.1-70b", "h100-sxm", **KWARGS, set=["scale_up.bandwidth_per_gpu=900GB/s"])
+    base = rl.estimate("llama-3.1-70b", "h100-sxm", **KWARGS)
+    assert page.text_content("#tpot") == format_time(faster.tpot_s) != format_time(base.tpot_s)
+    compared = page.inner_text("#compare")
+    assert "scale-up link per GPU\t900 GB/s\t450 GB/s" in compared
+    assert format_time(base.tpot_s) in compared and format_time(faster.tpot_s) in compared
+
+
+def train_settled(page: Any) -> None:
+    page.wait_for_function("document.body.dataset.started === '1' && document.body.dataset.trainBusy === ''",
+                           timeout=30000)  # fmt: skip
+
+
+def test_training_tab_answers_as_the_library(page: Any, server: str, browser: Any) -> None:
+    page.goto(server + "/")
+    settled(page)
+    assert page.is_hidden("#train")
+    page.click("#tab_train")
+    train_settled(page)
+    assert page.is_visible("#train") and page.is_hidden("#infer")
+    default = rl.train("llama-3.1-8b", "h100-sxm", gpus=8, tp=1)
+    assert page.text_content("#t_step_time") == format_time(default.step_time_s)
+    page.fill("#t_tp", "2")
+    page.wait_for_function("new URLSearchParams(location.search).get('t.tp') === '2'")
+    train_settled(page)
+    changed = rl.train("llama-3.1-8b", "h100-sxm", gpus=8, tp=2)
+    assert page.text_content("#t_step_time") == format_time(changed.step_time_s) != format_time(default.step_time_s)
+    assert page.text_content("#t_mfu") == f"{changed.mfu:.1%}"
+    assert page.locator("#train_memory .barlayer .trace").count() == 5  # params, grads, optimizer, activations, reserve
+    page.fill("#t_tokens", "1e10")
+    page.wait_for_function("new URLSearchParams(location.search).get('t.tokens') === '1e10'")
+    train_settled(page)
+    with_tokens = rl.train("llama-3.1-8b", "h100-sxm", gpus=8, tp=2, tokens=1e10)
+    assert page.text_content("#t_gpu_hours") == f"{with_tokens.gpu_hours:,.0f} GPU-hours"
+    shared = page.url
+    assert "tab=train" in shared
+    other = browser.new_context(viewport={"width": 1400, "height": 1300}).new_page()
+    other.goto(shared)
+    train_settled(other)
+    assert other.is_visible("#train") and other.input_value("#t_tp") == "2"
+    assert other.text_content("#t_step_time") == format_time(changed.step_time_s)
+    other.context.close()
+    page.fill("#t_tp", "3")
+    page.wait_for_function("document.getElementById('train_error').textContent.includes('--gpus')")
+    args = ["train", "-m", "llama-3.1-8b", "--hardware", "h100-sxm", "--tp", "3"]
+    assert page.text_content("#train_error") == cli_error(*args)
 
 
 def test_roofline_is_drawn(page: Any, server: str) -> None:

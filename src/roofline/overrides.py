@@ -8,6 +8,8 @@
 - `to_yaml(obj)`: YAML text that loads back into an equal object (quantities written exactly).
 - `parse_settings(["memory.bandwidth=4TB/s", "model.num_hidden_layers=40"])` and
   `apply_settings(accelerator, workload, settings)`: the command line's `--set KEY=VALUE`.
+- `scale_up.bandwidth_per_gpu=1.8TB/s` / `scale_out.bandwidth_per_gpu=50GB/s` in `--set`: a what-if
+  link bandwidth (per GPU, per direction), applied to a resolved cluster by `apply_link_settings`.
 
 Python callers work in SI: a plain number for a quantity is its SI value (`memory_bandwidth=4e12`).
 `--set` reads like YAML, so there a quantity needs its unit (`--set memory.bandwidth=4TB/s`).
@@ -20,6 +22,7 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -27,10 +30,11 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from roofline.errors import RooflineError
-from roofline.units import SI_NUMBERS
+from roofline.units import SI_NUMBERS, Dimension, parse_quantity
 from roofline.yaml_io import deep_merge, describe_validation_error, dump_yaml, model_to_data
 
 if TYPE_CHECKING:
+    from roofline.hardware_specs.cluster import Cluster
     from roofline.hardware_specs.schema import Accelerator
     from roofline.workloads.base import Workload
 
@@ -173,18 +177,23 @@ def to_yaml(obj: BaseModel) -> str:
 # ---- --set KEY=VALUE --------------------------------------------------------------------------------------
 
 SET_USAGE = ("--set KEY=VALUE takes an accelerator field (memory.bandwidth=4TB/s, compute.bf16=1.2PFLOP/s, "
-             "runtime_reserve=4GiB) or a model field (model.num_hidden_layers=40)")  # fmt: skip
+             "runtime_reserve=4GiB), a link bandwidth per GPU per direction (scale_up.bandwidth_per_gpu=900GB/s, "
+             "scale_out.bandwidth_per_gpu=50GB/s) or a model field (model.num_hidden_layers=40)")  # fmt: skip
+# `--set` keys of the fabrics a GPU reaches its peers by -> the Cluster field holding that fabric
+LINK_KEYS = {"scale_up.bandwidth_per_gpu": "scale_up", "scale_out.bandwidth_per_gpu": "scale_out"}
 
 
 @dataclass(frozen=True)
 class Settings:
-    """`--set` items by target: accelerator fields and model fields (key -> value, as given)."""
+    """`--set` items by target: accelerator fields, model fields (key -> value, as given) and link
+    bandwidths (fabric, 'scale_up' or 'scale_out' -> bytes/s per GPU per direction)."""
 
     hardware: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
+    links: dict[str, float] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.hardware or self.model)
+        return bool(self.hardware or self.model or self.links)
 
 
 def _scalar(text: str) -> Any:
@@ -217,17 +226,22 @@ def parse_settings(settings: Sequence[str]) -> Settings:
     """`--set` items into accelerator and model changes; keys are checked, values parsed as YAML scalars.
 
     `memory.bandwidth=4TB/s` and `memory_bandwidth=4TB/s` change the accelerator (an optional
-    `hardware.` prefix is allowed); `model.num_hidden_layers=40` changes the model.
+    `hardware.` prefix is allowed); `model.num_hidden_layers=40` changes the model;
+    `scale_up.bandwidth_per_gpu=900GB/s` the scale-up fabric's bandwidth (per GPU, per direction).
     """
     from roofline.hardware_specs.schema import Accelerator
 
     hardware: dict[str, Any] = {}
     model: dict[str, Any] = {}
+    links: dict[str, float] = {}
     for item in settings:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise RooflineError(f"--set {item!r} is not KEY=VALUE; {SET_USAGE}")
+        if key in LINK_KEYS:
+            links[LINK_KEYS[key]] = _link_bandwidth(item, text.strip())
+            continue
         target, name = (model, key.removeprefix("model.")) if key.startswith("model.") else (hardware, key)
         name = name.removeprefix("hardware.")
         try:
@@ -237,7 +251,33 @@ def parse_settings(settings: Sequence[str]) -> Settings:
         except RooflineError as exc:
             raise RooflineError(f"--set {item!r}: {exc}; {SET_USAGE}") from None
         target[name] = _scalar(text.strip())
-    return Settings(hardware=hardware, model=model)
+    return Settings(hardware=hardware, model=model, links=links)
+
+
+def _link_bandwidth(item: str, text: str) -> float:
+    """bytes/s of a link-bandwidth setting's value (a bandwidth with its unit, above zero)."""
+    try:
+        bandwidth = parse_quantity(text, Dimension.BANDWIDTH)
+    except ValueError as exc:
+        raise RooflineError(f"--set {item!r}: {exc}") from None
+    if not 0 < bandwidth < float("inf"):
+        raise RooflineError(f"--set {item!r}: a link bandwidth must be above 0")
+    return bandwidth
+
+
+def apply_link_settings(cluster: Cluster, links: Mapping[str, float]) -> Cluster:
+    """The cluster with what-if link bandwidths (fabric -> bytes/s per GPU per direction): each
+    fabric's link is a copy whose per-port bandwidth gives that per-GPU figure over the GPU's ports
+    (its latency, achievable fraction and wiring unchanged). A fabric the system lacks is an error."""
+    changed: dict[str, Any] = {}
+    for name, bytes_per_s in links.items():
+        fabric = getattr(cluster, name)
+        if fabric is None:
+            key = next(k for k, v in LINK_KEYS.items() if v == name)
+            raise RooflineError(f"--set {key}: system '{cluster.system.id}' has no {name.replace('_', '-')} fabric")
+        link = replace_fields(fabric.link, {"bandwidth_per_port": bytes_per_s / fabric.ports_per_gpu})
+        changed[name] = replace_dataclass(fabric, link=link)
+    return replace_dataclass(cluster, **changed) if changed else cluster
 
 
 def apply_settings(accelerator: Accelerator, workload: Workload, settings: Settings) -> tuple[Accelerator, Workload]:

@@ -43,16 +43,17 @@ def model_of(model: ModelArg, settings: Settings = (), autoregressive: bool = Fa
 
 def cluster_of(hardware: HardwareArg, system: SystemArg, num_gpus: int, settings: Settings = ()) -> Cluster:
     """The cluster for `--hardware` / `--system` and the GPU count, with the accelerator's --set
-    overrides applied (a what-if copy of the catalog entry)."""
+    overrides applied (a what-if copy of the catalog entry) and the links' (scale_up.bandwidth_per_gpu)."""
     from roofline.hardware_specs.catalog import get_accelerator, get_system
-    from roofline.overrides import parse_settings, replace_fields
+    from roofline.overrides import apply_link_settings, parse_settings, replace_fields
 
-    changes = parse_settings(items(settings)).hardware  # text, as in YAML: quantities need their units
+    parsed = parse_settings(items(settings))
+    changes = parsed.hardware  # text, as in YAML: quantities need their units
     if changes and hardware is not None:
         hardware = replace_fields(get_accelerator(hardware), changes, si_numbers=False)
     elif changes and system is not None:  # the system's own accelerator, changed
         hardware = replace_fields(get_accelerator(get_system(system).accelerator), changes, si_numbers=False)
-    return resolve_cluster(hardware=hardware, system=system, num_gpus=num_gpus)
+    return apply_link_settings(resolve_cluster(hardware=hardware, system=system, num_gpus=num_gpus), parsed.links)
 
 
 def reserve_bytes(text: str | float | None) -> float | None:

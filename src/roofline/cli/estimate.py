@@ -63,7 +63,8 @@ MAX_NUM_TOKENS = typer.Option(
 )
 SET = typer.Option(
     [], "--set", metavar="KEY=VALUE",
-    help="what-if override (repeatable): an accelerator field (memory.bandwidth=4TB/s, compute.bf16=2PFLOP/s) "
+    help="what-if override (repeatable): an accelerator field (memory.bandwidth=4TB/s, compute.bf16=2PFLOP/s), "
+    "a link bandwidth per GPU per direction (scale_up.bandwidth_per_gpu=900GB/s, scale_out.bandwidth_per_gpu=50GB/s) "
     "or a model field (model.num_hidden_layers=40)",
 )  # fmt: skip
 IDEAL = typer.Option(False, "--ideal", help="pure roofline: every achievable fraction 1, no overheads")

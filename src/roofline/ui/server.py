@@ -95,6 +95,10 @@ async def estimate(request: Request) -> Response:
     return JSONResponse(service.estimate_view(await _state(request), _uploads(request)))
 
 
+async def train(request: Request) -> Response:
+    return JSONResponse(service.train_view(await _state(request), _uploads(request)))
+
+
 async def sweep_batch(request: Request) -> Response:
     return JSONResponse({"rows": service.sweep_batch(await _state(request), _uploads(request))})
 
@@ -138,6 +142,7 @@ def create_app() -> Starlette:
         Route("/api/catalog", guarded(catalog)),
         Route("/api/estimate", guarded(estimate), methods=["POST"]),
         Route("/api/sweep-batch", guarded(sweep_batch), methods=["POST"]),
+        Route("/api/train", guarded(train), methods=["POST"]),
         Route("/api/upload", guarded(upload), methods=["POST"]),
         Route("/api/export", guarded(export)),
     ]

@@ -26,8 +26,14 @@ INT_FIELDS = {"gpus": None, "tp": 1, "pp": 1, "ep": 1, "batch": 1, "isl": 1024, 
 TEXT_FIELDS = ("weight_dtype", "kv_dtype", "runtime")
 # what-if fields of the page -> the accelerator field `--set` changes (values with units: 4TB/s)
 OVERRIDES = {"bandwidth": "memory.bandwidth", "flops": "compute.bf16", "memory": "memory.capacity"}
+# what-if link fields of the page (GB/s per GPU per direction, a plain number) -> the `--set` key
+LINK_OVERRIDES = {
+    "scale_up_gb_per_s": "scale_up.bandwidth_per_gpu",
+    "scale_out_gb_per_s": "scale_out.bandwidth_per_gpu",
+}
 DEFAULT_MODEL = "llama-3.1-70b"
 DEFAULT_HARDWARE = "h100-sxm"
+DEFAULT_TRAIN_MODEL = "llama-3.1-8b"  # the training tab opens on a model whose default layout fits 8 GPUs
 
 
 @dataclass
@@ -45,6 +51,8 @@ class Uploads:
 def catalog() -> dict[str, Any]:
     from roofline.dtypes import DType
     from roofline.simulator.serving.engine_config import engine_ids
+    from roofline.training.config import RECOMPUTE, TASKS
+    from roofline.training.constants import constants
 
     return {
         "models": model_ids(),
@@ -53,6 +61,12 @@ def catalog() -> dict[str, Any]:
         "runtimes": engine_ids(),
         "dtypes": [d.value for d in DType],
         "defaults": {"model": DEFAULT_MODEL, "hardware": DEFAULT_HARDWARE},
+        "train": {
+            "precisions": list(constants().precisions),
+            "recomputes": list(RECOMPUTE),
+            "tasks": list(TASKS),
+            "defaults": {"model": DEFAULT_TRAIN_MODEL, "hardware": DEFAULT_HARDWARE},
+        },
     }
 
 
@@ -83,18 +97,26 @@ def _model(state: Mapping[str, str], uploads: Uploads) -> str | Workload:
 
 
 def _settings(state: Mapping[str, str]) -> list[str]:
-    return [f"{key}={state[name].strip()}" for name, key in OVERRIDES.items() if state.get(name, "").strip()]
+    """The `--set` items of the page's what-if fields (the link fields are numbers of GB/s)."""
+    given = {name: state.get(name, "").strip() for name in (*OVERRIDES, *LINK_OVERRIDES)}
+    items = [f"{key}={given[name]}" for name, key in OVERRIDES.items() if given[name]]
+    return items + [f"{key}={given[name]}GB/s" for name, key in LINK_OVERRIDES.items() if given[name]]
 
 
-def query_from_state(state: Mapping[str, str], uploads: Uploads) -> dict[str, Any]:
-    """`rl.estimate` keyword arguments for a page state (text fields as in the URL)."""
+def _where(state: Mapping[str, str]) -> dict[str, str | None]:
+    """The accelerator and system ids of a state (the default accelerator when neither is given)."""
     system = state.get("system", "").strip()
     hardware = state.get("hardware", "").strip()
     if system:
         system = _catalog_id("system", system, system_ids())
     if hardware or not system:
         hardware = _catalog_id("hardware", hardware or DEFAULT_HARDWARE, hardware_ids())
-    kwargs: dict[str, Any] = {"model": _model(state, uploads), "hardware": hardware or None, "system": system or None}
+    return {"hardware": hardware or None, "system": system or None}
+
+
+def query_from_state(state: Mapping[str, str], uploads: Uploads) -> dict[str, Any]:
+    """`rl.estimate` keyword arguments for a page state (text fields as in the URL)."""
+    kwargs: dict[str, Any] = {"model": _model(state, uploads), **_where(state)}
     kwargs.update({name: _int_field(state, name, default) for name, default in INT_FIELDS.items()})
     kwargs.update({name: state.get(name, "").strip() or None for name in TEXT_FIELDS})
     kwargs["set"] = _settings(state)
@@ -121,6 +143,15 @@ def headline(result: Estimate) -> dict[str, Any]:
                      throughput=f"{result.output_tokens_per_s:,.0f} tok/s",
                      throughput_per_gpu=f"{result.output_tokens_per_s_per_gpu:,.0f} tok/s/GPU")  # fmt: skip
     return shown
+
+
+def links_view(result: Estimate) -> dict[str, Any]:
+    """The fabrics the estimate ran on: link name and GB/s per GPU per direction (what-ifs applied)."""
+    assert result.query is not None
+    cluster = result.query.cluster
+    fabrics = {"scale_up": cluster.scale_up, "scale_out": cluster.scale_out}
+    return {name: None if f is None else {"link": f.link.name, "gb_per_s": f.bandwidth_per_gpu_bytes_per_s / 1e9}
+            for name, f in fabrics.items()}  # fmt: skip
 
 
 def roofline_view(result: Estimate) -> dict[str, Any]:
@@ -161,7 +192,8 @@ def estimate_view(state: Mapping[str, str], uploads: Uploads) -> dict[str, Any]:
     """Everything the page shows for one state: the headline, the CLI's JSON document, the figures' data."""
     result = run_estimate(state, uploads)
     view: dict[str, Any] = {"headline": headline(result), "result": result.to_dict(ops=True),
-                            "breakdown": breakdown_view(result), "warnings": list(result.warnings)}  # fmt: skip
+                            "breakdown": breakdown_view(result), "links": links_view(result),
+                            "warnings": list(result.warnings)}  # fmt: skip
     view["roofline"] = roofline_view(result) if result.timed else None
     return view
 
@@ -206,41 +238,23 @@ def load_upload(filename: str, content: bytes, uploads: Uploads) -> dict[str, st
     return {"model": uploads.add(workload), "id": workload.id, "name": workload.name}
 
 
-def _timed_or_refuse(result: Estimate) -> Estimate:
-    if result.detail is None or result.query is None:
-        raise RooflineError(f"{result.does_not_fit_message()}; add --ignore-memory to report its latency anyway "
-                            "(marked hypothetical)")  # fmt: skip
-    return result
-
-
 def _xlsx(result: Estimate) -> bytes:
     from roofline.reports.assumptions import estimate_inputs
+    from roofline.reports.report_page import timed
     from roofline.reports.xlsx_views import write_estimate
 
-    result = _timed_or_refuse(result)
-    assert result.query is not None and result.detail is not None
-    q = result.query
+    q, detail = timed(result)
     with tempfile.TemporaryDirectory(prefix="roofline-ui-") as folder:
         path = Path(folder) / "estimate.xlsx"
-        write_estimate(path, result.detail, estimate_inputs(q.workload, q.cluster, q.scenario, result.ideal))
+        write_estimate(path, detail, estimate_inputs(q.workload, q.cluster, q.scenario, result.ideal))
         return path.read_bytes()
 
 
 def _html(result: Estimate) -> bytes:
-    """The page `roofline report` writes (its header, figures and hardware sources)."""
-    from roofline.cli.report import _figures, _header
-    from roofline.reports import html
-    from roofline.reports.assumptions import estimate_inputs, hardware_sources
+    """The page `roofline report` writes (the same library function)."""
+    from roofline.reports.report_page import estimate_report
 
-    result = _timed_or_refuse(result)
-    assert result.query is not None and result.detail is not None
-    q, detail = result.query, result.detail
-    header = _header(q, detail) + ([("memory", "DOES NOT FIT: the latency is hypothetical (--ignore-memory)")]
-                                   if result.hypothetical else [])  # fmt: skip
-    page = html.estimate_page(detail, header, estimate_inputs(q.workload, q.cluster, q.scenario, result.ideal),
-                              hardware_sources(q.cluster), _figures(q, detail),
-                              detail.to_dict(with_ops=False)["bounds"]["headline"])  # fmt: skip
-    return page.encode("utf-8")
+    return estimate_report(result).html.encode("utf-8")
 
 
 def _json(result: Estimate) -> bytes:
@@ -271,3 +285,49 @@ def export(state: Mapping[str, str], uploads: Uploads, fmt: str) -> tuple[bytes,
     result = run_estimate(state, uploads)
     name = f"roofline-{result.model}-{result.hardware}.{fmt}".replace("/", "-")
     return write(result), media, name
+
+
+# ---------------------------------------------------------------- the training tab
+
+# the training tab's whole-number fields and their defaults (those of `roofline train`)
+TRAIN_INT_FIELDS = {"gpus": 8, "tp": 1, "pp": 1, "cp": 1, "ep": 1, "global_batch": 256, "micro_batch": 1,
+                    "seq_len": 4096}  # fmt: skip
+TRAIN_TEXT_FIELDS = {"precision": "bf16", "recompute": "none", "task": "pretrain"}
+# the memory parts of a training step, as TrainReport.to_dict()["memory"] names them, bottom to top
+TRAIN_MEMORY_PARTS = {"parameters": "params_bytes", "gradients": "grads_bytes", "optimizer states": "optimizer_bytes",
+                      "activations": "activations_bytes", "reserve": "reserve_bytes"}  # fmt: skip
+
+
+def _tokens(state: Mapping[str, str]) -> float | None:
+    text = state.get("tokens", "").strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise RooflineError(f"--tokens: '{text}' is not a number") from None
+
+
+def train_kwargs(state: Mapping[str, str], uploads: Uploads) -> dict[str, Any]:
+    """`rl.train` keyword arguments for the training tab's state (text fields as in the URL)."""
+    given = {**state, "model": state.get("model", "").strip() or DEFAULT_TRAIN_MODEL}
+    kwargs: dict[str, Any] = {"model": _model(given, uploads), **_where(state)}
+    kwargs.update({name: _int_field(state, name, default) for name, default in TRAIN_INT_FIELDS.items()})
+    kwargs.update({name: state.get(name, "").strip() or default for name, default in TRAIN_TEXT_FIELDS.items()})
+    kwargs["tokens"] = _tokens(state)
+    return kwargs
+
+
+def train_view(state: Mapping[str, str], uploads: Uploads) -> dict[str, Any]:
+    """What the training tab shows: `roofline train`'s table rows (formatted as the CLI's), its JSON
+    document, and the memory and step-time parts for the figures."""
+    from roofline.api import train
+
+    kwargs = train_kwargs(state, uploads)
+    report = train(kwargs.pop("model"), kwargs.pop("hardware"), **kwargs)
+    document = report.to_dict()
+    memory = document["memory"]
+    overview = [[name, str(value)] for name, value in report.overview()]
+    return {"overview": overview, "headline": {name: value for name, value in overview if not name.startswith(" ")},
+            "result": document, "memory_bytes": {part: memory[key] for part, key in TRAIN_MEMORY_PARTS.items()},
+            "capacity_bytes": memory["capacity_bytes"], "parts_s": document["parts_s"]}  # fmt: skip

@@ -1,31 +1,39 @@
 // roofline ui: the page's inputs <-> the URL <-> the JSON API; plotly draws the answers.
 "use strict";
 
-const FIELDS = ["model", "hardware", "system", "bandwidth", "flops", "memory", "gpus", "tp", "pp", "ep",
+const FIELDS = ["model", "hardware", "system", "bandwidth", "flops", "memory", "scale_up_gb_per_s",
+  "scale_out_gb_per_s", "gpus", "tp", "pp", "ep",
   "batch", "isl", "osl", "weight_dtype", "kv_dtype", "runtime", "ignore_memory"];
+// the training tab's fields: element id t_<name>, URL key t.<name>
+const TRAIN_FIELDS = ["model", "task", "precision", "recompute", "hardware", "system", "gpus", "tp", "pp", "cp", "ep",
+  "global_batch", "micro_batch", "seq_len", "tokens"];
 const DEBOUNCE_MS = 75;  // typing "128" is one update, not three
 const GIB = 2 ** 30;
 let pinned = null;   // state B: the configuration compared side by side
 let sequence = 0;    // answers to an older input are dropped
 let timer = null;
 let changedAt = null; // performance.now() of the first input change not yet answered
+let tab = "infer";   // the tab shown: "infer" or "train"
+let trainSequence = 0, trainTimer = null, trainShown = false;
 
 const $ = (id) => document.getElementById(id);
 
-function readState() {
+function readState(fields = FIELDS, idPrefix = "") {
   const state = {};
-  for (const name of FIELDS) {
-    const el = $(name);
+  for (const name of fields) {
+    const el = $(idPrefix + name);
     const value = el.type === "checkbox" ? (el.checked ? "1" : "") : el.value.trim();
     if (value !== "") state[name] = value;
   }
   return state;
 }
 
-function writeInputs(state) {
-  for (const name of FIELDS) {
+const readTrainState = () => readState(TRAIN_FIELDS, "t_");
+
+function writeInputs(state, fields = FIELDS, idPrefix = "") {
+  for (const name of fields) {
     if (!(name in state)) continue;
-    const el = $(name);
+    const el = $(idPrefix + name);
     if (el.type === "checkbox") el.checked = state[name] === "1";
     else {
       if (el.tagName === "SELECT" && ![...el.options].some((o) => o.value === state[name])) addOption(el, state[name]);
@@ -47,20 +55,30 @@ function query(state, prefix = "") {
   return params;
 }
 
-function shareURL(state) {
+// The whole view in the query string: A's fields, B's as b.<name>, the tab, the training tab's as t.<name>.
+function shareURL(state = readState()) {
   const params = query(state);
   if (pinned) for (const [k, v] of query(pinned, "b.")) params.set(k, v);
+  if (tab !== "infer") params.set("tab", tab);
+  if (tab === "train" || trainShown) for (const [k, v] of query(readTrainState(), "t.")) params.set(k, v);
   return `${location.pathname}?${params}`;
 }
 
 function stateFromURL() {
   const params = new URLSearchParams(location.search);
-  const a = {}, b = {};
+  const a = {}, b = {}, t = {};
   for (const [k, v] of params) {
     if (k.startsWith("b.")) b[k.slice(2)] = v;
+    else if (k.startsWith("t.")) t[k.slice(2)] = v;
     else if (FIELDS.includes(k)) a[k] = v;
   }
-  return [a, Object.keys(b).length ? b : null];
+  return [a, Object.keys(b).length ? b : null, t, params.get("tab") === "train" ? "train" : "infer"];
+}
+
+function showURL() {
+  const url = shareURL();
+  history.replaceState(null, "", url);
+  $("share").href = url;
 }
 
 async function post(path, body) {
@@ -80,8 +98,7 @@ function schedule() {
 async function update() {
   const mine = ++sequence;
   const state = readState();
-  history.replaceState(null, "", shareURL(state));
-  $("share").href = shareURL(state);
+  showURL();
   for (const fmt of ["json", "csv", "xlsx", "html"]) $(`export_${fmt}`).href = `/api/export?fmt=${fmt}&${query(state)}`;
   document.body.dataset.busy = "1";
   try {
@@ -116,6 +133,7 @@ function show(a, b, sweepA, sweepB) {
   $("memory_total").textContent = `${h.memory_total} of ${h.memory_capacity}`;
   $("fit").textContent = h.fits ? "fits" : h.fit;
   $("warnings").textContent = a.warnings.map((w) => `warning: ${w}`).join("\n");
+  showLinks(a.links);
   drawRoofline(a);
   drawMemory(a, b);
   drawBreakdown(a);
@@ -183,6 +201,16 @@ function drawSweep(rowsA, rowsB) {
     xaxis: { title: { text: "TPOT (ms)" } }, yaxis: { title: { text: "output tokens/s" } } }, CONFIG);
 }
 
+// The link fields' placeholders name the fabric the estimate runs on and its bandwidth (what-ifs applied).
+function showLinks(links) {
+  for (const name of ["scale_up", "scale_out"]) {
+    const link = links[name];
+    $(`${name}_gb_per_s`).placeholder = link ? `${link.link}: ${gbPerS(link)}` : "none in this system";
+  }
+}
+
+const gbPerS = (link) => (link ? `${+link.gb_per_s.toPrecision(4)} GB/s` : "-");
+
 function describe(result) {
   return `${result.model} on ${result.num_gpus} x ${result.hardware}, tp ${result.parallel.tp} pp ${result.parallel.pp}` +
     ` ep ${result.parallel.ep}, batch ${result.batch}, ${result.isl}/${result.osl}, weights ${result.precision.weight}` +
@@ -195,12 +223,85 @@ function showCompare(a, b) {
   const rows = [["configuration", describe(a.result), describe(b.result)]];
   for (const [label, key] of [["TTFT", "ttft"], ["TPOT", "tpot"], ["throughput", "throughput"],
     ["memory per GPU", "memory_total"], ["fits", "fit"]]) rows.push([label, a.headline[key] || "-", b.headline[key] || "-"]);
+  for (const [label, key] of [["scale-up link per GPU", "scale_up"], ["scale-out link per GPU", "scale_out"]])
+    rows.push([label, gbPerS(a.links[key]), gbPerS(b.links[key])]);
   const body = $("compare").tBodies[0];
   body.replaceChildren(...rows.map((cells) => {
     const tr = document.createElement("tr");
     for (const text of cells) { const td = document.createElement("td"); td.textContent = text; tr.appendChild(td); }
     return tr;
   }));
+}
+
+// ---------------------------------------------------------------- the training tab
+
+function showTab(name) {
+  tab = name;
+  for (const t of ["infer", "train"]) {
+    $(t).hidden = t !== name;
+    $(`tab_${t}`).setAttribute("aria-pressed", String(t === name));
+  }
+  showURL();
+  if (name === "train" && !trainShown) { trainShown = true; updateTrain(); }
+  else if (name === "train") window.dispatchEvent(new Event("resize"));  // plotly sizes plots drawn while hidden
+}
+
+function scheduleTrain() {
+  clearTimeout(trainTimer);
+  trainTimer = setTimeout(updateTrain, DEBOUNCE_MS);
+}
+
+async function updateTrain() {
+  const mine = ++trainSequence;
+  showURL();
+  document.body.dataset.trainBusy = "1";
+  try {
+    const view = await post("/api/train", readTrainState());
+    if (mine !== trainSequence) return;
+    $("train_error").textContent = "";
+    showTrain(view);
+  } catch (err) {
+    if (mine !== trainSequence) return;
+    $("train_error").textContent = err.message;
+  } finally {
+    if (mine === trainSequence) document.body.dataset.trainBusy = "";
+  }
+}
+
+function showTrain(view) {
+  const h = view.headline;
+  $("t_step_time").textContent = h["step time"];
+  $("t_tokens_per_s_per_gpu").textContent = h["tokens/s/GPU"];
+  $("t_tflops").textContent = `${h["model TFLOP/s/GPU"]} model TFLOP/s/GPU`;
+  $("t_mfu").textContent = h.MFU;
+  $("t_hfu").textContent = `HFU ${h.HFU}`;
+  $("t_memory_total").textContent = h["memory per GPU"];
+  $("t_fits").textContent = h.fits === "yes" ? "fits" : "does not fit";
+  $("t_wall_time").textContent = h["wall time"] || "-";
+  $("t_gpu_hours").textContent = h["GPU-hours"] ? `${h["GPU-hours"]} GPU-hours` : "give training tokens";
+  drawTrainMemory(view);
+  drawTrainParts(view);
+  $("train_table").tBodies[0].replaceChildren(...view.overview.map((cells) => {
+    const tr = document.createElement("tr");
+    for (const text of cells) { const td = document.createElement("td"); td.textContent = text; tr.appendChild(td); }
+    return tr;
+  }));
+}
+
+function drawTrainMemory(view) {
+  const traces = Object.entries(view.memory_bytes).map(([part, bytes]) => ({ type: "bar", orientation: "h",
+    name: part, y: ["per GPU"], x: [bytes / GIB], hovertemplate: `${part}: %{x:.2f} GiB<extra></extra>` }));
+  const capacity = view.capacity_bytes / GIB;
+  Plotly.react("train_memory", traces, { ...LAYOUT, barmode: "stack", title: { text: "memory per GPU (GiB; line: capacity)" },
+    xaxis: { title: { text: "GiB" } }, shapes: [{ type: "line", x0: capacity, x1: capacity, yref: "paper", y0: 0, y1: 1,
+      line: { color: "#b00020", width: 2, dash: "dash" } }] }, CONFIG);
+}
+
+function drawTrainParts(view) {
+  const parts = Object.entries(view.parts_s).filter(([, s]) => s > 0);
+  Plotly.react("train_parts", [{ type: "bar", x: parts.map(([p]) => p), y: parts.map(([, s]) => s),
+    hovertemplate: "%{x}: %{y:.4g} s<extra></extra>" }],
+  { ...LAYOUT, title: { text: "step time by part (s; exposed communication, bubble)" }, yaxis: { title: { text: "s" } } }, CONFIG);
 }
 
 async function upload(event) {
@@ -213,6 +314,7 @@ async function upload(event) {
     const data = await response.json();
     if (!response.ok) throw new Error(data.error || `error: HTTP ${response.status}`);
     addOption($("model"), data.model, `${data.id} (uploaded)`);
+    addOption($("t_model"), data.model, `${data.id} (uploaded)`);
     $("model").value = data.model;
     update();
   } catch (err) {
@@ -233,9 +335,20 @@ async function start() {
     addOption($(name), "", "(as the model ships)");
     for (const id of catalog.dtypes) addOption($(name), id);
   }
-  const [a, b] = stateFromURL();
+  for (const id of catalog.models) addOption($("t_model"), id);
+  addOption($("t_hardware"), "", "(the system's accelerator)");
+  for (const id of catalog.hardware) addOption($("t_hardware"), id);
+  for (const id of catalog.systems) addOption($("t_system"), id);
+  for (const [name, key] of [["task", "tasks"], ["precision", "precisions"], ["recompute", "recomputes"]])
+    for (const id of catalog.train[key]) addOption($(`t_${name}`), id);
+  const [a, b, t, shownTab] = stateFromURL();
   writeInputs(Object.keys(a).length ? a : catalog.defaults);
+  writeInputs({ ...catalog.train.defaults, ...t }, TRAIN_FIELDS, "t_");
   pinned = b;
+  $("train_inputs").addEventListener("input", scheduleTrain);
+  $("train_inputs").addEventListener("change", scheduleTrain);
+  for (const name of ["infer", "train"]) $(`tab_${name}`).addEventListener("click", () => showTab(name));
+  if (shownTab === "train") showTab("train");
   $("inputs").addEventListener("input", schedule);
   $("inputs").addEventListener("change", schedule);
   $("upload").addEventListener("change", upload);
