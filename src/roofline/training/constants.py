@@ -39,6 +39,16 @@ class PrecisionRecipe(_Frozen):
     source: str = Field(min_length=3)
 
 
+class PublishedRecipe(_Frozen):
+    """Switches a published recipe sets for a model on some systems at one precision."""
+
+    model: str
+    hardware: tuple[str, ...]
+    precision: str
+    ep_overlap: bool = False
+    source: str = Field(min_length=3)
+
+
 class TrainingConstants(_Frozen):
     kind: Literal["training_constants"]
     param_bytes: float = Field(gt=0.0)
@@ -54,6 +64,8 @@ class TrainingConstants(_Frozen):
     elementwise_backward_bytes_ratio: float = Field(gt=0.0)
     flop_conventions: dict[str, FlopConvention]
     precisions: dict[str, PrecisionRecipe]
+    ep_comm_library: str = Field(min_length=1)
+    published_recipes: tuple[PublishedRecipe, ...] = ()
 
 
 @lru_cache(maxsize=1)

@@ -25,7 +25,7 @@ from roofline.hardware_specs.cluster import Cluster
 from roofline.hardware_specs.schema import Accelerator
 from roofline.ir import CollectiveKind, Op, OpKind, Phase, Placement, Precision, StepShape
 from roofline.simulator import capacity as cap
-from roofline.simulator.collectives import GroupTopology
+from roofline.simulator.collectives import GroupTopology, load_library
 from roofline.simulator.cost import OpCost, RooflineCostModel
 from roofline.simulator.plan import ParallelPlan, stage_placements
 from roofline.training import graph
@@ -128,13 +128,13 @@ def check_precision(cluster: Cluster, config: TrainConfig) -> None:
 def train_step(workload: Workload, cluster: Cluster, config: TrainConfig) -> TrainStep:
     check_precision(cluster, config)
     plan = placement_plan(workload, config)
-    model = RooflineCostModel(cluster, plan)
+    model = RooflineCostModel(cluster, plan, library=load_library(constants().ep_comm_library))
     precision, recipe = graph.training_precision(config)
     placements = stage_placements(workload, plan)
     stages = [_stage(workload, config, p, precision, recipe, model) for p in placements]
     slowest = max(range(len(stages)), key=lambda i: stages[i][0].total_s)
     mb, forward = stages[slowest]
-    _overlap(mb, config)
+    _overlap(mb, config, ep_sm_share(model, cluster))
     m = config.micro_batches
     parts = {name: value * m for name, value in mb.parts.items()}
     parts["pp_bubble"] = pipeline_bubble_s(config, mb)
@@ -151,15 +151,26 @@ def train_step(workload: Workload, cluster: Cluster, config: TrainConfig) -> Tra
     return TrainStep(step_s, parts, config.tokens_per_step, flops, mb.flops * m, config.gpus, peak, memory)
 
 
-def _overlap(mb: MicroBatchTime, config: TrainConfig) -> None:
+def _overlap(mb: MicroBatchTime, config: TrainConfig, comm_sm_share: float = 0.0) -> None:
     """The communication the overlap switches hide: with TP overlap the SP collectives run under the
     GEMMs (only what outlasts them shows); with EP overlap the all-to-alls of one micro-batch run
-    under the compute of another (1F1B's forward of one and backward of the next)."""
+    under the compute of another (1F1B's forward of one and backward of the next), and while they
+    run the dispatch / combine kernels hold `comm_sm_share` of the SMs, so the compute under them
+    runs at 1 - share of its rate (the extra time is charged to ep_comm)."""
     if config.tp_comm_overlap:
         mb.parts["tp_comm"] = max(0.0, mb.parts["tp_comm"] - mb.gemm_s)
     if config.ep_overlap:
         compute = mb.parts["forward"] + mb.parts["backward"] + mb.parts["recompute"]
-        mb.parts["ep_comm"] = max(0.0, mb.parts["ep_comm"] - compute)
+        hidden = min(mb.parts["ep_comm"], compute)
+        mb.parts["ep_comm"] = mb.parts["ep_comm"] - hidden + hidden * comm_sm_share / (1.0 - comm_sm_share)
+
+
+def ep_sm_share(model: RooflineCostModel, cluster: Cluster) -> float:
+    """The share of the SMs the EP library's dispatch / combine kernels occupy (DeepEP normal
+    kernels: `sms` of its mode, 24 in its tests; DeepSeek-V3 report section 3.2.2: 20 of 132)."""
+    spec = model.collectives.library.expert_parallel
+    sms = max((mode.sms or 0 for mode in spec.modes.values()), default=0) if spec is not None else 0
+    return min(0.5, sms / cluster.accelerator.sram.sm_count)
 
 
 def pipeline_bubble_s(config: TrainConfig, mb: MicroBatchTime) -> float:

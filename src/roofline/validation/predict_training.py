@@ -46,7 +46,16 @@ def _int(case: Case, key: str, default: int = 1) -> int:
     return case.load_int(key, default) if case.load_fields.get(key) else default
 
 
-def training_config(case: Case) -> TrainConfig:
+def recipe_switches(model: str, hardware: str, precision: str) -> dict[str, bool]:
+    """The switches the framework's published recipe sets for this model, system and precision
+    (data/training.yaml `published_recipes`): what the row's columns do not carry."""
+    for recipe in constants().published_recipes:
+        if recipe.model == model and hardware in recipe.hardware and recipe.precision == precision:
+            return {"ep_overlap": recipe.ep_overlap}
+    return {}
+
+
+def training_config(case: Case, model: str = "") -> TrainConfig:
     notes = note_fields(case)
     fsdp = int(notes.get("fsdp", "0") or 0)
     framework = case.runtime if case.runtime in constants().flop_conventions else "megatron"
@@ -56,12 +65,13 @@ def training_config(case: Case) -> TrainConfig:
         cp=_int(case, "cp"), ep=case.ep or 1, etp=_int(case, "etp"), precision=case.load_fields["precision"],
         recompute=case.load_fields.get("recompute") or "none", task=notes.get("task", "pretrain"),
         zero=3 if fsdp > 0 else 1, flop_convention=framework,
+        **recipe_switches(model, case.hardware, case.load_fields["precision"]),
     )  # fmt: skip
 
 
 def training(case: Case) -> tuple[dict[str, float], str]:
     workload = training_workload(case.model)
-    config = training_config(case)
+    config = training_config(case, workload.id)
     cluster = resolve_cluster(hardware=case.hardware, num_gpus=case.num_gpus)
     step = train_step(workload, cluster, config)
     values = {"tokens_per_s_per_gpu": step.tokens_per_s_per_gpu,
