@@ -65,6 +65,8 @@ class TrainingConstants(_Frozen):
     flop_conventions: dict[str, FlopConvention]
     precisions: dict[str, PrecisionRecipe]
     ep_comm_library: str = Field(min_length=1)
+    ssd_scan_fraction: float = Field(gt=0.0, le=1.0)
+    ssd_backward_flops_ratio: float = Field(gt=0.0)
     published_recipes: tuple[PublishedRecipe, ...] = ()
 
 

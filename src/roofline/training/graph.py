@@ -45,6 +45,12 @@ LOW_PRECISION_CLASSES = (OpClass.ATTENTION, OpClass.MLP)  # block GEMMs; the LM 
 LOSS_FLOPS_PER_LOGIT = 5.0  # max, subtract, exp, sum, pick: softmax cross-entropy per logit (vector units)
 HIGH_PRECISION_NAMES = ("router",)
 BACKWARD_SUFFIX = ".backward"
+SSD_SCAN = "ssm_scan"
+LM_HEAD_GATHER = "lm_head_all_gather"
+LM_HEAD_INPUT_GRAD = "lm_head_input_grad_all_reduce"  # backward only (timed in the forward list's place)
+LOSS_ALL_REDUCE = "cross_entropy_all_reduce"
+FORWARD_ONLY = (LOSS_ALL_REDUCE,)
+BACKWARD_ONLY = (LM_HEAD_INPUT_GRAD,)
 WGRAD_SUFFIX = ".wgrad"
 
 
@@ -67,7 +73,33 @@ def forward_ops(workload: Workload, config: TrainConfig, placement: Placement, p
     if placement.has_lm_head:
         ops.append(_loss_op(ops, tokens))
     ops = context_parallel(ops, step, config.cp)
-    return sequence_parallel(ops, placement.tp) if config.sp else ops
+    ops = sequence_parallel(ops, placement.tp) if config.sp else ops
+    if placement.has_lm_head and placement.tp > 1:
+        ops = _with_lm_head_comm(ops, tokens / config.cp, config.sp)
+    return ops
+
+
+def _with_lm_head_comm(ops: list[Op], tokens: float, sp: bool) -> list[Op]:
+    """The LM head's tensor-parallel traffic (Megatron-LM ColumnParallelLinear over the vocabulary
+    and vocab_parallel_cross_entropy): with SP the final hidden states are all-gathered before the
+    head (the backward reduce-scatters their gradient), without SP the head's input gradient is
+    all-reduced in the backward only; the loss all-reduces three fp32 values per token over the TP
+    group (the logits' max, the target logit, the sum of exponentials), in the forward only."""
+    head = next(op for op in ops if op.name == "lm_head")
+    assert head.shape is not None
+    hidden_bytes = tokens * head.shape.k * 2.0
+    if sp:
+        comm = _tp_collective(LM_HEAD_GATHER, CollectiveKind.ALL_GATHER, hidden_bytes)
+    else:
+        comm = _tp_collective(LM_HEAD_INPUT_GRAD, CollectiveKind.ALL_REDUCE, hidden_bytes)
+    loss = _tp_collective(LOSS_ALL_REDUCE, CollectiveKind.ALL_REDUCE, tokens * 4.0, count=3)
+    at = ops.index(head)
+    return [*ops[:at], comm, *ops[at:], loss]
+
+
+def _tp_collective(name: str, kind: CollectiveKind, message_bytes: float, count: int = 1) -> Op:
+    return Op(name=name, kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION, dtype=DType.BF16, count=count,
+              collective=Collective(kind, "tp", message_bytes))  # fmt: skip
 
 
 def _as_training(op: Op, tokens: int, head_scale: float) -> Op | None:
@@ -101,8 +133,13 @@ def backward_ops(forward: list[Op], frozen_base: bool = False) -> list[Op]:
     c = constants()
     out: list[Op] = []
     for op in reversed(forward):
+        if op.name in FORWARD_ONLY:
+            continue
         if op.kind is OpKind.MATMUL and op.shape is not None:
             out += _gemm_backward(op, frozen_base)
+        elif is_ssd_scan(op):
+            out.append(replace(op, name=op.name + BACKWARD_SUFFIX, flops=op.flops * c.ssd_backward_flops_ratio,
+                               activation_bytes=2.0 * op.activation_bytes))  # fmt: skip
         elif op.kind is OpKind.ATTENTION:
             ring = op.collective and replace(op.collective, message_bytes=2.0 * op.collective.message_bytes)
             out.append(replace(op, name=op.name + BACKWARD_SUFFIX, flops=op.flops * c.attention_backward_flops_ratio,
@@ -115,6 +152,11 @@ def backward_ops(forward: list[Op], frozen_base: bool = False) -> list[Op]:
         else:
             out.append(replace(op, name=f"{op.name}.backward"))
     return out
+
+
+def is_ssd_scan(op: Op) -> bool:
+    """The Mamba-2 chunked scan (workloads/mamba.py), timed at `ssd_scan_fraction` of the peak."""
+    return op.name.split(".")[0] == SSD_SCAN
 
 
 def _gemm_backward(op: Op, frozen_base: bool) -> list[Op]:
@@ -131,11 +173,16 @@ def _gemm_backward(op: Op, frozen_base: bool) -> list[Op]:
     return [dgrad, wgrad]
 
 
+def forward_pass(forward: list[Op]) -> list[Op]:
+    """The ops the forward runs (the forward list less the backward-only collectives it places)."""
+    return [op for op in forward if op.name not in BACKWARD_ONLY]
+
+
 def recompute_ops(forward: list[Op], policy: str) -> list[Op]:
     """What the backward runs again: nothing, the attention core (Megatron's selective recompute,
     Korthikanti et al. 2022), or the whole forward (full)."""
     if policy == "full":
-        return [replace(op, name=f"{op.name}.recompute") for op in forward]
+        return [replace(op, name=f"{op.name}.recompute") for op in forward_pass(forward)]
     if policy == "selective":
         return [replace(op, name=f"{op.name}.recompute") for op in forward if op.kind is OpKind.ATTENTION]
     return []

@@ -54,6 +54,7 @@ class MicroBatchTime:
     flops: float = 0.0  # executed (hardware) FLOPs
     wgrad_s: float = 0.0  # the weight-gradient GEMMs' share of the backward (what zero-bubble schedules move)
     gemm_s: float = 0.0  # the GEMMs' share of forward, backward and recompute (what TP overlap hides under)
+    ssd_flops_per_s: float = math.inf  # the rate of the Mamba-2 chunked scan (constants.ssd_scan_fraction)
 
     @property
     def total_s(self) -> float:
@@ -196,12 +197,13 @@ def _stage(workload: Workload, config: TrainConfig, placement: Placement, precis
     quantize = graph.quantize_ops(forward, recipe, frozen)
     dequantize = graph.dequantize_ops(forward, constants().qlora_base_bytes) if config.task == "qlora" else []
     recompute = graph.recompute_ops(forward, config.recompute)
-    t = MicroBatchTime()
-    _add(t, "forward", [model.cost(op) for op in forward + quantize[::2] + dequantize])
+    t = MicroBatchTime(ssd_flops_per_s=model.peak_flops_per_s(DType.BF16) * constants().ssd_scan_fraction)
+    run = graph.forward_pass(forward)
+    _add(t, "forward", [model.cost(op) for op in run + quantize[::2] + dequantize])
     _add(t, "backward", [model.cost(op) for op in graph.backward_ops(forward, frozen) + quantize[1::2] + dequantize])
     _add(t, "recompute", [model.cost(op) for op in recompute + (dequantize if config.recompute == "full" else [])])
     if config.task == "dpo":  # the frozen reference model's forward on the same sequences
-        _add(t, "reference", [model.cost(op) for op in forward + quantize[::2]])
+        _add(t, "reference", [model.cost(op) for op in run + quantize[::2]])
     if config.pp > 1 and not placement.has_lm_head:
         hand_off = graph.pp_hand_off(workload.stage_boundary_bytes(_micro_batch_step(config), precision),
                                      config.cp, config.tp, config.sp)  # fmt: skip
@@ -221,7 +223,7 @@ COMM_PART = {"tp": "tp_comm", "ep": "ep_comm", "cp": "cp_comm", "pp": "pp_comm"}
 def _add(t: MicroBatchTime, part: str, costs: Sequence[OpCost]) -> None:
     """Each op's time into its part: a collective into its group's, an attention op's KV ring (the
     part the kernel does not hide) into cp_comm, the rest into `part`. The attention backward runs
-    at `attention_backward_efficiency` of the forward kernel's rate."""
+    at `attention_backward_efficiency` of the forward kernel's rate; the Mamba-2 scan at its own rate."""
     for c in costs:
         n = c.op.count
         t.flops += c.op.flops * n
@@ -229,7 +231,9 @@ def _add(t: MicroBatchTime, part: str, costs: Sequence[OpCost]) -> None:
             t.parts[COMM_PART.get(c.op.collective.group, "tp_comm")] += c.total_s
             continue
         kernel_s = c.kernel_s
-        if c.op.kind is OpKind.ATTENTION and c.op.name.endswith(graph.BACKWARD_SUFFIX):
+        if graph.is_ssd_scan(c.op):
+            kernel_s = max(c.memory_s, c.op.flops / t.ssd_flops_per_s)
+        elif c.op.kind is OpKind.ATTENTION and c.op.name.endswith(graph.BACKWARD_SUFFIX):
             kernel_s /= constants().attention_backward_efficiency
         t.parts[part] += (kernel_s + c.overhead_s) * n
         if c.op.kind is OpKind.MATMUL:
