@@ -47,6 +47,7 @@ class TrainConfig:
     schedule: str = "1f1b"
     tp_comm_overlap: bool = False  # TE userbuffers: SP all-gathers / reduce-scatters under the GEMMs
     ep_overlap: bool = False  # Megatron moe_a2a_overlap: one micro-batch's all-to-alls under another's compute
+    grad_reduce_in_fp32: bool = True  # fp32 gradient buffer, reduced in fp32 (Megatron-LM with --bf16)
 
     def __post_init__(self) -> None:
         for name in ("gpus", "seq_len", "global_batch", "micro_batch", "tp", "pp", "vpp", "cp", "ep", "etp"):
@@ -112,6 +113,12 @@ class TrainConfig:
     def expert_dp(self) -> int:
         """Data-parallel replicas of each expert: the GPUs of a stage over the expert group."""
         return self.data_parallel * self.tp * self.cp // (self.ep * self.etp)
+
+    @property
+    def grad_bytes(self) -> float:
+        """Bytes per parameter of the gradient buffer the backward accumulates into and DP reduces."""
+        c = constants()
+        return c.grad_bytes if self.grad_reduce_in_fp32 else c.grad_bytes_bf16
 
     @property
     def tokens_per_step(self) -> int:

@@ -39,6 +39,11 @@ class PrecisionRecipe(_Frozen):
     source: str = Field(min_length=3)
 
 
+class FrameworkDefaults(_Frozen):
+    grad_reduce_in_fp32: bool
+    source: str = Field(min_length=3)
+
+
 class PublishedRecipe(_Frozen):
     """Switches a published recipe sets for a model on some systems at one precision."""
 
@@ -53,7 +58,7 @@ class TrainingConstants(_Frozen):
     kind: Literal["training_constants"]
     param_bytes: float = Field(gt=0.0)
     grad_bytes: float = Field(gt=0.0)
-    grad_reduce_bytes: float = Field(gt=0.0)
+    grad_bytes_bf16: float = Field(gt=0.0)
     param_gather_bytes: float = Field(gt=0.0)
     qlora_base_bytes: float = Field(gt=0.0)
     optimizers: dict[str, OptimizerFormat]
@@ -68,6 +73,7 @@ class TrainingConstants(_Frozen):
     ssd_scan_fraction: float = Field(gt=0.0, le=1.0)
     ssd_backward_flops_ratio: float = Field(gt=0.0)
     published_recipes: tuple[PublishedRecipe, ...] = ()
+    framework_defaults: dict[str, FrameworkDefaults] = Field(default_factory=dict)
 
 
 @lru_cache(maxsize=1)

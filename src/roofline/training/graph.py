@@ -128,15 +128,16 @@ def _loss_op(ops: list[Op], tokens: int) -> Op:
               flops=LOSS_FLOPS_PER_LOGIT * logits, activation_bytes=2.0 * logits * 2.0, kernels=2)  # fmt: skip
 
 
-def backward_ops(forward: list[Op], frozen_base: bool = False) -> list[Op]:
+def backward_ops(forward: list[Op], frozen_base: bool = False, grad_bytes: float | None = None) -> list[Op]:
     """The backward of each forward op, in reverse order (see the module docstring)."""
     c = constants()
+    grad = c.grad_bytes if grad_bytes is None else grad_bytes
     out: list[Op] = []
     for op in reversed(forward):
         if op.name in FORWARD_ONLY:
             continue
         if op.kind is OpKind.MATMUL and op.shape is not None:
-            out += _gemm_backward(op, frozen_base)
+            out += _gemm_backward(op, frozen_base, grad)
         elif is_ssd_scan(op):
             out.append(replace(op, name=op.name + BACKWARD_SUFFIX, flops=op.flops * c.ssd_backward_flops_ratio,
                                activation_bytes=2.0 * op.activation_bytes))  # fmt: skip
@@ -159,9 +160,9 @@ def is_ssd_scan(op: Op) -> bool:
     return op.name.split(".")[0] == SSD_SCAN
 
 
-def _gemm_backward(op: Op, frozen_base: bool) -> list[Op]:
+def _gemm_backward(op: Op, frozen_base: bool, grad_bytes: float) -> list[Op]:
     """dgrad (m x k from m x n times n x k) and, unless the weights are frozen, wgrad (k x n from
-    k x m times m x n), accumulated into the fp32 main gradient."""
+    k x m times m x n), accumulated into the gradient buffer (`grad_bytes` per parameter)."""
     s = op.shape
     assert s is not None
     dgrad = replace(op, name=f"{op.name}.dgrad", shape=replace(s, n=s.k, k=s.n), sync=None, collective=None)
@@ -169,7 +170,7 @@ def _gemm_backward(op: Op, frozen_base: bool) -> list[Op]:
         return [dgrad]
     weights = float(s.k) * s.n * s.batch
     wgrad = replace(op, name=op.name + WGRAD_SUFFIX, shape=replace(s, m=s.k, n=s.n, k=s.m), sync=None, collective=None,
-                    weight_bytes=weights * 2.0 * constants().grad_bytes)  # fmt: skip
+                    weight_bytes=weights * 2.0 * grad_bytes)  # fmt: skip
     return [dgrad, wgrad]
 
 

@@ -200,7 +200,7 @@ def _stage(workload: Workload, config: TrainConfig, placement: Placement, precis
     t = MicroBatchTime(ssd_flops_per_s=model.peak_flops_per_s(DType.BF16) * constants().ssd_scan_fraction)
     run = graph.forward_pass(forward)
     _add(t, "forward", [model.cost(op) for op in run + quantize[::2] + dequantize])
-    _add(t, "backward", [model.cost(op) for op in graph.backward_ops(forward, frozen) + quantize[1::2] + dequantize])
+    _add(t, "backward", [model.cost(op) for op in graph.backward_ops(forward, frozen, config.grad_bytes) + quantize[1::2] + dequantize])
     _add(t, "recompute", [model.cost(op) for op in recompute + (dequantize if config.recompute == "full" else [])])
     if config.task == "dpo":  # the frozen reference model's forward on the same sequences
         _add(t, "reference", [model.cost(op) for op in run + quantize[::2]])
@@ -308,9 +308,9 @@ def dp_traffic(params: StageParams, config: TrainConfig, cluster: Cluster, model
                   cost(CollectiveKind.ALL_GATHER, min(count, bucket) * c.param_gather_bytes, topo).time_s)  # fmt: skip
         if config.zero == 0:
             gather = (0.0, 0.0)
-        out = DpTraffic(out.reduce_s + cost(reduce, count * c.grad_reduce_bytes, topo).time_s,
+        out = DpTraffic(out.reduce_s + cost(reduce, count * config.grad_bytes, topo).time_s,
                         out.gather_s + gather[0],
-                        out.reduce_bucket_s + cost(reduce, min(count, bucket) * c.grad_reduce_bytes, topo).time_s,
+                        out.reduce_bucket_s + cost(reduce, min(count, bucket) * config.grad_bytes, topo).time_s,
                         out.gather_bucket_s + gather[1])  # fmt: skip
     return out
 

@@ -55,6 +55,12 @@ def recipe_switches(model: str, hardware: str, precision: str) -> dict[str, bool
     return {}
 
 
+def grad_reduce_in_fp32(framework: str) -> bool:
+    """Whether the framework's published runs keep fp32 gradient buffers (data/training.yaml)."""
+    defaults = constants().framework_defaults.get(framework)
+    return True if defaults is None else defaults.grad_reduce_in_fp32
+
+
 def training_config(case: Case, model: str = "") -> TrainConfig:
     notes = note_fields(case)
     fsdp = int(notes.get("fsdp", "0") or 0)
@@ -65,6 +71,7 @@ def training_config(case: Case, model: str = "") -> TrainConfig:
         cp=_int(case, "cp"), ep=case.ep or 1, etp=_int(case, "etp"), precision=case.load_fields["precision"],
         recompute=case.load_fields.get("recompute") or "none", task=notes.get("task", "pretrain"),
         zero=3 if fsdp > 0 else 1, flop_convention=framework,
+        grad_reduce_in_fp32=grad_reduce_in_fp32(framework),
         **recipe_switches(model, case.hardware, case.load_fields["precision"]),
     )  # fmt: skip
 
