@@ -72,6 +72,7 @@ class TrainingConstants(_Frozen):
     ep_comm_library: str = Field(min_length=1)
     ssd_scan_fraction: float = Field(gt=0.0, le=1.0)
     ssd_backward_flops_ratio: float = Field(gt=0.0)
+    rl_rollout_memory_fraction: float = Field(gt=0.0, le=1.0)
     published_recipes: tuple[PublishedRecipe, ...] = ()
     framework_defaults: dict[str, FrameworkDefaults] = Field(default_factory=dict)
 

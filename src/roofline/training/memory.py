@@ -25,7 +25,6 @@ from roofline.ir import Op, OpClass, OpKind
 from roofline.training.config import TrainConfig
 from roofline.training.constants import constants
 
-
 # A gather by index keeps only the index map for its backward (Megatron-Core moe_permute saves
 # row_id_map, not the tokens): nothing of the activation-sized buffers stays.
 INDEX_ONLY = ("moe_permute",)

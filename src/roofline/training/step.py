@@ -200,7 +200,8 @@ def _stage(workload: Workload, config: TrainConfig, placement: Placement, precis
     t = MicroBatchTime(ssd_flops_per_s=model.peak_flops_per_s(DType.BF16) * constants().ssd_scan_fraction)
     run = graph.forward_pass(forward)
     _add(t, "forward", [model.cost(op) for op in run + quantize[::2] + dequantize])
-    _add(t, "backward", [model.cost(op) for op in graph.backward_ops(forward, frozen, config.grad_bytes) + quantize[1::2] + dequantize])
+    backward = graph.backward_ops(forward, frozen, config.grad_bytes)
+    _add(t, "backward", [model.cost(op) for op in backward + quantize[1::2] + dequantize])
     _add(t, "recompute", [model.cost(op) for op in recompute + (dequantize if config.recompute == "full" else [])])
     if config.task == "dpo":  # the frozen reference model's forward on the same sequences
         _add(t, "reference", [model.cost(op) for op in run + quantize[::2]])

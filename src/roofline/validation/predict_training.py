@@ -46,13 +46,11 @@ def _int(case: Case, key: str, default: int = 1) -> int:
     return case.load_int(key, default) if case.load_fields.get(key) else default
 
 
-def recipe_switches(model: str, hardware: str, precision: str) -> dict[str, bool]:
-    """The switches the framework's published recipe sets for this model, system and precision
-    (data/training.yaml `published_recipes`): what the row's columns do not carry."""
-    for recipe in constants().published_recipes:
-        if recipe.model == model and hardware in recipe.hardware and recipe.precision == precision:
-            return {"ep_overlap": recipe.ep_overlap}
-    return {}
+def recipe_ep_overlap(model: str, hardware: str, precision: str) -> bool:
+    """Whether the framework's published recipe for this model, system and precision overlaps the
+    EP all-to-alls (data/training.yaml `published_recipes`): what the row's columns do not carry."""
+    return any(recipe.model == model and hardware in recipe.hardware and recipe.precision == precision
+               and recipe.ep_overlap for recipe in constants().published_recipes)  # fmt: skip
 
 
 def grad_reduce_in_fp32(framework: str) -> bool:
@@ -72,7 +70,7 @@ def training_config(case: Case, model: str = "") -> TrainConfig:
         recompute=case.load_fields.get("recompute") or "none", task=notes.get("task", "pretrain"),
         zero=3 if fsdp > 0 else 1, flop_convention=framework,
         grad_reduce_in_fp32=grad_reduce_in_fp32(framework),
-        **recipe_switches(model, case.hardware, case.load_fields["precision"]),
+        ep_overlap=recipe_ep_overlap(model, case.hardware, case.load_fields["precision"]),
     )  # fmt: skip
 
 
