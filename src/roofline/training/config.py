@@ -48,6 +48,8 @@ class TrainConfig:
     tp_comm_overlap: bool = False  # TE userbuffers: SP all-gathers / reduce-scatters under the GEMMs
     ep_overlap: bool = False  # Megatron moe_a2a_overlap: one micro-batch's all-to-alls under another's compute
     grad_reduce_in_fp32: bool = True  # fp32 gradient buffer, reduced in fp32 (Megatron-LM with --bf16)
+    mtp_layers: int = 0  # multi-token-prediction passes trained (Megatron --mtp-num-layers)
+    balanced_stages: bool = False  # a pipeline layout that evens the stages' work (Megatron pp layout)
 
     def __post_init__(self) -> None:
         for name in ("gpus", "seq_len", "global_batch", "micro_batch", "tp", "pp", "vpp", "cp", "ep", "etp"):
@@ -55,6 +57,8 @@ class TrainConfig:
             if value < 1:
                 raise RooflineError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         self._check_choices()
+        if self.mtp_layers < 0:
+            raise RooflineError(f"--mtp-layers must be at least 0, got {self.mtp_layers}")
         replica = self.tp * self.pp * self.cp
         if self.gpus % replica:
             raise RooflineError(f"--gpus {self.gpus} is not a multiple of tp x pp x cp = {replica}")

@@ -45,13 +45,20 @@ class FrameworkDefaults(_Frozen):
 
 
 class PublishedRecipe(_Frozen):
-    """Switches a published recipe sets for a model on some systems at one precision."""
+    """Switches a published recipe sets for a model on some systems (empty: any) at a precision
+    (None: any)."""
 
     model: str
-    hardware: tuple[str, ...]
-    precision: str
+    hardware: tuple[str, ...] = ()
+    precision: str | None = None
     ep_overlap: bool = False
+    mtp_layers: int = Field(default=0, ge=0)
+    balanced_stages: bool = False
     source: str = Field(min_length=3)
+
+    def applies(self, model: str, hardware: str, precision: str) -> bool:
+        return (self.model == model and (not self.hardware or hardware in self.hardware)
+                and self.precision in (None, precision))  # fmt: skip
 
 
 class TrainingConstants(_Frozen):

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from roofline.dtypes import DType
+from roofline.errors import RooflineError
 from roofline.ir import (
     Collective,
     CollectiveKind,
@@ -46,6 +47,7 @@ LOSS_FLOPS_PER_LOGIT = 5.0  # max, subtract, exp, sum, pick: softmax cross-entro
 HIGH_PRECISION_NAMES = ("router",)
 BACKWARD_SUFFIX = ".backward"
 SSD_SCAN = "ssm_scan"
+MTP_PREFIX = "mtp_"
 LM_HEAD_GATHER = "lm_head_all_gather"
 LM_HEAD_INPUT_GRAD = "lm_head_input_grad_all_reduce"  # backward only (timed in the forward list's place)
 LOSS_ALL_REDUCE = "cross_entropy_all_reduce"
@@ -72,6 +74,7 @@ def forward_ops(workload: Workload, config: TrainConfig, placement: Placement, p
     ops = [op for op in converted if op is not None and not op.name.endswith(QUANTIZE_SUFFIX)]
     if placement.has_lm_head:
         ops.append(_loss_op(ops, tokens))
+        ops += mtp_training_ops(workload, config, placement, precision, tokens)
     ops = context_parallel(ops, step, config.cp)
     ops = sequence_parallel(ops, placement.tp) if config.sp else ops
     if placement.has_lm_head and placement.tp > 1:
@@ -102,15 +105,35 @@ def _tp_collective(name: str, kind: CollectiveKind, message_bytes: float, count:
               collective=Collective(kind, "tp", message_bytes))  # fmt: skip
 
 
+def mtp_training_ops(workload: Workload, config: TrainConfig, placement: Placement, precision: Precision,
+                     tokens: int) -> list[Op]:  # fmt: skip
+    """Multi-token prediction trained (Megatron --mtp-num-layers): `config.mtp_layers` passes of the
+    model's MTP module (its projection, blocks, the shared final norm and LM head over every token,
+    and a loss each) on the last stage. The module's own layers run once per pass (a repeated layer
+    runs again, Megatron mtp_use_repeated_layer)."""
+    if config.mtp_layers == 0:
+        return []
+    if workload.mtp_layers == 0:
+        raise RooflineError(f"{workload.id} has no MTP module; drop --mtp-layers")
+    local = StepShape(Phase.PREFILL, config.micro_batch, config.seq_len, config.seq_len)
+    served = workload.mtp_ops(local, precision, placement)
+    head = next((op.shape.m for op in served if op.name == f"{MTP_PREFIX}lm_head" and op.shape is not None), 1)
+    converted = (_as_training(op, tokens, tokens / head) for op in served)
+    ops = [op for op in converted if op is not None and not op.name.endswith(QUANTIZE_SUFFIX)]
+    ops.append(replace(_loss_op(ops, tokens, f"{MTP_PREFIX}lm_head"), name=f"{MTP_PREFIX}cross_entropy"))
+    return [replace(op, count=op.count * config.mtp_layers) for op in ops]
+
+
 def _as_training(op: Op, tokens: int, head_scale: float) -> Op | None:
     """The serving op as training runs it: the LM head over every token (`head_scale` x the rows
     serving gives it; no logits gather, no sampling), the block GEMMs in the recipe's format and the
     other GEMMs (LM head, router) in bf16."""
-    if op.op_class is OpClass.SAMPLING or op.name == "logits_all_gather":
+    name = op.name.removeprefix(MTP_PREFIX)
+    if op.op_class is OpClass.SAMPLING or name == "logits_all_gather":
         return None
-    if op.name == "final_norm":
+    if name == "final_norm":
         return replace(op, flops=op.flops * head_scale, activation_bytes=op.activation_bytes * head_scale)
-    if op.name == "lm_head" and op.shape is not None:
+    if name == "lm_head" and op.shape is not None:
         s = op.shape
         return replace(op, dtype=DType.BF16, flops=2.0 * tokens * s.n * s.k, shape=MatmulShape(m=tokens, n=s.n, k=s.k),
                        sync=None, activation_bytes=(tokens * s.k + tokens * s.n) * 2.0)  # fmt: skip
@@ -119,9 +142,9 @@ def _as_training(op: Op, tokens: int, head_scale: float) -> Op | None:
     return op
 
 
-def _loss_op(ops: list[Op], tokens: int) -> Op:
+def _loss_op(ops: list[Op], tokens: int, head_name: str = "lm_head") -> Op:
     """Vocab-parallel softmax cross-entropy over this GPU's logits slice (fp32 math on bf16 logits)."""
-    head = next(op for op in ops if op.name == "lm_head")
+    head = next(op for op in ops if op.name == head_name)
     assert head.shape is not None
     logits = float(tokens) * head.shape.n
     return Op(name="cross_entropy", kind=OpKind.ELEMENTWISE, op_class=OpClass.LM_HEAD, dtype=DType.BF16,

@@ -135,6 +135,8 @@ def train_step(workload: Workload, cluster: Cluster, config: TrainConfig) -> Tra
     stages = [_stage(workload, config, p, precision, recipe, model) for p in placements]
     slowest = max(range(len(stages)), key=lambda i: stages[i][0].total_s)
     mb, forward = stages[slowest]
+    if config.balanced_stages and len(stages) > 1:
+        mb = _mean_stage([t for t, _ in stages])
     _overlap(mb, config, ep_sm_share(model, cluster))
     m = config.micro_batches
     parts = {name: value * m for name, value in mb.parts.items()}
@@ -150,6 +152,18 @@ def train_step(workload: Workload, cluster: Cluster, config: TrainConfig) -> Tra
     if peak is None:
         raise RooflineError(f"{cluster.accelerator.id} has no bf16 peak; MFU is against it")
     return TrainStep(step_s, parts, config.tokens_per_step, flops, mb.flops * m, config.gpus, peak, memory)
+
+
+def _mean_stage(stages: list[MicroBatchTime]) -> MicroBatchTime:
+    """A pipeline whose layout evens the stages out (Megatron pipeline_model_parallel_layout: the
+    embedding, MTP and loss placed as layers of their own): each stage runs the mean stage's work."""
+    n = len(stages)
+    mean = MicroBatchTime(ssd_flops_per_s=stages[0].ssd_flops_per_s)
+    mean.parts = {name: sum(t.parts[name] for t in stages) / n for name in PARTS}
+    mean.flops = sum(t.flops for t in stages) / n
+    mean.wgrad_s = sum(t.wgrad_s for t in stages) / n
+    mean.gemm_s = sum(t.gemm_s for t in stages) / n
+    return mean
 
 
 def _overlap(mb: MicroBatchTime, config: TrainConfig, comm_sm_share: float = 0.0) -> None:
