@@ -101,6 +101,10 @@ def train_command(
         "--grad-reduce-in-fp32/--bf16-grads",
         help="fp32 gradient buffer reduced in fp32 (Megatron-LM with bf16), or a bf16 one (Megatron-Bridge recipes)",
     ),
+    mtp_layers: int = typer.Option(0, "--mtp-layers", help="multi-token-prediction depths trained (Megatron)"),
+    balanced_stages: bool = typer.Option(
+        False, "--balanced-stages", help="a pipeline layout that evens the stages' work (Megatron pp layout)"
+    ),
     tp_comm_overlap: bool = typer.Option(
         False, "--tp-comm-overlap", help="TP/SP collectives under the GEMMs (Transformer Engine userbuffers)"
     ),
@@ -162,7 +166,8 @@ def train_command(
                    micro_batch=micro_batch, seq_len=seq_len, precision=precision, recompute=recompute,
                    optimizer=optimizer, task=task, overlap=overlap, flop_convention=flop_convention, schedule=schedule,
                    tp_comm_overlap=tp_comm_overlap, ep_overlap=ep_overlap, grad_reduce_in_fp32=grad_reduce_in_fp32,
-                   tokens=tokens, price_per_gpu_hour=price)  # fmt: skip
+                   mtp_layers=mtp_layers, balanced_stages=balanced_stages, tokens=tokens,
+                   price_per_gpu_hour=price)  # fmt: skip
     if fmt is OutputFormat.json:
         emit(to_json(report.to_dict()))
     elif fmt is OutputFormat.csv:
