@@ -13,6 +13,8 @@ Backward, op by op on the same cost model:
 - elementwise ops: `elementwise_backward_bytes_ratio` x the traffic and FLOPs;
 - collectives: the same collective again (an all-gather's backward is a reduce-scatter of the same
   buffer and vice versa; EP dispatch and combine swap).
+The last stage adds the LM head's tensor-parallel traffic (the SP all-gather of the final hidden
+states, the loss's three fp32 all-reduces per token) and, with --mtp-layers, the MTP module's passes.
 Low-precision recipes add the quantise passes of each GEMM input (forward: the activation;
 backward: the output gradient), `copies` row-/column-wise copies in the GEMM's format plus an
 amax read where the recipe is not fused (constants.PrecisionRecipe)."""

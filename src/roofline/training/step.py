@@ -10,7 +10,13 @@ all-gather over the gradient's DP group (dense: dp x cp; experts: the expert-DP 
 only the last bucket is exposed when Megatron's overlap_grad_reduce / overlap_param_gather are on
 (unless the traffic outlasts the backward / forward it hides under), and the optimizer's one
 memory-bound pass over the local shard. The pipeline hand-off is exposed only without interleaving
-(Megatron overlaps the P2P of the interleaved schedule)."""
+(Megatron overlaps the P2P of the interleaved schedule).
+
+The MoE dispatch and combine are timed by the EP modes of the communication library that
+`ep_comm_library` names (Megatron's flex dispatcher on DeepEP: once per destination node over the
+scale-out fabric); with EP overlap they hide under another micro-batch's compute, which then runs
+on the SMs the EP kernels leave. The Mamba-2 scan runs at `ssd_scan_fraction` of the bf16 peak. A
+balanced pipeline layout runs the mean stage's work on every stage instead of the slowest's."""
 
 from __future__ import annotations
 
