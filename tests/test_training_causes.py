@@ -166,3 +166,15 @@ def test_training_placement_default_is_one_replica() -> None:
     plan = placement_plan(w, TrainConfig(gpus=8, seq_len=1024, global_batch=8))
     assert stage_placements(w, plan) == [Placement(tp=1, layer_start=0, layer_end=w.num_layers, has_embedding=True,
                                                    has_lm_head=True)]  # fmt: skip
+
+
+def test_mla_up_proj_recompute_runs_the_up_projections_again_and_keeps_only_o() -> None:
+    config = TrainConfig(gpus=64, seq_len=4096, global_batch=64, ep=64, precision="mxfp8")
+    forward, _ = _forward("deepseek-v3", "gb200", config)
+    again = graph.recompute_ops(forward, "none", ("mla_up_proj",))
+    assert sorted(op.name for op in again) == ["kv_b_proj.recompute", "q_b_proj.recompute"]
+    core = next(op for op in forward if op.name == "attention_mha")
+    # Q (192 per head), expanded K (192) and V (128), O (128) kept before; O alone after: 128 / 640
+    assert saved_bytes(core, "none", ("mla_up_proj",)) == pytest.approx(core.activation_bytes * 128 / 640)
+    with pytest.raises(RooflineError, match="recompute-modules"):
+        TrainConfig(gpus=8, seq_len=1024, global_batch=8, recompute_modules=("moe_act",))

@@ -102,6 +102,9 @@ def train_command(
         help="fp32 gradient buffer reduced in fp32 (Megatron-LM with bf16), or a bf16 one (Megatron-Bridge recipes)",
     ),
     mtp_layers: int = typer.Option(0, "--mtp-layers", help="multi-token-prediction depths trained (Megatron)"),
+    recompute_modules: str = typer.Option(
+        "", "--recompute-modules", help="fine-grained recompute modules, comma-separated (Megatron): mla_up_proj"
+    ),
     balanced_stages: bool = typer.Option(
         False, "--balanced-stages", help="a pipeline layout that evens the stages' work (Megatron pp layout)"
     ),
@@ -166,7 +169,8 @@ def train_command(
                    micro_batch=micro_batch, seq_len=seq_len, precision=precision, recompute=recompute,
                    optimizer=optimizer, task=task, overlap=overlap, flop_convention=flop_convention, schedule=schedule,
                    tp_comm_overlap=tp_comm_overlap, ep_overlap=ep_overlap, grad_reduce_in_fp32=grad_reduce_in_fp32,
-                   mtp_layers=mtp_layers, balanced_stages=balanced_stages, tokens=tokens,
+                   mtp_layers=mtp_layers, balanced_stages=balanced_stages,
+                   recompute_modules=tuple(m.strip() for m in recompute_modules.split(",") if m.strip()), tokens=tokens,
                    price_per_gpu_hour=price)  # fmt: skip
     if fmt is OutputFormat.json:
         emit(to_json(report.to_dict()))

@@ -16,6 +16,8 @@ from roofline.errors import RooflineError
 from roofline.training.constants import constants
 
 RECOMPUTE = ("none", "selective", "full")
+# Megatron --recompute-modules (fine-grained, output-discarding): the modules modelled here.
+RECOMPUTE_MODULES = ("mla_up_proj",)
 # Pipeline schedules: 1F1B (interleaved with --vpp above 1), zero-bubble ZB1P (Qi et al. 2023) and
 # DualPipe (DeepSeek-V3 technical report, section 3.2.1 and table 2).
 SCHEDULES = ("1f1b", "zb1p", "dualpipe")
@@ -50,6 +52,7 @@ class TrainConfig:
     grad_reduce_in_fp32: bool = True  # fp32 gradient buffer, reduced in fp32 (Megatron-LM with --bf16)
     mtp_layers: int = 0  # multi-token-prediction passes trained (Megatron --mtp-num-layers)
     balanced_stages: bool = False  # a pipeline layout that evens the stages' work (Megatron pp layout)
+    recompute_modules: tuple[str, ...] = ()  # fine-grained recompute (RECOMPUTE_MODULES)
 
     def __post_init__(self) -> None:
         for name in ("gpus", "seq_len", "global_batch", "micro_batch", "tp", "pp", "vpp", "cp", "ep", "etp"):
@@ -57,6 +60,9 @@ class TrainConfig:
             if value < 1:
                 raise RooflineError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         self._check_choices()
+        for module in self.recompute_modules:
+            if module not in RECOMPUTE_MODULES:
+                raise RooflineError(f"unknown --recompute-modules '{module}'; known: {', '.join(RECOMPUTE_MODULES)}")
         if self.mtp_layers < 0:
             raise RooflineError(f"--mtp-layers must be at least 0, got {self.mtp_layers}")
         replica = self.tp * self.pp * self.cp

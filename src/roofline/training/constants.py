@@ -54,6 +54,7 @@ class PublishedRecipe(_Frozen):
     ep_overlap: bool = False
     mtp_layers: int = Field(default=0, ge=0)
     balanced_stages: bool = False
+    recompute_modules: tuple[str, ...] = ()
     source: str = Field(min_length=3)
 
     def applies(self, model: str, hardware: str, precision: str) -> bool:

@@ -204,14 +204,20 @@ def forward_pass(forward: list[Op]) -> list[Op]:
     return [op for op in forward if op.name not in BACKWARD_ONLY]
 
 
-def recompute_ops(forward: list[Op], policy: str) -> list[Op]:
+# The ops a fine-grained recompute module runs again (Megatron-Core recompute_modules): mla_up_proj,
+# MLA's query and key/value up-projections (their outputs, the per-head Q, K and V, are discarded
+# after the attention core's forward and rebuilt from the latents for its backward).
+MODULE_OPS = {"mla_up_proj": ("q_b_proj", "kv_b_proj")}
+
+
+def recompute_ops(forward: list[Op], policy: str, modules: tuple[str, ...] = ()) -> list[Op]:
     """What the backward runs again: nothing, the attention core (Megatron's selective recompute,
-    Korthikanti et al. 2022), or the whole forward (full)."""
+    Korthikanti et al. 2022), or the whole forward (full); plus the ops of the recompute modules."""
     if policy == "full":
         return [replace(op, name=f"{op.name}.recompute") for op in forward_pass(forward)]
-    if policy == "selective":
-        return [replace(op, name=f"{op.name}.recompute") for op in forward if op.kind is OpKind.ATTENTION]
-    return []
+    names = {name for module in modules for name in MODULE_OPS[module]}
+    again = [op for op in forward if op.name in names or (policy == "selective" and op.kind is OpKind.ATTENTION)]
+    return [replace(op, name=f"{op.name}.recompute") for op in again]
 
 
 def quantize_ops(forward: list[Op], recipe: PrecisionRecipe, frozen_base: bool = False) -> list[Op]:

@@ -108,13 +108,19 @@ def optimizer_pass_bytes(params: StageParams, config: TrainConfig) -> float:
     return shard * (config.grad_bytes + 2.0 * (o.master_bytes + o.state_bytes) + c.param_bytes)
 
 
-def saved_bytes(op: Op, recompute: str) -> float:
-    """Bytes of one op instance the backward needs (see the module docstring)."""
+def saved_bytes(op: Op, recompute: str, modules: tuple[str, ...] = ()) -> float:
+    """Bytes of one op instance the backward needs (see the module docstring). With the mla_up_proj
+    recompute module the expanded MLA attention keeps only its output O of Q, K, V and O."""
     if op.kind is OpKind.MATMUL and op.shape is not None:
         s = op.shape
         return float(s.m) * s.k * s.batch * (op.dtype.bytes_per_element if op.dtype is not DType.BF16 else 2.0)
     if op.kind is OpKind.ATTENTION:
-        return 0.0 if recompute == "selective" else op.activation_bytes
+        if recompute == "selective":
+            return 0.0
+        call = op.attention
+        if "mla_up_proj" in modules and call is not None and call.variant == "mha_expanded":
+            return op.activation_bytes * call.head_dim_v / (2.0 * (call.head_dim + call.head_dim_v))
+        return op.activation_bytes
     if op.kind is OpKind.ELEMENTWISE:
         if op.name in INDEX_ONLY:
             return 0.0
@@ -129,7 +135,7 @@ def activation_bytes(forward: list[Op], config: TrainConfig, layers: int, hidden
     if config.recompute == "full":
         tokens = config.micro_batch * config.seq_len / config.cp / (config.tp if config.sp else 1)
         return layers * tokens * hidden * 2.0
-    return sum(saved_bytes(op, config.recompute) * op.count for op in forward)
+    return sum(saved_bytes(op, config.recompute, config.recompute_modules) * op.count for op in forward)
 
 
 def in_flight(config: TrainConfig) -> float:

@@ -216,7 +216,7 @@ def _stage(workload: Workload, config: TrainConfig, placement: Placement, precis
     frozen = config.frozen_base
     quantize = graph.quantize_ops(forward, recipe, frozen)
     dequantize = graph.dequantize_ops(forward, constants().qlora_base_bytes) if config.task == "qlora" else []
-    recompute = graph.recompute_ops(forward, config.recompute)
+    recompute = graph.recompute_ops(forward, config.recompute, config.recompute_modules)
     t = MicroBatchTime(ssd_flops_per_s=model.peak_flops_per_s(DType.BF16) * constants().ssd_scan_fraction)
     run = graph.forward_pass(forward)
     _add(t, "forward", [model.cost(op) for op in run + quantize[::2] + dequantize])
