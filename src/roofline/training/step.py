@@ -148,7 +148,7 @@ def train_step(workload: Workload, cluster: Cluster, config: TrainConfig) -> Tra
     parts = {name: value * m for name, value in mb.parts.items()}
     parts["pp_bubble"] = pipeline_bubble_s(config, mb)
     parts["forward"] += _weight_cast_s(forward, recipe, model)
-    params = _stage_params(workload, placements[slowest], precision, forward)
+    params = _stage_params(workload, placements[slowest], precision, forward, config.mtp_layers > 0)
     parts["dp_comm_exposed"] = _dp_exposed_s(params, config, cluster, model, mb)
     parts["optimizer"] = optimizer_pass_bytes(params, config) / _hbm_rate(cluster)
     memory = _memory(workload, config, cluster, placements, precision)
@@ -268,10 +268,15 @@ def _weight_cast_s(forward: list[Op], recipe: PrecisionRecipe, model: RooflineCo
     return sum(model.cost(op).total_s for op in graph.weight_quantize_ops(forward, recipe))
 
 
-def _stage_params(workload: Workload, placement: Placement, precision: Precision, forward: list[Op]) -> StageParams:
-    """Parameters one GPU of the stage holds: the workload's weights at bf16, experts apart."""
+def _stage_params(workload: Workload, placement: Placement, precision: Precision, forward: list[Op],
+                  mtp: bool = False) -> StageParams:  # fmt: skip
+    """Parameters one GPU of the stage holds: the workload's weights at bf16, experts apart; with
+    MTP trained the last stage also holds the MTP module (its own estimate, counted as dense)."""
     total = workload.weight_bytes(Precision(), placement) / 2.0
-    matmuls = [op for op in forward if op.kind is OpKind.MATMUL and op.shape is not None]
+    if mtp and placement.has_lm_head:
+        total += workload.mtp_weight_bytes(Precision(), placement) / 2.0
+    matmuls = [op for op in forward if op.kind is OpKind.MATMUL and op.shape is not None
+               and not op.name.startswith(graph.MTP_PREFIX)]  # fmt: skip
 
     def weights(ops: list[Op]) -> float:
         return sum(float(op.shape.k) * op.shape.n * op.shape.batch * op.count for op in ops if op.shape is not None)
@@ -364,7 +369,7 @@ def _memory(workload: Workload, config: TrainConfig, cluster: Cluster, placement
     acc = cluster.accelerator
     for placement in (placements[0], placements[-1]):
         forward = graph.forward_ops(workload, config, placement, precision)
-        params = _stage_params(workload, placement, precision, forward)
+        params = _stage_params(workload, placement, precision, forward, config.mtp_layers > 0)
         weights, grads, optimizer = state_bytes(params, config)
         hidden = int(getattr(workload, "hidden_size", 0))
         per_mb = activation_bytes(forward, config, placement.num_layers, hidden)
