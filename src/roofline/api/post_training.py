@@ -10,7 +10,14 @@ of all sequences (PPO: and the critic's); (4) the weight sync from the trainer t
 engine: colocated (the rollout engine on the training GPUs, `rollout_gpus` None), a copy of each
 GPU's bf16 weights in HBM; in separate pools, a broadcast of the bf16 weights from the trainer to
 the rollout GPUs over the cluster's fabric. The steps run one after another (synchronous RL). The
-critic is taken to be the policy's architecture (PPO's usual choice)."""
+critic is taken to be the policy's architecture (PPO's usual choice).
+
+Memory per training GPU (`RlMemory`): the policy's training memory, the frozen reference model's
+bf16 weights laid out like the policy's, PPO's critic (weights, gradients, optimizer states), and,
+colocated, the rollout engine: during the rollout it claims `rollout_memory_fraction` of each GPU
+(vLLM gpu_memory_utilization) beside the trainer's resident states; during the update its KV cache
+is freed and only its weights stay (verl free_cache_engine). In separate pools the rollout GPUs
+hold the engine alone."""
 
 from __future__ import annotations
 
@@ -25,11 +32,49 @@ from roofline.errors import RooflineError
 from roofline.ir import CollectiveKind
 from roofline.result import Result
 from roofline.simulator.collectives import CollectiveModel, group_topology, load_library
-from roofline.units import format_time
+from roofline.training.constants import constants
+from roofline.units import format_bytes, format_time
 
 RL_ALGORITHMS = ("grpo", "ppo")
 RL_PARTS = ("rollout", "reference_forward", "old_logprob_forward", "critic_forward", "policy_update",
             "critic_update", "weight_sync")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RlMemory:
+    """Bytes per training GPU of an RL iteration's two phases (module docstring)."""
+
+    training_bytes: float  # the policy's training memory (states, activations, reserve)
+    resident_bytes: float  # of it, what stays through the rollout (weights, gradients, optimizer states)
+    reference_bytes: float
+    critic_bytes: float
+    rollout_weights_bytes: float  # the rollout engine's weights on a GPU (colocated), else 0
+    rollout_engine_bytes: float  # the engine's share of a GPU while it generates (colocated), else 0
+    capacity_bytes: float
+
+    @property
+    def rollout_phase_bytes(self) -> float:
+        return self.resident_bytes + self.reference_bytes + self.critic_bytes + self.rollout_engine_bytes
+
+    @property
+    def update_phase_bytes(self) -> float:
+        return self.training_bytes + self.reference_bytes + self.critic_bytes + self.rollout_weights_bytes
+
+    @property
+    def peak_bytes(self) -> float:
+        return max(self.rollout_phase_bytes, self.update_phase_bytes)
+
+    @property
+    def fits(self) -> bool:
+        return self.peak_bytes <= self.capacity_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"training_bytes": self.training_bytes, "resident_bytes": self.resident_bytes,
+                "reference_bytes": self.reference_bytes, "critic_bytes": self.critic_bytes,
+                "rollout_weights_bytes": self.rollout_weights_bytes,
+                "rollout_engine_bytes": self.rollout_engine_bytes, "rollout_phase_bytes": self.rollout_phase_bytes,
+                "update_phase_bytes": self.update_phase_bytes, "peak_bytes": self.peak_bytes,
+                "capacity_bytes": self.capacity_bytes, "fits": self.fits}  # fmt: skip
 
 
 @dataclass(frozen=True, repr=False)
@@ -48,6 +93,7 @@ class RlIterationReport(Result):
     colocated: bool
     rollout_batch: int  # sequences a rollout replica generates at once
     update: TrainReport
+    memory: RlMemory
 
     @property
     def iteration_s(self) -> float:
@@ -67,7 +113,7 @@ class RlIterationReport(Result):
                 "response_tokens": self.response_tokens, "gpus": self.gpus, "training_gpus": self.training_gpus,
                 "rollout_gpus": self.rollout_gpus, "colocated": self.colocated, "rollout_batch": self.rollout_batch,
                 "response_tokens_per_s_per_gpu": self.response_tokens_per_s_per_gpu,
-                "update": self.update.to_dict()}  # fmt: skip
+                "memory": self.memory.to_dict(), "update": self.update.to_dict()}  # fmt: skip
 
     def overview(self) -> list[tuple[str, Any]]:
         rows: list[tuple[str, Any]] = [
@@ -76,7 +122,9 @@ class RlIterationReport(Result):
             ("iteration", format_time(self.iteration_s)),
             ("response tokens/s/GPU", f"{self.response_tokens_per_s_per_gpu:,.0f}"),
             ("sequences per iteration", self.sequences), ("rollout batch per replica", self.rollout_batch),
-            ("training memory fits", "yes" if self.update.fits else "no"),
+            ("memory per training GPU", f"{format_bytes(self.memory.peak_bytes, binary=True)} of "
+                                        f"{format_bytes(self.memory.capacity_bytes, binary=True)}"),
+            ("memory fits", "yes" if self.memory.fits else "no"),
         ]  # fmt: skip
         total = self.iteration_s
         return rows + [(f"  {p}", f"{format_time(s)} ({s / total:.0%})") for p, s in self.parts_s.items()]
@@ -112,6 +160,17 @@ def _sync_s(update: TrainReport, hardware: HardwareArg, system: SystemArg, rollo
     return CollectiveModel(load_library()).cost(CollectiveKind.BROADCAST, total_bytes / rollout_tp, topology).time_s
 
 
+def rl_memory(update: TrainReport, algorithm: str, rollout_weights_bytes: float, colocated: bool,
+              rollout_memory_fraction: float) -> RlMemory:  # fmt: skip
+    """The memory of a training GPU through the iteration (module docstring)."""
+    m = update.step.memory
+    resident = m.params_bytes + m.grads_bytes + m.optimizer_bytes
+    critic = resident if algorithm == "ppo" else 0.0
+    engine = rollout_memory_fraction * m.capacity_bytes if colocated else 0.0
+    return RlMemory(m.total_bytes, resident, m.params_bytes, critic, rollout_weights_bytes if colocated else 0.0,
+                    engine, m.capacity_bytes)  # fmt: skip
+
+
 def forward_only_s(update: TrainReport) -> float:
     """A forward-only pass of the update's batch on its layout: the forward ops and half the
     collectives (the backward repeats them), through the pipeline with its fill and drain,
@@ -127,9 +186,14 @@ def train_rl(
     response_len: int = 2048, rollout_tp: int = 1, rollout_gpus: int | None = None, rollout_runtime: str = "vllm",
     tp: int = 1, pp: int = 1, vpp: int = 1, cp: int = 1, ep: int = 1, zero: int = 1, fsdp: bool = False,
     micro_batch: int = 1, precision: str = "bf16", recompute: str = "none", optimizer: str = "adamw",
+    rollout_memory_fraction: float | None = None,
 ) -> RlIterationReport:  # fmt: skip
     """One synchronous GRPO / PPO iteration (module docstring). `rollout_gpus` None: the rollout
-    engine shares the training GPUs (colocated); else a pool of its own."""
+    engine shares the training GPUs (colocated); else a pool of its own. `rollout_memory_fraction`:
+    the GPU share the colocated engine claims (default data/training.yaml, verl's 0.5)."""
+    fraction = constants().rl_rollout_memory_fraction if rollout_memory_fraction is None else rollout_memory_fraction
+    if not 0.0 < fraction < 1.0:
+        raise RooflineError(f"--rollout-memory-fraction must be between 0 and 1, got {fraction}")
     if algorithm not in RL_ALGORITHMS:
         raise RooflineError(f"unknown RL algorithm '{algorithm}'; known: {', '.join(RL_ALGORITHMS)}")
     for name, value in (("prompts", prompts), ("group-size", group_size), ("prompt-len", prompt_len),
@@ -146,6 +210,8 @@ def train_rl(
                    precision=precision, recompute=recompute, optimizer=optimizer)  # fmt: skip
     rollout_s, batch = _rollout_s(model, hardware, system, sequences, pool // rollout_tp, rollout_tp, prompt_len,
                                   response_len, rollout_runtime)  # fmt: skip
+    engine = memory(model, hardware, system=system, tp=rollout_tp, batch=1, isl=prompt_len, osl=response_len,
+                    runtime=rollout_runtime).memory  # fmt: skip
     forward_s = forward_only_s(update)
     update_s = update.step_time_s
     parts = dict.fromkeys(RL_PARTS, 0.0)
@@ -159,5 +225,6 @@ def train_rl(
     if algorithm == "ppo":
         parts.update(critic_forward=forward_s, critic_update=update_s)
     cluster = cluster_of(hardware, system, gpus)
+    mem = rl_memory(update, algorithm, engine.weights_bytes, colocated, fraction)
     return RlIterationReport(update.model, cluster.accelerator.id, algorithm, parts, sequences,
-                             sequences * response_len, gpus, pool, colocated, batch, replace(update))  # fmt: skip
+                             sequences * response_len, gpus, pool, colocated, batch, replace(update), mem)  # fmt: skip

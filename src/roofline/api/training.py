@@ -80,7 +80,9 @@ class TrainReport(Result):
                   "precision": c.precision, "recompute": c.recompute, "optimizer": c.optimizer, "task": c.task,
                   "overlap_grad_reduce": c.overlap_grad_reduce,
                   "overlap_param_gather": c.overlap_param_gather, "schedule": c.schedule,
-                  "tp_comm_overlap": c.tp_comm_overlap, "ep_overlap": c.ep_overlap}  # fmt: skip
+                  "tp_comm_overlap": c.tp_comm_overlap, "ep_overlap": c.ep_overlap,
+                  "grad_reduce_in_fp32": c.grad_reduce_in_fp32, "mtp_layers": c.mtp_layers,
+                  "balanced_stages": c.balanced_stages, "recompute_modules": list(c.recompute_modules)}  # fmt: skip
         convention = constants().flop_conventions[c.flop_convention]
         return {"model": self.model, "hardware": self.hardware, "system": self.system, "layout": layout,
                 **self.step.to_dict(),
@@ -123,13 +125,18 @@ def train(
     sequence_parallel: bool | None = None, zero: int = 1, fsdp: bool = False, global_batch: int = 256,
     micro_batch: int = 1, seq_len: int = 4096, precision: str = "bf16", recompute: str = "none",
     optimizer: str = "adamw", task: str = "pretrain", overlap: bool = True, flop_convention: str = "megatron",
-    schedule: str = "1f1b", tp_comm_overlap: bool = False, ep_overlap: bool = False, tokens: float | None = None,
+    schedule: str = "1f1b", tp_comm_overlap: bool = False, ep_overlap: bool = False, grad_reduce_in_fp32: bool = True,
+    mtp_layers: int = 0, balanced_stages: bool = False, recompute_modules: tuple[str, ...] = (),
+    tokens: float | None = None,
     price_per_gpu_hour: float | None = None,
 ) -> TrainReport:  # fmt: skip
     """One training layout (Megatron-LM conventions: dp = gpus / (tp x pp x cp); ZeRO 1 is the
     distributed optimizer; `fsdp` is ZeRO 3 over the data-parallel group; `overlap`: Megatron's
     overlap_grad_reduce and overlap_param_gather; `flop_convention`: whose model-FLOP count MFU uses,
-    a key of training/data/training.yaml)."""
+    a key of training/data/training.yaml; `grad_reduce_in_fp32`: an fp32 gradient buffer reduced in
+    fp32, else a bf16 one; `mtp_layers`: multi-token-prediction depths trained; `balanced_stages`: a
+    pipeline layout that evens the stages' work; `recompute_modules`: Megatron's fine-grained
+    recompute modules, e.g. ("mla_up_proj",))."""
     if tokens is not None and not tokens > 0:
         raise RooflineError(f"--tokens must be positive, got {tokens}")
     if price_per_gpu_hour is not None and not price_per_gpu_hour >= 0:
@@ -141,7 +148,8 @@ def train(
                          zero=3 if fsdp else zero, precision=precision, recompute=recompute, optimizer=optimizer,
                          task=task, overlap_grad_reduce=overlap, overlap_param_gather=overlap,
                          flop_convention=flop_convention, schedule=schedule, tp_comm_overlap=tp_comm_overlap,
-                         ep_overlap=ep_overlap)  # fmt: skip
+                         ep_overlap=ep_overlap, grad_reduce_in_fp32=grad_reduce_in_fp32, mtp_layers=mtp_layers,
+                         balanced_stages=balanced_stages, recompute_modules=tuple(recompute_modules))  # fmt: skip
     workload = model_of(model, autoregressive=True)
     cluster = cluster_of(hardware, system, gpus)
     step = train_step(workload, cluster, config)

@@ -91,6 +91,23 @@ def train_command(
         help="grpo/ppo: a separate rollout pool of this many GPUs (default: colocated on the training GPUs)",
     ),
     rollout_runtime: str = typer.Option("vllm", "--rollout-runtime", help="grpo/ppo: the rollout engine's runtime"),
+    rollout_memory_fraction: float | None = typer.Option(
+        None,
+        "--rollout-memory-fraction",
+        help="grpo/ppo colocated: the share of each GPU the rollout engine claims (default 0.5, verl's)",
+    ),
+    grad_reduce_in_fp32: bool = typer.Option(
+        True,
+        "--grad-reduce-in-fp32/--bf16-grads",
+        help="fp32 gradient buffer reduced in fp32 (Megatron-LM with bf16), or a bf16 one (Megatron-Bridge recipes)",
+    ),
+    mtp_layers: int = typer.Option(0, "--mtp-layers", help="multi-token-prediction depths trained (Megatron)"),
+    recompute_modules: str = typer.Option(
+        "", "--recompute-modules", help="fine-grained recompute modules, comma-separated (Megatron): mla_up_proj"
+    ),
+    balanced_stages: bool = typer.Option(
+        False, "--balanced-stages", help="a pipeline layout that evens the stages' work (Megatron pp layout)"
+    ),
     tp_comm_overlap: bool = typer.Option(
         False, "--tp-comm-overlap", help="TP/SP collectives under the GEMMs (Transformer Engine userbuffers)"
     ),
@@ -129,7 +146,8 @@ def train_command(
                              group_size=group_size, prompt_len=prompt_len, response_len=response_len,
                              rollout_tp=rollout_tp, rollout_gpus=rollout_gpus, rollout_runtime=rollout_runtime, tp=tp,
                              pp=pp, vpp=vpp, cp=cp, ep=ep, zero=zero, fsdp=fsdp, micro_batch=micro_batch,
-                             precision=precision, recompute=recompute, optimizer=optimizer)  # fmt: skip
+                             precision=precision, recompute=recompute, optimizer=optimizer,
+                             rollout_memory_fraction=rollout_memory_fraction)  # fmt: skip
         _emit_rl(rl_report, fmt)
         return
     if search:
@@ -150,7 +168,9 @@ def train_command(
                    sequence_parallel=sequence_parallel, zero=zero, fsdp=fsdp, global_batch=global_batch,
                    micro_batch=micro_batch, seq_len=seq_len, precision=precision, recompute=recompute,
                    optimizer=optimizer, task=task, overlap=overlap, flop_convention=flop_convention, schedule=schedule,
-                   tp_comm_overlap=tp_comm_overlap, ep_overlap=ep_overlap, tokens=tokens,
+                   tp_comm_overlap=tp_comm_overlap, ep_overlap=ep_overlap, grad_reduce_in_fp32=grad_reduce_in_fp32,
+                   mtp_layers=mtp_layers, balanced_stages=balanced_stages,
+                   recompute_modules=tuple(m.strip() for m in recompute_modules.split(",") if m.strip()), tokens=tokens,
                    price_per_gpu_hour=price)  # fmt: skip
     if fmt is OutputFormat.json:
         emit(to_json(report.to_dict()))

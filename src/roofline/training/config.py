@@ -16,6 +16,8 @@ from roofline.errors import RooflineError
 from roofline.training.constants import constants
 
 RECOMPUTE = ("none", "selective", "full")
+# Megatron --recompute-modules (fine-grained, output-discarding): the modules modelled here.
+RECOMPUTE_MODULES = ("mla_up_proj",)
 # Pipeline schedules: 1F1B (interleaved with --vpp above 1), zero-bubble ZB1P (Qi et al. 2023) and
 # DualPipe (DeepSeek-V3 technical report, section 3.2.1 and table 2).
 SCHEDULES = ("1f1b", "zb1p", "dualpipe")
@@ -47,6 +49,10 @@ class TrainConfig:
     schedule: str = "1f1b"
     tp_comm_overlap: bool = False  # TE userbuffers: SP all-gathers / reduce-scatters under the GEMMs
     ep_overlap: bool = False  # Megatron moe_a2a_overlap: one micro-batch's all-to-alls under another's compute
+    grad_reduce_in_fp32: bool = True  # fp32 gradient buffer, reduced in fp32 (Megatron-LM with --bf16)
+    mtp_layers: int = 0  # multi-token-prediction passes trained (Megatron --mtp-num-layers)
+    balanced_stages: bool = False  # a pipeline layout that evens the stages' work (Megatron pp layout)
+    recompute_modules: tuple[str, ...] = ()  # fine-grained recompute (RECOMPUTE_MODULES)
 
     def __post_init__(self) -> None:
         for name in ("gpus", "seq_len", "global_batch", "micro_batch", "tp", "pp", "vpp", "cp", "ep", "etp"):
@@ -54,6 +60,11 @@ class TrainConfig:
             if value < 1:
                 raise RooflineError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         self._check_choices()
+        for module in self.recompute_modules:
+            if module not in RECOMPUTE_MODULES:
+                raise RooflineError(f"unknown --recompute-modules '{module}'; known: {', '.join(RECOMPUTE_MODULES)}")
+        if self.mtp_layers < 0:
+            raise RooflineError(f"--mtp-layers must be at least 0, got {self.mtp_layers}")
         replica = self.tp * self.pp * self.cp
         if self.gpus % replica:
             raise RooflineError(f"--gpus {self.gpus} is not a multiple of tp x pp x cp = {replica}")
@@ -112,6 +123,12 @@ class TrainConfig:
     def expert_dp(self) -> int:
         """Data-parallel replicas of each expert: the GPUs of a stage over the expert group."""
         return self.data_parallel * self.tp * self.cp // (self.ep * self.etp)
+
+    @property
+    def grad_bytes(self) -> float:
+        """Bytes per parameter of the gradient buffer the backward accumulates into and DP reduces."""
+        c = constants()
+        return c.grad_bytes if self.grad_reduce_in_fp32 else c.grad_bytes_bf16
 
     @property
     def tokens_per_step(self) -> int:

@@ -39,11 +39,34 @@ class PrecisionRecipe(_Frozen):
     source: str = Field(min_length=3)
 
 
+class FrameworkDefaults(_Frozen):
+    grad_reduce_in_fp32: bool
+    source: str = Field(min_length=3)
+
+
+class PublishedRecipe(_Frozen):
+    """Switches a published recipe sets for a model on some systems (empty: any) at a precision
+    (None: any)."""
+
+    model: str
+    hardware: tuple[str, ...] = ()
+    precision: str | None = None
+    ep_overlap: bool = False
+    mtp_layers: int = Field(default=0, ge=0)
+    balanced_stages: bool = False
+    recompute_modules: tuple[str, ...] = ()
+    source: str = Field(min_length=3)
+
+    def applies(self, model: str, hardware: str, precision: str) -> bool:
+        return (self.model == model and (not self.hardware or hardware in self.hardware)
+                and self.precision in (None, precision))  # fmt: skip
+
+
 class TrainingConstants(_Frozen):
     kind: Literal["training_constants"]
     param_bytes: float = Field(gt=0.0)
     grad_bytes: float = Field(gt=0.0)
-    grad_reduce_bytes: float = Field(gt=0.0)
+    grad_bytes_bf16: float = Field(gt=0.0)
     param_gather_bytes: float = Field(gt=0.0)
     qlora_base_bytes: float = Field(gt=0.0)
     optimizers: dict[str, OptimizerFormat]
@@ -54,6 +77,12 @@ class TrainingConstants(_Frozen):
     elementwise_backward_bytes_ratio: float = Field(gt=0.0)
     flop_conventions: dict[str, FlopConvention]
     precisions: dict[str, PrecisionRecipe]
+    ep_comm_library: str = Field(min_length=1)
+    ssd_scan_fraction: float = Field(gt=0.0, le=1.0)
+    ssd_backward_flops_ratio: float = Field(gt=0.0)
+    rl_rollout_memory_fraction: float = Field(gt=0.0, le=1.0)
+    published_recipes: tuple[PublishedRecipe, ...] = ()
+    framework_defaults: dict[str, FrameworkDefaults] = Field(default_factory=dict)
 
 
 @lru_cache(maxsize=1)

@@ -8,7 +8,9 @@ data-parallel group (dense parameters: dp x cp; experts: the expert-DP group): 1
 distributed optimizer) the master weights and states, 2 the gradients too, 3 (FSDP) the weights.
 Activations are what the backward needs, read off the forward graph (Korthikanti et al. 2022 count
 the same tensors by hand): each GEMM's input (in the low-precision copy where the recipe makes
-one), the attention core's inputs and output, each elementwise op's input. Selective recompute
+one), the attention core's inputs and output, each elementwise op's input: a norm its input alone
+(2sbh per LayerNorm in Korthikanti et al. 2022: a quarter of the fused residual-add + norm's
+traffic), an index gather (the MoE permute) nothing but its index map. Selective recompute
 drops the attention core's (recomputed); full recompute keeps only each layer's input. The first
 pipeline stage holds the most micro-batches in flight: pp under 1F1B, times 1 + (pp-1)/(pp x vpp)
 interleaved (Narayanan et al. 2021)."""
@@ -19,9 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from roofline.dtypes import DType
-from roofline.ir import Op, OpKind
+from roofline.ir import Op, OpClass, OpKind
 from roofline.training.config import TrainConfig
 from roofline.training.constants import constants
+
+# A gather by index keeps only the index map for its backward (Megatron-Core moe_permute saves
+# row_id_map, not the tokens): nothing of the activation-sized buffers stays.
+INDEX_ONLY = ("moe_permute",)
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,7 @@ def state_bytes(params: StageParams, config: TrainConfig) -> tuple[float, float,
     if config.frozen_base:  # no gradients or optimizer states for the base (the adapters are small)
         return weights, 0.0, 0.0
     optimizer = c.optimizers[config.optimizer]
-    return weights, sharded(c.grad_bytes, 2), sharded(optimizer.master_bytes + optimizer.state_bytes, 1)
+    return weights, sharded(config.grad_bytes, 2), sharded(optimizer.master_bytes + optimizer.state_bytes, 1)
 
 
 def optimizer_pass_bytes(params: StageParams, config: TrainConfig) -> float:
@@ -99,17 +105,27 @@ def optimizer_pass_bytes(params: StageParams, config: TrainConfig) -> float:
     o = c.optimizers[config.optimizer]
     shard = params.total if config.zero == 0 else params.dense / (config.data_parallel * config.cp) + \
         params.expert / config.expert_dp  # fmt: skip
-    return shard * (c.grad_bytes + 2.0 * (o.master_bytes + o.state_bytes) + c.param_bytes)
+    return shard * (config.grad_bytes + 2.0 * (o.master_bytes + o.state_bytes) + c.param_bytes)
 
 
-def saved_bytes(op: Op, recompute: str) -> float:
-    """Bytes of one op instance the backward needs (see the module docstring)."""
+def saved_bytes(op: Op, recompute: str, modules: tuple[str, ...] = ()) -> float:
+    """Bytes of one op instance the backward needs (see the module docstring). With the mla_up_proj
+    recompute module the expanded MLA attention keeps only its output O of Q, K, V and O."""
     if op.kind is OpKind.MATMUL and op.shape is not None:
         s = op.shape
         return float(s.m) * s.k * s.batch * (op.dtype.bytes_per_element if op.dtype is not DType.BF16 else 2.0)
     if op.kind is OpKind.ATTENTION:
-        return 0.0 if recompute == "selective" else op.activation_bytes
+        if recompute == "selective":
+            return 0.0
+        call = op.attention
+        if "mla_up_proj" in modules and call is not None and call.variant == "mha_expanded":
+            return op.activation_bytes * call.head_dim_v / (2.0 * (call.head_dim + call.head_dim_v))
+        return op.activation_bytes
     if op.kind is OpKind.ELEMENTWISE:
+        if op.name in INDEX_ONLY:
+            return 0.0
+        if op.op_class is OpClass.NORM:
+            return op.activation_bytes / 4.0
         return op.activation_bytes / 2.0
     return 0.0
 
@@ -119,7 +135,7 @@ def activation_bytes(forward: list[Op], config: TrainConfig, layers: int, hidden
     if config.recompute == "full":
         tokens = config.micro_batch * config.seq_len / config.cp / (config.tp if config.sp else 1)
         return layers * tokens * hidden * 2.0
-    return sum(saved_bytes(op, config.recompute) * op.count for op in forward)
+    return sum(saved_bytes(op, config.recompute, config.recompute_modules) * op.count for op in forward)
 
 
 def in_flight(config: TrainConfig) -> float:

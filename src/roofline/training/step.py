@@ -10,7 +10,13 @@ all-gather over the gradient's DP group (dense: dp x cp; experts: the expert-DP 
 only the last bucket is exposed when Megatron's overlap_grad_reduce / overlap_param_gather are on
 (unless the traffic outlasts the backward / forward it hides under), and the optimizer's one
 memory-bound pass over the local shard. The pipeline hand-off is exposed only without interleaving
-(Megatron overlaps the P2P of the interleaved schedule)."""
+(Megatron overlaps the P2P of the interleaved schedule).
+
+The MoE dispatch and combine are timed by the EP modes of the communication library that
+`ep_comm_library` names (Megatron's flex dispatcher on DeepEP: once per destination node over the
+scale-out fabric); with EP overlap they hide under another micro-batch's compute, which then runs
+on the SMs the EP kernels leave. The Mamba-2 scan runs at `ssd_scan_fraction` of the bf16 peak. A
+balanced pipeline layout runs the mean stage's work on every stage instead of the slowest's."""
 
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ from roofline.hardware_specs.cluster import Cluster
 from roofline.hardware_specs.schema import Accelerator
 from roofline.ir import CollectiveKind, Op, OpKind, Phase, Placement, Precision, StepShape
 from roofline.simulator import capacity as cap
-from roofline.simulator.collectives import GroupTopology
+from roofline.simulator.collectives import GroupTopology, load_library
 from roofline.simulator.cost import OpCost, RooflineCostModel
 from roofline.simulator.plan import ParallelPlan, stage_placements
 from roofline.training import graph
@@ -54,6 +60,7 @@ class MicroBatchTime:
     flops: float = 0.0  # executed (hardware) FLOPs
     wgrad_s: float = 0.0  # the weight-gradient GEMMs' share of the backward (what zero-bubble schedules move)
     gemm_s: float = 0.0  # the GEMMs' share of forward, backward and recompute (what TP overlap hides under)
+    ssd_flops_per_s: float = math.inf  # the rate of the Mamba-2 chunked scan (constants.ssd_scan_fraction)
 
     @property
     def total_s(self) -> float:
@@ -128,18 +135,20 @@ def check_precision(cluster: Cluster, config: TrainConfig) -> None:
 def train_step(workload: Workload, cluster: Cluster, config: TrainConfig) -> TrainStep:
     check_precision(cluster, config)
     plan = placement_plan(workload, config)
-    model = RooflineCostModel(cluster, plan)
+    model = RooflineCostModel(cluster, plan, library=load_library(constants().ep_comm_library))
     precision, recipe = graph.training_precision(config)
     placements = stage_placements(workload, plan)
     stages = [_stage(workload, config, p, precision, recipe, model) for p in placements]
     slowest = max(range(len(stages)), key=lambda i: stages[i][0].total_s)
     mb, forward = stages[slowest]
-    _overlap(mb, config)
+    if config.balanced_stages and len(stages) > 1:
+        mb = _mean_stage([t for t, _ in stages])
+    _overlap(mb, config, ep_sm_share(model, cluster))
     m = config.micro_batches
     parts = {name: value * m for name, value in mb.parts.items()}
     parts["pp_bubble"] = pipeline_bubble_s(config, mb)
     parts["forward"] += _weight_cast_s(forward, recipe, model)
-    params = _stage_params(workload, placements[slowest], precision, forward)
+    params = _stage_params(workload, placements[slowest], precision, forward, config.mtp_layers > 0)
     parts["dp_comm_exposed"] = _dp_exposed_s(params, config, cluster, model, mb)
     parts["optimizer"] = optimizer_pass_bytes(params, config) / _hbm_rate(cluster)
     memory = _memory(workload, config, cluster, placements, precision)
@@ -151,15 +160,38 @@ def train_step(workload: Workload, cluster: Cluster, config: TrainConfig) -> Tra
     return TrainStep(step_s, parts, config.tokens_per_step, flops, mb.flops * m, config.gpus, peak, memory)
 
 
-def _overlap(mb: MicroBatchTime, config: TrainConfig) -> None:
+def _mean_stage(stages: list[MicroBatchTime]) -> MicroBatchTime:
+    """A pipeline whose layout evens the stages out (Megatron pipeline_model_parallel_layout: the
+    embedding, MTP and loss placed as layers of their own): each stage runs the mean stage's work."""
+    n = len(stages)
+    mean = MicroBatchTime(ssd_flops_per_s=stages[0].ssd_flops_per_s)
+    mean.parts = {name: sum(t.parts[name] for t in stages) / n for name in PARTS}
+    mean.flops = sum(t.flops for t in stages) / n
+    mean.wgrad_s = sum(t.wgrad_s for t in stages) / n
+    mean.gemm_s = sum(t.gemm_s for t in stages) / n
+    return mean
+
+
+def _overlap(mb: MicroBatchTime, config: TrainConfig, comm_sm_share: float = 0.0) -> None:
     """The communication the overlap switches hide: with TP overlap the SP collectives run under the
     GEMMs (only what outlasts them shows); with EP overlap the all-to-alls of one micro-batch run
-    under the compute of another (1F1B's forward of one and backward of the next)."""
+    under the compute of another (1F1B's forward of one and backward of the next), and while they
+    run the dispatch / combine kernels hold `comm_sm_share` of the SMs, so the compute under them
+    runs at 1 - share of its rate (the extra time is charged to ep_comm)."""
     if config.tp_comm_overlap:
         mb.parts["tp_comm"] = max(0.0, mb.parts["tp_comm"] - mb.gemm_s)
     if config.ep_overlap:
         compute = mb.parts["forward"] + mb.parts["backward"] + mb.parts["recompute"]
-        mb.parts["ep_comm"] = max(0.0, mb.parts["ep_comm"] - compute)
+        hidden = min(mb.parts["ep_comm"], compute)
+        mb.parts["ep_comm"] = mb.parts["ep_comm"] - hidden + hidden * comm_sm_share / (1.0 - comm_sm_share)
+
+
+def ep_sm_share(model: RooflineCostModel, cluster: Cluster) -> float:
+    """The share of the SMs the EP library's dispatch / combine kernels occupy (DeepEP normal
+    kernels: `sms` of its mode, 24 in its tests; DeepSeek-V3 report section 3.2.2: 20 of 132)."""
+    spec = model.collectives.library.expert_parallel
+    sms = max((mode.sms or 0 for mode in spec.modes.values()), default=0) if spec is not None else 0
+    return min(0.5, sms / cluster.accelerator.sram.sm_count)
 
 
 def pipeline_bubble_s(config: TrainConfig, mb: MicroBatchTime) -> float:
@@ -184,13 +216,15 @@ def _stage(workload: Workload, config: TrainConfig, placement: Placement, precis
     frozen = config.frozen_base
     quantize = graph.quantize_ops(forward, recipe, frozen)
     dequantize = graph.dequantize_ops(forward, constants().qlora_base_bytes) if config.task == "qlora" else []
-    recompute = graph.recompute_ops(forward, config.recompute)
-    t = MicroBatchTime()
-    _add(t, "forward", [model.cost(op) for op in forward + quantize[::2] + dequantize])
-    _add(t, "backward", [model.cost(op) for op in graph.backward_ops(forward, frozen) + quantize[1::2] + dequantize])
+    recompute = graph.recompute_ops(forward, config.recompute, config.recompute_modules)
+    t = MicroBatchTime(ssd_flops_per_s=model.peak_flops_per_s(DType.BF16) * constants().ssd_scan_fraction)
+    run = graph.forward_pass(forward)
+    _add(t, "forward", [model.cost(op) for op in run + quantize[::2] + dequantize])
+    backward = graph.backward_ops(forward, frozen, config.grad_bytes)
+    _add(t, "backward", [model.cost(op) for op in backward + quantize[1::2] + dequantize])
     _add(t, "recompute", [model.cost(op) for op in recompute + (dequantize if config.recompute == "full" else [])])
     if config.task == "dpo":  # the frozen reference model's forward on the same sequences
-        _add(t, "reference", [model.cost(op) for op in forward + quantize[::2]])
+        _add(t, "reference", [model.cost(op) for op in run + quantize[::2]])
     if config.pp > 1 and not placement.has_lm_head:
         hand_off = graph.pp_hand_off(workload.stage_boundary_bytes(_micro_batch_step(config), precision),
                                      config.cp, config.tp, config.sp)  # fmt: skip
@@ -210,7 +244,7 @@ COMM_PART = {"tp": "tp_comm", "ep": "ep_comm", "cp": "cp_comm", "pp": "pp_comm"}
 def _add(t: MicroBatchTime, part: str, costs: Sequence[OpCost]) -> None:
     """Each op's time into its part: a collective into its group's, an attention op's KV ring (the
     part the kernel does not hide) into cp_comm, the rest into `part`. The attention backward runs
-    at `attention_backward_efficiency` of the forward kernel's rate."""
+    at `attention_backward_efficiency` of the forward kernel's rate; the Mamba-2 scan at its own rate."""
     for c in costs:
         n = c.op.count
         t.flops += c.op.flops * n
@@ -218,7 +252,9 @@ def _add(t: MicroBatchTime, part: str, costs: Sequence[OpCost]) -> None:
             t.parts[COMM_PART.get(c.op.collective.group, "tp_comm")] += c.total_s
             continue
         kernel_s = c.kernel_s
-        if c.op.kind is OpKind.ATTENTION and c.op.name.endswith(graph.BACKWARD_SUFFIX):
+        if graph.is_ssd_scan(c.op):
+            kernel_s = max(c.memory_s, c.op.flops / t.ssd_flops_per_s)
+        elif c.op.kind is OpKind.ATTENTION and c.op.name.endswith(graph.BACKWARD_SUFFIX):
             kernel_s /= constants().attention_backward_efficiency
         t.parts[part] += (kernel_s + c.overhead_s) * n
         if c.op.kind is OpKind.MATMUL:
@@ -232,10 +268,15 @@ def _weight_cast_s(forward: list[Op], recipe: PrecisionRecipe, model: RooflineCo
     return sum(model.cost(op).total_s for op in graph.weight_quantize_ops(forward, recipe))
 
 
-def _stage_params(workload: Workload, placement: Placement, precision: Precision, forward: list[Op]) -> StageParams:
-    """Parameters one GPU of the stage holds: the workload's weights at bf16, experts apart."""
+def _stage_params(workload: Workload, placement: Placement, precision: Precision, forward: list[Op],
+                  mtp: bool = False) -> StageParams:  # fmt: skip
+    """Parameters one GPU of the stage holds: the workload's weights at bf16, experts apart; with
+    MTP trained the last stage also holds the MTP module (its own estimate, counted as dense)."""
     total = workload.weight_bytes(Precision(), placement) / 2.0
-    matmuls = [op for op in forward if op.kind is OpKind.MATMUL and op.shape is not None]
+    if mtp and placement.has_lm_head:
+        total += workload.mtp_weight_bytes(Precision(), placement) / 2.0
+    matmuls = [op for op in forward if op.kind is OpKind.MATMUL and op.shape is not None
+               and not op.name.startswith(graph.MTP_PREFIX)]  # fmt: skip
 
     def weights(ops: list[Op]) -> float:
         return sum(float(op.shape.k) * op.shape.n * op.shape.batch * op.count for op in ops if op.shape is not None)
@@ -293,9 +334,9 @@ def dp_traffic(params: StageParams, config: TrainConfig, cluster: Cluster, model
                   cost(CollectiveKind.ALL_GATHER, min(count, bucket) * c.param_gather_bytes, topo).time_s)  # fmt: skip
         if config.zero == 0:
             gather = (0.0, 0.0)
-        out = DpTraffic(out.reduce_s + cost(reduce, count * c.grad_reduce_bytes, topo).time_s,
+        out = DpTraffic(out.reduce_s + cost(reduce, count * config.grad_bytes, topo).time_s,
                         out.gather_s + gather[0],
-                        out.reduce_bucket_s + cost(reduce, min(count, bucket) * c.grad_reduce_bytes, topo).time_s,
+                        out.reduce_bucket_s + cost(reduce, min(count, bucket) * config.grad_bytes, topo).time_s,
                         out.gather_bucket_s + gather[1])  # fmt: skip
     return out
 
@@ -328,7 +369,7 @@ def _memory(workload: Workload, config: TrainConfig, cluster: Cluster, placement
     acc = cluster.accelerator
     for placement in (placements[0], placements[-1]):
         forward = graph.forward_ops(workload, config, placement, precision)
-        params = _stage_params(workload, placement, precision, forward)
+        params = _stage_params(workload, placement, precision, forward, config.mtp_layers > 0)
         weights, grads, optimizer = state_bytes(params, config)
         hidden = int(getattr(workload, "hidden_size", 0))
         per_mb = activation_bytes(forward, config, placement.num_layers, hidden)

@@ -7,6 +7,8 @@ Unpublished degrees are 1 (ep, cp, vpp); recompute not published is none."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from roofline.errors import RooflineError
 from roofline.hardware_specs import resolve_cluster
 from roofline.training.config import TrainConfig
@@ -46,22 +48,42 @@ def _int(case: Case, key: str, default: int = 1) -> int:
     return case.load_int(key, default) if case.load_fields.get(key) else default
 
 
-def training_config(case: Case) -> TrainConfig:
+def recipe_switches(model: str, hardware: str, precision: str) -> dict[str, Any]:
+    """What the framework's published recipes for this model, system and precision set that the
+    row's columns do not carry (data/training.yaml `published_recipes`): EP overlap, MTP passes, a
+    pipeline layout that evens the stages, fine-grained recompute modules."""
+    recipes = [r for r in constants().published_recipes if r.applies(model, hardware, precision)]
+    return {"ep_overlap": any(r.ep_overlap for r in recipes),
+            "mtp_layers": max((r.mtp_layers for r in recipes), default=0),
+            "balanced_stages": any(r.balanced_stages for r in recipes),
+            "recompute_modules": tuple(sorted({m for r in recipes for m in r.recompute_modules}))}  # fmt: skip
+
+
+def grad_reduce_in_fp32(framework: str) -> bool:
+    """Whether the framework's published runs keep fp32 gradient buffers (data/training.yaml)."""
+    defaults = constants().framework_defaults.get(framework)
+    return True if defaults is None else defaults.grad_reduce_in_fp32
+
+
+def training_config(case: Case, model: str = "") -> TrainConfig:
     notes = note_fields(case)
     fsdp = int(notes.get("fsdp", "0") or 0)
     framework = case.runtime if case.runtime in constants().flop_conventions else "megatron"
+    switches = recipe_switches(model, case.hardware, case.load_fields["precision"])
     return TrainConfig(
         gpus=case.num_gpus, seq_len=case.load_int("seq_len"), global_batch=case.load_int("global_batch"),
         micro_batch=case.load_int("micro_batch"), tp=case.tp or 1, pp=case.pp or 1, vpp=_int(case, "vpp"),
         cp=_int(case, "cp"), ep=case.ep or 1, etp=_int(case, "etp"), precision=case.load_fields["precision"],
         recompute=case.load_fields.get("recompute") or "none", task=notes.get("task", "pretrain"),
         zero=3 if fsdp > 0 else 1, flop_convention=framework,
+        grad_reduce_in_fp32=grad_reduce_in_fp32(framework),
+        **switches,
     )  # fmt: skip
 
 
 def training(case: Case) -> tuple[dict[str, float], str]:
     workload = training_workload(case.model)
-    config = training_config(case)
+    config = training_config(case, workload.id)
     cluster = resolve_cluster(hardware=case.hardware, num_gpus=case.num_gpus)
     step = train_step(workload, cluster, config)
     values = {"tokens_per_s_per_gpu": step.tokens_per_s_per_gpu,
