@@ -169,7 +169,10 @@ def _scaled_loads(draws: list[float], picks: int) -> list[float]:
 # AIC's power-law routing under EP (aiconfigurator collector/helper.py, _generate_power_law_distribution):
 # each expert's load is an independent draw, the experts are split into ep contiguous groups and the
 # group with the largest sum is made rank 0, the one timed; AIC averages 5 routings. The expected
-# busiest rank is taken over POWER_LAW_DRAWS seeded routings (deterministic).
+# busiest rank is taken over POWER_LAW_DRAWS seeded routings (deterministic). Only where T x K > E:
+# below, every draw rounds to zero rows and the rounding fix-up places the picks; there AIC's table
+# times the power-law busiest rank like the balanced one (power / balanced ~1 at T = 1 and 8 in
+# every group that passes validation/aic_screen.py), so the strided deal below is kept.
 POWER_LAW_DRAWS = 64
 POWER_LAW_SEED = 17
 
@@ -217,7 +220,7 @@ def busiest_rank(tokens: float, num_experts: int, top_k: int, ep: int, spread: s
         per_expert = rows / experts if experts > 0 else 0.0
         return RankLoad(experts, rows, experts * _expected_padded(per_expert, tile_m), math.ceil(per_expert - 1e-9))
     exponent = parse_spread(spread)
-    if exponent is not None and ep > 1 and num_experts % ep == 0:
+    if exponent is not None and ep > 1 and num_experts % ep == 0 and tokens * top_k > num_experts:
         return power_law_busiest(max(1, round(tokens)), num_experts, top_k, ep, exponent, imbalance, tile_m)
     loads = expert_loads(max(1, round(tokens)), num_experts, top_k, spread)
     mine = [x * imbalance for x in loads[::ep]]  # rank 0: the largest expert of each stratum of ep
