@@ -188,7 +188,7 @@ def power_law_busiest(tokens: int, num_experts: int, top_k: int, ep: int, expone
     for _ in range(POWER_LAW_DRAWS):
         loads = _scaled_loads([_power_law_quantile(rng.random(), exponent, low, high) for _ in range(num_experts)],
                               tokens * top_k)  # fmt: skip
-        groups = [loads[g * local:(g + 1) * local] for g in range(ep)]
+        groups = [loads[g * local : (g + 1) * local] for g in range(ep)]
         mine = [x * imbalance for x in max(groups, key=sum)]
         sums[0] += sum(1 for x in mine if x > 0)
         sums[1] += sum(mine)
