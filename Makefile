@@ -9,7 +9,10 @@ BIN := $(VENV)/bin
 $(BIN)/roofline: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,calibrate,dask]' 'torch==2.13.0'
+	$(BIN)/python -m pip install --quiet -e '.[dev,calibrate,dask,ui,ui-test]' 'torch==2.13.0'
+	@# the web page's browser tests drive the system's Chromium; install it where we can (root + apt-get), never fatal
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		((apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || echo "note: apt-get install chromium failed; the browser tests will skip"); } || true
 	touch $@
 
 install: $(BIN)/roofline

@@ -424,6 +424,24 @@ def test_quick_cpu_run_writes_a_calibrated_eager_runtime(cpu_run: tuple[Path, fl
     assert all(math.isfinite(float(r["error_after"])) for r in rows.values()) and len(rows) == 4
 
 
+def test_quick_cpu_run_times_a_training_step_and_refits_it(cpu_run: tuple[Path, float, Any], tmp_path: Path) -> None:
+    """The training-step run (forward, backward, AdamW of the dense run's reduced model) is in
+    measurements.csv, report.csv and report.md, and `calibrate --from` reads it back unchanged."""
+    out, _, _ = cpu_run
+    (saved,) = [r for r in _csv_rows(out / "measurements.csv") if r["family"] == "train"]
+    assert saved["variant"] == "train_step" and float(saved["measured_s"]) > 0 and "batch=2 seq=128" in saved["dims"]
+    (reported,) = [r for r in _csv_rows(out / "report.csv") if r["family"] == "train"]
+    assert float(reported["measured_s"]) == float(saved["measured_s"])
+    assert "## Training step (estimator vs PyTorch)" in (out / "report.md").read_text()
+    result = runner.invoke(app, ["calibrate", "--from", str(out), "--out", str(tmp_path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    (train,) = json.loads(result.stdout)["train_runs"]
+    assert train["measured_step_s"] == float(saved["measured_s"]) and train["peak_memory_bytes"] is None
+    assert train["model"] == "llama-3.1-8b-2l-w4" and (train["batch"], train["seq_len"]) == (2, 128)
+
+
 def _csv_rows(path: Path) -> list[dict[str, str]]:
     import csv
 
@@ -517,7 +535,9 @@ def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[float]]:
     def fake_collectives(cases: list[BenchCase], world: int, policy: Any) -> list[bench.Measurement]:
         return [bench.Measurement(c, Timing((1e-4 + c.dim("bytes") / 50e9,) * 3, 1)) for c in cases]
 
-    def fake_host(torch: Any, target: str, models: Any, repetitions: int, notes: Any) -> list[dict[str, Any]]:
+    def fake_host(
+        torch: Any, target: str, models: Any, repetitions: int, notes: Any, graphs: bool = True
+    ) -> list[dict[str, Any]]:
         """Host loops of a GPU host: 6 us per eager dispatch, a graph replay of 3 us + 1.5 us per kernel."""
         from roofline.calibration.host import row
 

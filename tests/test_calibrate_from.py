@@ -100,3 +100,22 @@ def test_refit_needs_no_torch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     result = runner.invoke(app, ["calibrate", "--from", str(H200 / "2026-12-04"), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "report.md").read_text().count("refit the measurements") == 1
+
+
+def test_runtime_option_picks_the_launch_modes_recalibrated(tmp_path: Path) -> None:
+    both = refit(H200 / "2026-12-04", tmp_path / "both")
+    eager = refit(H200 / "2026-12-04", tmp_path / "eager", runtime=["torch-eager"])
+    assert {m.mode for m in both.result.modes} >= {"eager"}
+    assert {m.mode for m in eager.result.modes} == {"eager"}
+    assert "torch-cuda-graph-calibrated.yaml" not in eager.result.runtime_profiles
+    assert not (tmp_path / "eager" / "torch-cuda-graph-calibrated.yaml").exists()
+    only_graph = refit(H200 / "2026-12-04", tmp_path / "graph", runtime=["gpt-fast"])  # an alias of torch-cuda-graph
+    assert "torch-eager-calibrated.yaml" not in only_graph.result.runtime_profiles
+    assert "eager" not in {m.mode for m in only_graph.result.modes}  # this run timed no graph decode: none
+
+
+def test_runtime_option_refuses_serving_engines(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["calibrate", "--from", str(H200 / "2026-12-04"), "--out", str(tmp_path / "x"),
+                                      "--runtime", "vllm"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "not 'vllm'" in result.output and "torch-eager" in result.output

@@ -103,3 +103,21 @@ def test_a_refused_host_measurement_is_skipped_with_a_note(monkeypatch: pytest.M
     rows = measure_host(torch, "cpu", [model], 1, notes)
     assert notes == ["host costs: kernel count of llama-3.1-8b-2l-w8 skipped: not on this build"]
     assert {r["variant"] for r in rows} == {"eager_loop", "view_loop", "host_op"}
+
+
+def test_runtime_choice_filters_the_calibrated_profiles() -> None:
+    from types import SimpleNamespace
+
+    from roofline.calibration.runtime_profiles import calibration_runtimes, runtime_profiles
+
+    rows = _line_rows("eager_loop", "ops", 20e-6, 5e-6, (200, 1000))
+    rows += _line_rows("graph_replay", "kernels", 30e-6, 2e-6, (100, 1000))
+    rows += [row("graph_launch", "kernels=100", 8e-6), row("graph_launch", "kernels=1000", 9e-6)]
+    fit = fit_host(rows)
+    gpu = SimpleNamespace(kind="cuda", torch_version="2.13.0")
+    both = runtime_profiles(fit, gpu, "2026-12-06", "test")
+    assert set(both) == {"torch-eager-calibrated.yaml", "torch-cuda-graph-calibrated.yaml"}
+    assert both["torch-eager-calibrated.yaml"]["host"]["dispatch_per_call"] == "5 us"  # the loop's slope
+    graph = runtime_profiles(fit, gpu, "2026-12-06", "test", runtimes=calibration_runtimes(["gpt-fast"]))
+    assert set(graph) == {"torch-cuda-graph-calibrated.yaml"}
+    assert calibration_runtimes([]) == ("torch-eager", "torch-cuda-graph")

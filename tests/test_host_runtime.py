@@ -121,3 +121,29 @@ def test_memory_with_a_runtime_holds_its_kv_fraction() -> None:
     vllm = rl.memory("llama-3.1-70b", runtime="vllm", **kw)
     fraction = load_engine("vllm").kv_memory_fraction
     assert vllm.memory.kv_capacity_tokens == pytest.approx(fraction * alone.memory.kv_capacity_tokens, rel=1e-4)
+
+
+def test_cuda_graph_batches_pad_to_the_captured_size() -> None:
+    from roofline.simulator.host import graph_batch
+
+    vllm = load_engine("vllm")  # cudagraph_capture_sizes 1, 2, 4, 8, 16, 24, ... 512
+    assert [graph_batch(vllm, b) for b in (1, 3, 8, 129, 512, 513)] == [1, 4, 8, 136, 512, 513]
+    assert graph_batch(load_engine("torch-eager"), 3) == 3  # eager: nothing captured, nothing padded
+    assert graph_batch(None, 3) == 3
+
+
+def _decode_non_attention_s(batch: int) -> float:
+    est = rl.estimate(model="llama-3.1-8b", hardware="h100-sxm", isl=512, osl=2, batch=batch)
+    return sum(r.time_s for r in est.decode.ops if r.kind != "attention")
+
+
+def test_padding_costs_the_padded_rows_of_every_operator_but_attention() -> None:
+    query = dict(model="llama-3.1-8b", hardware="h100-sxm", isl=512, osl=2)  # one decode step
+    padded = rl.estimate(batch=129, runtime="vllm", **query)  # replays the graph captured for 136
+    plain = rl.estimate(batch=129, **query)
+    padding_s = padded.tpot_s - plain.tpot_s - padded.decode.host_s
+    assert padding_s == pytest.approx(_decode_non_attention_s(136) - _decode_non_attention_s(129), rel=1e-9)
+    assert padding_s > 0
+    aligned = rl.estimate(batch=128, runtime="vllm", **query)  # a captured size: no padding
+    unpadded = rl.estimate(batch=128, **query)
+    assert aligned.tpot_s - unpadded.tpot_s == pytest.approx(aligned.decode.host_s, rel=1e-9)

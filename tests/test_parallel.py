@@ -101,3 +101,44 @@ def test_sequence_parallelism_is_the_tp_variant_of_the_same_tags() -> None:
     assert {"moe_all_gather", "moe_dispatch", "moe_combine"} <= set(names)
     norm = next(op for op in plain if op.name == "attn_norm")
     assert next(op for op in sp if op.name == "attn_norm").flops == norm.flops / 4
+
+
+# ---------------------------------------------------------------- diffusion transformers (USP, CFG parallel)
+
+
+def _dit_ops(placement: Placement, tokens: int = 4096) -> list[Op]:
+    dit = get_workload("flux.1-dev")
+    return dit.forward_ops(tokens, 1, Precision(), placement)  # type: ignore[attr-defined]
+
+
+def test_a_dit_gets_its_collectives_from_tags_like_every_family() -> None:
+    """FLUX (24 heads, d 3072) on 8 GPUs as Ulysses 4 x ring 2 with CFG parallel: the one-GPU graph has
+    the same operators and no collective; each collective follows the op whose tag names it."""
+    alone = _dit_ops(Placement())
+    split = _dit_ops(Placement(sequence_split=8, ring=2, cfg_split=2))
+    assert not [op for op in alone if op.kind is OpKind.COLLECTIVE]
+    names = [op.name for op in split]
+    assert [op.name for op in split if op.collective is None] == [op.name for op in alone]
+    pairs = (("txt_qk_norm_rope", "ulysses_qkv_all_to_all"), ("single_qk_norm_rope", "ulysses_qkv_all_to_all"),
+             ("attention", "ring_kv_pass"), ("ring_kv_pass", "ulysses_out_all_to_all"),
+             ("scheduler_step", "cfg_all_gather"))  # fmt: skip
+    for before, after in pairs:
+        assert after in {names[i + 1] for i, name in enumerate(names[:-1]) if name == before}, (before, after)
+    # by hand: 4096 image + 512 text tokens over 8 GPUs = 512 + 64 each; bf16
+    qkv = next(op for op in split if op.name == "ulysses_qkv_all_to_all")
+    assert qkv.collective is not None and qkv.collective.message_bytes == (512 + 64) * 3 * 3072 * 2
+    ring = next(op for op in split if op.name == "ring_kv_pass")
+    assert ring.collective is not None and ring.collective.message_bytes == 2.0 * (576 * 4) * (24 // 4) * 128 * 2
+    gather = next(op for op in split if op.name == "cfg_all_gather")
+    assert gather.collective is not None and gather.collective.message_bytes == 2.0 * 512 * 64 * 2
+    attention = next(op for op in split if op.name == "attention")
+    assert attention.flops == 4.0 * (24 // 4) * 128 * (576 * 4) * (576 * 8)
+
+
+def test_a_dit_group_of_one_gpu_inserts_nothing() -> None:
+    """Pure ring (sequence_split = ring): no Ulysses all-to-all; pure Ulysses: no ring pass."""
+    ring_only = [op.name for op in _dit_ops(Placement(sequence_split=4, ring=4))]
+    ulysses_only = [op.name for op in _dit_ops(Placement(sequence_split=4))]
+    assert "ring_kv_pass" in ring_only and "ulysses_qkv_all_to_all" not in ring_only
+    assert "ulysses_qkv_all_to_all" in ulysses_only and "ring_kv_pass" not in ulysses_only
+    assert "cfg_all_gather" not in ring_only + ulysses_only

@@ -57,8 +57,82 @@ def test_estimate_imports_no_heavy_or_unrelated_module() -> None:
         assert not _loaded(modules, heavy), heavy
     for unrelated in ("roofline.planner", "roofline.simulator.serving", "roofline.simulator.fast",
                       "roofline.api.diffusion", "roofline.simulator.diffusion", "roofline.validation",
-                      "roofline.reports.workbook", "roofline.cli.sweep", "roofline.cli.serve"):  # fmt: skip
+                      "roofline.reports.workbook", "roofline.cli.sweep", "roofline.cli.serve",
+                      "roofline.deploy", "roofline.api.launch", "roofline.calibration", "roofline.training",
+                      "roofline.executors", "roofline.cli.plan", "roofline.cli.validate", "roofline.cli.report",
+                      "roofline.cli.plot", "roofline.cli.calibrate", "roofline.cli.hardware", "roofline.cli.model",
+                      "roofline.cli.comm", "roofline.cli.train", "roofline.api.planning", "roofline.api.sweeps",
+                      "roofline.reports.assumptions", "roofline.reports.xlsx_views"):  # fmt: skip
         assert not _loaded(modules, unrelated), unrelated
+    # a dense model's estimate loads no MoE kernel data, no runtime host model without --runtime, no html
+    unneeded = ("roofline.simulator.grouped_gemm", "roofline.workloads.moe_kernels", "roofline.simulator.host", "html")
+    for module in unneeded:
+        assert not _loaded(modules, module), module
+
+
+def test_estimate_reads_the_hardware_it_uses_not_the_whole_catalog() -> None:
+    """`estimate --hardware h100-sxm` reads the accelerator, its node, links and host CPU (each file
+    alone), not every packaged hardware file; the answer is the one the whole catalog gives."""
+    from roofline.hardware_specs import catalog, resolve_cluster
+
+    catalog._load.cache_clear()
+    catalog._packaged_alone.cache_clear()
+    alone = resolve_cluster(hardware="h100-sxm", num_gpus=16)
+    assert catalog._load.cache_info().currsize == 0  # the whole catalog was not read
+    read = {(kind, item_id) for kind, item_id in _cached_keys(catalog._packaged_alone)}
+    assert read == {("accelerator", "h100-sxm"), ("system", "dgx-h100"), ("host_cpu", "xeon-8480c"),
+                    ("link", "nvlink4"), ("link", "ib-ndr"), ("link", "pcie5")}  # fmt: skip
+    whole = resolve_cluster(hardware="h100-sxm", num_gpus=16, catalog=catalog.load_catalog())
+    assert alone == whole
+
+
+def _cached_keys(function: Any) -> list[tuple[Any, ...]]:
+    """The argument tuples an lru_cache'd function holds (probing it with each packaged file's id)."""
+    from roofline.hardware_specs import catalog
+
+    held = []
+    for kind, directory in catalog._KIND_DIRS.items():
+        for path in sorted((catalog.DATA_DIR / directory).glob("*.yaml")):
+            hits = function.cache_info().hits
+            function(kind, path.stem)
+            if function.cache_info().hits > hits:
+                held.append((kind, path.stem))
+    return held
+
+
+def test_every_packaged_hardware_file_is_named_by_its_id_and_loads_alone_as_in_the_catalog() -> None:
+    from roofline.hardware_specs import catalog
+    from roofline.yaml_io import read_yaml, yaml_files
+
+    whole = catalog.load_catalog()
+    tables = {"accelerator": whole.accelerators, "link": whole.links, "system": whole.systems,
+              "host_cpu": whole.host_cpus}  # fmt: skip
+    for kind, directory in catalog._KIND_DIRS.items():
+        files = yaml_files(catalog.DATA_DIR / directory)
+        assert [read_yaml(p)["id"] for p in files] == [p.stem for p in files]
+        assert sorted(tables[kind]) == sorted(p.stem for p in files)
+        for item_id, item in tables[kind].items():
+            alone = catalog._packaged_alone(kind, item_id)
+            assert alone is None or alone == item, item_id  # None: a file with base: comes from the catalog
+    assert catalog._packaged_alone("accelerator", "dgx-h100") is None  # a system is no accelerator
+    assert catalog._packaged_alone("accelerator", "../accelerators/h100-sxm") is None
+
+
+def test_a_cluster_named_otherwise_takes_the_whole_catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paths, user directories, ids without a file of their own: the whole catalog (and its errors)."""
+    from roofline.errors import RooflineError
+    from roofline.hardware_specs import catalog, resolve_cluster
+
+    catalog._load.cache_clear()
+    with pytest.raises(RooflineError, match="is a system, not an accelerator"):
+        resolve_cluster(hardware="dgx-h100")
+    assert catalog._load.cache_info().currsize == 1
+    catalog._load.cache_clear()
+    with pytest.raises(RooflineError, match="holds b200, not h100-sxm"):
+        resolve_cluster(hardware="h100-sxm", system="hgx-b200")
+    monkeypatch.setenv(catalog.ENV_VAR, str(tmp_path))
+    assert resolve_cluster(hardware="h100-sxm").system.id == "dgx-h100"
+    assert catalog._load.cache_info().currsize == 1  # ROOFLINE_HARDWARE_PATH: the catalog with the user's files
 
 
 def test_help_imports_no_command_module() -> None:

@@ -72,7 +72,7 @@ def small() -> dict[str, Any]:
 
 
 def test_every_schema_scenario_has_a_predictor() -> None:
-    assert set(PREDICTORS) == set(SCENARIO_METRICS)
+    assert set(PREDICTORS) == {*SCENARIO_METRICS, "training"}  # training: the scenario of a training file
 
 
 def test_json_structure(small: dict[str, Any]) -> None:
@@ -342,12 +342,14 @@ def test_files_without_the_required_columns(tmp_path: Path) -> None:
 # ---- a training file ---------------------------------------------------------------------------
 
 
-def test_training_rows_are_read_and_skipped() -> None:
+def test_training_rows_are_read_and_predicted() -> None:
     data = _json("--data", str(TRAINING))
-    assert data["rows"] == [] and data["summary"] == []
-    assert data["skipped"] == [{"case_id": f"tr{i}", "reason": "training is not modelled yet"} for i in (1, 2, 3)]
-    assert data["per_scenario"] == [{"scenario": "training", "predicted": 0, "skipped": 3}]
-    assert len(_json("--data", str(TRAINING), "--scenario", "training")["skipped"]) == 3
+    assert data["skipped"] == [] and [r["case_id"] for r in data["rows"]] == ["tr1", "tr2", "tr3"]
+    assert data["per_scenario"] == [{"scenario": "training", "predicted": 3, "skipped": 0}]
+    groups = {(s["scenario"], s["metric"]) for s in data["summary"]}
+    assert {("training (precision fp8-cs)", "tokens_per_s_per_gpu"), ("training (gen Hopper)", "model_tflops_per_gpu"),
+            ("training (task pretrain)", "tokens_per_s_per_gpu")} <= groups  # fmt: skip
+    assert len(_json("--data", str(TRAINING), "--scenario", "training")["rows"]) == 3
     result = runner.invoke(app, ["validate", "--data", str(TRAINING), "--format", "csv"])
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [(r["case_id"], r["model"], r["num_gpus"], r["metric"], r["measured"]) for r in rows][2] == (
@@ -435,8 +437,14 @@ def test_run_validation_of_diffusion_rows(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"scenarios": ["gemm"]}, "--scenario and --max-requests are for the LLM measurements, not --diffusion"),
-        ({"max_requests": 10}, "--scenario and --max-requests are for the LLM measurements, not --diffusion"),
+        (
+            {"scenarios": ["gemm"]},
+            "--scenario, --max-requests and --runtime are for the LLM measurements, not --diffusion",
+        ),
+        (
+            {"max_requests": 10},
+            "--scenario, --max-requests and --runtime are for the LLM measurements, not --diffusion",
+        ),
         ({"data": Path("absent.yaml")}, "--data 'absent.yaml' does not exist"),
     ],
 )
@@ -545,7 +553,7 @@ def test_every_shared_file_is_read_and_every_row_listed(name: str) -> None:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         ids = [row["case_id"] for row in csv.DictReader(handle)]
     assert [row["case_id"] for row in report.csv_rows()] == ids  # every row once, in file order
-    outside = ("scenario '", "metric '", "runtime '", "training is not modelled yet", "model '")  # model: HF id
+    outside = ("scenario '", "metric '", "runtime '", "model '")  # model: HF id or a training model not in the catalog
     for s in report.skipped:  # skipped because no predictor covers the row, never for a model error
         assert s.reason.startswith(outside), (s.case.case_id, s.reason)
 

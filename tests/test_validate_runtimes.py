@@ -182,12 +182,14 @@ def test_a_file_without_the_runtime_column_predicts_as_trtllm(tmp_path: Path) ->
     assert "profile" not in plain.rows[0].note
 
 
-def test_runtimes_file_is_predicted_except_the_hf_id() -> None:
+def test_runtimes_file_is_predicted_whole() -> None:
+    """Every row, r0030's Hugging Face id too (an alias of deepseek-v3.2)."""
     path = SHARED / "runtimes.csv"
     if not path.is_file():
         pytest.skip(f"{path} is absent")
     report = validate_file(path)
-    assert [s.case.case_id for s in report.skipped] == ["r0030"]
+    assert not report.skipped
+    assert "r0030" in {r.case.case_id for r in report.rows}
     assert {s.runtime for s in report.by_runtime} == {"gpt-fast", "sglang", "vllm"}
 
 
@@ -198,3 +200,56 @@ def test_a_bad_phase_load_is_one_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "line 2, column 'load': '1.5' is not a disagg_decode load" in result.stderr
     assert "Traceback" not in result.output
+
+
+# ---- validate --runtime: the runtime of rows whose column is empty ---------------------------
+
+
+def test_runtime_option_sets_only_empty_model_level_rows(tmp_path: Path) -> None:
+    from roofline.validation.predict_runtimes import with_default_runtime
+
+    row = "r{},s,llama-3.1-8b,h100-sxm,1,1,1,,bf16,bf16,5,100,{},{},{},90,{},,"
+    cases = read_cases(_file(
+        tmp_path,
+        row.format(1, "single_stream", "", "output_tokens_per_s", ""),
+        row.format(2, "single_stream", "", "output_tokens_per_s", "sglang"),
+        row.format(3, "gemm", "1024x1024x1024", "tflops", ""),
+    ))  # fmt: skip
+    out = with_default_runtime(cases, "torch-eager")
+    assert [c.runtime for c in out] == ["torch-eager", "sglang", ""]  # the named row and the kernel row keep theirs
+    assert runtime_profile(out[0]) == "torch-eager"
+    assert with_default_runtime(cases, None) is cases
+
+
+def test_runtime_option_changes_the_prediction_and_the_summary(tmp_path: Path) -> None:
+    path = _file(tmp_path, "r1,s,llama-3.1-8b,h100-sxm,1,1,1,,bf16,bf16,5,100,single_stream,,output_tokens_per_s,"
+                           "90,,,")  # fmt: skip
+    default = rl.validate(path)
+    eager = rl.validate(path, runtime="torch-eager")
+    assert [s.runtime for s in default.by_runtime] == ["trtllm"]
+    assert [s.runtime for s in eager.by_runtime] == ["torch-eager"]
+    # an eager PyTorch decode launches every op from Python: slower than TensorRT-LLM's CUDA graphs
+    assert eager.rows[0].predicted < default.rows[0].predicted
+
+
+def test_unknown_runtime_option_is_one_line_exit_2() -> None:
+    result = CliRunner().invoke(app, ["validate", "--runtime", "nope", "-q"])
+    assert result.exit_code == 2
+    assert "unknown runtime 'nope'" in result.output
+
+
+def test_moe_row_with_tp_and_no_ep_runs_plain_tensor_parallelism(tmp_path: Path) -> None:
+    """r0030's setup: TP 2, no EP published: the experts split over the two GPUs, no DP attention;
+    with EP published (or neither), DP attention over the EP group as before."""
+    from roofline.validation.predict_runtimes import layout
+    from roofline.workloads import get_workload
+
+    row = "m{},s,deepseek-v3,gb300,1,{},1,{},fp4,,2048,1024,max_throughput,,output_tokens_per_s,1,vllm,,"
+    cases = read_cases(_file(tmp_path, row.format(1, 2, ""), row.format(2, 1, 2), row.format(3, "", "")))
+    workload = get_workload("deepseek-v3")
+    notes: list[str] = []
+    plain, dp_ep, default = (layout(c, workload, notes) for c in cases)
+    assert (plain.gpus, plain.tp, plain.ep, plain.attn_dp) == (2, 2, 1, 1)
+    assert (dp_ep.gpus, dp_ep.tp, dp_ep.ep, dp_ep.attn_dp) == (2, 1, 2, 2)
+    assert default.ep == default.attn_dp == default.gpus > 1 and default.tp == 1
+    assert any("plain tensor parallelism" in n for n in notes)

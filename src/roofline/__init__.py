@@ -31,10 +31,10 @@ if TYPE_CHECKING:
 # roofline.api.__all__ (a test keeps the two equal)
 _API = (
     "CalibrationReport", "CollectiveSweep", "CollectiveTiming", "DiffusionEstimate", "DiffusionValidation", "EpTiming",
-    "Estimate", "Hardware", "MemoryReport", "Model", "PlanReport", "Result", "ServeReport", "SweepTable",
-    "ValidationReport", "calibrate", "comm", "comm_ep", "comm_sweep", "estimate", "estimate_diffusion", "hardware",
-    "hardware_ids", "launch_command", "memory", "model", "model_ids", "plan", "serve", "sweep", "system", "system_ids",
-    "validate",
+    "Estimate", "Hardware", "MemoryReport", "Model", "PlanReport", "Result", "RlIterationReport", "ServeReport",
+    "SweepTable", "TrainReport", "TrainSearchReport", "ValidationReport", "calibrate", "comm", "comm_ep", "comm_sweep",
+    "estimate", "estimate_diffusion", "hardware", "hardware_ids", "launch_command", "memory", "model", "model_ids",
+    "plan", "serve", "sweep", "system", "system_ids", "train", "train_rl", "train_search", "validate",
 )  # fmt: skip
 _LAZY = {
     **dict.fromkeys(_API, "roofline.api"),

@@ -41,9 +41,12 @@ class DType(StrEnum):
         gpt-fast's `WeightOnlyInt8Linear` multiplies `weight.to(bf16)`), so their matmuls run at bf16
         speed while reading 4.25-bit / 8-bit weights. (W8A8 SmoothQuant int8 math is not modelled.)
         """
-        if self in (DType.INT4, DType.INT8):
-            return DType.BF16
-        return DType.FP4 if self is DType.MXFP4 else self
+        return _COMPUTE[self]  # asked per operator in every sweep: a table, not the rule below
+
+    @property
+    def compute_name(self) -> str:
+        """`compute_dtype.value`: the name of the peak a matmul in this format runs against."""
+        return _COMPUTE_NAMES[self]
 
     @property
     def weight_only_fallback(self) -> DType | None:
@@ -51,6 +54,15 @@ class DType(StrEnum):
         to bf16 in the kernel (W8A16 / W4A16, e.g. vLLM's Marlin kernels on Ampere and Hopper)."""
         return DType.BF16 if self in (DType.MXFP4, DType.FP4, DType.FP8, DType.FP6) else None
 
+
+def _compute_dtype(dtype: DType) -> DType:
+    if dtype in (DType.INT4, DType.INT8):
+        return DType.BF16
+    return DType.FP4 if dtype is DType.MXFP4 else dtype
+
+
+_COMPUTE = {dtype: _compute_dtype(dtype) for dtype in DType}
+_COMPUTE_NAMES = {dtype: _compute_dtype(dtype).value for dtype in DType}
 
 _BYTES = {
     DType.FP32: 4.0,

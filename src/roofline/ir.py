@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from roofline.dtypes import DType
-from roofline.parallel.dims import split_heads, split_kv_heads, split_padded, split_width
+from roofline.parallel.dims import split_heads, split_kv_heads, split_padded, split_ulysses_heads, split_width
 
 
 class Phase(StrEnum):
@@ -81,7 +81,9 @@ class Sync:
     """What the ranks of a parallel group must exchange after an op, in the operator graph: a
     row-parallel output's partial sums (all-reduce over 'tp'), a vocabulary slice (all-gather), tokens
     to and from their experts (all-to-all over 'ep'). `roofline.parallel.collectives` inserts the
-    collective, named `name`, right after the op when the group has more than one GPU."""
+    collective, named `name`, right after the op when the group has more than one GPU; `then`, the
+    exchange that follows it (a DiT's ring K/V pass, then its Ulysses output all-to-all), after it
+    likewise."""
 
     name: str
     kind: CollectiveKind
@@ -89,6 +91,7 @@ class Sync:
     message_bytes: float
     dtype: DType
     routing: EpRouting | None = None  # EP dispatch / combine only
+    then: Sync | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +209,9 @@ class Placement:
     Attention runs tensor-parallel over `tp` GPUs, replicated `attn_dp` times (attention data
     parallelism: each replica serves 1/attn_dp of the batch). Routed experts are spread over
     `ep` of those tp x attn_dp GPUs; each expert is tensor-split over the remaining factor.
+    A diffusion transformer's tokens are split over `sequence_split` GPUs (unified sequence
+    parallelism: Ulysses over sequence_split / ring of them, ring attention over `ring`), and with
+    CFG parallelism (`cfg_split` 2) each branch of classifier-free guidance runs on its own group.
     """
 
     tp: int = 1
@@ -218,6 +224,9 @@ class Placement:
     moe_imbalance: float = 1.0  # busiest GPU's share of routed tokens over the mean
     moe_kernels: str = "trtllm"  # the runtime's MoE kernel variant (simulator/data/moe_kernels.yaml)
     moe_spread: str = "uniform"  # routing spread: uniform, even, power_law_<s> (workloads/moe_kernels.py)
+    sequence_split: int = 1  # DiT: GPUs splitting the tokens (Ulysses x ring)
+    ring: int = 1  # DiT: of those, the ring-attention degree
+    cfg_split: int = 1  # DiT: 2 when the CFG branches run on two groups of GPUs
 
     @property
     def num_layers(self) -> int:
@@ -233,6 +242,11 @@ class Placement:
         """How many GPUs split one expert's weights."""
         return self.moe_group // self.ep
 
+    @property
+    def ulysses(self) -> int:
+        """GPUs of a DiT's Ulysses group (its attention heads are split over them)."""
+        return self.sequence_split // self.ring
+
     def local_batch(self, batch: int) -> int:
         """Sequences one attention replica serves."""
         return split_padded(batch, self.attn_dp)
@@ -240,8 +254,29 @@ class Placement:
     # ---- one GPU's share of each named dimension of the operator graph (rules: parallel.dims) ----
 
     def group_size(self, group: str) -> int:
-        """GPUs of a parallel group a collective runs over ('tp', 'ep'; 1 for the others here)."""
-        return self.tp if group == "tp" else self.ep if group == "ep" else 1
+        """GPUs of a parallel group a collective runs over ('tp', 'ep', a DiT's 'ulysses', 'ring' and
+        'cfg'; 1 for the others here)."""
+        if group == "tp":
+            return self.tp
+        if group == "ep":
+            return self.ep
+        return {"ulysses": self.ulysses, "ring": self.ring, "cfg": self.cfg_split}.get(group, 1)
+
+    def sequence_tokens(self, tokens: int) -> int:
+        """One GPU's share of a sequence split over the sequence-parallel GPUs (the last one padded)."""
+        return split_padded(tokens, self.sequence_split)
+
+    def ulysses_heads(self, num_heads: int) -> int:
+        """Attention heads one GPU keeps after the Ulysses all-to-all."""
+        return split_ulysses_heads(num_heads, self.ulysses)
+
+    def ulysses_query_tokens(self, local_tokens: int) -> int:
+        """Tokens whose queries one GPU holds after the Ulysses all-to-all (its ring's share)."""
+        return local_tokens * self.ulysses
+
+    def sequence_key_tokens(self, local_tokens: int) -> int:
+        """The whole (padded) sequence a GPU's queries attend to: every GPU's share."""
+        return local_tokens * self.sequence_split
 
     def heads(self, num_heads: int, what: str = "attention heads") -> int:
         return split_heads(num_heads, self.tp, what)

@@ -4,7 +4,6 @@ compact `_repr_html_` for Jupyter. SI units, the unit in every key."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -49,19 +48,23 @@ class Result:
 
 
 def _cell(value: Any) -> str:
+    from html import escape  # the notebook view only: the CLI does not load html
+
     if isinstance(value, float):
         return f"{value:,.4g}"
-    return html.escape(str(value))
+    return escape(str(value))
 
 
 def html_table(title: str, pairs: Sequence[tuple[str, Any]], rows: Sequence[Mapping[str, Any]] = ()) -> str:
     """A small HTML view: a title, key/value pairs, then up to HTML_ROWS rows of a table."""
-    parts = [f"<div><strong>{html.escape(title)}</strong><table>"]
-    parts += [f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{_cell(v)}</td></tr>" for k, v in pairs]
+    from html import escape
+
+    parts = [f"<div><strong>{escape(title)}</strong><table>"]
+    parts += [f"<tr><th style='text-align:left'>{escape(k)}</th><td>{_cell(v)}</td></tr>" for k, v in pairs]
     parts.append("</table>")
     if rows:
         columns = list(rows[0])
-        parts.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>")
+        parts.append("<table><tr>" + "".join(f"<th>{escape(c)}</th>" for c in columns) + "</tr>")
         for row in rows[:HTML_ROWS]:
             parts.append("<tr>" + "".join(f"<td>{_cell(row.get(c, ''))}</td>" for c in columns) + "</tr>")
         parts.append("</table>")

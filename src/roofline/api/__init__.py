@@ -18,8 +18,10 @@ if TYPE_CHECKING:
     from roofline.api.launch import launch_command
     from roofline.api.objects import Hardware, Model, hardware, hardware_ids, model, model_ids, system, system_ids
     from roofline.api.planning import PlanReport, plan
+    from roofline.api.post_training import RlIterationReport, train_rl
     from roofline.api.serving import ServeReport, serve
     from roofline.api.sweeps import SweepTable, sweep
+    from roofline.api.training import TrainReport, TrainSearchReport, train, train_search
     from roofline.api.validation import validate
     from roofline.result import Result
     from roofline.validation import DiffusionValidation, ValidationReport
@@ -33,8 +35,10 @@ _MODULES = {
     "roofline.api.objects": ("Hardware", "Model", "hardware", "hardware_ids", "model", "model_ids", "system",
                              "system_ids"),
     "roofline.api.planning": ("PlanReport", "plan"),
+    "roofline.api.post_training": ("RlIterationReport", "train_rl"),
     "roofline.api.serving": ("ServeReport", "serve"),
     "roofline.api.sweeps": ("SweepTable", "sweep"),
+    "roofline.api.training": ("TrainReport", "TrainSearchReport", "train", "train_search"),
     "roofline.api.validation": ("validate",),
     "roofline.result": ("Result",),
     "roofline.validation": ("DiffusionValidation", "ValidationReport"),
@@ -43,10 +47,10 @@ _LAZY = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "CalibrationReport", "CollectiveSweep", "CollectiveTiming", "DiffusionEstimate", "DiffusionValidation", "EpTiming",
-    "Estimate", "Hardware", "MemoryReport", "Model", "PlanReport", "Result", "ServeReport", "SweepTable",
-    "ValidationReport", "calibrate", "comm", "comm_ep", "comm_sweep", "estimate", "estimate_diffusion", "hardware",
-    "hardware_ids", "launch_command", "memory", "model", "model_ids", "plan", "serve", "sweep", "system", "system_ids",
-    "validate",
+    "Estimate", "Hardware", "MemoryReport", "Model", "PlanReport", "Result", "RlIterationReport", "ServeReport",
+    "SweepTable", "TrainReport", "TrainSearchReport", "ValidationReport", "calibrate", "comm", "comm_ep", "comm_sweep",
+    "estimate", "estimate_diffusion", "hardware", "hardware_ids", "launch_command", "memory", "model", "model_ids",
+    "plan", "serve", "sweep", "system", "system_ids", "train", "train_rl", "train_search", "validate",
 ]  # fmt: skip
 
 

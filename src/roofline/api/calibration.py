@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +62,11 @@ class CalibrationReport(Result):
                             "measured_tpot_s": c.run.measured_tpot_s, "ttft_before_s": c.ttft_before_s,
                             "ttft_after_s": c.ttft_after_s, "tpot_before_s": c.tpot_before_s,
                             "tpot_after_s": c.tpot_after_s} for c in r.model_runs],
+            "train_runs": [{"model": c.run.spec.workload.id, "batch": c.run.spec.batch, "seq_len": c.run.spec.seq_len,
+                            "measured_step_s": c.run.measured_step_s, "step_before_s": c.before.step_s,
+                            "step_after_s": c.after.step_s, "peak_memory_bytes": c.run.peak_memory_bytes,
+                            "predicted_memory_bytes": c.after.memory_bytes, "note": c.after.note}
+                           for c in r.train_runs],
             "host": _host_dict(r.host),
             "modes": [{"model": m.model, "mode": m.mode, "phase": m.phase, "measured_s": m.measured_s,
                        "device_only_s": m.device_only_s, "packaged_s": m.before_s, "calibrated_s": m.after_s}
@@ -94,19 +99,26 @@ def calibrate(
     hardware: str | None = None, threads: int | None = None, model: str = "llama-3.1-8b", model_runs: bool = True,
     memory_fraction: float | None = None, passes: int | None = None, force: bool = False,
     progress: Progress | None = None, kernel_table: str | os.PathLike[str] | None = None, host_costs: bool = True,
-    moe_model: str | None = "qwen3-30b-a3b", from_dir: str | os.PathLike[str] | None = None,
+    moe_model: str | None = "qwen3-30b-a3b", from_dir: str | os.PathLike[str] | None = None, train_run: bool = True,
+    runtime: str | Sequence[str] = (),
 ) -> CalibrationReport | KernelTableReport:  # fmt: skip
     """Measure the device with PyTorch and fit the efficiencies (`roofline calibrate`); with `output`
     (a directory) also write `<hardware>-calibrated.yaml`, report.md, report.csv and the plot, never
     over earlier outputs without `force`. `kernel_table`: also fit GEMM curves from a measured
     table (calibrate_kernel_table) into the calibrated profile; with device="none", only that
     (no PyTorch needed). `host_costs`: also time eager dispatch, CUDA-graph replay and the kernels
-    per operator (calibration.host); `moe_model`: the MoE model-level run (None: none).
-    `from_dir`: refit that saved run instead of measuring (`refit`; no device, no PyTorch)."""
+    per operator (calibration.host); `moe_model`: the MoE model-level run (None: none); `train_run`:
+    also time a training step (forward, backward, AdamW) of the reduced `model` (calibration.train_run).
+    `from_dir`: refit that saved run instead of measuring (`refit`; no device, no PyTorch).
+    `runtime`: the PyTorch launch modes measured and recalibrated, `torch-eager` and/or
+    `torch-cuda-graph` (aliases gpt-fast, torch-compile; empty: both)."""
+    from roofline.calibration.runtime_profiles import calibration_runtimes
+
+    runtimes = calibration_runtimes([runtime] if isinstance(runtime, str) else list(runtime))
     if from_dir is not None:
         if output is None:
             raise RooflineError("--from needs --out DIR for the refit's files")
-        return refit(from_dir, output, force=force)
+        return refit(from_dir, output, force=force, runtime=runtimes)
     if device == "none":
         if kernel_table is None:
             raise RooflineError("--device none measures nothing; give --kernel-table FILE to fit from a table")
@@ -124,7 +136,8 @@ def calibrate(
         raise RooflineError(f"--passes must be at least 1, got {passes}")
     options = CalibrationOptions(device=device, full=not quick, hardware=hardware, threads=threads, model=model,
                                  memory_fraction=memory_fraction, model_runs=model_runs, passes=passes,
-                                 host_costs=host_costs, moe_model=moe_model)  # fmt: skip
+                                 host_costs=host_costs, moe_model=moe_model, train_run=train_run,
+                                 runtimes=runtimes)  # fmt: skip
     result = run_calibration(options, progress)
     if out is None:
         return CalibrationReport(result)
@@ -154,21 +167,24 @@ def write_calibration(result: CalibrationResult, output: Path) -> dict[str, Path
     return paths
 
 
-def refit(run_dir: str | os.PathLike[str], output: str | os.PathLike[str], *, force: bool = False) -> CalibrationReport:
+def refit(run_dir: str | os.PathLike[str], output: str | os.PathLike[str], *, force: bool = False,
+          runtime: Sequence[str] = ()) -> CalibrationReport:  # fmt: skip
     """Refit a saved calibration run (`roofline calibrate --from DIR`) with today's cost model, no
     device or PyTorch needed: the measurements of DIR (measurements.csv, or the names in report.csv
     of an older run), the fit, the model-level runs predicted again; the same files as `calibrate`
-    written into `output`, never over earlier outputs without `force`."""
+    written into `output`, never over earlier outputs without `force`. `runtime`: the launch modes
+    recalibrated (as `calibrate`; empty: both)."""
     import time
 
     from roofline.calibration.report import PLOT_PNG, REPORT_CSV, REPORT_MD, check_outputs, profile_filename
     from roofline.calibration.runner import analyse
+    from roofline.calibration.runtime_profiles import calibration_runtimes
     from roofline.calibration.saved import MEASUREMENTS_CSV, RUN_JSON, read_run
 
     started = time.perf_counter()
     saved = read_run(run_dir)
     out = Path(output)
-    result = analyse(saved, 0.0, refit_of=str(run_dir))
+    result = analyse(saved, 0.0, refit_of=str(run_dir), runtimes=calibration_runtimes(list(runtime)))
     check_outputs(out, force, [REPORT_MD, REPORT_CSV, PLOT_PNG, MEASUREMENTS_CSV, RUN_JSON, profile_filename(result),
                                *result.runtime_profiles])  # fmt: skip
     result = dataclasses.replace(result, elapsed_s=time.perf_counter() - started)

@@ -19,20 +19,21 @@ Progress = Callable[[int, int], None]  # (rows done, rows in all)
 def validate(data: str | os.PathLike[str] | None = None, *, scenario: str | Sequence[str] = (),
              max_requests: int | None = None, diffusion: Literal[False] = False,
              progress: Progress | None = None, jobs: int | None = None, executor: Executor = "local",
-             scheduler: str | None = None) -> ValidationReport: ...  # fmt: skip
+             scheduler: str | None = None, runtime: str | None = None) -> ValidationReport: ...  # fmt: skip
 
 
 @overload
 def validate(data: str | os.PathLike[str] | None = None, *, scenario: str | Sequence[str] = (),
              max_requests: int | None = None, diffusion: Literal[True],
              progress: Progress | None = None, jobs: int | None = None, executor: Executor = "local",
-             scheduler: str | None = None) -> DiffusionValidation: ...  # fmt: skip
+             scheduler: str | None = None, runtime: str | None = None) -> DiffusionValidation: ...  # fmt: skip
 
 
 def validate(data: str | os.PathLike[str] | None = None, *, scenario: str | Sequence[str] = (),
              max_requests: int | None = None, diffusion: bool = False,
              progress: Progress | None = None, jobs: int | None = None, executor: Executor = "local",
-             scheduler: str | None = None) -> ValidationReport | DiffusionValidation:  # fmt: skip
+             scheduler: str | None = None,
+             runtime: str | None = None) -> ValidationReport | DiffusionValidation:  # fmt: skip
     """Predict each row of `data` (a CSV in the schema of shared/validation/README.md; default the
     published measurements beside the repository) and report predicted, measured and error per row,
     then MAPE per scenario and metric (`roofline validate`). `scenario`: only rows of these
@@ -40,7 +41,9 @@ def validate(data: str | os.PathLike[str] | None = None, *, scenario: str | Sequ
     diffusion-model latencies (or `data` as a YAML file in their schema) instead. `progress(done,
     total)` is called per row as it finishes. The rows run on `jobs` processes of this machine
     (None: its cores), or with `executor="dask"` on the workers of the Dask scheduler at `scheduler`
-    ("tcp://host:8786", needs roofline[dask]); the report is the same wherever they ran."""
+    ("tcp://host:8786", needs roofline[dask]); the report is the same wherever they ran. `runtime`: the
+    runtime profile (id or alias: vllm, sglang, torch-eager ...) of model-level rows whose `runtime`
+    column is empty (default: TensorRT-LLM, the public tables' engine); rows naming theirs keep it."""
     path = None if data is None else Path(data)
     return run_validation(path, items(scenario), max_requests, diffusion, progress, executor=executor, jobs=jobs,
-                          scheduler=scheduler)  # fmt: skip
+                          scheduler=scheduler, runtime=runtime)  # fmt: skip

@@ -16,11 +16,12 @@ from roofline.calibration.cases import FITTED_FAMILIES, Family
 from roofline.calibration.fit import ErrorSummary
 from roofline.calibration.host import HostFit
 from roofline.calibration.profile import to_yaml
-from roofline.calibration.runner import CalibrationResult
+from roofline.calibration.runner import CalibrationResult, TrainComparison
 from roofline.calibration.runtime_profiles import write_profiles
+from roofline.calibration.train_run import TrainEstimate, TrainRunResult
 from roofline.errors import RooflineError
 from roofline.hardware_specs.schema import EfficiencySpec
-from roofline.units import format_time
+from roofline.units import format_bytes, format_time
 
 REPORT_MD, REPORT_CSV, PLOT_PNG = "report.md", "report.csv", "predicted_vs_measured.png"
 
@@ -83,6 +84,7 @@ def case_rows(result: CalibrationResult) -> list[dict[str, Any]]:
                          "name": f"{spec.workload.id} {phase} batch={spec.batch} isl={spec.isl} osl={spec.osl}",
                          "role": "checked", "measured_s": measured, "flops": math.nan, "bytes": math.nan,
                          "note": spec.describe(), **_errors(before, after, measured)})  # fmt: skip
+    rows += [train_case_row(c) for c in result.train_runs]
     for mode in result.modes:
         rows.append({"family": "runtime", "variant": f"{mode.phase}, {mode.mode}", "dtype": "",
                      "name": f"{mode.model} {mode.phase} {mode.mode}", "role": "checked",
@@ -90,6 +92,46 @@ def case_rows(result: CalibrationResult) -> list[dict[str, Any]]:
                      "note": f"before: packaged {_runtime_id(mode.mode)}; after: {_runtime_id(mode.mode)}-calibrated",
                      **_errors(mode.before_s, mode.after_s, mode.measured_s)})  # fmt: skip
     return rows
+
+
+def train_case_row(c: TrainComparison) -> dict[str, Any]:
+    """report.csv's row of a training-step run: predicted seconds NaN where there is no estimate."""
+    spec, run = c.run.spec, c.run
+    before = c.before.step_s if c.before.step_s is not None else math.nan
+    after = c.after.step_s if c.after.step_s is not None else math.nan
+    note = spec.describe() + (f"; {c.after.note}" if c.after.note else "")
+    return {"family": "train", "variant": "train_step", "dtype": spec.dtype.value,
+            "name": f"{spec.workload.id} train_step batch={spec.batch} seq={spec.seq_len}", "role": "checked",
+            "measured_s": run.measured_step_s, "flops": math.nan, "bytes": math.nan, "note": note,
+            **_errors(before, after, run.measured_step_s)}  # fmt: skip
+
+
+def train_markdown(result: CalibrationResult) -> list[str]:
+    """The training-step runs: measured step and peak memory against the estimate ("no estimate" without one)."""
+    if not result.train_runs:
+        return []
+    lines = ["", "## Training step (estimator vs PyTorch)", ""]
+    rows = []
+    for c in result.train_runs:
+        run = c.run
+        lines += [f"- `{run.spec.workload.id}`: {run.spec.describe()}."]
+        lines += [f"- {c.after.note}."] if c.after.note else []
+        rows.append((run.spec.workload.id, format_time(run.measured_step_s), *_estimate_cells(c.before, run),
+                     *_estimate_cells(c.after, run), _bytes(run.peak_memory_bytes),
+                     _bytes(c.after.memory_bytes)))  # fmt: skip
+    lines += [""]
+    return lines + _md_table(("run", "measured step", "predicted before", "error", "predicted after", "error",
+                              "peak memory", "predicted memory"), rows)  # fmt: skip
+
+
+def _estimate_cells(estimate: TrainEstimate, run: TrainRunResult) -> tuple[str, str]:
+    if estimate.step_s is None:
+        return "no estimate", "n/a"
+    return format_time(estimate.step_s), pct(estimate.step_s / run.measured_step_s - 1)
+
+
+def _bytes(value: float | None) -> str:
+    return "n/a" if value is None else format_bytes(value)
 
 
 def _runtime_id(mode: str) -> str:
@@ -224,6 +266,7 @@ def markdown(result: CalibrationResult, paths: dict[str, Path]) -> str:
         lines += [""]
         lines += _md_table(("run", "phase", "measured", "predicted before", "error", "predicted after", "error"),
                            rows)  # fmt: skip
+    lines += train_markdown(result)
     lines += host_markdown(result)
     if result.collectives:
         lines += ["", "## Collectives (not fitted)", ""]
@@ -234,7 +277,8 @@ def markdown(result: CalibrationResult, paths: dict[str, Path]) -> str:
     lines += _md_table(
         ("kernel", "role", "measured", "before", "after"),
         [(r["name"], r["role"], format_time(r["measured_s"]) if not math.isnan(r["measured_s"]) else r["note"],
-          pct(r["error_before"]), pct(r["error_after"])) for r in case_rows(result) if r["family"] != "model"],
+          pct(r["error_before"]), pct(r["error_after"])) for r in case_rows(result)
+         if r["family"] not in ("model", "train")],
     )  # fmt: skip
     if result.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result.notes]

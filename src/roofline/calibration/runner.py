@@ -33,8 +33,23 @@ from roofline.calibration.model_run import (
     spec_for,
 )
 from roofline.calibration.profile import calibrated_accelerator, host_accelerator, measured_by, single_fractions
-from roofline.calibration.runtime_profiles import ModeComparison, mode_comparisons, runtime_profiles
-from roofline.calibration.timing import FULL_POLICY, QUICK_POLICY
+from roofline.calibration.runtime_profiles import (
+    CALIBRATED_RUNTIMES,
+    GRAPH,
+    ModeComparison,
+    mode_comparisons,
+    runtime_profiles,
+)
+from roofline.calibration.timing import FULL_POLICY, QUICK_POLICY, Clock
+from roofline.calibration.train_run import (
+    TrainEstimate,
+    TrainRunResult,
+    TrainRunSpec,
+    estimate_train_step,
+    run_train_step,
+    train_bytes,
+    train_spec_for,
+)
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.hardware_specs import Cluster, load_catalog, resolve_cluster
@@ -59,6 +74,8 @@ class CalibrationOptions:
     passes: int | None = None  # passes over the kernels (lowest median kept); default 1 (2 for a host --full)
     host_costs: bool = True  # dispatch / CUDA-graph loops, kernel counts, graph decode (calibration.host)
     moe_model: str | None = "qwen3-30b-a3b"  # the MoE model-level run (None: none)
+    runtimes: tuple[str, ...] = CALIBRATED_RUNTIMES  # launch modes measured and recalibrated (--runtime)
+    train_run: bool = True  # the training-step run (forward, backward, AdamW) of the dense model
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,15 @@ class ModelComparison:
     tpot_before_s: float
     ttft_after_s: float
     tpot_after_s: float
+
+
+@dataclass(frozen=True)
+class TrainComparison:
+    """A training-step run and the estimate of it before and after fitting (step_s None: no estimate)."""
+
+    run: TrainRunResult
+    before: TrainEstimate
+    after: TrainEstimate
 
 
 @dataclass(frozen=True)
@@ -99,6 +125,7 @@ class CalibrationResult:
     runtime_profiles: dict[str, dict[str, Any]] = field(default_factory=dict)  # file name -> calibrated profile
     modes: tuple[ModeComparison, ...] = ()  # model-level runs per launch mode, packaged vs calibrated profile
     refit_of: str = ""  # `calibrate --from`: the run directory refit
+    train_runs: tuple[TrainComparison, ...] = ()  # training-step runs with their estimates
 
     @property
     def hardware_id(self) -> str:
@@ -159,7 +186,8 @@ def _gemv_bandwidth(measured: Sequence[Measurement]) -> float:
     return max(rates)
 
 
-def _cluster(accelerator: Accelerator, num_gpus: int = 1) -> Cluster:
+def cluster_of(accelerator: Accelerator, num_gpus: int = 1) -> Cluster:
+    """The catalog with `accelerator` added, resolved for `num_gpus` of it (its default system, if any)."""
     catalog = load_catalog().copy()
     catalog.add(accelerator)
     return resolve_cluster(hardware=accelerator.id, num_gpus=num_gpus, catalog=catalog)
@@ -167,8 +195,8 @@ def _cluster(accelerator: Accelerator, num_gpus: int = 1) -> Cluster:
 
 def _predict_model(run: ModelRunResult, before: Accelerator, after: Accelerator) -> ModelComparison:
     spec = run.spec
-    old = estimate(spec.workload, _cluster(before), spec.scenario)
-    new = estimate(spec.workload, _cluster(after), spec.scenario)
+    old = estimate(spec.workload, cluster_of(before), spec.scenario)
+    new = estimate(spec.workload, cluster_of(after), spec.scenario)
     return ModelComparison(run, old.ttft_batch_s, old.tpot_s, new.ttft_batch_s, new.tpot_s)
 
 
@@ -180,7 +208,8 @@ def _predict_collectives(measured: Sequence[Measurement], accelerator: Accelerat
         if collective is None or accelerator.default_system is None:
             continue
         gpus = m.case.dim("gpus")
-        cost = model.cost(collective.kind, collective.message_bytes, group_topology(_cluster(accelerator, gpus), gpus))
+        topology = group_topology(cluster_of(accelerator, gpus), gpus)
+        cost = model.cost(collective.kind, collective.message_bytes, topology)
         out.append(CollectiveComparison(m, cost.time_s, f"{cost.algorithm}/{cost.protocol}"))
     return out
 
@@ -228,12 +257,17 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
     for skipped in [s for s in specs if model_bytes(s) > cap]:
         notes.append(f"model-level run skipped: {skipped.describe()} needs more than the memory cap")
     specs = [s for s in specs if model_bytes(s) <= cap]
+    train_specs = _train_specs(options, device.kind, notes)
+    for skipped_train in [s for s in train_specs if train_bytes(s) > cap]:
+        notes.append(f"training-step run skipped: {skipped_train.describe()} needs more than the memory cap")
+    train_specs = [s for s in train_specs if train_bytes(s) <= cap]
     passes = options.passes or (2 if device.kind == "cpu" and options.full else 1)
-    work = _Measurer(progress, passes * len(kernels) + (1 if collectives else 0) + len(specs)
+    work = _Measurer(progress, passes * len(kernels) + (1 if collectives else 0) + len(specs) + len(train_specs)
                      + (1 if options.host_costs else 0))  # fmt: skip
     runner = BenchRunner(torch, device, policy, cap)
     best: dict[BenchCase, Measurement] = {}
     runs: list[ModelRunResult] = []
+    train_runs: list[TrainRunResult] = []
     measured: list[Measurement] = []
     host_rows: list[dict[str, Any]] = []
     try:
@@ -262,9 +296,12 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
                 continue
             if options.host_costs:
                 models.append(model)
+        for train_spec in train_specs:
+            work.step(f"training step: {train_spec.workload.id}")
+            train_runs += _train_run(torch, train_spec, target, repetitions, runner.clock, notes)
         if options.host_costs:
             work.step("host costs: dispatch loops, CUDA graphs, kernels per operator")
-            host_rows += measure_host(torch, target, models, repetitions, notes)
+            host_rows += measure_host(torch, target, models, repetitions, notes, graphs=GRAPH in options.runtimes)
     except KeyboardInterrupt:
         work.interrupted = True
         measured = list(best.values()) + [m for m in measured if m.case.op.collective is not None]
@@ -273,8 +310,9 @@ def run_calibration(options: CalibrationOptions, progress: Progress | None = Non
     saved = SavedRun(device=device, date=date, mode="full" if options.full else "quick", clock=runner.clock.name,
                      measurements=tuple(measured), model_runs=tuple(runs), base_id=profile_id,
                      catalog_differences=tuple(differences), notes=tuple(notes),
-                     interrupted=work.interrupted, host_rows=tuple(host_rows))  # fmt: skip
-    return analyse(saved, time.perf_counter() - started)
+                     interrupted=work.interrupted, host_rows=tuple(host_rows),
+                     train_runs=tuple(train_runs))  # fmt: skip
+    return analyse(saved, time.perf_counter() - started, runtimes=options.runtimes)
 
 
 @dataclass(frozen=True)
@@ -293,6 +331,29 @@ class SavedRun:
     notes: tuple[str, ...] = ()
     interrupted: bool = False
     host_rows: tuple[dict[str, Any], ...] = ()  # host-cost measurements (calibration.host), raw
+    train_runs: tuple[TrainRunResult, ...] = ()  # training-step runs (calibration.train_run)
+
+
+def _train_specs(options: CalibrationOptions, device_kind: str, notes: list[str]) -> list[TrainRunSpec]:
+    """The training-step run of the dense model-level run's model (none without model runs, and
+    none with a note when --model is not a dense transformer)."""
+    if not (options.model_runs and options.train_run):
+        return []
+    try:
+        return [train_spec_for(get_autoregressive(options.model), device_kind, options.full)]
+    except RooflineError as exc:
+        notes.append(f"training-step run skipped: {exc}")
+        return []
+
+
+def _train_run(torch: Any, spec: TrainRunSpec, target: str, repetitions: int, clock: Clock,
+               notes: list[str]) -> list[TrainRunResult]:  # fmt: skip
+    """The timed training step, or none with a note when this build or device refuses it."""
+    try:
+        return [run_train_step(torch, spec, target, repetitions, clock)]
+    except (RuntimeError, TypeError, ValueError, NotImplementedError) as exc:
+        notes.append(f"training-step run {spec.workload.id} failed: {_first_line(exc)}")
+        return []
 
 
 def _model_specs(options: CalibrationOptions, device_kind: str) -> list[ModelRunSpec]:
@@ -305,11 +366,12 @@ def _model_specs(options: CalibrationOptions, device_kind: str) -> list[ModelRun
 
 
 def measure_host(torch: Any, target: str, models: Sequence[TorchDecoder], repetitions: int,
-                 notes: list[str]) -> list[dict[str, Any]]:  # fmt: skip
+                 notes: list[str], graphs: bool = True) -> list[dict[str, Any]]:  # fmt: skip
     """The host-cost rows (calibration.host): dispatch loops; on CUDA graph replays; kernels per
     operator and host time per operator of each model's eager decode step; on CUDA the dense
     model's decode as a CUDA graph (the MoE step syncs on the expert counts, so it is not
-    captured). A measurement this build or device refuses is skipped with a note."""
+    captured; `graphs` False: no CUDA-graph measurement). A measurement this build or device refuses
+    is skipped with a note."""
     from roofline.calibration import host
     from roofline.calibration.saved import dims_text, model_dims
 
@@ -317,14 +379,15 @@ def measure_host(torch: Any, target: str, models: Sequence[TorchDecoder], repeti
     steps: list[tuple[str, Callable[[], list[dict[str, Any]]]]] = [
         ("dispatch loops", partial(host.loop_rows, torch, target, plan))
     ]
-    if target == "cuda":
+    graphs = graphs and target == "cuda"
+    if graphs:
         steps.append(("CUDA-graph replay of tiny kernels", partial(host.graph_rows, torch, plan)))
     for model in models:
         steps.append((f"kernel count of {model.spec.workload.id}", partial(host.count_rows, torch, model, target)))
         steps.append((f"host trace of {model.spec.workload.id}",
                       partial(host.trace_rows, torch, model.spec, target, model.dtype)))  # fmt: skip
     dense = [m for m in models if not m.moe]
-    if target == "cuda" and dense:
+    if graphs and dense:
         model, dims = dense[0], dims_text(model_dims(dense[0].spec))
         steps.append(("decode as a CUDA graph", partial(host.graph_decode_rows, torch, model, repetitions, dims)))
     rows: list[dict[str, Any]] = []
@@ -349,9 +412,11 @@ def base_profile(saved: SavedRun) -> Accelerator:
     return _host_base(saved.device, saved.base_id, saved.measurements, saved.date)
 
 
-def analyse(saved: SavedRun, elapsed_s: float, refit_of: str = "") -> CalibrationResult:
+def analyse(saved: SavedRun, elapsed_s: float, refit_of: str = "",
+            runtimes: Sequence[str] = CALIBRATED_RUNTIMES) -> CalibrationResult:  # fmt: skip
     """Fit the efficiencies to the kernels of `saved`, build the calibrated profile and predict the
-    model-level runs before and after (the same for a fresh run and for `calibrate --from`)."""
+    model-level runs before and after (the same for a fresh run and for `calibrate --from`); the
+    runtime profiles of `runtimes` only."""
     device, measured = saved.device, list(saved.measurements)
     base = base_profile(saved)
     fit_measured = [m for m in measured if m.case.family in KERNEL_FAMILIES and m.timing]
@@ -370,16 +435,19 @@ def analyse(saved: SavedRun, elapsed_s: float, refit_of: str = "") -> Calibratio
     comparisons = tuple(_predict_model(run, base, calibrated) for run in saved.model_runs)
     host = fit_host(saved.host_rows)
     moe = [r.spec.moe_kernels for r in saved.model_runs if isinstance(r.spec.workload, MoETransformer)]
-    profiles = runtime_profiles(host, device, saved.date, measured_by(device, saved.date), moe[0] if moe else None)
-    modes = tuple(mode_comparisons(saved.model_runs, partial(_cluster, calibrated), host, profiles))
+    profiles = runtime_profiles(host, device, saved.date, measured_by(device, saved.date), moe[0] if moe else None,
+                                runtimes)  # fmt: skip
+    modes = tuple(mode_comparisons(saved.model_runs, partial(cluster_of, calibrated), host, profiles, runtimes))
     checked = [m for m in measured if m.timing and m.case.op.collective]
+    train = tuple(TrainComparison(run, estimate_train_step(run.spec, base), estimate_train_step(run.spec, calibrated))
+                  for run in saved.train_runs)  # fmt: skip
     return CalibrationResult(
         device=device, date=saved.date, mode=saved.mode, base=base, calibrated=calibrated,
         measurements=tuple(measured), fit_cases=tuple(fit_cases), fit=fit, model_runs=comparisons,
         collectives=tuple(_predict_collectives(checked, calibrated)),
         catalog_differences=saved.catalog_differences, interrupted=saved.interrupted, clock=saved.clock,
         elapsed_s=elapsed_s, notes=saved.notes, saved=saved, refit_of=refit_of, host=host,
-        runtime_profiles=profiles, modes=modes,
+        runtime_profiles=profiles, modes=modes, train_runs=train,
     )  # fmt: skip
 
 

@@ -15,6 +15,7 @@ naming this run. Torch-free.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,26 @@ from roofline.calibration.host import HostFit
 from roofline.errors import RooflineError
 
 EAGER, GRAPH = "torch-eager", "torch-cuda-graph"
+CALIBRATED_RUNTIMES = (EAGER, GRAPH)  # the launch modes a plain PyTorch run can measure
+
+
+def calibration_runtimes(names: Sequence[str]) -> tuple[str, ...]:
+    """`calibrate --runtime`: the runtime profiles to measure and recalibrate (ids or aliases; empty:
+    both PyTorch launch modes). Serving engines are not run by calibrate: RooflineError."""
+    from roofline.simulator.serving.engine_config import runtime_id
+
+    if not names:
+        return CALIBRATED_RUNTIMES
+    out: list[str] = []
+    for name in names:
+        known = runtime_id(name)
+        if known not in CALIBRATED_RUNTIMES:
+            raise RooflineError(f"calibrate runs PyTorch and measures the runtimes {', '.join(CALIBRATED_RUNTIMES)} "
+                                f"(aliases gpt-fast, torch-compile), not '{name}'; validate an engine's published "
+                                "runs with `roofline validate --data FILE`")  # fmt: skip
+        if known not in out:
+            out.append(known)
+    return tuple(out)
 
 
 def _packaged(runtime_id: str) -> dict[str, Any] | None:
@@ -104,17 +125,17 @@ def graph_profile(fit: HostFit, date: str, by: str, torch_version: str = "") -> 
     return data
 
 
-def runtime_profiles(fit: HostFit | None, device: Any, date: str, by: str,
-                     moe_kernels: str | None = None) -> dict[str, dict[str, Any]]:  # fmt: skip
+def runtime_profiles(fit: HostFit | None, device: Any, date: str, by: str, moe_kernels: str | None = None,
+                     runtimes: Sequence[str] = CALIBRATED_RUNTIMES) -> dict[str, dict[str, Any]]:  # fmt: skip
     """File name -> profile data of the calibrated runtime profiles this run supports (`device`:
-    the DeviceInfo; `moe_kernels`: the variant its MoE run ran)."""
+    the DeviceInfo; `moe_kernels`: the variant its MoE run ran), of `runtimes` only."""
     if fit is None:
         return {}
     out = {}
-    eager = eager_profile(fit, device.kind, date, by, moe_kernels, device.torch_version)
+    eager = eager_profile(fit, device.kind, date, by, moe_kernels, device.torch_version) if EAGER in runtimes else None
     if eager is not None:
         out[f"{EAGER}-calibrated.yaml"] = eager
-    graph = graph_profile(fit, date, by, device.torch_version) if device.kind == "cuda" else None
+    graph = graph_profile(fit, date, by, device.torch_version) if device.kind == "cuda" and GRAPH in runtimes else None
     if graph is not None:
         out[f"{GRAPH}-calibrated.yaml"] = graph
     return out
@@ -172,7 +193,11 @@ def _predict(run: Any, cluster: Any, runtime: Any) -> tuple[float, float]:
 
 
 def mode_comparisons(
-    runs: Any, cluster_of: Any, host: HostFit | None, profiles: dict[str, dict[str, Any]]
+    runs: Any,
+    cluster_of: Any,
+    host: HostFit | None,
+    profiles: dict[str, dict[str, Any]],
+    runtimes: Sequence[str] = CALIBRATED_RUNTIMES,
 ) -> list[ModeComparison]:
     """Each model-level run in each launch mode it was measured in: eager (prefill and decode, every
     run) and CUDA graph (the decode step replayed as a graph), predicted with the packaged profile
@@ -191,6 +216,8 @@ def mode_comparisons(
         if graph_s is not None:
             measured[GRAPH] = [("decode step (TPOT)", graph_s, device_tpot)]
         for runtime_id, phases in measured.items():
+            if runtime_id not in runtimes:
+                continue
             before = _predict(run, cluster, load_engine(runtime_id))
             after = _predict(run, cluster, calibrated[runtime_id]) if runtime_id in calibrated else (math.nan,) * 2
             for phase, measured_s, device_s in phases:

@@ -38,10 +38,12 @@ from roofline.calibration.device import DeviceInfo
 from roofline.calibration.model_run import ModelRunResult, ModelRunSpec, reduced_workload
 from roofline.calibration.runner import SavedRun
 from roofline.calibration.timing import Timing
+from roofline.calibration.train_run import TrainRunResult, TrainRunSpec
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.hardware_specs.schema import Accelerator
 from roofline.workloads import get_autoregressive
+from roofline.workloads.dense import DenseTransformer
 from roofline.workloads.moe import MoETransformer
 
 MEASUREMENTS_CSV, RUN_JSON = "measurements.csv", "run.json"
@@ -78,8 +80,29 @@ def measurement_rows(saved: SavedRun) -> list[dict[str, Any]]:
             rows.append({"family": "model", "variant": variant, "dtype": run.spec.dtype.value, "dims": dims,
                          "role": "checked", "measured_s": measured, "samples_s": _samples(phase_s), "calls": 1,
                          "note": run.spec.describe()})  # fmt: skip
+    rows += [train_row(run) for run in saved.train_runs]
     rows += [{k: row.get(k, "") for k in FIELDS} for row in saved.host_rows]
     return rows
+
+
+TRAIN_FAMILY, TRAIN_VARIANT = "train", "train_step"
+
+
+def train_row(run: TrainRunResult) -> dict[str, Any]:
+    """A training-step run: its parameters (and `peak_bytes=` where the device reported it) and every step."""
+    spec = run.spec
+    dims = train_dims(spec) + ([("peak_bytes", int(run.peak_memory_bytes))] if run.peak_memory_bytes else [])
+    return {"family": TRAIN_FAMILY, "variant": TRAIN_VARIANT, "dtype": spec.dtype.value, "dims": dims_text(dims),
+            "role": "checked", "measured_s": run.measured_step_s, "samples_s": _samples(run.step_s), "calls": 1,
+            "note": spec.describe()}  # fmt: skip
+
+
+def train_dims(spec: TrainRunSpec) -> list[tuple[str, Any]]:
+    """The parameters that rebuild a training-step run's spec (reduced_workload of the catalog model)."""
+    w, base = spec.workload, get_autoregressive(spec.base_id)
+    divisor = max(1, getattr(base, "hidden_size", w.hidden_size) // w.hidden_size)
+    return [("model", spec.base_id), ("layers", w.num_hidden_layers), ("width_divisor", divisor),
+            ("vocab", w.vocab_size), ("batch", spec.batch), ("seq", spec.seq_len)]  # fmt: skip
 
 
 def model_dims(spec: ModelRunSpec) -> list[tuple[str, Any]]:
@@ -164,7 +187,8 @@ def _measurement(row: Mapping[str, str], case: BenchCase) -> Measurement:
     return Measurement(case, Timing(samples or (seconds,), calls), row.get("note") or "")
 
 
-def model_spec(dims: Mapping[str, str], dtype: str, where: str) -> ModelRunSpec:
+def _reduced(dims: Mapping[str, str], where: str) -> tuple[str, DenseTransformer | MoETransformer]:
+    """The catalog model `dims` names (its id) reduced as the run reduced it (layers, width, vocab, experts)."""
     base_id = dims.get("model", "")
     try:
         base = get_autoregressive(base_id)
@@ -175,6 +199,11 @@ def model_spec(dims: Mapping[str, str], dtype: str, where: str) -> ModelRunSpec:
     workload = reduced_workload(base, _int(dims, "layers", where), _int(dims, "width_divisor", where),
                                 vocab if vocab < getattr(base, "vocab_size", vocab + 1) else None,
                                 experts)  # fmt: skip
+    return base_id, workload
+
+
+def model_spec(dims: Mapping[str, str], dtype: str, where: str) -> ModelRunSpec:
+    base_id, workload = _reduced(dims, where)
     return ModelRunSpec(workload, _int(dims, "batch", where), _int(dims, "isl", where), _int(dims, "osl", where),
                         DType(dtype), base_id, dims.get("moe_kernels", "torch_grouped_mm"))  # fmt: skip
 
@@ -194,6 +223,22 @@ def legacy_model_dims(row: Mapping[str, str], where: str) -> dict[str, str]:
     dims = {"model": found["model"], "layers": found["layers"], "width_divisor": str(divisor),
             "vocab": found["vocab"]}  # fmt: skip
     return dims | {k: v for k, v in parse_dims(row.get("name") or "").items() if k in ("batch", "isl", "osl")}
+
+
+def train_run(row: Mapping[str, str], where: str) -> TrainRunResult:
+    """A training-step row of measurements.csv back as the run it measured."""
+    dims = parse_dims(row.get("dims") or "")
+    base_id, workload = _reduced(dims, where)
+    if not isinstance(workload, DenseTransformer):
+        raise RooflineError(f"{where}: a training-step run of '{base_id}', which is not a dense model")
+    try:
+        dtype = DType(row.get("dtype") or "")
+    except ValueError:
+        raise RooflineError(f"{where}: unknown format '{row.get('dtype')}'") from None
+    spec = TrainRunSpec(workload, _int(dims, "batch", where), _int(dims, "seq", where), dtype, base_id)
+    samples = tuple(float(s) for s in (row.get("samples_s") or "").split(";") if s)
+    peak = _int(dims, "peak_bytes", where) if "peak_bytes" in dims else None
+    return TrainRunResult(spec, samples or (_float(row.get("measured_s")),), float(peak) if peak else None)
 
 
 def _model_runs(rows: list[tuple[dict[str, str], dict[str, str]]], where: str) -> list[ModelRunResult]:
@@ -219,10 +264,12 @@ def _rows(path: Path) -> list[dict[str, str]]:
         raise RooflineError(f"cannot read '{path}': {exc.strerror}") from None
 
 
-def read_rows(path: Path, legacy: bool) -> tuple[list[Measurement], list[ModelRunResult], list[dict[str, str]]]:
-    """(kernel and collective measurements, model-level runs, host-cost rows) of measurements.csv,
-    or of report.csv (`legacy`: parameters from the names)."""
-    measured, models, host = [], [], []
+def read_rows(
+    path: Path, legacy: bool
+) -> tuple[list[Measurement], list[ModelRunResult], list[dict[str, str]], list[TrainRunResult]]:
+    """(kernel and collective measurements, model-level runs, host-cost rows, training-step runs) of
+    measurements.csv, or of report.csv (`legacy`: parameters from the names; no training rows)."""
+    measured, models, host, train = [], [], [], []
     for number, row in enumerate(_rows(path), start=2):
         where = f"{path.name} line {number}"
         family = row.get("family") or ""
@@ -230,13 +277,16 @@ def read_rows(path: Path, legacy: bool) -> tuple[list[Measurement], list[ModelRu
             models.append((row, legacy_model_dims(row, where) if legacy else parse_dims(row.get("dims") or "")))
         elif family == "host":
             host.append(row)
+        elif family == TRAIN_FAMILY:
+            if not legacy:  # report.csv's training rows repeat measurements.csv's
+                train.append(train_run(row, where))
         elif family == "runtime":  # report.csv: predictions with a runtime profile, not measurements of their own
             continue
         elif family:
             dims = parse_dims(row.get("name" if legacy else "dims") or "")
             case = bench_case(family, row.get("variant") or "", row.get("dtype") or "", dims, where)
             measured.append(_measurement(row, replace(case, held_out=row.get("role") == "held_out")))
-    return measured, _model_runs(models, str(path)), host
+    return measured, _model_runs(models, str(path)), host, train
 
 
 def read_run(run_dir: str | os.PathLike[str]) -> SavedRun:
@@ -251,12 +301,13 @@ def read_run(run_dir: str | os.PathLike[str]) -> SavedRun:
             f"--from {directory}: holds neither {MEASUREMENTS_CSV} nor report.csv (not a `roofline calibrate` output)"
         )
     legacy = not measurements.is_file()
-    measured, models, host = read_rows(report if legacy else measurements, legacy)
+    measured, models, host, train = read_rows(report if legacy else measurements, legacy)
     if not measured:
         raise RooflineError(f"--from {directory}: {(report if legacy else measurements).name} has no kernel rows")
     info = directory / RUN_JSON
     header = _run_from_json(info) if info.is_file() else _run_from_report(directory, measured, models)
-    return SavedRun(measurements=tuple(measured), model_runs=tuple(models), host_rows=tuple(host), **header)
+    return SavedRun(measurements=tuple(measured), model_runs=tuple(models), host_rows=tuple(host),
+                    train_runs=tuple(train), **header)  # fmt: skip
 
 
 def _run_from_json(path: Path) -> dict[str, Any]:

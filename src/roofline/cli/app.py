@@ -38,6 +38,9 @@ COMMANDS: dict[str, _Entry] = {
     "plan": _Entry("roofline.cli.plan", "plan_command",
                    "Cheapest configurations that serve --rate within TTFT and TPOT p99 targets, and the Pareto "
                    "frontier."),
+    "train": _Entry("roofline.cli.train", "train_command",
+                    "Training step time by part, tokens/s/GPU, model TFLOP/s and MFU, memory per GPU; time and cost "
+                    "for --tokens."),
     "validate": _Entry("roofline.cli.validate", "validate_command",
                        "Predict each row of a measurements file; print prediction, measurement and error, then MAPE "
                        "per metric."),
@@ -52,6 +55,8 @@ COMMANDS: dict[str, _Entry] = {
     "calibrate": _Entry("roofline.cli.calibrate", "calibrate_command",
                         "Measure the device with PyTorch, compare with the cost model, write "
                         "DIR/<hardware>-calibrated.yaml."),
+    "ui": _Entry("roofline.cli.ui", "ui_command",
+                 "A local web page over the API: change model, hardware, batch, formats and see what moves."),
     "hardware": _Entry("roofline.cli.hardware", "app", "Accelerators, links and systems in the catalog."),
     "model": _Entry("roofline.cli.model", "app", "Models (workloads) in the catalog, and Hugging Face config import."),
     "comm": _Entry("roofline.cli.comm", "app",

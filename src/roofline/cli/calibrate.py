@@ -59,6 +59,8 @@ def _summary_tables(result: Any, paths: dict[str, Path]) -> list[Table]:
                 runs.add_row(f"{r.spec.workload.id} {phase}", format_time(measured), pct(before / measured - 1),
                              pct(after / measured - 1))  # fmt: skip
         tables.append(runs)
+    if result.train_runs:
+        tables.append(_train_table(result))
     if result.modes:
         modes = Table(title="Model-level runs with host time: packaged -> calibrated runtime profile",
                       title_justify="left")  # fmt: skip
@@ -75,6 +77,23 @@ def _summary_tables(result: Any, paths: dict[str, Path]) -> list[Table]:
         files.add_row(key, str(path))
     tables.append(files)
     return tables
+
+
+def _train_table(result: Any) -> Table:
+    from roofline.calibration.report import pct
+    from roofline.units import format_bytes, format_time
+
+    table = Table(title="Training step (forward, backward, AdamW): estimator vs PyTorch", title_justify="left")
+    for column in ("run", "measured", "before", "after", "peak memory"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for c in result.train_runs:
+        run = c.run
+        errors = [pct(e.step_s / run.measured_step_s - 1) if e.step_s is not None else "no estimate"
+                  for e in (c.before, c.after)]  # fmt: skip
+        peak = format_bytes(run.peak_memory_bytes) if run.peak_memory_bytes is not None else "n/a"
+        table.add_row(f"{run.spec.workload.id} batch {run.spec.batch} x seq {run.spec.seq_len}",
+                      format_time(run.measured_step_s), *errors, peak)  # fmt: skip
+    return table
 
 
 def _print_table_report(report: Any, fmt: OutputFormat) -> None:
@@ -118,8 +137,15 @@ def calibrate_command(
     moe_model: str = typer.Option(
         "qwen3-30b-a3b", "--moe-model", help="MoE model for a second model-level run ('none': no MoE run)"
     ),
+    train_run: bool = typer.Option(
+        True, "--train-run/--no-train-run", help="time a training step (forward, backward, AdamW) of --model"
+    ),
     host_costs: bool = typer.Option(
         True, "--host-costs/--no-host-costs", help="time eager dispatch, CUDA-graph replay, kernels per operator"
+    ),
+    runtimes: list[str] = typer.Option(
+        [], "--runtime", help="PyTorch launch mode to measure and recalibrate (repeatable): torch-eager, "
+        "torch-cuda-graph (gpt-fast); default both"
     ),
     memory_fraction: float | None = typer.Option(
         None, "--memory-fraction", help="share of free memory the benchmarks may use (GPU 0.5, CPU 0.25)"
@@ -140,7 +166,7 @@ def calibrate_command(
 ) -> None:  # fmt: skip
     """Measure the device with PyTorch, compare with the cost model, write DIR/<hardware>-calibrated.yaml."""
     if from_dir is not None:
-        refitted = calibrate(output, force=force, from_dir=from_dir)
+        refitted = calibrate(output, force=force, from_dir=from_dir, runtime=runtimes)
         assert isinstance(refitted, CalibrationReport)
         _print_report(refitted, fmt)
         return
@@ -158,7 +184,8 @@ def calibrate_command(
         report = calibrate(output, device=device, quick=quick, hardware=hardware, threads=threads, model=model,
                            model_runs=model_runs, memory_fraction=memory_fraction, passes=passes, force=force,
                            progress=progress, kernel_table=kernel_table, host_costs=host_costs,
-                           moe_model=None if moe_model == "none" else moe_model)  # fmt: skip
+                           moe_model=None if moe_model == "none" else moe_model, train_run=train_run,
+                           runtime=runtimes)  # fmt: skip
     assert isinstance(report, CalibrationReport)
     _print_report(report, fmt)
 

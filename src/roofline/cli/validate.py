@@ -73,8 +73,9 @@ def _breakdown_table(report: ValidationReport) -> Table:
     return table
 
 
-def _runtime_table(report: ValidationReport) -> Table:
-    table = Table(title="Error by runtime (empty runtime column: trtllm; '-': kernel rows)", title_justify="left")
+def _runtime_table(report: ValidationReport, runtime: str | None) -> Table:
+    title = f"Error by runtime (empty runtime column: {runtime or 'trtllm'}; '-': kernel rows)"
+    table = Table(title=title, title_justify="left")
     for column in ("runtime", "scenario", "metric", "rows", "MAPE", "median APE", "max APE", "held out",
                    "MAPE held out"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("runtime", "scenario", "metric") else "right")
@@ -119,6 +120,9 @@ def validate_command(
     diffusion: bool = typer.Option(
         False, "--diffusion", help="the diffusion models' published latencies instead (packaged YAML, or --data "
         "FILE.yaml in its schema)"),
+    runtime: str | None = typer.Option(
+        None, "--runtime", help="runtime profile of serving and phase rows whose runtime column is empty "
+        "(default: trtllm, the public tables' engine): vllm, sglang, torch-eager, ... (roofline runtime ids)"),
     jobs: int | None = jobs_option(None, "the machine's cores"), executor: str = EXECUTOR,
     scheduler: str | None = SCHEDULER, quiet: bool = QUIET,
 ) -> None:  # fmt: skip
@@ -128,14 +132,22 @@ def validate_command(
         raise RooflineError("--diffusion writes table, json or csv; drop --format xlsx")
     with progress_bar("predicting rows", quiet or diffusion, total=None) as bar:
         result = run_validation(data, scenarios, max_requests, diffusion, bar.update if bar else None,
-                                executor=executor_named(executor), jobs=jobs, scheduler=scheduler)  # fmt: skip
+                                executor=executor_named(executor), jobs=jobs, scheduler=scheduler,
+                                runtime=runtime)  # fmt: skip
     if isinstance(result, DiffusionValidation):
         _render_diffusion(result, out)
     else:
-        _render(result, out, default_data_path(data), scenarios, max_requests)
+        _render(result, out, default_data_path(data), scenarios, max_requests, runtime)
 
 
-def _render(report: ValidationReport, out: Output, path: Path, scenarios: list[str], max_requests: int | None) -> None:
+def _render(
+    report: ValidationReport,
+    out: Output,
+    path: Path,
+    scenarios: list[str],
+    max_requests: int | None,
+    runtime: str | None,
+) -> None:
     if out.fmt is OutputFormat.json:
         out.text(to_json(report.to_dict()))
     elif out.fmt is OutputFormat.csv:
@@ -150,7 +162,7 @@ def _render(report: ValidationReport, out: Output, path: Path, scenarios: list[s
         parts += [
             _counts_table(report),
             _breakdown_table(report),
-            _runtime_table(report),
+            _runtime_table(report, runtime),
             _summary_table(report),
         ]  # the errors last: what a terminal's tail shows
         out.table(Group(*parts))

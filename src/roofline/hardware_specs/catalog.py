@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from roofline.errors import RooflineError, UnknownIdError
 from roofline.hardware_specs.schema import Accelerator, HostCpu, Link, System
-from roofline.yaml_io import in_base_order, load_model_data, load_model_file, yaml_files
+from roofline.yaml_io import in_base_order, load_model_data, load_model_file, read_yaml, yaml_files
 
 DATA_DIR = Path(__file__).parent / "data"
 ENV_VAR = "ROOFLINE_HARDWARE_PATH"
@@ -131,6 +131,77 @@ def _add_directory(catalog: HardwareCatalog, directory: Path) -> None:
 def load_catalog() -> HardwareCatalog:
     """The packaged catalog plus the directories in ROOFLINE_HARDWARE_PATH (cached per setting)."""
     return _load(tuple(_user_dirs()))
+
+
+# ---- the few packaged entries one cluster needs, read alone (start-up of a single command) ----------------
+
+_KIND_DIRS = {"accelerator": "accelerators", "link": "links", "system": "systems", "host_cpu": "host_cpus"}
+
+
+@lru_cache(maxsize=128)
+def _packaged_alone(kind: str, item_id: str) -> BaseModel | None:
+    """The packaged `kind` entry `item_id` from its own file (`data/<kind>s/<id>.yaml`; a test checks
+    that every file is named by its id), read alone: the entry the whole catalog would hold. None
+    where that takes the catalog (no such file, or a `base:`)."""
+    path = DATA_DIR / _KIND_DIRS[kind] / f"{item_id}.yaml"
+    if Path(item_id).name != item_id or not path.is_file():
+        return None
+    data = read_yaml(path)
+    if "base" in data or data.get("id") != item_id or data.get("kind") != kind:
+        return None
+    return load_model_data(data, f"'{path}'", _KINDS)
+
+
+def _add_alone(catalog: HardwareCatalog, kind: str, item_id: str | None) -> bool:
+    """Add the packaged entry read alone; False where it cannot be (the caller then takes the catalog)."""
+    if item_id is None:
+        return True
+    item = _packaged_alone(kind, item_id)
+    if item is not None:
+        catalog.add(item)
+    return item is not None
+
+
+def _add_system_alone(catalog: HardwareCatalog, system_id: str | None) -> bool:
+    """A system with its accelerator, links and host CPU."""
+    if system_id is None:
+        return True
+    if not _add_alone(catalog, "system", system_id):
+        return False
+    system = catalog.systems[system_id]
+    links = [a.link for a in (system.scale_up, system.scale_out, system.host_link) if a is not None]
+    return (_add_alone(catalog, "accelerator", system.accelerator) and _add_alone(catalog, "host_cpu", system.host_cpu)
+            and all(_add_alone(catalog, "link", link) for link in links))  # fmt: skip
+
+
+def cluster_catalog(hardware: object, system: object) -> HardwareCatalog:
+    """What resolving `hardware` / `system` needs: while only the packaged catalog is in use and it
+    has not been read whole, the accelerator, its default system, the given system and their
+    accelerators, links and host CPUs read alone from their files (the same entries the whole
+    catalog holds, a few files instead of all); else (paths, objects, user directories, an id
+    without its own file: the errors that list close matches) the whole catalog."""
+    ids = None if _user_dirs() or _load.cache_info().currsize else _ids_alone(hardware, system)
+    if ids is None:
+        return load_catalog()
+    hardware_id, system_id = ids
+    catalog = HardwareCatalog()
+    if not _add_alone(catalog, "accelerator", hardware_id):
+        return load_catalog()
+    default = catalog.accelerators[hardware_id].default_system if hardware_id is not None else None
+    if (system_id is None and default is None) or not all(_add_system_alone(catalog, s) for s in (default, system_id)):
+        return load_catalog()  # a single-device system looks for a host link among all systems
+    return catalog
+
+
+def _ids_alone(*values: object) -> tuple[str | None, ...] | None:
+    """The values as packaged ids (None stays None); None when one is not a plain id: a path, a
+    string naming a file in the working directory (read as a file), an object."""
+    for value in values:
+        if value is not None and (
+            not isinstance(value, str) or value.endswith((".yaml", ".yml")) or Path(value).exists()
+        ):
+            return None
+    return tuple(value if isinstance(value, str) else None for value in values)
 
 
 # ---- one entry by id, path or object (what the API and the CLI take) ------------------------------------

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 
 from roofline.errors import RooflineError
-from roofline.hardware_specs.catalog import HardwareCatalog, accelerator_from, load_catalog, system_from
+from roofline.hardware_specs.catalog import HardwareCatalog, accelerator_from, cluster_catalog, system_from
 from roofline.hardware_specs.schema import Accelerator, Attachment, HostCpu, Link, System, Wiring
 
 
@@ -96,7 +96,7 @@ def resolve_cluster(
     host profile) runs alone: one device, a synthetic single-device system. A custom accelerator
     sits on its default system's links (see `fits_system` for the ones `--system` accepts).
     """
-    given = catalog or load_catalog()
+    given = catalog or cluster_catalog(hardware, system)
     catalog = given.copy()  # files given by path and objects stay out of the shared cache
     if num_gpus < 1:
         raise RooflineError(f"--gpus must be at least 1, got {num_gpus}")

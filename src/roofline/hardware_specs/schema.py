@@ -95,7 +95,7 @@ class ComputeSpec(Frozen):
     source: Source
 
     def peak_flops_per_s(self, dtype: DType) -> float | None:
-        peak: float | None = getattr(self, dtype.compute_dtype.value, None)
+        peak: float | None = getattr(self, dtype.compute_name, None)
         return peak
 
 
@@ -179,7 +179,7 @@ class EfficiencySpec(Frozen):
         return self
 
     def matmul_fraction_for(self, dtype: DType) -> float:
-        return self.matmul_fraction.get(dtype.compute_dtype.value, self.matmul_fraction["default"])
+        return self.matmul_fraction.get(dtype.compute_name, self.matmul_fraction["default"])
 
     def attention_fraction_for(self, kernel: str | None) -> float:
         """The attention fraction of a kernel family; None or a family not listed: the default."""

@@ -33,3 +33,8 @@ def split_width(width: int, parts: int) -> int:
 def split_padded(size: int, parts: int) -> int:
     """A dimension padded up to a multiple of the parts (the vocabulary, the replica's batch)."""
     return -(-size // parts)
+
+
+def split_ulysses_heads(num_heads: int, ulysses: int) -> int:
+    """A DiT's heads over its Ulysses group (the model checks divisibility up front: check_sp)."""
+    return num_heads // ulysses

@@ -30,6 +30,7 @@ COLOURS = {
     "all_reduce": "tab:brown",
     "all_to_all": "tab:pink",
     "model": "tab:red",
+    "train": "tab:cyan",
 }
 BAND = 0.15
 
@@ -46,7 +47,7 @@ def calibration_figure(result: CalibrationResult) -> Figure:
     for row in rows:
         measured, before, after = row["measured_s"], row["predicted_before_s"], row["predicted_after_s"]
         colour = COLOURS.get(row["family"], "tab:gray")
-        marker = "*" if row["family"] == "model" else "o"
+        marker = "*" if row["family"] in ("model", "train") else "o"
         size = 90 if marker == "*" else 22
         if _finite(measured, before):
             ax.scatter([measured], [before], s=size, marker=marker, facecolors="none", edgecolors=colour, alpha=0.5)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -13,6 +11,8 @@ from typing import Any
 def to_json(data: Any) -> str:
     """Strict JSON: infinities and NaN (a rate of inf, a trace's load) become the strings "inf",
     "-inf" and "nan", which every parser reads."""
+    import json  # loaded by the formats that write it (not by a table)
+
     return json.dumps(_finite(data), indent=2, default=_default, allow_nan=False) + "\n"
 
 
@@ -33,6 +33,8 @@ def _default(value: Any) -> Any:
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    import csv
+
     if not rows:
         return ""
     fieldnames = list(dict.fromkeys(key for row in rows for key in row))  # union, first-seen order
@@ -45,6 +47,8 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _flat(value: Any) -> Any:
+    import json
+
     return json.dumps(value) if isinstance(value, (dict, list)) else value
 
 

@@ -35,11 +35,12 @@ from roofline.simulator.attention_efficiency import (
 from roofline.simulator.collectives import CollectiveModel, CommLibrary, GroupTopology, load_library
 from roofline.simulator.comm import topology_for
 from roofline.simulator.gemm_efficiency import accelerator_curve, is_activation_quantize, k_efficiency
-from roofline.simulator.grouped_gemm import GroupedKernel, grouped_kernel, tile_flops
 from roofline.simulator.plan import ParallelPlan
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
+
+    from roofline.simulator.grouped_gemm import GroupedKernel
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +234,8 @@ class RooflineCostModel:
         s = op.shape
         if op.kind is not OpKind.MATMUL or s is None or not s.grouped:
             return None
+        from roofline.simulator.grouped_gemm import grouped_kernel  # MoE experts only: a dense model loads none
+
         return grouped_kernel(s.grouped, self.cluster.accelerator.architecture, self.math_dtype(op.dtype).value)
 
     def _compute_s(self, op: Op) -> float:
@@ -243,6 +246,8 @@ class RooflineCostModel:
         curve = self.gemm_curve(op)
         g = None if self.ideal else self.grouped_kernel(op)
         if g is not None and op.shape is not None:  # grouped GEMM: its padded tile math (grouped_gemm.py)
+            from roofline.simulator.grouped_gemm import tile_flops
+
             s = op.shape
             work = tile_flops(s.m, s.n, s.k, s.batch, self._sm_count, g.tile_m, g.tile_n, g.tile_overhead_k)
             return work / (peak * (g.compute_fraction or fraction))

@@ -20,7 +20,7 @@ from typing import Any
 
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
-from roofline.ir import Collective, CollectiveKind, Op, OpClass, OpKind, Placement, Precision
+from roofline.ir import Op, OpKind, Placement, Precision
 from roofline.simulator import capacity as capacity_rule
 from roofline.simulator.collectives import group_topology
 from roofline.simulator.cost import OpCost, RooflineCostModel
@@ -191,16 +191,14 @@ class DitResult:
 def _step_ops(dit: DiffusionTransformer, s: DitScenario, tokens: int) -> tuple[list[Op], int]:
     """One GPU's operators for one denoising step, and the DiT forwards each step runs."""
     b, p = s.request.batch, s.precision
+    placement = Placement(sequence_split=s.sp, ring=s.ring, cfg_split=2 if s.cfg_parallel else 1)
     if not s.cfg:
-        return dit.forward_ops(tokens, b, p, s.sp, s.ring), 1
+        return dit.forward_ops(tokens, b, p, placement), 1
     if s.cfg_parallel:  # each half of the GPUs runs one branch, then the predictions are gathered
-        message = 2.0 * b * -(-tokens // s.sp) * dit.patch_dim * p.activation.bytes_per_element  # this GPU's tokens
-        gather = Op(name="cfg_all_gather", kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION,
-                    dtype=p.activation, collective=Collective(CollectiveKind.ALL_GATHER, "cfg", message))  # fmt: skip
-        return [*dit.forward_ops(tokens, b, p, s.sp, s.ring), gather], 2
+        return dit.forward_ops(tokens, b, p, placement), 2
     if dit.cfg_batched:
-        return dit.forward_ops(tokens, 2 * b, p, s.sp, s.ring), 2
-    forward = dit.forward_ops(tokens, b, p, s.sp, s.ring)  # cond and uncond one after the other
+        return dit.forward_ops(tokens, 2 * b, p, placement), 2
+    forward = dit.forward_ops(tokens, b, p, placement)  # cond and uncond one after the other
     return [replace(op, count=2 * op.count) for op in forward], 2
 
 

@@ -80,7 +80,7 @@ def step_ops(lm: DiffusionLM, s: DlmScenario, tokens: int) -> list[Op]:
     placement = Placement(tp=s.tp, layer_start=0, layer_end=lm.num_layers)
     step = StepShape(Phase.DECODE, s.batch, tokens, s.sequence)  # DECODE: logits on every recomputed token
     att = lm.attention
-    flops = s.batch * 4.0 * (att.num_heads // s.tp) * att.head_dim * tokens * s.sequence  # bidirectional
+    flops = s.batch * 4.0 * placement.heads(att.num_heads) * att.head_dim * tokens * s.sequence  # bidirectional
     return [replace(op, flops=flops) if op.kind is OpKind.ATTENTION else op
             for op in lm.build_ops(step, s.precision, placement)]  # fmt: skip
 

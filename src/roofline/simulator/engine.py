@@ -13,7 +13,6 @@ from roofline.ir import Op, Phase, Placement, StepShape
 from roofline.parallel.stage import StageParallelism, stage_ops
 from roofline.simulator.collectives import load_library
 from roofline.simulator.cost import OpCost, RooflineCostModel, shared_cost_model
-from roofline.simulator.host import on_cluster_host, step_with_host
 from roofline.simulator.memory import memory_result
 from roofline.simulator.plan import Scenario, prefill_chunks, stage_placements
 from roofline.simulator.results import EstimateResult, MemoryResult, OpRow, PhaseResult
@@ -41,10 +40,30 @@ def with_host(timing: StepTiming, runtime: EngineConfig | None, phase: Phase, se
     or, eager, the GPU waiting on Python's dispatch. Added to every stage's critical path."""
     if runtime is None:
         return timing
+    from roofline.simulator.host import step_with_host  # a runtime's host model: loaded when one is given
+
     step = step_with_host(runtime, phase, timing.costs, timing.time_s, sequences)
     added = step.host_s + step.unfused_s
     return replace(timing, time_s=timing.time_s + added, no_overlap_s=timing.no_overlap_s + added,
                    slowest_stage_s=timing.slowest_stage_s + added, host_s=step.host_s)  # fmt: skip
+
+
+def decode_step(workload: Workload, step: StepShape, scenario: Scenario, model: RooflineCostModel,
+                placements: Sequence[Placement], runtime: EngineConfig | None) -> StepTiming:  # fmt: skip
+    """A decode step with its runtime: padded to the CUDA graph it replays (host.graph_batch; every
+    operator but attention runs the padded rows), then the runtime's host time."""
+    timing = time_step(workload, step, scenario, model, placements)
+    if runtime is None:
+        return timing
+    from roofline.simulator.host import graph_batch, padding_s  # a runtime's host model: loaded when one is given
+
+    padded = graph_batch(runtime, step.batch)
+    if padded > step.batch:
+        added = padding_s(timing.costs, time_step(workload, replace(step, batch=padded), scenario, model,
+                                                  placements).costs)  # fmt: skip
+        timing = replace(timing, time_s=timing.time_s + added, no_overlap_s=timing.no_overlap_s + added,
+                         slowest_stage_s=timing.slowest_stage_s + added)  # fmt: skip
+    return with_host(timing, runtime, Phase.DECODE, step.batch)
 
 
 def _stage_ops(workload: Workload, step: StepShape, scenario: Scenario, placement: Placement) -> list[Op]:
@@ -197,6 +216,12 @@ def decode_contexts(isl: int, osl: int, samples: int = MAX_DECODE_SAMPLES) -> li
     return [isl + 1 + int((i + 0.5) * steps / samples) for i in range(samples)]
 
 
+def _on_cluster_host(runtime: EngineConfig, cluster: Cluster) -> EngineConfig:
+    from roofline.simulator.host import on_cluster_host
+
+    return on_cluster_host(runtime, cluster)
+
+
 def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bool = False,
              memory: MemoryResult | None = None) -> EstimateResult:  # fmt: skip
     """Prefill and decode timed operator by operator; `memory`: the scenario's memory_result when the
@@ -206,14 +231,14 @@ def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bo
         raise RooflineError(f"{workload.id} ships no MTP layers; drop --mtp")
     placements = stage_placements(workload, plan)
     model = shared_cost_model(cluster, plan, ideal=ideal, library=load_library(scenario.comm_library))
-    runtime = None if scenario.runtime is None or ideal else on_cluster_host(scenario.runtime, cluster)
+    runtime = None if scenario.runtime is None or ideal else _on_cluster_host(scenario.runtime, cluster)
     ttft_batch_s, ttft_no_overlap_s, prefill = time_prefill(workload, scenario, model, placements, runtime)
     micro = scenario.micro_batch
     contexts = decode_contexts(scenario.isl, scenario.osl)
     verify = 1 + scenario.mtp_drafts  # the main model checks the drafts and adds one token of its own
     decode_steps = [
-        with_host(time_step(workload, StepShape(Phase.DECODE, micro, verify, c + verify - 1), scenario, model,
-                            placements), runtime, Phase.DECODE, micro)
+        decode_step(workload, StepShape(Phase.DECODE, micro, verify, c + verify - 1), scenario, model, placements,
+                    runtime)
         for c in contexts
     ]  # fmt: skip
     per_token = len(decode_steps) * scenario.tokens_per_decode_step

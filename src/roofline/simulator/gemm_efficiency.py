@@ -77,7 +77,7 @@ class GemmCurveFile(BaseModel):
 def format_key(dtype: DType, scaling: str | None) -> str:
     """The curve a math format and scaling mode use: `fp8_block` for block-scaled FP8, else the
     compute dtype's name (mxfp4 runs on the fp4 curve: the files hold NVFP4 measurements)."""
-    name = dtype.compute_dtype.value
+    name = dtype.compute_name
     return "fp8_block" if name == "fp8" and scaling == "block" else name
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from roofline.hardware_specs.catalog import load_catalog
 from roofline.hardware_specs.cluster import Cluster
-from roofline.ir import Phase
+from roofline.ir import OpKind, Phase
 from roofline.simulator.cost import OpCost
 
 if TYPE_CHECKING:
@@ -128,3 +128,20 @@ def step_with_host(
     device_s += unfused_s
     step_s = max(pipelined_s, device_s) + scheduler_s
     return HostStep(step_s, step_s - device_s, unfused_s)
+
+
+def graph_batch(runtime: EngineConfig | None, sequences: int) -> int:
+    """The batch a decode step of `sequences` really runs: a runtime that replays captured CUDA
+    graphs pads it to the smallest captured size that holds it (vLLM `cudagraph_capture_sizes`);
+    above the largest, or without a capture list, the step runs unpadded."""
+    if runtime is None or runtime.host.decode_launch != "cuda_graph":
+        return sequences
+    return min((size for size in runtime.host.cuda_graph_batch_sizes if size >= sequences), default=sequences)
+
+
+def padding_s(step: Sequence[OpCost], padded: Sequence[OpCost]) -> float:
+    """Device time the padded rows add: every operator but attention runs on the padded batch (the
+    dummy rows hold no KV, so attention does no work for them)."""
+    return sum(c.total_s for c in padded if c.op.kind is not OpKind.ATTENTION) - sum(
+        c.total_s for c in step if c.op.kind is not OpKind.ATTENTION
+    )

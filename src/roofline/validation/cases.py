@@ -75,6 +75,7 @@ TRAINING = "training"  # the scenario given to the rows of a training file
 TRAINING_MARKERS = ("seq_len", "global_batch", "micro_batch")  # with no scenario column: a training file
 TRAINING_REQUIRED_COLUMNS = ("case_id", "hardware", "num_gpus", *TRAINING_MARKERS, "precision", "metric", "value")
 TRAINING_PRECISIONS = ("bf16", "fp8-cs", "fp8-ds", "mxfp8", "nvfp4")
+TRAINING_LAYOUT_COLUMNS = ("vpp", "cp", "etp", "dp", "recompute")  # read into a training row's load fields
 
 KeyValues = tuple[tuple[str, str], ...]  # a key=value load, in the order written
 LoadValue = float | tuple[int, int, int] | KeyValues | str | None
@@ -304,7 +305,8 @@ def _case(row: _Row) -> Case:
 
 
 def _training_case(row: _Row) -> Case:
-    """A row of a training file: checked like any row, described in `load` (key=value), never predicted."""
+    """A row of a training file: checked like any row, described in `load` (key=value); its load
+    fields also carry the layout columns a Case has no field of (vpp, cp, etp, dp, recompute)."""
     for column in ("vpp", "cp", "etp", "dp"):
         row.integer(column)
     lengths = {column: row.integer(column, required=True) for column in TRAINING_MARKERS}
@@ -312,11 +314,14 @@ def _training_case(row: _Row) -> Case:
     if precision not in TRAINING_PRECISIONS:
         raise row.fail("precision", f"unknown precision '{precision}'; known: {', '.join(TRAINING_PRECISIONS)}")
     setting = ";".join([*(f"{k}={v}" for k, v in lengths.items()), f"precision={precision}"])
+    layout = {column: row.text(column) for column in TRAINING_LAYOUT_COLUMNS if column in row.raw}
+    fields = (*((k, str(v)) for k, v in lengths.items()), ("precision", precision),
+              *((k, v) for k, v in layout.items() if v))  # fmt: skip
     return Case(
         line=row.line, case_id=row.text("case_id"), source=row.text("source"), model=row.text("model"),
         hardware=row.text("hardware"), num_gpus=_num_gpus(row), tp=row.integer("tp"), pp=row.integer("pp"),
         ep=row.integer("ep"), weight_dtype=None, kv_dtype=None, isl=None, osl=None, scenario=TRAINING,
-        load=setting, load_value=None, metric=row.required_text("metric"), value=row.number("value"),
+        load=setting, load_value=fields, metric=row.required_text("metric"), value=row.number("value"),
         runtime=row.text("framework"), notes=row.text("notes"),
     )  # fmt: skip
 

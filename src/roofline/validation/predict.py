@@ -311,7 +311,15 @@ def _ep_all_to_all(case: Case, options: Options) -> Prediction:
     return ep_all_to_all(case)
 
 
+def _training(case: Case, options: Options) -> Prediction:
+    from roofline.validation.predict_training import training
+
+    values, note = training(case)
+    return Prediction(values, note)
+
+
 PREDICTORS: dict[str, Predictor] = {
+    "training": _training,
     "max_throughput": _serving,
     "request_rate": _serving,
     "concurrency": _serving,
@@ -327,13 +335,25 @@ PREDICTORS: dict[str, Predictor] = {
     "ep_dispatch": _ep_all_to_all,
     "ep_combine": _ep_all_to_all,
 }
-assert set(PREDICTORS) == set(SCENARIO_METRICS), "every scenario of the schema needs a predictor"
+assert set(PREDICTORS) == {*SCENARIO_METRICS, TRAINING}, "every scenario of the schema needs a predictor"
+
+
+def _training_outside(case: Case) -> str | None:
+    from roofline.validation.predict_training import TRAINING_METRICS, training_workload
+
+    if case.metric not in TRAINING_METRICS:
+        return f"metric '{case.metric}' is not predicted for training (predicted: {', '.join(TRAINING_METRICS)})"
+    try:
+        training_workload(case.model)
+    except RooflineError as exc:
+        return str(exc)
+    return None
 
 
 def not_predicted(case: Case) -> str | None:
     """Why the row is outside what the predictors cover (it is skipped with this reason), or None."""
     if case.scenario == TRAINING:
-        return "training is not modelled yet"
+        return _training_outside(case)
     if case.scenario not in PREDICTORS:
         return f"scenario '{case.scenario}' is not predicted yet (predicted: {', '.join(PREDICTORS)})"
     metrics = SCENARIO_METRICS[case.scenario]

@@ -25,14 +25,15 @@ attention over the EP group (attn_dp = ep / tp), whole experts per GPU.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.hardware_specs import resolve_cluster
 from roofline.simulator.serving import load_engine
-from roofline.validation.cases import Case
+from roofline.simulator.serving.engine_config import engine_ids, runtime_id
+from roofline.validation.cases import PHASE_SCENARIOS, SERVING_SCENARIOS, Case
 from roofline.workloads import Workload, get_autoregressive
 
 if TYPE_CHECKING:
@@ -62,8 +63,21 @@ def runtime_label(case: Case, model_level: bool) -> str:
 
 
 def runtime_profile(case: Case) -> str | None:
-    """The runtime profile id of a model-level row, or None when no profile models its runtime."""
-    return RUNTIME_PROFILES.get(runtime_label(case, True))
+    """The runtime profile id of a model-level row (a name of the table above, or a packaged profile's
+    id or alias), or None when no profile models its runtime."""
+    label = runtime_label(case, True)
+    return RUNTIME_PROFILES.get(label) or runtime_id(label)
+
+
+def with_default_runtime(cases: list[Case], runtime: str | None) -> list[Case]:
+    """`validate --runtime`: rows whose `runtime` column is empty run on `runtime` (a packaged
+    profile's id or alias) instead of the file's default; rows that name their runtime keep it."""
+    if runtime is None:
+        return cases
+    if runtime_id(runtime) is None:
+        raise RooflineError(f"unknown runtime '{runtime}'; known: {', '.join(engine_ids())}")
+    model_level = (*SERVING_SCENARIOS, *PHASE_SCENARIOS)
+    return [replace(c, runtime=runtime) if c.scenario in model_level and not c.runtime.strip() else c for c in cases]
 
 
 def unknown_runtime(case: Case) -> str:
@@ -107,7 +121,9 @@ def default_ep(experts: int, hardware: str) -> int:
 
 def layout(case: Case, workload: Workload, notes: list[str]) -> Layout:
     """Dense models: tp GPUs (pp must be 1). MoE models: DP attention over the EP group, whole
-    experts per GPU (attn_dp = ep / tp), the layout of the DeepSeek deployments in the file."""
+    experts per GPU (attn_dp = ep / tp), the layout of the DeepSeek deployments in the file; a row
+    that publishes tp but no ep ran plain tensor parallelism (experts split over the tp GPUs, as
+    vLLM and SGLang do without their expert-parallel switch)."""
     if (case.pp or 1) != 1:
         raise RooflineError("pipeline parallelism is not predicted for this scenario")
     tp = case.tp or 1
@@ -117,6 +133,9 @@ def layout(case: Case, workload: Workload, notes: list[str]) -> Layout:
     if not experts:
         return Layout(tp, tp, 1, 1)
     ep = case.ep
+    if ep is None and case.tp is not None:
+        notes.append(f"ep not published, tp {tp}: plain tensor parallelism (experts split over the tp GPUs)")
+        return Layout(tp, tp, 1, 1)
     if ep is None:
         ep = default_ep(experts, case.hardware)
         notes.append(f"ep not published: {ep} (largest divisor of the {experts} experts in one NVLink domain)")

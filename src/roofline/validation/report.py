@@ -20,7 +20,7 @@ from typing import Any
 
 from roofline.errors import RooflineError
 from roofline.result import Result
-from roofline.validation.cases import PHASE_SCENARIOS, SCENARIO_METRICS, SERVING_SCENARIOS, Case, read_cases
+from roofline.validation.cases import PHASE_SCENARIOS, SCENARIO_METRICS, SERVING_SCENARIOS, TRAINING, Case, read_cases
 from roofline.validation.fitted import fitted_rows
 from roofline.validation.predict import PREDICTORS, Options, Prediction, metric_value, not_predicted
 from roofline.validation.predict_runtimes import runtime_label
@@ -186,12 +186,21 @@ def report_inputs(path: Path, scenarios: Sequence[str], max_requests: int | None
     ]
 
 
-def _regime(case: Case) -> str | None:
-    """A sub-group worth its own summary line: request-rate rows at a finite rate (below
-    saturation, the issue's target) apart from those at rate inf (a queue that only grows)."""
-    if case.scenario != "request_rate":
-        return None
-    return f"{case.scenario} (rate inf)" if str(case.load).strip().lower() == "inf" else f"{case.scenario} (finite)"
+def _regimes(case: Case) -> list[str]:
+    """Sub-groups worth their own summary line: request-rate rows at a finite rate (below
+    saturation, the issue's target) apart from those at rate inf (a queue that only grows);
+    training rows by precision, GPU generation and task."""
+    if case.scenario == "request_rate":
+        rate = "rate inf" if str(case.load).strip().lower() == "inf" else "finite"
+        return [f"{case.scenario} ({rate})"]
+    if case.scenario == TRAINING:
+        from roofline.validation.predict_training import gpu_generation, note_fields
+
+        precision = case.load_fields.get("precision", "")
+        task = note_fields(case).get("task", "pretrain")
+        return [f"training (precision {precision})", f"training (gen {gpu_generation(case.hardware)})",
+                f"training (task {task})"]  # fmt: skip
+    return []
 
 
 def _summary_row(rows: Sequence[RowResult], scenario: str, metric: str, hardware: str = "",
@@ -208,10 +217,11 @@ def summarize(rows: Sequence[RowResult]) -> tuple[SummaryRow, ...]:
     groups: dict[tuple[str, str], list[RowResult]] = {}
     for row in rows:
         groups.setdefault((row.case.scenario, row.case.metric), []).append(row)
-    for row in rows:
-        regime = _regime(row.case)
-        if regime is not None:
-            groups.setdefault((regime, row.case.metric), []).append(row)
+    regimes = [_regimes(row.case) for row in rows]
+    for level in range(max((len(r) for r in regimes), default=0)):  # each kind of sub-group together
+        for row, names in zip(rows, regimes, strict=True):
+            if level < len(names):
+                groups.setdefault((names[level], row.case.metric), []).append(row)
     return tuple(_summary_row(members, scenario, metric) for (scenario, metric), members in groups.items())
 
 

@@ -22,6 +22,7 @@ from roofline.executors import check_options, run_chunks
 from roofline.validation.cases import SERVING_SCENARIOS, Case, read_cases
 from roofline.validation.diffusion import DiffusionValidation
 from roofline.validation.predict import Options, not_predicted
+from roofline.validation.predict_runtimes import with_default_runtime
 from roofline.validation.report import ValidationReport, predict_cases, select, summarize
 
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
@@ -85,13 +86,14 @@ def merge_reports(parts: Sequence[ValidationReport]) -> ValidationReport:
 
 def predict_file(path: Path, scenarios: Sequence[str] = (), max_requests: int | None = None,
                  progress: Progress | None = None, *, executor: str = "local", jobs: int | None = 1,
-                 scheduler: str | None = None) -> ValidationReport:  # fmt: skip
+                 scheduler: str | None = None, runtime: str | None = None) -> ValidationReport:  # fmt: skip
     """Read `path` (the whole file is checked), keep the rows of `scenarios`, predict them in chunks
-    on the executor and summarise; `progress(done, total)` once per row as its chunk finishes."""
+    on the executor and summarise; `progress(done, total)` once per row as its chunk finishes.
+    `runtime`: the runtime of model-level rows whose `runtime` column is empty (default: trtllm)."""
     if max_requests is not None and max_requests < 1:
         raise RooflineError(f"max requests must be at least 1, got {max_requests}")
     workers = check_options(executor, jobs, scheduler)
-    cases = select(read_cases(path), scenarios)
+    cases = with_default_runtime(select(read_cases(path), scenarios), runtime)
     chunks = chunk_cases(cases, max_requests, DASK_JOBS if executor == "dask" else workers)
     done_rows = 0
 
@@ -109,7 +111,7 @@ def predict_file(path: Path, scenarios: Sequence[str] = (), max_requests: int | 
 def run_validation(
     data: Path | None, scenarios: Sequence[str] = (), max_requests: int | None = None, diffusion: bool = False,
     progress: Progress | None = None, *, executor: str = "local", jobs: int | None = None,
-    scheduler: str | None = None,
+    scheduler: str | None = None, runtime: str | None = None,
 ) -> ValidationReport | DiffusionValidation:  # fmt: skip
     """Predict the rows of `data` (default: the published file; with `diffusion`, the packaged
     diffusion latencies) and summarise the errors. `scenarios` keeps those rows only (all when
@@ -118,9 +120,11 @@ def run_validation(
     `scheduler`; the report is the same. RooflineError (one line) for a bad argument or a
     malformed file."""
     if diffusion:
-        if scenarios or max_requests is not None:
-            raise RooflineError("--scenario and --max-requests are for the LLM measurements, not --diffusion")
+        if scenarios or max_requests is not None or runtime is not None:
+            raise RooflineError(
+                "--scenario, --max-requests and --runtime are for the LLM measurements, not --diffusion"
+            )
         check_options(executor, jobs, scheduler)
         return DiffusionValidation.from_file(data)
     return predict_file(default_data_path(data), scenarios, max_requests, progress, executor=executor, jobs=jobs,
-                        scheduler=scheduler)  # fmt: skip
+                        scheduler=scheduler, runtime=runtime)  # fmt: skip

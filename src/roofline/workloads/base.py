@@ -57,6 +57,11 @@ class Workload(BaseModel, ABC):
         default=False, description="the publisher's active count leaves out the embedding table"
     )
     max_position_embeddings: int | None = Field(default=None, gt=0)
+    aliases: list[str] | None = Field(
+        default=None,
+        description="other names that resolve to this model, case-insensitively (a Hugging Face id, a "
+        "publisher's spelling such as NeMo's 'GPT3-175B')",
+    )
     weight_dtype: DType = Field(default=DType.BF16, description="format the checkpoint ships its weights in")
     expert_weight_dtype: DType | None = Field(default=None, description="expert weights' format, if different")
     fp8_scaling: Literal["tensor", "block"] | None = Field(

@@ -32,6 +32,8 @@ def _base_finder(models: Mapping[str, Workload]) -> BaseLookup:
 
 
 def _load_data(data: dict[str, Any], origin: str, models: Mapping[str, Workload]) -> Workload:
+    if "base" in data and data.get("id") != data["base"] and "aliases" not in data:
+        data = {**data, "aliases": None}  # a copy under a new id does not take its base's other names
     item = load_model_data(data, origin, WORKLOAD_KINDS, _base_finder(models))
     assert isinstance(item, Workload)
     return item
@@ -85,15 +87,30 @@ def _catalog_entry(model_id: str) -> Workload | None:
         alone = _packaged_alone(model_id)
         if alone is not None:
             return alone
-    return model_catalog().get(model_id)
+    models = model_catalog()
+    if model_id in models:
+        return models[model_id]
+    return _by_other_name(models, model_id)
+
+
+def _by_other_name(models: Mapping[str, Workload], name: str) -> Workload | None:
+    """The model whose id, or one of whose `aliases`, is `name` up to letter case (ids first)."""
+    key = name.casefold()
+    for names_of in (lambda w: [w.id], lambda w: w.aliases or []):
+        found = sorted({w.id for w in models.values() if key in {n.casefold() for n in names_of(w)}})
+        if len(found) > 1:
+            raise RooflineError(f"model name '{name}' is claimed by {', '.join(found)}; give one of these ids")
+        if found:
+            return models[found[0]]
+    return None
 
 
 MODEL_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def get_workload(model: str | os.PathLike[str] | Workload) -> Workload:
-    """A model by catalog id, model YAML path, local Hugging Face config.json path, or object
-    (returned as is)."""
+    """A model by catalog id (or, up to letter case, an id or one of a model's `aliases`), model YAML
+    path, local Hugging Face config.json path, or object (returned as is)."""
     if isinstance(model, Workload):
         return model
     if not isinstance(model, str) or model.endswith(MODEL_SUFFIXES):

@@ -1,20 +1,25 @@
-"""Operator builders for DiT blocks on one GPU of a sequence-parallel group.
+"""Operator builders for DiT blocks: the graph of one GPU at its placement's dimension sizes.
 
 Conventions: d = hidden size, f = MLP width, B = sequences in the forward, n_* = this GPU's share
-(1/sp) of the image / text tokens, N = all tokens of the joint sequence. Linears run on the local
-tokens with the full weights. Attention is unified sequence parallelism (USP, as in xDiT): the
-sp GPUs form `ulysses` x `ring` groups. Ulysses (DeepSpeed-Ulysses) all-to-alls q, k, v over its
-group before attention and the output after, so each GPU holds 1/ulysses of the heads for
-1/ring of the tokens; ring attention then passes K and V blocks around the ring group (ring - 1
-hops), overlapped with the attention on the block at hand. Attention FLOPs are bidirectional:
-4 N_q N_kv d per block (QK^T and PV, no causal halving).
+of the image / text tokens (`Placement.sequence_tokens`: 1/sp of them), N = all tokens of the joint
+sequence. Linears run on the local tokens with the full weights. Attention is unified sequence
+parallelism (USP, as in xDiT): the sp GPUs form `ulysses` x `ring` groups. Ulysses
+(DeepSpeed-Ulysses) all-to-alls q, k, v over its group before attention and the output after, so
+each GPU holds 1/ulysses of the heads for 1/ring of the tokens; ring attention then passes K and
+V blocks around the ring group (ring - 1 hops), overlapped with the attention on the block at hand.
+The builder asks the placement for each dimension's share and tags the exchanges (`ir.Sync`: the
+q/k/v all-to-all after the op that feeds the attention, the ring pass and the output all-to-all
+after it, the CFG gather after the scheduler step); `roofline.parallel.collectives` inserts the
+collectives of the groups with more than one GPU, as for every family. Attention FLOPs are
+bidirectional: 4 N_q N_kv d per block (QK^T and PV, no causal halving).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from roofline.ir import Collective, CollectiveKind, Op, OpClass, OpKind, Precision
+from roofline.ir import CollectiveKind, Op, OpClass, OpKind, Placement, Precision, Sync
 from roofline.workloads.layers import elementwise_op, matmul_op
 
 if TYPE_CHECKING:
@@ -22,17 +27,17 @@ if TYPE_CHECKING:
 
 ULYSSES_GROUP = "ulysses"
 RING_GROUP = "ring"
+CFG_GROUP = "cfg"
 
 
 class BlockBuilder:
-    def __init__(self, dit: DiffusionTransformer, image_tokens: int, batch: int, precision: Precision, sp: int,
-                 ring: int = 1):  # fmt: skip
-        self.dit, self.batch, self.precision, self.sp, self.ring = dit, batch, precision, sp, ring
-        self.ulysses = sp // ring
+    def __init__(self, dit: DiffusionTransformer, image_tokens: int, batch: int, precision: Precision,
+                 placement: Placement):  # fmt: skip
+        self.dit, self.batch, self.precision, self.placement = dit, batch, precision, placement
         self.d, self.f = dit.hidden_size, dit.mlp_hidden
-        self.n_img = -(-image_tokens // sp)
-        self.n_txt = -(-dit.text_tokens // sp)
-        self.heads_l = dit.num_heads // self.ulysses
+        self.n_img = placement.sequence_tokens(image_tokens)
+        self.n_txt = placement.sequence_tokens(dit.text_tokens)
+        self.heads_l = placement.ulysses_heads(dit.num_heads)
         self.a = precision.activation.bytes_per_element
 
     def _mm(self, name: str, cls: OpClass, m: int, n: int, k: int, count: int) -> Op:
@@ -41,28 +46,25 @@ class BlockBuilder:
     def _ew(self, name: str, cls: OpClass, elements: float, count: int, read: float = 2.0) -> Op:
         return elementwise_op(name, cls, read * elements, elements, 5.0, self.precision, count)
 
-    def _comm(self, name: str, kind: CollectiveKind, group: str, message_bytes: float, count: int) -> Op:
-        return Op(name=name, kind=OpKind.COLLECTIVE, op_class=OpClass.COMMUNICATION, dtype=self.precision.activation,
-                  count=count, collective=Collective(kind, group, message_bytes))  # fmt: skip
+    def _sync(self, name: str, kind: CollectiveKind, group: str, message_bytes: float, then: Sync | None = None
+              ) -> Sync:  # fmt: skip
+        return Sync(name, kind, group, message_bytes, self.precision.activation, then=then)
 
-    def _a2a(self, name: str, tokens: int, width: int, count: int) -> list[Op]:
-        if self.ulysses == 1:
-            return []
-        return [self._comm(name, CollectiveKind.ALL_TO_ALL, ULYSSES_GROUP, self.batch * tokens * width * self.a, count)]
+    def _a2a(self, name: str, tokens: int, width: int, then: Sync | None = None) -> Sync:
+        return self._sync(name, CollectiveKind.ALL_TO_ALL, ULYSSES_GROUP, self.batch * tokens * width * self.a, then)
 
-    def _sp_attention(self, name: str, local_tokens: int, count: int) -> list[Op]:
-        """Attention of one GPU over the whole sequence (`local_tokens` x sp): Ulysses all-to-alls around
-        it; with a ring, q for 1/ring of the tokens and a K/V block of that size passed on each hop
-        (the simulator overlaps the hops with the attention: `ring_kv_pass` right after it)."""
-        shard = local_tokens * self.ulysses  # tokens whose queries this GPU holds after the all-to-all
-        ops = [
-            *self._a2a("ulysses_qkv_all_to_all", local_tokens, 3 * self.d, count),
-            self._core(name, shard, local_tokens * self.sp, self.heads_l, count),
-        ]
-        if self.ring > 1:
-            block = 2.0 * self.batch * shard * self.heads_l * self.dit.head_dim * self.a  # K and V of the shard
-            ops.append(self._comm("ring_kv_pass", CollectiveKind.SEND_RECV, RING_GROUP, block, count))
-        return ops + self._a2a("ulysses_out_all_to_all", local_tokens, self.d, count)
+    def _sp_attention(self, feeding: Op, name: str, local_tokens: int, count: int) -> list[Op]:
+        """`feeding` (the op whose q, k, v the attention reads), then the attention of one GPU over the
+        whole sequence: the Ulysses q/k/v all-to-all after `feeding`, the output's after the attention;
+        with a ring, q for 1/ring of the tokens and a K/V block of that size passed on each hop (the
+        simulator overlaps the hops with the attention: `ring_kv_pass` right after it)."""
+        shard = self.placement.ulysses_query_tokens(local_tokens)  # queries this GPU holds after the all-to-all
+        block = 2.0 * self.batch * shard * self.heads_l * self.dit.head_dim * self.a  # K and V of the shard
+        out = self._a2a("ulysses_out_all_to_all", local_tokens, self.d)
+        ring = self._sync("ring_kv_pass", CollectiveKind.SEND_RECV, RING_GROUP, block, then=out)
+        core = self._core(name, shard, self.placement.sequence_key_tokens(local_tokens), self.heads_l, count)
+        return [replace(feeding, sync=self._a2a("ulysses_qkv_all_to_all", local_tokens, 3 * self.d)),
+                replace(core, sync=ring)]  # fmt: skip
 
     def _core(self, name: str, q_tokens: int, kv_tokens: int, heads: int, count: int) -> Op:
         dh, b = self.dit.head_dim, self.batch
@@ -85,9 +87,9 @@ class BlockBuilder:
             self._mm(f"{prefix}mlp_down", OpClass.MLP, m, self.d, self.f, count),
         ]
 
-    def _joint_attention(self, count: int) -> list[Op]:
+    def _joint_attention(self, feeding: Op, count: int) -> list[Op]:
         """Attention over the whole joint (image + text) sequence."""
-        return self._sp_attention("attention", self.n_img + self.n_txt, count)
+        return self._sp_attention(feeding, "attention", self.n_img + self.n_txt, count)
 
     def embed_ops(self) -> list[Op]:
         d, b, dit = self.d, self.batch, self.dit
@@ -117,7 +119,7 @@ class BlockBuilder:
                 self._mm(f"{prefix}qkv", OpClass.ATTENTION, m, 3 * d, d, count),
                 self._ew(f"{prefix}qk_norm_rope", OpClass.ATTENTION, m * 2 * d, count),
             ]
-        ops += self._joint_attention(count)
+        ops[-1:] = self._joint_attention(ops[-1], count)
         for prefix, m in streams:
             ops += [
                 self._mm(f"{prefix}attn_out", OpClass.ATTENTION, m, d, d, count),
@@ -135,8 +137,7 @@ class BlockBuilder:
         return ops + [
             self._ew("single_norm", OpClass.NORM, m * d, count),
             self._mm("single_linear1", OpClass.MLP, m, 3 * d + f, d, count),
-            self._ew("single_qk_norm_rope", OpClass.ATTENTION, m * 2 * d, count),
-            *self._joint_attention(count),
+            *self._joint_attention(self._ew("single_qk_norm_rope", OpClass.ATTENTION, m * 2 * d, count), count),
             self._ew("single_mlp_act", OpClass.MLP, m * f, count, read=1.0),
             self._mm("single_linear2", OpClass.MLP, m, d, d + f, count),
             self._residual("gated_residual", m, count),
@@ -149,8 +150,9 @@ class BlockBuilder:
         return [
             self._ew("self_attn_norm", OpClass.NORM, m * d, count),
             self._mm("self_qkv", OpClass.ATTENTION, m, 3 * d, d, count),
-            self._ew("self_qk_norm_rope", OpClass.ATTENTION, m * 2 * d, count),
-            *self._sp_attention("self_attention", self.n_img, count),
+            *self._sp_attention(
+                self._ew("self_qk_norm_rope", OpClass.ATTENTION, m * 2 * d, count), "self_attention", self.n_img, count
+            ),
             self._mm("self_out", OpClass.ATTENTION, m, d, d, count),
             self._residual("gated_residual", m, count),
             self._ew("cross_attn_norm", OpClass.NORM, m * d, count),
@@ -164,11 +166,15 @@ class BlockBuilder:
         ]
 
     def final_ops(self) -> list[Op]:
+        """The last layer and the scheduler step; under CFG parallelism the two branches' predictions
+        (this GPU's tokens of each) are gathered after it."""
         d, b, dit = self.d, self.batch, self.dit
         m = b * self.n_img
         ops = [] if dit.shared_modulation else [self._mm("final_modulation", OpClass.NORM, b, 2 * d, d, 1)]
+        gather = 2.0 * b * self.n_img * dit.patch_dim * self.a
         return ops + [
             self._ew("final_norm", OpClass.NORM, m * d, 1),
             self._mm("final_linear", OpClass.LM_HEAD, m, dit.patch_dim, d, 1),
-            self._ew("scheduler_step", OpClass.SAMPLING, m * dit.patch_dim, 1),
-        ]
+            replace(self._ew("scheduler_step", OpClass.SAMPLING, m * dit.patch_dim, 1),
+                    sync=self._sync("cfg_all_gather", CollectiveKind.ALL_GATHER, CFG_GROUP, gather)),
+        ]  # fmt: skip

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from roofline.errors import RooflineError
 from roofline.ir import Op, OpClass, OpKind, Placement, Precision, StepShape
+from roofline.parallel.collectives import with_collectives
 from roofline.workloads.base import ParameterCounts, Workload, register_kind
 from roofline.workloads.diffusion_blocks import BlockBuilder
 
@@ -223,12 +224,14 @@ class DiffusionTransformer(Workload):
             raise RooflineError(f"the Ulysses degree sp / ring = {ulysses} must divide {self.id}'s {self.num_heads} "
                                 f"attention heads; put the rest in a ring (--ring)")  # fmt: skip
 
-    def forward_ops(self, image_tokens: int, batch: int, precision: Precision, sp: int = 1, ring: int = 1
+    def forward_ops(self, image_tokens: int, batch: int, precision: Precision, placement: Placement | None = None
                     ) -> list[Op]:  # fmt: skip
-        """One forward over `batch` sequences on one GPU of a `sp`-way sequence-parallel group: every
-        linear on 1/sp of the tokens; attention as Ulysses (sp / ring) x ring (diffusion_blocks)."""
-        self.check_sp(sp, ring)
-        b = BlockBuilder(self, image_tokens, batch, precision, sp, ring)
+        """One forward over `batch` sequences on one GPU of `placement` (default: one GPU): every linear
+        on its share of the tokens (1/sp); attention as Ulysses (sp / ring) x ring; the collectives of
+        its groups inserted by the parallel package (diffusion_blocks)."""
+        placement = placement or Placement()
+        self.check_sp(placement.sequence_split, placement.ring)
+        b = BlockBuilder(self, image_tokens, batch, precision, placement)
         ops = b.embed_ops()
         if self.double_blocks:
             ops += b.double_ops(self.double_blocks)
@@ -236,7 +239,7 @@ class DiffusionTransformer(Workload):
             ops += b.single_ops(self.single_blocks)
         if self.cross_blocks:
             ops += b.cross_ops(self.cross_blocks)
-        return ops + b.final_ops()
+        return with_collectives(ops + b.final_ops(), placement)
 
     def encoder_ops(self, batch: int, precision: Precision) -> list[Op]:
         """Text encoders once per request, each one op costed from its size (2 x params per token)."""
