@@ -229,6 +229,15 @@ class RooflineCostModel:
             self._curves[key] = accelerator_curve(self.cluster.accelerator, dtype, scaling, kernel)
         return self._curves[key]
 
+    def grouped_prior(self, g: GroupedKernel, dtype: DType, scaling: str | None = None,
+                      kernel: str | None = None) -> GemmCurve | None:  # fmt: skip
+        """The dense GEMM curve that prices a grouped GEMM with no kernel table of its own (a prior:
+        each expert's GEMM as the dense curve times a GEMM of its K, its fraction, K-loop share and
+        launch latency); None where the family has a fitted table or the format no curve."""
+        if g.compute_fraction is not None or self.ideal:
+            return None
+        return self._curve(self.math_dtype(dtype), scaling, kernel)
+
     def grouped_kernel(self, op: Op) -> GroupedKernel | None:
         """The grouped-GEMM kernel of an MoE expert matmul (None for any other op)."""
         s = op.shape
@@ -250,6 +259,9 @@ class RooflineCostModel:
 
             s = op.shape
             work = tile_flops(s.m, s.n, s.k, s.batch, self._sm_count, g.tile_m, g.tile_n, g.tile_overhead_k)
+            prior = self.grouped_prior(g, op.dtype, scaling, kernel)
+            if prior is not None:  # no kernel table: the dense curve's fraction and K-loop share
+                fraction *= k_efficiency(s.k, prior.k_half)
             return work / (peak * (g.compute_fraction or fraction))
         if op.kind is OpKind.MATMUL and op.shape is not None and not self.ideal:
             s = op.shape
@@ -274,7 +286,11 @@ class RooflineCostModel:
 
     def _grouped_latency_s(self, op: Op) -> float:
         g = None if self.ideal else self.grouped_kernel(op)
-        return 0.0 if g is None else g.latency_s * op.kernels
+        if g is None:
+            return 0.0
+        scaling, kernel = (op.shape.scaling, op.shape.kernel) if op.shape is not None else (None, None)
+        prior = self.grouped_prior(g, op.dtype, scaling, kernel)
+        return g.latency_s * op.kernels + (0.0 if prior is None else prior.latency_s)
 
     def _memory_rate(self, op: Op) -> float:
         """Achievable HBM bytes/s of the op: a grouped GEMM's family fraction where it has one."""

@@ -350,7 +350,7 @@ class _Derived:
     # grouped GEMMs (MoE experts, cost.RooflineCostModel.grouped_kernel): their op indices, and per
     # accelerator their kernel (None: no such format here), seconds per tile FLOP and HBM bytes/s
     grouped_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    grouped_kernels: tuple[tuple[tuple[GroupedKernel | None, float, float], ...], ...] = ()
+    grouped_kernels: tuple[tuple[tuple[GroupedKernel | None, float, float, float, float], ...], ...] = ()
 
     def segments(self, table: OpTable, u: np.ndarray, s: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         return segment(table.local.grid, u), None if table.group is None else segment(table.group.grid, s)
@@ -588,19 +588,23 @@ class FastModel:
         return per_byte, least, overhead
 
     @staticmethod
-    def _grouped_rates(model: RooflineCostModel, table: OpTable, j: int) -> tuple[GroupedKernel | None, float, float]:
-        """A grouped GEMM's kernel on this accelerator, seconds per FLOP of its tile math and HBM
-        bytes/s (cost.RooflineCostModel._compute_s and _memory_rate)."""
+    def _grouped_rates(model: RooflineCostModel, table: OpTable, j: int) -> tuple[
+            GroupedKernel | None, float, float, float, float]:  # fmt: skip
+        """A grouped GEMM's kernel on this accelerator, seconds per FLOP of its tile math, HBM
+        bytes/s, and, where it has no kernel table, the dense curve's k_half and launch latency
+        (cost.RooflineCostModel._compute_s, _memory_rate, grouped_prior)."""
         dtype = table.dtypes[j]
         try:
             peak, fraction = model.flops_rate(OpKind.MATMUL, dtype)
             kernel = model.grouped_kernel(_grouped_probe(table.grouped[j], dtype))
         except RooflineError:
-            return None, 1e30, 1.0
+            return None, 1e30, 1.0, 0.0, 0.0
         assert kernel is not None
         acc = model.cluster.accelerator
         memory = acc.memory.bandwidth * (kernel.memory_fraction or acc.efficiency.memory_bandwidth_fraction)
-        return kernel, 1.0 / (peak * (kernel.compute_fraction or fraction)), memory
+        prior = model.grouped_prior(kernel, dtype)
+        k_half, latency_s = (0.0, 0.0) if prior is None else (prior.k_half, prior.latency_s)
+        return kernel, 1.0 / (peak * (kernel.compute_fraction or fraction)), memory, k_half, latency_s
 
     # ---- step times ------------------------------------------------------------------------------
 
@@ -660,16 +664,18 @@ class FastModel:
         b_all = np.maximum(1.0, np.rint(d.gemm_batch(u, s, seg))).astype(np.int64)
         flops, size = d.flops(u, s, seg), d.bytes(u, s, seg)
         sm = int(self.hw.sm_count[h])
-        for j, (kernel, seconds_per_flop, memory_rate) in zip(d.grouped_rows, d.grouped_kernels[h], strict=True):
+        for j, (kernel, seconds_per_flop, memory_rate, k_half, prior_latency_s) in zip(
+                d.grouped_rows, d.grouped_kernels[h], strict=True):  # fmt: skip
             if kernel is None:
                 continue  # the format cannot run here: the dense row's infinite time stands
             i = int(np.searchsorted(mm, j))
             n, k = int(table.n[j]), int(table.k[j])
             work = tile_flops(m_all[i], n, k, b_all[i], sm, kernel.tile_m, kernel.tile_n, kernel.tile_overhead_k)
+            work = work / k_efficiency(k, k_half) if k_half else work  # no kernel table: the dense curve's K-loop share
             compute[j] = np.where(flops[j] > 0, work * seconds_per_flop, 0.0)
             memory[j] = size[j] / memory_rate
             p = self.hw.overlap_exponent[h] if kernel.overlap_exponent is None else kernel.overlap_exponent
-            overhead = table.kernels[j] * (self.hw.kernel_overhead_s[h] + kernel.latency_s)
+            overhead = table.kernels[j] * (self.hw.kernel_overhead_s[h] + kernel.latency_s) + prior_latency_s
             time[j] = kernel_time_s(compute[j], memory[j], p) + overhead
 
     def _stages(self, parts: np.ndarray | Sequence[np.ndarray], layout: Layout, h: np.ndarray, s: np.ndarray,

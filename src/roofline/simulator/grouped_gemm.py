@@ -16,7 +16,10 @@ expert's rows to tile_m; workloads/moe_kernels.py), `batch` the groups. The frac
 family, architecture and format (`simulator/data/grouped_gemm.yaml`), fitted from kernel tables
 (`fitted_on` lists the rows; `validation/fit_grouped.py` is the fit). An architecture without an
 entry transfers from the nearest one (Rubin -> Blackwell, H800/GH200 are Hopper); one with none
-(Ampere, CDNA) keeps the dense matmul fraction and the accelerator's memory fraction.
+(Ampere, CDNA), or a family with no table at all (TensorRT-LLM v0.17's MoE plugin, vLLM's Triton
+MoE), is priced as a prior by the dense GEMM curve of the format (its fraction, the K-loop share
+of each tile and its launch latency: cost.RooflineCostModel.grouped_prior) and the accelerator's
+memory fraction.
 """
 
 from __future__ import annotations

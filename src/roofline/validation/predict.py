@@ -158,6 +158,18 @@ def _replay_engine(case: Case, setup: ScenarioSetup, options: Options, notes: li
     return load_engine(profile)
 
 
+def _replayed_moe_kernels(case: Case, workload: Workload, plan: ParallelPlan, engine: EngineConfig,
+                          options: Options, notes: list[str]) -> ParallelPlan:  # fmt: skip
+    """TensorRT-LLM rows run the MoE kernels of the release that measured them (benchmark_setups.yaml
+    engine_overrides: v0.17's MoE plugin for the max-throughput tables); rows of other runtimes keep
+    the plan's default variant."""
+    if (runtime_profile(case) or options.setups.engine) != options.setups.engine:
+        return plan
+    if getattr(workload, "num_experts", None) and engine.moe_kernels != plan.moe_kernels:
+        notes.append(f"MoE kernels: {engine.moe_kernels} (moe_kernels.yaml), the release that measured the row")
+    return replace(plan, moe_kernels=engine.moe_kernels)
+
+
 @dataclass(frozen=True)
 class _Deployment:
     """Where a serving row runs: its plan on `gpus` GPUs; `per_unit` turns the deployment's
@@ -204,7 +216,8 @@ def _serving(case: Case, options: Options) -> Prediction:
     value = math.inf if case.load_value is None else float(case.load_value)  # type: ignore[arg-type]
     load = Load(case.scenario, value, num_requests=_num_requests(case, setup, options, notes))
     # batch: serve() schedules its own; the TP all-reduce is the engine's (its profile's kernels.allreduce)
-    scenario = Scenario(1, case.isl, case.osl, where.precision, where.plan, comm_library=engine.kernels.allreduce)
+    plan = _replayed_moe_kernels(case, workload, where.plan, engine, options, notes)
+    scenario = Scenario(1, case.isl, case.osl, where.precision, plan, comm_library=engine.kernels.allreduce)
     result = serve(workload, cluster, scenario, engine, load).to_dict()
     output_tokens_per_s = result["output_tokens_per_s"] * where.per_unit(case)
     values = {

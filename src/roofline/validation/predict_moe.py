@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from roofline.dtypes import DType
 from roofline.errors import RooflineError
-from roofline.hardware_specs import Cluster
+from roofline.hardware_specs import Cluster, resolve_cluster
 from roofline.ir import Op, Placement, Precision
 from roofline.simulator.cost import RooflineCostModel
 from roofline.validation.cases import Case
@@ -62,13 +62,25 @@ def row_ops(case: Case) -> tuple[list[Op], str]:
     if quant not in _AIC_QUANT:
         raise RooflineError(f"moe_experts: unknown quant '{quant}'")
     dtype, key = _AIC_QUANT[quant]
-    name = "deepgemm" if "deepgemm" in source else "trtllm"
+    name = _variant_name(source, quant, case.hardware)
     choice = MoEKernelChoice(name, spread, key or None)
     load = rank_load(shape, tokens, placement, choice)
     ops = routed_expert_ops(shape, tokens, load, Precision(dtype), placement, 1, choice, moved_rows=load.rows)
     note = (f"{name} fused MoE ({variant(name).family}), {quant}, spread {spread}; busiest of ep {ep}: "
             f"{load.experts:.0f} experts, {load.rows:.0f} rows")  # fmt: skip
     return ops, note
+
+
+def _variant_name(source: str, quant: str, hardware: str) -> str:
+    """AIC's collector picks the backend per format and GPU (collector/trtllm/collect_moe.py):
+    DeepGEMM for fp8_block on Blackwell; for MXFP4 weights (gpt-oss) Triton on Hopper and
+    trtllm-gen on Blackwell (kernel_source `moe_torch_flow`); CUTLASS otherwise."""
+    if "deepgemm" in source:
+        return "deepgemm"
+    if quant == "w4a16_mxfp4" and "cutlass" not in source:
+        arch = resolve_cluster(hardware=hardware).accelerator.architecture.lower()
+        return "trtllm_triton" if arch.startswith("hopper") else "trtllm_gen"
+    return "trtllm"
 
 
 def _torch_rows(case: Case, shape: MoEShape, tokens: int, placement: Placement) -> tuple[list[Op], str]:

@@ -23,6 +23,7 @@ busiest: the largest expert of every stratum of ep) is timed, its rows scaled by
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -139,19 +140,61 @@ def expert_loads(tokens: int, num_experts: int, top_k: int, spread: str) -> list
         touched = min(num_experts, picks)
         base, extra = divmod(picks, touched)
         return [float(base + 1)] * extra + [float(base)] * (touched - extra) + [0.0] * (num_experts - touched)
-    low, high = (1.0, 0.8 * tokens) if picks > num_experts else (0.01, 2.0)
+    low, high = _power_law_range(tokens, num_experts, top_k)
     draws = [_power_law_quantile((i + 0.5) / num_experts, exponent, low, high) for i in range(num_experts)]
+    return sorted(_scaled_loads(draws, picks), reverse=True)
+
+
+def _power_law_range(tokens: int, num_experts: int, top_k: int) -> tuple[float, float]:
+    return (1.0, 0.8 * tokens) if tokens * top_k > num_experts else (0.01, 2.0)
+
+
+def _scaled_loads(draws: list[float], picks: int) -> list[float]:
+    """The draws scaled to `picks` rows and rounded, in the draws' order; as the generator does, the
+    rounding error goes to the largest first (added) or is taken from the smallest (the largest
+    when the smallest is empty)."""
     scale = picks / sum(draws)
-    loads = sorted((float(round(d * scale)) for d in draws), reverse=True)
+    loads = [float(round(d * scale)) for d in draws]
+    order = sorted(range(len(loads)), key=lambda i: (-loads[i], -draws[i]))  # ties: the larger draw first
     delta = picks - int(sum(loads))
-    for i in range(abs(delta)):  # as the generator does: the rounding error goes to the largest first
-        j = i % num_experts if delta > 0 else _last_positive(loads)
-        loads[j] += 1.0 if delta > 0 else -1.0
-    return sorted(loads, reverse=True)
+    for i in range(abs(delta)):
+        if delta > 0:
+            loads[order[i % len(order)]] += 1.0
+        else:
+            j = order[-(i % len(order)) - 1]
+            loads[j if loads[j] > 0 else max(range(len(loads)), key=loads.__getitem__)] -= 1.0
+    return loads
 
 
-def _last_positive(loads: list[float]) -> int:
-    return max(i for i, x in enumerate(loads) if x > 0)
+# AIC's power-law routing under EP (aiconfigurator collector/helper.py, _generate_power_law_distribution):
+# each expert's load is an independent draw, the experts are split into ep contiguous groups and the
+# group with the largest sum is made rank 0, the one timed; AIC averages 5 routings. The expected
+# busiest rank is taken over POWER_LAW_DRAWS seeded routings (deterministic). Only where T x K > E:
+# below, every draw rounds to zero rows and the rounding fix-up places the picks; there AIC's table
+# times the power-law busiest rank like the balanced one (power / balanced ~1 at T = 1 and 8 in
+# every group that passes validation/aic_screen.py), so the strided deal below is kept.
+POWER_LAW_DRAWS = 64
+POWER_LAW_SEED = 17
+
+
+@lru_cache(maxsize=512)
+def power_law_busiest(tokens: int, num_experts: int, top_k: int, ep: int, exponent: float, imbalance: float,
+                      tile_m: int) -> RankLoad:  # fmt: skip
+    """Mean busiest-rank load over seeded power-law routings, ranks holding contiguous expert groups."""
+    rng = random.Random(POWER_LAW_SEED)
+    low, high = _power_law_range(tokens, num_experts, top_k)
+    local = num_experts // ep
+    sums = [0.0, 0.0, 0.0, 0.0]
+    for _ in range(POWER_LAW_DRAWS):
+        loads = _scaled_loads([_power_law_quantile(rng.random(), exponent, low, high) for _ in range(num_experts)],
+                              tokens * top_k)  # fmt: skip
+        groups = [loads[g * local : (g + 1) * local] for g in range(ep)]
+        mine = [x * imbalance for x in max(groups, key=sum)]
+        sums[0] += sum(1 for x in mine if x > 0)
+        sums[1] += sum(mine)
+        sums[2] += sum(_padded(x, tile_m) for x in mine)
+        sums[3] += max(mine, default=0.0)
+    return RankLoad(*(x / POWER_LAW_DRAWS for x in sums))
 
 
 def _padded(rows: float, tile_m: int) -> float:
@@ -176,6 +219,9 @@ def busiest_rank(tokens: float, num_experts: int, top_k: int, ep: int, spread: s
         rows = tokens * top_k / ep * imbalance
         per_expert = rows / experts if experts > 0 else 0.0
         return RankLoad(experts, rows, experts * _expected_padded(per_expert, tile_m), math.ceil(per_expert - 1e-9))
+    exponent = parse_spread(spread)
+    if exponent is not None and ep > 1 and num_experts % ep == 0 and tokens * top_k > num_experts:
+        return power_law_busiest(max(1, round(tokens)), num_experts, top_k, ep, exponent, imbalance, tile_m)
     loads = expert_loads(max(1, round(tokens)), num_experts, top_k, spread)
     mine = [x * imbalance for x in loads[::ep]]  # rank 0: the largest expert of each stratum of ep
     return RankLoad(float(sum(1 for x in mine if x > 0)), sum(mine), sum(_padded(x, tile_m) for x in mine),

@@ -1,0 +1,93 @@
+"""MoE expert kernels by cause (issue 17): the AIC table screen, AIC's power-law busiest rank under
+EP, the backend AIC's collector picks for MXFP4 weights, 64-row CUTLASS MoE tiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from roofline.validation.aic_screen import suspect_rows
+from roofline.validation.cases import Case, read_cases
+from roofline.workloads.moe_kernels import busiest_rank, expert_loads, family
+
+HEADER = (
+    "case_id,source,model,hardware,num_gpus,tp,pp,ep,weight_dtype,kv_dtype,isl,osl,scenario,load,metric,value,notes"
+)
+SHAPE = "experts=128;topk=8;hidden=2048;intermediate=768"
+
+
+def _row(cid: str, quant: str, dtype: str, tokens: int, spread: str, value: float) -> str:
+    load = f"tokens={tokens};{SHAPE};spread={spread}"
+    notes = f"ms->us; quant={quant}; kernel_source=moe_torch_flow_cutlass"
+    return f"{cid},aic,,h100-sxm,1,,,,{dtype},,,,moe_experts,{load},latency_us,{value},{notes}"
+
+
+def _cases(tmp_path: Path, rows: list[str]) -> list[Case]:
+    path = tmp_path / "k.csv"
+    path.write_text("\n".join([HEADER, *rows]) + "\n")
+    return read_cases(path)
+
+
+def _group(prefix: str, quant: str, dtype: str, spread: str, times: list[float]) -> list[str]:
+    return [
+        _row(f"{prefix}{i}", quant, dtype, t, spread, v)
+        for i, (t, v) in enumerate(zip((1, 8, 128, 2048), times, strict=True))
+    ]
+
+
+def test_the_screen_flags_inconsistent_pairs_formats_and_falling_times(tmp_path: Path) -> None:
+    good = [10.0, 20.0, 40.0, 200.0]
+    rows = (_group("a", "bfloat16", "bf16", "even", good) + _group("b", "bfloat16", "bf16", "power_law_1.01", good)
+            + _group("c", "fp8", "fp8", "even", [6.0, 12.0, 25.0, 120.0]))  # fmt: skip
+    assert suspect_rows(_cases(tmp_path, rows)) == {}
+    # the power-law run 5x the balanced one: both groups suspect
+    slow = [5 * x for x in good]
+    pair = _group("a", "bfloat16", "bf16", "even", good) + _group("b", "bfloat16", "bf16", "power_law_1.01", slow)
+    cases = _cases(tmp_path, pair)
+    flagged = suspect_rows(cases)
+    assert set(flagged) == {c.case_id for c in cases} and "power-law / balanced x5.00" in flagged["a0"]
+    # an fp8 run slower than bf16 (1.5x): both format groups suspect, the pair still fine
+    rows = _group("a", "bfloat16", "bf16", "even", good) + _group("c", "fp8", "fp8", "even", [1.5 * x for x in good])
+    flagged = suspect_rows(_cases(tmp_path, rows))
+    assert {"a0", "c0"} <= set(flagged) and "fp8 / bf16 x1.50" in flagged["c0"]
+    # more tokens, half the time: not the same kernel path
+    flagged = suspect_rows(_cases(tmp_path, _group("a", "bfloat16", "bf16", "even", [10.0, 40.0, 20.0, 200.0])))
+    assert set(flagged) == {"a0", "a1", "a2", "a3"} and "time falls x2.0" in flagged["a1"]
+
+
+def test_power_law_busiest_rank_is_the_heaviest_contiguous_group() -> None:
+    """AIC makes rank 0 the expert group with the largest load: above the mean rank's T K / ep rows
+    and above the strided deal (the largest expert of each stratum); deterministic."""
+    tokens, experts, top_k, ep = 16384, 128, 8, 8
+    load = busiest_rank(tokens, experts, top_k, ep, "power_law_1.01", 1.0, 64)
+    assert load == busiest_rank(tokens, experts, top_k, ep, "power_law_1.01", 1.0, 64)
+    strided = sum(expert_loads(tokens, experts, top_k, "power_law_1.01")[::ep])
+    assert load.rows > 1.3 * tokens * top_k / ep and load.rows > 1.2 * strided
+    assert load.experts <= experts / ep and load.max_rows <= load.rows
+    # T K <= E: the strided deal (AIC's table times it like balanced routing there)
+    small = busiest_rank(8, experts, top_k, ep, "power_law_1.01", 1.0, 64)
+    assert small.rows == sum(expert_loads(8, experts, top_k, "power_law_1.01")[::ep])
+
+
+def test_mxfp4_rows_run_the_backend_aic_picks() -> None:
+    from roofline.validation.predict_moe import _variant_name
+
+    assert _variant_name("moe_torch_flow", "w4a16_mxfp4", "h200-sxm") == "trtllm_triton"
+    assert _variant_name("moe_torch_flow", "w4a16_mxfp4", "b200") == "trtllm_gen"
+    assert _variant_name("moe_torch_flow_cutlass", "fp8", "b200") == "trtllm"
+    assert _variant_name("deepgemm", "fp8_block", "gb200") == "deepgemm"
+    assert family("triton_ogs").tile_m < family("cutlass_moe").tile_m == 64
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "validation"
+
+
+@pytest.mark.skipif(not (SHARED / "kernels-aic.csv").is_file(), reason="kernel tables not on this machine")
+def test_suspect_rows_are_llama4_only_and_left_out_of_the_fit() -> None:
+    from roofline.validation.fit_grouped_main import fit_cases
+
+    cases = read_cases(SHARED / "kernels-aic.csv")
+    flagged = suspect_rows(cases)
+    assert flagged and all("topk=1;hidden=5120;intermediate=8192" in c.load for c in cases if c.case_id in flagged)
+    assert not flagged.keys() & {c.case_id for c in fit_cases(SHARED)}
