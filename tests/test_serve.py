@@ -160,13 +160,14 @@ def test_decode_and_prefill_steps_equal_full_model_at_grid_points(step_model: St
         assert step_model.step_s(0, 0, [(int(p), c)]) == pytest.approx(expected, rel=1e-9), p
 
 
-def test_decode_only_step_runs_the_captured_cuda_graph(step_model: StepTimeModel) -> None:
-    """TensorRT-LLM pads a generation-only batch to its next captured size (trtllm.yaml: 8, 16, ..., 128,
-    then 256): 11 sequences cost as 16 bar attention and the per-sequence host time, 129 as 256;
-    a captured size runs as it is, and a step with a prompt chunk is not padded."""
-    assert [step_model.padded_decodes(d) for d in (1, 8, 11, 16, 129, 256)] == [1, 8, 16, 16, 256, 256]
+def test_decode_only_step_runs_the_captured_cuda_graph(workload: Workload, cluster: Cluster) -> None:
+    """A CUDA-graph runtime pads a decode-only batch to its next captured size (sglang.yaml: 8, 12, 16,
+    24, ..., 128, 136, ...): 11 sequences cost as 12, 13 as 16 and 129 as 136, bar attention and the
+    per-sequence host time; a captured size runs as it is, and a step with a prompt chunk is not padded."""
+    step_model = StepTimeModel(workload, cluster, scenario(), load_engine("sglang"), max_context=4096, max_decode=256)
+    assert [step_model.padded_decodes(d) for d in (1, 8, 11, 16, 129, 136)] == [1, 8, 12, 16, 136, 136]
     per_sequence = step_model.engine.per_sequence_overhead
-    for real, captured in ((11, 16), (129, 256)):
+    for real, captured in ((11, 12), (13, 16), (129, 136)):
         attention = float(step_model.decode_attention(np.array(captured), np.array(1000.0)) -
                           step_model.decode_attention(np.array(real), np.array(1000.0)))  # fmt: skip
         expected = step_model.step_s(captured, 1000.0) - attention - (captured - real) * per_sequence

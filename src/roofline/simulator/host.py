@@ -132,15 +132,11 @@ def step_with_host(
 
 def graph_batch(runtime: EngineConfig | None, sequences: int) -> int:
     """The batch a decode step of `sequences` really runs: a runtime that replays captured CUDA
-    graphs pads it to the smallest captured size that holds it (vLLM `cudagraph_capture_sizes`;
-    TensorRT-LLM's list ends at the engine's max batch); above the largest, or without a capture
-    list, the step runs unpadded."""
+    graphs pads it to the smallest captured size that holds it (vLLM `cudagraph_capture_sizes`);
+    above the largest, or without a capture list, the step runs unpadded."""
     if runtime is None or runtime.host.decode_launch != "cuda_graph":
         return sequences
-    sizes = runtime.host.cuda_graph_batch_sizes
-    if runtime.host.cuda_graph_up_to_max_batch:
-        sizes = [size for size in sizes if size < runtime.max_batch] + [runtime.max_batch]
-    return min((size for size in sizes if size >= sequences), default=sequences)
+    return min((size for size in runtime.host.cuda_graph_batch_sizes if size >= sequences), default=sequences)
 
 
 def padding_s(step: Sequence[OpCost], padded: Sequence[OpCost]) -> float:

@@ -55,10 +55,6 @@ class HostCosts(BaseModel):
     )
     default_calls: FrameworkCalls = Field(default=FrameworkCalls(calls=1, kernels=1))
     cuda_graph_batch_sizes: list[int] = Field(default_factory=list, description="decode batches captured as graphs")
-    cuda_graph_up_to_max_batch: bool = Field(
-        default=False, description="the captured sizes end at the engine's max_batch, which is captured too "
-        "(TensorRT-LLM: cuda_graph_config.max_batch_size follows max_batch_size)"
-    )  # fmt: skip
     reference_cpu: str | None = Field(
         default="xeon-8480c", description="host CPU the costs hold for; None: the host the profile was measured on"
     )
