@@ -136,6 +136,34 @@ def test_fit_picks_the_tile_of_a_host_profile() -> None:
     assert fit.summary("held_out", True).max_abs < 0.01
 
 
+def test_fit_finds_a_host_blas_matrix_vector_rule() -> None:
+    """A host whose BLAS runs M < 4 as matrix-vector products (one weight pass per row, 80 ns per
+    output) under an fp32 model: the fit, its shared knobs from fp32 alone, finds the threshold
+    (M = 1 and 2 are measured, so any of 3..16 explains them: the candidates give 4) and the
+    per-output time; the predictor is the cost model on those rows."""
+    from roofline.calibration.fit import HOST_GEMV_CANDIDATES
+
+    device = fake_device("cpu", "Test CPU", 64e9, 4)
+    host = host_accelerator(device, "testhost", {DType.FP32: 200e9, DType.BF16: 800e9}, 40e9, "copy", "2026-01-01")
+    truth = host.efficiency.model_copy(
+        update={"matmul_fraction": {"default": 0.9, "fp32": 0.85, "bf16": 0.9}, "memory_bandwidth_fraction": 0.7,
+                "kernel_overhead": 3e-6, "matmul_tiles": [MatmulTile(m=16, n=1)], "overlap_exponent": 2.0,
+                "gemv_below_m": 4, "gemv_output_overhead": 8e-8}
+    )  # fmt: skip
+    cases = [c for c in plan_cases(CPU_QUICK, (DType.FP32, DType.BF16), DType.FP32) if c.family is not Family.ATTENTION]
+    measured = Predictor(cases, host).times(truth)
+    fit = fit_efficiency(cases, list(measured), host, single_tiles(sizes_n=(1,)), gemv_candidates=HOST_GEMV_CANDIDATES,
+                         shared_from=DType.FP32)  # fmt: skip
+    assert fit.after.gemv_below_m == 4 and fit.after.gemv_output_overhead == pytest.approx(8e-8, rel=0.02)
+    assert fit.after.memory_bandwidth_fraction == pytest.approx(0.7, rel=0.02)
+    assert fit.summary("held_out", True).max_abs < 0.01
+    acc = host.model_copy(update={"efficiency": truth})
+    cluster = replace(resolve_cluster(hardware="h100-sxm"), accelerator=acc)
+    model = RooflineCostModel(cluster)
+    expected = np.array([model.cost(c.op).total_s for c in cases])
+    np.testing.assert_allclose(measured, expected, rtol=1e-12)
+
+
 def test_levenberg_marquardt_solves_a_small_least_squares() -> None:
     xs = np.linspace(0.0, 1.0, 20)
     ys = 2.5 * np.exp(-1.3 * xs)

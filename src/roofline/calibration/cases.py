@@ -77,11 +77,11 @@ class Grid:
 MiB = 2**20
 
 # Host CPU: N/K of a transformer scaled down 4x (hidden 1024: QKV 1536, O 1024, gate+up 4096,
-# down 1024 x 2048) so a quick run takes seconds on two cores; M from the decode batch of the
-# model-level runs (2, model_run.spec_for) to a prefill. (The runs' own gate+up 7168 x 1024 and LM
-# head 8192 x 512 made a quick run twice as long and its model-level errors no smaller.)
+# down 1024 x 2048) so a quick run takes seconds on two cores. M: 1 and 2 (the model-level runs'
+# decode batch, model_run.spec_for: matrix-vector products on a host BLAS, EfficiencySpec.gemv_below_m),
+# then 16 to a prefill; seven values, so the every-third hold-out falls on a different M for each N x K.
 CPU_QUICK = Grid(
-    matmul_m=(1, 2, 16, 128, 512, 2048),
+    matmul_m=(1, 2, 16, 128, 512, 1024, 2048),
     matmul_nk=((1536, 1024), (1024, 1024), (4096, 1024), (1024, 2048), (512, 2048)),
     stream_bytes=(1 * MiB, 16 * MiB, 256 * MiB),
     elementwise_elements=(2**16, 2**20, 2**23),

@@ -71,6 +71,11 @@ def _efficiency_fields(eff: EfficiencySpec, source: str) -> dict[str, Any]:
         "kernel_overhead": _seconds(eff.kernel_overhead),
         "matmul_tiles": [{"m": t.m, "n": t.n} for t in eff.matmul_tiles],
         "overlap_exponent": round(eff.overlap_exponent, 3),
+        **(
+            {"gemv_below_m": eff.gemv_below_m, "gemv_output_overhead": _seconds(eff.gemv_output_overhead)}
+            if eff.gemv_below_m
+            else {}
+        ),
         "source": source,
     }
 

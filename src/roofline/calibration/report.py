@@ -177,6 +177,8 @@ def efficiency_changes(before: EfficiencySpec, after: EfficiencySpec) -> list[tu
         ("kernel_overhead", format_time(before.kernel_overhead), format_time(after.kernel_overhead)),
         ("overlap_exponent", _num(before.overlap_exponent), _num(after.overlap_exponent)),
         ("matmul_tiles", _tiles(before), _tiles(after)),
+        ("gemv_below_m", str(before.gemv_below_m), str(after.gemv_below_m)),
+        ("gemv_output_overhead", format_time(before.gemv_output_overhead), format_time(after.gemv_output_overhead)),
     ]
     return rows
 
