@@ -57,6 +57,7 @@ class Predictor:
         self.kernels = np.array([c.op.kernels for c in cases], dtype=float)
         self.is_matmul = np.array([c.op.kind is OpKind.MATMUL for c in cases])
         self.is_attention = np.array([c.op.kind is OpKind.ATTENTION for c in cases])
+        self.is_decode_attention = self.is_attention & np.array([c.variant == "decode" for c in cases], dtype=bool)
         peaks = []
         for c in cases:
             dtype = c.op.dtype.compute_dtype if c.op.kind is not OpKind.ELEMENTWISE else DType.FP32
@@ -96,6 +97,9 @@ class Predictor:
         compute_s = self.flops / (self.peak * fraction)
         moved = self.bytes + gemv_extra_bytes(gemv, 1.0, self.weight_bytes)
         memory_s = moved / (self.accelerator.memory.bandwidth * eff.memory_bandwidth_fraction)
+        if eff.decode_attention_memory_fraction is not None:  # cost.RooflineCostModel._decode_stream_timing
+            stream = self.bytes / (self.accelerator.memory.bandwidth * eff.decode_attention_memory_fraction)
+            memory_s = np.where(self.is_decode_attention, stream, memory_s)
         fixed_s = self.kernels * eff.kernel_overhead + gemv * self.n * eff.gemv_output_overhead
         return kernel_time_s(compute_s, memory_s, eff.overlap_exponent) + fixed_s
 
@@ -130,8 +134,8 @@ IRLS_ROUNDS = 6
 @dataclass(frozen=True)
 class _Knobs:
     """The efficiency knobs one fit stage varies ("matmul:<format>", "memory", "attention",
-    "overhead", "gemv_output"); the rest stay as in the start point. Fractions are fitted through a logistic
-    map (always in (0, 1)), the overhead through its logarithm."""
+    "decode_attention", "overhead", "gemv_output"); the rest stay as in the start point. Fractions
+    are fitted through a logistic map (always in (0, 1)), times through their logarithm."""
 
     names: tuple[str, ...]
 
@@ -151,6 +155,8 @@ class _Knobs:
     def _fraction(eff: EfficiencySpec, name: str) -> float:
         if name.startswith("matmul:"):
             return eff.matmul_fraction.get(name[7:], eff.matmul_fraction["default"])
+        if name == "decode_attention":
+            return eff.decode_attention_memory_fraction or eff.memory_bandwidth_fraction
         return eff.memory_bandwidth_fraction if name == "memory" else eff.attention_fraction
 
     def decode(self, x: FloatArray, start: EfficiencySpec) -> EfficiencySpec:
@@ -164,10 +170,13 @@ class _Knobs:
             elif name.startswith("matmul:"):
                 fractions[name[7:]] = _clip_fraction(_sigmoid(float(value)))
             else:
-                key = "memory_bandwidth_fraction" if name == "memory" else "attention_fraction"
-                update[key] = _clip_fraction(_sigmoid(float(value)))
+                update[_FRACTION_FIELDS[name]] = _clip_fraction(_sigmoid(float(value)))
         update["matmul_fraction"] = fractions
         return start.model_copy(update=update)
+
+
+_FRACTION_FIELDS = {"memory": "memory_bandwidth_fraction", "attention": "attention_fraction",
+                    "decode_attention": "decode_attention_memory_fraction"}  # fmt: skip
 
 
 def _clip_fraction(f: float) -> float:
@@ -281,6 +290,7 @@ def fit_efficiency(
     exponents: Sequence[float] = EXPONENTS,
     gemv_candidates: Sequence[int] = (0,),
     shared_from: DType | None = None,
+    split_decode_attention: bool = False,
 ) -> FitResult:
     """Fit the accelerator's efficiency block to the measured times of the non-held-out cases,
     robust (Huber) least squares on log time, in three stages:
@@ -295,7 +305,9 @@ def fit_efficiency(
        compute in), the memory fraction, tiles, exponent and threshold come from that format's
        shapes alone and the other formats' fractions are fitted after them (a host's BLAS runs
        another format on another code path, whose small-M behaviour is not the model's);
-    3. attention shapes: attention_fraction.
+    3. attention shapes: attention_fraction; with `split_decode_attention` (a host, whose decode
+       attention is no fused kernel) the prefill shapes alone, then the decode shapes'
+       decode_attention_memory_fraction (their KV stream).
 
     The start point (and the `before` errors) is the accelerator's own block; formats not
     measured keep their fraction.
@@ -345,7 +357,11 @@ def fit_efficiency(
                                _Knobs(tuple(f"matmul:{f}" for f in rest)))[1]  # fmt: skip
         after = _with_default(after, formats)
     attention = among(Family.ATTENTION)
-    if attention.any():
+    decode = attention & predictor.is_decode_attention
+    if split_decode_attention and decode.any() and (attention & ~decode).any():
+        after = _fit_stage(predictor, attention & ~decode, log_measured, after, _Knobs(("attention",)))[1]
+        after = _fit_stage(predictor, decode, log_measured, after, _Knobs(("decode_attention",)))[1]
+    elif attention.any():
         after = _fit_stage(predictor, attention, log_measured, after, _Knobs(("attention",)))[1]
     return FitResult(before, after, predicted_before, predictor.times(after), measured, tuple(fitted),
                      tuple(held), stream_fraction)  # fmt: skip

@@ -425,7 +425,7 @@ def analyse(saved: SavedRun, elapsed_s: float, refit_of: str = "",
     gemv = HOST_GEMV_CANDIDATES if device.kind == "cpu" else (0,)
     shared = device.model_dtype if device.kind == "cpu" else None
     fit = fit_efficiency(fit_cases, [m.time_s for m in fit_measured], base, tiles, gemv_candidates=gemv,
-                         shared_from=shared)  # fmt: skip
+                         shared_from=shared, split_decode_attention=device.kind == "cpu")  # fmt: skip
     held = fit.summary("held_out", True, [c.family is Family.MATMUL for c in fit_cases])
     fit_note = (
         f"{sum(fit.fitted)} fitted kernels, {sum(fit.held_out)} held out (every third of each family); held-out "

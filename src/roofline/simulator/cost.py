@@ -24,7 +24,7 @@ from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
 from roofline.hardware_specs.schema import GemmCurve
-from roofline.ir import Op, OpKind
+from roofline.ir import Op, OpKind, Phase
 from roofline.memo import Memo
 from roofline.simulator.attention_efficiency import (
     AttentionCurves,
@@ -354,10 +354,24 @@ class RooflineCostModel:
         return self.math_dtype(dtype) is not dtype.compute_dtype
 
     def attention_timing(self, op: Op) -> AttentionTiming | None:
-        """The by-shape timing of an attention op on this accelerator, or None (single fraction)."""
-        if self._attention is None or op.kind is not OpKind.ATTENTION:
+        """The by-shape timing of an attention op on this accelerator, or None (single fraction): the
+        curves where the part has them, else a decode call's KV stream where it has a fraction of its
+        own (EfficiencySpec.decode_attention_memory_fraction)."""
+        if op.kind is not OpKind.ATTENTION:
             return None
-        return self._attention.timing(op)
+        if self._attention is not None:
+            return self._attention.timing(op)
+        return self._decode_stream_timing(op)
+
+    def _decode_stream_timing(self, op: Op) -> AttentionTiming | None:
+        acc = self.cluster.accelerator
+        fraction = acc.efficiency.decode_attention_memory_fraction
+        call = op.attention
+        if self.ideal or fraction is None or call is None or call.phase is not Phase.DECODE:
+            return None
+        peak = self.peak_flops_per_s(op.dtype)
+        return AttentionTiming(1.0 / (peak * self._attention_fraction), 0.0, 1.0 / (acc.memory.bandwidth * fraction),
+                               op.kernels * self._overhead_s, "decode attention: a KV stream")  # fmt: skip
 
     def _cost(self, op: Op) -> OpCost:
         if is_activation_quantize(op) and self.runs_weight_only(op.dtype):
