@@ -456,7 +456,7 @@ def test_quick_cpu_run_writes_a_calibrated_eager_runtime(cpu_run: tuple[Path, fl
     adding to the device's on a CPU, loadable as --runtime; no CUDA-graph profile on a CPU. The
     model-level runs are reported per mode with it: the dense eager decode step within 25% (the
     issue's goal is 10%, which the committed runs' refits check, test_calibrate_from.py; live on
-    this shared 2-core host, seven runs gave -7% to +29% for this step as the load moved the fit)."""
+    this shared 2-core host, eight runs gave -14% to +29% for this step as the load moved the fit)."""
     from roofline.simulator.serving.engine_config import load_engine
 
     out, _, _ = cpu_run

@@ -72,7 +72,8 @@ class Grid:
     attention_prefill: tuple[tuple[int, int], ...]  # (batch, prompt tokens)
     attention_decode: tuple[tuple[int, int], ...]  # (batch, context tokens)
     collective_bytes: tuple[int, ...] = field(default=())
-    matmul_extra: tuple[tuple[int, int, int], ...] = field(default=())  # (M, N, K) beyond the M x (N, K) product
+    # (M, N, K) beyond the M x (N, K) product, in the model-level runs' format only
+    matmul_extra: tuple[tuple[int, int, int], ...] = field(default=())
 
 
 MiB = 2**20
@@ -212,11 +213,11 @@ def plan_cases(
     """Every case of the grid, the held-out ones marked. FP8 GEMMs (torch._scaled_mm) need N and K
     multiples of 16; a shape the kernel still refuses is skipped when it runs, with the reason."""
     families: list[list[BenchCase]] = []
-    shapes = [(m, n, k) for n, k in grid.matmul_nk for m in grid.matmul_m] + list(grid.matmul_extra)
+    product = [(m, n, k) for n, k in grid.matmul_nk for m in grid.matmul_m]
     matmuls = [
         matmul_case(m, n, k, dtype)
         for dtype in matmul_dtypes
-        for m, n, k in shapes
+        for m, n, k in product + (list(grid.matmul_extra) if dtype is model_dtype else [])
         if dtype is not DType.FP8 or (n % 16 == 0 and k % 16 == 0)
     ]
     families.append(matmuls)
