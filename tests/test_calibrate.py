@@ -88,14 +88,37 @@ def gpu_cases() -> list[BenchCase]:
 
 
 def test_predictor_is_the_cost_model() -> None:
-    """The fit's array form of the cost model gives RooflineCostModel's time for every case."""
+    """The fit's array form of the cost model gives RooflineCostModel's time for every case; attention
+    calls are priced by shape where the part has attention curves (Hopper: the calibration's
+    attention rows stand for the single fraction), so there every case but attention."""
     acc = h100_with(memory_bandwidth_fraction=0.8, kernel_overhead=4e-6, overlap_exponent=3.0,
                     matmul_fraction={"default": 0.7, "fp32": 0.6, "fp8": 0.65}, attention_fraction=0.5)  # fmt: skip
-    cases = gpu_cases()
+    cases = [c for c in gpu_cases() if c.family is not Family.ATTENTION]
     cluster = replace(resolve_cluster(hardware="h100-sxm"), accelerator=acc)
     model = RooflineCostModel(cluster)
     expected = np.array([model.cost(c.op).total_s for c in cases])
     np.testing.assert_allclose(Predictor(cases, acc).times(acc.efficiency), expected, rtol=1e-12)
+
+
+def test_predictor_is_the_cost_model_on_a_host_with_decode_attention_apart() -> None:
+    """A host (no attention curves) with every host knob set: matrix-vector rows, a per-output time,
+    decode attention as a KV stream at its own fraction; every case of the CPU grid, attention too."""
+    device = fake_device("cpu", "Test CPU", 64e9, 4)
+    host = host_accelerator(device, "testhost", {DType.FP32: 200e9, DType.BF16: 800e9}, 40e9, "copy", "2026-01-01")
+    eff = host.efficiency.model_copy(
+        update={"matmul_fraction": {"default": 0.9, "fp32": 0.85, "bf16": 0.9}, "memory_bandwidth_fraction": 0.7,
+                "kernel_overhead": 3e-6, "matmul_tiles": [MatmulTile(m=16, n=1)], "overlap_exponent": 2.0,
+                "attention_fraction": 0.4, "decode_attention_memory_fraction": 0.2, "gemv_below_m": 4,
+                "gemv_output_overhead": 8e-8}
+    )  # fmt: skip
+    acc = host.model_copy(update={"efficiency": eff})
+    cases = plan_cases(CPU_QUICK, (DType.FP32, DType.BF16), DType.FP32)
+    model = RooflineCostModel(replace(resolve_cluster(hardware="h100-sxm"), accelerator=acc))
+    expected = np.array([model.cost(c.op).total_s for c in cases])
+    np.testing.assert_allclose(Predictor(cases, acc).times(eff), expected, rtol=1e-12)
+    decode = [c for c in cases if c.variant == "decode"]
+    plain = RooflineCostModel(replace(resolve_cluster(hardware="h100-sxm"), accelerator=host))
+    assert all(model.cost(c.op).memory_s > plain.cost(c.op).memory_s for c in decode)  # 0.2 of the bandwidth
 
 
 def test_fit_recovers_known_efficiencies_from_synthetic_times() -> None:
@@ -134,6 +157,38 @@ def test_fit_picks_the_tile_of_a_host_profile() -> None:
     fit = fit_efficiency(cases, list(measured), host, single_tiles(sizes_n=(1, 16)))
     assert [t.m for t in fit.after.matmul_tiles] == [16]  # n = 1 or 16 alike: every N is a multiple of 16
     assert fit.summary("held_out", True).max_abs < 0.01
+
+
+def test_fit_finds_a_host_blas_matrix_vector_rule() -> None:
+    """A host whose BLAS runs M < 4 as matrix-vector products (one weight pass per row, 80 ns per
+    output) under an fp32 model, its SDPA decode a KV stream at 0.2 of the bandwidth: the fit, its
+    shared knobs from fp32 alone, finds the threshold (M = 1 and 2 are measured, so any of 3..16
+    explains them: the candidates give 4), the per-output time, and the prefill and decode
+    attention apart; the predictor is the cost model on those rows."""
+    from roofline.calibration.fit import HOST_GEMV_CANDIDATES
+
+    device = fake_device("cpu", "Test CPU", 64e9, 4)
+    host = host_accelerator(device, "testhost", {DType.FP32: 200e9, DType.BF16: 800e9}, 40e9, "copy", "2026-01-01")
+    truth = host.efficiency.model_copy(
+        update={"matmul_fraction": {"default": 0.9, "fp32": 0.85, "bf16": 0.9}, "memory_bandwidth_fraction": 0.7,
+                "kernel_overhead": 3e-6, "matmul_tiles": [MatmulTile(m=16, n=1)], "overlap_exponent": 2.0,
+                "gemv_below_m": 4, "gemv_output_overhead": 8e-8, "attention_fraction": 0.4,
+                "decode_attention_memory_fraction": 0.2}
+    )  # fmt: skip
+    cases = plan_cases(CPU_QUICK, (DType.FP32, DType.BF16), DType.FP32)
+    measured = Predictor(cases, host).times(truth)
+    fit = fit_efficiency(cases, list(measured), host, single_tiles(sizes_n=(1,)), gemv_candidates=HOST_GEMV_CANDIDATES,
+                         shared_from=DType.FP32, split_decode_attention=True)  # fmt: skip
+    assert fit.after.gemv_below_m == 4 and fit.after.gemv_output_overhead == pytest.approx(8e-8, rel=0.02)
+    assert fit.after.memory_bandwidth_fraction == pytest.approx(0.7, rel=0.02)
+    assert fit.after.attention_fraction == pytest.approx(0.4, rel=0.02)
+    assert fit.after.decode_attention_memory_fraction == pytest.approx(0.2, rel=0.02)
+    assert fit.summary("held_out", True).max_abs < 0.01
+    acc = host.model_copy(update={"efficiency": truth})
+    cluster = replace(resolve_cluster(hardware="h100-sxm"), accelerator=acc)
+    model = RooflineCostModel(cluster)
+    expected = np.array([model.cost(c.op).total_s for c in cases])
+    np.testing.assert_allclose(measured, expected, rtol=1e-12)
 
 
 def test_levenberg_marquardt_solves_a_small_least_squares() -> None:
@@ -400,8 +455,8 @@ def test_quick_cpu_run_writes_a_calibrated_eager_runtime(cpu_run: tuple[Path, fl
     """torch-eager-calibrated.yaml: the host's own dispatch cost (reference_cpu null), host time
     adding to the device's on a CPU, loadable as --runtime; no CUDA-graph profile on a CPU. The
     model-level runs are reported per mode with it: the dense eager decode step within 25% (the
-    issue's goal is 10%; on this shared 2-core host it measured -8% to -16% after the fit, the
-    skinny fp32 GEMMs of the CPU kernel fit being the short part, not the host time: ~2% of the step)."""
+    issue's goal is 10%, which the committed runs' refits check, test_calibrate_from.py; live on
+    this shared 2-core host, eight runs gave -14% to +29% for this step as the load moved the fit)."""
     from roofline.simulator.serving.engine_config import load_engine
 
     out, _, _ = cpu_run

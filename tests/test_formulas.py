@@ -133,3 +133,51 @@ def test_fast_decode_periods_are_the_sampled_steps() -> None:
     assert len(periods) == len(decode_contexts(isl, osl)) == 32
     assert periods[0] < periods[15] == pytest.approx(periods[-1], rel=1e-12)  # grows, then the window caps it
     assert periods.mean() == pytest.approx(full.tpot_s, rel=1e-9)
+
+
+# ---- matrix-vector products on a host BLAS (EfficiencySpec.gemv_below_m) ------------------------------
+
+
+def _host_like(cluster: object, below_m: int = 4, per_output_s: float = 1e-7) -> object:
+    """The H100 cluster with a host BLAS's matrix-vector rule switched on (the only change)."""
+    from dataclasses import replace
+
+    acc = cluster.accelerator  # type: ignore[attr-defined]
+    eff = acc.efficiency.model_copy(update={"gemv_below_m": below_m, "gemv_output_overhead": per_output_s})
+    return replace(cluster, accelerator=acc.model_copy(update={"efficiency": eff}))  # type: ignore[type-var]
+
+
+def test_gemv_rows_read_the_weights_once_each_and_fill_no_tile() -> None:
+    """M = 2, N = 1024, K = 1024 fp32 below the threshold 4: the weights (4 MiB) are read twice, so
+    8 MiB + the activations (2 x 1024 x 4 in, 2 x 1024 x 4 out = 16 KiB) move; 2 x 1024 outputs at
+    100 ns add 204.8 us; the math is not divided by a row tile's utilisation. M = 4 is a GEMM again."""
+    from roofline.calibration.cases import matmul_case
+    from roofline.dtypes import DType
+    from roofline.simulator.cost import RooflineCostModel
+
+    cluster = _host_like(resolve_cluster("h100-sxm"))
+    model, plain = RooflineCostModel(cluster), RooflineCostModel(resolve_cluster("h100-sxm"))  # type: ignore[arg-type]
+    op = matmul_case(2, 1024, 1024, DType.FP32).op
+    cost, before = model.cost(op), plain.cost(op)
+    assert model.memory_bytes(op) == 2 * 4 * 2**20 + 16 * 1024
+    assert cost.memory_s == pytest.approx(before.memory_s * (8 * 2**20 + 16384) / (4 * 2**20 + 16384), rel=1e-12)
+    assert cost.overhead_s == pytest.approx(before.overhead_s + 2 * 1024 * 1e-7, rel=1e-12)
+    assert cost.compute_s < before.compute_s  # 2 rows at the full fraction, not 2 of a 64-row tile
+    wide = matmul_case(4, 1024, 1024, DType.FP32).op
+    assert model.cost(wide).memory_s == pytest.approx(plain.cost(wide).memory_s, rel=1e-12)
+
+
+@pytest.mark.parametrize("model_id", ["llama-3.1-8b", "qwen3-30b-a3b"])
+def test_fast_path_prices_gemv_rows_as_the_estimate(model_id: str) -> None:
+    """Decode of batch 2 (matrix-vector products in every projection and the LM head) on the
+    host-like H100: the fast path's TPOT and TTFT are the estimate's."""
+    w = get_workload(model_id)
+    cluster = _host_like(resolve_cluster("h100-sxm"))
+    full = estimate(w, cluster, Scenario(2, 512, 64, w.shipped_precision))  # type: ignore[arg-type]
+    plain = estimate(w, resolve_cluster("h100-sxm"), Scenario(2, 512, 64, w.shipped_precision))
+    assert full.tpot_s > plain.tpot_s  # the rule is on
+    model = FastModel(w, [cluster])  # type: ignore[list-item]
+    layout = Layout(1, 1, 1, w.shipped_precision)
+    one = (np.array([0]), np.array([2]), np.array([1]))
+    assert model.tpot_s(layout, 512, 64, *one)[0] == pytest.approx(full.tpot_s, rel=1e-9)
+    assert model.ttft_batch_s(layout, 512, *one)[0] == pytest.approx(full.ttft_batch_s, rel=1e-9)

@@ -136,16 +136,21 @@ def test_base_interpolation_within_3_percent_off_grid(step_model: StepTimeModel,
 
 def test_decode_and_prefill_steps_equal_full_model_at_grid_points(step_model: StepTimeModel, workload: Workload,
                                                                   cluster: Cluster) -> None:  # fmt: skip
-    """step_s(D, c) = base(D) + [full(D at c) - base(D)] + overheads = full(D at c) + overheads at a
-    (decode, context) grid point; likewise a prefill chunk of P at context C on the chunk grid.
-    Exact only where D (or P) is on the token grid too, so base(D) is not interpolated."""
+    """step_s(D, c) = base(D') + [full(D at c) - base(D)] + overheads at a (decode, context) grid
+    point, D' the CUDA graph D is padded to (D itself where captured); likewise a prefill chunk of
+    P at context C on the chunk grid. Exact only where D and D' (or P) are on the token grid too, so
+    base is not interpolated."""
     sc, engine = scenario(), step_model.engine
     decodes = np.intersect1d(step_model.decode_grid, step_model.token_grid)
     chunk_sizes = np.intersect1d(step_model.chunk_grid, step_model.token_grid)
     assert len(decodes) >= 3 and len(chunk_sizes) >= 3
     for d in decodes[[0, len(decodes) // 2, -1]]:
+        padded = step_model.padded_decodes(int(d))
+        assert padded in step_model.token_grid
         for c in step_model.context_grid[[3, 10, -1]]:
             expected = full_step_s(workload, cluster, sc, Phase.DECODE, int(d), 1, int(c))
+            expected += full_step_s(workload, cluster, sc, Phase.DECODE, padded, 1, 1) - full_step_s(
+                workload, cluster, sc, Phase.DECODE, int(d), 1, 1)  # fmt: skip
             expected += engine.step_overhead + int(d) * engine.per_sequence_overhead
             assert step_model.step_s(int(d), float(c)) == pytest.approx(expected, rel=1e-9), (d, c)
     for p in chunk_sizes[[0, len(chunk_sizes) // 2, -1]]:
@@ -153,6 +158,33 @@ def test_decode_and_prefill_steps_equal_full_model_at_grid_points(step_model: St
         expected = full_step_s(workload, cluster, sc, Phase.PREFILL, 1, int(p), max(int(p), c))
         expected += engine.step_overhead + engine.per_sequence_overhead
         assert step_model.step_s(0, 0, [(int(p), c)]) == pytest.approx(expected, rel=1e-9), p
+
+
+def test_decode_only_step_runs_the_captured_cuda_graph(workload: Workload, cluster: Cluster) -> None:
+    """A CUDA-graph runtime pads a decode-only batch to its next captured size (sglang.yaml: 8, 12, 16,
+    24, ..., 128, 136, ...): 11 sequences cost as 12, 13 as 16 and 129 as 136, bar attention and the
+    per-sequence host time; a captured size runs as it is, and a step with a prompt chunk is not padded."""
+    step_model = StepTimeModel(workload, cluster, scenario(), load_engine("sglang"), max_context=4096, max_decode=256)
+    assert [step_model.padded_decodes(d) for d in (1, 8, 11, 16, 129, 136)] == [1, 8, 12, 16, 136, 136]
+    per_sequence = step_model.engine.per_sequence_overhead
+    for real, captured in ((11, 12), (13, 16), (129, 136)):
+        attention = float(step_model.decode_attention(np.array(captured), np.array(1000.0)) -
+                          step_model.decode_attention(np.array(real), np.array(1000.0)))  # fmt: skip
+        expected = step_model.step_s(captured, 1000.0) - attention - (captured - real) * per_sequence
+        assert step_model.step_s(real, 1000.0) == pytest.approx(expected, rel=1e-9)
+    assert step_model.step_s(129, 1000.0) > step_model.step_s(128, 1000.0)
+    eleven = step_model.step_s(11, 1000.0)
+    assert step_model.decode_only(11)(1000.0) == pytest.approx(eleven, rel=1e-9)
+    mixed = step_model.step_s(11, 1000.0, [(64, 64)])
+    assert mixed < step_model.step_s(16, 1000.0, [(64, 64)])  # with a prompt chunk: eager, 11 rows
+
+
+def test_sglang_captures_its_documented_sizes() -> None:
+    """sglang.yaml: server_args.py's capture list on an H100 / H200 at tp >= 4 (cuda_graph_max_bs 512)."""
+    from roofline.simulator.host import graph_batch
+
+    sglang = load_engine("sglang")
+    assert [graph_batch(sglang, b) for b in (3, 9, 13, 257, 500, 513)] == [4, 12, 16, 272, 512, 513]
 
 
 @pytest.mark.parametrize("tokens", [240, 250, 500])

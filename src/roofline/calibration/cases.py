@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from roofline.dtypes import DType
-from roofline.ir import Collective, CollectiveKind, MatmulShape, Op, OpClass, OpKind
+from roofline.ir import AttentionCall, Collective, CollectiveKind, MatmulShape, Op, OpClass, OpKind, Phase
 from roofline.workloads.layers import causal_kv_sum
 
 HOLD_OUT_EVERY = 3  # every third case of a family is held out of the fit
@@ -72,15 +72,24 @@ class Grid:
     attention_prefill: tuple[tuple[int, int], ...]  # (batch, prompt tokens)
     attention_decode: tuple[tuple[int, int], ...]  # (batch, context tokens)
     collective_bytes: tuple[int, ...] = field(default=())
+    # (M, N, K) beyond the M x (N, K) product, in the model-level runs' format only
+    matmul_extra: tuple[tuple[int, int, int], ...] = field(default=())
 
 
 MiB = 2**20
 
 # Host CPU: N/K of a transformer scaled down 4x (hidden 1024: QKV 1536, O 1024, gate+up 4096,
-# down 1024 x 2048) so a quick run takes seconds on two cores.
+# down 1024 x 2048) and the LM head of the MoE run (8192 x 512: a short K, which sets a
+# matrix-vector product's per-output time apart from its bandwidth), so a quick run takes seconds
+# on two cores. M: 1 and 2 (the model-level runs' decode batch, model_run.spec_for: matrix-vector
+# products on a host BLAS, EfficiencySpec.gemv_below_m), 16, 256 (their prefill) and 2048; five
+# values, so the every-third hold-out falls on a different M for each N x K.
 CPU_QUICK = Grid(
-    matmul_m=(1, 16, 128, 512, 2048),
-    matmul_nk=((1536, 1024), (1024, 1024), (4096, 1024), (1024, 2048), (512, 2048)),
+    matmul_m=(1, 2, 16, 256, 2048),
+    matmul_nk=((1536, 1024), (1024, 1024), (4096, 1024), (1024, 2048), (8192, 512)),
+    # the decode GEMMs of the quick model-level runs the product leaves out, at their batch (M = 2):
+    # dense gate+up, down and LM head; the MoE run's QKV and O projections
+    matmul_extra=((2, 7168, 1024), (2, 1024, 3584), (2, 8192, 1024), (2, 1280, 512), (2, 512, 1024)),
     stream_bytes=(1 * MiB, 16 * MiB, 256 * MiB),
     elementwise_elements=(2**16, 2**20, 2**23),
     heads=AttentionHeads(8, 2, 128),
@@ -178,9 +187,11 @@ def attention_case(variant: str, batch: int, tokens: int, heads: AttentionHeads,
     new = tokens if variant == "prefill" else 1
     hq, hkv, dh = heads.num_heads, heads.num_kv_heads, heads.head_dim
     kv_sum = causal_kv_sum(tokens - new, new, None)
+    phase = Phase.PREFILL if variant == "prefill" else Phase.DECODE
+    call = AttentionCall(phase, batch, new, tokens, hq, hkv, dh, dh, True, "gqa", dtype)
     op = Op(name=f"attention_{variant}", kind=OpKind.ATTENTION, op_class=OpClass.ATTENTION, dtype=dtype,
             flops=batch * 2.0 * hq * (dh + dh) * kv_sum, activation_bytes=2.0 * batch * new * hq * dh * e,
-            kv_read_bytes=batch * tokens * 2.0 * hkv * dh * e)  # fmt: skip
+            kv_read_bytes=batch * tokens * 2.0 * hkv * dh * e, attention=call)  # fmt: skip
     dims = (("batch", batch), ("tokens" if variant == "prefill" else "context", tokens), ("heads", hq),
             ("kv_heads", hkv), ("head_dim", dh))  # fmt: skip
     return BenchCase(Family.ATTENTION, variant, dtype, dims, op, op.bytes)
@@ -202,11 +213,11 @@ def plan_cases(
     """Every case of the grid, the held-out ones marked. FP8 GEMMs (torch._scaled_mm) need N and K
     multiples of 16; a shape the kernel still refuses is skipped when it runs, with the reason."""
     families: list[list[BenchCase]] = []
+    product = [(m, n, k) for n, k in grid.matmul_nk for m in grid.matmul_m]
     matmuls = [
         matmul_case(m, n, k, dtype)
         for dtype in matmul_dtypes
-        for n, k in grid.matmul_nk
-        for m in grid.matmul_m
+        for m, n, k in product + (list(grid.matmul_extra) if dtype is model_dtype else [])
         if dtype is not DType.FP8 or (n % 16 == 0 and k % 16 == 0)
     ]
     families.append(matmuls)

@@ -29,7 +29,7 @@ from roofline.calibration.cases import FITTED_FAMILIES, BenchCase, Family
 from roofline.dtypes import DType
 from roofline.hardware_specs.schema import Accelerator, EfficiencySpec, MatmulTile
 from roofline.ir import OpKind
-from roofline.simulator.cost import kernel_time_s, wave_utilization
+from roofline.simulator.cost import gemv_extra_bytes, gemv_rows, kernel_time_s, wave_utilization
 
 FloatArray = np.ndarray
 MIN_FRACTION, MAX_FRACTION = 1e-4, 1.0
@@ -57,6 +57,7 @@ class Predictor:
         self.kernels = np.array([c.op.kernels for c in cases], dtype=float)
         self.is_matmul = np.array([c.op.kind is OpKind.MATMUL for c in cases])
         self.is_attention = np.array([c.op.kind is OpKind.ATTENTION for c in cases])
+        self.is_decode_attention = self.is_attention & np.array([c.variant == "decode" for c in cases], dtype=bool)
         peaks = []
         for c in cases:
             dtype = c.op.dtype.compute_dtype if c.op.kind is not OpKind.ELEMENTWISE else DType.FP32
@@ -66,7 +67,16 @@ class Predictor:
             peaks.append(peak)
         self.peak = np.array(peaks, dtype=float)
         self.dtype_keys = [c.op.dtype.compute_dtype.value for c in cases]
+        self.weight_bytes = np.array([c.op.weight_bytes for c in cases], dtype=float)
+        self.n = np.array([s.n if (s := c.op.shape) is not None else 0 for c in cases], dtype=float)
         self._waves: dict[tuple[tuple[int, int], ...], FloatArray] = {}
+        self._gemv: dict[int, FloatArray] = {}
+
+    def gemv_rows(self, below_m: int) -> FloatArray:
+        """Per case: its rows where it runs as matrix-vector products (cost.gemv_rows), else 0."""
+        if below_m not in self._gemv:
+            self._gemv[below_m] = np.array([gemv_rows(c.op, below_m) for c in self.cases], dtype=float)
+        return self._gemv[below_m]
 
     def waves(self, tiles: Sequence[MatmulTile]) -> FloatArray:
         key = tuple((t.m, t.n) for t in tiles)
@@ -80,11 +90,18 @@ class Predictor:
 
     def times(self, eff: EfficiencySpec) -> FloatArray:
         matmul = np.array([eff.matmul_fraction.get(k, eff.matmul_fraction["default"]) for k in self.dtype_keys])
-        fraction = np.where(self.is_matmul, matmul * self.waves(eff.matmul_tiles), 1.0)
+        gemv = self.gemv_rows(eff.gemv_below_m)
+        waves = np.where(gemv > 0, 1.0, self.waves(eff.matmul_tiles))
+        fraction = np.where(self.is_matmul, matmul * waves, 1.0)
         fraction = np.where(self.is_attention, eff.attention_fraction, fraction)
         compute_s = self.flops / (self.peak * fraction)
-        memory_s = self.bytes / (self.accelerator.memory.bandwidth * eff.memory_bandwidth_fraction)
-        return kernel_time_s(compute_s, memory_s, eff.overlap_exponent) + self.kernels * eff.kernel_overhead
+        moved = self.bytes + gemv_extra_bytes(gemv, 1.0, self.weight_bytes)
+        memory_s = moved / (self.accelerator.memory.bandwidth * eff.memory_bandwidth_fraction)
+        if eff.decode_attention_memory_fraction is not None:  # cost.RooflineCostModel._decode_stream_timing
+            stream = self.bytes / (self.accelerator.memory.bandwidth * eff.decode_attention_memory_fraction)
+            memory_s = np.where(self.is_decode_attention, stream, memory_s)
+        fixed_s = self.kernels * eff.kernel_overhead + gemv * self.n * eff.gemv_output_overhead
+        return kernel_time_s(compute_s, memory_s, eff.overlap_exponent) + fixed_s
 
 
 def relative_errors(predicted_s: FloatArray, measured_s: FloatArray) -> FloatArray:
@@ -117,8 +134,8 @@ IRLS_ROUNDS = 6
 @dataclass(frozen=True)
 class _Knobs:
     """The efficiency knobs one fit stage varies ("matmul:<format>", "memory", "attention",
-    "overhead"); the rest stay as in the start point. Fractions are fitted through a logistic
-    map (always in (0, 1)), the overhead through its logarithm."""
+    "decode_attention", "overhead", "gemv_output"); the rest stay as in the start point. Fractions
+    are fitted through a logistic map (always in (0, 1)), times through their logarithm."""
 
     names: tuple[str, ...]
 
@@ -128,6 +145,8 @@ class _Knobs:
         for name in self.names:
             if name == "overhead":
                 x.append(math.log(min(max(eff.kernel_overhead, 1e-6), 1e-3)))
+            elif name == "gemv_output":
+                x.append(math.log(min(max(eff.gemv_output_overhead, 1e-9), 1e-6)))
             else:
                 x.append(_logit(min(max(self._fraction(eff, name), 0.02), 0.95)))
         return np.array(x, dtype=float)
@@ -136,6 +155,8 @@ class _Knobs:
     def _fraction(eff: EfficiencySpec, name: str) -> float:
         if name.startswith("matmul:"):
             return eff.matmul_fraction.get(name[7:], eff.matmul_fraction["default"])
+        if name == "decode_attention":
+            return eff.decode_attention_memory_fraction or eff.memory_bandwidth_fraction
         return eff.memory_bandwidth_fraction if name == "memory" else eff.attention_fraction
 
     def decode(self, x: FloatArray, start: EfficiencySpec) -> EfficiencySpec:
@@ -144,13 +165,18 @@ class _Knobs:
         for name, value in zip(self.names, x, strict=True):
             if name == "overhead":
                 update["kernel_overhead"] = min(max(math.exp(min(float(value), 0.0)), MIN_OVERHEAD_S), MAX_OVERHEAD_S)
+            elif name == "gemv_output":
+                update["gemv_output_overhead"] = min(math.exp(min(float(value), 0.0)), MAX_OVERHEAD_S)
             elif name.startswith("matmul:"):
                 fractions[name[7:]] = _clip_fraction(_sigmoid(float(value)))
             else:
-                key = "memory_bandwidth_fraction" if name == "memory" else "attention_fraction"
-                update[key] = _clip_fraction(_sigmoid(float(value)))
+                update[_FRACTION_FIELDS[name]] = _clip_fraction(_sigmoid(float(value)))
         update["matmul_fraction"] = fractions
         return start.model_copy(update=update)
+
+
+_FRACTION_FIELDS = {"memory": "memory_bandwidth_fraction", "attention": "attention_fraction",
+                    "decode_attention": "decode_attention_memory_fraction"}  # fmt: skip
 
 
 def _clip_fraction(f: float) -> float:
@@ -262,6 +288,9 @@ def fit_efficiency(
     accelerator: Accelerator,
     tile_candidates: Sequence[Sequence[MatmulTile]] | None = None,
     exponents: Sequence[float] = EXPONENTS,
+    gemv_candidates: Sequence[int] = (0,),
+    shared_from: DType | None = None,
+    split_decode_attention: bool = False,
 ) -> FitResult:
     """Fit the accelerator's efficiency block to the measured times of the non-held-out cases,
     robust (Huber) least squares on log time, in three stages:
@@ -270,9 +299,15 @@ def fit_efficiency(
        memory fraction of their own (`FitResult.stream_memory_fraction`);
     2. matmul shapes, that overhead fixed: matmul_fraction per measured format and
        memory_bandwidth_fraction (weight streaming of skinny GEMMs is what decode time is made
-       of), for each overlap_exponent in `exponents` and tile set in `tile_candidates` (default:
-       the accelerator's own), the best kept;
-    3. attention shapes: attention_fraction.
+       of), for each overlap_exponent in `exponents`, tile set in `tile_candidates` (default:
+       the accelerator's own) and matrix-vector threshold in `gemv_candidates` (gemv_below_m; a
+       host's BLAS), the best kept; with `shared_from` (a host: the format its model-level runs
+       compute in), the memory fraction, tiles, exponent and threshold come from that format's
+       shapes alone and the other formats' fractions are fitted after them (a host's BLAS runs
+       another format on another code path, whose small-M behaviour is not the model's);
+    3. attention shapes: attention_fraction; with `split_decode_attention` (a host, whose decode
+       attention is no fused kernel) the prefill shapes alone, then the decode shapes'
+       decode_attention_memory_fraction (their KV stream).
 
     The start point (and the `before` errors) is the accelerator's own block; formats not
     measured keep their fraction.
@@ -298,19 +333,35 @@ def fit_efficiency(
         stream_fraction = after.memory_bandwidth_fraction
     matmul = among(Family.MATMUL)
     if matmul.any():
-        formats = sorted({c.op.dtype.compute_dtype.value for c, m in zip(cases, matmul, strict=True) if m})
-        knobs = _Knobs(tuple(f"matmul:{f}" for f in formats) + MATMUL_EXTRA)
+        keys = np.array([c.op.dtype.compute_dtype.value for c in cases])
+        formats = sorted(set(keys[matmul]))
+        lead = matmul & (keys == shared_from.value) if shared_from is not None else matmul
+        lead = lead if lead.any() else matmul
+        lead_formats = sorted(set(keys[lead]))
+        knobs = _Knobs(tuple(f"matmul:{f}" for f in lead_formats) + MATMUL_EXTRA)
         best: tuple[float, EfficiencySpec] | None = None
         for tiles in tile_candidates or [before.matmul_tiles]:
             for p in exponents:
-                start = after.model_copy(update={"matmul_tiles": list(tiles), "overlap_exponent": p})
-                trial = _fit_stage(predictor, matmul, log_measured, start, knobs)
-                if best is None or trial[0] < best[0]:
-                    best = trial
+                for below_m in gemv_candidates:
+                    start = after.model_copy(update={"matmul_tiles": list(tiles), "overlap_exponent": p,
+                                                     "gemv_below_m": below_m})  # fmt: skip
+                    extra = _Knobs(knobs.names + ("gemv_output",)) if below_m > 1 else knobs
+                    trial = _fit_stage(predictor, lead, log_measured, start, extra)
+                    if best is None or trial[0] < best[0]:
+                        best = trial
         assert best is not None
-        after = _with_default(best[1], formats)
+        after = best[1]
+        rest = [f for f in formats if f not in lead_formats]
+        if rest:  # the other formats' fractions, the shared knobs as the lead format set them
+            after = _fit_stage(predictor, matmul & ~lead, log_measured, after,
+                               _Knobs(tuple(f"matmul:{f}" for f in rest)))[1]  # fmt: skip
+        after = _with_default(after, formats)
     attention = among(Family.ATTENTION)
-    if attention.any():
+    decode = attention & predictor.is_decode_attention
+    if split_decode_attention and decode.any() and (attention & ~decode).any():
+        after = _fit_stage(predictor, attention & ~decode, log_measured, after, _Knobs(("attention",)))[1]
+        after = _fit_stage(predictor, decode, log_measured, after, _Knobs(("decode_attention",)))[1]
+    elif attention.any():
         after = _fit_stage(predictor, attention, log_measured, after, _Knobs(("attention",)))[1]
     return FitResult(before, after, predicted_before, predictor.times(after), measured, tuple(fitted),
                      tuple(held), stream_fraction)  # fmt: skip
@@ -323,6 +374,11 @@ def _with_default(eff: EfficiencySpec, fitted_formats: Sequence[str]) -> Efficie
             fractions["default"] = fractions[preferred]
             break
     return eff.model_copy(update={"matmul_fraction": fractions})
+
+
+# gemv_below_m choices for a host profile: none, M = 1 only, or M < 4 (single-thread MKL fp32 reads
+# the weights once per row up to M = 2 and packs them from M = 4); the fit keeps the best
+HOST_GEMV_CANDIDATES = (0, 2, 4)
 
 
 def single_tiles(sizes_m: Sequence[int] = (1, 4, 8, 16, 32), sizes_n: Sequence[int] = (1, 16, 64)) -> list[

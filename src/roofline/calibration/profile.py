@@ -71,8 +71,19 @@ def _efficiency_fields(eff: EfficiencySpec, source: str) -> dict[str, Any]:
         "kernel_overhead": _seconds(eff.kernel_overhead),
         "matmul_tiles": [{"m": t.m, "n": t.n} for t in eff.matmul_tiles],
         "overlap_exponent": round(eff.overlap_exponent, 3),
+        **_host_fields(eff),
         "source": source,
     }
+
+
+def _host_fields(eff: EfficiencySpec) -> dict[str, Any]:
+    """The knobs only a host's fit sets (matrix-vector products, decode attention as a KV stream)."""
+    out: dict[str, Any] = {}
+    if eff.gemv_below_m:
+        out |= {"gemv_below_m": eff.gemv_below_m, "gemv_output_overhead": _seconds(eff.gemv_output_overhead)}
+    if eff.decode_attention_memory_fraction is not None:
+        out["decode_attention_memory_fraction"] = round(eff.decode_attention_memory_fraction, 4)
+    return out
 
 
 def accelerator_dict(acc: Accelerator) -> dict[str, Any]:

@@ -178,7 +178,24 @@ def efficiency_changes(before: EfficiencySpec, after: EfficiencySpec) -> list[tu
         ("overlap_exponent", _num(before.overlap_exponent), _num(after.overlap_exponent)),
         ("matmul_tiles", _tiles(before), _tiles(after)),
     ]
+    return rows + _host_changes(before, after)
+
+
+def _host_changes(before: EfficiencySpec, after: EfficiencySpec) -> list[tuple[str, str, str]]:
+    """The knobs only a host's fit sets, where either side has them."""
+    rows = []
+    if before.decode_attention_memory_fraction is not None or after.decode_attention_memory_fraction is not None:
+        rows.append(("decode_attention_memory_fraction", _optional(before.decode_attention_memory_fraction),
+                     _optional(after.decode_attention_memory_fraction)))  # fmt: skip
+    if before.gemv_below_m or after.gemv_below_m:
+        rows += [("gemv_below_m", str(before.gemv_below_m), str(after.gemv_below_m)),
+                 ("gemv_output_overhead", format_time(before.gemv_output_overhead),
+                  format_time(after.gemv_output_overhead))]  # fmt: skip
     return rows
+
+
+def _optional(value: float | None) -> str:
+    return "-" if value is None else _num(value)
 
 
 def _tiles(eff: EfficiencySpec) -> str:

@@ -20,7 +20,7 @@ from roofline.calibration.bench import BenchRunner, Measurement, torch_dtype
 from roofline.calibration.cases import KERNEL_FAMILIES, BenchCase, Family, grid_for, plan_cases
 from roofline.calibration.collectives import run_collectives
 from roofline.calibration.device import DeviceInfo, catalog_differences, detect, match_catalog
-from roofline.calibration.fit import FitResult, fit_efficiency, single_tiles
+from roofline.calibration.fit import HOST_GEMV_CANDIDATES, FitResult, fit_efficiency, single_tiles
 from roofline.calibration.host import HostFit, fit_host
 from roofline.calibration.model_run import (
     CPU_MOE_KERNELS,
@@ -422,7 +422,10 @@ def analyse(saved: SavedRun, elapsed_s: float, refit_of: str = "",
     fit_measured = [m for m in measured if m.case.family in KERNEL_FAMILIES and m.timing]
     fit_cases = [m.case for m in fit_measured]
     tiles = single_tiles() if device.kind == "cpu" else None
-    fit = fit_efficiency(fit_cases, [m.time_s for m in fit_measured], base, tiles)
+    gemv = HOST_GEMV_CANDIDATES if device.kind == "cpu" else (0,)
+    shared = device.model_dtype if device.kind == "cpu" else None
+    fit = fit_efficiency(fit_cases, [m.time_s for m in fit_measured], base, tiles, gemv_candidates=gemv,
+                         shared_from=shared, split_decode_attention=device.kind == "cpu")  # fmt: skip
     held = fit.summary("held_out", True, [c.family is Family.MATMUL for c in fit_cases])
     fit_note = (
         f"{sum(fit.fitted)} fitted kernels, {sum(fit.held_out)} held out (every third of each family); held-out "

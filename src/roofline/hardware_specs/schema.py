@@ -148,6 +148,16 @@ class EfficiencySpec(Frozen):
     - gemm_curves_family: false: matmuls without a curve of the part's own run at `matmul_fraction`
       instead of the architecture family's curves (profiles written by the PyTorch runs of
       `roofline calibrate`, whose single fractions were fitted on the device itself);
+    - gemv_below_m: a matmul of fewer rows than this runs as matrix-vector products, one pass over
+      the weights per row and no row tile (a host BLAS below its packed-GEMM path: MKL fp32 on
+      x86 streams the weights once for M = 1 and twice for M = 2, packs them from M = 4); 0: none
+      (GPUs; profiles written by `roofline calibrate` on a CPU fit it);
+    - decode_attention_memory_fraction: on a part without by-shape attention curves, decode attention
+      (one new token per sequence over the KV cache) streams its bytes at this fraction of the
+      memory bandwidth, its math at attention_fraction (a host: PyTorch SDPA's decode path is a
+      pair of skinny matmuls over the cache, nothing like its prefill kernel); None: as any kernel;
+    - gemv_output_overhead: time per output element of such a matrix-vector product (each is a dot
+      product with its own reduction and store: short rows of K run below the stream bandwidth);
     - overlap_exponent: how a kernel overlaps its math with its memory traffic: time =
       (compute^p + memory^p)^(1/p). p -> infinity is the textbook max(); a kernel near the ridge
       point reaches neither ceiling (p = 2: 1.41 x max at the ridge, < 3% off once one side is 4x
@@ -163,6 +173,9 @@ class EfficiencySpec(Frozen):
     matmul_tiles: list[MatmulTile] = Field(min_length=1)
     attention_kernels: dict[str, Fraction] = Field(default_factory=dict)
     overlap_exponent: float = Field(default=2.0, ge=1.0)
+    gemv_below_m: int = Field(default=0, ge=0)
+    gemv_output_overhead: Seconds = 0.0
+    decode_attention_memory_fraction: Fraction | None = None
     gemm_curves: dict[str, GemmCurve] = Field(default_factory=dict)
     gemm_curves_family: bool = True
     source: Source

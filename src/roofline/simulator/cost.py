@@ -24,7 +24,7 @@ from roofline.dtypes import DType
 from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
 from roofline.hardware_specs.schema import GemmCurve
-from roofline.ir import Op, OpKind
+from roofline.ir import Op, OpKind, Phase
 from roofline.memo import Memo
 from roofline.simulator.attention_efficiency import (
     AttentionCurves,
@@ -118,6 +118,35 @@ def kernel_time_s(compute_s: Num, memory_s: Num, overlap_exponent: float) -> Num
     return big * ((compute_s / safe) ** p + (memory_s / safe) ** p) ** (1.0 / p)
 
 
+def gemv_rows(op: Op, below_m: int, plain_groups: bool = False) -> float:
+    """The rows a matmul multiplies as matrix-vector products (EfficiencySpec.gemv_below_m), 0 when
+    it does not: a single GEMM of M < `below_m` rows (M), or a grouped GEMM whose family multiplies
+    each group as a plain matmul (`plain_groups`: a loop of mm) with fewer than `below_m` rows per
+    group (its real rows, FLOPs / 2NK: the groups' padded M rounds up); not a batched GEMM. Each row
+    reads its matrix's weights once; no row tile is filled."""
+    s = op.shape
+    if op.kind is not OpKind.MATMUL or s is None or s.m >= below_m:
+        return 0.0
+    if s.grouped:
+        return op.flops / (2.0 * s.n * s.k) if plain_groups and s.n * s.k else 0.0
+    return float(s.m) if s.batch == 1 else 0.0
+
+
+def gemv_extra_bytes(rows: Any, groups: Any, weight_bytes: Any) -> Any:
+    """Weight bytes read beyond one pass when `rows` rows over `groups` equal matrices (`weight_bytes`
+    in all) each read their matrix once (numbers or numpy arrays; 0 where rows is 0)."""
+    share = rows / groups - 1.0
+    if isinstance(share, _NUMBER):
+        return max(share, 0.0) * weight_bytes
+    return _numpy().maximum(share, 0.0) * weight_bytes
+
+
+def runs_plain_groups(kernel: GroupedKernel | None) -> bool:
+    """A grouped-GEMM family of 1 x 1 tiles pads nothing: it multiplies each group on its own (a loop
+    of plain matmuls, moe_kernels.yaml torch_mm_loop)."""
+    return kernel is not None and kernel.tile_m == 1 and tuple(kernel.tile_n) == (1,)
+
+
 def wave_utilization(m: Num, n: Num, k: Num, batch: Num, sm_count: float | NDArray[Any],
                      tiles: Sequence[tuple[float, float]], min_split_k: int = MIN_SPLIT_K) -> Num:  # fmt: skip
     """Useful fraction of the tile slots a GEMM C[m, n] = A[m, k] B[k, n] (`batch` of them)
@@ -161,6 +190,8 @@ class RooflineCostModel:
         self._attention_fraction = acc.efficiency.attention_fraction_for(attention_kernel)
         self._sm_count = acc.sram.sm_count
         self._tiles = [(t.m, t.n) for t in acc.efficiency.matmul_tiles]
+        self._gemv_below_m = 0 if ideal else acc.efficiency.gemv_below_m
+        self._gemv_output_s = acc.efficiency.gemv_output_overhead
         # attention by shape (attention_efficiency.py) for the serving engines' kernels; a named kernel
         # family (SDPA in diffusion pipelines) or --ideal keeps the single fraction
         self._attention = None if ideal or attention_kernel else AttentionModel.for_accelerator(acc, attention_curves)
@@ -265,16 +296,22 @@ class RooflineCostModel:
             return work / (peak * (g.compute_fraction or fraction))
         if op.kind is OpKind.MATMUL and op.shape is not None and not self.ideal:
             s = op.shape
-            fraction *= wave_utilization(s.m, s.n, s.k, s.batch, self._sm_count, self._tiles)
+            if not self._gemv_rows(op):  # a matrix-vector product fills no row tile
+                fraction *= wave_utilization(s.m, s.n, s.k, s.batch, self._sm_count, self._tiles)
             if curve is not None:  # the per-tile prologue/epilogue; one CTA's serial K loop as a floor
                 fraction *= k_efficiency(s.k, curve.k_half)
                 return max(op.flops / (peak * fraction), s.k * curve.k_step_s)
         return op.flops / (peak * fraction)
 
     def _fixed_s(self, op: Op) -> float:
-        """Time per instance beyond compute and memory: kernel overheads and a GEMM curve's or a
-        grouped-GEMM family's latency."""
-        return op.kernels * self._overhead_s + self._gemm_latency_s(op) + self._grouped_latency_s(op)
+        """Time per instance beyond compute and memory: kernel overheads, a GEMM curve's or a
+        grouped-GEMM family's latency, a matrix-vector product's per-output time."""
+        return (op.kernels * self._overhead_s + self._gemm_latency_s(op) + self._grouped_latency_s(op)
+                + self._gemv_output_time_s(op))  # fmt: skip
+
+    def _gemv_output_time_s(self, op: Op) -> float:
+        rows = self._gemv_rows(op)
+        return rows * op.shape.n * self._gemv_output_s if rows and op.shape is not None else 0.0
 
     def _gemm_latency_s(self, op: Op) -> float:
         curve = self.gemm_curve(op)
@@ -299,6 +336,18 @@ class RooflineCostModel:
             return self._memory_bytes_per_s
         return self.cluster.accelerator.memory.bandwidth * g.memory_fraction
 
+    def _gemv_rows(self, op: Op) -> float:
+        if self._gemv_below_m <= 1:
+            return 0.0
+        plain = op.shape is not None and bool(op.shape.grouped) and runs_plain_groups(self.grouped_kernel(op))
+        return gemv_rows(op, self._gemv_below_m, plain)
+
+    def memory_bytes(self, op: Op) -> float:
+        """Bytes the op moves: a matmul run as matrix-vector products reads its weights once per row."""
+        rows = self._gemv_rows(op)
+        groups = op.shape.batch if op.shape is not None else 1
+        return op.bytes + gemv_extra_bytes(rows, groups, op.weight_bytes) if rows else op.bytes
+
     def _comm(self, op: Op) -> tuple[float, str]:
         if op.collective is None:
             return 0.0, ""
@@ -321,10 +370,24 @@ class RooflineCostModel:
         return self.math_dtype(dtype) is not dtype.compute_dtype
 
     def attention_timing(self, op: Op) -> AttentionTiming | None:
-        """The by-shape timing of an attention op on this accelerator, or None (single fraction)."""
-        if self._attention is None or op.kind is not OpKind.ATTENTION:
+        """The by-shape timing of an attention op on this accelerator, or None (single fraction): the
+        curves where the part has them, else a decode call's KV stream where it has a fraction of its
+        own (EfficiencySpec.decode_attention_memory_fraction)."""
+        if op.kind is not OpKind.ATTENTION:
             return None
-        return self._attention.timing(op)
+        if self._attention is not None:
+            return self._attention.timing(op)
+        return self._decode_stream_timing(op)
+
+    def _decode_stream_timing(self, op: Op) -> AttentionTiming | None:
+        acc = self.cluster.accelerator
+        fraction = acc.efficiency.decode_attention_memory_fraction
+        call = op.attention
+        if self.ideal or fraction is None or call is None or call.phase is not Phase.DECODE:
+            return None
+        peak = self.peak_flops_per_s(op.dtype)
+        return AttentionTiming(1.0 / (peak * self._attention_fraction), 0.0, 1.0 / (acc.memory.bandwidth * fraction),
+                               op.kernels * self._overhead_s, "decode attention: a KV stream")  # fmt: skip
 
     def _cost(self, op: Op) -> OpCost:
         if is_activation_quantize(op) and self.runs_weight_only(op.dtype):
@@ -341,11 +404,9 @@ class RooflineCostModel:
         return OpCost(
             op=op,
             compute_s=0.0 if is_comm else self._compute_s(op),
-            memory_s=0.0 if is_comm else op.bytes / self._memory_rate(op),
+            memory_s=0.0 if is_comm else self.memory_bytes(op) / self._memory_rate(op),
             comm_s=comm_s,
-            overhead_s=0.0
-            if is_comm
-            else op.kernels * self._overhead_s + self._gemm_latency_s(op) + self._grouped_latency_s(op),
+            overhead_s=0.0 if is_comm else self._fixed_s(op),
             detail=detail,
             overlap_exponent=self._overlap_exponent_of(op),
         )

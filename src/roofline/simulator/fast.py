@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ from roofline.ir import (
 from roofline.simulator import capacity as capacity_rule
 from roofline.simulator.collectives import CollectiveModel, GroupTopology, load_library
 from roofline.simulator.comm import topology_for
-from roofline.simulator.cost import RooflineCostModel, kernel_time_s, wave_utilization
+from roofline.simulator.cost import RooflineCostModel, gemv_extra_bytes, kernel_time_s, wave_utilization
 from roofline.simulator.engine import decode_contexts
 from roofline.simulator.gemm_efficiency import is_activation_quantize, k_efficiency
 from roofline.simulator.grouped_gemm import GroupedKernel, tile_flops
@@ -280,6 +281,8 @@ class HardwareArrays:
     sm_count: np.ndarray
     tile_m: np.ndarray  # (hw, tiles), padded with the first tile
     tile_n: np.ndarray
+    gemv_below_m: np.ndarray  # matmuls of fewer rows run as matrix-vector products (cost.gemv_rows)
+    gemv_output_s: np.ndarray  # their time per output element
     capacity_bytes: np.ndarray
     reserve_bytes: np.ndarray
     domain_gpus: np.ndarray  # GPUs in one scale-up domain
@@ -297,6 +300,8 @@ class HardwareArrays:
             sm_count=np.array([a.sram.sm_count for a in accs], float),
             tile_m=np.array([[t.m for t in ts[:width]] for ts in tiles], float),
             tile_n=np.array([[t.n for t in ts[:width]] for ts in tiles], float),
+            gemv_below_m=np.array([a.efficiency.gemv_below_m for a in accs], np.int64),
+            gemv_output_s=np.array([a.efficiency.gemv_output_overhead for a in accs]),
             capacity_bytes=np.array([a.memory.capacity for a in accs]),
             reserve_bytes=np.array([capacity_rule.reserve_bytes(a) for a in accs]),
             domain_gpus=np.array([c.system.gpus_per_domain for c in clusters]),
@@ -630,19 +635,26 @@ class FastModel:
         seg = d.segments(table, u, s)
         compute = d.flops(u, s, seg) * d.seconds_per_flop[:, h : h + 1]
         mm = table.matmuls
+        gemv = np.zeros(0, np.int64)
         if len(mm):  # integer GEMM shapes, as the estimator's (and integer division is the fast one)
             m = np.maximum(1.0, np.rint(d.gemm_m(u, s, seg))).astype(np.int64)
             batch = 1 if d.single_gemms else np.maximum(1.0, np.rint(d.gemm_batch(u, s, seg))).astype(np.int64)
             tiles = [(int(a), int(b)) for a, b in zip(hw.tile_m[h], hw.tile_n[h], strict=True)]
             n, k = table.n[mm, None].astype(np.int64), table.k[mm, None].astype(np.int64)
-            compute[mm] /= wave_utilization(m, n, k, batch, int(hw.sm_count[h]), tiles)
+            gemv = self._gemv_rows(table, h, m, batch)
+            compute[mm] /= np.where(gemv > 0, 1.0, wave_utilization(m, n, k, batch, int(hw.sm_count[h]), tiles))
             k_half, k_step_s, latency_s = self._gemm_curves(table, h)
             compute[mm] = np.maximum(compute[mm] / k_efficiency(k, k_half), k * k_step_s)
         compute = _at_least(compute, d.min_compute_s[:, h : h + 1])
-        memory = d.bytes(u, s, seg) * d.seconds_per_byte[:, h : h + 1]
+        size = d.bytes(u, s, seg)
+        if len(mm) and gemv.any():  # weights read once per row (cost.RooflineCostModel.memory_bytes)
+            weights = np.array([table.ops[j].weight_bytes for j in mm])[:, None] if table.ops else 0.0
+            size = size.copy()
+            size[mm] += gemv_extra_bytes(gemv, 1, weights)
+        memory = size * d.seconds_per_byte[:, h : h + 1]
         time = self._op_s(h, compute, memory, d.overhead_s[:, h : h + 1])
         if len(mm):
-            time[mm] += latency_s
+            time[mm] += latency_s + gemv * n * hw.gemv_output_s[h]  # cost.RooflineCostModel._fixed_s
         if table.quantize is not None and table.quantize.any():
             time[self._weight_only_quantize(table, h)] = 0.0  # cost.RooflineCostModel._cost
         if len(d.grouped_rows):
@@ -653,6 +665,16 @@ class FastModel:
             time[rows] = comm_time(tables, np.arange(len(rows))[:, None], d.message_bytes(u, s, seg))
         time *= table.count[:, None]
         return time
+
+    def _gemv_rows(self, table: OpTable, h: int, m: np.ndarray, batch: Any) -> np.ndarray:
+        """(matmuls, configs): each GEMM's rows where it runs as matrix-vector products on accelerator h
+        (cost.gemv_rows), else 0. Grouped GEMMs here are never a loop of plain matmuls (the fast path's
+        layouts run the default MoE kernels), so they keep their tiles."""
+        below = int(self.hw.gemv_below_m[h])
+        if below <= 1:
+            return np.zeros_like(m)
+        single = np.array([not g for g in table.grouped])[table.matmuls, None] if table.grouped else True
+        return np.where((m < below) & (np.asarray(batch) == 1) & single, m, 0)
 
     def _grouped_times(self, table: OpTable, d: _Derived, h: int, u: np.ndarray, s: np.ndarray, seg: tuple[
             np.ndarray | None, np.ndarray | None], compute: np.ndarray, memory: np.ndarray,

@@ -32,6 +32,7 @@ from roofline.ir import OpClass, Phase, StepShape
 from roofline.simulator.collectives import load_library
 from roofline.simulator.cost import shared_cost_model
 from roofline.simulator.engine import time_step
+from roofline.simulator.host import graph_batch
 from roofline.simulator.plan import Scenario, stage_placements
 from roofline.simulator.serving.engine_config import EngineConfig
 from roofline.workloads.base import Workload
@@ -303,12 +304,18 @@ class StepTimeModel:
         read = np.vectorize(lambda p, c: self._prefill_surface(p, c) if p > 0 else 0.0, otypes=[float])
         return read(chunk, context)
 
+    def padded_decodes(self, decodes: int) -> int:
+        """The rows a decode-only step of `decodes` sequences runs: a runtime that replays captured
+        CUDA graphs pads each micro-batch to the smallest captured size that holds it
+        (host.graph_batch, as `estimate` does); the dummy rows run every operator but attention."""
+        micro = -(-decodes // self._pp)
+        return max(decodes, graph_batch(self.engine, micro) * min(self._pp, decodes))
+
     def _decode_only_parts(self, decodes: int) -> tuple[float, float]:
         """What a decode-only step of `decodes` sequences costs whatever the context: body and head of
-        its tokens, and the host overheads."""
-        tokens = decodes * self._verify
-        head = self._head_curve
-        fixed = (self._base_curve(tokens) - head(tokens)) + head(tokens)
+        its tokens (padded to the captured CUDA graph), and the host overheads."""
+        tokens = self.padded_decodes(decodes) * self._verify
+        fixed = self._base_curve(tokens)  # body + head of every (padded) row
         return fixed, self.engine.scheduler_s(decodes)
 
     def decode_only(self, decodes: int) -> Callable[[float], float]:
@@ -335,13 +342,14 @@ class StepTimeModel:
         """One engine step: `decodes` sequences at mean context `decode_context`, prefill chunks as
         (new tokens, context reached). Plain float arithmetic on the tables (called once per simulated step)."""
         verify = self._verify
-        tokens = decodes * verify
+        rows = self.padded_decodes(decodes) if decodes and not chunks else decodes  # a decode-only step replays a graph
+        tokens = rows * verify
         for p, _ in chunks:
             tokens += p
         if tokens == 0:
             return 0.0
         head = self._head_curve
-        emitting = decodes * verify + len(chunks)  # a prompt chunk's logits: its last token at most
+        emitting = rows * verify + len(chunks)  # a prompt chunk's logits: its last token at most
         t = (self._base_curve(tokens) - head(tokens)) + head(emitting)
         if decodes:
             t += self._decode_surface(decodes, decode_context)
