@@ -165,7 +165,18 @@ def test_training_placement_default_is_one_replica() -> None:
     w = model_of("llama-3.1-8b", autoregressive=True)
     plan = placement_plan(w, TrainConfig(gpus=8, seq_len=1024, global_batch=8))
     assert stage_placements(w, plan) == [Placement(tp=1, layer_start=0, layer_end=w.num_layers, has_embedding=True,
-                                                   has_lm_head=True)]  # fmt: skip
+                                                   has_lm_head=True, moe_kernels="megatron")]  # fmt: skip
+
+
+def test_training_runs_megatrons_moe_kernels_not_a_serving_engines() -> None:
+    # Megatron-Core's MoE layer (router, permute, TE GroupedLinear experts, unpermute), not TRT-LLM's fused MoE
+    w = model_of("deepseek-v3", autoregressive=True)
+    plan = placement_plan(w, TrainConfig(gpus=64, seq_len=4096, global_batch=64, ep=8))
+    assert plan.moe_kernels == "megatron"
+    from roofline.workloads.moe_kernels import load_moe_kernels
+
+    variant = load_moe_kernels().variants["megatron"]
+    assert variant.family == "te_grouped_gemm" and variant.roles[3:6] == ("up", "activation", "down")
 
 
 def test_mla_up_proj_recompute_runs_the_up_projections_again_and_keeps_only_o() -> None:

@@ -78,6 +78,7 @@ class TrainingConstants(_Frozen):
     flop_conventions: dict[str, FlopConvention]
     precisions: dict[str, PrecisionRecipe]
     ep_comm_library: str = Field(min_length=1)
+    moe_kernels: str = Field(min_length=1)  # the MoE kernel variant training runs (moe_kernels.yaml)
     ssd_scan_fraction: float = Field(gt=0.0, le=1.0)
     ssd_backward_flops_ratio: float = Field(gt=0.0)
     rl_rollout_memory_fraction: float = Field(gt=0.0, le=1.0)

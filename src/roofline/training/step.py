@@ -113,7 +113,8 @@ def placement_plan(workload: Workload, config: TrainConfig) -> ParallelPlan:
     if config.ep > 1 and config.etp > 1:
         raise RooflineError("expert tensor parallelism with --ep above 1 is not modelled; use --etp 1")
     attn_dp = group // config.tp if config.ep > 1 else 1
-    return ParallelPlan(tp=config.tp, pp=config.pp, ep=config.ep, attn_dp=attn_dp, cp=config.cp)
+    return ParallelPlan(tp=config.tp, pp=config.pp, ep=config.ep, attn_dp=attn_dp, cp=config.cp,
+                        moe_kernels=constants().moe_kernels)  # fmt: skip
 
 
 def _runs(acc: Accelerator, recipe: PrecisionRecipe) -> bool:
