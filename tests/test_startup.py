@@ -228,3 +228,17 @@ def test_kinds_are_listed_in_order_and_load_on_lookup() -> None:
     assert WORKLOAD_KINDS["moe"] is MoETransformer and "nope" not in WORKLOAD_KINDS
     with pytest.raises(KeyError):
         WORKLOAD_KINDS["nope"]
+
+
+def test_cli_skips_pydantic_plugin_discovery_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+    from roofline.cli.app import main
+
+    monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)
+    monkeypatch.setattr(sys, "argv", ["roofline", "--version"])
+    with pytest.raises(SystemExit):
+        main()
+    assert os.environ["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
+    monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", "logfire")
+    with pytest.raises(SystemExit):
+        main()
+    assert os.environ["PYDANTIC_DISABLE_PLUGINS"] == "logfire"
