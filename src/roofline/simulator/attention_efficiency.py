@@ -59,13 +59,17 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+SCORE_DIMS = "softmax cost of a KV tile per score element, in matmul columns: it costs head_dim + head_dim_v + this"
+FLOOR = "per call; None: the accelerator's kernel overhead (a bare kernel call: no RoPE / cache write in it)"
+RUNTIME_KERNELS = ("a runtime's attention kernel (engine YAML `kernels.attention`) -> {the part's family -> the curve "
+                   "family that kernel runs}; a name or family not listed: the part's family")  # fmt: skip
+
+
 class PrefillCurve(_Frozen):
     fraction: float = Field(gt=0.0, le=1.0, description="of the math format's dense peak, per SM")
     tile_overhead: float = Field(ge=0.0, description="KV-tile equivalents each CTA pays on top of its tiles")
-    score_dims: float = Field(default=0.0, ge=0.0, description="softmax cost of a KV tile (exp, rescale per score "
-                              "element) as head-dim columns of matmul: the tile costs head_dim + head_dim_v + this")
-    floor_us: float | None = Field(default=None, ge=0.0, description="per call; None: the accelerator's kernel "
-                                   "overhead (a bare kernel call: no RoPE / cache write in it)")
+    score_dims: float = Field(default=0.0, ge=0.0, description=SCORE_DIMS)
+    floor_us: float | None = Field(default=None, ge=0.0, description=FLOOR)
     fitted_on: list[str] = Field(default_factory=list)
     source: str = Field(min_length=3)
 
@@ -107,13 +111,11 @@ class AttentionCurves(_Frozen):
     families: dict[str, Family]
     accelerators: dict[str, Member]
     architectures: dict[str, Member]
-    runtime_kernels: dict[str, dict[str, str]] = Field(
-        default_factory=dict, description="a runtime's attention kernel (engine YAML `kernels.attention`) -> "
-        "{the part's family -> the curve family that kernel runs}; a name or family not listed: the part's family")
+    runtime_kernels: dict[str, dict[str, str]] = Field(default_factory=dict, description=RUNTIME_KERNELS)
 
     @model_validator(mode="after")
     def _known_families(self) -> AttentionCurves:
-        named = {f for m in (*self.accelerators.values(), *self.architectures.values()) for f in [m.family]}
+        named = {m.family for m in (*self.accelerators.values(), *self.architectures.values())}
         named |= {f for table in self.runtime_kernels.values() for f in table.values()}
         unknown = sorted(named - set(self.families))
         if unknown:

@@ -464,7 +464,8 @@ class FastModel:
     """One workload on a set of clusters (one per accelerator); tables built lazily and kept."""
 
     def __init__(self, workload: Workload, clusters: Sequence[Cluster], comm_library: str = "nccl",
-                 max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS, attention_kernel: str | None = None) -> None:  # fmt: skip
+                 max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS,
+                 attention_kernel: str | None = None) -> None:  # fmt: skip
         """`attention_kernel`: the runtime's (engine `kernels.attention`), as the exact path's cost model."""
         self.workload, self.clusters, self.max_num_tokens = workload, list(clusters), max_num_tokens
         self.hw = HardwareArrays.of(self.clusters)
