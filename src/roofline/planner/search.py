@@ -250,7 +250,8 @@ def plan(request: PlanRequest) -> PlanResult:
     precisions = [grid.precision_for(workload, None if d == workload.weight_dtype.value else d) for d in dtypes]
     clusters = grid.clusters_for(hardware)
     engine = load_engine(request.engine)
-    model = FastModel(workload, clusters, max_num_tokens=engine.max_num_tokens)
+    model = FastModel(workload, clusters, max_num_tokens=engine.max_num_tokens,
+                      attention_kernel=engine.kernels.attention)  # fmt: skip
     cands = candidates(workload, clusters, hardware, precisions, request)
     s = score(model, cands, request, engine)
     v = violations(s, request)

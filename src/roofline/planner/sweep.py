@@ -155,10 +155,16 @@ def run_sweep(request: SweepRequest, progress: Callable[[int], None] | None = No
     return rows, skipped
 
 
+def _attention_kernel(request: SweepRequest) -> str | None:
+    """The attention kernel of the request's runtime (None: TensorRT-LLM FMHA, as `estimate` without one)."""
+    return None if request.engine is None else request.engine.kernels.attention
+
+
 def _fast(workload: Workload, request: SweepRequest, clusters: list[Any], precisions: list[Any],
           configs: list[dict[str, int]], skipped: dict[str, int], progress: Callable[[int], None] | None
           ) -> list[dict[str, Any]]:  # fmt: skip
-    model = FastModel(workload, clusters, max_num_tokens=request.max_num_tokens)
+    model = FastModel(workload, clusters, max_num_tokens=request.max_num_tokens,
+                      attention_kernel=_attention_kernel(request))  # fmt: skip
     result = evaluate(model, configs_from(configs), precisions, request.engine, progress=progress)
     for message, count in result.errors.items():
         skipped[message] = skipped.get(message, 0) + count
@@ -184,7 +190,8 @@ def _exact(workload: Workload, request: SweepRequest, clusters: list[Any], preci
         p, hardware = precisions[cfg["precision"]], request.hardware[cfg["hardware"]]
         try:
             plan = ParallelPlan(tp=cfg["tp"], pp=cfg["pp"], ep=cfg["ep"], attn_dp=cfg["attn_dp"])
-            scenario = Scenario(cfg["batch"], cfg["isl"], cfg["osl"], p, plan, max_num_tokens=request.max_num_tokens)
+            scenario = Scenario(cfg["batch"], cfg["isl"], cfg["osl"], p, plan, max_num_tokens=request.max_num_tokens,
+                                attention=_attention_kernel(request))  # fmt: skip
             cluster = resolve_cluster(hardware=hardware, num_gpus=plan.num_gpus)
             result = estimate(workload, cluster, scenario)
         except RooflineError as exc:
@@ -235,7 +242,8 @@ def _serve(workload: Workload, request: SweepRequest, clusters: list[Any], preci
                 raise RooflineError(f"batch limit {cfg['batch']} does not split evenly over {cfg['attn_dp']} "
                                     "attention-DP replicas")  # fmt: skip
             plan = ParallelPlan(tp=cfg["tp"], pp=cfg["pp"], ep=cfg["ep"], attn_dp=cfg["attn_dp"])
-            scenario = Scenario(cfg["batch"], cfg["isl"], cfg["osl"], p, plan, max_num_tokens=request.max_num_tokens)
+            scenario = Scenario(cfg["batch"], cfg["isl"], cfg["osl"], p, plan, max_num_tokens=request.max_num_tokens,
+                                attention=_attention_kernel(request))  # fmt: skip
             cluster = resolve_cluster(hardware=hardware, num_gpus=plan.num_gpus)
             memory = _memory(workload, cluster, scenario)
         except RooflineError as exc:

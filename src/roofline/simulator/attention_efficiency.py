@@ -9,7 +9,10 @@ all of them), paying `tile_overhead` KV-tile equivalents on top (Q load, softmax
 write). The CTAs are spread over the SMs; the kernel takes
 
     compute_s = max(CTA work / SMs, the longest CTA) x time of one KV tile on one SM
-    (one KV tile = 2 x tile_q x tile_kv x (head_dim + head_dim_v) FLOPs at peak / SMs x fraction)
+    (one KV tile = 2 x tile_q x tile_kv x (head_dim + head_dim_v + score_dims) FLOPs at peak / SMs x
+    fraction; `score_dims`: the softmax's per-score cost (exponentials on the special-function units,
+    a fixed cost per score element whatever the head dim) in matmul columns, so a small head dim runs
+    at a lower fraction of peak, as the FA3 paper's hdim 64 panel does)
 
 so efficiency rises with the context (more tiles per CTA over the fixed overhead) and with
 batch x heads (enough CTAs that the longest one stops setting the time). With an FP8 KV cache
@@ -36,7 +39,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from roofline.dtypes import DType
 from roofline.ir import AttentionCall, Op, Phase
@@ -56,17 +59,24 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+SCORE_DIMS = "softmax cost of a KV tile per score element, in matmul columns: it costs head_dim + head_dim_v + this"
+FLOOR = "per call; None: the accelerator's kernel overhead (a bare kernel call: no RoPE / cache write in it)"
+RUNTIME_KERNELS = ("a runtime's attention kernel (engine YAML `kernels.attention`) -> {the part's family -> the curve "
+                   "family that kernel runs}; a name or family not listed: the part's family")  # fmt: skip
+
+
 class PrefillCurve(_Frozen):
     fraction: float = Field(gt=0.0, le=1.0, description="of the math format's dense peak, per SM")
     tile_overhead: float = Field(ge=0.0, description="KV-tile equivalents each CTA pays on top of its tiles")
-    floor_us: float = Field(ge=0.0, description="per call, in place of the kernel overhead")
+    score_dims: float = Field(default=0.0, ge=0.0, description=SCORE_DIMS)
+    floor_us: float | None = Field(default=None, ge=0.0, description=FLOOR)
     fitted_on: list[str] = Field(default_factory=list)
     source: str = Field(min_length=3)
 
 
 class DecodeCurve(_Frozen):
     bandwidth_fraction: float = Field(gt=0.0, le=1.0, description="of the spec HBM bandwidth")
-    floor_us: float = Field(ge=0.0)
+    floor_us: float | None = Field(default=None, ge=0.0, description="None: the accelerator's kernel overhead")
     fitted_on: list[str] = Field(default_factory=list)
     source: str = Field(min_length=3)
 
@@ -78,6 +88,8 @@ class Family(_Frozen):
     prefill: dict[str, PrefillCurve]
     decode: dict[str, DecodeCurve]
     source: str = Field(min_length=3)
+    tile_q: int | None = Field(default=None, gt=0, description="None: the file's tile_q")
+    tile_kv: int | None = Field(default=None, gt=0, description="None: the file's tile_kv")
 
 
 class Member(_Frozen):
@@ -99,10 +111,25 @@ class AttentionCurves(_Frozen):
     families: dict[str, Family]
     accelerators: dict[str, Member]
     architectures: dict[str, Member]
+    runtime_kernels: dict[str, dict[str, str]] = Field(default_factory=dict, description=RUNTIME_KERNELS)
+
+    @model_validator(mode="after")
+    def _known_families(self) -> AttentionCurves:
+        named = {m.family for m in (*self.accelerators.values(), *self.architectures.values())}
+        named |= {f for table in self.runtime_kernels.values() for f in table.values()}
+        unknown = sorted(named - set(self.families))
+        if unknown:
+            raise ValueError(f"families {unknown} are named but not defined")
+        return self
 
     def member(self, acc: Accelerator) -> Member | None:
         words = acc.architecture.split()
         return self.accelerators.get(acc.id) or (self.architectures.get(words[0]) if words else None)
+
+    def family_for(self, member: Member, kernel: str | None) -> str:
+        """The curve family a runtime's attention kernel runs on this part's family (the part's own
+        family, fitted on TensorRT-LLM FMHA, where the kernel is unnamed or not mapped)."""
+        return self.runtime_kernels.get(kernel or "", {}).get(member.family, member.family)
 
 
 @lru_cache(maxsize=4)
@@ -163,23 +190,33 @@ def _attended_sum(call: AttentionCall) -> float:
 class AttentionModel:
     """The curves of one accelerator (None from `for_accelerator` where the YAML has none)."""
 
-    def __init__(self, curves: AttentionCurves, family: Family, member: Member, acc: Accelerator,
-                 memory_bytes_per_s: float) -> None:  # fmt: skip
-        self.curves, self.family, self.member, self.acc = curves, family, member, acc
+    def __init__(self, curves: AttentionCurves, family_name: str, member: Member, acc: Accelerator,
+                 memory_bytes_per_s: float, fallback: AttentionModel | None = None) -> None:  # fmt: skip
+        self.curves, self.family_name, self.member, self.acc = curves, family_name, member, acc
+        self.family = curves.families[family_name]
         self.memory_bytes_per_s = memory_bytes_per_s  # spec bandwidth (the curves' fractions apply to it)
+        self.fallback = fallback  # the part's own family, for the calls this kernel's family has no curve of
+        self.tile_q, self.tile_kv = self.family.tile_q or curves.tile_q, self.family.tile_kv or curves.tile_kv
 
     @classmethod
-    def for_accelerator(cls, acc: Accelerator, curves: AttentionCurves | None = None) -> AttentionModel | None:
+    def for_accelerator(cls, acc: Accelerator, curves: AttentionCurves | None = None,
+                        kernel: str | None = None) -> AttentionModel | None:  # fmt: skip
+        """`kernel`: the runtime's attention kernel (engine `kernels.attention`), None: TensorRT-LLM FMHA."""
         curves = curves or load_curves()
         member = curves.member(acc)
         if member is None:
             return None
-        return cls(curves, curves.families[member.family], member, acc, acc.memory.bandwidth)
+        own = cls(curves, member.family, member, acc, acc.memory.bandwidth)
+        name = curves.family_for(member, kernel)
+        return own if name == member.family else cls(curves, name, member, acc, acc.memory.bandwidth, own)
 
     @property
     def _label(self) -> str:
-        family = self.member.family
-        return family if self.member.measured else f"{family}, transferred"
+        measured = self.member.measured or self.fallback is not None  # a kernel's family: fitted on its own data
+        return self.family_name if measured else f"{self.family_name}, transferred"
+
+    def _floor_s(self, floor_us: float | None) -> float:
+        return self.acc.efficiency.kernel_overhead if floor_us is None else floor_us * 1e-6
 
     def _peak(self, dtype: DType) -> float | None:
         peak = self.acc.compute.peak_flops_per_s(dtype)
@@ -197,33 +234,34 @@ class AttentionModel:
         call = op.attention
         if call is None:
             return None
-        if call.phase is Phase.PREFILL:
-            return self._prefill(op, call)
-        return self._decode(op, call)
+        own = self._prefill(op, call) if call.phase is Phase.PREFILL else self._decode(op, call)
+        return own if own is not None or self.fallback is None else self.fallback.timing(op)
 
     def _prefill(self, op: Op, call: AttentionCall) -> AttentionTiming | None:
         fmt = self._context_format(call, op.dtype)
         curve, peak = self.family.prefill.get(fmt.value), self._peak(fmt)
         if curve is None or peak is None or op.flops <= 0:
             return None
-        c = self.curves
-        tiles = _kv_tiles(call, c.tile_q, c.tile_kv)
+        tile_q, tile_kv = self.tile_q, self.tile_kv
+        tiles = _kv_tiles(call, tile_q, tile_kv)
         units = sum(tiles) + len(tiles) * curve.tile_overhead  # per (sequence, head)
         longest = max(tiles) + curve.tile_overhead
         sms = self.acc.sram.sm_count
-        unit_s = 2.0 * c.tile_q * c.tile_kv * (call.head_dim + call.head_dim_v) * sms / (peak * curve.fraction)
+        dims = call.head_dim + call.head_dim_v + curve.score_dims
+        unit_s = 2.0 * tile_q * tile_kv * dims * sms / (peak * curve.fraction)
         flops_per_sequence_head = 2.0 * (call.head_dim + call.head_dim_v) * _attended_sum(call)
         return AttentionTiming(
             seconds_per_flop=units * unit_s / sms / flops_per_sequence_head,
             min_compute_s=longest * unit_s,
             seconds_per_byte=1.0 / (self.memory_bytes_per_s * self._decode_fraction(call)),
-            floor_s=curve.floor_us * 1e-6,
+            floor_s=self._floor_s(curve.floor_us),
             note=f"context FMHA {fmt.value} ({self._label})",
         )
 
     def _decode_fraction(self, call: AttentionCall) -> float:
-        curve = self.family.decode.get(call.kv_dtype.compute_dtype.value) or self.family.decode["bf16"]
-        return curve.bandwidth_fraction
+        decode = self.family.decode
+        curve = decode.get(call.kv_dtype.compute_dtype.value) or decode.get("bf16")
+        return curve.bandwidth_fraction if curve is not None else 1.0
 
     def _decode(self, op: Op, call: AttentionCall) -> AttentionTiming | None:
         curve = self.family.decode.get(call.kv_dtype.compute_dtype.value)
@@ -238,7 +276,7 @@ class AttentionModel:
             seconds_per_flop += self._dequant_s_per_flop(call)
             note += ", FP8 KV dequantised to BF16"
         return AttentionTiming(seconds_per_flop, 0.0, 1.0 / (self.memory_bytes_per_s * curve.bandwidth_fraction),
-                               curve.floor_us * 1e-6, note)  # fmt: skip
+                               self._floor_s(curve.floor_us), note)  # fmt: skip
 
     def _dequant_s_per_flop(self, call: AttentionCall) -> float:
         """Vector time of dequantising the cache, per attention FLOP: each CTA converts the K/V

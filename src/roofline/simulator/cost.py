@@ -175,11 +175,14 @@ class RooflineCostModel:
     def __init__(
         self, cluster: Cluster, plan: ParallelPlan | None = None, ideal: bool = False,
         library: CommLibrary | None = None, attention_kernel: str | None = None,
-        attention_curves: AttentionCurves | None = None,
+        attention_curves: AttentionCurves | None = None, runtime_attention: str | None = None,
     ) -> None:  # fmt: skip
         """`attention_kernel` names the attention kernel family ("fa2", "fa3") when the software stack
         fixes one (diffusion pipelines on PyTorch SDPA); None: the accelerator's default.
-        `attention_curves`: attention curves other than the shipped YAML (the fit tries candidates)."""
+        `attention_curves`: attention curves other than the shipped YAML (the fit tries candidates).
+        `runtime_attention`: the serving runtime's attention kernel (engine YAML `kernels.attention`:
+        trtllm-fmha, flashinfer-fa3, sdpa, ...), mapped to a curve family by the attention YAML's
+        `runtime_kernels`; None: TensorRT-LLM FMHA's curves."""
         self.cluster, self.plan, self.ideal = cluster, plan or ParallelPlan(), ideal
         self.collectives = CollectiveModel(library or load_library(), ideal)
         self._topologies: dict[str, GroupTopology] = {}
@@ -194,7 +197,9 @@ class RooflineCostModel:
         self._gemv_output_s = acc.efficiency.gemv_output_overhead
         # attention by shape (attention_efficiency.py) for the serving engines' kernels; a named kernel
         # family (SDPA in diffusion pipelines) or --ideal keeps the single fraction
-        self._attention = None if ideal or attention_kernel else AttentionModel.for_accelerator(acc, attention_curves)
+        self.runtime_attention = runtime_attention
+        self._attention = None if ideal or attention_kernel else AttentionModel.for_accelerator(
+            acc, attention_curves, runtime_attention)  # fmt: skip
         self._costs = Memo()
         self._curves: dict[tuple[DType, str | None, str | None], GemmCurve | None] = {}  # gemm_curve, per format
         self.steps = Memo()  # the engine's step timings on this model (engine.time_step)
@@ -416,15 +421,20 @@ _SHARED_MODELS = Memo(max_entries=64)  # each holds up to two tables of MAX_ENTR
 
 
 def shared_cost_model(cluster: Cluster, plan: ParallelPlan, ideal: bool = False, library: CommLibrary | None = None,
-                      attention_kernel: str | None = None) -> RooflineCostModel:  # fmt: skip
+                      attention_kernel: str | None = None, runtime_attention: str | None = None
+                      ) -> RooflineCostModel:  # fmt: skip
     """The cost model of this cluster and plan, the same object for every call that names the same
     hardware objects (the catalog hands out one object per id), so what it remembers is reused
     across calls. A cluster equal in value but made of other objects gets a model of its own."""
     library = library or load_library()
     key = (id(cluster.system), id(cluster.accelerator), id(cluster.scale_up.link),
            id(cluster.scale_out.link) if cluster.scale_out else None, cluster.num_gpus, id(library), plan, ideal,
-           attention_kernel)  # fmt: skip
-    model = _SHARED_MODELS.get(key, lambda: RooflineCostModel(cluster, plan, ideal, library, attention_kernel))
+           attention_kernel, runtime_attention)  # fmt: skip
+
+    def build() -> RooflineCostModel:
+        return RooflineCostModel(cluster, plan, ideal, library, attention_kernel, runtime_attention=runtime_attention)
+
+    model = _SHARED_MODELS.get(key, build)
     if model.cluster is cluster or model.cluster == cluster:
         return model
-    return RooflineCostModel(cluster, plan, ideal, library, attention_kernel)  # an id reused by another object
+    return build()  # an id reused by another object

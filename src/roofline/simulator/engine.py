@@ -230,7 +230,8 @@ def estimate(workload: Workload, cluster: Cluster, scenario: Scenario, ideal: bo
     if scenario.mtp_drafts and not workload.mtp_layers:
         raise RooflineError(f"{workload.id} ships no MTP layers; drop --mtp")
     placements = stage_placements(workload, plan)
-    model = shared_cost_model(cluster, plan, ideal=ideal, library=load_library(scenario.comm_library))
+    model = shared_cost_model(cluster, plan, ideal=ideal, library=load_library(scenario.comm_library),
+                              runtime_attention=scenario.attention_kernel)  # fmt: skip
     runtime = None if scenario.runtime is None or ideal else _on_cluster_host(scenario.runtime, cluster)
     ttft_batch_s, ttft_no_overlap_s, prefill = time_prefill(workload, scenario, model, placements, runtime)
     micro = scenario.micro_batch

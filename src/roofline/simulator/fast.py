@@ -464,10 +464,12 @@ class FastModel:
     """One workload on a set of clusters (one per accelerator); tables built lazily and kept."""
 
     def __init__(self, workload: Workload, clusters: Sequence[Cluster], comm_library: str = "nccl",
-                 max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS) -> None:  # fmt: skip
+                 max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS,
+                 attention_kernel: str | None = None) -> None:  # fmt: skip
+        """`attention_kernel`: the runtime's (engine `kernels.attention`), as the exact path's cost model."""
         self.workload, self.clusters, self.max_num_tokens = workload, list(clusters), max_num_tokens
         self.hw = HardwareArrays.of(self.clusters)
-        self._costs = [RooflineCostModel(c) for c in self.clusters]
+        self._costs = [RooflineCostModel(c, runtime_attention=attention_kernel) for c in self.clusters]
         self._collectives = CollectiveModel(load_library(comm_library))
         self._tables: dict[tuple[Layout, Phase, int, int], tuple[OpTable, _Derived]] = {}
         self._curves: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}

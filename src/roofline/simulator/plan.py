@@ -107,6 +107,9 @@ class Scenario:
     overlap_ep: bool = False  # two-batch overlap hides EP all-to-alls under compute
     sequence_parallel: bool = False  # TP all-reduces as reduce-scatter + all-gather, norms on 1/tp tokens
     runtime: EngineConfig | None = field(default=None, compare=False)  # host side of a step (simulator/host.py)
+    # the attention kernel the device time is priced with (attention_efficiency runtime_kernels); None: the
+    # runtime's `kernels.attention` where a runtime is given, else TensorRT-LLM FMHA
+    attention: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.mtp_drafts <= MAX_DRAFT_TOKENS or not 0.0 < self.mtp_acceptance <= 1.0:
@@ -121,6 +124,11 @@ class Scenario:
         if self.isl > MAX_PREFILL_CHUNKS * self.max_num_tokens:
             raise RooflineError(f"a {self.isl:,}-token prompt in chunks of --max-num-tokens {self.max_num_tokens} is "
                                 f"over {MAX_PREFILL_CHUNKS:,} prefill steps; raise --max-num-tokens")  # fmt: skip
+
+    @property
+    def attention_kernel(self) -> str | None:
+        """The attention kernel: `attention`, else the runtime's (engine YAML `kernels.attention`), else None."""
+        return self.attention or (None if self.runtime is None else self.runtime.kernels.attention)
 
     @property
     def tokens_per_decode_step(self) -> float:

@@ -2,7 +2,8 @@
 
 The ops come from the estimator's own builders: GQA rows from `attention_block_ops` (its RoPE +
 KV-append op and the attention core: the measured TensorRT-LLM op applies RoPE and writes the
-new K/V into the cache in the same call), MLA rows from the DeepSeek MLA absorbed-decode core
+new K/V into the cache in the same call; a torch SDPA row of our own calibrate run is the core
+alone, priced with the runtime kernel `sdpa`), MLA rows from the DeepSeek MLA absorbed-decode core
 (`mla_sparse`: DeepSeek-V3.2, FP8 cache in FlashMLA's 656-byte layout). Each op is timed by
 `RooflineCostModel.cost`, so by the attention curves where the accelerator has them.
 """
@@ -21,6 +22,7 @@ from roofline.workloads.layers import FULL, AttentionShape, Span, attention_bloc
 from roofline.workloads.mla import MLATransformer
 
 GQA_OPS = ("rope", "attention")  # the parts of attention_block_ops that the measured call covers
+SDPA_OPS = ("attention",)  # a torch SDPA call alone: no RoPE, no KV-cache write
 MLA_MODELS = {"mla": "deepseek-v3", "mla_sparse": "deepseek-v3.2"}  # catalog models with the rows' latent
 
 
@@ -29,6 +31,12 @@ def _phase(case: Case) -> Phase:
     if text not in ("prefill", "decode"):
         raise RooflineError(f"{case.case_id}: attention load needs phase=prefill or phase=decode, not '{text}'")
     return Phase(text)
+
+
+def runtime_kernel(case: Case) -> str | None:
+    """The attention kernel a row timed: "sdpa" for our own calibrate run's torch SDPA rows (source
+    calibration/..., notes "torch SDPA"), None (TensorRT-LLM's attention op) otherwise."""
+    return "sdpa" if case.source.startswith("calibration/") and "torch SDPA" in case.notes else None
 
 
 def kv_format(case: Case) -> DType:
@@ -44,7 +52,8 @@ def kernel_ops(case: Case) -> list[Op]:
     step = StepShape(phase, batch, q_len, kv_len)
     if variant in ("gqa", "mha"):
         shape = AttentionShape(heads * head_dim, heads, kv_heads, head_dim)
-        return [op for op in attention_block_ops(shape, step, precision, Placement(), 1) if op.name in GQA_OPS]
+        names = SDPA_OPS if runtime_kernel(case) else GQA_OPS
+        return [op for op in attention_block_ops(shape, step, precision, Placement(), 1) if op.name in names]
     if variant not in MLA_MODELS or phase is not Phase.DECODE:
         raise RooflineError(f"{case.case_id}: attention variant '{variant}' in {phase.value} is not predicted")
     from roofline.workloads import get_workload
@@ -69,7 +78,7 @@ def counted_flops(case: Case) -> float:
 
 
 def kernel_time_s(case: Case, cluster: Cluster, model: RooflineCostModel | None = None) -> tuple[float, list[Op]]:
-    model = model or RooflineCostModel(cluster)
+    model = model or RooflineCostModel(cluster, runtime_attention=runtime_kernel(case))
     ops = kernel_ops(case)
     return sum(model.cost(op).total_s for op in ops) + timing_overhead_s(case), ops
 
@@ -77,7 +86,7 @@ def kernel_time_s(case: Case, cluster: Cluster, model: RooflineCostModel | None 
 def attention_kernel(case: Case, cluster: Cluster) -> Prediction:
     """latency_us = the ops' time (+ what the row's timing method adds); tflops = the row's FLOP
     count / time; gbps = KV-cache bytes read / time."""
-    model = RooflineCostModel(cluster)
+    model = RooflineCostModel(cluster, runtime_attention=runtime_kernel(case))
     time_s, ops = kernel_time_s(case, cluster, model)
     kv_bytes = sum(op.kv_read_bytes for op in ops)
     notes = [model.cost(op).detail for op in ops if op.kind is OpKind.ATTENTION]

@@ -197,7 +197,8 @@ class StepTimeModel:
                  draft: Draft | None = None) -> None:  # fmt: skip
         self.workload, self.scenario, self.engine, self.draft = workload, scenario, engine, draft
         self._placements = stage_placements(workload, scenario.plan)
-        self._cost = shared_cost_model(cluster, scenario.plan, ideal=ideal, library=load_library(scenario.comm_library))
+        self._cost = shared_cost_model(cluster, scenario.plan, ideal=ideal, library=load_library(scenario.comm_library),
+                                       runtime_attention=engine.kernels.attention)  # fmt: skip
         self._pp = scenario.plan.pp
         self._verify = 1 + scenario.mtp_drafts + (draft.tokens if draft else 0)
         verify = self._verify
