@@ -238,3 +238,15 @@ def test_calibrate_cli_bad_kernel_table_is_one_error_line(tmp_path: Path) -> Non
                                     "-o", str(tmp_path / "o"), "--format", "json"])  # fmt: skip
     assert good.exit_code == 0, good.output
     assert "h100-sxm" in good.stdout
+
+
+def test_an_isolated_sdpa_call_pays_the_dispatch_scaled_by_its_host_work() -> None:
+    eager, graph = _cases(
+        f'k1,"{EAGER}",,h200-sxm,1,,,,bf16,,,,gemm,1x4096x4096,tflops,1.2,',
+        f"k2,{AIC},,h200-sxm,1,,,,bf16,,,,gemm,1x4096x4096,latency_us,13.3,quant=bfloat16",
+    )
+    matmul_s = timing_overhead_s(eager)
+    # torch-eager.yaml's CPU-timed call weights: SDPA (GQA) 2.95, F.linear 1.15 per tiny add
+    assert timing_overhead_s(eager, "sdpa") == pytest.approx(matmul_s * 2.95 / 1.15)
+    assert timing_overhead_s(eager, "matmul") == matmul_s == timing_overhead_s(eager, "unweighted kind")
+    assert timing_overhead_s(graph, "sdpa") == 0.0

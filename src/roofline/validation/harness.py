@@ -42,6 +42,17 @@ class TimingMethod(BaseModel):
     source: str = Field(min_length=3)
     fitted_on: FittedOn = Field(default_factory=list)
     pairs: list[TimingPair] = Field(default_factory=list)
+    # host time of one framework call of each kind relative to the call the pairs timed (a matmul): the
+    # dispatch the GPU idles through grows with the call's host work
+    call_weights: dict[str, Annotated[float, Field(gt=0.0)]] = Field(default_factory=dict)
+    call_weights_source: str = ""
+
+    def overhead_for_s(self, call: str) -> float:
+        """`overhead_s` for one call of this kind (the timed kind, or one without a weight: as measured)."""
+        weights = self.call_weights
+        if call not in weights or "matmul" not in weights:
+            return self.overhead_s
+        return self.overhead_s * weights[call] / weights["matmul"]
 
     def paired_overhead_s(self) -> float:
         """The median difference of the pairs (what `overhead_s` was derived as)."""
@@ -68,7 +79,7 @@ def timing_method(case: Case) -> str | None:
     return None
 
 
-def timing_overhead_s(case: Case) -> float:
-    """Seconds the row's timing method adds to one kernel call (0: none modelled)."""
+def timing_overhead_s(case: Case, call: str = "matmul") -> float:
+    """Seconds the row's timing method adds to one framework call of kind `call` (0: none modelled)."""
     name = timing_method(case)
-    return 0.0 if name is None else timing_harness().methods[name].overhead_s
+    return 0.0 if name is None else timing_harness().methods[name].overhead_for_s(call)

@@ -78,9 +78,10 @@ def counted_flops(case: Case) -> float:
 
 
 def kernel_time_s(case: Case, cluster: Cluster, model: RooflineCostModel | None = None) -> tuple[float, list[Op]]:
-    model = model or RooflineCostModel(cluster, runtime_attention=runtime_kernel(case))
+    kernel = runtime_kernel(case)
+    model = model or RooflineCostModel(cluster, runtime_attention=kernel)
     ops = kernel_ops(case)
-    return sum(model.cost(op).total_s for op in ops) + timing_overhead_s(case), ops
+    return sum(model.cost(op).total_s for op in ops) + timing_overhead_s(case, kernel or "matmul"), ops
 
 
 def attention_kernel(case: Case, cluster: Cluster) -> Prediction:
