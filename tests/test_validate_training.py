@@ -36,9 +36,12 @@ def test_rows_map_to_layouts_as_the_readme_describes() -> None:
 # rows 23.9% tokens/s/GPU and 25.5% model TFLOP/s/GPU (was 25.2% / 25.3%); then 26.4% / 27.9% once
 # the MoE expert GEMMs came from the refitted grouped-GEMM curves and training ran Megatron's MoE
 # kernels (TE GroupedLinear, priced by the dense GEMM curve): the MoE and hybrid models (gpt-oss,
-# Nemotron 3) stay too fast by 40-100%; over the dense Llama rows 8.9% / 8.7%.
+# Nemotron 3) stay too fast by 40-100%; over the dense Llama rows 8.9% / 8.7%. Then 9.8% / 10.9%
+# once the unfused Megatron MoE path paid its host-synchronised cost per MoE layer
+# (training.yaml moe_unfused_layer_s, from NVIDIA's published 93% GPT-OSS gain of the fused path):
+# gpt-oss 84% -> 10%, Nemotron-3 Nano 62% -> 7%, Super 74% -> 10%; DeepSeek-V3 20% either way.
 PREDICTED_AT_LEAST = 122
-BOUNDS = {"tokens_per_s_per_gpu": 0.27, "model_tflops_per_gpu": 0.29}
+BOUNDS = {"tokens_per_s_per_gpu": 0.11, "model_tflops_per_gpu": 0.12}
 DENSE_BOUND = 0.095
 
 

@@ -127,6 +127,7 @@ def train(
     optimizer: str = "adamw", task: str = "pretrain", overlap: bool = True, flop_convention: str = "megatron",
     schedule: str = "1f1b", tp_comm_overlap: bool = False, ep_overlap: bool = False, grad_reduce_in_fp32: bool = True,
     mtp_layers: int = 0, balanced_stages: bool = False, recompute_modules: tuple[str, ...] = (),
+    moe_fused_mlp: bool = False,
     tokens: float | None = None,
     price_per_gpu_hour: float | None = None,
 ) -> TrainReport:  # fmt: skip
@@ -136,7 +137,8 @@ def train(
     a key of training/data/training.yaml; `grad_reduce_in_fp32`: an fp32 gradient buffer reduced in
     fp32, else a bf16 one; `mtp_layers`: multi-token-prediction depths trained; `balanced_stages`: a
     pipeline layout that evens the stages' work; `recompute_modules`: Megatron's fine-grained
-    recompute modules, e.g. ("mla_up_proj",))."""
+    recompute modules, e.g. ("mla_up_proj",); `moe_fused_mlp`: Megatron's sync-free fused expert kernels
+    (cutedsl_fused_grouped_mlp), without the unfused MoE path's host-synchronised cost)."""
     if tokens is not None and not tokens > 0:
         raise RooflineError(f"--tokens must be positive, got {tokens}")
     if price_per_gpu_hour is not None and not price_per_gpu_hour >= 0:
@@ -149,7 +151,8 @@ def train(
                          task=task, overlap_grad_reduce=overlap, overlap_param_gather=overlap,
                          flop_convention=flop_convention, schedule=schedule, tp_comm_overlap=tp_comm_overlap,
                          ep_overlap=ep_overlap, grad_reduce_in_fp32=grad_reduce_in_fp32, mtp_layers=mtp_layers,
-                         balanced_stages=balanced_stages, recompute_modules=tuple(recompute_modules))  # fmt: skip
+                         balanced_stages=balanced_stages, recompute_modules=tuple(recompute_modules),
+                         moe_fused_mlp=moe_fused_mlp)  # fmt: skip
     workload = model_of(model, autoregressive=True)
     cluster = cluster_of(hardware, system, gpus)
     step = train_step(workload, cluster, config)

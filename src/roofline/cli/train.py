@@ -114,6 +114,9 @@ def train_command(
     ep_overlap: bool = typer.Option(
         False, "--ep-overlap", help="EP all-to-alls under another micro-batch's compute (Megatron moe_a2a_overlap)"
     ),
+    moe_fused_mlp: bool = typer.Option(
+        False, "--moe-fused-mlp", help="sync-free fused MoE expert kernels (Megatron cutedsl_fused_grouped_mlp)"
+    ),
     overlap: bool = typer.Option(
         True, "--overlap/--no-overlap", help="overlap the DP gradient reduce and parameter gather (Megatron default)"
     ),
@@ -169,7 +172,7 @@ def train_command(
                    micro_batch=micro_batch, seq_len=seq_len, precision=precision, recompute=recompute,
                    optimizer=optimizer, task=task, overlap=overlap, flop_convention=flop_convention, schedule=schedule,
                    tp_comm_overlap=tp_comm_overlap, ep_overlap=ep_overlap, grad_reduce_in_fp32=grad_reduce_in_fp32,
-                   mtp_layers=mtp_layers, balanced_stages=balanced_stages,
+                   mtp_layers=mtp_layers, balanced_stages=balanced_stages, moe_fused_mlp=moe_fused_mlp,
                    recompute_modules=tuple(m.strip() for m in recompute_modules.split(",") if m.strip()), tokens=tokens,
                    price_per_gpu_hour=price)  # fmt: skip
     if fmt is OutputFormat.json:

@@ -53,6 +53,7 @@ class TrainConfig:
     mtp_layers: int = 0  # multi-token-prediction passes trained (Megatron --mtp-num-layers)
     balanced_stages: bool = False  # a pipeline layout that evens the stages' work (Megatron pp layout)
     recompute_modules: tuple[str, ...] = ()  # fine-grained recompute (RECOMPUTE_MODULES)
+    moe_fused_mlp: bool = False  # Megatron cutedsl_fused_grouped_mlp: sync-free fused expert MLP kernels
 
     def __post_init__(self) -> None:
         for name in ("gpus", "seq_len", "global_batch", "micro_batch", "tp", "pp", "vpp", "cp", "ep", "etp"):

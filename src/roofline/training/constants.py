@@ -55,6 +55,7 @@ class PublishedRecipe(_Frozen):
     mtp_layers: int = Field(default=0, ge=0)
     balanced_stages: bool = False
     recompute_modules: tuple[str, ...] = ()
+    moe_fused_mlp: bool = False
     source: str = Field(min_length=3)
 
     def applies(self, model: str, hardware: str, precision: str) -> bool:
@@ -79,6 +80,7 @@ class TrainingConstants(_Frozen):
     precisions: dict[str, PrecisionRecipe]
     ep_comm_library: str = Field(min_length=1)
     moe_kernels: str = Field(min_length=1)  # the MoE kernel variant training runs (moe_kernels.yaml)
+    moe_unfused_layer_s: float = Field(ge=0.0)  # host-synchronised unfused MoE path, per MoE layer and micro-batch
     ssd_scan_fraction: float = Field(gt=0.0, le=1.0)
     ssd_backward_flops_ratio: float = Field(gt=0.0)
     rl_rollout_memory_fraction: float = Field(gt=0.0, le=1.0)

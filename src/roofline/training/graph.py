@@ -180,6 +180,14 @@ def backward_ops(forward: list[Op], frozen_base: bool = False, grad_bytes: float
     return out
 
 
+EXPERT_UP = "expert_up"  # the routed experts' first grouped GEMM: one per MoE layer (workloads/moe_blocks.py)
+
+
+def moe_layers(forward: list[Op]) -> int:
+    """The MoE layers one micro-batch's forward runs on this GPU (MTP passes included)."""
+    return sum(op.count for op in forward if op.name.removeprefix(MTP_PREFIX) == EXPERT_UP)
+
+
 def is_ssd_scan(op: Op) -> bool:
     """The Mamba-2 chunked scan (workloads/mamba.py), timed at `ssd_scan_fraction` of the peak."""
     return op.name.split(".")[0] == SSD_SCAN

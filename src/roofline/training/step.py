@@ -48,8 +48,8 @@ from roofline.training.memory import (
 )
 from roofline.workloads.base import Workload
 
-PARTS = ("forward", "backward", "recompute", "reference", "tp_comm", "cp_comm", "ep_comm", "pp_comm", "pp_bubble",
-         "dp_comm_exposed", "optimizer")  # fmt: skip
+PARTS = ("forward", "backward", "recompute", "reference", "moe_host_sync", "tp_comm", "cp_comm", "ep_comm", "pp_comm",
+         "pp_bubble", "dp_comm_exposed", "optimizer")  # fmt: skip
 
 
 @dataclass
@@ -224,6 +224,7 @@ def _stage(workload: Workload, config: TrainConfig, placement: Placement, precis
     backward = graph.backward_ops(forward, frozen, config.grad_bytes)
     _add(t, "backward", [model.cost(op) for op in backward + quantize[1::2] + dequantize])
     _add(t, "recompute", [model.cost(op) for op in recompute + (dequantize if config.recompute == "full" else [])])
+    t.parts["moe_host_sync"] += moe_host_sync_s(forward, config)
     if config.task == "dpo":  # the frozen reference model's forward on the same sequences
         _add(t, "reference", [model.cost(op) for op in run + quantize[::2]])
     if config.pp > 1 and not placement.has_lm_head:
@@ -232,6 +233,17 @@ def _stage(workload: Workload, config: TrainConfig, placement: Placement, precis
         if config.vpp == 1:
             t.parts["pp_comm"] += model.cost(hand_off).total_s
     return t, forward
+
+
+def moe_host_sync_s(forward: list[Op], config: TrainConfig) -> float:
+    """What the unfused Megatron-Core MoE path costs one micro-batch beyond its kernels: the
+    host-synchronised layer (tokens per expert read on the host) pays `moe_unfused_layer_s` per MoE
+    layer of the stage (MTP passes included), forward and backward together; nothing with the
+    fused, sync-free expert kernels (`moe_fused_mlp`) or a MoE kernel variant other than Megatron's."""
+    c = constants()
+    if config.moe_fused_mlp or c.moe_kernels != "megatron":
+        return 0.0
+    return graph.moe_layers(forward) * c.moe_unfused_layer_s
 
 
 def _micro_batch_step(config: TrainConfig) -> StepShape:
