@@ -171,15 +171,19 @@ def test_json_splits_the_error_by_runtime(tmp_path: Path) -> None:
 
 
 def test_a_file_without_the_runtime_column_predicts_as_trtllm(tmp_path: Path) -> None:
-    """published.csv has no runtime column: its rows replay as TensorRT-LLM's benchmarks, exactly as a
-    row that names trtllm or leaves the column empty."""
+    """published.csv has no runtime column: its rows replay the public tables' setup (v0.17 TensorRT
+    engine, trtllm-cpp), exactly as a row that leaves the column empty; a row naming trtllm ran the
+    1.0 PyTorch backend (its own profile, the 1.0 tables' trtllm-bench settings)."""
     row = "t1,s,llama-3.1-8b,h100-sxm,1,1,1,,fp8,,128,128,max_throughput,,output_tokens_per_s,20000"
     plain = validate_file(_file(tmp_path, row, header=HEADER.rsplit(",runtime", 1)[0]), max_requests=200)
-    named = validate_file(_file(tmp_path, row + ",trtllm,,"), max_requests=200)
+    named = validate_file(_file(tmp_path, row + ",trtllm-cpp,,"), max_requests=200)
     empty = validate_file(_file(tmp_path, row + ",,,"), max_requests=200)
     assert plain.rows[0].predicted == named.rows[0].predicted == empty.rows[0].predicted
-    assert plain.rows[0].note == named.rows[0].note  # no runtime-profile note: the benchmark setup
+    assert plain.rows[0].note == empty.rows[0].note  # no runtime-profile note: the benchmark setup
     assert "profile" not in plain.rows[0].note
+    pytorch = validate_file(_file(tmp_path, row + ",trtllm,,"), max_requests=200)
+    assert "trtllm profile with the benchmark defaults" in pytorch.rows[0].note
+    assert pytorch.rows[0].predicted != plain.rows[0].predicted
 
 
 def test_runtimes_file_is_predicted_whole() -> None:
