@@ -5,13 +5,15 @@ from __future__ import annotations
 import itertools
 import random
 
+import numpy as np
 import pytest
 
 import roofline as rl
 from roofline.errors import RooflineError
 from roofline.hardware_specs import resolve_cluster
+from roofline.ir import Phase
 from roofline.simulator.attention_efficiency import load_curves
-from roofline.simulator.host import LagMap, speed_ratio
+from roofline.simulator.host import LagMap, speed_ratio, step_with_host
 from roofline.simulator.serving.engine_config import engine_ids, load_engine, runtime_id
 
 
@@ -107,11 +109,40 @@ def test_runtime_profiles_load_with_aliases_and_paths(tmp_path) -> None:  # type
 
 
 def test_no_runtime_is_the_kernels_alone() -> None:
+    """The C++ executor (trtllm-cpp) adds its scheduler time to the step; no runtime adds none."""
     a = rl.estimate("llama-3.1-70b", hardware="h100-sxm", tp=8, batch=8)
-    b = rl.estimate("llama-3.1-70b", hardware="h100-sxm", tp=8, batch=8, runtime="trtllm")
-    rt = load_engine("trtllm")
+    b = rl.estimate("llama-3.1-70b", hardware="h100-sxm", tp=8, batch=8, runtime="trtllm-cpp")
+    rt = load_engine("trtllm-cpp")
+    assert rt.scheduler_overlap == 0.0
     assert b.tpot_s == pytest.approx(a.tpot_s + rt.scheduler_s(8), rel=1e-9)
     assert b.decode.host_s == pytest.approx(rt.scheduler_s(8), rel=1e-9)
+
+
+def test_overlap_scheduler_hides_host_time_under_the_gpu_step() -> None:
+    """TensorRT-LLM 1.0's PyTorch executor prepares step n+1 and processes step n-1 while the GPU runs
+    step n (scheduler_overlap 1): a 70B TP-8 decode step (~13 ms on the GPU) hides 8 sequences' host
+    time (< 1 ms) whole; 1024 sequences (21 us each, ~22 ms) outlast a 5 ms GPU step and set it."""
+    rt = load_engine("trtllm")
+    assert rt.scheduler_overlap == 1.0
+    a = rl.estimate("llama-3.1-70b", hardware="h100-sxm", tp=8, batch=8)
+    b = rl.estimate("llama-3.1-70b", hardware="h100-sxm", tp=8, batch=8, runtime="trtllm")
+    assert rt.scheduler_s(8) < a.tpot_s
+    assert b.tpot_s == pytest.approx(a.tpot_s, rel=1e-9) and b.decode.host_s == 0.0
+    step = step_with_host(rt, Phase.DECODE, [], device_s=5e-3, sequences=1024)
+    assert rt.scheduler_s(1024) > 5e-3
+    assert step.step_s == pytest.approx(rt.scheduler_s(1024), rel=1e-9)
+    assert step.host_s == pytest.approx(rt.scheduler_s(1024) - 5e-3, rel=1e-9)
+
+
+def test_overlap_share_interpolates_between_serial_and_hidden() -> None:
+    """overlapped_s: a share s of the host time runs under the device step, the rest adds."""
+    rt = load_engine("trtllm")
+    for share, device_s, host_s, expected in [(0.0, 5.0, 2.0, 7.0), (1.0, 5.0, 2.0, 5.0), (1.0, 1.0, 3.0, 3.0),
+                                              (0.5, 5.0, 2.0, 6.0), (0.5, 1.0, 4.0, 4.0)]:  # fmt: skip
+        engine = rt.model_copy(update={"scheduler_overlap": share})
+        assert engine.overlapped_s(device_s, host_s) == pytest.approx(expected), (share, device_s, host_s)
+    arrays = rt.overlapped_s(np.array([1.0, 5.0]), np.array([3.0, 2.0]))
+    assert arrays.tolist() == [3.0, 5.0]
 
 
 def test_every_profile_has_sources() -> None:

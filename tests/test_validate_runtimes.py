@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 import roofline as rl
 from roofline.cli.app import app
 from roofline.dtypes import DType
+from roofline.errors import RooflineError
 from roofline.validation import read_cases, validate_file
 from roofline.validation.predict_runtimes import runtime_label, runtime_profile
 
@@ -171,15 +172,19 @@ def test_json_splits_the_error_by_runtime(tmp_path: Path) -> None:
 
 
 def test_a_file_without_the_runtime_column_predicts_as_trtllm(tmp_path: Path) -> None:
-    """published.csv has no runtime column: its rows replay as TensorRT-LLM's benchmarks, exactly as a
-    row that names trtllm or leaves the column empty."""
+    """published.csv has no runtime column: its rows replay the public tables' setup (v0.17 TensorRT
+    engine, trtllm-cpp), exactly as a row that leaves the column empty; a row naming trtllm ran the
+    1.0 PyTorch backend (its own profile, the 1.0 tables' trtllm-bench settings)."""
     row = "t1,s,llama-3.1-8b,h100-sxm,1,1,1,,fp8,,128,128,max_throughput,,output_tokens_per_s,20000"
     plain = validate_file(_file(tmp_path, row, header=HEADER.rsplit(",runtime", 1)[0]), max_requests=200)
-    named = validate_file(_file(tmp_path, row + ",trtllm,,"), max_requests=200)
+    named = validate_file(_file(tmp_path, row + ",trtllm-cpp,,"), max_requests=200)
     empty = validate_file(_file(tmp_path, row + ",,,"), max_requests=200)
     assert plain.rows[0].predicted == named.rows[0].predicted == empty.rows[0].predicted
-    assert plain.rows[0].note == named.rows[0].note  # no runtime-profile note: the benchmark setup
+    assert plain.rows[0].note == empty.rows[0].note  # no runtime-profile note: the benchmark setup
     assert "profile" not in plain.rows[0].note
+    pytorch = validate_file(_file(tmp_path, row + ",trtllm,,"), max_requests=200)
+    assert "trtllm profile with the benchmark defaults" in pytorch.rows[0].note
+    assert pytorch.rows[0].predicted != plain.rows[0].predicted
 
 
 def test_runtimes_file_is_predicted_whole() -> None:
@@ -253,3 +258,25 @@ def test_moe_row_with_tp_and_no_ep_runs_plain_tensor_parallelism(tmp_path: Path)
     assert (dp_ep.gpus, dp_ep.tp, dp_ep.ep, dp_ep.attn_dp) == (2, 1, 2, 2)
     assert default.ep == default.attn_dp == default.gpus > 1 and default.tp == 1
     assert any("plain tensor parallelism" in n for n in notes)
+
+
+def test_trtllm_attention_dp_row_runs_its_tp_ranks_as_attention_replicas(tmp_path: Path) -> None:
+    """TensorRT-LLM's enable_attention_dp (named in the notes): the tp_size ranks are attention-DP
+    replicas with whole experts per GPU (the 1.0 page's MoE llm_options); ep other than tp is refused;
+    without the note the same row runs plain tensor parallelism."""
+    from roofline.validation.predict_runtimes import layout
+    from roofline.workloads import get_workload
+
+    row = "a{},s,qwen3-235b-a22b,b200,8,8,1,{},fp4,fp8,1000,1000,max_throughput,,output_tokens_per_s,1,trtllm,,{}"
+    cases = read_cases(_file(tmp_path, row.format(1, "", "enable_attention_dp: true"),
+                             row.format(2, 8, "enable_attention_dp: true"), row.format(3, "", ""),
+                             row.format(4, 4, "enable_attention_dp: true")))  # fmt: skip
+    workload = get_workload("qwen3-235b-a22b")
+    notes: list[str] = []
+    adp, adp_ep, plain = (layout(c, workload, notes) for c in cases[:3])
+    assert (adp.gpus, adp.tp, adp.ep, adp.attn_dp) == (8, 1, 8, 8)
+    assert (adp_ep.gpus, adp_ep.tp, adp_ep.ep, adp_ep.attn_dp) == (8, 1, 8, 8)
+    assert (plain.gpus, plain.tp, plain.ep, plain.attn_dp) == (8, 8, 1, 1)
+    assert any("attention DP 8 (enable_attention_dp)" in n for n in notes)
+    with pytest.raises(RooflineError, match="only ep = tp"):
+        layout(cases[3], workload, notes)

@@ -208,8 +208,9 @@ def _exact(workload: Workload, request: SweepRequest, clusters: list[Any], preci
             engine = on_cluster_host(engine, cluster)
             steps = sum(r for _, r in prefill_chunks(cfg["batch"], cfg["isl"], request.max_num_tokens, cfg["attn_dp"]))
             passes = -(-cfg["isl"] // request.max_num_tokens)
-            ttft += steps * engine.step_overhead + passes * cfg["batch"] * engine.per_sequence_overhead
-            tpot += engine.scheduler_s(cfg["batch"])
+            host_s = steps * engine.step_overhead + passes * cfg["batch"] * engine.per_sequence_overhead
+            ttft = engine.overlapped_s(ttft, host_s)
+            tpot = float(engine.with_host_s(tpot, cfg["batch"]))
         label = clusters[cfg["hardware"]].accelerator.id
         rows.append(_row(workload.id, label, grid.dtype_label(p), p.kv_cache.value, cfg, ("ttft_batch_s", ttft), tpot,
                          memory))  # fmt: skip

@@ -825,7 +825,7 @@ class FastModel:
 
         out = _by_hardware(h, on)
         if engine is not None:
-            out = out + engine.scheduler_s(batch) / self.host_speed(engine)[h]
+            out = engine.overlapped_s(out, engine.scheduler_s(batch) / self.host_speed(engine)[h])
         return np.asarray(out, dtype=float)
 
     def host_speed(self, engine: EngineConfig) -> np.ndarray:
@@ -866,7 +866,7 @@ class FastModel:
             steps = rounds * passes
         if engine is not None:  # host costs on each cluster's host CPU (simulator/host.py)
             host_s = steps * engine.step_overhead + passes * batch * engine.per_sequence_overhead
-            ttft = ttft + host_s / self.host_speed(engine)[h]
+            ttft = engine.overlapped_s(ttft, host_s / self.host_speed(engine)[h])
         return np.asarray(ttft, dtype=float)
 
     # ---- memory ----------------------------------------------------------------------------------

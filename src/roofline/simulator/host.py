@@ -13,7 +13,8 @@ A step is launched one of two ways (the runtime profile's `host`, simulator/data
 - **cuda_graph**: the step is one graph launch; the kernels then run back to back on the GPU.
 
 Both add the runtime's per-step scheduler / sampling time (`step_overhead` + `per_sequence_overhead`
-per sequence), serially, as the serving simulator does. Host costs are given at the profile's
+per sequence) as the serving simulator does: serially, or for an overlap scheduler (`scheduler_overlap`)
+its overlapped share under the step (EngineConfig.overlapped_s). Host costs are given at the profile's
 reference CPU and divide by the host CPU's relative single-thread speed (hardware_specs host_cpus).
 """
 
@@ -121,12 +122,12 @@ def step_with_host(
     scheduler_s = runtime.scheduler_s(sequences)
     launch = runtime.host.prefill_launch if phase is Phase.PREFILL else runtime.host.decode_launch
     if launch == "cuda_graph":
-        host_s = scheduler_s + runtime.host.graph_launch
-        return HostStep(device_s + host_s, host_s)
+        step_s = runtime.overlapped_s(device_s, scheduler_s) + runtime.host.graph_launch
+        return HostStep(step_s, step_s - device_s)
     pipelined_s, _ = eager_step_s(costs, runtime)
     unfused_s = sum(unfused_extra_s(c, runtime) * c.op.count for c in costs)
     device_s += unfused_s
-    step_s = max(pipelined_s, device_s) + scheduler_s
+    step_s = runtime.overlapped_s(max(pipelined_s, device_s), scheduler_s)
     return HostStep(step_s, step_s - device_s, unfused_s)
 
 

@@ -47,6 +47,9 @@ class ScenarioSetup(BaseModel):
 
     engine: str | None = Field(default=None, description="engine profile for this scenario; default: the file's")
     engine_overrides: dict[str, float | int | bool | str] = Field(default_factory=dict)
+    runtime_overrides: dict[str, dict[str, float | int | bool | str]] = Field(
+        default_factory=dict, description="runtime profile id -> engine fields of rows that name that runtime"
+    )
     num_requests: dict[str, int] = Field(default_factory=dict, description="'isl/osl' -> requests in the run")
     default_num_requests: int = Field(gt=0)
     min_requests_per_client: int = Field(default=1, gt=0)
@@ -148,14 +151,24 @@ def _engine(engine_id: str, overrides: dict[str, float | int | bool | str]) -> E
     return load_engine(engine_id).model_copy(update=overrides)
 
 
+def _profile(case: Case, options: Options) -> str:
+    """The runtime profile of a serving row: an empty `runtime` replays the setup of the public tables
+    (benchmark_setups.yaml `engine`); a named runtime, its own profile."""
+    if not case.runtime.strip():
+        return options.setups.engine
+    return runtime_profile(case) or options.setups.engine
+
+
 def _replay_engine(case: Case, setup: ScenarioSetup, options: Options, notes: list[str]) -> EngineConfig:
     """TensorRT-LLM rows: the engine as its published benchmarks ran it (benchmark_setups.yaml);
-    rows of another runtime: that runtime's profile with its documented defaults."""
-    profile = runtime_profile(case) or options.setups.engine
+    rows of another runtime: that runtime's profile with its documented defaults, and the scenario's
+    `runtime_overrides` for it (the 1.0 tables' trtllm-bench settings)."""
+    profile = _profile(case, options)
     if profile == options.setups.engine:
         return _engine(setup.engine or options.setups.engine, setup.engine_overrides)
-    notes.append(f"{profile} profile with its defaults")
-    return load_engine(profile)
+    overrides = setup.runtime_overrides.get(profile, {})
+    notes.append(f"{profile} profile with {'the benchmark' if overrides else 'its'} defaults")
+    return _engine(profile, overrides)
 
 
 def _replayed_moe_kernels(case: Case, workload: Workload, plan: ParallelPlan, engine: EngineConfig,
@@ -163,7 +176,7 @@ def _replayed_moe_kernels(case: Case, workload: Workload, plan: ParallelPlan, en
     """TensorRT-LLM rows run the MoE kernels of the release that measured them (benchmark_setups.yaml
     engine_overrides: v0.17's MoE plugin for the max-throughput tables); rows of other runtimes keep
     the plan's default variant."""
-    if (runtime_profile(case) or options.setups.engine) != options.setups.engine:
+    if _profile(case, options) != options.setups.engine:
         return plan
     if getattr(workload, "num_experts", None) and engine.moe_kernels != plan.moe_kernels:
         notes.append(f"MoE kernels: {engine.moe_kernels} (moe_kernels.yaml), the release that measured the row")
@@ -188,7 +201,7 @@ def _deployment(case: Case, workload: Workload, options: Options, notes: list[st
     format is the runtime's `auto` (bf16); their MoE rows run DP attention over the EP group
     (predict_runtimes.layout), the figure normalised per num_gpus."""
     precision = _precision(case, workload, notes)
-    profile = runtime_profile(case) or options.setups.engine
+    profile = _profile(case, options)
     if profile == options.setups.engine:
         return _Deployment(_plan(case, workload, notes), case.num_gpus, precision)
     kv = runtime_kv_dtype(case, profile, notes)

@@ -53,6 +53,8 @@ DEFAULT_RUNTIME = "trtllm"  # an empty `runtime`: the public tables' engine (pub
 NO_RUNTIME = "-"  # kernel rows with no runtime given: a microbenchmark, not an engine
 # Markers in a row's notes naming the MoE all-to-all library of the deployment (as ALLREDUCE_LIBRARIES).
 EP_LIBRARIES = {"deepep": "deepep"}
+# A row's notes naming TensorRT-LLM's attention data parallelism: its tp ranks are attention-DP ranks.
+ATTENTION_DP_MARKER = "enable_attention_dp"
 
 
 def runtime_label(case: Case, model_level: bool) -> str:
@@ -133,6 +135,8 @@ def layout(case: Case, workload: Workload, notes: list[str]) -> Layout:
     if not experts:
         return Layout(tp, tp, 1, 1)
     ep = case.ep
+    if ATTENTION_DP_MARKER in case.notes.lower():
+        return _attention_dp_over_tp(tp, ep, notes)
     if ep is None and case.tp is not None:
         notes.append(f"ep not published, tp {tp}: plain tensor parallelism (experts split over the tp GPUs)")
         return Layout(tp, tp, 1, 1)
@@ -143,6 +147,18 @@ def layout(case: Case, workload: Workload, notes: list[str]) -> Layout:
         raise RooflineError(f"ep {ep} is not a multiple of tp {tp}")
     notes.append(f"DP attention {ep // tp} x tp {tp}, EP {ep}")
     return Layout(ep, tp, ep, ep // tp)
+
+
+def _attention_dp_over_tp(tp: int, ep: int | None, notes: list[str]) -> Layout:
+    """TensorRT-LLM with `enable_attention_dp` (the row's notes say so): each of the tp_size ranks is an
+    attention data-parallel rank (attention tp 1) and the experts run expert-parallel over the same
+    ranks, whole experts per GPU (`--ep` = tp; an ep below tp would split experts as well, not modelled)."""
+    if ep is not None and ep != tp:
+        raise RooflineError(f"attention DP over tp {tp} with ep {ep}: only ep = tp (whole experts per GPU) is modelled")
+    if ep is None:
+        notes.append(f"ep not published: {tp}, the attention-DP ranks (whole experts per GPU)")
+    notes.append(f"attention DP {tp} (enable_attention_dp), EP {tp}")
+    return Layout(tp, 1, tp, tp)
 
 
 def runtime_kv_dtype(case: Case, profile: str, notes: list[str]) -> str | None:

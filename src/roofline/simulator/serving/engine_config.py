@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Self
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from roofline.errors import RooflineError
@@ -97,6 +98,12 @@ class EngineConfig(BaseModel):
     reserve_full_sequence: bool = Field(description="admit a request only when KV for isl + osl is free")
     step_overhead: Seconds = Field(description="host time per engine step")
     per_sequence_overhead: Seconds = Field(description="host time per sequence in a step")
+    scheduler_overlap: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="share of the scheduler host time (step + per-sequence overhead) that runs while the GPU runs "
+                    "the step (an overlap scheduler prepares step n+1 and finishes step n-1 during step n); "
+                    "0: host and GPU take turns",
+    )  # fmt: skip
     request_overhead: Seconds = Field(
         default=0.0, description="front end per request (HTTP / gRPC, tokenise, detokenise): adds to TTFT and E2E"
     )
@@ -114,6 +121,19 @@ class EngineConfig(BaseModel):
         preparation and sampling bookkeeping (`step_overhead` + `per_sequence_overhead` each).
         `sequences`: a number, or a numpy array of them (the sweep's fast path)."""
         return self.step_overhead + sequences * self.per_sequence_overhead
+
+    def overlapped_s(self, device_s: Any, host_s: Any) -> Any:
+        """A step's wall time from its device time and its scheduler host time: the `scheduler_overlap`
+        share of the host time runs under the GPU step and shows only where it is the longer, the rest
+        adds. Numbers or numpy arrays."""
+        hidden = self.scheduler_overlap
+        if hidden == 0.0:
+            return device_s + host_s
+        return np.maximum(device_s, hidden * host_s) + (1.0 - hidden) * host_s
+
+    def with_host_s(self, device_s: Any, sequences: Any) -> Any:
+        """`overlapped_s` with the scheduler time of a step of `sequences` sequences (reference CPU)."""
+        return self.overlapped_s(device_s, self.scheduler_s(sequences))
 
     def on_host(self, speed_ratio: float) -> Self:
         """The profile on a host `speed_ratio` times as fast as its reference CPU: host costs divide."""

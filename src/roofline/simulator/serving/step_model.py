@@ -312,32 +312,32 @@ class StepTimeModel:
         micro = -(-decodes // self._pp)
         return max(decodes, graph_batch(self.engine, micro) * min(self._pp, decodes))
 
-    def _decode_only_parts(self, decodes: int) -> tuple[float, float]:
-        """What a decode-only step of `decodes` sequences costs whatever the context: body and head of
-        its tokens (padded to the captured CUDA graph), and the host overheads."""
+    def _decode_only_fixed(self, decodes: int) -> float:
+        """What a decode-only step of `decodes` sequences costs on the device whatever the context: body
+        and head of its tokens (padded to the captured CUDA graph)."""
         tokens = self.padded_decodes(decodes) * self._verify
-        fixed = self._base_curve(tokens)  # body + head of every (padded) row
-        return fixed, self.engine.scheduler_s(decodes)
+        return self._base_curve(tokens)  # body + head of every (padded) row
 
     def decode_only(self, decodes: int) -> Callable[[float], float]:
         """step_s(decodes, context) as a function of the context alone, for a batch that only decodes:
-        what does not depend on the context (body, head, overheads, the decode count's cell of the
-        attention surface) is worked out once."""
-        fixed, overhead_s = self._decode_only_parts(decodes)
+        what does not depend on the context (body, head, the decode count's cell of the attention
+        surface) is worked out once; the host overheads join as `engine.with_host_s` says."""
+        fixed, engine = self._decode_only_fixed(decodes), self.engine
         attention = self._decode_surface.row(decodes)
         if self._draft_model is not None and self.draft is not None:
             drafts, drafted = self.draft.tokens, self._draft_model.decode_only(decodes)
-            return lambda context: fixed + attention(context) + drafts * drafted(context) + overhead_s
-        return lambda context: fixed + attention(context) + overhead_s
+            return lambda context: engine.with_host_s(fixed + attention(context) + drafts * drafted(context), decodes)
+        return lambda context: engine.with_host_s(fixed + attention(context), decodes)
 
     def decode_only_many(self, decodes: int) -> Callable[[np.ndarray], np.ndarray]:
         """`decode_only(decodes)` for an array of contexts (one vectorised call for a run of steps)."""
-        fixed, overhead_s = self._decode_only_parts(decodes)
+        fixed, engine = self._decode_only_fixed(decodes), self.engine
         attention = self._decode_surface.row_many(decodes)
         if self._draft_model is not None and self.draft is not None:
             drafts, drafted = self.draft.tokens, self._draft_model.decode_only_many(decodes)
-            return lambda contexts: fixed + attention(contexts) + drafts * drafted(contexts) + overhead_s
-        return lambda contexts: fixed + attention(contexts) + overhead_s
+            return lambda contexts: engine.with_host_s(fixed + attention(contexts) + drafts * drafted(contexts),
+                                                       decodes)  # fmt: skip
+        return lambda contexts: engine.with_host_s(fixed + attention(contexts), decodes)
 
     def step_s(self, decodes: int, decode_context: float, chunks: Sequence[tuple[int, int]] = ()) -> float:
         """One engine step: `decodes` sequences at mean context `decode_context`, prefill chunks as
@@ -360,5 +360,4 @@ class StepTimeModel:
             surface = self._prefill_surface
             per_chunk = [surface(p, c) if p > 0 else 0.0 for p, c in chunks]
             t += max(sum(per_chunk) / self.scenario.plan.attn_dp, max(per_chunk))
-        sequences = decodes + len(chunks)
-        return t + self.engine.scheduler_s(sequences)
+        return float(self.engine.with_host_s(t, decodes + len(chunks)))
