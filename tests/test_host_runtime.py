@@ -191,3 +191,21 @@ def test_padding_costs_the_padded_rows_of_every_operator_but_attention() -> None
     unpadded = rl.estimate(batch=128, **query)
     extra_s = aligned.decode.host_s + _attention_delta_s(aligned, unpadded)
     assert aligned.tpot_s - unpadded.tpot_s == pytest.approx(extra_s, rel=1e-9)
+
+
+def test_per_sequence_host_work_is_one_attention_replicas_share() -> None:
+    # each attention-DP replica runs its own executor: a step's per-sequence host time is the busiest
+    # replica's, not the whole group's (TensorRT-LLM's 21 us per sequence was measured per rank)
+    from roofline.simulator.engine import per_replica
+    from roofline.simulator.plan import ParallelPlan
+    from roofline.simulator.serving.service import per_attention_replica
+
+    assert per_replica(3945, 8) == 494 and per_replica(16, 1) == 16
+    engine = load_engine("trtllm")
+
+    class _Scenario:  # only the plan is read
+        plan = ParallelPlan(tp=1, ep=8, attn_dp=8)
+
+    group = per_attention_replica(engine, _Scenario())  # type: ignore[arg-type]
+    assert group.per_sequence_overhead == pytest.approx(engine.per_sequence_overhead / 8)
+    assert group.scheduler_s(800) == pytest.approx(engine.scheduler_s(100))

@@ -44,9 +44,10 @@ def test_runtime_column_is_read_and_mapped_to_a_profile(tmp_path: Path) -> None:
     cases = read_cases(_file(tmp_path, *(row.format(i, name) for i, name in enumerate(names))))
     assert [c.runtime for c in cases] == names
     assert [runtime_profile(c) for c in cases] == [
-        "torch-cuda-graph", "sglang", "vllm", "trtllm", "trtllm", "hf-transformers", None,
+        "torch-cuda-graph", "sglang", "vllm", "trtllm", "trtllm-cpp", "hf-transformers", None,
     ]  # fmt: skip
-    assert [runtime_label(c, True) for c in cases][3:5] == ["trtllm", "trtllm"]  # empty: the default, TRT-LLM
+    # empty: the public tables' engine flow (TensorRT-LLM v0.17 engines, C++ executor); trtllm: 1.0
+    assert [runtime_label(c, True) for c in cases][3:5] == ["trtllm", "trtllm-cpp"]
 
 
 def test_a_runtime_without_a_profile_is_skipped_with_the_reason(tmp_path: Path) -> None:
@@ -160,7 +161,7 @@ def test_json_splits_the_error_by_runtime(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     groups = {(g["runtime"], g["scenario"]): g for g in data["by_runtime"]}
-    assert set(groups) == {("gpt-fast", "single_stream"), ("trtllm", "single_stream"), ("-", "gemm")}
+    assert set(groups) == {("gpt-fast", "single_stream"), ("trtllm-cpp", "single_stream"), ("-", "gemm")}
     gpt_fast = [abs(r["error"]) for r in data["rows"] if r["runtime"] == "gpt-fast"]
     assert groups["gpt-fast", "single_stream"]["count"] == 2
     assert groups["gpt-fast", "single_stream"]["mape"] == pytest.approx(sum(gpt_fast) / 2)
@@ -231,7 +232,7 @@ def test_runtime_option_changes_the_prediction_and_the_summary(tmp_path: Path) -
                            "90,,,")  # fmt: skip
     default = rl.validate(path)
     eager = rl.validate(path, runtime="torch-eager")
-    assert [s.runtime for s in default.by_runtime] == ["trtllm"]
+    assert [s.runtime for s in default.by_runtime] == ["trtllm-cpp"]
     assert [s.runtime for s in eager.by_runtime] == ["torch-eager"]
     # an eager PyTorch decode launches every op from Python: slower than TensorRT-LLM's CUDA graphs
     assert eager.rows[0].predicted < default.rows[0].predicted
@@ -280,3 +281,10 @@ def test_trtllm_attention_dp_row_runs_its_tp_ranks_as_attention_replicas(tmp_pat
     assert any("attention DP 8 (enable_attention_dp)" in n for n in notes)
     with pytest.raises(RooflineError, match="only ep = tp"):
         layout(cases[3], workload, notes)
+
+
+def test_rows_without_a_runtime_are_labelled_with_the_engine_that_replays_them() -> None:
+    from roofline.validation.predict import load_setups
+    from roofline.validation.predict_runtimes import DEFAULT_RUNTIME
+
+    assert DEFAULT_RUNTIME == load_setups().engine == "trtllm-cpp"  # the public v0.17 tables' engine flow

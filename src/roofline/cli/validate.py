@@ -25,6 +25,7 @@ from roofline.validation import (
     report_inputs,
     run_validation,
 )
+from roofline.validation.predict_runtimes import DEFAULT_RUNTIME
 from roofline.validation.report import SummaryRow
 
 
@@ -74,7 +75,7 @@ def _breakdown_table(report: ValidationReport) -> Table:
 
 
 def _runtime_table(report: ValidationReport, runtime: str | None) -> Table:
-    title = f"Error by runtime (empty runtime column: {runtime or 'trtllm'}; '-': kernel rows)"
+    title = f"Error by runtime (empty runtime column: {runtime or DEFAULT_RUNTIME}; '-': kernel rows)"
     table = Table(title=title, title_justify="left")
     for column in ("runtime", "scenario", "metric", "rows", "MAPE", "median APE", "max APE", "held out",
                    "MAPE held out"):  # fmt: skip

@@ -208,9 +208,10 @@ def _exact(workload: Workload, request: SweepRequest, clusters: list[Any], preci
             engine = on_cluster_host(engine, cluster)
             steps = sum(r for _, r in prefill_chunks(cfg["batch"], cfg["isl"], request.max_num_tokens, cfg["attn_dp"]))
             passes = -(-cfg["isl"] // request.max_num_tokens)
-            host_s = steps * engine.step_overhead + passes * cfg["batch"] * engine.per_sequence_overhead
+            per_rank = -(-cfg["batch"] // cfg["attn_dp"])  # engine.per_replica: each replica's own executor
+            host_s = steps * engine.step_overhead + passes * per_rank * engine.per_sequence_overhead
             ttft = engine.overlapped_s(ttft, host_s)
-            tpot = float(engine.with_host_s(tpot, cfg["batch"]))
+            tpot = float(engine.with_host_s(tpot, per_rank))
         label = clusters[cfg["hardware"]].accelerator.id
         rows.append(_row(workload.id, label, grid.dtype_label(p), p.kv_cache.value, cfg, ("ttft_batch_s", ttft), tpot,
                          memory))  # fmt: skip

@@ -35,6 +35,13 @@ class StepTiming:
     host_s: float = 0.0  # what the runtime's host side adds (simulator/host.py); 0 without a runtime
 
 
+def per_replica(sequences: int, attn_dp: int) -> int:
+    """Sequences the busiest attention-DP replica schedules in a step: each replica runs its own
+    executor (TensorRT-LLM / SGLang DP attention), so the per-sequence host work of a step is one
+    replica's share, done in parallel with the others'."""
+    return -(-sequences // max(1, attn_dp))
+
+
 def with_host(timing: StepTiming, runtime: EngineConfig | None, phase: Phase, sequences: int) -> StepTiming:
     """The step with its runtime's host time: the scheduler and launches before the GPU can run it,
     or, eager, the GPU waiting on Python's dispatch. Added to every stage's critical path."""
@@ -63,7 +70,7 @@ def decode_step(workload: Workload, step: StepShape, scenario: Scenario, model: 
                                                   placements).costs)  # fmt: skip
         timing = replace(timing, time_s=timing.time_s + added, no_overlap_s=timing.no_overlap_s + added,
                          slowest_stage_s=timing.slowest_stage_s + added)  # fmt: skip
-    return with_host(timing, runtime, Phase.DECODE, step.batch)
+    return with_host(timing, runtime, Phase.DECODE, per_replica(step.batch, scenario.plan.attn_dp))
 
 
 def _stage_ops(workload: Workload, step: StepShape, scenario: Scenario, placement: Placement) -> list[Op]:
@@ -171,8 +178,9 @@ def time_prefill(
     needs the rest of the pipeline to drain."""
     budget = scenario.max_num_tokens * scenario.plan.cp  # each context-parallel rank takes its own budget
     chunks = prefill_chunks(scenario.batch, scenario.isl, budget, scenario.plan.attn_dp)
-    timings = [(with_host(time_step(workload, step, scenario, model, placements), runtime, Phase.PREFILL, step.batch),
-                repeat) for step, repeat in chunks]  # fmt: skip
+    replicas = scenario.plan.attn_dp
+    timings = [(with_host(time_step(workload, step, scenario, model, placements), runtime, Phase.PREFILL,
+                          per_replica(step.batch, replicas)), repeat) for step, repeat in chunks]  # fmt: skip
     last = timings[-1][0]
     batch_s = sum(t.slowest_stage_s * r for t, r in timings) + last.time_s - last.slowest_stage_s
     overlap_sum = sum(t.time_s * r for t, r in timings)

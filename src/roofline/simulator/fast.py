@@ -825,7 +825,8 @@ class FastModel:
 
         out = _by_hardware(h, on)
         if engine is not None:
-            out = engine.overlapped_s(out, engine.scheduler_s(batch) / self.host_speed(engine)[h])
+            per_rank = -(-batch // layout.attn_dp)  # engine.per_replica: each replica's executor, in parallel
+            out = engine.overlapped_s(out, engine.scheduler_s(per_rank) / self.host_speed(engine)[h])
         return np.asarray(out, dtype=float)
 
     def host_speed(self, engine: EngineConfig) -> np.ndarray:
@@ -865,7 +866,7 @@ class FastModel:
             ttft = ttft + st.total_s - st.slowest_s
             steps = rounds * passes
         if engine is not None:  # host costs on each cluster's host CPU (simulator/host.py)
-            host_s = steps * engine.step_overhead + passes * batch * engine.per_sequence_overhead
+            host_s = steps * engine.step_overhead + passes * -(-batch // replicas) * engine.per_sequence_overhead
             ttft = engine.overlapped_s(ttft, host_s / self.host_speed(engine)[h])
         return np.asarray(ttft, dtype=float)
 

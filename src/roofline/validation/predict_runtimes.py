@@ -49,7 +49,7 @@ RUNTIME_PROFILES = {
     "vllm": "vllm",
     "hf-transformers": "hf-transformers",
 }
-DEFAULT_RUNTIME = "trtllm"  # an empty `runtime`: the public tables' engine (published.csv has no column)
+DEFAULT_RUNTIME = "trtllm-cpp"  # an empty `runtime`: the public tables' engine (benchmark_setups.yaml `engine`)
 NO_RUNTIME = "-"  # kernel rows with no runtime given: a microbenchmark, not an engine
 # Markers in a row's notes naming the MoE all-to-all library of the deployment (as ALLREDUCE_LIBRARIES).
 EP_LIBRARIES = {"deepep": "deepep"}

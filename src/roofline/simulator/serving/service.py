@@ -45,12 +45,15 @@ class Load:
 
 def per_attention_replica(engine: EngineConfig, scenario: Scenario) -> EngineConfig:
     """With attention data parallelism each attention replica schedules its own batch and token
-    budget (SGLang / TensorRT-LLM DP attention): the group's limits are the engine's x attn_dp."""
+    budget (SGLang / TensorRT-LLM DP attention): the group's limits are the engine's x attn_dp, and
+    each replica's executor does the per-sequence host work of its own sequences, in parallel with
+    the others (engine.per_replica): the group's per-sequence cost is the engine's / attn_dp."""
     group = scenario.plan.attn_dp
     if group == 1:
         return engine
     return engine.model_copy(update={"max_batch": engine.max_batch * group,
-                                     "max_num_tokens": engine.max_num_tokens * group})  # fmt: skip
+                                     "max_num_tokens": engine.max_num_tokens * group,
+                                     "per_sequence_overhead": engine.per_sequence_overhead / group})  # fmt: skip
 
 
 def kv_capacity_tokens(workload: Workload, cluster: Cluster, scenario: Scenario, engine: EngineConfig) -> int:
