@@ -601,15 +601,18 @@ class FastModel:
         bytes/s, and, where it has no kernel table, the dense curve's k_half and launch latency
         (cost.RooflineCostModel._compute_s, _memory_rate, grouped_prior)."""
         dtype = table.dtypes[j]
+        scaling = table.scalings[j] if table.scalings else None
+        shape = table.ops[j].shape if table.ops else None
+        gemm_kernel = shape.kernel if shape is not None else None  # the op's GEMM library, as cost.py reads it
         try:
-            peak, fraction = model.flops_rate(OpKind.MATMUL, dtype)
+            peak, fraction = model.flops_rate(OpKind.MATMUL, dtype, scaling, gemm_kernel)
             kernel = model.grouped_kernel(_grouped_probe(table.grouped[j], dtype))
         except RooflineError:
             return None, 1e30, 1.0, 0.0, 0.0
         assert kernel is not None
         acc = model.cluster.accelerator
         memory = acc.memory.bandwidth * (kernel.memory_fraction or acc.efficiency.memory_bandwidth_fraction)
-        prior = model.grouped_prior(kernel, dtype)
+        prior = model.grouped_prior(kernel, dtype, scaling, gemm_kernel)
         k_half, latency_s = (0.0, 0.0) if prior is None else (prior.k_half, prior.latency_s)
         return kernel, 1.0 / (peak * (kernel.compute_fraction or fraction)), memory, k_half, latency_s
 
