@@ -628,3 +628,11 @@ def test_command_without_the_extra_is_one_line(monkeypatch: pytest.MonkeyPatch) 
     result = CliRunner().invoke(app, ["ui"])
     assert result.exit_code == 2
     assert result.stderr == "error: roofline ui needs the optional extra: pip install 'roofline[ui]'\n"
+
+
+def test_link_fields_take_a_bare_number_as_gb_per_s_or_a_value_with_its_unit() -> None:
+    from roofline.ui.service import LINK_OVERRIDES, _settings
+
+    name, key = next(iter(LINK_OVERRIDES.items()))
+    assert _settings({name: "900"}) == [f"{key}=900GB/s"]
+    assert _settings({name: "1.8TB/s"}) == [f"{key}=1.8TB/s"]  # not "1.8TB/sGB/s"

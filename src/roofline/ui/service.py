@@ -100,7 +100,12 @@ def _settings(state: Mapping[str, str]) -> list[str]:
     """The `--set` items of the page's what-if fields (the link fields are numbers of GB/s)."""
     given = {name: state.get(name, "").strip() for name in (*OVERRIDES, *LINK_OVERRIDES)}
     items = [f"{key}={given[name]}" for name, key in OVERRIDES.items() if given[name]]
-    return items + [f"{key}={given[name]}GB/s" for name, key in LINK_OVERRIDES.items() if given[name]]
+    return items + [f"{key}={_gb_per_s(given[name])}" for name, key in LINK_OVERRIDES.items() if given[name]]
+
+
+def _gb_per_s(text: str) -> str:
+    """A link field: a bare number is GB/s; a value with its own unit ("1.6TB/s") is kept as typed."""
+    return text if any(ch.isalpha() for ch in text) else f"{text}GB/s"
 
 
 def _where(state: Mapping[str, str]) -> dict[str, str | None]:
