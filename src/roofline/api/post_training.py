@@ -31,6 +31,7 @@ from roofline.api.training import TrainReport, train
 from roofline.errors import RooflineError
 from roofline.ir import CollectiveKind
 from roofline.result import Result
+from roofline.simulator import capacity as capacity_rule
 from roofline.simulator.collectives import CollectiveModel, group_topology, load_library
 from roofline.training.constants import constants
 from roofline.units import format_bytes, format_time
@@ -66,7 +67,7 @@ class RlMemory:
 
     @property
     def fits(self) -> bool:
-        return self.peak_bytes <= self.capacity_bytes
+        return bool(capacity_rule.fits(self.peak_bytes, self.capacity_bytes))  # the one capacity rule
 
     def to_dict(self) -> dict[str, Any]:
         return {"training_bytes": self.training_bytes, "resident_bytes": self.resident_bytes,

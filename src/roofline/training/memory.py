@@ -22,6 +22,7 @@ from typing import Any
 
 from roofline.dtypes import DType
 from roofline.ir import Op, OpClass, OpKind
+from roofline.simulator import capacity as capacity_rule
 from roofline.training.config import TrainConfig
 from roofline.training.constants import constants
 
@@ -61,7 +62,7 @@ class TrainMemory:
 
     @property
     def fits(self) -> bool:
-        return self.total_bytes <= self.capacity_bytes
+        return bool(capacity_rule.fits(self.total_bytes, self.capacity_bytes))  # the one capacity rule
 
     def to_dict(self) -> dict[str, Any]:
         return {"params_bytes": self.params_bytes, "grads_bytes": self.grads_bytes,
