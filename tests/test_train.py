@@ -40,6 +40,52 @@ def test_llama_8b_model_flops_are_6n_plus_the_attention_term_by_hand() -> None:
     assert lora == pytest.approx(expected * 2 / 3)
 
 
+def test_gpt_oss_flops_follow_the_bridge_release_that_published_them() -> None:
+    # gpt-oss-120b: 36 layers, h 2880, 64 x 64 query heads, 8 KV heads, 128 experts top-4 of width
+    # 2880, vocab 201088, 18 layers with a 128-token window; seq 4096
+    layers, h, q, kv, ffn, topk, vocab, seq = 36, 2880, 4096, 512, 2880, 4, 201088, 4096
+    proj = layers * (h * (q + 2 * kv) + q * h) + h * vocab
+    full_core = 2 * 2 * q * (seq + 1) / 2  # forward FLOPs per token of one causal layer (QK^T + PV)
+    config = TrainConfig(gpus=64, seq_len=seq, global_batch=64, flop_convention="megatron-bridge-0.4")
+    w = get_workload("gpt-oss-120b")
+    # Bridge 0.4: the quick-GELU GLU counts 2 projections, no window term (every layer full)
+    old = 3 * (2 * proj + layers * 2 * 2 * h * ffn * topk + layers * full_core)
+    assert model_flops_per_sequence(w, config) / seq == pytest.approx(old, rel=1e-6)
+    # the 26.04.01 table: 523 TFLOP/s at 19200 tokens/s on GB300 -> 27.24 GFLOP per token
+    assert old == pytest.approx(523e12 / 19200, rel=5e-3)
+    # Bridge 0.5 (26.06): 3 projections and the windowed layers' own term; the 26.06 table's
+    # 1081 TFLOP/s at 33166 tokens/s -> 32.59 GFLOP per token
+    new = model_flops_per_sequence(w, replace(config, flop_convention="megatron-bridge")) / seq
+    assert new > old * 1.15
+    assert new == pytest.approx(1081e12 / 33166, rel=5e-3)
+
+
+def test_mamba_layers_count_by_megatrons_fixed_width_formula() -> None:
+    # Nemotron-3 Nano: h 2688, Mamba 64 heads x 64 (d_inner 4096), 8 groups, state 128; Megatron's
+    # formula takes d_inner = 2 h = 5376: in_proj 2 h (2 d + 2 g n + heads), scan 7 d n, out 2 d h
+    from roofline.training.flops import megatron_mamba_layer_flops
+
+    h, d, g, n, heads = 2688, 2 * 2688, 8, 128, 64
+    per_token = 2 * h * (2 * d + 2 * g * n + heads) + 7 * d * n + 2 * d * h
+    w = get_workload("nemotron-3-nano")
+    assert megatron_mamba_layer_flops(w.mamba, 1.0) == pytest.approx(per_token, rel=1e-12)  # type: ignore[attr-defined]
+    config = TrainConfig(gpus=8, seq_len=8192, global_batch=8, flop_convention="megatron-bridge")
+    counted = model_flops_per_sequence(w, config) / 8192
+    # the 26.06 table: 885 TFLOP/s at 39749 tokens/s on GB300 -> 22.27 GFLOP per token
+    assert counted == pytest.approx(885e12 / 39749, rel=5e-3)
+
+
+def test_the_flop_convention_follows_the_container_release() -> None:
+    from roofline.training.constants import flop_convention_for
+
+    assert flop_convention_for("megatron-bridge", "26.04.01") == "megatron-bridge-0.4"
+    assert flop_convention_for("megatron-bridge", "26.06") == "megatron-bridge"
+    assert flop_convention_for("megatron-bridge", "26.06.01") == "megatron-bridge"
+    assert flop_convention_for("megatron-bridge", None) == "megatron-bridge"
+    assert flop_convention_for("nemo", "24.07") == "nemo"
+    assert flop_convention_for("unknown", "26.04") == "megatron"
+
+
 def test_state_bytes_per_parameter_by_hand() -> None:
     params = StageParams(dense=1e9, expert=0.0)
     replicated = TrainConfig(gpus=8, seq_len=1024, global_batch=8, zero=0)

@@ -27,6 +27,11 @@ class OptimizerFormat(_Frozen):
 class FlopConvention(_Frozen):
     causal_attention: bool
     attention_tasks: tuple[str, ...] = ("pretrain", "sft", "lora")
+    glu_requires_silu: bool = False  # a gated MLP counts 3 projections only when its activation is SiLU
+    sliding_window: bool = True  # False: windowed layers are counted as full causal attention
+    mamba: Literal["graph", "megatron"] = "graph"  # megatron: the hybrid formula (d_inner = 2 x hidden)
+    framework: str | None = None  # a release-specific variant of this framework's convention ...
+    before_release: str | None = None  # ... for the framework's container releases before this one
     source: str = Field(min_length=3)
 
 
@@ -91,3 +96,30 @@ class TrainingConstants(_Frozen):
 @lru_cache(maxsize=1)
 def constants() -> TrainingConstants:
     return cast(TrainingConstants, validate_into(TrainingConstants, read_yaml(DATA_FILE), f"'{DATA_FILE}'"))
+
+
+def _release_key(release: str) -> tuple[int, ...]:
+    """'26.04.01' -> (26, 4, 1); the leading numeric fields of a container release name."""
+    parts: list[int] = []
+    for field in release.split("."):
+        digits = "".join(ch for ch in field if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def flop_convention_for(framework: str, release: str | None = None) -> str:
+    """The FLOP convention a framework's published tables used at a container release: the
+    release-specific variant whose `before_release` is the earliest one after `release`, else the
+    framework's own convention ('megatron' when the framework has none)."""
+    table = constants().flop_conventions
+    base = framework if framework in table else "megatron"
+    if not release or not _release_key(release):
+        return base
+    variants = [(name, c) for name, c in table.items()
+                if c.framework == framework and c.before_release
+                and _release_key(release) < _release_key(c.before_release)]  # fmt: skip
+    if not variants:
+        return base
+    return min(variants, key=lambda item: _release_key(item[1].before_release or ""))[0]

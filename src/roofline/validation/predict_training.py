@@ -12,7 +12,7 @@ from typing import Any
 from roofline.errors import RooflineError
 from roofline.hardware_specs import resolve_cluster
 from roofline.training.config import TrainConfig
-from roofline.training.constants import constants
+from roofline.training.constants import constants, flop_convention_for
 from roofline.training.step import train_step
 from roofline.validation.cases import Case
 from roofline.validation.predict_runtimes import catalog_workload
@@ -70,13 +70,14 @@ def training_config(case: Case, model: str = "") -> TrainConfig:
     notes = note_fields(case)
     fsdp = int(notes.get("fsdp", "0") or 0)
     framework = case.runtime if case.runtime in constants().flop_conventions else "megatron"
+    convention = flop_convention_for(framework, notes.get("release"))
     switches = recipe_switches(model, case.hardware, case.load_fields["precision"])
     return TrainConfig(
         gpus=case.num_gpus, seq_len=case.load_int("seq_len"), global_batch=case.load_int("global_batch"),
         micro_batch=case.load_int("micro_batch"), tp=case.tp or 1, pp=case.pp or 1, vpp=_int(case, "vpp"),
         cp=_int(case, "cp"), ep=case.ep or 1, etp=_int(case, "etp"), precision=case.load_fields["precision"],
         recompute=case.load_fields.get("recompute") or "none", task=notes.get("task", "pretrain"),
-        zero=3 if fsdp > 0 else 1, flop_convention=framework,
+        zero=3 if fsdp > 0 else 1, flop_convention=convention,
         grad_reduce_in_fp32=grad_reduce_in_fp32(framework),
         **switches,
     )  # fmt: skip
