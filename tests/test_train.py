@@ -228,6 +228,22 @@ def test_search_lists_fitting_layouts_fastest_first_and_a_monotone_frontier() ->
     assert len(json.loads(result.stdout)["layouts"]) == 3
 
 
+def test_search_keeps_the_switches_that_are_not_a_layout() -> None:
+    from roofline.api.training import train_search
+
+    found = train_search("llama-3.1-8b", "h100-sxm", gpus=8, global_batch=64, seq_len=4096, top=2, overlap=False,
+                         tp_comm_overlap=True, grad_reduce_in_fp32=False)  # fmt: skip
+    assert found.layouts
+    for r in found.layouts:
+        c = r.config
+        assert not c.overlap_grad_reduce and not c.overlap_param_gather and c.tp_comm_overlap
+        assert not c.grad_reduce_in_fp32
+        again = rl.train("llama-3.1-8b", "h100-sxm", gpus=c.gpus, tp=c.tp, pp=c.pp, vpp=c.vpp, cp=c.cp,
+                         global_batch=64, seq_len=4096, micro_batch=c.micro_batch, recompute=c.recompute,
+                         overlap=False, tp_comm_overlap=True, grad_reduce_in_fp32=False)  # fmt: skip
+        assert again.step_time_s == pytest.approx(r.step_time_s)
+
+
 def test_plot_draws_the_parts_and_the_memory(tmp_path: Path) -> None:
     from roofline.reports import training_plots
 

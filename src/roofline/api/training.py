@@ -210,10 +210,14 @@ def train_search(
     model: ModelArg, hardware: HardwareArg = None, *, system: SystemArg = None, gpus: int = 8,
     global_batch: int = 256, seq_len: int = 4096, precision: str = "bf16", optimizer: str = "adamw",
     task: str = "pretrain", zero: int = 1, flop_convention: str = "megatron", tokens: float | None = None,
-    price_per_gpu_hour: float | None = None, top: int = 10,
+    price_per_gpu_hour: float | None = None, top: int = 10, overlap: bool = True, schedule: str = "1f1b",
+    tp_comm_overlap: bool = False, ep_overlap: bool = False, grad_reduce_in_fp32: bool = True, mtp_layers: int = 0,
+    balanced_stages: bool = False, recompute_modules: tuple[str, ...] = (), moe_fused_mlp: bool = False,
 ) -> TrainSearchReport:  # fmt: skip
     """`roofline train --search`: layouts over GPU counts up to `gpus` (a node's worth, doubled),
-    the least recompute that fits each, fastest first, and the GPUs-vs-time frontier."""
+    the least recompute that fits each, fastest first, and the GPUs-vs-time frontier. The switches
+    that are not a layout (overlap, schedule, MTP, fused MoE, recompute modules ...) hold for every
+    layout searched, as in `train`."""
     from roofline.training.search import pareto, search
 
     if top < 1:
@@ -223,8 +227,11 @@ def train_search(
     counts = search_gpu_counts(gpus, node)
     clusters = {n: cluster_of(hardware, system, n) for n in counts}
     base = TrainConfig(gpus=counts[0], seq_len=seq_len, global_batch=global_batch, precision=precision,
-                       optimizer=optimizer, task=task, zero=zero, flop_convention=flop_convention,
-                       dp=None)  # fmt: skip
+                       optimizer=optimizer, task=task, zero=zero, flop_convention=flop_convention, dp=None,
+                       overlap_grad_reduce=overlap, overlap_param_gather=overlap, schedule=schedule,
+                       tp_comm_overlap=tp_comm_overlap, ep_overlap=ep_overlap, grad_reduce_in_fp32=grad_reduce_in_fp32,
+                       mtp_layers=mtp_layers, balanced_stages=balanced_stages,
+                       recompute_modules=tuple(recompute_modules), moe_fused_mlp=moe_fused_mlp)  # fmt: skip
     found = search(workload, clusters, base)
 
     def report(c: Any) -> TrainReport:

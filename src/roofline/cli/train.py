@@ -157,7 +157,10 @@ def train_command(
         found = train_search(model, hardware, system=system, gpus=gpus, global_batch=global_batch, seq_len=seq_len,
                              precision=precision, optimizer=optimizer, task=task, zero=3 if fsdp else zero,
                              flop_convention=flop_convention, tokens=tokens, price_per_gpu_hour=price,
-                             top=top)  # fmt: skip
+                             top=top, overlap=overlap, schedule=schedule, tp_comm_overlap=tp_comm_overlap,
+                             ep_overlap=ep_overlap, grad_reduce_in_fp32=grad_reduce_in_fp32, mtp_layers=mtp_layers,
+                             balanced_stages=balanced_stages, moe_fused_mlp=moe_fused_mlp,
+                             recompute_modules=_modules(recompute_modules))  # fmt: skip
         if fmt is OutputFormat.json:
             emit(to_json(found.to_dict()))
         elif fmt is OutputFormat.csv:
@@ -173,7 +176,7 @@ def train_command(
                    optimizer=optimizer, task=task, overlap=overlap, flop_convention=flop_convention, schedule=schedule,
                    tp_comm_overlap=tp_comm_overlap, ep_overlap=ep_overlap, grad_reduce_in_fp32=grad_reduce_in_fp32,
                    mtp_layers=mtp_layers, balanced_stages=balanced_stages, moe_fused_mlp=moe_fused_mlp,
-                   recompute_modules=tuple(m.strip() for m in recompute_modules.split(",") if m.strip()), tokens=tokens,
+                   recompute_modules=_modules(recompute_modules), tokens=tokens,
                    price_per_gpu_hour=price)  # fmt: skip
     if fmt is OutputFormat.json:
         emit(to_json(report.to_dict()))
@@ -203,3 +206,8 @@ def _draw(path: Path, force: bool, make: Callable[[Any], Any]) -> None:
     from roofline.reports import plots, training_plots  # matplotlib loads only when a plot is drawn
 
     plots.save(make(training_plots), path, force)
+
+
+def _modules(text: str) -> tuple[str, ...]:
+    """'mla_up_proj, moe_act' -> ('mla_up_proj', 'moe_act')."""
+    return tuple(m.strip() for m in text.split(",") if m.strip())
