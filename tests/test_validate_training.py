@@ -55,3 +55,10 @@ def test_training_csv_is_predicted_within_the_measured_bounds() -> None:
         assert summary is not None and summary.mape < bound, (metric, summary)
         dense = [abs(r.error) for r in report.rows if r.case.metric == metric and "llama" in r.case.model]
         assert sum(dense) / len(dense) < DENSE_BOUND, metric
+
+
+def test_a_row_published_without_mtp_trains_no_mtp_depth() -> None:
+    from roofline.validation.predict_training import without_mtp
+
+    assert without_mtp("task=pretrain; published as DeepSeekV3 (w/o MTP): trained without multi-token prediction")
+    assert not without_mtp("task=pretrain; release=26.04.01 NeMo container; MTP setting not stated")

@@ -66,12 +66,24 @@ def grad_reduce_in_fp32(framework: str) -> bool:
     return True if defaults is None else defaults.grad_reduce_in_fp32
 
 
+NO_MTP_MARKERS = ("w/o mtp", "without mtp", "without multi-token")
+
+
+def without_mtp(notes: str) -> bool:
+    """Whether the row says its run trained no multi-token prediction (a table published as
+    'DeepSeekV3 (w/o MTP)'), which overrides the recipe's MTP depth."""
+    text = notes.lower()
+    return any(marker in text for marker in NO_MTP_MARKERS)
+
+
 def training_config(case: Case, model: str = "") -> TrainConfig:
     notes = note_fields(case)
     fsdp = int(notes.get("fsdp", "0") or 0)
     framework = case.runtime if case.runtime in constants().flop_conventions else "megatron"
     convention = flop_convention_for(framework, notes.get("release"))
     switches = recipe_switches(model, case.hardware, case.load_fields["precision"])
+    if without_mtp(case.notes):
+        switches["mtp_layers"] = 0
     return TrainConfig(
         gpus=case.num_gpus, seq_len=case.load_int("seq_len"), global_batch=case.load_int("global_batch"),
         micro_batch=case.load_int("micro_batch"), tp=case.tp or 1, pp=case.pp or 1, vpp=_int(case, "vpp"),
