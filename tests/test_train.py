@@ -38,6 +38,9 @@ def test_llama_8b_model_flops_are_6n_plus_the_attention_term_by_hand() -> None:
     assert full - expected == pytest.approx(attention)
     lora = model_flops_per_sequence(w, replace(config, task="lora"))
     assert lora == pytest.approx(expected * 2 / 3)
+    # torchtitan: 6 x non-embedding parameters + 12 l h q t (full attention), for every task
+    titan = model_flops_per_sequence(w, replace(config, flop_convention="torchtitan"))
+    assert titan / seq == pytest.approx(6 * matmul_params + 12 * layers * q * seq, rel=1e-3)
 
 
 def test_gpt_oss_flops_follow_the_bridge_release_that_published_them() -> None:

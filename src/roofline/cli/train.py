@@ -121,7 +121,9 @@ def train_command(
         True, "--overlap/--no-overlap", help="overlap the DP gradient reduce and parameter gather (Megatron default)"
     ),
     flop_convention: str = typer.Option(
-        "megatron", "--flop-convention", help="model-FLOP count for MFU: megatron, megatron-bridge or nemo"
+        "megatron",
+        "--flop-convention",
+        help="model-FLOP count for MFU: megatron, megatron-bridge, megatron-bridge-0.4, torchtitan or nemo",
     ),
     tokens: float | None = typer.Option(None, "--tokens", help="training tokens: wall time, GPU-hours and cost"),
     price: float | None = typer.Option(None, "--price-per-gpu-hour", help="$ per GPU-hour for the cost"),
