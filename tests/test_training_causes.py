@@ -217,8 +217,19 @@ def test_the_unfused_layer_cost_reproduces_the_published_gpt_oss_gain_of_the_fus
 
 
 @pytest.mark.skipif(not TRAINING_CSV.is_file(), reason="no ../shared/validation/training.csv")
-def test_the_deepseek_gb200_mxfp8_recipe_runs_the_fused_moe_path() -> None:
+def test_the_recipe_switches_are_those_of_the_rows_release_and_layout() -> None:
     cases = {c.case_id: c for c in read_cases(TRAINING_CSV)}
-    assert training_config(cases["t0041"], "deepseek-v3").moe_fused_mlp  # GB200_FP8_MX_V1: cutedsl_fused_grouped_mlp
-    assert not training_config(cases["t0045"], "deepseek-v3").moe_fused_mlp  # B200_FP8_MX_V2 does not set it
+    # 26.04.01 (Bridge 0.4.2): GB200_FP8_MX_V1 has no fused expert path yet (cutedsl_fused_grouped_mlp
+    # arrives with Bridge 0.5 / NeMo 26.06), B200_FP8_MX_V2 (pp 8, vpp 2, ep 32) overlaps the all-to-all
+    gb200 = training_config(cases["t0041"], "deepseek-v3")
+    assert not gb200.moe_fused_mlp and not gb200.ep_overlap and gb200.recompute_modules == ("mla_up_proj",)
+    b200 = training_config(cases["t0045"], "deepseek-v3")
+    assert b200.ep_overlap and not b200.moe_fused_mlp
     assert not training_config(cases["t0047"], "gpt-oss-120b").moe_fused_mlp  # the BF16 recipes do not
+    # the same GB200 row published by a 26.06 container runs the fused path with the overlap
+    later = replace(cases["t0041"], notes=cases["t0041"].notes.replace("release=26.04.01", "release=26.06"))
+    fused = training_config(later, "deepseek-v3")
+    assert fused.moe_fused_mlp and fused.ep_overlap
+    # a recipe tied to a layout does not hold for another layout on the same system
+    other = replace(cases["t0045"], pp=16, ep=8)
+    assert not training_config(other, "deepseek-v3").ep_overlap

@@ -61,11 +61,25 @@ class PublishedRecipe(_Frozen):
     balanced_stages: bool = False
     recompute_modules: tuple[str, ...] = ()
     moe_fused_mlp: bool = False
+    from_release: str | None = None  # the framework release whose recipes first set these switches
+    before_release: str | None = None  # the first release whose recipes no longer do
+    layout: dict[str, int] = Field(default_factory=dict)  # the recipe's layout (pp, vpp, ep ...), when it names one
     source: str = Field(min_length=3)
 
-    def applies(self, model: str, hardware: str, precision: str) -> bool:
-        return (self.model == model and (not self.hardware or hardware in self.hardware)
-                and self.precision in (None, precision))  # fmt: skip
+    def applies(self, model: str, hardware: str, precision: str, release: str | None = None,
+                layout: dict[str, int] | None = None) -> bool:  # fmt: skip
+        """Whether the recipe holds for this model, system, precision and layout at this container
+        release (None: the latest, so a recipe that ended before it does not hold)."""
+        if not (self.model == model and (not self.hardware or hardware in self.hardware)
+                and self.precision in (None, precision)):  # fmt: skip
+            return False
+        if self.layout and any((layout or {}).get(key) != value for key, value in self.layout.items()):
+            return False
+        if release is None or not release_key(release):
+            return self.before_release is None
+        if self.from_release and release_key(release) < release_key(self.from_release):
+            return False
+        return not (self.before_release and release_key(release) >= release_key(self.before_release))
 
 
 class TrainingConstants(_Frozen):
@@ -98,7 +112,7 @@ def constants() -> TrainingConstants:
     return cast(TrainingConstants, validate_into(TrainingConstants, read_yaml(DATA_FILE), f"'{DATA_FILE}'"))
 
 
-def _release_key(release: str) -> tuple[int, ...]:
+def release_key(release: str) -> tuple[int, ...]:
     """'26.04.01' -> (26, 4, 1); the leading numeric fields of a container release name."""
     parts: list[int] = []
     for field in release.split("."):
@@ -115,11 +129,11 @@ def flop_convention_for(framework: str, release: str | None = None) -> str:
     framework's own convention ('megatron' when the framework has none)."""
     table = constants().flop_conventions
     base = framework if framework in table else "megatron"
-    if not release or not _release_key(release):
+    if not release or not release_key(release):
         return base
     variants = [(name, c) for name, c in table.items()
                 if c.framework == framework and c.before_release
-                and _release_key(release) < _release_key(c.before_release)]  # fmt: skip
+                and release_key(release) < release_key(c.before_release)]  # fmt: skip
     if not variants:
         return base
-    return min(variants, key=lambda item: _release_key(item[1].before_release or ""))[0]
+    return min(variants, key=lambda item: release_key(item[1].before_release or ""))[0]

@@ -48,11 +48,13 @@ def _int(case: Case, key: str, default: int = 1) -> int:
     return case.load_int(key, default) if case.load_fields.get(key) else default
 
 
-def recipe_switches(model: str, hardware: str, precision: str) -> dict[str, Any]:
-    """What the framework's published recipes for this model, system and precision set that the
-    row's columns do not carry (data/training.yaml `published_recipes`): EP overlap, MTP passes, a
-    pipeline layout that evens the stages, fine-grained recompute modules, the fused MoE expert path."""
-    recipes = [r for r in constants().published_recipes if r.applies(model, hardware, precision)]
+def recipe_switches(model: str, hardware: str, precision: str, release: str | None = None,
+                    layout: dict[str, int] | None = None) -> dict[str, Any]:  # fmt: skip
+    """What the framework's published recipes for this model, system and precision at this container
+    release set that the row's columns do not carry (data/training.yaml `published_recipes`): EP
+    overlap, MTP passes, a pipeline layout that evens the stages, fine-grained recompute modules, the
+    fused MoE expert path."""
+    recipes = [r for r in constants().published_recipes if r.applies(model, hardware, precision, release, layout)]
     return {"ep_overlap": any(r.ep_overlap for r in recipes),
             "mtp_layers": max((r.mtp_layers for r in recipes), default=0),
             "balanced_stages": any(r.balanced_stages for r in recipes),
@@ -81,7 +83,9 @@ def training_config(case: Case, model: str = "") -> TrainConfig:
     fsdp = int(notes.get("fsdp", "0") or 0)
     framework = case.runtime if case.runtime in constants().flop_conventions else "megatron"
     convention = flop_convention_for(framework, notes.get("release"))
-    switches = recipe_switches(model, case.hardware, case.load_fields["precision"])
+    layout = {"tp": case.tp or 1, "pp": case.pp or 1, "vpp": _int(case, "vpp"), "ep": case.ep or 1,
+              "micro_batch": case.load_int("micro_batch"), "global_batch": case.load_int("global_batch")}  # fmt: skip
+    switches = recipe_switches(model, case.hardware, case.load_fields["precision"], notes.get("release"), layout)
     if without_mtp(case.notes):
         switches["mtp_layers"] = 0
     return TrainConfig(
