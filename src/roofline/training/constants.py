@@ -49,6 +49,18 @@ class FrameworkDefaults(_Frozen):
     source: str = Field(min_length=3)
 
 
+class TpOverlap(_Frozen):
+    """TE userbuffers TP communication overlap: which share of the overlapped GEMMs split their
+    communication into tp chunks (ring exchange over the copy engines) and which into `splits`
+    chunks with `sms` SMs given to the collective (pipeline); the first chunk of each cannot start
+    under compute."""
+
+    ring_exchange_share: float = Field(ge=0.0, le=1.0)
+    pipeline_splits: int = Field(gt=0)
+    pipeline_sms: int = Field(ge=0)
+    source: str = Field(min_length=3)
+
+
 class PublishedRecipe(_Frozen):
     """Switches a published recipe sets for a model on some systems (empty: any) at a precision
     (None: any)."""
@@ -61,6 +73,8 @@ class PublishedRecipe(_Frozen):
     balanced_stages: bool = False
     recompute_modules: tuple[str, ...] = ()
     moe_fused_mlp: bool = False
+    tp_comm_overlap: bool = False
+    except_precisions: tuple[str, ...] = ()  # precisions the recipe switches these off for
     from_release: str | None = None  # the framework release whose recipes first set these switches
     before_release: str | None = None  # the first release whose recipes no longer do
     layout: dict[str, int] = Field(default_factory=dict)  # the recipe's layout (pp, vpp, ep ...), when it names one
@@ -71,7 +85,7 @@ class PublishedRecipe(_Frozen):
         """Whether the recipe holds for this model, system, precision and layout at this container
         release (None: the latest, so a recipe that ended before it does not hold)."""
         if not (self.model == model and (not self.hardware or hardware in self.hardware)
-                and self.precision in (None, precision)):  # fmt: skip
+                and self.precision in (None, precision) and precision not in self.except_precisions):  # fmt: skip
             return False
         if self.layout and any((layout or {}).get(key) != value for key, value in self.layout.items()):
             return False
@@ -100,6 +114,7 @@ class TrainingConstants(_Frozen):
     ep_comm_library: str = Field(min_length=1)
     moe_kernels: str = Field(min_length=1)  # the MoE kernel variant training runs (moe_kernels.yaml)
     moe_unfused_layer_s: float = Field(ge=0.0)  # host-synchronised unfused MoE path, per MoE layer and micro-batch
+    tp_overlap: TpOverlap
     ssd_scan_fraction: float = Field(gt=0.0, le=1.0)
     ssd_backward_flops_ratio: float = Field(gt=0.0)
     rl_rollout_memory_fraction: float = Field(gt=0.0, le=1.0)

@@ -144,7 +144,7 @@ def train_step(workload: Workload, cluster: Cluster, config: TrainConfig) -> Tra
     mb, forward = stages[slowest]
     if config.balanced_stages and len(stages) > 1:
         mb = _mean_stage([t for t, _ in stages])
-    _overlap(mb, config, ep_sm_share(model, cluster))
+    _overlap(mb, config, ep_sm_share(model, cluster), cluster.accelerator.sram.sm_count)
     m = config.micro_batches
     parts = {name: value * m for name, value in mb.parts.items()}
     parts["pp_bubble"] = pipeline_bubble_s(config, mb)
@@ -173,14 +173,27 @@ def _mean_stage(stages: list[MicroBatchTime]) -> MicroBatchTime:
     return mean
 
 
-def _overlap(mb: MicroBatchTime, config: TrainConfig, comm_sm_share: float = 0.0) -> None:
+def tp_overlap_exposed_s(comm_s: float, gemm_s: float, tp: int, sm_count: int) -> float:
+    """What TE userbuffers overlap leaves of the SP collectives (`tp_overlap` in training.yaml): the
+    first of tp chunks (ring exchange) or of `pipeline_splits` chunks (pipeline) of each collective
+    is exposed, the rest runs under the GEMMs as long as they last; the pipeline collectives' SMs
+    slow the GEMM under them by share / (1 - share)."""
+    c = constants().tp_overlap
+    ring, pipe = c.ring_exchange_share, 1.0 - c.ring_exchange_share
+    first = comm_s * (ring / max(tp, 1) + pipe / c.pipeline_splits)
+    hidden = min(comm_s - first, gemm_s)
+    share = c.pipeline_sms / sm_count if sm_count else 0.0
+    return first + (comm_s - first - hidden) + hidden * pipe * share / (1.0 - share)
+
+
+def _overlap(mb: MicroBatchTime, config: TrainConfig, comm_sm_share: float = 0.0, sm_count: int = 0) -> None:
     """The communication the overlap switches hide: with TP overlap the SP collectives run under the
     GEMMs (only what outlasts them shows); with EP overlap the all-to-alls of one micro-batch run
     under the compute of another (1F1B's forward of one and backward of the next), and while they
     run the dispatch / combine kernels hold `comm_sm_share` of the SMs, so the compute under them
     runs at 1 - share of its rate (the extra time is charged to ep_comm)."""
     if config.tp_comm_overlap:
-        mb.parts["tp_comm"] = max(0.0, mb.parts["tp_comm"] - mb.gemm_s)
+        mb.parts["tp_comm"] = tp_overlap_exposed_s(mb.parts["tp_comm"], mb.gemm_s, config.tp, sm_count)
     if config.ep_overlap:
         compute = mb.parts["forward"] + mb.parts["backward"] + mb.parts["recompute"]
         hidden = min(mb.parts["ep_comm"], compute)

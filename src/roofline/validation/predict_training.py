@@ -53,13 +53,14 @@ def recipe_switches(model: str, hardware: str, precision: str, release: str | No
     """What the framework's published recipes for this model, system and precision at this container
     release set that the row's columns do not carry (data/training.yaml `published_recipes`): EP
     overlap, MTP passes, a pipeline layout that evens the stages, fine-grained recompute modules, the
-    fused MoE expert path."""
+    fused MoE expert path, TP communication overlap."""
     recipes = [r for r in constants().published_recipes if r.applies(model, hardware, precision, release, layout)]
     return {"ep_overlap": any(r.ep_overlap for r in recipes),
             "mtp_layers": max((r.mtp_layers for r in recipes), default=0),
             "balanced_stages": any(r.balanced_stages for r in recipes),
             "recompute_modules": tuple(sorted({m for r in recipes for m in r.recompute_modules})),
-            "moe_fused_mlp": any(r.moe_fused_mlp for r in recipes)}  # fmt: skip
+            "moe_fused_mlp": any(r.moe_fused_mlp for r in recipes),
+            "tp_comm_overlap": any(r.tp_comm_overlap for r in recipes)}  # fmt: skip
 
 
 def grad_reduce_in_fp32(framework: str) -> bool:
