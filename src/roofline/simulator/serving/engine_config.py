@@ -126,6 +126,12 @@ class EngineConfig(BaseModel):
         default=0.0, description="front end per request (HTTP / gRPC, tokenise, detokenise): adds to TTFT and E2E"
     )
     moe_kernels: str = Field(default="trtllm", description="MoE kernel variant the engine launches (moe_kernels.yaml)")
+    vocab_parallel: bool = Field(
+        default=True, description="embedding and LM head split over the TP GPUs; False: each GPU holds them whole"
+    )
+    lm_head_quantized: bool = Field(
+        default=False, description="a weight-only quantization of the model covers the LM head too"
+    )
     device_limits: list[DeviceLimits] = Field(
         default_factory=list, description="max_batch / max_num_tokens the engine picks on some GPUs (first match)"
     )
