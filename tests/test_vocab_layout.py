@@ -59,3 +59,24 @@ def test_gpt_fast_profile_replicates_the_vocabulary_and_costs_it() -> None:
     head = next(op for op in gpt_fast.ops if op.name == "lm_head" and op.phase is Phase.DECODE)
     assert head.bytes >= VOCAB * HIDDEN * 2
     assert not any(op.name == "logits_all_gather" for op in gpt_fast.ops)
+
+
+def test_gpt_fast_rank_bytes_match_its_printed_bandwidth() -> None:
+    """gpt-fast's README (32971d3) prints 'Memory Bandwidth (GB/s)' = model size x tokens/s, the model
+    size being one rank's parameters outside nn.Embedding (generate.py _get_model_size). With the
+    layout of tp.py / quantize.py (LM head whole on each rank, in the weight format) one rank's
+    weight bytes without the embedding table equal bandwidth / tokens/s."""
+    profile = load_engine("gpt-fast")
+    rows = [
+        ("llama-3.1-8b", DType.BF16, 8, 772.60, 276.01),
+        ("llama-3.1-8b", DType.BF16, 2, 1197.32, 149.10),
+        ("llama-3.1-70b", DType.INT8, 8, 726.57, 75.58),
+        ("llama-3.1-405b", DType.INT8, 8, 815.87, 15.60),
+    ]
+    for model, weight, tp, gbps, tokens_per_s in rows:
+        w = get_autoregressive(model)
+        placement = Placement(tp=tp, layer_end=w.num_layers, vocab_parallel=profile.vocab_parallel,
+                              lm_head_quantized=profile.lm_head_quantized)  # fmt: skip
+        embedding = w.vocab_size / placement.vocab_tp * w.hidden_size * 2
+        rank_bytes = w.weight_bytes(Precision(weight=weight), placement) - embedding
+        assert abs(rank_bytes / (gbps * 1e9 / tokens_per_s) - 1) < 0.005, model
