@@ -209,3 +209,22 @@ def test_per_sequence_host_work_is_one_attention_replicas_share() -> None:
     group = per_attention_replica(engine, _Scenario())  # type: ignore[arg-type]
     assert group.per_sequence_overhead == pytest.approx(engine.per_sequence_overhead / 8)
     assert group.scheduler_s(800) == pytest.approx(engine.scheduler_s(100))
+
+
+@pytest.mark.parametrize(
+    ("hardware", "max_seqs", "max_tokens"),
+    [("h100-sxm", 1024, 8192), ("gb300", 1024, 8192), ("a100-sxm-80gb", 256, 2048), ("l40s", 256, 2048)],
+)
+def test_vllm_limits_follow_the_gpu(hardware: str, max_seqs: int, max_tokens: int) -> None:
+    """vllm serve's get_batch_defaults: >= 70 GiB and not an A100 -> max_num_seqs 1024 and
+    max_num_batched_tokens 8192; an A100 (by name, 80 GB too) or a smaller GPU -> 256 and 2048."""
+    from roofline.simulator.host import on_cluster_host
+
+    engine = on_cluster_host(load_engine("vllm"), resolve_cluster(hardware=hardware))
+    assert (engine.max_batch, engine.max_num_tokens) == (max_seqs, max_tokens)
+
+
+def test_a_profile_without_device_limits_keeps_its_own() -> None:
+    trtllm = load_engine("trtllm")
+    assert not trtllm.device_limits
+    assert trtllm.on_device("a100-sxm-80gb", 40 * 2**30) == trtllm

@@ -237,6 +237,8 @@ class Placement:
     moe_imbalance: float = 1.0  # busiest GPU's share of routed tokens over the mean
     moe_kernels: str = "trtllm"  # the runtime's MoE kernel variant (simulator/data/moe_kernels.yaml)
     moe_spread: str = "uniform"  # routing spread: uniform, even, power_law_<s> (workloads/moe_kernels.py)
+    vocab_parallel: bool = True  # embedding and LM head split over the tp GPUs; False: every GPU holds both whole
+    lm_head_quantized: bool = False  # the LM head in the weight format (a weight-only checkpoint that quantized it)
     sequence_split: int = 1  # DiT: GPUs splitting the tokens (Ulysses x ring)
     ring: int = 1  # DiT: of those, the ring-attention degree
     cfg_split: int = 1  # DiT: 2 when the CFG branches run on two groups of GPUs
@@ -302,7 +304,13 @@ class Placement:
         return split_width(width, self.tp)
 
     def vocab(self, vocab: int) -> int:
-        return split_padded(vocab, self.tp)
+        """The vocabulary rows of the embedding / LM head one GPU holds."""
+        return split_padded(vocab, self.tp) if self.vocab_parallel else vocab
+
+    @property
+    def vocab_tp(self) -> int:
+        """GPUs the vocabulary is split over (1 when every GPU holds it whole)."""
+        return self.tp if self.vocab_parallel else 1
 
     def experts(self, num_experts: float) -> float:
         return num_experts / self.ep

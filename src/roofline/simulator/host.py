@@ -42,8 +42,10 @@ def speed_ratio(runtime: EngineConfig, cluster: Cluster) -> float:
 
 
 def on_cluster_host(runtime: EngineConfig, cluster: Cluster) -> EngineConfig:
-    """The profile with its host costs on the cluster's host CPU."""
-    return runtime.on_host(speed_ratio(runtime, cluster))
+    """The profile on the cluster: the limits it picks on the cluster's GPU, its host costs on the
+    cluster's host CPU."""
+    acc = cluster.accelerator
+    return runtime.on_device(acc.id, acc.memory.capacity).on_host(speed_ratio(runtime, cluster))
 
 
 @dataclass(frozen=True)

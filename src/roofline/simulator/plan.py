@@ -29,6 +29,8 @@ class ParallelPlan:
     moe_imbalance: float = 1.0  # busiest GPU's share of routed tokens over the mean
     cp: int = 1  # context parallelism: a sequence's tokens (prefill) and KV cache (decode) over cp GPUs
     moe_kernels: str = "trtllm"  # the runtime's MoE kernel variant (simulator/data/moe_kernels.yaml)
+    vocab_parallel: bool = True  # the runtime splits embedding and LM head over tp (False: replicated, gpt-fast)
+    lm_head_quantized: bool = False  # the runtime's weight-only quantization covers the LM head
 
     def __post_init__(self) -> None:
         for name, value in (("tp", self.tp), ("pp", self.pp), ("dp", self.dp), ("ep", self.ep),
@@ -188,6 +190,8 @@ def stage_placements(workload: Workload, plan: ParallelPlan) -> list[Placement]:
                 attn_dp=plan.attn_dp,
                 moe_imbalance=plan.moe_imbalance,
                 moe_kernels=plan.moe_kernels,
+                vocab_parallel=plan.vocab_parallel,
+                lm_head_quantized=plan.lm_head_quantized,
                 tp=plan.tp,
                 layer_start=start,
                 layer_end=start + layers,

@@ -175,13 +175,13 @@ class DecoderTransformer(Workload):
         spans, ffns = self._layer_groups(placement)
         total = placement.num_layers * (self.attention_params(placement.tp) * w + self.norm_params * a)
         total += sum(self.ffn_weight_bytes(kind, precision, placement) * n for kind, n in ffns.items())
-        table = self.vocab_size / placement.tp * self.hidden_size * a
+        rows = self.vocab_size / placement.vocab_tp
         if placement.has_embedding:
-            total += table
+            total += rows * self.hidden_size * a
         if placement.has_lm_head:
             total += self.hidden_size * a
             if not (self.tie_word_embeddings and placement.has_embedding):
-                total += table
+                total += rows * self.hidden_size * (w if placement.lm_head_quantized else a)
         return total
 
     def kv_cache_bytes(self, tokens: int, precision: Precision, placement: Placement) -> float:
@@ -195,7 +195,7 @@ class DecoderTransformer(Workload):
         _, ffns = self._layer_groups(placement)
         widest = max([self.attention_width(placement)] + [self.ffn_activation_width(k, step, placement) for k in ffns])
         layer_bytes = t * (2 * self.hidden_size + widest) * precision.activation.bytes_per_element
-        logits_bytes = step.batch * (self.vocab_size / placement.tp) * 4.0 if placement.has_lm_head else 0.0
+        logits_bytes = step.batch * (self.vocab_size / placement.vocab_tp) * 4.0 if placement.has_lm_head else 0.0
         return layer_bytes + logits_bytes
 
     def stage_boundary_bytes(self, step: StepShape, precision: Precision) -> float:
@@ -211,7 +211,7 @@ class DecoderTransformer(Workload):
         ops: list[Op] = []
         spans, ffns = self._layer_groups(placement)
         if placement.has_embedding:
-            ops += embedding_ops(self.hidden_size, local, precision)
+            ops += embedding_ops(self.hidden_size, local, precision, placement.vocab_parallel)
         for span, count in spans.items():
             ops += self.attention_ops(span, local, precision, placement, count)
         for kind, count in ffns.items():

@@ -159,11 +159,12 @@ class HybridStack(Workload):
                 total += n * (moe_weight_bytes(self.moe_shape, precision, placement) + self.hidden_size * a)
             else:
                 total += n * (self._block_params(block, tp)[0] - self.hidden_size) * w + n * self.hidden_size * a
-        table = self.vocab_size / tp * self.hidden_size * a
+        rows = self.vocab_size / placement.vocab_tp
         if placement.has_embedding:
-            total += table
+            total += rows * self.hidden_size * a
         if placement.has_lm_head:
-            total += self.hidden_size * a + (0.0 if self.tie_word_embeddings and placement.has_embedding else table)
+            head = rows * self.hidden_size * (w if placement.lm_head_quantized else a)
+            total += self.hidden_size * a + (0.0 if self.tie_word_embeddings and placement.has_embedding else head)
         return total
 
     def kv_cache_bytes(self, tokens: int, precision: Precision, placement: Placement) -> float:
@@ -185,7 +186,7 @@ class HybridStack(Workload):
             "moe": moe_activation_width(self.moe_shape, step, placement) if self.num_experts else 0.0,
         }
         widest = max(widths[b] for b in self.blocks(placement))
-        logits = step.batch * self.vocab_size / tp * 4.0 if placement.has_lm_head else 0.0
+        logits = step.batch * self.vocab_size / placement.vocab_tp * 4.0 if placement.has_lm_head else 0.0
         return t * (2 * self.hidden_size + widest) * precision.activation.bytes_per_element + logits
 
     def stage_boundary_bytes(self, step: StepShape, precision: Precision) -> float:
@@ -228,7 +229,7 @@ class HybridStack(Workload):
         local = StepShape(step.phase, placement.local_batch(step.batch), step.new_tokens, step.context_tokens)
         ops: list[Op] = []
         if placement.has_embedding:
-            ops += embedding_ops(self.hidden_size, local, precision)
+            ops += embedding_ops(self.hidden_size, local, precision, placement.vocab_parallel)
         for block, n in self.blocks(placement).items():
             ops += self._block_ops(block, local, precision, placement, n, group_tokens=step.tokens)
         if placement.has_lm_head:

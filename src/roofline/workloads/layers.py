@@ -246,9 +246,9 @@ def dense_mlp_ops(
     ]  # fmt: skip
 
 
-def embedding_ops(hidden: int, step: StepShape, precision: Precision) -> list[Op]:
+def embedding_ops(hidden: int, step: StepShape, precision: Precision, vocab_parallel: bool = True) -> list[Op]:
     """Vocab-parallel embedding lookup (each TP rank looks up the rows of its vocabulary slice,
-    zeros elsewhere: partial sums)."""
+    zeros elsewhere: partial sums); a replicated table (`vocab_parallel` False) needs no all-reduce."""
     t, a = step.tokens, precision.activation.bytes_per_element
     lookup = Op(
         name="embedding",
@@ -257,7 +257,7 @@ def embedding_ops(hidden: int, step: StepShape, precision: Precision) -> list[Op
         dtype=precision.activation,
         weight_bytes=t * hidden * a,
         activation_bytes=t * hidden * a,
-        sync=partial_sum("embedding_all_reduce", t, hidden, precision),
+        sync=partial_sum("embedding_all_reduce", t, hidden, precision) if vocab_parallel else None,
     )
     return [lookup]
 
@@ -265,12 +265,16 @@ def embedding_ops(hidden: int, step: StepShape, precision: Precision) -> list[Op
 def lm_head_ops(hidden: int, vocab: int, step: StepShape, precision: Precision, placement: Placement) -> list[Op]:
     """Final norm, LM head (vocab-parallel) on the last token of each sequence, logits gather, sampling.
 
-    The LM head stays in the activation format (quantized checkpoints keep it 16-bit).
+    The LM head stays in the activation format (quantized checkpoints keep it 16-bit) unless the
+    placement says the runtime quantized it too; a replicated LM head (placement.vocab_parallel
+    False) computes every logit on every GPU: no gather.
     """
     # prefill needs the last position of each prompt; a decode step every new position (MTP verification)
     rows, v_l = (step.batch if step.phase is Phase.PREFILL else step.tokens), placement.vocab(vocab)
-    logits_bytes = rows * v_l * placement.tp * 4.0  # fp32 logits, the whole gathered buffer (nccl-tests size)
+    logits_bytes = rows * v_l * placement.vocab_tp * 4.0  # fp32 logits, the whole gathered buffer (nccl-tests size)
     gather = Sync("logits_all_gather", CollectiveKind.ALL_GATHER, "tp", logits_bytes, precision.activation)
+    # quantized: priced as the layers' own weight-only GEMMs (None: matmul_op's weight format)
+    head_bytes = None if placement.lm_head_quantized else precision.activation.bytes_per_element
     ops = [
         elementwise_op("final_norm", OpClass.NORM, 2.0 * rows * hidden, rows * hidden, 5.0, precision, 1),
         matmul_op(
@@ -281,8 +285,8 @@ def lm_head_ops(hidden: int, vocab: int, step: StepShape, precision: Precision, 
             hidden,
             precision,
             1,
-            weight_bytes_per_element=precision.activation.bytes_per_element,
-            sync=gather,
+            weight_bytes_per_element=head_bytes,
+            sync=gather if placement.vocab_parallel else None,
         ),
     ]
     sampling = Op(

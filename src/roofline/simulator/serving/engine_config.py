@@ -83,6 +83,24 @@ class KernelChoice(BaseModel):
     gemm: str = Field(default="cublas", description="dense GEMM library (descriptive)")
 
 
+class DeviceLimits(BaseModel):
+    """Batch and token limits an engine picks by the GPU it runs on, where they differ from the
+    profile's own (vLLM's defaults depend on the device's memory and name). Applies to a GPU with
+    less memory than `below_memory_gib`, or whose accelerator id contains one of `name_contains`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    below_memory_gib: float | None = Field(default=None, gt=0)
+    name_contains: list[str] = Field(default_factory=list)
+    max_batch: int | None = Field(default=None, ge=1)
+    max_num_tokens: int | None = Field(default=None, ge=1)
+    source: str
+
+    def applies(self, accelerator_id: str, memory_bytes: float) -> bool:
+        small = self.below_memory_gib is not None and memory_bytes < self.below_memory_gib * 2**30
+        return small or any(name in accelerator_id.lower() for name in self.name_contains)
+
+
 class EngineConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -108,6 +126,15 @@ class EngineConfig(BaseModel):
         default=0.0, description="front end per request (HTTP / gRPC, tokenise, detokenise): adds to TTFT and E2E"
     )
     moe_kernels: str = Field(default="trtllm", description="MoE kernel variant the engine launches (moe_kernels.yaml)")
+    vocab_parallel: bool = Field(
+        default=True, description="embedding and LM head split over the TP GPUs; False: each GPU holds them whole"
+    )
+    lm_head_quantized: bool = Field(
+        default=False, description="a weight-only quantization of the model covers the LM head too"
+    )
+    device_limits: list[DeviceLimits] = Field(
+        default_factory=list, description="max_batch / max_num_tokens the engine picks on some GPUs (first match)"
+    )
     host: HostCosts = Field(default_factory=HostCosts)
     kernels: KernelChoice = Field(default_factory=KernelChoice)
     serving: bool = Field(default=True, description="a serving engine (continuous batching); False: a generate loop")
@@ -134,6 +161,15 @@ class EngineConfig(BaseModel):
     def with_host_s(self, device_s: Any, sequences: Any) -> Any:
         """`overlapped_s` with the scheduler time of a step of `sequences` sequences (reference CPU)."""
         return self.overlapped_s(device_s, self.scheduler_s(sequences))
+
+    def on_device(self, accelerator_id: str, memory_bytes: float) -> Self:
+        """The profile with the limits it picks on this GPU (the first `device_limits` entry that
+        applies); a profile without one, or a GPU none applies to, keeps its own."""
+        rule = next((r for r in self.device_limits if r.applies(accelerator_id, memory_bytes)), None)
+        if rule is None:
+            return self
+        update = {"max_batch": rule.max_batch, "max_num_tokens": rule.max_num_tokens}
+        return self.model_copy(update={k: v for k, v in update.items() if v is not None})
 
     def on_host(self, speed_ratio: float) -> Self:
         """The profile on a host `speed_ratio` times as fast as its reference CPU: host costs divide."""
