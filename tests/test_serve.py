@@ -731,3 +731,24 @@ def test_serve_reports_progress_as_requests_finish() -> None:
     assert seen[0] == 0.0 and seen[-1] == 1.0
     middle = seen[1:-1]
     assert len(middle) >= 10 and middle == sorted(middle) and all(0.0 < f <= 1.0 for f in middle)
+
+
+def test_disaggregated_pools_run_the_profile_as_it_runs_on_that_gpu_and_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--disaggregate` prices its pools with the engine the profile becomes on the cluster (the
+    vLLM limits `vllm serve` picks for the GPU, the host CPU's speed), as the one-pool path does."""
+    import roofline as rl
+    import roofline.simulator.serving.disaggregated as disaggregated
+
+    seen: list[int] = []
+    real = disaggregated.StepTimeModel
+
+    def spy(workload, cluster, scenario, engine, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(engine.max_batch)
+        return real(workload, cluster, scenario, engine, *args, **kwargs)
+
+    monkeypatch.setattr(disaggregated, "StepTimeModel", spy)
+    rl.serve("llama-3.1-8b", "a100-sxm-80gb", engine="vllm", isl=128, osl=16, max_throughput=True,
+             num_requests=64, disaggregate="1:1")  # fmt: skip
+    rl.serve("llama-3.1-8b", "h100-sxm", engine="vllm", isl=128, osl=16, max_throughput=True, num_requests=64,
+             disaggregate="1:1")  # fmt: skip
+    assert seen == [256, 1024]  # vllm/engine/arg_utils.py get_batch_defaults: A100 256, >= 70 GiB others 1024

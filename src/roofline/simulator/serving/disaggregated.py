@@ -14,6 +14,7 @@ from roofline.errors import RooflineError
 from roofline.hardware_specs.cluster import Cluster
 from roofline.ir import CollectiveKind
 from roofline.simulator.collectives import CollectiveModel, GroupTopology, load_library
+from roofline.simulator.host import on_cluster_host
 from roofline.simulator.plan import Scenario, stage_placements
 from roofline.simulator.serving.engine_config import EngineConfig
 from roofline.simulator.serving.requests import Requests
@@ -74,7 +75,7 @@ def serve_disaggregated(workload: Workload, cluster: Cluster, scenario: Scenario
         raise RooflineError("--disaggregate P:D needs at least one prefill and one decode replica")
     if load.mode == "concurrency":
         raise RooflineError("disaggregated serving is simulated for --request-rate and --max-throughput loads")
-    engine = per_attention_replica(engine, scenario)
+    engine = per_attention_replica(on_cluster_host(engine, cluster), scenario)  # as run_serve: GPU limits, host speed
     capacity = kv_capacity_tokens(workload, cluster, scenario, engine)
     length = scenario.isl + scenario.osl
     requests = build_requests(scenario, load, max(1, min(engine.max_batch, capacity // max(length, 1))))
