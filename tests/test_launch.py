@@ -209,3 +209,13 @@ def test_cli_plan_launch_uses_its_engine() -> None:
     assert "python -m sglang.launch_server --model-path meta-llama/Llama-3.1-8B-Instruct" in result.stdout
     data = json.loads(runner.invoke(app, [*args, "--format", "json"]).stdout)
     assert data["launch"]["runtime"] == "sglang" and "--max-running-requests" in data["launch"]["command"]
+
+
+def test_limits_the_costing_leaves_open_are_the_ones_the_runtime_picks_on_that_gpu() -> None:
+    from roofline.deploy import launch_config
+
+    # vllm/engine/arg_utils.py get_batch_defaults: A100 256 sequences / 2048 tokens, other >= 70 GiB 1024 / 8192
+    a100 = launch_config("llama-3.1-8b", "vllm", batch=None, isl=128, osl=16, device=("a100-sxm-80gb", 80e9))
+    h100 = launch_config("llama-3.1-8b", "vllm", batch=None, isl=128, osl=16, device=("h100-sxm", 80e9))
+    assert (a100.max_seqs, a100.max_batched_tokens) == (256, 2048)
+    assert (h100.max_seqs, h100.max_batched_tokens) == (1024, 8192)

@@ -52,6 +52,7 @@ def estimate_launch_config(result: Estimate, runtime: str) -> LaunchConfig:
         max_num_tokens=q.scenario.max_num_tokens if q is not None else None,
         kv_cache_dtype=result.kv_cache_dtype, weight_quantization=result.weight_dtype if quantised else None,
         cp=result.cp, mtp=q.scenario.mtp_drafts if q is not None else 0,
+        device=(q.cluster.accelerator.id, q.cluster.accelerator.memory.capacity) if q is not None else None,
     )  # fmt: skip
 
 
@@ -75,4 +76,16 @@ def plan_launch_config(report: PlanReport, runtime: str) -> LaunchConfig:
         workload.id, runtime, batch=int(row["batch_limit"]), isl=request.isl, osl=request.osl, tp=int(row["tp"]),
         pp=int(row["pp"]), ep=int(row["ep"]), attn_dp=int(row["attn_dp"]), dp=int(row["dp"]),
         kv_cache_dtype=precision.kv_cache.value, weight_quantization=weight if quantised else None,
+        device=_device(str(row["hardware"])),
     )  # fmt: skip
+
+
+def _device(accelerator_id: str) -> tuple[str, float] | None:
+    """The accelerator's id and memory, for the limits a runtime picks on it (None: not in the catalog)."""
+    from roofline.hardware_specs.catalog import get_accelerator
+
+    try:
+        acc = get_accelerator(accelerator_id)
+    except RooflineError:
+        return None
+    return acc.id, acc.memory.capacity

@@ -100,10 +100,14 @@ def launch_config(
     model_id: str, runtime: str, *, batch: int | None, isl: int, osl: int, tp: int = 1, pp: int = 1,
     ep: int = 1, attn_dp: int = 1, dp: int = 1, max_num_tokens: int | None = None,
     kv_cache_dtype: str | None = None, weight_quantization: str | None = None, cp: int = 1, mtp: int = 0,
+    device: tuple[str, float] | None = None,
 ) -> LaunchConfig:  # fmt: skip
     """Profile defaults (memory fraction, batch and token limits, KV block, CUDA-graph sizes)
-    overridden by the costed values given (None: the profile's)."""
+    overridden by the costed values given (None: the profile's). `device` (accelerator id, memory
+    bytes): the limits the runtime picks on that GPU (the profile's `device_limits`)."""
     profile = runtime_profile(runtime)
+    if profile is not None and device is not None:
+        profile = profile.on_device(*device)
     max_seqs = batch or (profile.max_batch if profile else 1)
     tokens = max_num_tokens or (profile.max_num_tokens if profile else isl)
     return LaunchConfig(
