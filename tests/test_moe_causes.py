@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from roofline.validation.aic_screen import suspect_rows
+from roofline.validation.aic_screen import balanced_rank0_rows, suspect_rows, twin_bound
 from roofline.validation.cases import Case, read_cases
 from roofline.workloads.moe_kernels import busiest_rank, expert_loads, family
 
@@ -54,6 +54,60 @@ def test_the_screen_flags_inconsistent_pairs_formats_and_falling_times(tmp_path:
     # more tokens, half the time: not the same kernel path
     flagged = suspect_rows(_cases(tmp_path, _group("a", "bfloat16", "bf16", "even", [10.0, 40.0, 20.0, 200.0])))
     assert set(flagged) == {"a0", "a1", "a2", "a3"} and "time falls x2.0" in flagged["a1"]
+
+
+LLAMA4 = "experts={e};topk=1;hidden=5120;intermediate=8192;spread={s}"
+
+
+def _llama4_group(prefix: str, hardware: str, experts: int, spread: str, ep: int, times: list[float]) -> list[str]:
+    """A Llama-4-shaped (top-1) bf16 group at T = 1, 8, 32, 128."""
+    par = f";tp=1;ep={ep}" if ep > 1 else ""
+    rows = []
+    for i, (tokens, value) in enumerate(zip((1, 8, 32, 128), times, strict=True)):
+        load = f"tokens={tokens};{LLAMA4.format(e=experts, s=spread)}{par}"
+        notes = "ms->us; quant=bfloat16; kernel_source=moe_torch_flow_cutlass"
+        rows.append(f"{prefix}{i},aic,,{hardware},1,,,,bf16,,,,moe_experts,{load},latency_us,{value},{notes}")
+    return rows
+
+
+def test_balanced_rank0_rows_follow_aics_balanced_routing() -> None:
+    """Checked by hand from s = ceil(E / K) and expert (t + k s) mod E, or floor(t s / T + k s) mod E
+    with fewer tokens than s; rank 0 holds experts 0 .. E/ep - 1."""
+    assert balanced_rank0_rows(1, 16, 1, 1) == (1,)
+    assert balanced_rank0_rows(8, 16, 1, 8) == (1,)  # experts 0, 2, .., 14: only expert 0 is on rank 0
+    assert balanced_rank0_rows(32, 16, 1, 8) == (2, 2)  # t mod 16: experts 0 and 1 twice each
+    assert balanced_rank0_rows(8, 128, 8, 8) == (1,) * 8  # 2t + 16k: experts 0, 2, .., 14 on rank 0
+    assert balanced_rank0_rows(3, 8, 2, 1) == (1,) * 6  # floor(4t / 3) = 0, 1, 2 and + 4
+
+
+def test_the_screen_flags_a_run_slower_for_the_same_work(tmp_path: Path) -> None:
+    """One top-1 token in one expert is the same work at ep 1 and ep 8 and under either routing (T = 1),
+    and so is T = 8 at ep 8 with 16 or 128 experts (one row in expert 0)."""
+    good = _llama4_group("a", "h200-sxm", 16, "even", 1, [86.0, 490.0, 950.0, 950.0])
+    same = _llama4_group("b", "h200-sxm", 16, "even", 8, [88.0, 90.0, 150.0, 150.0])
+    same += _llama4_group("c", "h200-sxm", 128, "even", 8, [90.0, 91.0, 260.0, 950.0])
+    assert suspect_rows(_cases(tmp_path, good + same)) == {}
+    slow = _llama4_group("b", "h200-sxm", 16, "even", 8, [480.0, 455.0, 990.0, 950.0])  # AIC's H200 bf16 run
+    flagged = suspect_rows(_cases(tmp_path, good + slow + same[4:]))
+    assert set(flagged) == {"b0", "b1", "b2", "b3"}
+    assert "x5.29 the time of the same work" in flagged["b0"]  # the median of 480 / 86 and 455 / 91
+
+
+def test_the_screen_flags_the_slower_twin_beyond_its_bandwidth_and_peaks(tmp_path: Path) -> None:
+    from roofline.hardware_specs import get_accelerator
+
+    h100, h200, b200, gb200 = (get_accelerator(x) for x in ("h100-sxm", "h200-sxm", "b200", "gb200"))
+    assert twin_bound(h100, h200) == pytest.approx(4.8 / 3.35)  # HBM3 3.35 vs HBM3e 4.8 TB/s
+    assert twin_bound(h200, h100) == 1.0 and twin_bound(b200, h200) is None
+    assert twin_bound(b200, gb200) == pytest.approx(10 / 9)  # dense NVFP4 9 vs 10 PFLOP/s
+    times = [100.0, 300.0, 600.0, 650.0]
+    base = _llama4_group("g", "gb200", 16, "even", 1, times)
+    assert suspect_rows(_cases(tmp_path, base + _llama4_group("b", "b200", 16, "even", 1, times))) == {}
+    flagged = suspect_rows(_cases(tmp_path, base + _llama4_group("b", "b200", 16, "even", 1, [2 * x for x in times])))
+    assert set(flagged) == {"b0", "b1", "b2", "b3"} and "x2.00 the time on gb200" in flagged["b0"]
+    h200_rows = _llama4_group("n", "h200-sxm", 16, "even", 1, times)
+    slower = _llama4_group("o", "h100-sxm", 16, "even", 1, [1.4 * x for x in times])  # memory-bound: 4.8 / 3.35
+    assert suspect_rows(_cases(tmp_path, h200_rows + slower)) == {}
 
 
 def test_power_law_busiest_rank_is_the_heaviest_contiguous_group() -> None:
