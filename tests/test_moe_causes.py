@@ -145,3 +145,17 @@ def test_suspect_rows_are_llama4_only_and_left_out_of_the_fit() -> None:
     flagged = suspect_rows(cases)
     assert flagged and all("topk=1;hidden=5120;intermediate=8192" in c.load for c in cases if c.case_id in flagged)
     assert not flagged.keys() & {c.case_id for c in fit_cases(SHARED)}
+
+
+def test_validate_reports_the_rows_that_fail_the_screen_apart(tmp_path: Path) -> None:
+    from roofline.validation.report import RowResult, summarize
+
+    good = _llama4_group("a", "h200-sxm", 16, "even", 1, [86.0, 490.0, 950.0, 950.0])
+    slow = _llama4_group("b", "h200-sxm", 16, "even", 8, [480.0, 455.0, 990.0, 950.0])
+    cases = _cases(tmp_path, good + slow + _llama4_group("c", "h200-sxm", 128, "even", 8, [90, 91, 260, 950]))
+    rows = [RowResult(c, 1.1 * c.value if c.case_id.startswith("b") else c.value) for c in cases]
+    summary = {s.scenario: s for s in summarize(rows)}
+    failed, passed = summary["moe_experts (AIC screen failed)"], summary["moe_experts (AIC screen passed)"]
+    assert (failed.count, passed.count, summary["moe_experts"].count) == (4, 8, 12)
+    assert failed.mape == pytest.approx(0.1) and passed.mape == pytest.approx(0.0)
+    assert summary["moe_experts (AIC screen passed, h200-sxm)"].count == 8
