@@ -159,3 +159,13 @@ def test_validate_reports_the_rows_that_fail_the_screen_apart(tmp_path: Path) ->
     assert (failed.count, passed.count, summary["moe_experts"].count) == (4, 8, 12)
     assert failed.mape == pytest.approx(0.1) and passed.mape == pytest.approx(0.0)
     assert summary["moe_experts (AIC screen passed, h200-sxm)"].count == 8
+
+
+def test_a_per_tensor_fp8_run_slower_than_the_block_scaled_one_is_suspect(tmp_path: Path) -> None:
+    """Per-tensor FP8 does a subset of block-scaled FP8's work: a median ratio over 1.25 flags it alone."""
+    block = _group("a", "fp8_block", "fp8", "even", [10.0, 20.0, 40.0, 200.0])
+    per_tensor = _group("b", "fp8", "fp8", "even", [9.0, 18.0, 40.0, 150.0])
+    assert suspect_rows(_cases(tmp_path, block + per_tensor)) == {}
+    slow = _group("b", "fp8", "fp8", "even", [12.0, 36.0, 72.0, 380.0])  # x1.2, 1.8, 1.8, 1.9: median 1.8
+    flagged = suspect_rows(_cases(tmp_path, block + slow))
+    assert set(flagged) == {"b0", "b1", "b2", "b3"} and "fp8 / fp8_block x1.80" in flagged["b0"]
