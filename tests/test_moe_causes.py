@@ -169,3 +169,51 @@ def test_a_per_tensor_fp8_run_slower_than_the_block_scaled_one_is_suspect(tmp_pa
     slow = _group("b", "fp8", "fp8", "even", [12.0, 36.0, 72.0, 380.0])  # x1.2, 1.8, 1.8, 1.9: median 1.8
     flagged = suspect_rows(_cases(tmp_path, block + slow))
     assert set(flagged) == {"b0", "b1", "b2", "b3"} and "fp8 / fp8_block x1.80" in flagged["b0"]
+
+
+def test_a_grouped_gemm_pays_a_setup_for_every_expert_on_the_gpu() -> None:
+    """Empty experts on the GPU cost their per-expert setup (grouped_gemm.yaml expert_setup_us), per launch."""
+    from dataclasses import replace
+
+    from roofline.dtypes import DType
+    from roofline.hardware_specs import resolve_cluster
+    from roofline.ir import Placement, Precision
+    from roofline.simulator.cost import RooflineCostModel
+    from roofline.workloads.moe_blocks import MoEKernelChoice, MoEShape, grouped_gemm_op, routed_expert_ops
+
+    op = grouped_gemm_op(8, 1, 1536, 2048, "cutlass_moe", DType.FP8, quant="fp8_block")
+    assert op.shape is not None and op.shape.resident_groups == 8
+    many = replace(op, shape=replace(op.shape, local_groups=128))
+    model = RooflineCostModel(resolve_cluster(hardware="h200-sxm"))
+    kernel = model.grouped_kernel(op)
+    assert kernel is not None and kernel.expert_setup_s > 0
+    assert model.cost(many).total_s - model.cost(op).total_s == pytest.approx(120 * kernel.expert_setup_s)
+    # the op builder: the experts of the GPU, 128 / ep, whatever the routed rows touch
+    shape = MoEShape(hidden=2048, num_experts=128, top_k=8, expert_intermediate=768)
+    load = busiest_rank(1, 128, 8, 1, "even", 1.0, 64)
+    for ep in (1, 8):
+        ops = routed_expert_ops(shape, 1, load, Precision(DType.FP8), Placement(ep=ep, attn_dp=ep), 1,
+                                MoEKernelChoice("trtllm"))  # fmt: skip
+        gemms = [o.shape for o in ops if o.shape is not None and o.shape.grouped]
+        assert [s.resident_groups for s in gemms] == [128 // ep] * 2 and gemms[0].batch == 8
+
+
+@pytest.mark.skipif(not (SHARED / "kernels-aic.csv").is_file(), reason="kernel tables not on this machine")
+def test_more_experts_on_the_gpu_cost_more_for_the_same_routed_rows() -> None:
+    """Qwen3-30B in block-scaled FP8: T = 1 at ep 1 and T = 8 at ep 8 route the same 8 x 1 rows to the
+    timed GPU (balanced_rank0_rows), which holds 128 or 16 experts; AIC measured the first 33-40 us
+    slower on every GPU. The model without the per-expert setup priced both alike; it must now
+    explain at least 40% of the gap, and no more than all of it."""
+    from roofline.validation.predict import _one_gpu
+    from roofline.validation.predict_moe import moe_experts
+
+    shape = "experts=128;topk=8;hidden=2048;intermediate=768;spread=even"
+    rows = [c for c in read_cases(SHARED / "kernels-aic.csv") if "quant=fp8_block;" in c.notes]
+    for hardware in ("h100-sxm", "h200-sxm", "b200", "gb200"):
+        ep1 = next(c for c in rows if c.hardware == hardware and c.load == f"tokens=1;{shape}")
+        ep8 = next(c for c in rows if c.hardware == hardware and c.load == f"tokens=8;{shape};tp=1;ep=8")
+        assert balanced_rank0_rows(1, 128, 8, 1) == balanced_rank0_rows(8, 128, 8, 8) == (1,) * 8
+        measured = ep1.value - ep8.value
+        predicted = (moe_experts(ep1, _one_gpu(ep1)).values["latency_us"]
+                     - moe_experts(ep8, _one_gpu(ep8)).values["latency_us"])  # fmt: skip
+        assert 30 < measured < 45 and 0.4 * measured < predicted < measured, (hardware, measured, predicted)
