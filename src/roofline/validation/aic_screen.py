@@ -30,19 +30,21 @@ only the table, the routing AIC generates and the catalog's peaks:
   times what the catalog's bandwidth and peaks allow is suspect (the faster run shows that the
   GPU does the work in less; a tuned deployment takes the faster tactic).
 
-The cause, in AIC 0.12.0 (TensorRT-LLM 1.3.0rc20 tables): TensorRT-LLM's fused MoE picks its
-CUTLASS grouped-GEMM tactic per token bucket from its autotuner's cache, keyed by the op's runner
-(`MoERunner.unique_id`: top_k, tp_size, ep_size, ...; `_torch/custom_ops/torch_custom_ops.py`)
-and shapes; a miss runs tactic -1, the fallback kernel (`_torch/autotuner.py`). AIC's collector
-(`collector/trtllm/collect_moe.py`) tunes only where no cache file exists, and names the file by
-(SM, dtype, hidden, intermediate / tp, experts / ep) alone, so a case that loads a file another
-model or parallel layout wrote (Scout with 16 experts and Maverick at ep 8 share one) misses and
-times the fallback; the cases are shuffled, so which one tuned is chance. The table shows it: on
-the H200 in bf16 one top-1 token in one 5120 x 8192 expert takes 86 us in Scout's balanced run and
-475-480 us in its power-law run and at ep 8 (the same work); across AIC's whole H200 bf16 table
-the T = 1 time of that shape takes one of two values, ~86 and ~475 us, at every EP degree (~245
-us at tp 2, ~125 at tp 4), and the slow groups fall at T = 2048 where a tuned bucket is hit (455
-us at T = 8, 337 at T = 2048, 990 at T = 32). A deployment autotunes its own shapes at warm-up
+The likely cause, in AIC 0.12.0 (TensorRT-LLM 1.3.0rc20 tables): TensorRT-LLM's fused MoE picks
+its CUTLASS grouped-GEMM tactic per token bucket from its autotuner's cache, keyed by the op's
+runner (`MoERunner.unique_id`: top_k, tp_size, ep_size, ...; `_torch/custom_ops/
+torch_custom_ops.py`) and shapes; a miss runs tactic -1, the fallback kernel (`_torch/
+autotuner.py`). AIC's collector (`collector/trtllm/collect_moe.py`) tunes only where no cache file
+exists and names the file by (SM, dtype, hidden, intermediate / tp, experts / ep) alone, so a case
+that loads a file another model or parallel layout wrote (Scout with 16 experts and Maverick at
+ep 8 share one) looks its tactics up under another key and runs the fallback; the cases are
+shuffled, so which one tuned is chance. The table shows the symptom: on the H200 in bf16 one top-1
+token in one 5120 x 8192 expert takes 86 us in Scout's balanced run and 475-480 us in its
+power-law run and at ep 8 (the same work); in AIC's whole H200 bf16 table the T = 1 time of
+Scout's runs (both routings, ep 1 to 16) lies in one of two bands, 86-128 us or 438-502 us (~65
+or ~245 us at tp 2), and a slow group can be fast at one T where a tuned bucket is hit (Scout at
+ep 8: 455 us at T = 8, 990 at T = 32, 337 at T = 2048). A deployment autotunes its own shapes at
+warm-up (TensorRT-LLM's PyTorch flow: `enable_autotuner` defaults to true, llmapi/llm_args.py)
 and does not see this; the model is not bent to it. Rows of a failing group are left out of the
 grouped-GEMM fit (`fit_grouped_main`), and `validate` reports them apart (report.py).
 """
