@@ -146,9 +146,9 @@ def test_the_fit_reproduces_the_committed_tables() -> None:
     from roofline.validation.fit_grouped_main import build, fit_cases
 
     table = load_grouped_gemm().families
-    for key, ((fc, fm, p, k0, lat), ids) in fit_rows(fit_cases(SHARED), build).items():
+    for key, ((fc, fm, p, k0, lat, setup), ids) in fit_rows(fit_cases(SHARED), build).items():
         fam, arch, fmt = key.split("/")
         entry = table[fam][arch][fmt]
         assert (entry.compute_fraction, entry.memory_fraction, entry.overlap_exponent) == (fc, fm, p)
-        assert (entry.tile_overhead_k, entry.latency_us) == (k0, lat)
+        assert (entry.tile_overhead_k, entry.latency_us, entry.expert_setup_us) == (k0, lat, setup)
         assert entry.fitted_on == compress(ids)

@@ -120,6 +120,12 @@ class MatmulShape:
     scaling: str | None = None  # FP8 scales: "tensor" (per-tensor) or "block" (128x128 weights, 1x128 activations)
     kernel: str | None = None  # GEMM library where it has a curve of its own ("deepgemm"); None: the runtime's default
     grouped: str = ""
+    local_groups: int = 0  # grouped: the experts held on the GPU, empty ones included (0: `batch`)
+
+    @property
+    def resident_groups(self) -> int:
+        """The groups a grouped GEMM's per-expert setup visits: every expert on the GPU."""
+        return self.local_groups or self.batch
 
 
 @value_class

@@ -332,7 +332,8 @@ class RooflineCostModel:
             return 0.0
         scaling, kernel = (op.shape.scaling, op.shape.kernel) if op.shape is not None else (None, None)
         prior = self.grouped_prior(g, op.dtype, scaling, kernel)
-        return g.latency_s * op.kernels + (0.0 if prior is None else prior.latency_s)
+        setup = g.expert_setup_s * op.shape.resident_groups if op.shape is not None else 0.0
+        return (g.latency_s + setup) * op.kernels + (0.0 if prior is None else prior.latency_s)
 
     def _memory_rate(self, op: Op) -> float:
         """Achievable HBM bytes/s of the op: a grouped GEMM's family fraction where it has one."""

@@ -702,7 +702,9 @@ class FastModel:
             compute[j] = np.where(flops[j] > 0, work * seconds_per_flop, 0.0)
             memory[j] = size[j] / memory_rate
             p = self.hw.overlap_exponent[h] if kernel.overlap_exponent is None else kernel.overlap_exponent
-            overhead = table.kernels[j] * (self.hw.kernel_overhead_s[h] + kernel.latency_s) + prior_latency_s
+            shape = table.ops[j].shape if table.ops else None
+            setup = kernel.expert_setup_s * shape.resident_groups if shape is not None else 0.0
+            overhead = table.kernels[j] * (self.hw.kernel_overhead_s[h] + kernel.latency_s + setup) + prior_latency_s
             time[j] = kernel_time_s(compute[j], memory[j], p) + overhead
 
     def _stages(self, parts: np.ndarray | Sequence[np.ndarray], layout: Layout, h: np.ndarray, s: np.ndarray,

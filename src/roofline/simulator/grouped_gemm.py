@@ -5,7 +5,7 @@ all groups, in waves over the SMs; there is no split-K. So
 
     compute_s = tile math of every wave / (peak x compute_fraction)
     tile math = waves x SMs x tile_m x tile_n x 2 (k + tile_overhead_k),   waves = ceil(tiles / SMs)
-    time_s    = p-norm(compute_s, memory_s) + launch overhead + latency_s
+    time_s    = p-norm(compute_s, memory_s) + launch overhead + latency_s + resident experts x expert_setup_s
     (p: the family's overlap_exponent where fitted: a warp-specialized kernel streams the next
     tile's weights while it multiplies the current one, so compute and memory overlap better than
     the accelerator's default p)
@@ -47,6 +47,7 @@ class FormatEfficiency(_Strict):
     memory_fraction: float = Field(gt=0, le=1)
     tile_overhead_k: float = Field(default=0.0, ge=0, description="per CTA tile: prologue + epilogue in K steps")
     latency_us: float = Field(default=0.0, ge=0, description="per launch: fixed latency beyond the launch overhead")
+    expert_setup_us: float = Field(default=0.0, ge=0, description="per launch and expert held on the GPU (empty too)")
     overlap_exponent: float | None = Field(default=None, ge=1, description="compute/memory p-norm; None: the GPU's")
     fitted_on: list[str] = Field(default_factory=list)
     source: str
@@ -78,6 +79,7 @@ class GroupedKernel:
     tile_overhead_k: float = 0.0  # each CTA tile also pays this many K steps (pipeline fill, epilogue)
     latency_s: float = 0.0  # each launch: fixed latency (setup of the groups, tail) beyond the launch overhead
     overlap_exponent: float | None = None  # compute/memory p-norm of this kernel; None: the accelerator's
+    expert_setup_s: float = 0.0  # each launch, per expert on the GPU (empty ones included)
 
 
 def architecture_key(architecture: str) -> str:
@@ -107,7 +109,7 @@ def grouped_kernel(grouped: str, architecture: str, dtype_key: str) -> GroupedKe
                              f"{name}: no {key} table on {arch or 'this architecture'}; dense fractions")  # fmt: skip
     return GroupedKernel(tiles.tile_m, tiles.tile_n, entry.compute_fraction, entry.memory_fraction,
                          f"{name} {arch} {key}: {entry.source}", entry.tile_overhead_k,
-                         entry.latency_us * 1e-6, entry.overlap_exponent)  # fmt: skip
+                         entry.latency_us * 1e-6, entry.overlap_exponent, entry.expert_setup_us * 1e-6)  # fmt: skip
 
 
 def tile_flops(m: Any, n: Any, k: Any, batch: Any, sm_count: Any, tile_m: int, tile_n: tuple[int, ...],

@@ -46,7 +46,7 @@ def main(directory: Path) -> str:
     fits = fit_rows(fit_cases(directory), build)
     lines = ["families:"]
     last: tuple[str, str] = ("", "")
-    for key, ((fc, fm, p, k0, lat), ids) in fits.items():
+    for key, ((fc, fm, p, k0, lat, setup), ids) in fits.items():
         fam, arch, fmt = key.split("/")
         if fam != last[0]:
             lines.append(f"  {fam}:")
@@ -55,7 +55,7 @@ def main(directory: Path) -> str:
         last = (fam, arch)
         lines += [f"      {fmt}:", f"        compute_fraction: {fc}", f"        memory_fraction: {fm}",
                   f"        overlap_exponent: {p:g}", f"        tile_overhead_k: {k0:g}",
-                  f"        latency_us: {lat:g}",
+                  f"        latency_us: {lat:g}", f"        expert_setup_us: {setup:g}",
                   f"        fitted_on: [{', '.join(compress(ids))}]",
                   f'        source: "fit_grouped on every other row of its group ({len(ids)} rows)"']  # fmt: skip
     return "\n".join(lines)

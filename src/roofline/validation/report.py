@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from roofline.errors import RooflineError
 from roofline.result import Result
+from roofline.validation.aic_screen import suspect_rows
 from roofline.validation.cases import PHASE_SCENARIOS, SCENARIO_METRICS, SERVING_SCENARIOS, TRAINING, Case, read_cases
 from roofline.validation.fitted import fitted_rows
 from roofline.validation.predict import PREDICTORS, Options, Prediction, metric_value, not_predicted
@@ -186,10 +187,16 @@ def report_inputs(path: Path, scenarios: Sequence[str], max_requests: int | None
     ]
 
 
-def _regimes(case: Case) -> list[str]:
+def _regimes(case: Case, screened: Mapping[str, str]) -> list[str]:
     """Sub-groups worth their own summary line: request-rate rows at a finite rate (below
     saturation, the issue's target) apart from those at rate inf (a queue that only grows);
-    training rows by precision, GPU generation and task."""
+    training rows by precision, GPU generation and task; AIConfigurator's MoE rows that pass its
+    table's consistency screen (validation/aic_screen.py: runs that timed an untuned fallback
+    tactic fail it), per hardware, apart from those that fail."""
+    if case.scenario == "moe_experts" and "kernel_source=" in case.notes:
+        if case.case_id in screened:
+            return [f"{case.scenario} (AIC screen failed)"]
+        return [f"{case.scenario} (AIC screen passed)", f"{case.scenario} (AIC screen passed, {case.hardware})"]
     if case.scenario == "request_rate":
         rate = "rate inf" if str(case.load).strip().lower() == "inf" else "finite"
         return [f"{case.scenario} ({rate})"]
@@ -217,7 +224,8 @@ def summarize(rows: Sequence[RowResult]) -> tuple[SummaryRow, ...]:
     groups: dict[tuple[str, str], list[RowResult]] = {}
     for row in rows:
         groups.setdefault((row.case.scenario, row.case.metric), []).append(row)
-    regimes = [_regimes(row.case) for row in rows]
+    screened = suspect_rows(row.case for row in rows)
+    regimes = [_regimes(row.case, screened) for row in rows]
     for level in range(max((len(r) for r in regimes), default=0)):  # each kind of sub-group together
         for row, names in zip(rows, regimes, strict=True):
             if level < len(names):

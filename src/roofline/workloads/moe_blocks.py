@@ -121,9 +121,10 @@ class MoEKernelChoice:
 
 
 def _grouped_gemm(name: str, load: RankLoad, n: int, k: int, family_name: str, precision: Precision, count: int,
-                  quant: str | None, sync: Sync | None = None) -> Op:  # fmt: skip
+                  quant: str | None, sync: Sync | None = None, local: float = 0.0) -> Op:  # fmt: skip
     """One grouped GEMM over the busiest rank's experts: their weights read once, each expert's rows
-    padded to the family's tile in the shape (the FLOPs are the real rows')."""
+    padded to the family's tile in the shape (the FLOPs are the real rows'); `local` the experts
+    the GPU holds, empty ones included (their per-expert setup is paid too)."""
     w, a = precision.experts.bytes_per_element, precision.activation.bytes_per_element
     groups = max(1, round(load.experts))
     padded_m = max(1, math.ceil(load.padded_rows / groups - 1e-9))
@@ -131,7 +132,8 @@ def _grouped_gemm(name: str, load: RankLoad, n: int, k: int, family_name: str, p
     return Op(
         name=name, kind=OpKind.MATMUL, op_class=OpClass.MLP, dtype=precision.experts,
         flops=2.0 * load.rows * n * k, weight_bytes=load.experts * k * n * w, activation_bytes=load.rows * (k + n) * a,
-        count=count, shape=MatmulShape(m=padded_m, n=n, k=k, batch=groups, grouped=grouped), sync=sync,
+        count=count, sync=sync,
+        shape=MatmulShape(m=padded_m, n=n, k=k, batch=groups, grouped=grouped, local_groups=max(groups, round(local))),
     )  # fmt: skip
 
 
@@ -161,16 +163,17 @@ def routed_expert_ops(shape: MoEShape, tokens: float, load: RankLoad, precision:
     v = variant(choice.variant)
     f_l = placement.expert_ffn(shape.expert_intermediate)
     up_n = (2 if shape.gated else 1) * f_l
+    local = placement.experts(shape.num_experts)
     launches: dict[str, int] = {o.op: o.launches for o in v.ops}
     dispatch_on = "permute" if "permute" in launches else "sort"
     ops: list[Op] = []
     for role in v.roles:
         if role in ("up", "up_act"):
             ops.append(_grouped_gemm("expert_up", load, up_n, shape.expert_width, v.family, precision, count,
-                                     choice.quant))  # fmt: skip
+                                     choice.quant, local=local))  # fmt: skip
         elif role == "down":
             ops.append(_grouped_gemm("expert_down", load, shape.expert_width, f_l, v.family, precision, count,
-                                     choice.quant, combine))  # fmt: skip
+                                     choice.quant, combine, local))  # fmt: skip
         else:
             sync = dispatch if role == dispatch_on else None
             ops.append(_routing_op(role, shape, tokens, load, f_l, precision, count, launches[role], sync,
