@@ -195,3 +195,18 @@ def test_served_sweep_inputs_name_the_engine_and_skip_uneven_attention_dp() -> N
     assert data["inputs"]["Engine"] == "trtllm" and data["inputs"]["Engine step overhead (ms)"] > 0
     assert [r["batch"] for r in data["rows"]] == [4]  # 3 does not split over 2 attention-DP replicas
     assert any("does not split evenly" in reason for reason in data["skipped"])
+
+
+@pytest.mark.parametrize("engine, tp, batch", [("torch-cuda-graph", 2, 4), ("torch-eager", 1, 1), ("vllm", 1, 16)])
+def test_sweep_prices_a_runtime_as_estimate_does(engine: str, tp: int, batch: int) -> None:
+    """One cost model: the sweep's rows (fast and exact) equal `estimate` with the same runtime: its
+    vocabulary layout (gpt-fast keeps the LM head whole on every GPU), its CUDA-graph launch per step,
+    an eager runtime's op-by-op dispatch (such sweeps run the full estimator)."""
+    import roofline as rl
+
+    e = rl.estimate("llama-3.1-8b", "h100-sxm", tp=tp, batch=batch, isl=1024, osl=128, runtime=engine).to_dict()
+    for exact in (False, True):
+        row = rl.sweep("llama-3.1-8b", "h100-sxm", tp=str(tp), batch=str(batch), isl="1024", osl="128", engine=engine,
+                       exact=exact).to_dict()["rows"][0]  # fmt: skip
+        assert row["tpot_s"] == pytest.approx(e["tpot_s"], rel=1e-9)
+        assert row["ttft_batch_s"] == pytest.approx(e["ttft_batch_s"], rel=1e-9)

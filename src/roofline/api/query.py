@@ -4,7 +4,6 @@ workload, the cluster and the scenario, with `--set` overrides applied and warni
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -153,9 +152,7 @@ def build_query(o: LlmOptions) -> Query:
     workload = model_of(o.model, o.set, autoregressive=True)
     plan = ParallelPlan.for_gpus(o.tp, o.pp, o.gpus, o.ep, o.attn_dp, o.moe_imbalance, o.cp)
     runtime = runtime_of(o.runtime)
-    if runtime is not None:  # how the runtime lays out the vocabulary (gpt-fast keeps it whole on every GPU)
-        plan = dataclasses.replace(plan, vocab_parallel=runtime.vocab_parallel,
-                                   lm_head_quantized=runtime.lm_head_quantized)  # fmt: skip
+    plan = plan.with_vocab_layout(runtime)  # gpt-fast keeps embedding and LM head whole on every GPU
     library = o.comm_library or (runtime.kernels.allreduce if runtime is not None else "nccl")
     scenario = Scenario(o.batch, o.isl, o.osl, precision_of(workload, o), plan, reserve_bytes(o.reserve),
                         o.max_num_tokens, o.mtp, o.mtp_acceptance, library, o.overlap_ep,

@@ -51,14 +51,10 @@ def load_of(max_throughput: bool, rate: float | str | None, concurrency: int | N
     return Load("concurrency", float(concurrency), **kw)
 
 
-def with_moe_kernels(q: Query, variant_name: str, profile: EngineConfig | None = None) -> Query:
-    """The query with the engine's MoE kernel variant in its plan (what its MoE layers launch) and,
-    given the profile, its vocabulary layout (embedding / LM head split over TP or whole)."""
-    variant(variant_name)  # an unknown name: one clear error
-    plan = dataclasses.replace(q.scenario.plan, moe_kernels=variant_name)
-    if profile is not None:
-        plan = dataclasses.replace(plan, vocab_parallel=profile.vocab_parallel,
-                                   lm_head_quantized=profile.lm_head_quantized)  # fmt: skip
+def on_engine(q: Query, profile: EngineConfig) -> Query:
+    """The query with the engine's MoE kernel variant and vocabulary layout in its plan."""
+    variant(profile.moe_kernels)  # an unknown name: one clear error
+    plan = dataclasses.replace(q.scenario.plan.with_vocab_layout(profile), moe_kernels=profile.moe_kernels)
     return dataclasses.replace(q, scenario=dataclasses.replace(q.scenario, plan=plan))
 
 
@@ -240,7 +236,7 @@ def serve(
                                mtp, mtp_acceptance, comm_library, overlap_ep, cp, sp, set))  # fmt: skip
     if mtp and not q.workload.mtp_layers:
         raise RooflineError(f"{q.workload.id} ships no MTP layers; drop --mtp (or use --draft-model)")
-    q = with_moe_kernels(q, profile.moe_kernels, profile)
+    q = on_engine(q, profile)
     if draft_model is None and (draft_tokens != DEFAULT_DRAFT_TOKENS or draft_acceptance != DEFAULT_DRAFT_ACCEPTANCE):
         raise RooflineError("--draft-tokens and --draft-acceptance describe a --draft-model; give one or drop them")
     if disaggregate is not None and gpus is not None:

@@ -25,7 +25,6 @@ from roofline.simulator.plan import (
     MAX_SEQUENCE_TOKENS,
     ParallelPlan,
     Scenario,
-    prefill_chunks,
 )
 from roofline.simulator.serving.engine_config import DEFAULT_ENGINE, EngineConfig, load_engine
 from roofline.simulator.serving.service import MAX_REQUESTS
@@ -125,7 +124,7 @@ def run_sweep_chunk(chunk: SweepChunk, progress: Callable[[int], None] | None = 
     clusters = grid.clusters_for(request.hardware)
     workload = get_autoregressive(request.models[chunk.model])
     precisions = [grid.precision_for(workload, d, request.kv_dtype) for d in request.weight_dtypes]
-    run = _serve if request.request_rates_per_s else _exact if request.exact else _fast
+    run = _serve if request.request_rates_per_s else _exact if request.exact or _eager(request.engine) else _fast
     rows = run(workload, request, clusters, precisions, list(chunk.configs), skipped, progress)
     return rows, skipped
 
@@ -153,6 +152,13 @@ def run_sweep(request: SweepRequest, progress: Callable[[int], None] | None = No
         for message, count in part_skipped.items():
             skipped[message] = skipped.get(message, 0) + count
     return rows, skipped
+
+
+def _eager(engine: EngineConfig | None) -> bool:
+    """A runtime that launches a phase op by op from Python: its host dispatch interleaves with the
+    kernels (simulator/host.eager_step_s), which the vectorised fast path does not model, so its
+    sweeps run the full estimator."""
+    return engine is not None and "eager" in (engine.host.decode_launch, engine.host.prefill_launch)
 
 
 def _attention_kernel(request: SweepRequest) -> str | None:
@@ -190,10 +196,11 @@ def _exact(workload: Workload, request: SweepRequest, clusters: list[Any], preci
         p, hardware = precisions[cfg["precision"]], request.hardware[cfg["hardware"]]
         try:
             plan = ParallelPlan(tp=cfg["tp"], pp=cfg["pp"], ep=cfg["ep"], attn_dp=cfg["attn_dp"])
+            plan = plan.with_vocab_layout(request.engine)
             scenario = Scenario(cfg["batch"], cfg["isl"], cfg["osl"], p, plan, max_num_tokens=request.max_num_tokens,
-                                attention=_attention_kernel(request))  # fmt: skip
+                                attention=_attention_kernel(request), runtime=request.engine)  # fmt: skip
             cluster = resolve_cluster(hardware=hardware, num_gpus=plan.num_gpus)
-            result = estimate(workload, cluster, scenario)
+            result = estimate(workload, cluster, scenario)  # the runtime's host side included, as `estimate` does
         except RooflineError as exc:
             skipped[str(exc)] = skipped.get(str(exc), 0) + 1
             if progress:
@@ -201,17 +208,6 @@ def _exact(workload: Workload, request: SweepRequest, clusters: list[Any], preci
             continue
         memory = _memory(workload, cluster, scenario)
         ttft, tpot = result.ttft_batch_s, result.tpot_s
-        engine = request.engine
-        if engine is not None:  # host overheads as FastModel adds them: per step, per sequence in a step
-            from roofline.simulator.host import on_cluster_host
-
-            engine = on_cluster_host(engine, cluster)
-            steps = sum(r for _, r in prefill_chunks(cfg["batch"], cfg["isl"], request.max_num_tokens, cfg["attn_dp"]))
-            passes = -(-cfg["isl"] // request.max_num_tokens)
-            per_rank = -(-cfg["batch"] // cfg["attn_dp"])  # engine.per_replica: each replica's own executor
-            host_s = steps * engine.step_overhead + passes * per_rank * engine.per_sequence_overhead
-            ttft = engine.overlapped_s(ttft, host_s)
-            tpot = float(engine.with_host_s(tpot, per_rank))
         label = clusters[cfg["hardware"]].accelerator.id
         rows.append(_row(workload.id, label, grid.dtype_label(p), p.kv_cache.value, cfg, ("ttft_batch_s", ttft), tpot,
                          memory))  # fmt: skip
@@ -244,6 +240,7 @@ def _serve(workload: Workload, request: SweepRequest, clusters: list[Any], preci
                 raise RooflineError(f"batch limit {cfg['batch']} does not split evenly over {cfg['attn_dp']} "
                                     "attention-DP replicas")  # fmt: skip
             plan = ParallelPlan(tp=cfg["tp"], pp=cfg["pp"], ep=cfg["ep"], attn_dp=cfg["attn_dp"])
+            plan = plan.with_vocab_layout(request.engine)
             scenario = Scenario(cfg["batch"], cfg["isl"], cfg["osl"], p, plan, max_num_tokens=request.max_num_tokens,
                                 attention=_attention_kernel(request))  # fmt: skip
             cluster = resolve_cluster(hardware=hardware, num_gpus=plan.num_gpus)

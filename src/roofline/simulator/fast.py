@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -83,9 +83,12 @@ class Layout:
     ep: int
     attn_dp: int
     precision: Precision
+    vocab_parallel: bool = True  # the runtime splits embedding and LM head over tp (ParallelPlan's field)
+    lm_head_quantized: bool = False
 
     def plan(self, pp: int = 1) -> ParallelPlan:
-        return ParallelPlan(tp=self.tp, pp=pp, ep=self.ep, attn_dp=self.attn_dp)
+        return ParallelPlan(tp=self.tp, pp=pp, ep=self.ep, attn_dp=self.attn_dp, vocab_parallel=self.vocab_parallel,
+                            lm_head_quantized=self.lm_head_quantized)  # fmt: skip
 
 
 Q_FLOPS, Q_BYTES, Q_MESSAGE, Q_M, Q_N, Q_K, Q_GEMM_BATCH = range(7)
@@ -129,11 +132,13 @@ class OpTable:
 
 
 def _parts(layout: Layout, layers: int) -> list[Placement]:
-    tp, ep, adp = layout.tp, layout.ep, layout.attn_dp
+    whole = Placement(layer_start=0, layer_end=layers, has_embedding=False, has_lm_head=False, tp=layout.tp,
+                      ep=layout.ep, attn_dp=layout.attn_dp, vocab_parallel=layout.vocab_parallel,
+                      lm_head_quantized=layout.lm_head_quantized)  # fmt: skip
     return [
-        Placement(layer_start=0, layer_end=layers, has_embedding=False, has_lm_head=False, tp=tp, ep=ep, attn_dp=adp),
-        Placement(layer_start=0, layer_end=0, has_embedding=True, has_lm_head=False, tp=tp, ep=ep, attn_dp=adp),
-        Placement(layer_start=0, layer_end=0, has_embedding=False, has_lm_head=True, tp=tp, ep=ep, attn_dp=adp),
+        whole,
+        replace(whole, layer_end=0, has_embedding=True),
+        replace(whole, layer_end=0, has_lm_head=True),
     ]
 
 
@@ -831,7 +836,8 @@ class FastModel:
         out = _by_hardware(h, on)
         if engine is not None:
             per_rank = -(-batch // layout.attn_dp)  # engine.per_replica: each replica's executor, in parallel
-            out = engine.overlapped_s(out, engine.scheduler_s(per_rank) / self.host_speed(engine)[h])
+            speed = self.host_speed(engine)[h]
+            out = engine.overlapped_s(out, engine.scheduler_s(per_rank) / speed) + engine.graph_launch_s(False) / speed
         return np.asarray(out, dtype=float)
 
     def host_speed(self, engine: EngineConfig) -> np.ndarray:
@@ -872,7 +878,8 @@ class FastModel:
             steps = rounds * passes
         if engine is not None:  # host costs on each cluster's host CPU (simulator/host.py)
             host_s = steps * engine.step_overhead + passes * -(-batch // replicas) * engine.per_sequence_overhead
-            ttft = engine.overlapped_s(ttft, host_s / self.host_speed(engine)[h])
+            speed = self.host_speed(engine)[h]
+            ttft = engine.overlapped_s(ttft, host_s / speed) + steps * engine.graph_launch_s(True) / speed
         return np.asarray(ttft, dtype=float)
 
     # ---- memory ----------------------------------------------------------------------------------
@@ -976,7 +983,13 @@ def evaluate(model: FastModel, configs: dict[str, np.ndarray], precisions: Seque
     for (prec, tp, ep, attn_dp, isl, osl), sel in zip(groups, np.split(order, splits), strict=True):
         h, batch, pp = configs["hardware"][sel], configs["batch"][sel], configs["pp"][sel]
         try:
-            layout = Layout(int(tp), int(ep), int(attn_dp), precisions[int(prec)])
+            layout = Layout(
+                int(tp),
+                int(ep),
+                int(attn_dp),
+                precisions[int(prec)],
+                *((engine.vocab_parallel, engine.lm_head_quantized) if engine is not None else ()),
+            )
             for p in np.unique(pp):
                 stage_placements(model.workload, layout.plan(int(p)))  # raises on an impossible split
         except RooflineError as exc:

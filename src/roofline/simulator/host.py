@@ -124,7 +124,7 @@ def step_with_host(
     scheduler_s = runtime.scheduler_s(sequences)
     launch = runtime.host.prefill_launch if phase is Phase.PREFILL else runtime.host.decode_launch
     if launch == "cuda_graph":
-        step_s = runtime.overlapped_s(device_s, scheduler_s) + runtime.host.graph_launch
+        step_s = runtime.overlapped_s(device_s, scheduler_s) + runtime.graph_launch_s(phase is Phase.PREFILL)
         return HostStep(step_s, step_s - device_s)
     pipelined_s, _ = eager_step_s(costs, runtime)
     unfused_s = sum(unfused_extra_s(c, runtime) * c.op.count for c in costs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from roofline.errors import RooflineError
@@ -61,6 +61,13 @@ class ParallelPlan:
     @property
     def num_gpus(self) -> int:
         return self.gpus_per_replica * self.dp
+
+    def with_vocab_layout(self, runtime: EngineConfig | None) -> ParallelPlan:
+        """The plan with the runtime's vocabulary layout (embedding / LM head split over TP or whole
+        on every GPU, the LM head quantized with the weights or not); None: vocabulary-parallel."""
+        if runtime is None:
+            return self
+        return replace(self, vocab_parallel=runtime.vocab_parallel, lm_head_quantized=runtime.lm_head_quantized)
 
     @classmethod
     def for_gpus(cls, tp: int, pp: int, num_gpus: int | None, ep: int = 1, attn_dp: int = 1,

@@ -158,6 +158,12 @@ class EngineConfig(BaseModel):
             return device_s + host_s
         return np.maximum(device_s, hidden * host_s) + (1.0 - hidden) * host_s
 
+    def graph_launch_s(self, prefill: bool) -> float:
+        """Host time to launch one step's CUDA graph where that phase replays one (0 otherwise),
+        on the reference CPU; simulator/host.step_with_host adds it to every such step."""
+        launch = self.host.prefill_launch if prefill else self.host.decode_launch
+        return self.host.graph_launch if launch == "cuda_graph" else 0.0
+
     def with_host_s(self, device_s: Any, sequences: Any) -> Any:
         """`overlapped_s` with the scheduler time of a step of `sequences` sequences (reference CPU)."""
         return self.overlapped_s(device_s, self.scheduler_s(sequences))
