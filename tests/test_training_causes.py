@@ -233,3 +233,6 @@ def test_the_recipe_switches_are_those_of_the_rows_release_and_layout() -> None:
     # a recipe tied to a layout does not hold for another layout on the same system
     other = replace(cases["t0045"], pp=16, ep=8)
     assert not training_config(other, "deepseek-v3").ep_overlap
+    # a Megatron-Bridge recipe is not another framework's: a torchtitan row keeps the model's own MTP only
+    titan = training_config(replace(cases["t0045"], runtime="torchtitan"), "deepseek-v3")
+    assert not titan.ep_overlap and not titan.recompute_modules and titan.mtp_layers == 1

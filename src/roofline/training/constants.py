@@ -78,14 +78,17 @@ class PublishedRecipe(_Frozen):
     from_release: str | None = None  # the framework release whose recipes first set these switches
     before_release: str | None = None  # the first release whose recipes no longer do
     layout: dict[str, int] = Field(default_factory=dict)  # the recipe's layout (pp, vpp, ep ...), when it names one
+    framework: str | None = None  # the framework whose recipe it is (None: the model's own, any framework)
     source: str = Field(min_length=3)
 
     def applies(self, model: str, hardware: str, precision: str, release: str | None = None,
-                layout: dict[str, int] | None = None) -> bool:  # fmt: skip
+                layout: dict[str, int] | None = None, framework: str | None = None) -> bool:  # fmt: skip
         """Whether the recipe holds for this model, system, precision and layout at this container
-        release (None: the latest, so a recipe that ended before it does not hold)."""
+        release (None: the latest, so a recipe that ended before it does not hold) in this framework."""
         if not (self.model == model and (not self.hardware or hardware in self.hardware)
                 and self.precision in (None, precision) and precision not in self.except_precisions):  # fmt: skip
+            return False
+        if self.framework is not None and framework is not None and framework != self.framework:
             return False
         if self.layout and any((layout or {}).get(key) != value for key, value in self.layout.items()):
             return False

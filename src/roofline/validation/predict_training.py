@@ -49,12 +49,13 @@ def _int(case: Case, key: str, default: int = 1) -> int:
 
 
 def recipe_switches(model: str, hardware: str, precision: str, release: str | None = None,
-                    layout: dict[str, int] | None = None) -> dict[str, Any]:  # fmt: skip
+                    layout: dict[str, int] | None = None, framework: str | None = None) -> dict[str, Any]:  # fmt: skip
     """What the framework's published recipes for this model, system and precision at this container
     release set that the row's columns do not carry (data/training.yaml `published_recipes`): EP
     overlap, MTP passes, a pipeline layout that evens the stages, fine-grained recompute modules, the
     fused MoE expert path, TP communication overlap."""
-    recipes = [r for r in constants().published_recipes if r.applies(model, hardware, precision, release, layout)]
+    recipes = [r for r in constants().published_recipes
+               if r.applies(model, hardware, precision, release, layout, framework)]  # fmt: skip
     return {"ep_overlap": any(r.ep_overlap for r in recipes),
             "mtp_layers": max((r.mtp_layers for r in recipes), default=0),
             "balanced_stages": any(r.balanced_stages for r in recipes),
@@ -86,7 +87,8 @@ def training_config(case: Case, model: str = "") -> TrainConfig:
     convention = flop_convention_for(framework, notes.get("release"))
     layout = {"tp": case.tp or 1, "pp": case.pp or 1, "vpp": _int(case, "vpp"), "ep": case.ep or 1,
               "micro_batch": case.load_int("micro_batch"), "global_batch": case.load_int("global_batch")}  # fmt: skip
-    switches = recipe_switches(model, case.hardware, case.load_fields["precision"], notes.get("release"), layout)
+    switches = recipe_switches(model, case.hardware, case.load_fields["precision"], notes.get("release"), layout,
+                               case.runtime or None)  # fmt: skip
     if without_mtp(case.notes):
         switches["mtp_layers"] = 0
     return TrainConfig(
