@@ -210,3 +210,11 @@ def test_sweep_prices_a_runtime_as_estimate_does(engine: str, tp: int, batch: in
                        exact=exact).to_dict()["rows"][0]  # fmt: skip
         assert row["tpot_s"] == pytest.approx(e["tpot_s"], rel=1e-9)
         assert row["ttft_batch_s"] == pytest.approx(e["ttft_batch_s"], rel=1e-9)
+
+
+def test_plan_refuses_an_eager_runtime_in_one_line() -> None:
+    result = CliRunner().invoke(app, ["plan", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--isl", "512",
+                                      "--osl", "128", "--rate", "1", "--ttft-p99", "2s", "--tpot-p99", "100ms",
+                                      "--max-gpus", "2", "--engine", "torch-eager"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "does not model torch-eager" in result.output and "Traceback" not in result.output

@@ -250,6 +250,10 @@ def plan(request: PlanRequest) -> PlanResult:
     precisions = [grid.precision_for(workload, None if d == workload.weight_dtype.value else d) for d in dtypes]
     clusters = grid.clusters_for(hardware)
     engine = load_engine(request.engine)
+    if engine.eager:
+        raise RooflineError(f"plan searches with the vectorised estimator, which does not model {engine.id}'s "
+                            "op-by-op Python dispatch; plan a serving runtime (trtllm, vllm, sglang, torch-cuda-graph) "
+                            f"or price {engine.id} with `roofline sweep --engine {engine.id}`")  # fmt: skip
     model = FastModel(workload, clusters, max_num_tokens=engine.max_num_tokens,
                       attention_kernel=engine.kernels.attention)  # fmt: skip
     cands = candidates(workload, clusters, hardware, precisions, request)

@@ -124,7 +124,8 @@ def run_sweep_chunk(chunk: SweepChunk, progress: Callable[[int], None] | None = 
     clusters = grid.clusters_for(request.hardware)
     workload = get_autoregressive(request.models[chunk.model])
     precisions = [grid.precision_for(workload, d, request.kv_dtype) for d in request.weight_dtypes]
-    run = _serve if request.request_rates_per_s else _exact if request.exact or _eager(request.engine) else _fast
+    eager = request.engine is not None and request.engine.eager  # op-by-op dispatch: the full estimator prices it
+    run = _serve if request.request_rates_per_s else _exact if request.exact or eager else _fast
     rows = run(workload, request, clusters, precisions, list(chunk.configs), skipped, progress)
     return rows, skipped
 
@@ -152,13 +153,6 @@ def run_sweep(request: SweepRequest, progress: Callable[[int], None] | None = No
         for message, count in part_skipped.items():
             skipped[message] = skipped.get(message, 0) + count
     return rows, skipped
-
-
-def _eager(engine: EngineConfig | None) -> bool:
-    """A runtime that launches a phase op by op from Python: its host dispatch interleaves with the
-    kernels (simulator/host.eager_step_s), which the vectorised fast path does not model, so its
-    sweeps run the full estimator."""
-    return engine is not None and "eager" in (engine.host.decode_launch, engine.host.prefill_launch)
 
 
 def _attention_kernel(request: SweepRequest) -> str | None:

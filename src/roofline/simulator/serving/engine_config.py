@@ -158,6 +158,12 @@ class EngineConfig(BaseModel):
             return device_s + host_s
         return np.maximum(device_s, hidden * host_s) + (1.0 - hidden) * host_s
 
+    @property
+    def eager(self) -> bool:
+        """Whether a phase is launched op by op from Python: its host dispatch interleaves with the
+        kernels (simulator/host.eager_step_s), which the vectorised fast path does not model."""
+        return "eager" in (self.host.decode_launch, self.host.prefill_launch)
+
     def graph_launch_s(self, prefill: bool) -> float:
         """Host time to launch one step's CUDA graph where that phase replays one (0 otherwise),
         on the reference CPU; simulator/host.step_with_host adds it to every such step."""
