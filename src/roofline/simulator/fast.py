@@ -988,7 +988,8 @@ def evaluate(model: FastModel, configs: dict[str, np.ndarray], precisions: Seque
                 int(ep),
                 int(attn_dp),
                 precisions[int(prec)],
-                *((engine.vocab_parallel, engine.lm_head_quantized) if engine is not None else ()),
+                vocab_parallel=engine.vocab_parallel if engine is not None else True,
+                lm_head_quantized=engine.lm_head_quantized if engine is not None else False,
             )
             for p in np.unique(pp):
                 stage_placements(model.workload, layout.plan(int(p)))  # raises on an impossible split

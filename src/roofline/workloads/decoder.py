@@ -37,6 +37,7 @@ class DecoderTransformer(Workload):
     head_dim: int | None = Field(default=None, gt=0, description="default hidden_size / num_attention_heads")
     vocab_size: int = Field(gt=0)
     norm: str = "rmsnorm"
+    hidden_act: str = Field(default="silu", description="the MLP's (gate) activation (gpt-oss: quick_gelu)")
     tie_word_embeddings: bool = False
     attention_bias: bool = False
     qk_norm: bool = False

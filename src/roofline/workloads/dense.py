@@ -26,7 +26,6 @@ class DenseTransformer(DecoderTransformer):
     kind: Literal["dense"] = "dense"
     intermediate_size: int = Field(gt=0)
     mlp: Literal["gated", "plain"] = "gated"
-    hidden_act: str = "silu"
     mlp_bias: bool = False
 
     @property

@@ -25,7 +25,6 @@ class MoEFields(DecoderTransformer):
 
     intermediate_size: int = Field(default=0, ge=0, description="FFN width of the dense (non-MoE) layers")
     mlp: Literal["gated", "plain"] = "gated"
-    hidden_act: str = Field(default="silu", description="the gate activation (gpt-oss: quick_gelu)")
     num_experts: int = Field(gt=1)
     num_experts_per_tok: int = Field(gt=0)
     moe_intermediate_size: int = Field(gt=0)
